@@ -1,0 +1,83 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+
+	"github.com/spf13/cobra"
+	ct "github.com/ti-mo/conntrack"
+	"golang.org/x/sys/unix"
+)
+
+func checkCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "check",
+		Short: "Say what this kernel offers natreveal, one line each; exit 0 when `run` can work",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			out := cmd.OutOrStdout()
+			ok := true
+			line := func(name string, good bool, detail string) {
+				mark := "ok  "
+				if !good {
+					mark = "FAIL"
+				}
+				fmt.Fprintf(out, "%s %-10s %s\n", mark, name, detail)
+			}
+
+			if m, err := probe(); err != nil {
+				ok = false
+				line("queue", false, err.Error())
+			} else {
+				line("queue", true, "run will use the "+m.String())
+			}
+
+			if err := checkConntrack(); err != nil {
+				line("ctnetlink", false, err.Error()+" (needed by post-nat placement and flow eviction)")
+				ok = false
+			} else {
+				line("ctnetlink", true, "conntrack lookups and destroy events available")
+			}
+
+			if err := checkNetns(); err != nil {
+				line("netns", false, err.Error()+" (needed by the tests and the lab, not by run)")
+			} else {
+				line("netns", true, "network namespaces can be created (tests, lab)")
+			}
+			if !ok {
+				return &exitError{code: 1, err: fmt.Errorf("check: run cannot work on this kernel")}
+			}
+			return nil
+		},
+	}
+}
+
+// checkConntrack asks ctnetlink for its global statistics.
+func checkConntrack() error {
+	c, err := ct.Dial(nil)
+	if err != nil {
+		return fmt.Errorf("dial: %w", err)
+	}
+	defer c.Close()
+	if _, err := c.StatsGlobal(); err != nil {
+		return fmt.Errorf("query: %w", err)
+	}
+	return nil
+}
+
+// checkNetns creates a network namespace on a thread that is then thrown away.
+func checkNetns() error {
+	if _, err := os.Stat("/proc/self/ns/net"); err != nil {
+		return fmt.Errorf("no /proc/self/ns/net: %w", err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
+		errc <- unix.Unshare(unix.CLONE_NEWNET)
+	}()
+	if err := <-errc; err != nil {
+		return fmt.Errorf("unshare: %w", err)
+	}
+	return nil
+}

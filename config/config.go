@@ -1,0 +1,198 @@
+// Package config loads natreveal's configuration from a YAML file, NATREVEAL_*
+// environment variables and command-line flags (flag > env > file > default)
+// with viper, and validates every key before anything is installed.
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// Methods the SYN path knows.
+const (
+	MethodTCPOption = "tcp-option"
+	MethodIPID      = "ip-id"
+)
+
+// IP-ID scopes (which packets carry the HOST_ID in their Identification).
+const (
+	ScopeSYN = "syn" // the SYN only
+	ScopeNew = "new" // the client's packets until the server acknowledges data
+	ScopeAll = "all" // every TCP packet from the inside hosts
+)
+
+// Config is the validated configuration.
+type Config struct {
+	Inside    []netip.Prefix
+	Methods   []string
+	Placement string // "pre-nat" or "post-nat"
+	Table     string
+
+	HostID struct {
+		Source  string
+		KeyFile string
+		MapFile string
+	}
+	TCPOption struct {
+		Length      int  // HOST_ID bytes: 2 or 4 (RFC 7974 §3)
+		MaxSegments int  // client segments after the SYN that may carry it
+		CGN         bool // operator states this NAT is a CGN (RFC 7974 §8)
+	}
+	IPID struct {
+		Scope string
+	}
+	Queue struct {
+		Num      uint16
+		Count    uint16
+		FailOpen bool
+		MaxLen   uint32
+		Workers  int
+		Backlog  int
+	}
+	Flows struct {
+		Max int
+	}
+	Marks struct {
+		Track uint32
+		Done  uint32
+	}
+}
+
+// Has reports whether method m is enabled.
+func (c *Config) Has(m string) bool {
+	for _, x := range c.Methods {
+		if x == m {
+			return true
+		}
+	}
+	return false
+}
+
+// Error is a bad configuration value: the key and what is wrong with it.
+type Error struct {
+	Key string
+	Msg string
+}
+
+func (e *Error) Error() string { return e.Key + ": " + e.Msg }
+
+func bad(key, format string, a ...any) *Error {
+	return &Error{Key: key, Msg: fmt.Sprintf(format, a...)}
+}
+
+// defaults for every key; a key absent here is unknown in a file.
+var defaults = map[string]any{
+	"inside":                  []string{},
+	"methods":                 []string{},
+	"placement":               "pre-nat",
+	"table":                   "natreveal",
+	"hostid.source":           "lower16",
+	"hostid.key_file":         "",
+	"hostid.map_file":         "",
+	"tcp_option.length":       2,
+	"tcp_option.max_segments": 8,
+	"tcp_option.cgn":          false,
+	"ip_id.scope":             ScopeSYN,
+	"queue.num":               0,
+	"queue.count":             1,
+	"queue.fail_open":         true,
+	"queue.max_len":           4096,
+	"queue.workers":           0, // 0: one per CPU
+	"queue.backlog":           1024,
+	"flows.max":               65536,
+	"marks.track":             0x00010000,
+	"marks.done":              0x00020000,
+}
+
+// flags maps command-line flags to keys.
+var flags = map[string]string{
+	"inside":            "inside",
+	"methods":           "methods",
+	"placement":         "placement",
+	"hostid-source":     "hostid.source",
+	"hostid-key-file":   "hostid.key_file",
+	"hostid-map-file":   "hostid.map_file",
+	"tcp-option-length": "tcp_option.length",
+	"ip-id-scope":       "ip_id.scope",
+	"queue-num":         "queue.num",
+	"queue-count":       "queue.count",
+}
+
+// AddFlags registers the configuration flags on fs.
+func AddFlags(fs *pflag.FlagSet) {
+	fs.String("config", "", "YAML configuration file")
+	fs.StringSlice("inside", nil, "inside IPv4 prefixes whose hosts get a HOST_ID (required)")
+	fs.StringSlice("methods", nil, "methods to enable: tcp-option, ip-id")
+	fs.String("placement", "pre-nat", "where packets are queued: pre-nat (inside source visible) or post-nat (conntrack gives it back)")
+	fs.String("hostid-source", "lower16", "HOST_ID source: lower16, address, hash, map")
+	fs.String("hostid-key-file", "", "key file of the hash source (16 bytes or 32 hex digits)")
+	fs.String("hostid-map-file", "", "map file of the map source")
+	fs.Int("tcp-option-length", 2, "HOST_ID bytes in the RFC 7974 option: 2 or 4")
+	fs.String("ip-id-scope", ScopeSYN, "packets whose IP-ID carries the HOST_ID: syn, new, all")
+	fs.Uint16("queue-num", 0, "first NFQUEUE number")
+	fs.Uint16("queue-count", 1, "number of queues (fan-out by CPU)")
+}
+
+// Load reads the configuration: defaults, then the file named by --config (if
+// any), then NATREVEAL_* variables, then flags that were set.
+func Load(fs *pflag.FlagSet, getenv func(string) string) (*Config, error) {
+	v := viper.New()
+	for k, d := range defaults {
+		v.SetDefault(k, d)
+	}
+	v.SetEnvPrefix("NATREVEAL")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	for name, key := range flags {
+		if f := fs.Lookup(name); f != nil {
+			if err := v.BindPFlag(key, f); err != nil {
+				return nil, fmt.Errorf("config: bind flag %s: %w", name, err)
+			}
+		}
+	}
+	file, _ := fs.GetString("config")
+	if file == "" && getenv != nil {
+		file = getenv("NATREVEAL_CONFIG")
+	}
+	if file != "" {
+		if err := readFile(v, file); err != nil {
+			return nil, err
+		}
+	}
+	return fromViper(v)
+}
+
+func readFile(v *viper.Viper, file string) error {
+	if _, err := os.Stat(file); err != nil {
+		return bad("config", "cannot read %s: %v", file, err)
+	}
+	v.SetConfigFile(file)
+	v.SetConfigType("yaml")
+	if err := v.ReadInConfig(); err != nil {
+		return bad("config", "%s: %v", file, err)
+	}
+	// A typo in a key must not silently fall back to a default.
+	fv := viper.New()
+	fv.SetConfigFile(file)
+	fv.SetConfigType("yaml")
+	if err := fv.ReadInConfig(); err != nil {
+		return bad("config", "%s: %v", file, err)
+	}
+	var unknown []string
+	for _, k := range fv.AllKeys() {
+		if _, ok := defaults[k]; !ok {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return bad(unknown[0], "unknown key in %s", file)
+	}
+	return nil
+}

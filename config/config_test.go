@@ -1,0 +1,103 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/pflag"
+)
+
+// load runs Load with a file body (empty: no file), env vars and arguments.
+func load(t *testing.T, file string, env map[string]string, args ...string) (*Config, error) {
+	t.Helper()
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	AddFlags(fs)
+	if file != "" {
+		p := filepath.Join(t.TempDir(), "natreveal.yaml")
+		if err := os.WriteFile(p, []byte(file), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "--config", p)
+	}
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return Load(fs, os.Getenv)
+}
+
+func TestPrecedence(t *testing.T) {
+	file := "inside: [100.64.0.0/24]\nmethods: [tcp-option]\ntcp_option:\n  length: 4\nqueue:\n  num: 5\n  count: 2\n"
+	c, err := load(t, file, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TCPOption.Length != 4 || c.Queue.Num != 5 || c.Queue.Count != 2 || c.IPID.Scope != ScopeSYN {
+		t.Fatalf("file values not applied: %+v", c)
+	}
+	// env beats file
+	c, err = load(t, file, map[string]string{"NATREVEAL_QUEUE_NUM": "7", "NATREVEAL_METHODS": "tcp-option,ip-id"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Queue.Num != 7 || !c.Has(MethodIPID) || !c.Has(MethodTCPOption) {
+		t.Fatalf("env did not override file: num=%d methods=%v", c.Queue.Num, c.Methods)
+	}
+	// flag beats env
+	c, err = load(t, file, map[string]string{"NATREVEAL_QUEUE_NUM": "7"}, "--queue-num", "9", "--inside", "100.64.1.0/24,100.64.2.0/24")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Queue.Num != 9 || len(c.Inside) != 2 || c.Inside[1].String() != "100.64.2.0/24" {
+		t.Fatalf("flags did not override: num=%d inside=%v", c.Queue.Num, c.Inside)
+	}
+}
+
+func TestBadValues(t *testing.T) {
+	base := "inside: [100.64.0.0/24]\nmethods: [tcp-option]\n"
+	for _, c := range []struct {
+		file string
+		args []string
+		key  string
+		msg  string
+	}{
+		{"methods: [tcp-option]\n", nil, "inside", "required"},
+		{"inside: [100.64.0.1/24]\nmethods: [ip-id]\n", nil, "inside", "host bits set"},
+		{"inside: [banana]\nmethods: [ip-id]\n", nil, "inside", "not an IPv4 prefix"},
+		{"inside: [100.64.0.0/24]\n", nil, "methods", "nothing enabled"},
+		{"inside: [100.64.0.0/24]\nmethods: [smoke-signal]\n", nil, "methods", "unknown method"},
+		{base + "tcp_option:\n  length: 3\n", nil, "tcp_option.length", "2 or 4"},
+		{base + "tcp_option:\n  length: 8\n", nil, "tcp_option.length", "out of range"},
+		{base + "ip_id:\n  scope: most\n", nil, "ip_id.scope", "not one of"},
+		{base + "queue:\n  num: lots\n", nil, "queue.num", "want an integer"},
+		{base + "queue:\n  num: 65535\n  count: 2\n", nil, "queue.count", "past 65535"},
+		{base + "hostid:\n  source: hash\n", nil, "hostid.key_file", "required"},
+		{base + "hostid:\n  source: map\n", nil, "hostid.map_file", "required"},
+		{base + "hostid:\n  source: crystal\n", nil, "hostid.source", "not one of"},
+		{base + "hostid:\n  source: address\n", nil, "tcp_option.length", "needs 4 bytes"},
+		{base + "methdos: [ip-id]\n", nil, "methdos", "unknown key"},
+		{"inside: [192.168.1.0/24]\nmethods: [tcp-option]\n", nil, "tcp_option.cgn", "RFC 7974 §8"},
+		{base + "marks:\n  track: 3\n", nil, "marks.track", "single-bit"},
+		{base, []string{"--tcp-option-length", "5"}, "tcp_option.length", "out of range"},
+	} {
+		_, err := load(t, c.file, nil, c.args...)
+		e, ok := err.(*Error)
+		if !ok || e.Key != c.key || !strings.Contains(e.Msg, c.msg) {
+			t.Errorf("file %q args %v: error %v, want key %s mentioning %q", c.file, c.args, err, c.key, c.msg)
+		}
+	}
+}
+
+func TestCGNAllowsPrivateInside(t *testing.T) {
+	c, err := load(t, "inside: [10.0.0.0/8]\nmethods: [tcp-option]\ntcp_option:\n  cgn: true\n", nil)
+	if err != nil || !c.TCPOption.CGN {
+		t.Fatalf("cgn: true must allow RFC 1918 inside prefixes: %v", err)
+	}
+	if _, err := load(t, "inside: [10.0.0.0/8]\nmethods: [ip-id]\n", nil); err != nil {
+		t.Fatalf("ip-id alone is not restricted by RFC 7974 §8: %v", err)
+	}
+}

@@ -1,0 +1,270 @@
+package config
+
+import (
+	"fmt"
+	"math/bits"
+	"net/netip"
+	"strings"
+
+	"github.com/spf13/cast"
+	"github.com/spf13/viper"
+)
+
+// fromViper converts and checks every key; the first bad one is returned.
+func fromViper(v *viper.Viper) (*Config, error) {
+	c := &Config{}
+	var err error
+	if c.Inside, err = prefixes(v, "inside"); err != nil {
+		return nil, err
+	}
+	if c.Methods, err = methods(v); err != nil {
+		return nil, err
+	}
+	if c.Placement, err = oneOf(v, "placement", "pre-nat", "post-nat"); err != nil {
+		return nil, err
+	}
+	if c.Table, err = str(v, "table"); err != nil {
+		return nil, err
+	}
+	if c.Table == "" || len(c.Table) > 255 || strings.ContainsAny(c.Table, " \t\n\"';{}") {
+		return nil, bad("table", "%q is not a usable nftables table name", c.Table)
+	}
+	if c.HostID.Source, err = oneOf(v, "hostid.source", "lower16", "address", "hash", "map"); err != nil {
+		return nil, err
+	}
+	if c.HostID.KeyFile, err = str(v, "hostid.key_file"); err != nil {
+		return nil, err
+	}
+	if c.HostID.MapFile, err = str(v, "hostid.map_file"); err != nil {
+		return nil, err
+	}
+	if c.TCPOption.Length, err = intIn(v, "tcp_option.length", 2, 4); err != nil {
+		return nil, err
+	}
+	if c.TCPOption.Length == 3 {
+		return nil, bad("tcp_option.length", "must be 2 or 4 (RFC 7974 §3), got 3")
+	}
+	if c.TCPOption.MaxSegments, err = intIn(v, "tcp_option.max_segments", 0, 1000); err != nil {
+		return nil, err
+	}
+	if c.TCPOption.CGN, err = boolean(v, "tcp_option.cgn"); err != nil {
+		return nil, err
+	}
+	if c.IPID.Scope, err = oneOf(v, "ip_id.scope", ScopeSYN, ScopeNew, ScopeAll); err != nil {
+		return nil, err
+	}
+	n, err := intIn(v, "queue.num", 0, 65535)
+	if err != nil {
+		return nil, err
+	}
+	cnt, err := intIn(v, "queue.count", 1, 1024)
+	if err != nil {
+		return nil, err
+	}
+	if n+cnt-1 > 65535 {
+		return nil, bad("queue.count", "queues %d..%d run past 65535", n, n+cnt-1)
+	}
+	c.Queue.Num, c.Queue.Count = uint16(n), uint16(cnt)
+	if c.Queue.FailOpen, err = boolean(v, "queue.fail_open"); err != nil {
+		return nil, err
+	}
+	ml, err := intIn(v, "queue.max_len", 1, 1<<20)
+	if err != nil {
+		return nil, err
+	}
+	c.Queue.MaxLen = uint32(ml)
+	if c.Queue.Workers, err = intIn(v, "queue.workers", 0, 1024); err != nil {
+		return nil, err
+	}
+	if c.Queue.Backlog, err = intIn(v, "queue.backlog", 1, 1<<20); err != nil {
+		return nil, err
+	}
+	if c.Flows.Max, err = intIn(v, "flows.max", 1, 1<<24); err != nil {
+		return nil, err
+	}
+	if c.Marks.Track, err = markBit(v, "marks.track"); err != nil {
+		return nil, err
+	}
+	if c.Marks.Done, err = markBit(v, "marks.done"); err != nil {
+		return nil, err
+	}
+	if c.Marks.Track == c.Marks.Done {
+		return nil, bad("marks.done", "must differ from marks.track (%#x)", c.Marks.Track)
+	}
+	return c, c.crossCheck()
+}
+
+// crossCheck validates combinations of keys.
+func (c *Config) crossCheck() error {
+	switch c.HostID.Source {
+	case "hash":
+		if c.HostID.KeyFile == "" {
+			return bad("hostid.key_file", "required by hostid.source hash")
+		}
+	case "map":
+		if c.HostID.MapFile == "" {
+			return bad("hostid.map_file", "required by hostid.source map")
+		}
+	case "address":
+		if c.Has(MethodTCPOption) && c.TCPOption.Length != 4 {
+			return bad("tcp_option.length", "hostid.source address needs 4 bytes, got %d", c.TCPOption.Length)
+		}
+		if c.Has(MethodIPID) {
+			return bad("hostid.source", "address is 32 bits but ip-id carries 16; use lower16, hash or map")
+		}
+	}
+	if c.Has(MethodTCPOption) && !c.TCPOption.CGN {
+		for _, p := range c.Inside {
+			if privateLAN(p) {
+				return bad("tcp_option.cgn", "inside prefix %s is private LAN space: RFC 7974 §8 forbids "+
+					"the option at the border of a private LAN; set tcp_option.cgn: true only if this NAT is a CGN", p)
+			}
+		}
+	}
+	return nil
+}
+
+// privateLAN reports whether p lies in RFC 1918 space (home/enterprise LANs;
+// CGNs use RFC 6598's 100.64.0.0/10).
+func privateLAN(p netip.Prefix) bool {
+	for _, s := range []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"} {
+		q := netip.MustParsePrefix(s)
+		if q.Overlaps(p) {
+			return true
+		}
+	}
+	return false
+}
+
+// list reads a list key given as a YAML sequence, a flag slice or an
+// environment string; elements may also be comma- or space-separated.
+func list(v *viper.Viper, key string) ([]string, error) {
+	raw := v.Get(key)
+	var items []string
+	switch x := raw.(type) {
+	case nil:
+	case string:
+		items = []string{x}
+	case []string:
+		items = x
+	case []any:
+		for _, e := range x {
+			s, err := cast.ToStringE(e)
+			if err != nil {
+				return nil, bad(key, "list element %v is not a string", e)
+			}
+			items = append(items, s)
+		}
+	default:
+		return nil, bad(key, "want a list, got %T", raw)
+	}
+	var out []string
+	for _, it := range items {
+		out = append(out, strings.FieldsFunc(it, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' })...)
+	}
+	return out, nil
+}
+
+func prefixes(v *viper.Viper, key string) ([]netip.Prefix, error) {
+	items, err := list(v, key)
+	if err != nil {
+		return nil, err
+	}
+	if len(items) == 0 {
+		return nil, bad(key, "required: the IPv4 prefixes of the inside hosts, e.g. 100.64.0.0/10")
+	}
+	var out []netip.Prefix
+	for _, s := range items {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, bad(key, "%q is not an IPv4 prefix", s)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		if !p.Addr().Is4() {
+			return nil, bad(key, "%q is not IPv4 (IPv6 is not supported yet)", s)
+		}
+		if p.Masked() != p {
+			return nil, bad(key, "%q has host bits set (did you mean %s?)", s, p.Masked())
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func methods(v *viper.Viper) ([]string, error) {
+	items, err := list(v, "methods")
+	if err != nil {
+		return nil, err
+	}
+	if len(items) == 0 {
+		return nil, bad("methods", "nothing enabled; name at least one of %s, %s", MethodTCPOption, MethodIPID)
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, m := range items {
+		if m != MethodTCPOption && m != MethodIPID {
+			return nil, bad("methods", "unknown method %q (want %s or %s)", m, MethodTCPOption, MethodIPID)
+		}
+		if !seen[m] {
+			seen[m] = true
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+func str(v *viper.Viper, key string) (string, error) {
+	s, err := cast.ToStringE(v.Get(key))
+	if err != nil {
+		return "", bad(key, "want a string, got %v", v.Get(key))
+	}
+	return strings.TrimSpace(s), nil
+}
+
+func oneOf(v *viper.Viper, key string, allowed ...string) (string, error) {
+	s, err := str(v, key)
+	if err != nil {
+		return "", err
+	}
+	for _, a := range allowed {
+		if s == a {
+			return s, nil
+		}
+	}
+	return "", bad(key, "%q is not one of %s", s, strings.Join(allowed, ", "))
+}
+
+func intIn(v *viper.Viper, key string, lo, hi int) (int, error) {
+	raw := v.Get(key)
+	n, err := cast.ToIntE(raw)
+	if s, ok := raw.(string); ok && err == nil && strings.TrimSpace(s) == "" {
+		err = fmt.Errorf("empty")
+	}
+	if err != nil {
+		return 0, bad(key, "want an integer, got %q", fmt.Sprint(raw))
+	}
+	if n < lo || n > hi {
+		return 0, bad(key, "%d is out of range %d..%d", n, lo, hi)
+	}
+	return n, nil
+}
+
+func boolean(v *viper.Viper, key string) (bool, error) {
+	b, err := cast.ToBoolE(v.Get(key))
+	if err != nil {
+		return false, bad(key, "want true or false, got %q", fmt.Sprint(v.Get(key)))
+	}
+	return b, nil
+}
+
+func markBit(v *viper.Viper, key string) (uint32, error) {
+	raw := v.Get(key)
+	n, err := cast.ToInt64E(raw)
+	if err != nil || n <= 0 || n > 0xffffffff || bits.OnesCount64(uint64(n)) != 1 {
+		return 0, bad(key, "want a single-bit packet mark such as 0x00010000, got %q", fmt.Sprint(raw))
+	}
+	return uint32(n), nil
+}

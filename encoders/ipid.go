@@ -1,0 +1,38 @@
+package encoders
+
+import "encoding/binary"
+
+// SetIPID writes id into the Identification field of an atomic datagram
+// (RFC 6864 §4: DF=1, MF=0, offset 0; §4.1: "Originating sources MAY set the
+// IPv4 ID field of atomic datagrams to any value"). A non-atomic datagram's
+// ID is used for reassembly and must not change: Fragment when MF or the
+// offset is set, NotAtomic when DF is clear. The header checksum is updated
+// incrementally (RFC 1624 eqn 3). Unchanged when the ID already equals id.
+func SetIPID(pkt []byte, id uint16) Result {
+	ip, res := ParseIPv4(pkt)
+	if res != Unchanged {
+		return res
+	}
+	if ip.IsFragment() {
+		return Fragment
+	}
+	if !ip.DF {
+		return NotAtomic
+	}
+	if ip.ID == id {
+		return Unchanged
+	}
+	binary.BigEndian.PutUint16(pkt[4:], id)
+	binary.BigEndian.PutUint16(pkt[10:], ChecksumAdjust(binary.BigEndian.Uint16(pkt[10:12]), ip.ID, id))
+	return Written
+}
+
+// IPID reads the Identification field and whether the datagram is atomic
+// (RFC 6864 §4). ok is false when the IPv4 header does not parse.
+func IPID(pkt []byte) (id uint16, atomic bool, ok bool) {
+	ip, res := ParseIPv4(pkt)
+	if res != Unchanged {
+		return 0, false, false
+	}
+	return ip.ID, ip.DF && !ip.IsFragment(), true
+}

@@ -1,0 +1,76 @@
+package encoders
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/gopacket/gopacket/layers"
+)
+
+func TestSetIPID(t *testing.T) {
+	atomic := build(t, ipHdr(), synHdr(linuxSYN()...), nil)
+	for _, id := range []uint16{0, 1, 0x1234, 0xfffe, 0xffff, 0x8000} {
+		pkt := clone(atomic)
+		res := SetIPID(pkt, id)
+		want := Written
+		if id == 0x1234 {
+			want = Unchanged
+		}
+		if res != want {
+			t.Fatalf("id %#x: %v, want %v", id, res, want)
+		}
+		d := decode(t, pkt) // gopacket verifies both checksums
+		if d.ip.Id != id {
+			t.Errorf("gopacket reads id %#x, want %#x", d.ip.Id, id)
+		}
+		if got, at, ok := IPID(pkt); got != id || !at || !ok {
+			t.Errorf("IPID = %#x %v %v", got, at, ok)
+		}
+		diff := 0
+		for i := range pkt {
+			if pkt[i] != atomic[i] && i != 4 && i != 5 && i != 10 && i != 11 {
+				diff++
+			}
+		}
+		if diff != 0 {
+			t.Errorf("bytes other than ID and checksum changed")
+		}
+	}
+
+	for _, tc := range []struct {
+		name  string
+		flags layers.IPv4Flag
+		off   uint16
+		want  Result
+	}{
+		{"DF clear (RFC 6864 non-atomic)", 0, 0, NotAtomic},
+		{"MF set", layers.IPv4MoreFragments, 0, Fragment},
+		{"DF and MF", layers.IPv4DontFragment | layers.IPv4MoreFragments, 0, Fragment},
+		{"offset", 0, 185, Fragment},
+		{"DF and offset", layers.IPv4DontFragment, 1, Fragment},
+	} {
+		ip := ipHdr()
+		ip.Flags, ip.FragOffset = tc.flags, tc.off
+		pkt := build(t, ip, synHdr(), nil)
+		before := bytes.Clone(pkt)
+		if res := SetIPID(pkt, 7); res != tc.want || !bytes.Equal(pkt, before) {
+			t.Errorf("%s: %v, want %v, unchanged", tc.name, res, tc.want)
+		}
+		if _, at, ok := IPID(pkt); at || !ok {
+			t.Errorf("%s: IPID atomic=%v ok=%v", tc.name, at, ok)
+		}
+	}
+	if res := SetIPID(atomic[:19], 1); res != Truncated {
+		t.Errorf("truncated: %v", res)
+	}
+	if _, _, ok := IPID(nil); ok {
+		t.Error("IPID(nil) ok")
+	}
+	// Not TCP: the ID belongs to IP; any protocol is fine.
+	udp := clone(atomic)
+	udp[9] = 17
+	fixChecksums(udp)
+	if res := SetIPID(udp, 99); res != Written || !IPv4ChecksumOK(udp) {
+		t.Errorf("UDP: %v", res)
+	}
+}

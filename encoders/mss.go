@@ -1,0 +1,41 @@
+package encoders
+
+import (
+	"encoding/binary"
+	"math/bits"
+)
+
+// MinMSS is the floor LowerMSS never goes below: the default send MSS of
+// 536 bytes for IPv4 (RFC 9293 §3.7.1, RFC 1122 §4.2.2.6).
+const MinMSS = 536
+
+// LowerMSS lowers the MSS option (RFC 9293 §3.7.1) of a SYN or SYN-ACK by
+// delta, to make room for bytes a middlebox adds later, but never below
+// MinMSS and never raising it. The TCP checksum is updated incrementally
+// (RFC 1624). Unchanged when the segment has no SYN, no MSS option, or the
+// value would not change.
+func LowerMSS(pkt []byte, delta uint16) Result {
+	_, t, res := parseIPv4TCP(pkt)
+	if res != Unchanged {
+		return res
+	}
+	if t.Flags&FlagSYN == 0 || t.MSS <= MinMSS || delta == 0 {
+		return Unchanged
+	}
+	mss := MinMSS
+	if int(t.MSS)-int(delta) > MinMSS {
+		mss = int(t.MSS) - int(delta)
+	}
+	tcp := pkt[t.Off : t.Off+t.HdrLen]
+	p, _ := findOption(tcp[tcpMinHdr:], optMSS, 4) // found by ParseTCP
+	v := tcpMinHdr + p + 2                         // value offset in the TCP header
+	old, nw := t.MSS, uint16(mss)
+	binary.BigEndian.PutUint16(tcp[v:], nw)
+	if v%2 == 1 {
+		// An odd offset splits the value across two checksum words: its
+		// contribution to the one's complement sum is byte-swapped.
+		old, nw = bits.ReverseBytes16(old), bits.ReverseBytes16(nw)
+	}
+	binary.BigEndian.PutUint16(tcp[16:], ChecksumAdjust(binary.BigEndian.Uint16(tcp[16:18]), old, nw))
+	return Written
+}

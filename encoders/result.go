@@ -1,0 +1,43 @@
+package encoders
+
+// Result says what an encoder did. It is dense, so it can index counters:
+// var counts [NumResults]uint64; counts[res]++.
+//
+// Parsers (ParseIPv4, ParseTCP) report success as Unchanged: they never
+// modify a packet.
+type Result uint8
+
+const (
+	Written       Result = iota // packet modified
+	Unchanged                   // nothing needed changing (or: parsed fine)
+	Truncated                   // shorter than its headers claim
+	BadHeader                   // version != 4, IHL < 5, data offset < 5, malformed options, bad argument
+	NotTCP                      // IPv4 protocol is not 6
+	Fragment                    // MF set or fragment offset != 0
+	NotAtomic                   // DF clear: RFC 6864 §4, the ID is in use for fragmentation
+	NoOptionSpace               // the 40-byte TCP option space cannot take the option
+	OverMTU                     // the grown datagram would exceed the MTU (or 65535)
+	NoBufferRoom                // cap(buf) too small for the grown datagram
+	NumResults                  // number of Result values; not a result
+)
+
+var resultNames = [NumResults]string{
+	Written:       "written",
+	Unchanged:     "unchanged",
+	Truncated:     "truncated",
+	BadHeader:     "bad-header",
+	NotTCP:        "not-tcp",
+	Fragment:      "fragment",
+	NotAtomic:     "not-atomic",
+	NoOptionSpace: "no-option-space",
+	OverMTU:       "over-mtu",
+	NoBufferRoom:  "no-buffer-room",
+}
+
+// String returns a short kebab-case name, suitable as a metric label.
+func (r Result) String() string {
+	if r < NumResults {
+		return resultNames[r]
+	}
+	return "unknown"
+}

@@ -1,0 +1,148 @@
+package hostid
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Map assigns operator-chosen identifiers (subscriber IDs, VLAN IDs) by the
+// longest matching inside prefix, else by the interface the packet came in
+// on. File format, one entry per line, '#' starts a comment:
+//
+//	100.64.0.0/28   17      # every host of this prefix is subscriber 17
+//	100.64.0.77     4242    # a single host (same as /32)
+//	iface eth1.100  100     # hosts behind this interface
+type Map struct {
+	lens   []int // prefix lengths present, longest first
+	byPfx  map[netip.Prefix]uint32
+	byIf   map[uint32]uint32
+	bits   int
+	maxVal uint64
+}
+
+// ParseMap reads a map file. Identifiers must fit in bits (16 or 32).
+func ParseMap(data []byte, bits int, ifIndex func(string) (uint32, error)) (*Map, error) {
+	if bits != 16 && bits != 32 {
+		return nil, fmt.Errorf("map width must be 16 or 32 bits, got %d", bits)
+	}
+	m := &Map{byPfx: map[netip.Prefix]uint32{}, byIf: map[uint32]uint32{}, bits: bits, maxVal: 1<<bits - 1}
+	seen := map[int]bool{}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for ln := 1; sc.Scan(); ln++ {
+		line := sc.Text()
+		if i := strings.IndexByte(line, '#'); i >= 0 {
+			line = line[:i]
+		}
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		if err := m.addLine(f, seen, ifIndex); err != nil {
+			return nil, fmt.Errorf("map line %d: %w", ln, err)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("map: %w", err)
+	}
+	if len(m.byPfx) == 0 && len(m.byIf) == 0 {
+		return nil, fmt.Errorf("map has no entries")
+	}
+	for l := range seen {
+		m.lens = append(m.lens, l)
+	}
+	sort.Sort(sort.Reverse(sort.IntSlice(m.lens)))
+	return m, nil
+}
+
+func (m *Map) addLine(f []string, seen map[int]bool, ifIndex func(string) (uint32, error)) error {
+	if f[0] == "iface" {
+		if len(f) != 3 {
+			return fmt.Errorf("want \"iface NAME ID\", got %q", strings.Join(f, " "))
+		}
+		id, err := m.parseID(f[2])
+		if err != nil {
+			return err
+		}
+		if ifIndex == nil {
+			return fmt.Errorf("interface %q: no interface resolver", f[1])
+		}
+		idx, err := ifIndex(f[1])
+		if err != nil {
+			return fmt.Errorf("interface %q: %w", f[1], err)
+		}
+		m.byIf[idx] = id
+		return nil
+	}
+	if len(f) != 2 {
+		return fmt.Errorf("want \"PREFIX ID\", got %q", strings.Join(f, " "))
+	}
+	p, err := parsePrefix(f[0])
+	if err != nil {
+		return err
+	}
+	id, err := m.parseID(f[1])
+	if err != nil {
+		return err
+	}
+	if _, dup := m.byPfx[p]; dup {
+		return fmt.Errorf("prefix %s listed twice", p)
+	}
+	m.byPfx[p] = id
+	seen[p.Bits()] = true
+	return nil
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if !strings.Contains(s, "/") {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("bad address %q", s)
+		}
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("bad prefix %q", s)
+	}
+	if p.Masked() != p {
+		return netip.Prefix{}, fmt.Errorf("prefix %q has host bits set (did you mean %s?)", s, p.Masked())
+	}
+	return p, nil
+}
+
+func (m *Map) parseID(s string) (uint32, error) {
+	v, err := strconv.ParseUint(s, 0, 64)
+	if err != nil {
+		return 0, fmt.Errorf("bad identifier %q", s)
+	}
+	if v > m.maxVal {
+		return 0, fmt.Errorf("identifier %d does not fit in %d bits", v, m.bits)
+	}
+	return uint32(v), nil
+}
+
+// HostID looks up the longest prefix containing src, then inIf.
+func (m *Map) HostID(src netip.Addr, inIf uint32) (uint32, bool) {
+	for _, l := range m.lens {
+		p, err := src.Prefix(l)
+		if err != nil {
+			continue
+		}
+		if id, ok := m.byPfx[p]; ok {
+			return id, true
+		}
+	}
+	if inIf != 0 {
+		if id, ok := m.byIf[inIf]; ok {
+			return id, true
+		}
+	}
+	return 0, false
+}
+
+func (m *Map) Bits() int { return m.bits }

@@ -1,0 +1,194 @@
+// Package rules turns a Spec into natreveal's nftables ruleset: one table of
+// its own (family ip) holding a set of inside prefixes, a "steer" chain that
+// sends selected TCP packets to NFQUEUE and, when flows are tracked, a
+// "remember" chain that copies the daemon's verdict mark into the conntrack
+// mark.
+//
+// The ruleset is built as google/nftables objects (Build), installed in one
+// netlink batch that atomically replaces an older copy (Apply), deleted again
+// (Remove), and rendered as the text `nft list table ip <name>` prints for it
+// (Text). Probe finds out how this kernel can queue packets: with the native
+// nft queue expression (nft_queue) or with the xtables NFQUEUE target through
+// nft_compat.
+package rules
+
+import (
+	"errors"
+	"fmt"
+	"math/bits"
+	"net/netip"
+	"regexp"
+	"slices"
+)
+
+// DefaultTable is the table name used when Spec.Table is empty.
+const DefaultTable = "natreveal"
+
+// probeTable is the throwaway table Probe loads (and deletes in the same
+// batch). Spec.Table may not use it.
+const probeTable = "natreveal_probe"
+
+// Mechanism is how packets reach the queue.
+type Mechanism int
+
+const (
+	// Native is the nft queue expression (CONFIG_NFT_QUEUE, nft_queue.ko).
+	Native Mechanism = iota + 1
+	// Compat is the xtables NFQUEUE target (revision 3) run by nft_compat.
+	Compat
+)
+
+func (m Mechanism) String() string {
+	switch m {
+	case Native:
+		return "native nft queue"
+	case Compat:
+		return "xtables NFQUEUE target (nft_compat)"
+	}
+	return fmt.Sprintf("Mechanism(%d)", int(m))
+}
+
+// Placement is where, relative to the kernel's source NAT, packets are queued.
+type Placement int
+
+const (
+	// PreNAT queues before masquerading (postrouting, priority srcnat - 1):
+	// the packet still carries the inside source address.
+	PreNAT Placement = iota + 1
+	// PostNAT queues after masquerading (postrouting, priority srcnat + 1):
+	// inside hosts are recognised by the conntrack original source address.
+	PostNAT
+)
+
+func (p Placement) String() string {
+	switch p {
+	case PreNAT:
+		return "pre-nat"
+	case PostNAT:
+		return "post-nat"
+	}
+	return fmt.Sprintf("Placement(%d)", int(p))
+}
+
+// Spec describes the ruleset.
+type Spec struct {
+	Table      string         // default "natreveal"
+	Inside     []netip.Prefix // IPv4 prefixes of the inside hosts (required)
+	QueueNum   uint16
+	QueueCount uint16 // >=1; fan-out over QueueNum..QueueNum+QueueCount-1
+	Mechanism  Mechanism
+	Placement  Placement
+	SYN        bool // queue TCP SYNs (syn set, ack/rst/fin clear) from inside hosts
+	Track      bool // queue every TCP packet (both directions) of flows whose ct mark has TrackBit
+	AllTCP     bool // queue every TCP packet from inside hosts (original direction)
+	// TrackBit and DoneBit are single-bit masks, distinct and nonzero when
+	// Track is set. The daemon sets TrackBit in a verdict's packet mark to
+	// track the rest of a flow, DoneBit to stop tracking it; the remember
+	// chain copies that into the ct mark and clears both from the packet mark.
+	TrackBit, DoneBit uint32
+}
+
+// tableNameRE keeps table names to plain nft identifiers, so that Text can
+// print them unquoted and nft can read them back.
+var tableNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
+
+// maxTableName is NFT_TABLE_MAXNAMELEN (256) minus the terminating NUL.
+const maxTableName = 255
+
+// table returns the table name with the default applied.
+func (s Spec) table() string {
+	if s.Table == "" {
+		return DefaultTable
+	}
+	return s.Table
+}
+
+// Validate reports every problem of s (joined), or nil.
+func (s Spec) Validate() error {
+	if err := s.validate(); err != nil {
+		return fmt.Errorf("rules: invalid spec: %w", err)
+	}
+	return nil
+}
+
+func (s Spec) validate() error {
+	var errs []error
+	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+
+	switch name := s.table(); {
+	case len(name) > maxTableName:
+		add("table name is %d bytes long, at most %d allowed", len(name), maxTableName)
+	case !tableNameRE.MatchString(name):
+		add("table name %q: use letters, digits, '_' and '-', starting with a letter or '_'", name)
+	case name == probeTable:
+		add("table name %q is reserved for Probe", name)
+	}
+
+	if len(s.Inside) == 0 {
+		add("no inside prefixes")
+	}
+	valid := true
+	for _, p := range s.Inside {
+		switch {
+		case !p.IsValid():
+			add("inside prefix %v is not valid", p)
+		case !p.Addr().Is4():
+			add("inside prefix %v is not IPv4", p)
+		case p.Masked() != p:
+			add("inside prefix %v has host bits set (did you mean %v?)", p, p.Masked())
+		default:
+			continue
+		}
+		valid = false
+	}
+	if valid {
+		ps := sortedPrefixes(s.Inside)
+		for i := 1; i < len(ps); i++ {
+			if ps[i-1].Overlaps(ps[i]) {
+				add("inside prefixes %v and %v overlap", ps[i-1], ps[i])
+			}
+		}
+	}
+
+	if s.QueueCount == 0 {
+		add("queue count is 0, need at least 1")
+	} else if last := int(s.QueueNum) + int(s.QueueCount) - 1; last > 0xffff {
+		add("queues %d..%d go beyond 65535", s.QueueNum, last)
+	}
+
+	if s.Mechanism != Native && s.Mechanism != Compat {
+		add("unknown queue mechanism %v", s.Mechanism)
+	}
+	if s.Placement != PreNAT && s.Placement != PostNAT {
+		add("unknown placement %v", s.Placement)
+	}
+
+	if !s.SYN && !s.Track && !s.AllTCP {
+		add("nothing to queue: set SYN, Track or AllTCP")
+	}
+	if s.Track {
+		if bits.OnesCount32(s.TrackBit) != 1 {
+			add("track bit %#08x is not a single bit", s.TrackBit)
+		}
+		if bits.OnesCount32(s.DoneBit) != 1 {
+			add("done bit %#08x is not a single bit", s.DoneBit)
+		}
+		if s.TrackBit != 0 && s.TrackBit == s.DoneBit {
+			add("track bit and done bit are both %#08x", s.TrackBit)
+		}
+	}
+
+	return errors.Join(errs...)
+}
+
+// sortedPrefixes returns a sorted copy of ps (by address, then by length).
+func sortedPrefixes(ps []netip.Prefix) []netip.Prefix {
+	out := slices.Clone(ps)
+	slices.SortFunc(out, func(a, b netip.Prefix) int {
+		if c := a.Addr().Compare(b.Addr()); c != 0 {
+			return c
+		}
+		return a.Bits() - b.Bits()
+	})
+	return out
+}
