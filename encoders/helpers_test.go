@@ -37,9 +37,11 @@ func dataHdr(opts ...layers.TCPOption) *layers.TCP {
 func oMSS(v uint16) layers.TCPOption {
 	return layers.TCPOption{OptionType: layers.TCPOptionKindMSS, OptionData: binary.BigEndian.AppendUint16(nil, v)}
 }
-func oNOP() layers.TCPOption      { return layers.TCPOption{OptionType: layers.TCPOptionKindNop} }
-func oEOL() layers.TCPOption      { return layers.TCPOption{OptionType: layers.TCPOptionKindEndList} }
-func oSACKPerm() layers.TCPOption { return layers.TCPOption{OptionType: layers.TCPOptionKindSACKPermitted} }
+func oNOP() layers.TCPOption { return layers.TCPOption{OptionType: layers.TCPOptionKindNop} }
+func oEOL() layers.TCPOption { return layers.TCPOption{OptionType: layers.TCPOptionKindEndList} }
+func oSACKPerm() layers.TCPOption {
+	return layers.TCPOption{OptionType: layers.TCPOptionKindSACKPermitted}
+}
 func oWS(s byte) layers.TCPOption {
 	return layers.TCPOption{OptionType: layers.TCPOptionKindWindowScale, OptionData: []byte{s}}
 }

@@ -142,11 +142,11 @@ func TestAddHostIDOptionLimits(t *testing.T) {
 		checkRewritten(t, orig, pkt[:n], nil)
 	})
 	t.Run("buffer capacity", func(t *testing.T) {
-		pkt := clone(syn)[:len(syn):len(syn)+7]
+		pkt := clone(syn)[: len(syn) : len(syn)+7]
 		if n, res, stripped := AddHostIDOption(pkt, len(pkt), 7, 4, 0); res != NoBufferRoom || stripped || n != len(syn) || !bytes.Equal(pkt, syn) {
 			t.Errorf("cap+7: %v stripped=%v", res, stripped)
 		}
-		pkt = clone(syn)[:len(syn):len(syn)+8]
+		pkt = clone(syn)[: len(syn) : len(syn)+8]
 		if n, res, _ := AddHostIDOption(pkt, len(pkt), 7, 4, 0); res != Written {
 			t.Errorf("cap+8: %v", res)
 		} else {

@@ -208,8 +208,8 @@ func TestKillLosesNothing(t *testing.T) {
 	}
 
 	d2 := startDaemon(t, l, args...)
-	if got := strings.Count(ruleset(t, l), "table ip natreveal"); got != 1 {
-		t.Errorf("%d natreveal tables after restart, want 1", got)
+	if got := strings.Count(ruleset(t, l), "table ip natreveal {"); got != 1 {
+		t.Errorf("%d natreveal tables after restart, want 1:\n%s", got, ruleset(t, l))
 	}
 	if got := connect(t, s, l.C2, "after-restart", 0); got.OptionID != 0x0003 {
 		t.Errorf("after restart: server saw %+v, want HOST_ID 0x0003", got)

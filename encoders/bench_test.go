@@ -1,0 +1,110 @@
+package encoders
+
+import (
+	"testing"
+)
+
+func BenchmarkAddHostIDOption(b *testing.B) {
+	orig := build(b, ipHdr(), synHdr(linuxSYN()...), nil)
+	buf := make([]byte, len(orig), len(orig)+Headroom)
+	b.ReportAllocs()
+	for b.Loop() {
+		copy(buf[:len(orig)], orig)
+		if _, res, _ := AddHostIDOption(buf, len(orig), 0xa1b2c3d4, 4, 1500); res != Written {
+			b.Fatal(res)
+		}
+	}
+}
+
+func BenchmarkAddHostIDOptionData(b *testing.B) {
+	orig := build(b, ipHdr(), dataHdr(oNOP(), oNOP(), oTS()), make([]byte, 1400))
+	buf := make([]byte, len(orig), len(orig)+Headroom)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(orig)))
+	for b.Loop() {
+		copy(buf[:len(orig)], orig)
+		if _, res, _ := AddHostIDOption(buf, len(orig), 0xa1b2c3d4, 4, 1500); res != Written {
+			b.Fatal(res)
+		}
+	}
+}
+
+func BenchmarkSetIPID(b *testing.B) {
+	pkt := build(b, ipHdr(), synHdr(linuxSYN()...), nil)
+	b.ReportAllocs()
+	id := uint16(0)
+	for b.Loop() {
+		id++
+		SetIPID(pkt, id)
+	}
+}
+
+func BenchmarkParse(b *testing.B) {
+	pkt := build(b, ipHdr(), synHdr(linuxSYN()...), nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		ip, res := ParseIPv4(pkt)
+		if res != Unchanged {
+			b.Fatal(res)
+		}
+		if _, res := ParseTCP(pkt, ip); res != Unchanged {
+			b.Fatal(res)
+		}
+	}
+}
+
+func BenchmarkHostIDOption(b *testing.B) {
+	pkt := build(b, ipHdr(), synHdr(append(linuxSYN(), oHostID(1, 2, 3, 4))...), nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, ok := HostIDOption(pkt); !ok {
+			b.Fatal("no option")
+		}
+	}
+}
+
+// TestZeroAllocs asserts that no hot function allocates.
+func TestZeroAllocs(t *testing.T) {
+	syn := build(t, ipHdr(), synHdr(append(linuxSYN(), oHostID(9, 9))...), nil)
+	data := build(t, ipHdr(), dataHdr(oNOP(), oNOP(), oTS()), make([]byte, 1400))
+	buf := make([]byte, 0, 2000)
+	ip, _ := ParseIPv4(syn)
+	var id uint16
+	for name, f := range map[string]func(){
+		"ParseIPv4": func() { ParseIPv4(syn) },
+		"ParseTCP":  func() { ParseTCP(syn, ip) },
+		"AddHostIDOption": func() {
+			buf = append(buf[:0], syn...)
+			AddHostIDOption(buf, len(buf), 0x01020304, 4, 1500)
+		},
+		"AddHostIDOption data": func() {
+			buf = append(buf[:0], data...)
+			AddHostIDOption(buf, len(buf), 0x0102, 2, 0)
+		},
+		"AddHostIDOption no room": func() {
+			buf = append(buf[:0], data...)
+			AddHostIDOption(buf[:len(data):len(data)], len(data), 0x0102, 2, 0)
+		},
+		"StripHostIDOption": func() {
+			buf = append(buf[:0], syn...)
+			StripHostIDOption(buf, len(buf))
+		},
+		"HostIDOption":        func() { HostIDOption(syn) },
+		"HostIDFromTCPHeader": func() { HostIDFromTCPHeader(syn[20:]) },
+		"LowerMSS": func() {
+			buf = append(buf[:0], syn...)
+			LowerMSS(buf, 8)
+		},
+		"SetIPID":        func() { id++; SetIPID(syn, id) },
+		"IPID":           func() { IPID(syn) },
+		"Checksum":       func() { Checksum(data, 0) },
+		"ChecksumAdjust": func() { ChecksumAdjust(1, 2, 3) },
+		"TCPChecksumOK":  func() { TCPChecksumOK(data) },
+		"IPv4ChecksumOK": func() { IPv4ChecksumOK(data) },
+		"Result.String":  func() { _ = Result(3).String() },
+	} {
+		if a := testing.AllocsPerRun(100, f); a != 0 {
+			t.Errorf("%s: %v allocs/op", name, a)
+		}
+	}
+}
