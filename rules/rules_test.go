@@ -85,9 +85,9 @@ func TestValidate(t *testing.T) {
 		{"no mechanism", func(s *Spec) { s.Mechanism = 0 }, []string{"mechanism"}},
 		{"no placement", func(s *Spec) { s.Placement = 3 }, []string{"placement"}},
 		{"nothing queued", func(s *Spec) { s.SYN, s.Track, s.AllTCP = false, false, false }, []string{"nothing to queue"}},
-		{"track bit zero", func(s *Spec) { s.TrackBit = 0 }, []string{"track bit 0x000000 is not a single bit"}},
-		{"done bit two bits", func(s *Spec) { s.DoneBit = 0x30000 }, []string{"done bit 0x030000 is not a single bit"}},
-		{"same bits", func(s *Spec) { s.DoneBit = s.TrackBit }, []string{"both 0x010000"}},
+		{"track bit zero", func(s *Spec) { s.TrackBit = 0 }, []string{"track bit 0x00000000 is not a single bit"}},
+		{"done bit two bits", func(s *Spec) { s.DoneBit = 0x30000 }, []string{"done bit 0x00030000 is not a single bit"}},
+		{"same bits", func(s *Spec) { s.DoneBit = s.TrackBit }, []string{"both 0x00010000"}},
 		{"bad table name", func(s *Spec) { s.Table = "nat reveal" }, []string{"table name"}},
 		{"table name with quote", func(s *Spec) { s.Table = `x"y` }, []string{"table name"}},
 		{"long table name", func(s *Spec) { s.Table = strings.Repeat("t", 256) }, []string{"at most 255"}},
@@ -492,9 +492,9 @@ func TestCtWorkaround(t *testing.T) {
 	// What libnftnl sends for `ct original ip saddr` into register 1 (nft
 	// --debug=mnl): key NFT_CT_SRC_IP (19), dreg 1, direction 0 as a u8.
 	want := []byte{
-		0x20, 0x00, 0x01, 0x80, // NFTA_LIST_ELEM
+		0x28, 0x00, 0x01, 0x80, // NFTA_LIST_ELEM
 		0x07, 0x00, 0x01, 0x00, 'c', 't', 0x00, 0x00, // NFTA_EXPR_NAME "ct"
-		0x18, 0x00, 0x02, 0x80, // NFTA_EXPR_DATA
+		0x1c, 0x00, 0x02, 0x80, // NFTA_EXPR_DATA
 		0x08, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00, 0x13, // NFTA_CT_KEY 19
 		0x08, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x01, // NFTA_CT_DREG 1
 		0x05, 0x00, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, // NFTA_CT_DIRECTION 0

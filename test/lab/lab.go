@@ -9,11 +9,13 @@
 package lab
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"runtime"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -109,7 +111,9 @@ func (l *Lab) Close() error {
 
 // Exec runs a command inside namespace ns and returns its combined output.
 func (l *Lab) Exec(ns string, args ...string) (string, error) {
-	out, err := exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...).CombinedOutput()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns}, args...)...).CombinedOutput()
 	if err != nil {
 		return string(out), fmt.Errorf("lab: %s: %s: %v: %s", ns, strings.Join(args, " "), err, out)
 	}
