@@ -17,12 +17,14 @@ type Meta struct {
 	OutIf uint32
 }
 
-// Verdict is the answer for one packet: always accept (natreveal never drops);
-// Len > 0 means buf[:Len] replaces the packet; SetMark sets the packet mark.
+// Verdict is the answer for one packet: accept, except Drop for the one case
+// natreveal refuses (see Handle); Len > 0 means buf[:Len] replaces the
+// packet; SetMark sets the packet mark.
 type Verdict struct {
 	Len     int
 	SetMark bool
 	Mark    uint32
+	Drop    bool
 }
 
 // HandlerConfig is the SYN path's behaviour.
@@ -77,6 +79,13 @@ func (h *Handler) Handle(buf []byte, n int, m Meta) Verdict {
 	}
 	tcp, r := encoders.ParseTCP(pkt, ip)
 	if r != encoders.Unchanged {
+		// A SYN from an inside host with a malformed option list could hide
+		// its own HOST_ID from the rewrite: refuse it (anti-spoofing, seed
+		// §5). No real TCP stack sends one.
+		if r == encoders.BadHeader && !h.cfg.PostNAT && h.inside(ip.Src) && isSYN(pkt, ip) {
+			h.stats.inc(Refused)
+			return Verdict{Drop: true}
+		}
 		h.stats.inc(NotParsed)
 		return Verdict{}
 	}
@@ -219,6 +228,13 @@ func (h *Handler) reply(ip encoders.IPv4, tcp encoders.TCP, pkt []byte, m Meta) 
 		v = h.setMark(v, m, h.cfg.DoneBit)
 	}
 	return v
+}
+
+// isSYN reads the flags of a TCP header that did not parse (bad options).
+func isSYN(pkt []byte, ip encoders.IPv4) bool {
+	off := ip.HdrLen + 13
+	return ip.Proto == 6 && !ip.IsFragment() && off < len(pkt) &&
+		pkt[off]&(encoders.FlagSYN|encoders.FlagACK) == encoders.FlagSYN
 }
 
 // setMark adds bit to the packet's mark, keeping the bits others set.

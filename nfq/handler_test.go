@@ -223,10 +223,22 @@ func TestHandlerFailsOpen(t *testing.T) {
 	if st.Get(NotParsed) != 3 {
 		t.Fatalf("not-parsed = %d, want 3", st.Get(NotParsed))
 	}
+	// An inside SYN whose option list is malformed after a forged HOST_ID
+	// is refused: passing it would deliver the forgery.
+	buf, n := build(t, seg{src: client, dst: server, sport: 2, dport: 80, syn: true, mss: 1460})
+	copy(buf[20+20:], []byte{253, 6, 0x03, 0x48, 0xde}) // MSS option bytes overwritten...
+	buf = append(buf[:n], 0, 0, 0, 0)                   // ...then room for the rest
+	ihl := 20
+	buf[ihl+12] = 7 << 4                                             // data offset 28 bytes: 8 option bytes
+	copy(buf[ihl+20:], []byte{253, 6, 0x03, 0x48, 0xde, 0xad, 9, 0}) // forged, then kind 9 with length 0
+	buf[3] = byte(n + 4)
+	if v := h.Handle(buf, n+4, Meta{}); !v.Drop || st.Get(Refused) != 1 {
+		t.Fatalf("malformed SYN with a forged HOST_ID: verdict %+v, refused %d", v, st.Get(Refused))
+	}
 	// A host the map source does not know goes out unmarked.
 	m, _ := hostid.ParseMap([]byte("100.64.0.99 5"), 16, nil)
 	h.src = m
-	buf, n := build(t, seg{src: client, dst: server, sport: 1, dport: 80, syn: true})
+	buf, n = build(t, seg{src: client, dst: server, sport: 1, dport: 80, syn: true})
 	if v := h.Handle(buf, n, Meta{}); v.Len != 0 || st.Get(NoHostID) != 1 {
 		t.Fatalf("unknown host: %+v, counters %v", v, st.Snapshot())
 	}

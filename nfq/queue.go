@@ -124,6 +124,8 @@ func Serve(ctx context.Context, cfg QueueConfig, h PacketHandler, st *Stats, bou
 
 func verdict(q *nfqueue.Nfqueue, id uint32, v Verdict, buf []byte) error {
 	switch {
+	case v.Drop:
+		return q.SetVerdict(id, nfqueue.NfDrop)
 	case v.Len > 0 && v.SetMark:
 		return q.SetVerdictWithOption(id, nfqueue.NfAccept, nfqueue.WithMark(v.Mark), nfqueue.WithAlteredPacket(buf[:v.Len]))
 	case v.Len > 0:

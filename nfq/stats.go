@@ -11,28 +11,29 @@ import (
 type Reason uint8
 
 const (
-	Packets        Reason = iota // packets read from the queues
-	Accepted                     // verdicts sent
-	Modified                     // packets re-injected rewritten
-	NotParsed                    // not IPv4/TCP or malformed: accepted unchanged
-	NoHostID                     // the HOST_ID source had no identifier
-	CtMiss                       // post-NAT: conntrack did not know the flow
-	CtError                      // post-NAT: ctnetlink failed
-	FlowsFull                    // flow table at its cap: SYN marked, not tracked
-	FlowsTracked                 // flows whose later segments were followed (RFC 7974 §4.2)
-	TrackDone                    // tracking ended (data acknowledged or sent, FIN/RST, limit)
-	Untracked                    // a tracked-rule packet without state (restart): tracking stopped
-	MSSLowered                   // SYN-ACKs whose MSS was lowered for the option's room
-	BacklogFull                  // workers busy: accepted unchanged at once
-	Oversize                     // larger than a worker buffer: accepted unchanged
-	VerdictErrors                // verdicts the kernel refused
+	Packets       Reason = iota // packets read from the queues
+	Accepted                    // verdicts sent
+	Modified                    // packets re-injected rewritten
+	NotParsed                   // not IPv4/TCP or malformed: accepted unchanged
+	NoHostID                    // the HOST_ID source had no identifier
+	CtMiss                      // post-NAT: conntrack did not know the flow
+	CtError                     // post-NAT: ctnetlink failed
+	FlowsFull                   // flow table at its cap: SYN marked, not tracked
+	FlowsTracked                // flows whose later segments were followed (RFC 7974 §4.2)
+	TrackDone                   // tracking ended (data acknowledged or sent, FIN/RST, limit)
+	Untracked                   // a tracked-rule packet without state (restart): tracking stopped
+	MSSLowered                  // SYN-ACKs whose MSS was lowered for the option's room
+	BacklogFull                 // workers busy: accepted unchanged at once
+	Oversize                    // larger than a worker buffer: accepted unchanged
+	VerdictErrors               // verdicts the kernel refused
+	Refused                     // inside SYNs with malformed options, dropped (anti-spoofing)
 	numReasons
 )
 
 var reasonNames = [numReasons]string{
 	"packets", "accepted", "modified", "not-parsed", "no-host-id", "ct-miss", "ct-error",
 	"flows-full", "flows-tracked", "track-done", "untracked", "mss-lowered",
-	"backlog-full", "oversize", "verdict-errors",
+	"backlog-full", "oversize", "verdict-errors", "refused-malformed",
 }
 
 func (r Reason) String() string { return reasonNames[r] }
