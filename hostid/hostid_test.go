@@ -108,8 +108,8 @@ func TestNoAllocs(t *testing.T) {
 
 func FuzzParseMap(f *testing.F) {
 	f.Add([]byte("100.64.0.0/24 17\n"))               // plain prefix
-	f.Add([]byte("100.64.0.7 0x10 # hex id\n"))        // single host, hex, comment
-	f.Add([]byte("iface eth0 1\n"))                    // interface entry
+	f.Add([]byte("100.64.0.7 0x10 # hex id\n"))       // single host, hex, comment
+	f.Add([]byte("iface eth0 1\n"))                   // interface entry
 	f.Add([]byte("2001:db8::/64 5\n100.64.0.0/10 6")) // mixed families
 	f.Add([]byte("::/0 4294967296"))                  // out of range
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -22,7 +22,7 @@ type Seen struct {
 	OptionID  uint32
 	OptionLen int
 	IPID      uint16
-	Atomic    bool // DF set, not a fragment (RFC 6864)
+	Atomic    bool   // DF set, not a fragment (RFC 6864)
 	Bytes     int    // payload bytes received before EOF
 	Head      string // the first bytes of the payload (tests put a label there)
 }
