@@ -67,7 +67,17 @@ func TestBadValues(t *testing.T) {
 	}{
 		{"methods: [tcp-option]\n", nil, "inside", "required"},
 		{"inside: [100.64.0.1/24]\nmethods: [ip-id]\n", nil, "inside", "host bits set"},
-		{"inside: [banana]\nmethods: [ip-id]\n", nil, "inside", "not an IPv4 prefix"},
+		{"inside: [banana]\nmethods: [ip-id]\n", nil, "inside", "not an IPv4 or IPv6 prefix"},
+		{"inside: [2001:db8:1::1/64]\nmethods: [dest-opt]\n", nil, "inside", "host bits set"},
+		{"inside: [\"::ffff:100.64.0.0/120\"]\nmethods: [tcp-option]\n", nil, "inside", "write IPv4 prefixes as IPv4"},
+		{"inside: [100.64.0.0/24, 2001:db8:1::/64]\nmethods: [tcp-option]\nplacement: post-nat\n", nil, "placement", "cannot hold an IPv6 address"},
+		{"inside: [100.64.0.0/24]\nmethods: [dest-opt]\n", nil, "methods", "no IPv6 prefix"},
+		{"inside: [100.64.0.0/24, 2001:db8:1::/64]\nmethods: [dest-opt]\n", nil, "methods", "add an IPv4 method"},
+		{"inside: [2001:db8:1::/64]\nmethods: [ip-id]\n", nil, "methods", "add tcp-option or dest-opt"},
+		{"inside: [2001:db8:1::/64]\nmethods: [dest-opt]\ndest_opt:\n  type: 31\n", nil, "dest_opt.type", "not an RFC 4727"},
+		{"inside: [2001:db8:1::/64]\nmethods: [dest-opt]\ndest_opt:\n  length: 3\n", nil, "dest_opt.length", "2 or 4"},
+		{"inside: [2001:db8:1::/64]\nmethods: [dest-opt]\nhostid:\n  source: address\n", nil, "dest_opt.length", "needs 4 bytes"},
+		{"inside: [fd00:1::/64]\nmethods: [tcp-option]\n", nil, "tcp_option.cgn", "private LAN"},
 		{"inside: [100.64.0.0/24]\n", nil, "methods", "nothing enabled"},
 		{"inside: [100.64.0.0/24]\nmethods: [smoke-signal]\n", nil, "methods", "unknown method"},
 		{base + "tcp_option:\n  length: 3\n", nil, "tcp_option.length", "2 or 4"},
@@ -99,5 +109,20 @@ func TestCGNAllowsPrivateInside(t *testing.T) {
 	}
 	if _, err := load(t, "inside: [10.0.0.0/8]\nmethods: [ip-id]\n", nil); err != nil {
 		t.Fatalf("ip-id alone is not restricted by RFC 7974 §8: %v", err)
+	}
+}
+
+func TestIPv6Inside(t *testing.T) {
+	c, err := load(t, "", nil, "--inside", "100.64.0.0/24,2001:db8:1::/64", "--methods", "tcp-option,dest-opt",
+		"--dest-opt-type", "0x3e", "--dest-opt-length", "4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.HasIPv4() || !c.HasIPv6() || c.DestOpt.Type != 0x3e || c.DestOpt.Length != 4 || c.DestOpt.UDPPackets != 3 || !c.PacketMethods() {
+		t.Fatalf("IPv6 config: %+v", c)
+	}
+	c, err = load(t, "inside: [\"2001:db8:1::/64\"]\nmethods: [dest-opt]\n", nil)
+	if err != nil || c.HasIPv4() || c.DestOpt.Type != 0x1e || c.DestOpt.Length != 2 {
+		t.Fatalf("IPv6-only config: %+v, %v", c, err)
 	}
 }

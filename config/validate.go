@@ -3,7 +3,9 @@ package config
 import (
 	"fmt"
 	"math/bits"
+	"net"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cast"
@@ -53,6 +55,53 @@ func fromViper(v *viper.Viper) (*Config, error) {
 	if c.IPID.Scope, err = oneOf(v, "ip_id.scope", ScopeSYN, ScopeNew, ScopeAll); err != nil {
 		return nil, err
 	}
+	if c.IPID.UDPPackets, err = intIn(v, "ip_id.udp_packets", 0, 1000); err != nil {
+		return nil, err
+	}
+	t, err := intIn(v, "ip_option.type", 0, 255)
+	if err != nil {
+		return nil, err
+	}
+	switch t {
+	case 30, 94, 158, 222:
+		c.IPOption.Type = byte(t)
+	default:
+		return nil, bad("ip_option.type", "%d is not an RFC 4727 experimental option type (30, 94, 158 or 222)", t)
+	}
+	if c.IPOption.Length, err = intIn(v, "ip_option.length", 2, 4); err != nil {
+		return nil, err
+	}
+	if c.IPOption.Length == 3 {
+		return nil, bad("ip_option.length", "must be 2 or 4, got 3")
+	}
+	if c.IPOption.UDPPackets, err = intIn(v, "ip_option.udp_packets", 0, 1000); err != nil {
+		return nil, err
+	}
+	dt, err := intIn(v, "dest_opt.type", 0, 255)
+	if err != nil {
+		return nil, err
+	}
+	// RFC 4727 §2.5: 0x1E with any of the 3 high bits (RFC 8200 §4.2 action
+	// and change bits).
+	if dt&0x1f != 0x1e {
+		return nil, bad("dest_opt.type", "%#x is not an RFC 4727 experimental IPv6 option type (low 5 bits 0x1E: 0x1E, 0x3E, ... 0xFE)", dt)
+	}
+	c.DestOpt.Type = byte(dt)
+	if c.DestOpt.Length, err = intIn(v, "dest_opt.length", 2, 4); err != nil {
+		return nil, err
+	}
+	if c.DestOpt.Length == 3 {
+		return nil, bad("dest_opt.length", "must be 2 or 4, got 3")
+	}
+	if c.DestOpt.UDPPackets, err = intIn(v, "dest_opt.udp_packets", 0, 1000); err != nil {
+		return nil, err
+	}
+	if c.Ident.Listen, err = str(v, "ident.listen"); err != nil {
+		return nil, err
+	}
+	if _, _, err := net.SplitHostPort(c.Ident.Listen); err != nil {
+		return nil, bad("ident.listen", "%q is not host:port (e.g. :113): %v", c.Ident.Listen, err)
+	}
 	n, err := intIn(v, "queue.num", 0, 65535)
 	if err != nil {
 		return nil, err
@@ -91,6 +140,18 @@ func fromViper(v *viper.Viper) (*Config, error) {
 	if c.Marks.Track == c.Marks.Done {
 		return nil, bad("marks.done", "must differ from marks.track (%#x)", c.Marks.Track)
 	}
+	if err := c.ops(v); err != nil {
+		return nil, err
+	}
+	if err := c.portSet(v); err != nil {
+		return nil, err
+	}
+	if err := c.payload(v); err != nil {
+		return nil, err
+	}
+	if err := c.ipidKernel(v); err != nil {
+		return nil, err
+	}
 	return c, c.crossCheck()
 }
 
@@ -106,12 +167,33 @@ func (c *Config) crossCheck() error {
 			return bad("hostid.map_file", "required by hostid.source map")
 		}
 	case "address":
+		// For IPv6 hosts "address" is the low 32 bits of the address (the
+		// interface identifier's lower half, RFC 4291 §2.5.1): the whole
+		// address does not fit in any carrier.
 		if c.Has(MethodTCPOption) && c.TCPOption.Length != 4 {
 			return bad("tcp_option.length", "hostid.source address needs 4 bytes, got %d", c.TCPOption.Length)
+		}
+		if c.Has(MethodDestOpt) && c.DestOpt.Length != 4 {
+			return bad("dest_opt.length", "hostid.source address needs 4 bytes, got %d", c.DestOpt.Length)
+		}
+		if c.Has(MethodIPOption) && c.IPOption.Length != 4 {
+			return bad("ip_option.length", "hostid.source address needs 4 bytes, got %d", c.IPOption.Length)
 		}
 		if c.Has(MethodIPID) {
 			return bad("hostid.source", "address is 32 bits but ip-id carries 16; use lower16, hash or map")
 		}
+	}
+	if c.HasIPv6() && c.Placement == "post-nat" {
+		return bad("placement", "post-nat carries the inside source in the 32-bit packet mark, which cannot hold an IPv6 address; use pre-nat with IPv6 inside prefixes")
+	}
+	if c.Has(MethodDestOpt) && !c.HasIPv6() {
+		return bad("methods", "dest-opt marks IPv6 packets only, but inside holds no IPv6 prefix")
+	}
+	if c.HasIPv4() && !(c.Has(MethodTCPOption) || c.Has(MethodIPID) || c.Has(MethodIPOption) || c.Selects()) && c.PacketMethods() {
+		return bad("methods", "inside holds IPv4 prefixes but dest-opt marks IPv6 packets only; add an IPv4 method (tcp-option, ip-id, ip-option)")
+	}
+	if c.HasIPv6() && !(c.Has(MethodTCPOption) || c.Has(MethodDestOpt)) && c.PacketMethods() {
+		return bad("methods", "inside holds IPv6 prefixes but ip-id and ip-option mark IPv4 packets only; add tcp-option or dest-opt")
 	}
 	if c.Has(MethodTCPOption) && !c.TCPOption.CGN {
 		for _, p := range c.Inside {
@@ -124,10 +206,11 @@ func (c *Config) crossCheck() error {
 	return nil
 }
 
-// privateLAN reports whether p lies in RFC 1918 space (home/enterprise LANs;
-// CGNs use RFC 6598's 100.64.0.0/10).
+// privateLAN reports whether p lies in RFC 1918 space or IPv6 unique local
+// addresses (RFC 4193 §3.1, fc00::/7): home/enterprise LANs; CGNs use RFC
+// 6598's 100.64.0.0/10.
 func privateLAN(p netip.Prefix) bool {
-	for _, s := range []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"} {
+	for _, s := range []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"} {
 		q := netip.MustParsePrefix(s)
 		if q.Overlaps(p) {
 			return true
@@ -171,7 +254,7 @@ func prefixes(v *viper.Viper, key string) ([]netip.Prefix, error) {
 		return nil, err
 	}
 	if len(items) == 0 {
-		return nil, bad(key, "required: the IPv4 prefixes of the inside hosts, e.g. 100.64.0.0/10")
+		return nil, bad(key, "required: the IPv4 or IPv6 prefixes of the inside hosts, e.g. 100.64.0.0/10")
 	}
 	var out []netip.Prefix
 	for _, s := range items {
@@ -179,12 +262,12 @@ func prefixes(v *viper.Viper, key string) ([]netip.Prefix, error) {
 		if err != nil {
 			a, aerr := netip.ParseAddr(s)
 			if aerr != nil {
-				return nil, bad(key, "%q is not an IPv4 prefix", s)
+				return nil, bad(key, "%q is not an IPv4 or IPv6 prefix", s)
 			}
 			p = netip.PrefixFrom(a, a.BitLen())
 		}
-		if !p.Addr().Is4() {
-			return nil, bad(key, "%q is not IPv4 (IPv6 is not supported yet)", s)
+		if p.Addr().Is4In6() || p.Addr().Zone() != "" {
+			return nil, bad(key, "%q: write IPv4 prefixes as IPv4, IPv6 ones without a zone", s)
 		}
 		if p.Masked() != p {
 			return nil, bad(key, "%q has host bits set (did you mean %s?)", s, p.Masked())
@@ -199,14 +282,15 @@ func methods(v *viper.Viper) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	names := strings.Join(allMethods, ", ")
 	if len(items) == 0 {
-		return nil, bad("methods", "nothing enabled; name at least one of %s, %s", MethodTCPOption, MethodIPID)
+		return nil, bad("methods", "nothing enabled; name at least one of %s", names)
 	}
 	seen := map[string]bool{}
 	var out []string
 	for _, m := range items {
-		if m != MethodTCPOption && m != MethodIPID {
-			return nil, bad("methods", "unknown method %q (want %s or %s)", m, MethodTCPOption, MethodIPID)
+		if !slices.Contains(allMethods, m) {
+			return nil, bad("methods", "unknown method %q (want one of %s)", m, names)
 		}
 		if !seen[m] {
 			seen[m] = true

@@ -23,6 +23,25 @@ type Destroyed struct {
 // Events lost to a full socket buffer are dropped silently (NoENOBUFS):
 // callers must also expire their state by age.
 func WatchDestroy(ctx context.Context, netns int, fn func(Destroyed)) error {
+	if netns == 0 {
+		return watchDestroy(ctx, fn) // destroy.go: the lean reader
+	}
+	return listenEvents(ctx, netns, 1<<20, []netfilter.NetlinkGroup{netfilter.GroupCTDestroy}, func(ev ct.Event) {
+		f := ev.Flow
+		fn(Destroyed{
+			Proto:   f.TupleOrig.Proto.Protocol,
+			OrigSrc: netip.AddrPortFrom(f.TupleOrig.IP.SourceAddress, f.TupleOrig.Proto.SourcePort),
+			OrigDst: netip.AddrPortFrom(f.TupleOrig.IP.DestinationAddress, f.TupleOrig.Proto.DestinationPort),
+			NATSrc:  netip.AddrPortFrom(f.TupleReply.IP.DestinationAddress, f.TupleReply.Proto.DestinationPort),
+		})
+	})
+}
+
+// listenEvents calls fn for every conntrack event of groups (with a flow)
+// until ctx ends, on its own ctnetlink socket in network namespace netns
+// (0: current) with a receive buffer of rcvbuf bytes. Events lost to a full
+// socket buffer are dropped (NoENOBUFS).
+func listenEvents(ctx context.Context, netns, rcvbuf int, groups []netfilter.NetlinkGroup, fn func(ct.Event)) error {
 	c, err := ct.Dial(&netlink.Config{NetNS: netns})
 	if err != nil {
 		return fmt.Errorf("conntrack: dial for events: %w", err)
@@ -31,12 +50,12 @@ func WatchDestroy(ctx context.Context, netns int, fn func(Destroyed)) error {
 		c.Close()
 		return fmt.Errorf("conntrack: events NoENOBUFS: %w", err)
 	}
-	_ = c.SetReadBuffer(1 << 20)
-	evs := make(chan ct.Event, 1024)
-	errs, err := c.Listen(evs, 1, []netfilter.NetlinkGroup{netfilter.GroupCTDestroy})
+	_ = c.SetReadBuffer(rcvbuf)
+	evs := make(chan ct.Event, 4096)
+	errs, err := c.Listen(evs, 1, groups)
 	if err != nil {
 		c.Close()
-		return fmt.Errorf("conntrack: listen for destroy events: %w", err)
+		return fmt.Errorf("conntrack: listen for events %v: %w", groups, err)
 	}
 	go func() {
 		// Close waits for the event worker, which may be blocked on a full
@@ -60,16 +79,9 @@ func WatchDestroy(ctx context.Context, netns int, fn func(Destroyed)) error {
 			case <-errs:
 				return
 			case ev := <-evs:
-				if ev.Flow == nil {
-					continue
+				if ev.Flow != nil {
+					fn(ev)
 				}
-				f := ev.Flow
-				fn(Destroyed{
-					Proto:   f.TupleOrig.Proto.Protocol,
-					OrigSrc: netip.AddrPortFrom(f.TupleOrig.IP.SourceAddress, f.TupleOrig.Proto.SourcePort),
-					OrigDst: netip.AddrPortFrom(f.TupleOrig.IP.DestinationAddress, f.TupleOrig.Proto.DestinationPort),
-					NATSrc:  netip.AddrPortFrom(f.TupleReply.IP.DestinationAddress, f.TupleReply.Proto.DestinationPort),
-				})
 			}
 		}
 	}()

@@ -120,11 +120,11 @@ func rewriteHostID(buf []byte, n int, id uint32, idLen, mtu int, add, keep bool)
 		return n, BadHeader, false
 	}
 	pkt := buf[:n]
-	ip, t, res := parseIPv4TCP(pkt)
+	ipHdr, total, tcpHdr, res := tcpBounds(pkt)
 	if res != Unchanged {
 		return n, res, false
 	}
-	opts := pkt[t.Off+tcpMinHdr : t.Off+t.HdrLen]
+	opts := pkt[ipHdr+tcpMinHdr : ipHdr+tcpHdr]
 
 	var ours [HostIDOptionSpace]byte
 	oursLen := 0
@@ -132,11 +132,14 @@ func rewriteHostID(buf []byte, n int, id uint32, idLen, mtu int, add, keep bool)
 		oursLen = encodeHostID(&ours, id, idLen)
 	}
 
-	// Copy the list without HOST_ID options, up to EOL (RFC 9293 §3.2).
-	// kept never holds more than len(opts) <= 40 bytes.
+	// The list without HOST_ID options, up to EOL (RFC 9293 §3.2). Until
+	// the first option is removed it is a prefix of opts, read in place;
+	// from then on it is copied into kept (never more than len(opts) <= 40
+	// bytes). same: kept's first bytes equal to opts (they stay in place).
 	var kept [MaxTCPOptions]byte
 	w, last := 0, 0 // last: w after the last option that is not a NOP
 	found, lastSame := 0, false
+	shifted, same := false, 0
 	for i := 0; i < len(opts); {
 		l := optLen(opts, i)
 		if l == 0 {
@@ -152,13 +155,26 @@ func rewriteHostID(buf []byte, n int, id uint32, idLen, mtu int, add, keep bool)
 			lastSame = add && string(o) == string(ours[:oursLen])
 			if !keep {
 				w = last // drop the NOPs that aligned it
+				if !shifted {
+					shifted, same = true, w
+					copy(kept[:], opts[:w])
+				}
 				continue
 			}
 		}
-		w += copy(kept[w:], o)
+		if shifted {
+			copy(kept[w:], o)
+		}
+		w += l
 		if o[0] != optNOP {
 			last = w
 		}
+	}
+	keptList := opts
+	if shifted {
+		keptList = kept[:]
+	} else {
+		same = last
 	}
 	switch {
 	case !add && found == 0,
@@ -176,13 +192,13 @@ func rewriteHostID(buf []byte, n int, id uint32, idLen, mtu int, add, keep bool)
 			return n, res, false
 		}
 	}
-	newLen, wr := writeOptions(buf, n, ip, t, kept[:w], ours[:oursLen], mtu)
+	newLen, wr := writeOptions(buf, n, ipHdr, total, tcpHdr, keptList[:w], same, ours[:oursLen], mtu)
 	if wr == Written {
 		return newLen, res, stripped
 	}
 	// OverMTU or NoBufferRoom: still remove received options (never grows).
 	if stripped {
-		if newLen, r := writeOptions(buf, n, ip, t, kept[:w], nil, 0); r == Written {
+		if newLen, r := writeOptions(buf, n, ipHdr, total, tcpHdr, keptList[:w], same, nil, 0); r == Written {
 			return newLen, wr, true
 		}
 	}
@@ -191,51 +207,114 @@ func rewriteHostID(buf []byte, n int, id uint32, idLen, mtu int, add, keep bool)
 
 func roundUp4(x int) int { return (x + 3) &^ 3 }
 
+// tcpBounds is parseIPv4TCP reduced to what rewriteHostID needs: the same
+// checks, in the same order, with the same results, without building the
+// IPv4 and TCP views or walking the options (rewriteHostID walks the whole
+// list itself, a stricter check than ParseTCP's walk up to MSS).
+func tcpBounds(pkt []byte) (ipHdr, total, tcpHdr int, res Result) {
+	if len(pkt) < ipv4MinHdr {
+		return 0, 0, 0, Truncated
+	}
+	if pkt[0]>>4 != 4 {
+		return 0, 0, 0, BadHeader
+	}
+	ipHdr = int(pkt[0]&0x0f) * 4
+	if ipHdr < ipv4MinHdr {
+		return 0, 0, 0, BadHeader
+	}
+	total = int(binary.BigEndian.Uint16(pkt[2:4]))
+	if total < ipHdr {
+		return 0, 0, 0, BadHeader
+	}
+	if total > len(pkt) {
+		return 0, 0, 0, Truncated
+	}
+	if pkt[9] != protoTCP {
+		return 0, 0, 0, NotTCP
+	}
+	if binary.BigEndian.Uint16(pkt[6:8])&(ipFlagMF|ipFragOffMsk) != 0 {
+		return 0, 0, 0, Fragment
+	}
+	seg := pkt[ipHdr:total]
+	if len(seg) < tcpMinHdr {
+		return 0, 0, 0, Truncated
+	}
+	tcpHdr = int(seg[12]>>4) * 4
+	if tcpHdr < tcpMinHdr {
+		return 0, 0, 0, BadHeader
+	}
+	if tcpHdr > len(seg) {
+		return 0, 0, 0, Truncated
+	}
+	return ipHdr, total, tcpHdr, Unchanged
+}
+
 // writeOptions replaces the TCP option list of the parsed packet with kept,
 // NOP padding, then ours, moving the payload, and updates TCP Data Offset,
 // IPv4 Total Length and both checksums (RFC 1624).
-func writeOptions(buf []byte, n int, ip IPv4, t TCP, kept, ours []byte, mtu int) (int, Result) {
+func writeOptions(buf []byte, n, ipHdr, total, tcpHdr int, kept []byte, same int, ours []byte, mtu int) (int, Result) {
+	newTotal, r := spliceOptions(buf, total, total-ipHdr, ipHdr, tcpHdr, kept, same, ours, 0xffff, mtu)
+	if r != Written {
+		return n, r
+	}
+	// IPv4 Total Length and header checksum (RFC 791 §3.1, RFC 1624).
+	b := buf[:newTotal]
+	binary.BigEndian.PutUint16(b[2:], uint16(newTotal))
+	binary.BigEndian.PutUint16(b[10:], ChecksumAdjust(binary.BigEndian.Uint16(b[10:12]), uint16(total), uint16(newTotal)))
+	return newTotal, Written
+}
+
+// spliceOptions replaces the option list of the TCP header at tcpOff (tcpHdr
+// bytes long) in a datagram of total bytes with kept, NOP padding, then
+// ours: it moves the payload and updates Data Offset and the TCP checksum,
+// whose pseudo-header upper-layer length is l4Len before the change (RFC
+// 9293 §3.1, RFC 8200 §8.1). The IP length fields are the caller's. A datagram past maxTotal or mtu (> 0) is
+// OverMTU, past cap(buf) NoBufferRoom; nothing is changed then.
+//
+// kept[:same] must equal the first same bytes of the old option list: they
+// stay where they are, and neither their copy nor their checksum
+// contribution (unchanged: same place, same word alignment) is computed.
+func spliceOptions(buf []byte, total, l4Len, tcpOff, tcpHdr int, kept []byte, same int, ours []byte, maxTotal, mtu int) (int, Result) {
 	body := len(kept) + len(ours)
 	pad := roundUp4(body) - body
 	newOpt := body + pad
-	delta := newOpt - (t.HdrLen - tcpMinHdr) // a multiple of 4
-	newTotal := ip.TotalLen + delta
+	delta := newOpt - (tcpHdr - tcpMinHdr) // a multiple of 4
+	newTotal := total + delta
 	if delta > 0 {
-		if newTotal > 0xffff || (mtu > 0 && newTotal > mtu) {
-			return n, OverMTU
+		if newTotal > maxTotal || (mtu > 0 && newTotal > mtu) {
+			return total, OverMTU
 		}
 		if newTotal > cap(buf) {
-			return n, NoBufferRoom
+			return total, NoBufferRoom
 		}
 	}
-	b := buf[:max(ip.TotalLen, newTotal)]
-	tcp := b[t.Off:]
+	b := buf[:max(total, newTotal)]
+	tcp := b[tcpOff:]
 
 	// Old contributions to the TCP checksum: options, the Data Offset
-	// word, the pseudo-header TCP length (RFC 9293 §3.1).
-	oldSum := sum(tcp[tcpMinHdr:t.HdrLen], uint64(binary.BigEndian.Uint16(tcp[12:14]))+uint64(ip.TotalLen-ip.HdrLen))
+	// word, the pseudo-header length (< 65536: one 16-bit word).
+	// Only from an even offset on: the skipped bytes keep their 16-bit words.
+	same = min(same, len(kept)) &^ 1
+	oldSum := sum(tcp[tcpMinHdr+same:tcpHdr], uint64(binary.BigEndian.Uint16(tcp[12:14]))+uint64(l4Len))
 
 	// Move the payload (memmove). delta is a multiple of 4, so each payload
 	// byte keeps its place in its 16-bit word and its checksum contribution.
-	payStart := t.Off + t.HdrLen
-	copy(b[payStart+delta:], b[payStart:ip.TotalLen])
+	payStart := tcpOff + tcpHdr
+	copy(b[payStart+delta:], b[payStart:total])
 
 	o := tcp[tcpMinHdr : tcpMinHdr+newOpt]
-	k := copy(o, kept)
+	k := len(kept)
+	copy(o[same:], kept[same:])
 	for i := k; i < k+pad; i++ {
 		o[i] = optNOP
 	}
 	copy(o[k+pad:], ours)
 	tcp[12] = byte((tcpMinHdr+newOpt)/4)<<4 | tcp[12]&0x0f
-	newSum := sum(o, uint64(binary.BigEndian.Uint16(tcp[12:14]))+uint64(newTotal-ip.HdrLen))
+	newSum := sum(o[same:], uint64(binary.BigEndian.Uint16(tcp[12:14]))+uint64(l4Len+delta))
 
 	// RFC 1624 eqn 3 over several words: HC' = ~(~HC + ~m + m').
 	hc := binary.BigEndian.Uint16(tcp[16:18])
 	binary.BigEndian.PutUint16(tcp[16:], ^fold(uint64(^hc)+uint64(^fold(oldSum))+newSum))
-
-	// IPv4 Total Length and header checksum (RFC 791 §3.1, RFC 1624).
-	binary.BigEndian.PutUint16(b[2:], uint16(newTotal))
-	binary.BigEndian.PutUint16(b[10:], ChecksumAdjust(binary.BigEndian.Uint16(b[10:12]), uint16(ip.TotalLen), uint16(newTotal)))
 	return newTotal, Written
 }
 

@@ -21,28 +21,26 @@ type Source interface {
 }
 
 // Lower16 is the draft's example: the low 16 bits of the inside IPv4 address
-// (RFC 6967 §3; seed §3.1).
+// (RFC 6967 §3; seed §3.1). For an IPv6 host, the low 16 bits of its
+// address, i.e. of its interface identifier (RFC 4291 §2.5.1).
 type Lower16 struct{}
 
 func (Lower16) HostID(src netip.Addr, _ uint32) (uint32, bool) {
-	if !src.Is4() {
-		return 0, false
-	}
-	a := src.As4()
-	return uint32(binary.BigEndian.Uint16(a[2:])), true
+	a := src.As16() // IPv4 as ::ffff:a.b.c.d: the low bytes are the same
+	return uint32(binary.BigEndian.Uint16(a[14:])), true
 }
 
 func (Lower16) Bits() int { return 16 }
 
-// Address is the whole inside IPv4 address, 32 bits.
+// Address is the whole inside IPv4 address, 32 bits. An IPv6 address does
+// not fit any carrier: for IPv6 hosts it is the low 32 bits of the address
+// (the lower half of the interface identifier, RFC 4291 §2.5.1), unique
+// within one /64 when identifiers are assigned so (e.g. DHCPv6, static).
 type Address struct{}
 
 func (Address) HostID(src netip.Addr, _ uint32) (uint32, bool) {
-	if !src.Is4() {
-		return 0, false
-	}
-	a := src.As4()
-	return binary.BigEndian.Uint32(a[:]), true
+	a := src.As16()
+	return binary.BigEndian.Uint32(a[12:]), true
 }
 
 func (Address) Bits() int { return 32 }

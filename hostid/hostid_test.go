@@ -16,8 +16,11 @@ func TestLower16AndAddress(t *testing.T) {
 	if id, ok := (Address{}).HostID(addr("100.64.1.7"), 0); !ok || id != 0x64400107 {
 		t.Fatalf("address = %#x %v, want 0x64400107", id, ok)
 	}
-	if _, ok := (Lower16{}).HostID(addr("2001:db8::1"), 0); ok {
-		t.Fatal("lower16 of an IPv6 address must fail until IPv6 support lands")
+	if id, ok := (Lower16{}).HostID(addr("2001:db8:1::2:3"), 0); !ok || id != 0x0003 {
+		t.Fatalf("lower16 of 2001:db8:1::2:3 = %#x %v, want 0x0003", id, ok)
+	}
+	if id, ok := (Address{}).HostID(addr("2001:db8:1::a:b0c"), 0); !ok || id != 0x000a0b0c {
+		t.Fatalf("address of 2001:db8:1::a:b0c = %#x %v, want the low 32 bits 0x000a0b0c", id, ok)
 	}
 }
 
@@ -40,6 +43,12 @@ func TestHash(t *testing.T) {
 	if id, _ := h32.HostID(addr("0.1.2.3"), 0); id != 0x277187b7 {
 		t.Fatalf("hash(0.1.2.3) = %#x, want 0x277187b7 (SipHash reference vector)", id)
 	}
+	// IPv6: the 16 address bytes are hashed.
+	x, _ := h.HostID(addr("2001:db8:1::2"), 0)
+	y, _ := h.HostID(addr("2001:db8:1::3"), 0)
+	if x == y || x > 0xffff {
+		t.Fatalf("IPv6 hash ids %#x %#x: want distinct, 16-bit", x, y)
+	}
 	if _, err := NewHash([]byte("short"), 16); err == nil {
 		t.Fatal("a 5-byte key must be refused")
 	}
@@ -51,6 +60,9 @@ func TestMap(t *testing.T) {
 100.64.0.0/24   17
 100.64.0.0/28   18      # longer prefix wins
 100.64.0.77     4242
+2001:db8:1::/48 6000
+2001:db8:1::/64 6001
+2001:db8:1::9   6002
 iface eth1.100  100
 `
 	ifs := func(name string) (uint32, error) {
@@ -74,6 +86,12 @@ iface eth1.100  100
 		{"100.64.0.77", 0, 4242, true},
 		{"10.0.0.1", 9, 100, true},
 		{"10.0.0.1", 3, 0, false},
+		{"2001:db8:1::2", 0, 6001, true},
+		{"2001:db8:1::9", 0, 6002, true},
+		{"2001:db8:1:2::9", 0, 6000, true},
+		{"2001:db8:2::1", 9, 100, true},
+		{"2001:db8:2::1", 0, 0, false},
+		{"::ffff:100.64.0.77", 0, 0, false},
 	} {
 		id, ok := m.HostID(addr(c.a), c.inIf)
 		if id != c.id || ok != c.ok {
@@ -87,6 +105,8 @@ iface eth1.100  100
 		{"iface nope 3", "no such interface"},
 		{"# only a comment", "no entries"},
 		{"100.64.0.0/24 1\n100.64.0.0/24 2", "listed twice"},
+		{"2001:db8::1/64 1", "host bits set"},
+		{"::ffff:100.64.0.0/120 1", "write IPv4 as IPv4"},
 	} {
 		_, err := ParseMap([]byte(bad.file), 16, ifs)
 		if err == nil || !strings.Contains(err.Error(), bad.want) {
@@ -97,11 +117,12 @@ iface eth1.100  100
 
 func TestNoAllocs(t *testing.T) {
 	h, _ := NewHash(make([]byte, 16), 16)
-	m, _ := ParseMap([]byte("100.64.0.0/24 1\n100.64.0.9 2"), 16, nil)
-	a := addr("100.64.0.9")
-	for name, s := range map[string]Source{"lower16": Lower16{}, "address": Address{}, "hash": h, "map": m} {
-		if n := testing.AllocsPerRun(100, func() { s.HostID(a, 1) }); n != 0 {
-			t.Errorf("%s: %v allocations per lookup, want 0", name, n)
+	m, _ := ParseMap([]byte("100.64.0.0/24 1\n100.64.0.9 2\n2001:db8:1::/64 3"), 16, nil)
+	for _, a := range []netip.Addr{addr("100.64.0.9"), addr("2001:db8:1::9")} {
+		for name, s := range map[string]Source{"lower16": Lower16{}, "address": Address{}, "hash": h, "map": m} {
+			if n := testing.AllocsPerRun(100, func() { s.HostID(a, 1) }); n != 0 {
+				t.Errorf("%s(%s): %v allocations per lookup, want 0", name, a, n)
+			}
 		}
 	}
 }

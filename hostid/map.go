@@ -16,9 +16,12 @@ import (
 //
 //	100.64.0.0/28   17      # every host of this prefix is subscriber 17
 //	100.64.0.77     4242    # a single host (same as /32)
+//	2001:db8:1::/64 17      # IPv6 prefixes too (the longest match wins per family)
+//	2001:db8:1::9   4243    # a single IPv6 host (same as /128)
 //	iface eth1.100  100     # hosts behind this interface
 type Map struct {
-	lens   []int // prefix lengths present, longest first
+	lens4  []int // IPv4 prefix lengths present, longest first
+	lens6  []int // IPv6 prefix lengths present, longest first
 	byPfx  map[netip.Prefix]uint32
 	byIf   map[uint32]uint32
 	bits   int
@@ -31,7 +34,7 @@ func ParseMap(data []byte, bits int, ifIndex func(string) (uint32, error)) (*Map
 		return nil, fmt.Errorf("map width must be 16 or 32 bits, got %d", bits)
 	}
 	m := &Map{byPfx: map[netip.Prefix]uint32{}, byIf: map[uint32]uint32{}, bits: bits, maxVal: 1<<bits - 1}
-	seen := map[int]bool{}
+	seen := map[int]bool{} // prefix lengths; IPv6 ones + 1000
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for ln := 1; sc.Scan(); ln++ {
 		line := sc.Text()
@@ -53,9 +56,14 @@ func ParseMap(data []byte, bits int, ifIndex func(string) (uint32, error)) (*Map
 		return nil, fmt.Errorf("map has no entries")
 	}
 	for l := range seen {
-		m.lens = append(m.lens, l)
+		if l >= 1000 {
+			m.lens6 = append(m.lens6, l-1000)
+		} else {
+			m.lens4 = append(m.lens4, l)
+		}
 	}
-	sort.Sort(sort.Reverse(sort.IntSlice(m.lens)))
+	sort.Sort(sort.Reverse(sort.IntSlice(m.lens4)))
+	sort.Sort(sort.Reverse(sort.IntSlice(m.lens6)))
 	return m, nil
 }
 
@@ -93,11 +101,20 @@ func (m *Map) addLine(f []string, seen map[int]bool, ifIndex func(string) (uint3
 		return fmt.Errorf("prefix %s listed twice", p)
 	}
 	m.byPfx[p] = id
-	seen[p.Bits()] = true
+	if p.Addr().Is4() {
+		seen[p.Bits()] = true
+	} else {
+		seen[1000+p.Bits()] = true
+	}
 	return nil
 }
 
-func parsePrefix(s string) (netip.Prefix, error) {
+func parsePrefix(s string) (p netip.Prefix, err error) {
+	defer func() {
+		if err == nil && (p.Addr().Is4In6() || p.Addr().Zone() != "") {
+			p, err = netip.Prefix{}, fmt.Errorf("%q: write IPv4 as IPv4, IPv6 without a zone", s)
+		}
+	}()
 	if !strings.Contains(s, "/") {
 		a, err := netip.ParseAddr(s)
 		if err != nil {
@@ -105,7 +122,7 @@ func parsePrefix(s string) (netip.Prefix, error) {
 		}
 		return netip.PrefixFrom(a, a.BitLen()), nil
 	}
-	p, err := netip.ParsePrefix(s)
+	p, err = netip.ParsePrefix(s)
 	if err != nil {
 		return netip.Prefix{}, fmt.Errorf("bad prefix %q", s)
 	}
@@ -126,9 +143,14 @@ func (m *Map) parseID(s string) (uint32, error) {
 	return uint32(v), nil
 }
 
-// HostID looks up the longest prefix containing src, then inIf.
+// HostID looks up the longest prefix of src's family containing src, then
+// inIf.
 func (m *Map) HostID(src netip.Addr, inIf uint32) (uint32, bool) {
-	for _, l := range m.lens {
+	lens := m.lens4
+	if !src.Is4() {
+		lens = m.lens6
+	}
+	for _, l := range lens {
 		p, err := src.Prefix(l)
 		if err != nil {
 			continue

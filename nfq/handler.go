@@ -8,6 +8,7 @@ import (
 	"github.com/natreveal/natreveal/conntrack"
 	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/hostid"
+	"github.com/natreveal/natreveal/rules"
 )
 
 // Meta is what the kernel tells about a queued packet besides its bytes.
@@ -15,29 +16,62 @@ type Meta struct {
 	Mark  uint32
 	InIf  uint32
 	OutIf uint32
+	// GSO: a GSO super-packet (NFQA_SKB_GSO, queue.go): longer than the MTU,
+	// the kernel cuts it into segments of the size the sender chose.
+	GSO bool
+	// csumNotReady: the TCP/UDP checksum holds only the pseudo-header sum
+	// (NFQA_SKB_CSUMNOTREADY); the queue completes it for a rewritten packet.
+	csumNotReady bool
 }
 
 // Verdict is the answer for one packet: accept, except Drop for the one case
 // natreveal refuses (see Handle); Len > 0 means buf[:Len] replaces the
-// packet; SetMark sets the packet mark.
+// packet; SetMark sets the packet mark. After, when set, runs once the
+// verdict has been sent (the kernel has re-injected the packet by then).
 type Verdict struct {
 	Len     int
 	SetMark bool
 	Mark    uint32
 	Drop    bool
+	After   func()
 }
 
 // HandlerConfig is the SYN path's behaviour.
 type HandlerConfig struct {
 	Inside    []netip.Prefix
-	PostNAT   bool // packets are queued after source NAT: ask conntrack
+	PostNAT   bool // packets are queued after source NAT: the tag mark or conntrack names the inside host
 	TCPOption bool
 	OptionLen int // 2 or 4
 	MaxSegs   int // client segments after the SYN that may carry the option
 	IPID      bool
 	IPIDScope string // "syn", "new", "all"
+	IPIDUDP   int    // first packets of a UDP flow whose IP-ID carries the HOST_ID
+	IPOption  bool
+	IPOptType byte // RFC 4727 experimental IPv4 option type
+	IPOptLen  int  // 2 or 4
+	IPOptUDP  int  // first packets of a UDP flow carrying the IPv4 option
+	DestOpt   bool // IPv6 Destination Options header with the HOST_ID (IPv6 counterpart of IPOption)
+	DestType  byte // RFC 4727 experimental IPv6 option type (0x1E, 0x3E, ...)
+	DestLen   int  // 2 or 4
+	DestUDP   int  // first packets of an IPv6 UDP flow carrying the option
 	TrackBit  uint32
 	DoneBit   uint32
+
+	// Payload insertion for selected flows (select.go): IPv4, pre-NAT.
+	HTTPHeader  bool
+	HTTPSel     []Selector // destinations whose flows get the HTTP fields
+	HTTPFields  HTTPFields
+	Proxy       bool
+	ProxySel    []Selector // destinations whose flows get a PROXY header
+	ProxyCfg    ProxyConfig
+	IDBits      int    // HOST_ID width for its text form (16 or 32)
+	IDAddress   bool   // the text form is the inside address (hostid source "address")
+	SelectBit   uint32 // verdict mark the remember chain copies to the ct mark
+	MaxSelected int    // selected flows held at once; past that new flows are not selected
+
+	// IPIDLearn, when set, is the in-kernel ip-id path (ipidkernel.go): SYNs
+	// the kernel marked are left alone, hosts it did not know are learned.
+	IPIDLearn HostLearner
 }
 
 // Handler rewrites queued packets; it is pure (no syscalls): the HOST_ID
@@ -50,16 +84,23 @@ type Handler struct {
 	flows   *Flows
 	stats   *Stats
 	now     func() time.Time
-	track   bool // follow flows after the SYN (RFC 7974 §4.2, ip-id scope new)
+	track   bool        // follow flows after the SYN (RFC 7974 §4.2, ip-id scope new)
+	track6  bool        // the same for IPv6 flows: tcp-option only (no IP-ID in IPv6)
+	streams *Streams    // selected flows (payload insertion); nil when none are
+	seqadj  SeqAdjuster // hands proxy-protocol flows to the kernel (handoff.go); nil: never
 }
 
 // NewHandler builds a Handler. resolve may be nil unless cfg.PostNAT.
 func NewHandler(cfg HandlerConfig, src hostid.Source, resolve func(conntrack.Key) (netip.AddrPort, error),
 	mtu func(uint32) int, flows *Flows, stats *Stats) *Handler {
-	return &Handler{
+	h := &Handler{
 		cfg: cfg, src: src, resolve: resolve, mtu: mtu, flows: flows, stats: stats, now: time.Now,
-		track: cfg.Tracks(),
+		track: cfg.Tracks(), track6: cfg.Tracks6(),
 	}
+	if cfg.Selects() {
+		h.streams = NewStreams(max(cfg.MaxSelected, 1))
+	}
+	return h
 }
 
 // Tracks reports whether flows are followed after their SYN, so the ruleset
@@ -68,21 +109,78 @@ func (c HandlerConfig) Tracks() bool {
 	return c.TCPOption || (c.IPID && c.IPIDScope == "new")
 }
 
+// Tracks6 is Tracks for IPv6 flows: only the RFC 7974 option follows them.
+func (c HandlerConfig) Tracks6() bool { return c.TCPOption }
+
+// UDP reports whether the first packets of IPv4 UDP flows carry a HOST_ID.
+func (c HandlerConfig) UDP() bool { return c.udpPackets(false) > 0 }
+
+// UDP6 reports whether the first packets of IPv6 UDP flows carry a HOST_ID.
+func (c HandlerConfig) UDP6() bool { return c.udpPackets(true) > 0 }
+
+// udpPackets is how many packets of a UDP flow some method marks.
+func (c HandlerConfig) udpPackets(v6 bool) int {
+	if v6 {
+		if c.DestOpt {
+			return c.DestUDP
+		}
+		return 0
+	}
+	n := 0
+	if c.IPID {
+		n = c.IPIDUDP
+	}
+	if c.IPOption {
+		n = max(n, c.IPOptUDP)
+	}
+	return n
+}
+
 // Handle decides about the packet in buf[:n]; buf has room for growth up to
 // cap(buf). Any failure leaves the packet unchanged (fail open) and counts.
+// IPv4 and IPv6 share the queues: the version nibble (RFC 791 §3.1, RFC
+// 8200 §3) picks the path.
 func (h *Handler) Handle(buf []byte, n int, m Meta) Verdict {
+	if n > 0 && buf[0]>>4 == 6 {
+		return h.handle6(buf, n, m) // pre-NAT only (config refuses post-nat with IPv6)
+	}
+	if !h.cfg.PostNAT {
+		return h.handle(buf, n, m, netip.Addr{})
+	}
+	// Post-NAT: a tag rule put the inside source address in the mark of an
+	// unmarked packet (rules.SourceFromMark). Read it, and give the packet
+	// its mark 0 back.
+	tag := rules.SourceFromMark(m.Mark)
+	if !h.inside(tag) {
+		return h.handle(buf, n, m, netip.Addr{})
+	}
+	m.Mark = 0
+	v := h.handle(buf, n, m, tag)
+	if !v.SetMark {
+		v.SetMark, v.Mark = true, 0
+	}
+	return v
+}
+
+// handle is Handle; tag is the inside source a post-NAT tag rule reported,
+// or the zero Addr.
+func (h *Handler) handle(buf []byte, n int, m Meta, tag netip.Addr) Verdict {
 	pkt := buf[:n]
 	ip, r := encoders.ParseIPv4(pkt)
 	if r != encoders.Unchanged {
 		h.stats.inc(NotParsed)
 		return Verdict{}
 	}
+	if ip.Proto == 17 {
+		return h.udp(ip, buf, n, m, tag)
+	}
 	tcp, r := encoders.ParseTCP(pkt, ip)
 	if r != encoders.Unchanged {
 		// A SYN from an inside host with a malformed option list could hide
 		// its own HOST_ID from the rewrite: refuse it (anti-spoofing, seed
 		// §5). No real TCP stack sends one.
-		if r == encoders.BadHeader && !h.cfg.PostNAT && h.inside(ip.Src) && isSYN(pkt, ip) {
+		fromInside := tag.IsValid() || (!h.cfg.PostNAT && h.inside(netip.AddrFrom4(ip.Src)))
+		if r == encoders.BadHeader && fromInside && isSYN(pkt, ip.Proto, ip.HdrLen, ip.IsFragment()) {
 			h.stats.inc(Refused)
 			return Verdict{Drop: true}
 		}
@@ -90,16 +188,123 @@ func (h *Handler) Handle(buf []byte, n int, m Meta) Verdict {
 		return Verdict{}
 	}
 	// Reply packets head for an inside host: the reverse NAT is done by now.
-	if h.inside(ip.Dst) {
-		return h.reply(ip, tcp, pkt, m)
+	if dst := netip.AddrFrom4(ip.Dst); h.inside(dst) {
+		key := FlowKey{Proto: 6, Inside: dst, InsidePort: tcp.DstPort, Server: netip.AddrFrom4(ip.Src), ServerPort: tcp.SrcPort}
+		if v, ok := h.selReply(key, ip, tcp, pkt, m); ok {
+			return v
+		}
+		return h.reply(key, tcp, pkt, m, false)
 	}
-	return h.original(ip, tcp, buf, n, m)
+	return h.original(ip, tcp, buf, n, m, tag)
 }
 
-func (h *Handler) inside(a [4]byte) bool {
-	addr := netip.AddrFrom4(a)
+// handle6 is handle for IPv6 (RFC 8200), queued before NAT66: TCP gets the
+// RFC 7974 option and the Destination Option on the SYN, UDP the
+// Destination Option on the first packets of a flow.
+func (h *Handler) handle6(buf []byte, n int, m Meta) Verdict {
+	pkt := buf[:n]
+	ip, r := encoders.ParseIPv6(pkt)
+	if r != encoders.Unchanged {
+		h.stats.inc(NotParsed)
+		return Verdict{}
+	}
+	src, dst := netip.AddrFrom16(ip.Src), netip.AddrFrom16(ip.Dst)
+	if ip.Proto == 17 && !ip.Frag {
+		return h.udp6(ip, src, dst, buf, n, m)
+	}
+	tcp, r := encoders.ParseTCP6(pkt, ip)
+	if r != encoders.Unchanged {
+		// Anti-spoofing as for IPv4 (seed §5).
+		if r == encoders.BadHeader && h.inside(src) && isSYN(pkt, ip.Proto, ip.Off, ip.Frag) {
+			h.stats.inc(Refused)
+			return Verdict{Drop: true}
+		}
+		h.stats.inc(NotParsed)
+		return Verdict{}
+	}
+	if h.inside(dst) {
+		key := FlowKey{Proto: 6, Inside: dst, InsidePort: tcp.DstPort, Server: src, ServerPort: tcp.SrcPort}
+		return h.reply(key, tcp, pkt, m, true)
+	}
+	key := FlowKey{Proto: 6, Inside: src, InsidePort: tcp.SrcPort, Server: dst, ServerPort: tcp.DstPort}
+	id, ok := h.src.HostID(src, m.InIf)
+	if !ok {
+		h.stats.inc(NoHostID)
+		return Verdict{}
+	}
+	v, syn, mark := h.follow(key, tcp, m, h.track6)
+	length := n
+	if syn && h.cfg.DestOpt {
+		if nl, ok := h.destOpt(buf, length, id, m); ok {
+			length, v.Len = nl, nl
+		}
+	}
+	if mark && h.cfg.TCPOption {
+		h.tcpOption(&v, encoders.AddHostIDOption6, buf, length, id, m)
+	}
+	return h.modified(v)
+}
+
+// tcpOption adds the RFC 7974 option with add (the IPv4 or IPv6 encoder).
+func (h *Handler) tcpOption(v *Verdict, add func([]byte, int, uint32, int, int) (int, encoders.Result, bool),
+	buf []byte, n int, id uint32, m Meta) {
+	nl, r, stripped := add(buf, n, id, h.cfg.OptionLen, h.outMTU(m))
+	h.stats.option[r].Add(1)
+	if r == encoders.Written || stripped {
+		v.Len = nl
+	}
+}
+
+// modified counts a rewritten packet.
+func (h *Handler) modified(v Verdict) Verdict {
+	if v.Len > 0 {
+		h.stats.inc(Modified)
+	}
+	return v
+}
+
+// destOpt writes the Destination Options header into buf[:n]; ok reports a
+// new packet of length nl (written, or a forged option stripped).
+func (h *Handler) destOpt(buf []byte, n int, id uint32, m Meta) (nl int, ok bool) {
+	nl, r, stripped := encoders.AddDestOpt(buf, n, h.cfg.DestType, id, h.cfg.DestLen, h.outMTU(m))
+	h.stats.dstopt[r].Add(1)
+	return nl, r == encoders.Written || stripped
+}
+
+// udp6 is udp for IPv6: the Destination Option on the first DestUDP
+// datagrams of each flow.
+func (h *Handler) udp6(ip encoders.IPv6, src, dst netip.Addr, buf []byte, n int, m Meta) Verdict {
+	if ip.Off+8 > n { // UDP header, RFC 768
+		h.stats.inc(NotParsed)
+		return Verdict{}
+	}
+	if h.inside(dst) {
+		return Verdict{} // a reply of a followed flow: nothing to write
+	}
+	u := buf[ip.Off:]
+	key := FlowKey{Proto: 17, Inside: src, InsidePort: uint16(u[0])<<8 | uint16(u[1]),
+		Server: dst, ServerPort: uint16(u[2])<<8 | uint16(u[3])}
+	v, seq, ok := h.udpSeq(key, m, h.cfg.udpPackets(true))
+	if !ok {
+		return v
+	}
+	id, ok := h.src.HostID(src, m.InIf)
+	if !ok {
+		h.stats.inc(NoHostID)
+		return v
+	}
+	if h.cfg.DestOpt && seq <= h.cfg.DestUDP {
+		if nl, ok := h.destOpt(buf, n, id, m); ok {
+			v.Len = nl
+			h.stats.inc(Modified)
+		}
+	}
+	return v
+}
+
+func (h *Handler) inside(a netip.Addr) bool {
 	for _, p := range h.cfg.Inside {
-		if p.Contains(addr) {
+		if p.Contains(a) {
 			return true
 		}
 	}
@@ -107,37 +312,73 @@ func (h *Handler) inside(a [4]byte) bool {
 }
 
 // original handles a client->server packet.
-func (h *Handler) original(ip encoders.IPv4, tcp encoders.TCP, buf []byte, n int, m Meta) Verdict {
-	key := FlowKey{Inside: ip.Src, InsidePort: tcp.SrcPort, Server: ip.Dst, ServerPort: tcp.DstPort}
-	if h.cfg.PostNAT {
+func (h *Handler) original(ip encoders.IPv4, tcp encoders.TCP, buf []byte, n int, m Meta, tag netip.Addr) Verdict {
+	key := FlowKey{Proto: 6, Inside: netip.AddrFrom4(ip.Src), InsidePort: tcp.SrcPort, Server: netip.AddrFrom4(ip.Dst), ServerPort: tcp.DstPort}
+	switch {
+	case tag.IsValid():
+		// The port is the one after NAT: replies match it as long as the
+		// NAT kept the client's port (masquerade does unless ports clash).
+		key.Inside = tag
+	case h.cfg.PostNAT:
 		in, err := h.resolve(conntrack.Key{
 			Proto: 6,
 			Src:   netip.AddrPortFrom(netip.AddrFrom4(ip.Src), tcp.SrcPort),
 			Dst:   netip.AddrPortFrom(netip.AddrFrom4(ip.Dst), tcp.DstPort),
 		})
 		if err != nil {
-			if errors.Is(err, conntrack.ErrNotFound) {
-				h.stats.inc(CtMiss)
-			} else {
-				h.stats.inc(CtError)
-			}
+			h.countCtErr(err)
 			return Verdict{}
 		}
-		key.Inside, key.InsidePort = in.Addr().As4(), in.Port()
+		key.Inside, key.InsidePort = in.Addr().Unmap(), in.Port()
 	}
-	id, ok := h.src.HostID(netip.AddrFrom4(key.Inside), m.InIf)
+	id, ok := h.src.HostID(key.Inside, m.InIf)
 	if !ok {
 		h.stats.inc(NoHostID)
 		return Verdict{}
 	}
-
-	syn := tcp.Flags&(encoders.FlagSYN|encoders.FlagACK|encoders.FlagRST|encoders.FlagFIN) == encoders.FlagSYN
-	var v Verdict
-	mark, ipid := false, false
+	v, syn, mark := h.follow(key, tcp, m, h.track)
+	ipid := false
 	switch {
 	case syn:
-		mark, ipid = true, h.cfg.IPID
-		if h.track {
+		ipid = h.cfg.IPID
+	case h.track:
+		ipid = h.cfg.IPID && h.cfg.IPIDScope != "syn" && mark
+	}
+	if h.cfg.IPID && h.cfg.IPIDScope == "all" {
+		ipid = true
+	}
+
+	length := n
+	if ipid && !(syn && h.kernelIPID(ip, key.Inside, uint16(id))) {
+		r := encoders.SetIPID(buf[:length], uint16(id))
+		h.stats.ipid[r].Add(1)
+		if r == encoders.Written {
+			v.Len = length
+		}
+	}
+	if syn && h.cfg.IPOption {
+		if nl, ok := h.ipOption(buf, length, id, m); ok {
+			length, v.Len = nl, nl
+		}
+	}
+	if mark && h.cfg.TCPOption {
+		h.tcpOption(&v, encoders.AddHostIDOption, buf, length, id, m)
+	}
+	if h.streams != nil {
+		v = h.selOriginal(key, id, syn, buf, n, m, v)
+	}
+	return h.modified(v)
+}
+
+// follow keeps the flow state of a client->server TCP segment: a SYN starts
+// a followed flow (track), a later segment counts against MaxSegs until the
+// flow ends. mark: the segment carries the option.
+func (h *Handler) follow(key FlowKey, tcp encoders.TCP, m Meta, track bool) (v Verdict, syn, mark bool) {
+	syn = tcp.Flags&(encoders.FlagSYN|encoders.FlagACK|encoders.FlagRST|encoders.FlagFIN) == encoders.FlagSYN
+	switch {
+	case syn:
+		mark = true
+		if track {
 			if h.flows.start(key, tcp.Seq, h.now().Unix()) {
 				h.stats.inc(FlowsTracked)
 				v = h.setMark(v, m, h.cfg.TrackBit)
@@ -145,7 +386,7 @@ func (h *Handler) original(ip encoders.IPv4, tcp encoders.TCP, buf []byte, n int
 				h.stats.inc(FlowsFull)
 			}
 		}
-	case h.track:
+	case track:
 		end := tcp.Flags&(encoders.FlagFIN|encoders.FlagRST) != 0
 		carry, ended := false, false
 		known := h.flows.with(key, func(f *flow) bool {
@@ -158,7 +399,7 @@ func (h *Handler) original(ip encoders.IPv4, tcp encoders.TCP, buf []byte, n int
 		case !known:
 			// Queued by the tracking rule but unknown here (the daemon
 			// restarted, or the flow ended): stop queueing this flow.
-			if h.cfg.IPIDScope != "all" {
+			if h.cfg.IPIDScope != "all" || key.Inside.Is6() {
 				h.stats.inc(Untracked)
 			}
 			v = h.setMark(v, m, h.cfg.DoneBit)
@@ -167,29 +408,76 @@ func (h *Handler) original(ip encoders.IPv4, tcp encoders.TCP, buf []byte, n int
 			v = h.setMark(v, m, h.cfg.DoneBit)
 		}
 		mark = carry
-		ipid = h.cfg.IPID && h.cfg.IPIDScope != "syn" && carry
 	}
-	if h.cfg.IPID && h.cfg.IPIDScope == "all" {
-		ipid = true
-	}
+	return v, syn, mark
+}
 
+// ipOption writes the IPv4 option into buf[:n]; ok reports a new packet of
+// length nl (written, or a forged option stripped).
+func (h *Handler) ipOption(buf []byte, n int, id uint32, m Meta) (nl int, ok bool) {
+	nl, r, stripped := encoders.AddIPOption(buf, n, h.cfg.IPOptType, id, h.cfg.IPOptLen, h.outMTU(m))
+	h.stats.ipopt[r].Add(1)
+	return nl, r == encoders.Written || stripped
+}
+
+func (h *Handler) outMTU(m Meta) int {
+	if m.GSO {
+		return 0xffff // the kernel segments it: only the IPv4 length bounds it
+	}
+	if h.mtu == nil {
+		return 0
+	}
+	return h.mtu(m.OutIf)
+}
+
+// udp handles a UDP datagram: the first packets of each flow from an inside
+// host carry the HOST_ID (ip-option, ip-id); the flow is followed through
+// the ct mark until the last of them, then the ruleset stops queueing it.
+func (h *Handler) udp(ip encoders.IPv4, buf []byte, n int, m Meta, tag netip.Addr) Verdict {
+	udp, r := encoders.ParseUDP(buf[:n], ip)
+	if r != encoders.Unchanged {
+		h.stats.inc(NotParsed)
+		return Verdict{}
+	}
+	if h.inside(netip.AddrFrom4(ip.Dst)) {
+		return Verdict{} // a reply of a followed flow: nothing to write
+	}
+	key := FlowKey{Proto: 17, Inside: netip.AddrFrom4(ip.Src), InsidePort: udp.SrcPort, Server: netip.AddrFrom4(ip.Dst), ServerPort: udp.DstPort}
+	switch {
+	case tag.IsValid():
+		key.Inside = tag
+	case h.cfg.PostNAT:
+		in, err := h.resolve(conntrack.Key{
+			Proto: 17,
+			Src:   netip.AddrPortFrom(netip.AddrFrom4(ip.Src), udp.SrcPort),
+			Dst:   netip.AddrPortFrom(netip.AddrFrom4(ip.Dst), udp.DstPort),
+		})
+		if err != nil {
+			h.countCtErr(err)
+			return Verdict{}
+		}
+		key.Inside, key.InsidePort = in.Addr().Unmap(), in.Port()
+	}
+	v, seq, ok := h.udpSeq(key, m, h.cfg.udpPackets(false))
+	if !ok {
+		return v
+	}
+	id, ok := h.src.HostID(key.Inside, m.InIf)
+	if !ok {
+		h.stats.inc(NoHostID)
+		return v
+	}
 	length := n
-	if ipid {
+	if h.cfg.IPID && seq <= h.cfg.IPIDUDP {
 		r := encoders.SetIPID(buf[:length], uint16(id))
 		h.stats.ipid[r].Add(1)
 		if r == encoders.Written {
 			v.Len = length
 		}
 	}
-	if mark && h.cfg.TCPOption {
-		mtu := 0
-		if h.mtu != nil {
-			mtu = h.mtu(m.OutIf)
-		}
-		nl, r, stripped := encoders.AddHostIDOption(buf, length, id, h.cfg.OptionLen, mtu)
-		h.stats.option[r].Add(1)
-		if r == encoders.Written || stripped {
-			v.Len = nl
+	if h.cfg.IPOption && seq <= h.cfg.IPOptUDP {
+		if nl, ok := h.ipOption(buf, length, id, m); ok {
+			length, v.Len = nl, nl
 		}
 	}
 	if v.Len > 0 {
@@ -198,16 +486,62 @@ func (h *Handler) original(ip encoders.IPv4, tcp encoders.TCP, buf []byte, n int
 	return v
 }
 
+// udpSeq counts a datagram of a UDP flow that some method marks on its
+// first limit packets: seq is its number in the flow, ok false when it is
+// past the limit (queued before the ct mark said done). v carries the marks.
+func (h *Handler) udpSeq(key FlowKey, m Meta, limit int) (v Verdict, seq int, ok bool) {
+	// A finished flow stays in the table (until conntrack destroys it or it
+	// ages out) so that packets queued before the ct mark said done are
+	// not taken for a new flow.
+	if !h.flows.with(key, func(f *flow) bool {
+		if f.segs < 0xffff {
+			f.segs++
+		}
+		seq = int(f.segs)
+		return false
+	}) {
+		seq = 1
+		switch {
+		case limit <= 1:
+		case h.flows.start(key, 0, h.now().Unix()):
+			h.flows.with(key, func(f *flow) bool { f.segs = 1; return false })
+			h.stats.inc(FlowsTracked)
+			v = h.setMark(v, m, h.cfg.TrackBit)
+		default:
+			h.stats.inc(FlowsFull)
+			limit = 1
+		}
+	}
+	if seq >= limit {
+		if seq == limit && limit > 1 {
+			h.stats.inc(TrackDone)
+		}
+		v = h.setMark(v, m, h.cfg.DoneBit)
+	}
+	return v, seq, seq <= limit
+}
+
+func (h *Handler) countCtErr(err error) {
+	if errors.Is(err, conntrack.ErrNotFound) {
+		h.stats.inc(CtMiss)
+	} else {
+		h.stats.inc(CtError)
+	}
+}
+
 // reply handles a server->client packet of a followed flow: lower the MSS of
 // the SYN-ACK so the client leaves room for the option, and end the flow once
 // the server shows the connection is established (RFC 7974 §4.2: "the return
 // segment either includes or acknowledges data").
-func (h *Handler) reply(ip encoders.IPv4, tcp encoders.TCP, pkt []byte, m Meta) Verdict {
+func (h *Handler) reply(key FlowKey, tcp encoders.TCP, pkt []byte, m Meta, v6 bool) Verdict {
 	var v Verdict
-	key := FlowKey{Inside: ip.Dst, InsidePort: tcp.DstPort, Server: ip.Src, ServerPort: tcp.SrcPort}
+	track := h.track
+	if v6 {
+		track = h.track6
+	}
 	synack := tcp.Flags&(encoders.FlagSYN|encoders.FlagACK) == encoders.FlagSYN|encoders.FlagACK
 	done := false
-	known := h.track && h.flows.with(key, func(f *flow) bool {
+	known := track && h.flows.with(key, func(f *flow) bool {
 		acked := tcp.Flags&encoders.FlagACK != 0 && int32(tcp.Ack-(f.isn+1)) > 0
 		done = tcp.PayloadLen > 0 || acked || tcp.Flags&(encoders.FlagRST|encoders.FlagFIN) != 0
 		return done
@@ -217,7 +551,11 @@ func (h *Handler) reply(ip encoders.IPv4, tcp encoders.TCP, pkt []byte, m Meta) 
 		return h.setMark(v, m, h.cfg.DoneBit)
 	}
 	if synack && h.cfg.TCPOption {
-		if r := encoders.LowerMSS(pkt, encoders.HostIDOptionSpace); r == encoders.Written {
+		lower := encoders.LowerMSS
+		if v6 {
+			lower = encoders.LowerMSS6
+		}
+		if r := lower(pkt, encoders.HostIDOptionSpace); r == encoders.Written {
 			h.stats.inc(MSSLowered)
 			h.stats.inc(Modified)
 			v.Len = len(pkt)
@@ -230,10 +568,11 @@ func (h *Handler) reply(ip encoders.IPv4, tcp encoders.TCP, pkt []byte, m Meta) 
 	return v
 }
 
-// isSYN reads the flags of a TCP header that did not parse (bad options).
-func isSYN(pkt []byte, ip encoders.IPv4) bool {
-	off := ip.HdrLen + 13
-	return ip.Proto == 6 && !ip.IsFragment() && off < len(pkt) &&
+// isSYN reads the flags of a TCP header at offset tcpOff that did not parse
+// (bad options).
+func isSYN(pkt []byte, proto uint8, tcpOff int, frag bool) bool {
+	off := tcpOff + 13
+	return proto == 6 && !frag && off < len(pkt) &&
 		pkt[off]&(encoders.FlagSYN|encoders.FlagACK) == encoders.FlagSYN
 }
 
@@ -246,5 +585,18 @@ func (h *Handler) setMark(v Verdict, m Meta, bit uint32) Verdict {
 	return v
 }
 
-// ForgetFlow drops state for a flow conntrack destroyed.
-func (h *Handler) ForgetFlow(k FlowKey) { h.flows.Delete(k) }
+// ForgetFlow drops state for a flow conntrack destroyed. Post-NAT flows are
+// keyed by the port after NAT, so both ports are tried.
+func (h *Handler) ForgetFlow(k FlowKey, natPort uint16) {
+	evicted := h.flows.Delete(k)
+	if h.streams != nil && h.streams.Delete(k) {
+		evicted = true
+	}
+	if h.cfg.PostNAT && natPort != k.InsidePort {
+		k.InsidePort = natPort
+		evicted = h.flows.Delete(k) || evicted
+	}
+	if evicted {
+		h.stats.inc(FlowsEvicted)
+	}
+}

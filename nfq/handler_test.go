@@ -1,12 +1,14 @@
 package nfq
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"testing"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
+	"github.com/natreveal/natreveal/conntrack"
 	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/hostid"
 )
@@ -252,5 +254,152 @@ func BenchmarkHandleSYN(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		copy(buf[:n], tmpl[:n])
 		h.Handle(buf, n, Meta{})
+	}
+}
+
+// Post-NAT: the tag rule put the inside source in the mark; the handler reads
+// it (no conntrack call), writes that host's HOST_ID into the translated
+// packet and hands mark 0 back, plus its own bits.
+func TestHandlerPostNATTag(t *testing.T) {
+	public := netip.MustParseAddr("192.0.2.1")
+	calls := 0
+	h, st := newHandler(HandlerConfig{TCPOption: true, PostNAT: true})
+	h.resolve = func(conntrack.Key) (netip.AddrPort, error) {
+		calls++
+		return netip.AddrPort{}, conntrack.ErrNotFound
+	}
+	tagOf := func(a netip.Addr) uint32 { b := a.As4(); return binary.NativeEndian.Uint32(b[:]) }
+
+	buf, n := build(t, seg{src: public, dst: server, sport: 40000, dport: 80, syn: true, seq: 1, mss: 1460})
+	v := h.Handle(buf, n, Meta{Mark: tagOf(client)})
+	if v.Len != n+8 || !v.SetMark || v.Mark != 0x10000 {
+		t.Fatalf("tagged SYN verdict %+v: want +8 bytes, mark 0x10000 (tag removed)", v)
+	}
+	check(t, buf[:v.Len])
+	if id, ok := hostIDOf(t, buf[:v.Len]); !ok || id != 7 {
+		t.Fatalf("HOST_ID %d %v, want 7 (from the tag, not the public source)", id, ok)
+	}
+	// The reply, de-NATed, meets the flow keyed by the tag and the port.
+	buf, n = build(t, seg{src: server, dst: client, sport: 80, dport: 40000, syn: true, ack: true, seq: 9, ackn: 2, mss: 1460})
+	if v = h.Handle(buf, n, Meta{}); v.Len != n || st.Get(MSSLowered) != 1 {
+		t.Fatalf("SYN-ACK of a tagged flow: %+v, counters %v", v, st.Snapshot())
+	}
+	// A tagged packet that stays unchanged still gets its mark back.
+	buf, n = build(t, seg{src: public, dst: server, sport: 40001, dport: 80, ack: true, seq: 1, ackn: 1})
+	if v = h.Handle(buf, n, Meta{Mark: tagOf(client)}); !v.SetMark || v.Mark != 0x20000 || v.Len != 0 {
+		t.Fatalf("unknown tagged segment: %+v, want unchanged, mark = done bit only", v)
+	}
+	// An untagged packet (a user's mark) falls back to conntrack.
+	buf, n = build(t, seg{src: public, dst: server, sport: 40002, dport: 80, syn: true, seq: 1})
+	if v = h.Handle(buf, n, Meta{Mark: 0x5}); v.Len != 0 || v.SetMark || calls != 1 || st.Get(CtMiss) != 1 {
+		t.Fatalf("user-marked SYN: %+v, %d lookups, counters %v", v, calls, st.Snapshot())
+	}
+	if calls != 1 {
+		t.Fatalf("%d conntrack lookups, want 1 (tagged packets need none)", calls)
+	}
+}
+
+func BenchmarkHandleSYNPostNATTag(b *testing.B) {
+	h, _ := newHandler(HandlerConfig{TCPOption: true, PostNAT: true})
+	ca := client.As4()
+	tag := binary.NativeEndian.Uint32(ca[:])
+	tmpl, n := build(b, seg{src: netip.MustParseAddr("192.0.2.1"), dst: server, sport: 40000, dport: 80, syn: true, seq: 1, mss: 1460})
+	buf := make([]byte, n, n+encoders.Headroom)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		copy(buf[:n], tmpl[:n])
+		h.Handle(buf, n, Meta{Mark: tag})
+	}
+}
+
+// buildUDP serializes a DF datagram with gopacket, into a buffer with room.
+func buildUDP(t testing.TB, src, dst netip.Addr, sport, dport uint16, payload int) ([]byte, int) {
+	t.Helper()
+	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolUDP, Flags: layers.IPv4DontFragment,
+		SrcIP: src.AsSlice(), DstIP: dst.AsSlice(), Id: 0x1111}
+	udp := &layers.UDP{SrcPort: layers.UDPPort(sport), DstPort: layers.UDPPort(dport)}
+	udp.SetNetworkLayerForChecksum(ip)
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true},
+		ip, udp, gopacket.Payload(make([]byte, payload))); err != nil {
+		t.Fatal(err)
+	}
+	out := make([]byte, len(buf.Bytes()), len(buf.Bytes())+encoders.Headroom)
+	copy(out, buf.Bytes())
+	return out, len(buf.Bytes())
+}
+
+// The first packets of a UDP flow carry the IPv4 option and the IP-ID (their
+// own counts), the last of them tells the ruleset the flow is done, and
+// packets queued after that pass untouched and are not taken for a new flow.
+func TestHandlerUDPFirstPackets(t *testing.T) {
+	h, st := newHandler(HandlerConfig{IPOption: true, IPOptType: 30, IPOptLen: 2, IPOptUDP: 3, IPID: true, IPIDScope: "syn", IPIDUDP: 2})
+	for i := 1; i <= 5; i++ {
+		buf, n := buildUDP(t, client, server, 5000, 53, 100)
+		v := h.Handle(buf, n, Meta{})
+		switch {
+		case i <= 3:
+			if v.Len != n+4 {
+				t.Fatalf("datagram %d: verdict %+v, want the 4-byte option", i, v)
+			}
+			p := gopacket.NewPacket(buf[:v.Len], layers.LayerTypeIPv4, gopacket.Default)
+			ip := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+			if p.ErrorLayer() != nil || !encoders.IPv4ChecksumOK(buf[:v.Len]) || !encoders.UDPChecksumOK(buf[:v.Len]) {
+				t.Fatalf("datagram %d: output does not decode with valid checksums", i)
+			}
+			if id, _, ok := encoders.IPOptionHostID(buf[:v.Len], 30); !ok || id != 7 {
+				t.Fatalf("datagram %d: option HOST_ID %d %v", i, id, ok)
+			}
+			if wantID := uint16(0x1111); i <= 2 {
+				if ip.Id != 7 {
+					t.Fatalf("datagram %d: IP-ID %#x, want 7", i, ip.Id)
+				}
+			} else if ip.Id != wantID {
+				t.Fatalf("datagram %d: IP-ID %#x rewritten past ip_id.udp_packets", i, ip.Id)
+			}
+		default:
+			if v.Len != 0 {
+				t.Fatalf("datagram %d rewritten: %+v", i, v)
+			}
+		}
+		wantMark := uint32(0)
+		switch i {
+		case 1:
+			wantMark = 0x10000
+		case 3, 4, 5:
+			wantMark = 0x20000
+		}
+		if v.Mark != wantMark || v.SetMark != (wantMark != 0) {
+			t.Fatalf("datagram %d: mark %+v, want %#x", i, v, wantMark)
+		}
+	}
+	// A reply of the flow passes untouched.
+	buf, n := buildUDP(t, server, client, 53, 5000, 10)
+	if v := h.Handle(buf, n, Meta{}); v.Len != 0 || v.SetMark {
+		t.Fatalf("reply: %+v", v)
+	}
+	if st.Get(FlowsTracked) != 1 || st.Get(TrackDone) != 1 || st.IPOpt(encoders.Written) != 3 || st.IPID(encoders.Written) != 2 {
+		t.Fatalf("counters %v", st.Snapshot())
+	}
+}
+
+// ip-option rides on the TCP SYN only, together with the RFC 7974 option.
+func TestHandlerIPOptionOnSYN(t *testing.T) {
+	h, st := newHandler(HandlerConfig{IPOption: true, IPOptType: 158, IPOptLen: 4, TCPOption: true})
+	buf, n := build(t, seg{src: client, dst: server, sport: 40000, dport: 80, syn: true, seq: 1, mss: 1460})
+	v := h.Handle(buf, n, Meta{})
+	if v.Len != n+8+8 {
+		t.Fatalf("SYN verdict %+v: want 8 option bytes in IP and 8 in TCP", v)
+	}
+	check(t, buf[:v.Len])
+	if id, l, ok := encoders.IPOptionHostID(buf[:v.Len], 158); !ok || id != 7 || l != 4 {
+		t.Fatalf("IP option %d/%d %v", id, l, ok)
+	}
+	if id, ok := hostIDOf(t, buf[:v.Len]); !ok || id != 7 {
+		t.Fatal("TCP option missing next to the IP option")
+	}
+	buf, n = build(t, seg{src: client, dst: server, sport: 40000, dport: 80, ack: true, seq: 2, ackn: 1})
+	if v = h.Handle(buf, n, Meta{}); v.Len != n+8 || st.IPOpt(encoders.Written) != 1 {
+		t.Fatalf("later segment: %+v (ip-option written %d): want the TCP option only", v, st.IPOpt(encoders.Written))
 	}
 }

@@ -2,17 +2,24 @@
 // pool, and returns verdicts: accept, possibly rewritten and marked. It never
 // drops: on any failure the packet goes on unchanged (fail open), and the
 // ruleset's bypass flag lets traffic flow when no daemon listens.
+//
+// Each queue is a lane of its own: a reader takes every packet waiting on
+// the queue's netlink socket in one system call (recvmmsg, nlsock.go), copies
+// each into a free job buffer (none free: the backlog is full, the packet is
+// accepted unchanged and counted) and hands the read's jobs as one group to
+// the lane's workers, which answer the whole group in one send.
 package nfq
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
+	"time"
 
-	nfqueue "github.com/florianl/go-nfqueue/v2"
-	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/natreveal/natreveal/encoders"
@@ -28,28 +35,88 @@ type QueueConfig struct {
 	Num, Count uint16
 	MaxLen     uint32 // packets the kernel holds per queue
 	FailOpen   bool   // kernel accepts instead of dropping when a queue is full
-	Workers    int    // 0: one per CPU
+	Workers    int    // 0: one per CPU; spread over the queues, at least one each
 	Backlog    int    // packets waiting for a worker; past that, accepted unchanged
 	RcvBuf     int    // socket receive buffer bytes
-	Logf       func(format string, a ...any)
+	// GSO asks the kernel to queue GSO (and GRO) packets whole
+	// (NFQA_CFG_F_GSO) instead of cutting each into MTU-sized segments
+	// first: a bulk transfer then costs one queue round trip per up to 64
+	// KiB. Rewritten packets get their TCP/UDP checksum completed here when
+	// the kernel left it partial. Only for handlers that may see a TCP
+	// super-packet (their segments all get the same rewrite) and that
+	// leave UDP super-packets alone: they are accepted unchanged.
+	GSO  bool
+	Logf func(format string, a ...any)
 }
 
-// bufSize is the largest packet a worker rewrites: jumbo frames included.
-// Queued packets are never GSO super-packets (no NfQaCfgFlagGSO).
+// bufSize is the largest packet a small job buffer holds: jumbo frames
+// included. Without GSO a longer one arrives cut short (NFQA_CAP_LEN) and is
+// accepted unchanged.
 const bufSize = 9216
 
+// gsoMax is the largest packet the kernel copies whole with GSO on: the
+// netlink attribute's 16-bit length less its header (NFQNL_MAX_COPY_RANGE);
+// the IPv4 Total Length bounds a GSO packet to 65535 anyway. A longer one
+// (a GRO packet of 65532-65535 bytes) is cut short and dropped: accepting it
+// unchanged could let an untranslated segment of a selected flow through.
+const gsoMax = 0xffff - nlaHdrLen
+
+// bigBuf is a big job buffer: a GSO packet, and room behind it to render
+// its rewritten payload (translate.go) and grow it.
+const bigBuf = 2*(gsoMax+1) + encoders.Headroom
+
+// bigJobs is how many big job buffers a lane has: packets that need one
+// wait for one (they are only ever held by a worker for one packet).
+const bigJobs = 48
+
 type job struct {
-	q    *nfqueue.Nfqueue
 	id   uint32
 	meta Meta
 	n    int
 	buf  []byte
+	big  bool // from lane.big
+}
+
+// group is the jobs of one read, answered with one send.
+type group struct {
+	jobs [batchMax]*job
+	n    int
+}
+
+// Hooks let the caller steer packets to the queues only while they are read.
+type Hooks struct {
+	// Bound runs once every queue is bound (install the ruleset here); its
+	// error aborts Serve.
+	Bound func() error
+	// Unbinding runs when Serve stops, before the queues close (remove the
+	// ruleset here): packets already queued are still answered, since the
+	// kernel drops whatever sits in a queue when its listener goes.
+	Unbinding func()
+}
+
+// Drain bounds: after Unbinding, Serve keeps reading until no packet came
+// for drainIdle, at most drainMax.
+const (
+	drainIdle = 50 * time.Millisecond
+	drainMax  = time.Second
+)
+
+// lane is one queue with its reader, job buffers and workers.
+type lane struct {
+	q      *nlQueue
+	free   chan *job   // job buffers not in use: the backlog
+	groups chan *group // reads waiting for a worker
+	spare  chan *group // empty groups
+	big    chan *job   // big job buffers not in use (GSO)
+	pktMax int         // largest packet read whole
 }
 
 // Serve binds the queues, then processes packets until ctx ends or a queue
-// fails; bound is called once every queue is bound (its error aborts). It returns the first
-// fatal error, nil on a clean stop.
-func Serve(ctx context.Context, cfg QueueConfig, h PacketHandler, st *Stats, bound func() error) error {
+// fails. It returns the first fatal error, nil on a clean stop.
+func Serve(ctx context.Context, cfg QueueConfig, h PacketHandler, st *Stats, hooks Hooks) error {
+	if cfg.Count == 0 {
+		cfg.Count = 1
+	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = runtime.NumCPU()
 	}
@@ -59,53 +126,80 @@ func Serve(ctx context.Context, cfg QueueConfig, h PacketHandler, st *Stats, bou
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
 	}
-	free := make(chan *job, cfg.Backlog)
-	jobs := make(chan *job, cfg.Backlog)
-	for i := 0; i < cfg.Backlog; i++ {
-		free <- &job{buf: make([]byte, bufSize+encoders.Headroom)}
-	}
+	workers := max(1, cfg.Workers/int(cfg.Count))
+	backlog := max(1, cfg.Backlog/int(cfg.Count))
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	fatal := make(chan error, int(cfg.Count))
-	var queues []*nfqueue.Nfqueue
+	var lanes []*lane
 	closeAll := func() {
-		for _, q := range queues {
-			q.Close()
+		for _, l := range lanes {
+			l.q.close()
 		}
 	}
 	for i := uint16(0); i < cfg.Count; i++ {
-		q, err := openQueue(ctx, cfg, cfg.Num+i, free, jobs, st, fatal)
-		if err != nil {
-			cancel()
-			closeAll()
-			return err
+		copyRange := uint32(bufSize)
+		if cfg.GSO {
+			copyRange = gsoMax
 		}
-		queues = append(queues, q)
+		q, err := openNLQueue(cfg.Num+i, copyRange, cfg.MaxLen, cfg.FailOpen, cfg.GSO, cfg.RcvBuf)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("nfq: bind queue %d: %w", cfg.Num+i, err)
+		}
+		if cfg.GSO && !q.gso && i == 0 {
+			cfg.Logf("nfq: the kernel refused NFQA_CFG_F_GSO: GSO packets are queued segment by segment")
+		}
+		l := &lane{q: q, free: make(chan *job, backlog), groups: make(chan *group, backlog+1),
+			spare: make(chan *group, backlog+1), pktMax: bufSize}
+		for range backlog {
+			l.free <- &job{buf: make([]byte, bufSize+encoders.Headroom)}
+		}
+		if q.gso {
+			l.pktMax = gsoMax
+			l.big = make(chan *job, bigJobs)
+			for range bigJobs {
+				l.big <- &job{buf: make([]byte, bigBuf), big: true}
+			}
+		}
+		// Every group in use holds a job, and the reader one more.
+		for range backlog + 1 {
+			l.spare <- &group{}
+		}
+		lanes = append(lanes, l)
 	}
 
-	var wg sync.WaitGroup
-	for i := 0; i < cfg.Workers; i++ {
-		wg.Add(1)
+	// Readers run until the drain is over, not until ctx ends.
+	var stopping atomic.Bool
+	fatal := make(chan error, len(lanes))
+	var readers, wg sync.WaitGroup
+	for _, l := range lanes {
+		readers.Add(1)
 		go func() {
-			defer wg.Done()
-			for j := range jobs {
-				v := h.Handle(j.buf, j.n, j.meta)
-				if err := verdict(j.q, j.id, v, j.buf); err != nil {
-					st.inc(VerdictErrors)
-				} else {
-					st.inc(Accepted)
-				}
-				free <- j
-			}
+			defer readers.Done()
+			l.read(&stopping, st, fatal)
 		}()
+		for range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				l.work(h, st)
+			}()
+		}
 	}
-	if bound != nil {
-		if err := bound(); err != nil {
-			cancel()
-			closeAll()
-			close(jobs)
-			wg.Wait()
+	shutdown := func() {
+		stopping.Store(true)
+		for _, l := range lanes {
+			l.q.interrupt()
+		}
+		readers.Wait() // nothing sends on groups any more
+		for _, l := range lanes {
+			close(l.groups)
+		}
+		wg.Wait()
+		closeAll()
+	}
+	if hooks.Bound != nil {
+		if err := hooks.Bound(); err != nil {
+			shutdown()
 			return err
 		}
 	}
@@ -115,107 +209,200 @@ func Serve(ctx context.Context, cfg QueueConfig, h PacketHandler, st *Stats, bou
 	case <-ctx.Done():
 	case err = <-fatal:
 	}
-	cancel()
-	closeAll() // readers are gone: nothing sends on jobs any more
-	close(jobs)
-	wg.Wait()
+	if hooks.Unbinding != nil {
+		hooks.Unbinding()
+	}
+	if err == nil {
+		drain(st, lanes)
+	}
+	shutdown()
 	return err
 }
 
-func verdict(q *nfqueue.Nfqueue, id uint32, v Verdict, buf []byte) error {
-	switch {
-	case v.Drop:
-		return q.SetVerdict(id, nfqueue.NfDrop)
-	case v.Len > 0 && v.SetMark:
-		return q.SetVerdictWithOption(id, nfqueue.NfAccept, nfqueue.WithMark(v.Mark), nfqueue.WithAlteredPacket(buf[:v.Len]))
-	case v.Len > 0:
-		return q.SetVerdictWithOption(id, nfqueue.NfAccept, nfqueue.WithAlteredPacket(buf[:v.Len]))
-	case v.SetMark:
-		return q.SetVerdictWithOption(id, nfqueue.NfAccept, nfqueue.WithMark(v.Mark))
+// drain waits until the readers saw no packet for drainIdle and the workers
+// took every job, at most drainMax.
+func drain(st *Stats, lanes []*lane) {
+	deadline := time.Now().Add(drainMax)
+	last, idleSince := st.Get(Packets), time.Now()
+	for time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+		waiting := 0
+		for _, l := range lanes {
+			waiting += len(l.groups)
+		}
+		if n := st.Get(Packets); n != last || waiting > 0 {
+			last, idleSince = n, time.Now()
+			continue
+		}
+		if time.Since(idleSince) >= drainIdle {
+			return
+		}
 	}
-	return q.SetVerdict(id, nfqueue.NfAccept)
 }
 
-func openQueue(ctx context.Context, cfg QueueConfig, num uint16, free, jobs chan *job, st *Stats, fatal chan<- error) (*nfqueue.Nfqueue, error) {
-	var flags uint32
-	if cfg.FailOpen {
-		flags |= nfqueue.NfQaCfgFlagFailOpen
-	}
-	q, err := nfqueue.Open(&nfqueue.Config{
-		NfQueue:      num,
-		MaxPacketLen: bufSize,
-		MaxQueueLen:  cfg.MaxLen,
-		Copymode:     nfqueue.NfQnlCopyPacket,
-		AfFamily:     unix.AF_INET,
-		Flags:        flags,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("nfq: open queue %d: %w", num, err)
-	}
-	// A reader that falls behind must not lose the socket to ENOBUFS.
-	if err := q.SetOption(netlink.NoENOBUFS, true); err != nil {
-		q.Close()
-		return nil, fmt.Errorf("nfq: queue %d: NoENOBUFS: %w", num, err)
-	}
-	if cfg.RcvBuf > 0 {
-		if err := q.Con.SetReadBuffer(cfg.RcvBuf); err != nil {
-			q.Close()
-			return nil, fmt.Errorf("nfq: queue %d: receive buffer: %w", num, err)
-		}
-	}
-	hook := func(a nfqueue.Attribute) int {
-		st.inc(Packets)
-		if a.PacketID == nil {
-			return 0
-		}
-		id := *a.PacketID
-		if a.Payload == nil || len(*a.Payload) > bufSize {
-			st.inc(Oversize)
-			acceptNow(q, id, st)
-			return 0
-		}
-		select {
-		case j := <-free:
-			j.q, j.id, j.n = q, id, copy(j.buf, *a.Payload)
-			j.meta = Meta{}
-			if a.Mark != nil {
-				j.meta.Mark = *a.Mark
+// read is a lane's reader: until stopping, it takes what the queue holds,
+// hands packets to the workers as one group and answers itself those it
+// cannot hand over (backlog full, cut short).
+func (l *lane) read(stopping *atomic.Bool, st *Stats, fatal chan<- error) {
+	b := newBatch(l.pktMax)
+	var out []byte // verdicts the reader sends itself
+	for {
+		if err := l.q.read(b); err != nil {
+			if stopping.Load() {
+				return
 			}
-			if a.InDev != nil {
-				j.meta.InIf = *a.InDev
+			if errors.Is(err, unix.ENOBUFS) || errors.Is(err, os.ErrDeadlineExceeded) {
+				continue // NETLINK_NO_ENOBUFS makes the first rare; a stale deadline
 			}
-			if a.OutDev != nil {
-				j.meta.OutIf = *a.OutDev
+			fatal <- fmt.Errorf("nfq: queue %d: receive: %w", l.q.num, err)
+			return
+		}
+		g := <-l.spare
+		packets, own := 0, 0
+		for i := 0; i < b.n; i++ {
+			for rest := b.slots[i][:b.lens[i]]; ; {
+				typ, body, r, ok := nextMsg(rest)
+				if !ok {
+					break
+				}
+				rest = r
+				switch typ {
+				case nlmsgError:
+					// A verdict the kernel refused (unknown id: it was
+					// answered already, or the queue was flushed).
+					if nlError(body) != 0 {
+						st.inc(VerdictErrors)
+					}
+				case nfqnlMsgPkt:
+					packets++
+					p, ok := parsePacket(body)
+					if !ok {
+						continue // no id: nothing to answer
+					}
+					pkt := body[p.off : p.off+p.n]
+					if p.truncated || p.n > l.pktMax {
+						st.inc(Oversize)
+						verdict := uint32(nfAccept)
+						if p.meta.GSO {
+							verdict = nfDrop // see gsoMax
+						}
+						out = appendVerdict(out, l.q.num, p.id, verdict, false, 0, nil)
+						own++
+						continue
+					}
+					if p.meta.GSO {
+						st.inc(GSOPackets)
+					}
+					if p.meta.GSO && !gsoTCP(pkt) {
+						// A UDP (or other) super-packet: its datagrams would
+						// all get one rewrite. Let it go as it is.
+						st.inc(GSOPassed)
+						out = appendVerdict(out, l.q.num, p.id, nfAccept, false, 0, nil)
+						own++
+						continue
+					}
+					if l.big != nil && p.n > bufSize/2 {
+						// A big buffer also for a packet that fits a small
+						// one but leaves too little room behind it to
+						// render its rewritten payload (translate.go).
+						var j *job
+						select {
+						case j = <-l.big:
+						default:
+							// All held: hand over what this read has so far
+							// (its jobs may hold them), then wait.
+							if g.n > 0 {
+								l.groups <- g
+								g = <-l.spare
+							}
+							j = <-l.big
+						}
+						j.id, j.meta, j.n = p.id, p.meta, copy(j.buf, pkt)
+						g.jobs[g.n] = j
+						g.n++
+						continue
+					}
+					select {
+					case j := <-l.free:
+						j.id, j.meta, j.n = p.id, p.meta, copy(j.buf, pkt)
+						g.jobs[g.n] = j
+						g.n++
+					default:
+						st.inc(BacklogFull)
+						out = appendVerdict(out, l.q.num, p.id, nfAccept, false, 0, nil)
+						own++
+					}
+				}
 			}
-			jobs <- j // never blocks: jobs holds as many as there are
-		default:
-			st.inc(BacklogFull)
-			acceptNow(q, id, st)
 		}
-		return 0
-	}
-	errfn := func(err error) int {
-		if ctx.Err() != nil {
-			return 1
+		st.c[Packets].Add(uint64(packets))
+		if own > 0 {
+			l.sendVerdicts(out, own, st)
+			out = out[:0]
 		}
-		var op *netlink.OpError
-		if errors.As(err, &op) && (op.Timeout() || op.Temporary()) {
-			return 0
+		if g.n > 0 {
+			l.groups <- g // never blocks: as many slots as groups
+		} else {
+			l.spare <- g
 		}
-		fatal <- fmt.Errorf("nfq: queue %d: receive: %w", num, err)
-		return 1
 	}
-	if err := q.RegisterWithErrorFunc(ctx, hook, errfn); err != nil {
-		q.Close()
-		return nil, fmt.Errorf("nfq: bind queue %d: %w", num, err)
-	}
-	return q, nil
 }
 
-func acceptNow(q *nfqueue.Nfqueue, id uint32, st *Stats) {
-	if err := q.SetVerdict(id, nfqueue.NfAccept); err != nil {
-		st.inc(VerdictErrors)
+// work is a lane's worker: each group gets its verdicts in one send.
+func (l *lane) work(h PacketHandler, st *Stats) {
+	out := make([]byte, 0, sendMax)
+	var after []func() // to run once the verdicts in out are sent
+	send := func(nv int) {
+		l.sendVerdicts(out, nv, st)
+		out = out[:0]
+		for _, f := range after {
+			f()
+		}
+		clear(after)
+		after = after[:0]
+	}
+	for g := range l.groups {
+		nv := 0
+		for _, j := range g.jobs[:g.n] {
+			v := h.Handle(j.buf, j.n, j.meta)
+			if v.After != nil {
+				after = append(after, v.After)
+			}
+			switch {
+			case v.Drop:
+				out = appendVerdict(out, l.q.num, j.id, nfDrop, false, 0, nil)
+			case v.Len > 0:
+				if j.meta.csumNotReady {
+					finishL4Checksum(j.buf[:v.Len], j.meta.GSO)
+				}
+				out = appendVerdict(out, l.q.num, j.id, nfAccept, v.SetMark, v.Mark, j.buf[:v.Len])
+			default:
+				out = appendVerdict(out, l.q.num, j.id, nfAccept, v.SetMark, v.Mark, nil)
+			}
+			nv++
+			if j.big {
+				l.big <- j
+			} else {
+				l.free <- j // its bytes are in out now
+			}
+			if len(out) > sendMax-bigBuf-256 {
+				send(nv)
+				nv = 0
+			}
+		}
+		if nv > 0 {
+			send(nv)
+		}
+		g.n = 0
+		l.spare <- g
+	}
+}
+
+// sendVerdicts sends n verdict messages at once and counts them.
+func (l *lane) sendVerdicts(msgs []byte, n int, st *Stats) {
+	if err := l.q.send(msgs); err != nil {
+		st.c[VerdictErrors].Add(uint64(n))
 		return
 	}
-	st.inc(Accepted)
+	st.c[Accepted].Add(uint64(n))
 }

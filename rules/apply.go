@@ -5,12 +5,15 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
 )
 
 // Apply installs the ruleset of s on c in one batch and flushes it. The batch
-// adds the table, deletes it and adds it again with all its contents: an
-// older copy of the table is replaced atomically (packets see either the old
-// ruleset or the new one, never none), and a missing one is simply created.
+// adds and deletes the table of each family (ip and ip6), then adds the
+// tables s needs again with all their contents: older copies are replaced
+// atomically (packets see either the old ruleset or the new one, never
+// none), missing ones are simply created, and a leftover table of a family
+// s no longer uses goes.
 //
 // Apply flushes c: commands that were already buffered on c go into the same
 // batch. c must not be used by another goroutine meanwhile.
@@ -19,7 +22,7 @@ func Apply(c *nftables.Conn, s Spec) error {
 	if err := s.validate(); err != nil {
 		return fail(fmt.Errorf("invalid spec: %w", err))
 	}
-	rs := build(s)
+	rss := build(s)
 	if s.Placement == PostNAT {
 		// Check the ct workaround on a scratch connection before anything is
 		// buffered on c, so that a failure leaves c untouched.
@@ -28,18 +31,30 @@ func Apply(c *nftables.Conn, s Spec) error {
 		}
 	}
 
-	c.AddTable(rs.Table)
-	c.DelTable(rs.Table)
-	c.AddTable(rs.Table)
-	if err := c.AddSet(rs.Set, rs.Elements); err != nil {
-		return fail(fmt.Errorf("set %s: %w", rs.Set.Name, err))
+	for _, t := range tables(s.table()) {
+		c.AddTable(t)
+		c.DelTable(t)
 	}
-	for _, ch := range rs.Chains {
-		c.AddChain(ch)
-	}
-	for _, r := range rs.Rules {
-		if err := addRule(c, r); err != nil {
-			return fail(fmt.Errorf("chain %s: %w", r.Chain.Name, err))
+	for _, rs := range rss {
+		c.AddTable(rs.Table)
+		for _, o := range rs.Objs {
+			c.AddObj(o)
+		}
+		if err := c.AddSet(rs.Set, rs.Elements); err != nil {
+			return fail(fmt.Errorf("set %s: %w", rs.Set.Name, err))
+		}
+		if rs.Map != nil {
+			if err := addHostIDMap(c, rs.Map); err != nil {
+				return fail(fmt.Errorf("map %s: %w", rs.Map.Name, err))
+			}
+		}
+		for _, ch := range rs.Chains {
+			c.AddChain(ch)
+		}
+		for _, r := range rs.Rules {
+			if err := addRule(c, r); err != nil {
+				return fail(fmt.Errorf("chain %s: %w", r.Chain.Name, err))
+			}
 		}
 	}
 	if err := c.Flush(); err != nil {
@@ -48,16 +63,26 @@ func Apply(c *nftables.Conn, s Spec) error {
 	return nil
 }
 
-// Remove deletes the table and everything in it. A missing table is not an
-// error: the batch adds the table (a no-op when it exists) and deletes it.
-// An empty name means DefaultTable. Like Apply, Remove flushes c.
+// tables are natreveal's tables of name: ip and ip6.
+func tables(name string) []*nftables.Table {
+	return []*nftables.Table{
+		{Family: nftables.TableFamilyIPv4, Name: name},
+		{Family: nftables.TableFamilyIPv6, Name: name},
+	}
+}
+
+// Remove deletes the tables of that name (ip and ip6) and everything in
+// them, in one batch. A missing table is not an error: the batch adds each
+// table (a no-op when it exists) and deletes it. An empty name means
+// DefaultTable. Like Apply, Remove flushes c.
 func Remove(c *nftables.Conn, table string) error {
 	if table == "" {
 		table = DefaultTable
 	}
-	t := &nftables.Table{Family: nftables.TableFamilyIPv4, Name: table}
-	c.AddTable(t)
-	c.DelTable(t)
+	for _, t := range tables(table) {
+		c.AddTable(t)
+		c.DelTable(t)
+	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("rules: remove table %s: %w", table, err)
 	}
@@ -89,4 +114,20 @@ func tryQueue(c *nftables.Conn, q expr.Any) error {
 	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{q}})
 	c.DelTable(t)
 	return c.Flush()
+}
+
+// ProbeHelper reports whether the kernel has the conntrack helper name for
+// TCP over IPv4 (Spec.SeqAdjHelper): it loads a throwaway table holding a ct
+// helper object of that type and deletes it in the same batch, so nothing
+// is committed. Like Apply, ProbeHelper flushes c.
+func ProbeHelper(c *nftables.Conn, name string) error {
+	t := &nftables.Table{Family: nftables.TableFamilyIPv4, Name: probeTable}
+	c.AddTable(t)
+	c.AddObj(&nftables.NamedObj{Table: t, Name: SeqAdjObject, Type: nftables.ObjTypeCtHelper,
+		Obj: &expr.CtHelper{Name: name, L3Proto: unix.NFPROTO_IPV4, L4Proto: unix.IPPROTO_TCP}})
+	c.DelTable(t)
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("rules: conntrack helper %q: %w", name, err)
+	}
+	return nil
 }

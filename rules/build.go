@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -14,8 +15,12 @@ import (
 // Names of the objects inside the table.
 const (
 	insideSet     = "inside"
+	tagChain      = "tag"
 	steerChain    = "steer"
 	rememberChain = "remember"
+	// SeqAdjObject is the ct helper object that gives selected flows the
+	// seqadj extension (Spec.SeqAdjHelper).
+	SeqAdjObject = "natreveal-seqadj"
 )
 
 // insideSetID identifies the inside set within the batch that creates it
@@ -40,18 +45,22 @@ const (
 	tcpFlagSYN   = 0x02
 )
 
-// Ruleset is a Spec as google/nftables objects, in the order Apply adds them.
+// Ruleset is one table of a Spec as google/nftables objects, in the order
+// Apply adds them.
 type Ruleset struct {
 	Table    *nftables.Table
 	Set      *nftables.Set         // the inside prefixes, an interval set
 	Elements []nftables.SetElement // elements of Set, as nft(8) would send them
-	Chains   []*nftables.Chain     // steer, then remember when Spec.Track
+	Chains   []*nftables.Chain     // tag (post-NAT), steer, then remember when Spec.Track
+	Map      *nftables.Set         // the ip-id map (Spec.IPIDMap), or nil
+	Objs     []*nftables.NamedObj  // the ct helper object (Spec.SeqAdjHelper), or none
 	Rules    []*nftables.Rule      // in chain order; Rule.Chain tells which
 }
 
-// Build validates s and returns its ruleset as google/nftables objects. It is
-// pure: nothing is sent anywhere.
-func Build(s Spec) (*Ruleset, error) {
+// Build validates s and returns its ruleset as google/nftables objects: the
+// ip table when s.Inside holds IPv4 prefixes, then the ip6 table when it
+// holds IPv6 ones. It is pure: nothing is sent anywhere.
+func Build(s Spec) ([]*Ruleset, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
@@ -59,24 +68,34 @@ func Build(s Spec) (*Ruleset, error) {
 }
 
 // build is Build for a valid s.
-func build(s Spec) *Ruleset {
+func build(s Spec) []*Ruleset {
+	var out []*Ruleset
+	for _, f := range s.families() {
+		out = append(out, buildTable(s, f))
+	}
+	return out
+}
+
+// buildTable is the table of one address family.
+func buildTable(s Spec, f family) *Ruleset {
 	steerPrio, rememberPrio := nftables.ChainPriority(prioSrcNAT-1), nftables.ChainPriority(prioSrcNAT+1)
 	if s.Placement == PostNAT {
 		steerPrio, rememberPrio = prioSrcNAT+1, prioSrcNAT+2
 	}
 
-	t := &nftables.Table{Family: nftables.TableFamilyIPv4, Name: s.table()}
+	t := &nftables.Table{Family: f.tableFamily(), Name: s.table()}
 	set := &nftables.Set{
 		Table:    t,
-		ID:       insideSetID,
+		ID:       f.setID(),
 		Name:     insideSet,
 		Interval: true,
 		KeyType:  nftables.TypeIPAddr,
 	}
-	rs := &Ruleset{Table: t, Set: set, Elements: intervalElements(s.Inside)}
+	if f.v6 {
+		set.KeyType = nftables.TypeIP6Addr
+	}
+	rs := &Ruleset{Table: t, Set: set, Elements: intervalElements(f.inside)}
 
-	steer := baseChain(t, steerChain, steerPrio)
-	rs.Chains = append(rs.Chains, steer)
 	rule := func(c *nftables.Chain, exprs ...[]expr.Any) {
 		var all []expr.Any
 		for _, e := range exprs {
@@ -84,31 +103,107 @@ func build(s Spec) *Ruleset {
 		}
 		rs.Rules = append(rs.Rules, &nftables.Rule{Table: t, Chain: c, Exprs: all})
 	}
-	queue := queueExprs(s)
-	if s.SYN {
-		// ip saddr @inside tcp flags syn / fin,syn,rst,ack queue ...
-		rule(steer, insideMatch(s.Placement), tcpSYN(), queue)
-	}
-	if s.Track {
-		// ct mark & TRACK == TRACK ip protocol tcp queue ...
-		rule(steer, markBitSet(true, s.TrackBit), ipProtocolTCP(), queue)
-	}
-	if s.AllTCP {
-		// ip saddr @inside ip protocol tcp queue ...
-		rule(steer, insideMatch(s.Placement), ipProtocolTCP(), queue)
+
+	if s.Placement == PostNAT {
+		// IPv4 only (Validate refuses IPv6 with post-NAT: a 128-bit source
+		// does not fit the 32-bit mark).
+		// ctnetlink cannot see a flow whose first packet sits in a queue
+		// (the conntrack entry is unconfirmed until the packet leaves), so
+		// the inside source travels with the packet: before source NAT,
+		// packets that will be queued and carry no mark get their IPv4
+		// source address as packet mark (4 bytes, as they are in the
+		// header). The daemon reads it back and its verdict restores mark 0.
+		tag := baseChain(t, tagChain, prioSrcNAT-1)
+		rs.Chains = append(rs.Chains, tag)
+		if f.udp {
+			// meta mark 0 ip saddr @inside ip protocol udp ct state new ct mark & (TRACK|DONE) == 0 meta mark set @nh,96,32
+			rule(tag, markIs(0), f.insideMatch(PreNAT), f.newUDPFlow(s), markFromSource())
+			// meta mark 0 ip saddr @inside ct mark & TRACK == TRACK ip protocol udp meta mark set @nh,96,32
+			rule(tag, markIs(0), f.insideMatch(PreNAT), markBitSet(true, s.TrackBit), f.proto(unix.IPPROTO_UDP), markFromSource())
+		}
+		if f.allTCP {
+			// meta mark 0 ip saddr @inside ip protocol tcp meta mark set @nh,96,32
+			rule(tag, markIs(0), f.insideMatch(PreNAT), f.proto(unix.IPPROTO_TCP), markFromSource())
+		} else {
+			if f.syn {
+				// meta mark 0 ip saddr @inside tcp flags syn / fin,syn,rst,ack meta mark set @nh,96,32
+				rule(tag, markIs(0), f.insideMatch(PreNAT), tcpSYN(), markFromSource())
+			}
+			if f.track {
+				// meta mark 0 ip saddr @inside ct mark & TRACK == TRACK ip protocol tcp meta mark set @nh,96,32
+				rule(tag, markIs(0), f.insideMatch(PreNAT), markBitSet(true, s.TrackBit), f.proto(unix.IPPROTO_TCP), markFromSource())
+			}
+		}
 	}
 
-	if s.Track {
+	steer := baseChain(t, steerChain, steerPrio)
+	rs.Chains = append(rs.Chains, steer)
+	queue := queueExprs(s)
+	var skipKnown []expr.Any
+	if s.IPIDMap != nil && !f.v6 {
+		rs.Map = hostIDMapSet(t, s.IPIDMap)
+		// tcp flags syn / fin,syn,rst,ack ip frag-off & 0x7fff == 0x4000 ip id set ip saddr map @hostid
+		rule(steer, ipidKernelRule())
+		if s.IPIDMap.SkipKnown {
+			skipKnown = notKnown() // ip saddr != @hostid
+		}
+	}
+	if f.syn {
+		// ip saddr @inside [ip saddr != @hostid] tcp flags syn / fin,syn,rst,ack queue ...
+		rule(steer, f.insideMatch(s.Placement), skipKnown, tcpSYN(), queue)
+	}
+	if f.track {
+		// ct mark & TRACK == TRACK ip protocol tcp queue ...
+		rule(steer, markBitSet(true, s.TrackBit), f.proto(unix.IPPROTO_TCP), queue)
+	}
+	if f.sel {
+		// ct mark & SELECT == SELECT ip protocol tcp queue ...
+		rule(steer, markBitSet(true, s.SelectBit), f.proto(unix.IPPROTO_TCP), queue)
+	}
+	if f.allTCP {
+		// ip saddr @inside ip protocol tcp queue ...
+		rule(steer, f.insideMatch(s.Placement), f.proto(unix.IPPROTO_TCP), queue)
+	}
+	if f.udp {
+		// ip saddr @inside ip protocol udp ct state new ct mark & (TRACK|DONE) == 0 queue ...
+		rule(steer, f.insideMatch(s.Placement), f.newUDPFlow(s), queue)
+		// ct mark & TRACK == TRACK ip protocol udp queue ...
+		rule(steer, markBitSet(true, s.TrackBit), f.proto(unix.IPPROTO_UDP), queue)
+	}
+
+	if f.tracks() || f.sel {
 		remember := baseChain(t, rememberChain, rememberPrio)
 		rs.Chains = append(rs.Chains, remember)
-		both := s.TrackBit | s.DoneBit
-		// meta mark & TRACK == TRACK ct mark set ct mark | TRACK
-		rule(remember, markBitSet(false, s.TrackBit),
-			setMark(true, ^s.TrackBit, s.TrackBit))
-		// meta mark & DONE == DONE ct mark set ct mark & ^TRACK
-		rule(remember, markBitSet(false, s.DoneBit),
-			setMark(true, ^s.TrackBit, 0))
-		// meta mark & (TRACK|DONE) != 0 meta mark set meta mark & ^(TRACK|DONE)
+		both := f.bits(s)
+		// Post-NAT, only a verdict's mark (0 plus the bits) counts: a tag
+		// left by a queue nobody listened to (bypass) is an address.
+		var verdictOnly []expr.Any
+		if s.Placement == PostNAT {
+			// meta mark & ^(TRACK|DONE) == 0
+			verdictOnly = markMasked(false, ^both, 0)
+		}
+		if f.tracks() {
+			// meta mark & TRACK == TRACK ct mark set ct mark | TRACK
+			rule(remember, verdictOnly, markBitSet(false, s.TrackBit),
+				setMark(true, ^s.TrackBit, s.TrackBit))
+			// meta mark & DONE == DONE ct mark set ct mark & ^(TRACK|DONE) | DONE
+			rule(remember, verdictOnly, markBitSet(false, s.DoneBit),
+				setMark(true, ^(s.TrackBit|s.DoneBit), s.DoneBit))
+		}
+		if f.sel {
+			// meta mark & SELECT == SELECT ct mark set ct mark | SELECT
+			rule(remember, markBitSet(false, s.SelectBit), setMark(true, ^s.SelectBit, s.SelectBit))
+			if s.SeqAdjHelper != "" {
+				rs.Objs = append(rs.Objs, &nftables.NamedObj{
+					Table: t, Name: SeqAdjObject, Type: nftables.ObjTypeCtHelper,
+					Obj: &expr.CtHelper{Name: s.SeqAdjHelper, L3Proto: unix.NFPROTO_IPV4, L4Proto: unix.IPPROTO_TCP},
+				})
+				// meta mark & SELECT == SELECT ct helper set "natreveal-seqadj"
+				rule(remember, markBitSet(false, s.SelectBit),
+					[]expr.Any{&expr.Objref{Type: unix.NFT_OBJECT_CT_HELPER, Name: SeqAdjObject}})
+			}
+		}
+		// meta mark & (TRACK|DONE[|SELECT]) != 0 meta mark set meta mark & ^(TRACK|DONE[|SELECT])
 		rule(remember, markAnySet(both), setMark(false, ^both, 0))
 	}
 	return rs
@@ -126,37 +221,122 @@ func baseChain(t *nftables.Table, name string, prio nftables.ChainPriority) *nft
 	}
 }
 
-// intervalElements returns the elements of an ipv4_addr interval set holding
-// ps the way nft(8) 1.0.6 sends them: a closing element at 0.0.0.0 when the
-// first range does not start there, then for each range its start and the
-// first address after it (flagged as interval end). A range that reaches
-// 255.255.255.255 has no end element.
+// intervalElements returns the elements of an ipv4_addr or ipv6_addr
+// interval set holding ps (one family) the way nft(8) 1.0.6 sends them: a
+// closing element at the zero address when the first range does not start
+// there, then for each range its start and the first address after it
+// (flagged as interval end). A range that reaches the all-ones address has
+// no end element.
 func intervalElements(ps []netip.Prefix) []nftables.SetElement {
 	var els []nftables.SetElement
 	for i, p := range sortedPrefixes(ps) {
-		start := p.Addr().As4()
-		if i == 0 && start != [4]byte{} {
-			els = append(els, nftables.SetElement{Key: make([]byte, 4), IntervalEnd: true})
+		start := p.Addr().AsSlice()
+		if i == 0 && !p.Addr().IsUnspecified() {
+			els = append(els, nftables.SetElement{Key: make([]byte, len(start)), IntervalEnd: true})
 		}
-		els = append(els, nftables.SetElement{Key: start[:]})
-		last := binary.BigEndian.Uint32(start[:]) | (1<<(32-p.Bits()) - 1)
-		if last != 0xffffffff {
-			els = append(els, nftables.SetElement{Key: binary.BigEndian.AppendUint32(nil, last+1), IntervalEnd: true})
+		els = append(els, nftables.SetElement{Key: start})
+		// end = (start | host mask) + 1, unless that overflows.
+		end := slices.Clone(start)
+		for b := p.Bits(); b < len(end)*8; b++ {
+			end[b/8] |= 0x80 >> (b % 8)
+		}
+		carry := true
+		for j := len(end) - 1; j >= 0 && carry; j-- {
+			end[j]++
+			carry = end[j] == 0
+		}
+		if !carry {
+			els = append(els, nftables.SetElement{Key: end, IntervalEnd: true})
 		}
 	}
 	return els
 }
 
+// family is the part of a Spec one table (ip or ip6) holds.
+type family struct {
+	v6                           bool
+	inside                       []netip.Prefix
+	syn, track, allTCP, udp, sel bool
+}
+
+// bits are the mark bits the remember chain clears from the packet mark.
+func (f family) bits(s Spec) uint32 {
+	var b uint32
+	if f.tracks() {
+		b |= s.TrackBit | s.DoneBit
+	}
+	if f.sel {
+		b |= s.SelectBit
+	}
+	return b
+}
+
+// families splits s by address family: the ip table's, then the ip6 table's
+// (each only when s.Inside holds prefixes of that family).
+func (s Spec) families() []family {
+	v4 := family{syn: s.SYN, track: s.Track, allTCP: s.AllTCP, udp: s.UDP, sel: s.Select}
+	v6 := family{v6: true, syn: s.SYN6, track: s.Track6, udp: s.UDP6}
+	for _, p := range s.Inside {
+		if p.Addr().Is4() {
+			v4.inside = append(v4.inside, p)
+		} else {
+			v6.inside = append(v6.inside, p)
+		}
+	}
+	var out []family
+	for _, f := range []family{v4, v6} {
+		if len(f.inside) > 0 {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// tracks reports whether the table follows flows through the ct mark.
+func (f family) tracks() bool { return f.track || f.udp }
+
+func (f family) tableFamily() nftables.TableFamily {
+	if f.v6 {
+		return nftables.TableFamilyIPv6
+	}
+	return nftables.TableFamilyIPv4
+}
+
+// setID is the batch-local set ID (unique per table of the batch).
+func (f family) setID() uint32 {
+	if f.v6 {
+		return insideSetID + 1
+	}
+	return insideSetID
+}
+
 // insideMatch matches packets from inside hosts: `ip saddr @inside` before
-// NAT, `ct original ip saddr @inside` after it.
-func insideMatch(p Placement) []expr.Any {
+// NAT, `ct original ip saddr @inside` after it; `ip6 saddr @inside` for IPv6.
+func (f family) insideMatch(p Placement) []expr.Any {
 	var load expr.Any = &expr.Payload{
 		DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4, // IPv4 source address
 	}
-	if p == PostNAT {
+	switch {
+	case f.v6:
+		load = &expr.Payload{
+			DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 8, Len: 16, // IPv6 source (RFC 8200 §3)
+		}
+	case p == PostNAT:
 		load = &expr.Ct{Register: 1, Key: ctKeySrcIP, Direction: ctDirOriginal}
 	}
-	return []expr.Any{load, &expr.Lookup{SourceRegister: 1, SetName: insideSet, SetID: insideSetID}}
+	return []expr.Any{load, &expr.Lookup{SourceRegister: 1, SetName: insideSet, SetID: f.setID()}}
+}
+
+// proto is `ip protocol P` for IPv4 and `meta l4proto P` for IPv6, where
+// extension headers (RFC 8200 §4) may sit before the upper layer.
+func (f family) proto(p byte) []expr.Any {
+	if f.v6 {
+		return []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{p}},
+		}
+	}
+	return ipProtocol(p)
 }
 
 // Conntrack keys google/nftables v0.3.0 has no names for (nf_tables.h).
@@ -177,12 +357,28 @@ func tcpSYN() []expr.Any {
 	}
 }
 
-// ipProtocolTCP is `ip protocol tcp`.
-func ipProtocolTCP() []expr.Any {
+// ipProtocol is `ip protocol P`.
+func ipProtocol(p byte) []expr.Any {
 	return []expr.Any{
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 9, Len: 1}, // IPv4 protocol
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{p}},
 	}
+}
+
+// ctStateNew is the conntrack state bit of IP_CT_NEW (NF_CT_STATE_BIT).
+const ctStateNew = 1 << (2 + 1)
+
+// newUDPFlow is `ip protocol udp ct state new ct mark & (TRACK|DONE) == 0`
+// (`meta l4proto udp ...` for IPv6): a UDP packet of a flow natreveal has not
+// decided about yet.
+func (f family) newUDPFlow(s Spec) []expr.Any {
+	e := f.proto(unix.IPPROTO_UDP)
+	e = append(e,
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: u32(ctStateNew), Xor: u32(0)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: u32(0)},
+	)
+	return append(e, markMasked(true, s.TrackBit|s.DoneBit, 0)...)
 }
 
 // u32 encodes a mark the way registers hold it: host byte order.
@@ -198,12 +394,40 @@ func loadMark(ct bool) expr.Any {
 
 // markBitSet is `ct mark & BIT == BIT` (ct true) or `meta mark & BIT == BIT`
 // (ct false).
-func markBitSet(ct bool, bit uint32) []expr.Any {
+func markBitSet(ct bool, bit uint32) []expr.Any { return markMasked(ct, bit, bit) }
+
+// markMasked is `ct mark & MASK == VAL` or `meta mark & MASK == VAL`.
+func markMasked(ct bool, mask, val uint32) []expr.Any {
 	return []expr.Any{
 		loadMark(ct),
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: u32(bit), Xor: u32(0)},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: u32(bit)},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: u32(mask), Xor: u32(0)},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: u32(val)},
 	}
+}
+
+// markIs is `meta mark VAL`.
+func markIs(val uint32) []expr.Any {
+	return []expr.Any{loadMark(false), &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: u32(val)}}
+}
+
+// markFromSource is `meta mark set @nh,96,32`: the 4 bytes of the IPv4
+// source address (RFC 791 §3.1) become the packet mark unconverted, so the
+// mark read as a host-order integer holds them in memory order (see
+// SourceFromMark). nft lists it as `meta mark set ip saddr`, which it cannot
+// read back (datatype mismatch); Text prints the raw form.
+func markFromSource() []expr.Any {
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
+		&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: 1},
+	}
+}
+
+// SourceFromMark returns the address a tag rule (post-NAT placement) put in
+// a packet mark: the mark's bytes in host order.
+func SourceFromMark(mark uint32) netip.Addr {
+	var a [4]byte
+	binary.NativeEndian.PutUint32(a[:], mark)
+	return netip.AddrFrom4(a)
 }
 
 // markAnySet is `meta mark & BITS != 0x00000000`.
@@ -263,6 +487,10 @@ func nfqueueTarget(num, total, flags uint16) *expr.Target {
 
 // String describes the ruleset briefly, for logs.
 func (rs *Ruleset) String() string {
-	return fmt.Sprintf("table ip %s: %d chains, %d rules, %d set elements",
-		rs.Table.Name, len(rs.Chains), len(rs.Rules), len(rs.Elements))
+	fam := "ip"
+	if rs.Table.Family == nftables.TableFamilyIPv6 {
+		fam = "ip6"
+	}
+	return fmt.Sprintf("table %s %s: %d chains, %d rules, %d set elements",
+		fam, rs.Table.Name, len(rs.Chains), len(rs.Rules), len(rs.Elements))
 }

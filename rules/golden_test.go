@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
@@ -148,11 +149,54 @@ var goldenSpecs = []struct {
 		Mechanism: Compat, Placement: PostNAT, SYN: true, Track: true, AllTCP: true,
 		TrackBit: 0x80000000, DoneBit: 0x40000000,
 	}},
+	{"apply-compat-prenat-q1-syn-track-ipv6", Spec{
+		Inside:   prefixes("100.64.0.0/24", "2001:db8:1::/64", "2001:db8:5::9/128"),
+		QueueNum: 0, QueueCount: 1,
+		Mechanism: Compat, Placement: PreNAT, SYN: true, Track: true, SYN6: true, Track6: true, UDP6: true,
+		TrackBit: 0x00010000, DoneBit: 0x00020000,
+	}},
+	{"apply-native-prenat-q1-syn-select", Spec{
+		Inside: prefixes("100.64.0.0/24"), QueueNum: 0, QueueCount: 1,
+		Mechanism: Native, Placement: PreNAT, SYN: true, Select: true, SelectBit: 0x00040000,
+	}},
+	{"apply-native-prenat-q1-syn-select-seqadj", Spec{
+		Inside: prefixes("100.64.0.0/24"), QueueNum: 0, QueueCount: 1,
+		Mechanism: Native, Placement: PreNAT, SYN: true, Select: true, SelectBit: 0x00040000, SeqAdjHelper: "ftp",
+	}},
+	{"apply-compat-prenat-q2-syn-track-select", Spec{
+		Inside: prefixes("100.64.0.0/24"), QueueNum: 2, QueueCount: 2,
+		Mechanism: Compat, Placement: PreNAT, SYN: true, Track: true, Select: true,
+		TrackBit: 0x00010000, DoneBit: 0x00020000, SelectBit: 0x00040000,
+	}},
+	{"apply-compat-prenat-q1-syn-ipidmap", Spec{
+		Inside: prefixes("100.64.0.0/24"), QueueNum: 0, QueueCount: 1,
+		Mechanism: Compat, Placement: PreNAT, SYN: true,
+		IPIDMap: &IPIDMap{Size: 65536, Timeout: time.Hour, SkipKnown: true},
+	}},
+	{"apply-native-prenat-q2-ipv6-only", Spec{
+		Inside:   prefixes("2001:db8:1::/64"),
+		QueueNum: 4, QueueCount: 2,
+		Mechanism: Native, Placement: PreNAT, SYN6: true,
+	}},
 }
 
 func specLine(s Spec) string {
-	return fmt.Sprintf("Spec{Table:%q Inside:%v QueueNum:%d QueueCount:%d Mechanism:%v Placement:%v SYN:%v Track:%v AllTCP:%v TrackBit:%#08x DoneBit:%#08x}",
-		s.Table, s.Inside, s.QueueNum, s.QueueCount, s.Mechanism, s.Placement, s.SYN, s.Track, s.AllTCP, s.TrackBit, s.DoneBit)
+	six := ""
+	if s.SYN6 || s.Track6 || s.UDP6 {
+		six = fmt.Sprintf(" SYN6:%v Track6:%v UDP6:%v", s.SYN6, s.Track6, s.UDP6)
+	}
+	sel := ""
+	if s.Select {
+		sel = fmt.Sprintf(" Select:true SelectBit:%#08x", s.SelectBit)
+		if s.SeqAdjHelper != "" {
+			sel += fmt.Sprintf(" SeqAdjHelper:%q", s.SeqAdjHelper)
+		}
+	}
+	if m := s.IPIDMap; m != nil {
+		sel += fmt.Sprintf(" IPIDMap:{Size:%d Timeout:%v SkipKnown:%v}", m.Size, m.Timeout, m.SkipKnown)
+	}
+	return fmt.Sprintf("Spec{Table:%q Inside:%v QueueNum:%d QueueCount:%d Mechanism:%v Placement:%v SYN:%v Track:%v AllTCP:%v UDP:%v%s TrackBit:%#08x DoneBit:%#08x%s}",
+		s.Table, s.Inside, s.QueueNum, s.QueueCount, s.Mechanism, s.Placement, s.SYN, s.Track, s.AllTCP, s.UDP, six, s.TrackBit, s.DoneBit, sel)
 }
 
 func TestGoldenApply(t *testing.T) {
@@ -172,13 +216,15 @@ func TestGoldenApply(t *testing.T) {
 			h.WriteString("# One batch, the same as this nft command:\n")
 			h.WriteString("#   nft -f - <<'EOF'\n")
 			fmt.Fprintf(&h, "#   add table ip %s\n#   delete table ip %s\n", name, name)
+			fmt.Fprintf(&h, "#   add table ip6 %s\n#   delete table ip6 %s\n", name, name)
 			h.WriteString(indent(Text(g.spec)))
 			h.WriteString("#   EOF\n")
 			if g.spec.Mechanism == Compat {
 				fmt.Fprintf(&h, "# except that each queue statement is the xtables target of\n#   iptables-nft -j NFQUEUE %s\n", iptablesQueue(g.spec))
 			}
-			h.WriteString("# Messages: batch begin, new table, delete table, new table, new set, set elements,\n")
-			h.WriteString("# chains, rules, batch end. Hex, nlmsg_seq and nlmsg_pid zeroed.\n")
+			h.WriteString("# Messages: batch begin, new/delete table ip, new/delete table ip6, then per table\n")
+			h.WriteString("# new table, new set, set elements, chains, rules; batch end. Hex, nlmsg_seq and\n")
+			h.WriteString("# nlmsg_pid zeroed.\n")
 			checkGolden(t, g.name, h.String(), lines)
 		})
 	}
@@ -203,8 +249,9 @@ func TestGoldenRemove(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkGolden(t, "remove", "# Remove(c, \"natreveal\")\n"+
-		"# One batch, the same as: nft 'add table ip natreveal; delete table ip natreveal'\n"+
-		"# (succeeds whether or not the table exists).\n"+
+		"# One batch, the same as: nft 'add table ip natreveal; delete table ip natreveal;\n"+
+		"#   add table ip6 natreveal; delete table ip6 natreveal'\n"+
+		"# (succeeds whether or not the tables exist).\n"+
 		"# Hex, nlmsg_seq and nlmsg_pid zeroed.\n", lines)
 }
 

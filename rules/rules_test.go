@@ -2,6 +2,7 @@ package rules
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"net/netip"
 	"strings"
@@ -72,10 +73,18 @@ func TestValidate(t *testing.T) {
 			s.Inside = prefixes("100.64.1.0/24", "100.64.0.0/24", "10.0.0.1/32", "0.0.0.0/8", "255.255.255.255/32")
 		}, nil},
 		{"custom table", func(s *Spec) { s.Table = "nr_2-b" }, nil},
+		{"both families", func(s *Spec) { s.Inside, s.SYN6 = prefixes("100.64.0.0/24", "2001:db8:1::/64"), true }, nil},
+		{"ipv6 only", func(s *Spec) {
+			s.Inside, s.SYN, s.Track, s.AllTCP, s.Track6 = prefixes("2001:db8:1::/64"), false, false, false, true
+		}, nil},
 
 		{"no prefixes", func(s *Spec) { s.Inside = nil }, []string{"no inside prefixes"}},
-		{"ipv6 prefix", func(s *Spec) { s.Inside = prefixes("2001:db8::/32") }, []string{"not IPv4"}},
-		{"4in6 prefix", func(s *Spec) { s.Inside = prefixes("::ffff:100.64.0.0/120") }, []string{"not IPv4"}},
+		{"ipv6 prefix, nothing queued", func(s *Spec) { s.Inside = prefixes("2001:db8::/32") }, []string{"nothing to queue for the IPv6"}},
+		{"ipv6 post-nat", func(s *Spec) {
+			s.Inside, s.SYN6, s.Placement = prefixes("100.64.0.0/24", "2001:db8::/32"), true, PostNAT
+		}, []string{"32-bit mark"}},
+		{"4in6 prefix", func(s *Spec) { s.Inside = prefixes("::ffff:100.64.0.0/120") }, []string{"write IPv4 prefixes as IPv4"}},
+		{"ipv6 overlap", func(s *Spec) { s.Inside, s.SYN6 = prefixes("2001:db8::/32", "2001:db8:1::/48"), true }, []string{"overlap"}},
 		{"zero prefix", func(s *Spec) { s.Inside = []netip.Prefix{{}} }, []string{"not valid"}},
 		{"host bits", func(s *Spec) { s.Inside = prefixes("100.64.0.1/24") }, []string{"host bits", "100.64.0.0/24"}},
 		{"overlap", func(s *Spec) { s.Inside = prefixes("100.64.0.0/24", "100.64.0.128/25") }, []string{"overlap"}},
@@ -142,7 +151,7 @@ func TestText(t *testing.T) {
 	chain remember {
 		type filter hook postrouting priority srcnat + 1; policy accept;
 		meta mark & 0x00010000 == 0x00010000 ct mark set ct mark | 0x00010000
-		meta mark & 0x00020000 == 0x00020000 ct mark set ct mark & 0xfffeffff
+		meta mark & 0x00020000 == 0x00020000 ct mark set ct mark & 0xfffeffff | 0x00020000
 		meta mark & 0x00030000 != 0x00000000 meta mark set meta mark & 0xfffcffff
 	}
 }
@@ -175,6 +184,11 @@ func TestText(t *testing.T) {
 			     192.168.0.0/16 }
 	}
 
+	chain tag {
+		type filter hook postrouting priority srcnat - 1; policy accept;
+		meta mark 0x00000000 ip saddr @inside ip protocol tcp meta mark set @nh,96,32
+	}
+
 	chain steer {
 		type filter hook postrouting priority srcnat + 1; policy accept;
 		ct original ip saddr @inside tcp flags syn / fin,syn,rst,ack queue flags bypass,fanout to 10-13
@@ -184,8 +198,8 @@ func TestText(t *testing.T) {
 
 	chain remember {
 		type filter hook postrouting priority srcnat + 2; policy accept;
-		meta mark 0x80000000/1 ct mark set ct mark | 0x80000000
-		meta mark & 0x40000000 == 0x40000000 ct mark set ct mark & 0x7fffffff
+		meta mark & 0x3fffffff == 0x00000000 meta mark 0x80000000/1 ct mark set ct mark | 0x80000000
+		meta mark & 0x3fffffff == 0x00000000 meta mark & 0x40000000 == 0x40000000 ct mark set ct mark & 0x7fffffff | 0x40000000
 		meta mark != 0x00000000/2 meta mark set meta mark & 0x3fffffff
 	}
 }
@@ -202,6 +216,54 @@ func TestText(t *testing.T) {
 	chain steer {
 		type filter hook postrouting priority srcnat - 1; policy accept;
 		ip saddr @inside ip protocol tcp queue flags bypass to 0
+	}
+}
+`},
+		{"both families, tcp-option and dest-opt with UDP", func(s *Spec) {
+			s.Mechanism, s.QueueCount, s.AllTCP = Native, 1, false
+			s.Inside = prefixes("2001:db8:1::/64", "100.64.0.0/24", "2001:db8:5::9/128")
+			s.SYN6, s.Track6, s.UDP6 = true, true, true
+		}, `table ip natreveal {
+	set inside {
+		type ipv4_addr
+		flags interval
+		elements = { 100.64.0.0/24 }
+	}
+
+	chain steer {
+		type filter hook postrouting priority srcnat - 1; policy accept;
+		ip saddr @inside tcp flags syn / fin,syn,rst,ack queue flags bypass to 0
+		ct mark & 0x00010000 == 0x00010000 ip protocol tcp queue flags bypass to 0
+	}
+
+	chain remember {
+		type filter hook postrouting priority srcnat + 1; policy accept;
+		meta mark & 0x00010000 == 0x00010000 ct mark set ct mark | 0x00010000
+		meta mark & 0x00020000 == 0x00020000 ct mark set ct mark & 0xfffeffff | 0x00020000
+		meta mark & 0x00030000 != 0x00000000 meta mark set meta mark & 0xfffcffff
+	}
+}
+table ip6 natreveal {
+	set inside {
+		type ipv6_addr
+		flags interval
+		elements = { 2001:db8:1::/64,
+			     2001:db8:5::9 }
+	}
+
+	chain steer {
+		type filter hook postrouting priority srcnat - 1; policy accept;
+		ip6 saddr @inside tcp flags syn / fin,syn,rst,ack queue flags bypass to 0
+		ct mark & 0x00010000 == 0x00010000 meta l4proto tcp queue flags bypass to 0
+		ip6 saddr @inside meta l4proto udp ct state new ct mark & 0x00030000 == 0x00000000 queue flags bypass to 0
+		ct mark & 0x00010000 == 0x00010000 meta l4proto udp queue flags bypass to 0
+	}
+
+	chain remember {
+		type filter hook postrouting priority srcnat + 1; policy accept;
+		meta mark & 0x00010000 == 0x00010000 ct mark set ct mark | 0x00010000
+		meta mark & 0x00020000 == 0x00020000 ct mark set ct mark & 0xfffeffff | 0x00020000
+		meta mark & 0x00030000 != 0x00000000 meta mark set meta mark & 0xfffcffff
 	}
 }
 `},
@@ -272,6 +334,12 @@ func TestIntervalElements(t *testing.T) {
 		}},
 		{[]string{"0.0.0.0/0"}, []el{{"0.0.0.0", false}}},
 		{[]string{"255.255.255.255/32"}, []el{{"0.0.0.0", true}, {"255.255.255.255", false}}},
+		{[]string{"2001:db8:1::/64", "2001:db8:1:1::9/128"}, []el{
+			{"::", true}, {"2001:db8:1::", false}, {"2001:db8:1:1::", true},
+			{"2001:db8:1:1::9", false}, {"2001:db8:1:1::a", true},
+		}},
+		{[]string{"::/0"}, []el{{"::", false}}},
+		{[]string{"ff00::/8"}, []el{{"::", true}, {"ff00::", false}}},
 	} {
 		var got []el
 		for _, e := range intervalElements(prefixes(tc.in...)) {
@@ -300,53 +368,79 @@ func TestBuild(t *testing.T) {
 	}
 	s := exampleSpec()
 	s.Placement = PostNAT
-	rs, err := Build(s)
+	rss, err := Build(s)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(rss) != 1 {
+		t.Fatalf("%d tables for IPv4 prefixes, want 1", len(rss))
+	}
+	rs := rss[0]
 	if rs.Table.Name != DefaultTable || rs.Table.Family != nftables.TableFamilyIPv4 {
 		t.Errorf("table %+v", rs.Table)
 	}
 	if rs.Set.Name != "inside" || !rs.Set.Interval || rs.Set.KeyType.Name != "ipv4_addr" || rs.Set.Table != rs.Table {
 		t.Errorf("set %+v", rs.Set)
 	}
-	if len(rs.Chains) != 2 || rs.Chains[0].Name != "steer" || rs.Chains[1].Name != "remember" {
+	if len(rs.Chains) != 3 || rs.Chains[0].Name != "tag" || rs.Chains[1].Name != "steer" || rs.Chains[2].Name != "remember" {
 		t.Fatalf("chains %v", rs.Chains)
 	}
-	if p := *rs.Chains[0].Priority; p != 101 {
-		t.Errorf("steer priority %d, want srcnat + 1", p)
-	}
-	if p := *rs.Chains[1].Priority; p != 102 {
-		t.Errorf("remember priority %d, want srcnat + 2", p)
+	for i, want := range []int32{99, 101, 102} {
+		if p := *rs.Chains[i].Priority; int32(p) != want {
+			t.Errorf("%s priority %d, want %d", rs.Chains[i].Name, p, want)
+		}
 	}
 	for _, ch := range rs.Chains {
 		if *ch.Hooknum != *nftables.ChainHookPostrouting || ch.Type != nftables.ChainTypeFilter || *ch.Policy != nftables.ChainPolicyAccept {
 			t.Errorf("chain %s: %+v", ch.Name, ch)
 		}
 	}
-	if len(rs.Rules) != 6 {
-		t.Fatalf("%d rules, want 6", len(rs.Rules))
+	if len(rs.Rules) != 7 {
+		t.Fatalf("%d rules, want 7", len(rs.Rules))
 	}
 	for i, r := range rs.Rules {
 		want := rs.Chains[0]
-		if i >= 3 {
+		switch {
+		case i >= 4:
+			want = rs.Chains[2]
+		case i >= 1:
 			want = rs.Chains[1]
 		}
 		if r.Chain != want || r.Table != rs.Table {
 			t.Errorf("rule %d in %s, want %s", i, r.Chain.Name, want.Name)
 		}
 	}
-	// Post-NAT rules recognise inside hosts by the original source address.
-	ct, ok := rs.Rules[0].Exprs[0].(*expr.Ct)
+	// The tag rule (AllTCP covers SYN and Track) ends by copying the
+	// source address bytes into the packet mark.
+	tag := rs.Rules[0].Exprs
+	if p, ok := tag[len(tag)-2].(*expr.Payload); !ok || p.Base != expr.PayloadBaseNetworkHeader || p.Offset != 12 || p.Len != 4 {
+		t.Errorf("tag rule loads %#v, want the IPv4 source address", tag[len(tag)-2])
+	}
+	if m, ok := tag[len(tag)-1].(*expr.Meta); !ok || m.Key != expr.MetaKeyMARK || !m.SourceRegister {
+		t.Errorf("tag rule ends with %#v, want meta mark set", tag[len(tag)-1])
+	}
+	// Post-NAT steer rules recognise inside hosts by the original source address.
+	steer := rs.Rules[1].Exprs
+	ct, ok := steer[0].(*expr.Ct)
 	if !ok || ct.Key != expr.CtKey(unix.NFT_CT_SRC_IP) || ct.Direction != 0 || ct.Register != 1 {
-		t.Errorf("first expression %#v, want ct original ip saddr", rs.Rules[0].Exprs[0])
+		t.Errorf("first expression %#v, want ct original ip saddr", steer[0])
 	}
-	tg, ok := rs.Rules[0].Exprs[len(rs.Rules[0].Exprs)-1].(*expr.Target)
+	tg, ok := steer[len(steer)-1].(*expr.Target)
 	if !ok || tg.Name != "NFQUEUE" || tg.Rev != 3 {
-		t.Fatalf("last expression %#v, want NFQUEUE target", rs.Rules[0].Exprs[len(rs.Rules[0].Exprs)-1])
+		t.Fatalf("last expression %#v, want NFQUEUE target", steer[len(steer)-1])
 	}
-	if got := rs.String(); got != "table ip natreveal: 2 chains, 6 rules, 3 set elements" {
+	if got := rs.String(); got != "table ip natreveal: 3 chains, 7 rules, 3 set elements" {
 		t.Errorf("String() = %q", got)
+	}
+}
+
+func TestSourceFromMark(t *testing.T) {
+	// The kernel stores the register's 4 bytes as the mark: read back in
+	// host order they are the address again.
+	a := netip.MustParseAddr("100.64.0.3")
+	b := a.As4()
+	if got := SourceFromMark(binary.NativeEndian.Uint32(b[:])); got != a {
+		t.Errorf("SourceFromMark = %v, want %v", got, a)
 	}
 }
 
@@ -506,7 +600,7 @@ func TestCtWorkaround(t *testing.T) {
 	})
 	tb := &nftables.Table{Family: nftables.TableFamilyIPv4, Name: "t"}
 	ch := &nftables.Chain{Name: "c", Table: tb}
-	r := &nftables.Rule{Table: tb, Chain: ch, Exprs: insideMatch(PostNAT)}
+	r := &nftables.Rule{Table: tb, Chain: ch, Exprs: family{}.insideMatch(PostNAT)}
 	if err := addRule(c, r); err != nil {
 		t.Fatal(err)
 	}

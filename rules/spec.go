@@ -1,13 +1,14 @@
-// Package rules turns a Spec into natreveal's nftables ruleset: one table of
-// its own (family ip) holding a set of inside prefixes, a "steer" chain that
+// Package rules turns a Spec into natreveal's nftables ruleset: a table of
+// its own (family ip, and family ip6 of the same name for IPv6 inside
+// prefixes) holding a set of inside prefixes, a "steer" chain that
 // sends selected TCP packets to NFQUEUE and, when flows are tracked, a
 // "remember" chain that copies the daemon's verdict mark into the conntrack
 // mark.
 //
 // The ruleset is built as google/nftables objects (Build), installed in one
 // netlink batch that atomically replaces an older copy (Apply), deleted again
-// (Remove), and rendered as the text `nft list table ip <name>` prints for it
-// (Text). Probe finds out how this kernel can queue packets: with the native
+// (Remove), and rendered as the text `nft list table ip <name>` (and `ip6`)
+// prints for it (Text). Probe finds out how this kernel can queue packets: with the native
 // nft queue expression (nft_queue) or with the xtables NFQUEUE target through
 // nft_compat.
 package rules
@@ -73,7 +74,7 @@ func (p Placement) String() string {
 // Spec describes the ruleset.
 type Spec struct {
 	Table      string         // default "natreveal"
-	Inside     []netip.Prefix // IPv4 prefixes of the inside hosts (required)
+	Inside     []netip.Prefix // IPv4 and IPv6 prefixes of the inside hosts (required)
 	QueueNum   uint16
 	QueueCount uint16 // >=1; fan-out over QueueNum..QueueNum+QueueCount-1
 	Mechanism  Mechanism
@@ -81,16 +82,45 @@ type Spec struct {
 	SYN        bool // queue TCP SYNs (syn set, ack/rst/fin clear) from inside hosts
 	Track      bool // queue every TCP packet (both directions) of flows whose ct mark has TrackBit
 	AllTCP     bool // queue every TCP packet from inside hosts (original direction)
+	// UDP queues the first packet of each new UDP flow from inside hosts
+	// (ct state new, no TrackBit or DoneBit in the ct mark yet) and, while
+	// the ct mark has TrackBit, the flow's later packets (both directions).
+	UDP bool
+	// SYN6, Track6 and UDP6 are SYN, Track and UDP for the IPv6 prefixes of
+	// Inside (table ip6 <name>; matches use `ip6 saddr` and `meta l4proto`).
+	// The IPv6 table has no AllTCP and no post-NAT placement: its 128-bit
+	// source does not fit the 32-bit mark the tag chain uses.
+	SYN6, Track6, UDP6 bool
 	// TrackBit and DoneBit are single-bit masks, distinct and nonzero when
 	// Track is set. The daemon sets TrackBit in a verdict's packet mark to
 	// track the rest of a flow, DoneBit to stop tracking it; the remember
 	// chain copies that into the ct mark and clears both from the packet mark.
 	TrackBit, DoneBit uint32
+	// Select queues every TCP packet (both directions) of IPv4 flows whose
+	// ct mark has SelectBit: flows the daemon selected on their SYN for
+	// payload insertion (http-header, proxy-protocol). The remember chain
+	// copies SelectBit from a verdict's mark into the ct mark.
+	Select    bool
+	SelectBit uint32
+	// SeqAdjHelper, with Select, is a conntrack helper type (a kernel one
+	// such as "ftp") that the remember chain assigns to selected flows
+	// through the ct helper object SeqAdjObject: only so that their
+	// conntrack entries get the seqadj extension, which the daemon's
+	// handoff to the kernel's sequence adjustment needs (nfq/handoff.go).
+	// The daemon removes the helper again on the flow's SYN-ACK, before it
+	// has looked at any data.
+	SeqAdjHelper string
+	// IPIDMap, when set, adds the in-kernel ip-id fast path to the ip table
+	// (ipidmap.go).
+	IPIDMap *IPIDMap
 }
 
 // tableNameRE keeps table names to plain nft identifiers, so that Text can
 // print them unquoted and nft can read them back.
 var tableNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
+
+// helperNameRE: conntrack helper names as the kernel's are (NF_CT_HELPER_NAME_LEN 16).
+var helperNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,14}$`)
 
 // maxTableName is NFT_TABLE_MAXNAMELEN (256) minus the terminating NUL.
 const maxTableName = 255
@@ -132,8 +162,8 @@ func (s Spec) validate() error {
 		switch {
 		case !p.IsValid():
 			add("inside prefix %v is not valid", p)
-		case !p.Addr().Is4():
-			add("inside prefix %v is not IPv4", p)
+		case p.Addr().Is4In6() || p.Addr().Zone() != "":
+			add("inside prefix %v: write IPv4 prefixes as IPv4, IPv6 ones without a zone", p)
 		case p.Masked() != p:
 			add("inside prefix %v has host bits set (did you mean %v?)", p, p.Masked())
 		default:
@@ -163,10 +193,19 @@ func (s Spec) validate() error {
 		add("unknown placement %v", s.Placement)
 	}
 
-	if !s.SYN && !s.Track && !s.AllTCP {
-		add("nothing to queue: set SYN, Track or AllTCP")
+	for _, f := range s.families() {
+		switch {
+		case !f.v6 && !s.SYN && !s.Track && !s.AllTCP && !s.UDP:
+			add("nothing to queue: set SYN, Track, AllTCP or UDP")
+		case !f.v6 && s.Select && !s.SYN:
+			add("select needs SYN: the SYN's verdict selects a flow")
+		case f.v6 && !s.SYN6 && !s.Track6 && !s.UDP6:
+			add("nothing to queue for the IPv6 prefixes: set SYN6, Track6 or UDP6")
+		case f.v6 && s.Placement == PostNAT:
+			add("post-nat placement carries the inside source in the 32-bit mark: no IPv6 prefixes (%v)", f.inside[0])
+		}
 	}
-	if s.Track {
+	if s.tracks() {
 		if bits.OnesCount32(s.TrackBit) != 1 {
 			add("track bit %#08x is not a single bit", s.TrackBit)
 		}
@@ -177,8 +216,43 @@ func (s Spec) validate() error {
 			add("track bit and done bit are both %#08x", s.TrackBit)
 		}
 	}
+	if s.Select {
+		switch {
+		case bits.OnesCount32(s.SelectBit) != 1:
+			add("select bit %#08x is not a single bit", s.SelectBit)
+		case s.tracks() && (s.SelectBit == s.TrackBit || s.SelectBit == s.DoneBit):
+			add("select bit %#08x is also the track or done bit", s.SelectBit)
+		case s.Placement == PostNAT:
+			add("select (payload insertion) needs pre-nat placement")
+		}
+	}
+
+	if s.SeqAdjHelper != "" {
+		switch {
+		case !s.Select:
+			add("seqadj helper %q needs select", s.SeqAdjHelper)
+		case !helperNameRE.MatchString(s.SeqAdjHelper):
+			add("seqadj helper %q: use lowercase letters, digits and '-'", s.SeqAdjHelper)
+		}
+	}
+
+	if s.IPIDMap != nil {
+		errs = append(errs, s.IPIDMap.validate(s)...)
+	}
 
 	return errors.Join(errs...)
+}
+
+// tracks reports whether the ruleset follows flows through the ct mark
+// (TCP after the SYN, or UDP flows), so it needs TrackBit, DoneBit and the
+// remember chain.
+func (s Spec) tracks() bool {
+	for _, f := range s.families() {
+		if f.tracks() {
+			return true
+		}
+	}
+	return false
 }
 
 // sortedPrefixes returns a sorted copy of ps (by address, then by length).

@@ -8,11 +8,12 @@ import (
 )
 
 // Text renders s as nft text: exactly what `nft list table ip <name>` (nft
-// 1.0.6) prints once Apply has installed s, so that the two can be compared
-// byte for byte. The queue statement reads `queue num N[-M] bypass[,fanout]`
-// for the compat target (nft prints the target through its xtables
-// translation) and `queue flags bypass[,fanout] to N[-M]` for the native
-// expression (nft's own syntax since 1.0.0); nft reads both forms.
+// 1.0.6) prints once Apply has installed s, followed by what `nft list table
+// ip6 <name>` prints when s has IPv6 prefixes, so that the two can be
+// compared byte for byte. The queue statement reads `queue num N[-M]
+// bypass[,fanout]` for the compat target (nft prints the target through its
+// xtables translation) and `queue flags bypass[,fanout] to N[-M]` for the
+// native expression (nft's own syntax since 1.0.0); nft reads both forms.
 //
 // An invalid s renders as a comment that names the problem.
 func Text(s Spec) string {
@@ -20,37 +21,109 @@ func Text(s Spec) string {
 		return "# natreveal: invalid rules spec: " + strings.ReplaceAll(err.Error(), "\n", "; ") + "\n"
 	}
 	var b strings.Builder
+	for _, f := range s.families() {
+		b.WriteString(tableText(s, f))
+	}
+	return b.String()
+}
+
+// tableText is the listing of one table of a valid s.
+func tableText(s Spec, f family) string {
+	var b strings.Builder
 	steerPrio, rememberPrio := "srcnat - 1", "srcnat + 1"
-	inside := "ip saddr @" + insideSet
+	fam, addrType, proto := "ip", "ipv4_addr", "ip protocol"
+	if f.v6 {
+		fam, addrType, proto = "ip6", "ipv6_addr", "meta l4proto"
+	}
+	inside := fam + " saddr @" + insideSet
 	if s.Placement == PostNAT {
 		steerPrio, rememberPrio = "srcnat + 1", "srcnat + 2"
 		inside = "ct original ip saddr @" + insideSet
 	}
 	queue := queueText(s)
+	trackMatch := maskedMatch("ct mark", s.TrackBit, s.TrackBit, false)
+	newUDP := proto + " udp ct state new " + maskedMatch("ct mark", s.TrackBit|s.DoneBit, 0, false)
 
-	fmt.Fprintf(&b, "table ip %s {\n", s.table())
-	fmt.Fprintf(&b, "\tset %s {\n\t\ttype ipv4_addr\n\t\tflags interval\n", insideSet)
-	fmt.Fprintf(&b, "\t\telements = { %s }\n\t}\n", elementsText(s.Inside))
+	fmt.Fprintf(&b, "table %s %s {\n", fam, s.table())
+	if f.sel && s.SeqAdjHelper != "" {
+		// nft lists objects before sets.
+		fmt.Fprintf(&b, "\tct helper %s {\n\t\ttype %q protocol tcp\n\t\tl3proto ip\n\t}\n\n", SeqAdjObject, s.SeqAdjHelper)
+	}
+	fmt.Fprintf(&b, "\tset %s {\n\t\ttype %s\n\t\tflags interval\n", insideSet, addrType)
+	fmt.Fprintf(&b, "\t\telements = { %s }\n\t}\n", elementsText(f.inside))
+	ipidMap := s.IPIDMap != nil && !f.v6
+	if ipidMap {
+		b.WriteString(ipidMapText(s.IPIDMap))
+	}
+
+	if s.Placement == PostNAT {
+		tag := "meta mark 0x00000000 ip saddr @" + insideSet
+		set := "meta mark set @nh,96,32"
+		fmt.Fprintf(&b, "\n\tchain %s {\n", tagChain)
+		b.WriteString("\t\ttype filter hook postrouting priority srcnat - 1; policy accept;\n")
+		if f.udp {
+			fmt.Fprintf(&b, "\t\t%s %s %s\n", tag, newUDP, set)
+			fmt.Fprintf(&b, "\t\t%s %s ip protocol udp %s\n", tag, trackMatch, set)
+		}
+		if f.allTCP {
+			fmt.Fprintf(&b, "\t\t%s ip protocol tcp %s\n", tag, set)
+		} else {
+			if f.syn {
+				fmt.Fprintf(&b, "\t\t%s tcp flags syn / fin,syn,rst,ack %s\n", tag, set)
+			}
+			if f.track {
+				fmt.Fprintf(&b, "\t\t%s %s ip protocol tcp %s\n", tag, trackMatch, set)
+			}
+		}
+		b.WriteString("\t}\n")
+	}
 
 	fmt.Fprintf(&b, "\n\tchain %s {\n", steerChain)
 	fmt.Fprintf(&b, "\t\ttype filter hook postrouting priority %s; policy accept;\n", steerPrio)
-	if s.SYN {
-		fmt.Fprintf(&b, "\t\t%s tcp flags syn / fin,syn,rst,ack %s\n", inside, queue)
+	synFrom := inside
+	if ipidMap {
+		fmt.Fprintf(&b, "\t\t%s\n", ipidKernelRuleText)
+		if s.IPIDMap.SkipKnown {
+			synFrom += " ip saddr != @" + HostIDMap
+		}
 	}
-	if s.Track {
-		fmt.Fprintf(&b, "\t\t%s ip protocol tcp %s\n", maskedMatch("ct mark", s.TrackBit, s.TrackBit, false), queue)
+	if f.syn {
+		fmt.Fprintf(&b, "\t\t%s tcp flags syn / fin,syn,rst,ack %s\n", synFrom, queue)
 	}
-	if s.AllTCP {
-		fmt.Fprintf(&b, "\t\t%s ip protocol tcp %s\n", inside, queue)
+	if f.track {
+		fmt.Fprintf(&b, "\t\t%s %s tcp %s\n", trackMatch, proto, queue)
+	}
+	if f.sel {
+		fmt.Fprintf(&b, "\t\t%s %s tcp %s\n", maskedMatch("ct mark", s.SelectBit, s.SelectBit, false), proto, queue)
+	}
+	if f.allTCP {
+		fmt.Fprintf(&b, "\t\t%s %s tcp %s\n", inside, proto, queue)
+	}
+	if f.udp {
+		fmt.Fprintf(&b, "\t\t%s %s %s\n", inside, newUDP, queue)
+		fmt.Fprintf(&b, "\t\t%s %s udp %s\n", trackMatch, proto, queue)
 	}
 	b.WriteString("\t}\n")
 
-	if s.Track {
-		t, d, both := s.TrackBit, s.DoneBit, s.TrackBit|s.DoneBit
+	if f.tracks() || f.sel {
+		t, d, both := s.TrackBit, s.DoneBit, f.bits(s)
 		fmt.Fprintf(&b, "\n\tchain %s {\n", rememberChain)
 		fmt.Fprintf(&b, "\t\ttype filter hook postrouting priority %s; policy accept;\n", rememberPrio)
-		fmt.Fprintf(&b, "\t\t%s ct mark set ct mark | %s\n", maskedMatch("meta mark", t, t, false), hex32(t))
-		fmt.Fprintf(&b, "\t\t%s ct mark set ct mark & %s\n", maskedMatch("meta mark", d, d, false), hex32(^t))
+		verdictOnly := ""
+		if s.Placement == PostNAT {
+			verdictOnly = maskedMatch("meta mark", ^both, 0, false) + " "
+		}
+		if f.tracks() {
+			fmt.Fprintf(&b, "\t\t%s%s ct mark set ct mark | %s\n", verdictOnly, maskedMatch("meta mark", t, t, false), hex32(t))
+			fmt.Fprintf(&b, "\t\t%s%s ct mark set ct mark & %s | %s\n", verdictOnly, maskedMatch("meta mark", d, d, false), hex32(^t), hex32(d)) // nft shows the mask with DONE set: (x & ^t) | d
+		}
+		if f.sel {
+			sb := s.SelectBit
+			fmt.Fprintf(&b, "\t\t%s ct mark set ct mark | %s\n", maskedMatch("meta mark", sb, sb, false), hex32(sb))
+			if s.SeqAdjHelper != "" {
+				fmt.Fprintf(&b, "\t\t%s ct helper set %q\n", maskedMatch("meta mark", sb, sb, false), SeqAdjObject)
+			}
+		}
 		fmt.Fprintf(&b, "\t\t%s meta mark set meta mark & %s\n", maskedMatch("meta mark", both, 0, true), hex32(^both))
 		b.WriteString("\t}\n")
 	}
@@ -99,15 +172,19 @@ func queueText(s Spec) string {
 }
 
 // elementsText renders the elements of the inside set as nft does: sorted,
-// a /32 as a bare address, two per line (src/expression.c calculate_delim
-// for TYPE_IPADDR), continuation lines indented by three tabs and five
-// spaces.
+// a /32 (/128) as a bare address, two IPv4 ones per line and one IPv6 one
+// (src/expression.c calculate_delim for TYPE_IPADDR, TYPE_IP6ADDR),
+// continuation lines indented by three tabs and five spaces.
 func elementsText(ps []netip.Prefix) string {
 	var b strings.Builder
+	perLine := 2
+	if len(ps) > 0 && !ps[0].Addr().Is4() {
+		perLine = 1
+	}
 	for i, p := range sortedPrefixes(ps) {
 		switch {
 		case i == 0:
-		case i%2 == 0:
+		case i%perLine == 0:
 			b.WriteString(",\n\t\t\t     ")
 		default:
 			b.WriteString(", ")

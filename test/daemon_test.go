@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -84,8 +85,24 @@ type daemon struct {
 
 func startDaemon(t *testing.T, l *lab.Lab, args ...string) *daemon {
 	t.Helper()
+	return startDaemonEnv(t, l, nil, args...)
+}
+
+// startDaemonEnv is startDaemon with extra environment variables ("K=V").
+func startDaemonEnv(t *testing.T, l *lab.Lab, env []string, args ...string) *daemon {
+	t.Helper()
+	return startDaemonArgv(t, l, env, append([]string{binary, "run"}, args...))
+}
+
+// startDaemonArgv runs argv (a natreveal run, possibly behind a wrapper
+// such as setpriv) in the NAT namespace and waits for its "running:" line.
+func startDaemonArgv(t *testing.T, l *lab.Lab, env []string, argv []string) *daemon {
+	t.Helper()
 	d := &daemon{ready: make(chan struct{}), done: make(chan struct{})}
-	d.cmd = exec.Command("ip", append([]string{"netns", "exec", l.NAT, binary, "run"}, args...)...)
+	d.cmd = exec.Command("ip", append([]string{"netns", "exec", l.NAT}, argv...)...)
+	if env != nil {
+		d.cmd.Env = append(os.Environ(), env...)
+	}
 	pipe, err := d.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -118,14 +135,27 @@ func startDaemon(t *testing.T, l *lab.Lab, args ...string) *daemon {
 	return d
 }
 
+// waitLog waits until the log holds s at least n times.
+func (d *daemon) waitLog(t *testing.T, s string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if strings.Count(d.log(), s) >= n {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("no %q (%d times) in the log:\n%s", s, n, d.log())
+}
+
 func (d *daemon) log() string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.stderr.String()
 }
 
-// stop sends SIGTERM, waits for exit and returns the final counters.
-func (d *daemon) stop(t *testing.T) map[string]uint64 {
+// stopLog sends SIGTERM, waits for a clean exit and returns the log.
+func (d *daemon) stopLog(t *testing.T) string {
 	t.Helper()
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	select {
@@ -136,16 +166,59 @@ func (d *daemon) stop(t *testing.T) map[string]uint64 {
 	if code := d.cmd.ProcessState.ExitCode(); code != 0 {
 		t.Fatalf("natreveal exited %d after SIGTERM:\n%s", code, d.log())
 	}
-	log := d.log()
-	i := strings.LastIndex(log, "stats ")
-	if i < 0 {
-		t.Fatalf("no stats line in:\n%s", log)
+	return d.log()
+}
+
+// stop is stopLog, returning the final counters.
+func (d *daemon) stop(t *testing.T) map[string]uint64 {
+	t.Helper()
+	return lastStats(t, d.stopLog(t))
+}
+
+// lastStats parses the last "stats" line of a daemon log: msg "stats" with
+// the counters as a JSON object (log.format json) or as a quoted JSON string
+// (text: counters="{...}").
+func lastStats(t *testing.T, log string) map[string]uint64 {
+	t.Helper()
+	lines := strings.Split(log, "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		ln := lines[i]
+		if strings.HasPrefix(ln, "{") {
+			var rec struct {
+				Msg      string            `json:"msg"`
+				Counters map[string]uint64 `json:"counters"`
+			}
+			if json.Unmarshal([]byte(ln), &rec) == nil && rec.Msg == "stats" {
+				if rec.Counters == nil {
+					rec.Counters = map[string]uint64{}
+				}
+				return rec.Counters
+			}
+			continue
+		}
+		if !strings.Contains(ln, " msg=stats ") {
+			continue
+		}
+		j := strings.Index(ln, "counters=")
+		if j < 0 {
+			t.Fatalf("stats line without counters: %q", ln)
+		}
+		raw := ln[j+len("counters="):]
+		if strings.HasPrefix(raw, `"`) {
+			var err error
+			if raw, err = strconv.QuotedPrefix(raw); err == nil {
+				raw, err = strconv.Unquote(raw)
+			}
+			if err != nil {
+				t.Fatalf("stats line %q: %v", ln, err)
+			}
+		}
+		stats := map[string]uint64{}
+		if err := json.Unmarshal([]byte(raw), &stats); err != nil {
+			t.Fatalf("stats line %q: %v", ln, err)
+		}
+		return stats
 	}
-	line := log[i+len("stats "):]
-	line = line[:strings.IndexByte(line, '\n')]
-	stats := map[string]uint64{}
-	if err := json.Unmarshal([]byte(line), &stats); err != nil {
-		t.Fatalf("stats line %q: %v", line, err)
-	}
-	return stats
+	t.Fatalf("no stats line in:\n%s", log)
+	return nil
 }

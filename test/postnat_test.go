@@ -6,23 +6,35 @@ import (
 	"github.com/natreveal/natreveal/test/lab"
 )
 
-// Post-NAT placement queues packets after the masquerade and asks conntrack
-// for the inside source. Kernel fact measured here: ctnetlink cannot see a
-// flow until its first packet has left (the entry is unconfirmed while the
-// SYN sits in the queue), so SYN lookups miss. The daemon must then fail open:
-// the connection succeeds, unmarked, and the miss is counted.
-func TestPostNATFailsOpenOnUnconfirmedSYN(t *testing.T) {
+// Post-NAT placement tags only packets without a mark. A packet the user's
+// own rules marked keeps its mark; the daemon then asks conntrack, which
+// cannot see a flow while its SYN sits in the queue (the entry is unconfirmed
+// until the packet leaves: measured on this kernel). Such a SYN must go on
+// unmarked and be counted, and unmarked hosts must still get their HOST_ID.
+func TestPostNATUserMarkedSYNFailsOpen(t *testing.T) {
 	l := newLab(t)
 	s := listen(t, l)
-	d := startDaemon(t, l, "--inside", lab.InsidePrefix, "--methods", "tcp-option", "--placement", "post-nat")
-	got := connect(t, s, l.C2, "postnat", 0)
-	st := d.stop(t)
-	if got.HasOption {
-		t.Logf("post-nat SYN was marked (%#x): this kernel exposes unconfirmed flows", got.OptionID)
-	} else if st["ct-miss"] < 1 {
-		t.Errorf("unmarked post-nat SYN not counted as ct-miss: %v", st)
+	if err := l.Nft(l.NAT, `table ip usermark {
+	chain forward {
+		type filter hook forward priority filter; policy accept;
+		ip saddr `+lab.Client2+` meta mark set 0x00000005
 	}
-	if got.Bytes != 16 {
-		t.Errorf("post-nat connection lost data: %d bytes", got.Bytes)
+}`); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, l, "--inside", lab.InsidePrefix, "--methods", "tcp-option", "--placement", "post-nat")
+	marked := connect(t, s, l.C2, "usermark", 0)
+	plain := connect(t, s, l.C1, "plain", 0)
+	st := d.stop(t)
+	if marked.HasOption {
+		t.Logf("user-marked post-nat SYN was marked (%#x): this kernel exposes unconfirmed flows", marked.OptionID)
+	} else if st["ct-miss"] != 1 {
+		t.Errorf("unmarked post-nat SYN not counted as one ct-miss: %v", st)
+	}
+	if marked.Bytes != 16 {
+		t.Errorf("user-marked connection lost data: %d bytes", marked.Bytes)
+	}
+	if !plain.HasOption || plain.OptionID != 0x0002 {
+		t.Errorf("unmarked host: option %v id %#x, want 0x0002", plain.HasOption, plain.OptionID)
 	}
 }

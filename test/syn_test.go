@@ -60,11 +60,23 @@ func ruleset(t *testing.T, l *lab.Lab) string {
 // Both methods at once, two inside hosts, through the kernel's masquerade:
 // each connection reaches the server with its host's HOST_ID in the RFC 7974
 // option and in the IP-ID, and SIGTERM restores the ruleset exactly.
-func TestTwoHostsTCPOptionAndIPID(t *testing.T) {
+func TestTwoHostsTCPOptionAndIPID(t *testing.T) { twoHostsBothMethods(t) }
+
+// The same after the masquerade (placement post-nat): the tag rule carries
+// the inside source to the daemon, conntrack is not asked.
+func TestTwoHostsPostNAT(t *testing.T) {
+	st := twoHostsBothMethods(t, "--placement", "post-nat")
+	if st["ct-miss"]+st["ct-error"] != 0 {
+		t.Errorf("tagged packets went to conntrack: %v", st)
+	}
+}
+
+func twoHostsBothMethods(t *testing.T, args ...string) map[string]uint64 {
 	l := newLab(t)
 	s := listen(t, l)
 	before := ruleset(t, l)
-	d := startDaemon(t, l, "--inside", lab.InsidePrefix, "--methods", "tcp-option,ip-id", "--queue-count", "2")
+	args = append([]string{"--inside", lab.InsidePrefix, "--methods", "tcp-option,ip-id", "--queue-count", "2"}, args...)
+	d := startDaemon(t, l, args...)
 	if !strings.Contains(ruleset(t, l), "table ip natreveal") {
 		t.Fatal("natreveal table not installed")
 	}
@@ -111,6 +123,7 @@ func TestTwoHostsTCPOptionAndIPID(t *testing.T) {
 	if after := ruleset(t, l); after != before {
 		t.Errorf("SIGTERM left the ruleset changed.\nbefore:\n%s\nafter:\n%s", before, after)
 	}
+	return st
 }
 
 // A client that writes its own HOST_ID option is overridden.

@@ -10,57 +10,77 @@ import (
 	"github.com/spf13/cobra"
 	ct "github.com/ti-mo/conntrack"
 	"golang.org/x/sys/unix"
+
+	"github.com/natreveal/natreveal/config"
+	"github.com/natreveal/natreveal/conntrack"
 )
 
 func checkCmd() *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "check",
-		Short: "Say what this kernel offers natreveal, one line each; exit 0 when `run` can work",
+		Short: "Say what this kernel offers natreveal, one line each; exit 0 when `run` can work (with --config: exit 2 on a bad configuration)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			out := cmd.OutOrStdout()
-			ok := true
-			line := func(name string, good bool, detail string) {
-				mark := "ok  "
-				if !good {
-					mark = "FAIL"
-				}
-				fmt.Fprintf(out, "%s %-10s %s\n", mark, name, detail)
-			}
-
-			if m, err := probe(); err != nil {
-				ok = false
-				line("queue", false, err.Error())
-			} else {
-				line("queue", true, "run will use the "+m.String())
-			}
-
-			if err := checkConntrack(); err != nil {
-				line("ctnetlink", false, err.Error()+" (needed by post-nat placement and flow eviction)")
-				ok = false
-			} else {
-				line("ctnetlink", true, "conntrack lookups and destroy events available")
-			}
-
-			if err := checkNetns(); err != nil {
-				line("netns", false, err.Error()+" (needed by the tests and the lab, not by run)")
-			} else {
-				line("netns", true, "network namespaces can be created (tests, lab)")
-			}
-			if !ok {
-				return &exitError{code: 1, err: fmt.Errorf("check: run cannot work on this kernel")}
-			}
-			return nil
-		},
 	}
+	config.AddFlags(cmd.Flags())
+	config.AddRunFlags(cmd.Flags())
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		out := cmd.OutOrStdout()
+		ok := true
+		line := func(name string, good bool, detail string) {
+			mark := "ok  "
+			if !good {
+				mark = "FAIL"
+			}
+			fmt.Fprintf(out, "%s %-10s %s\n", mark, name, detail)
+		}
+		// With a configuration (--config, NATREVEAL_CONFIG or flags), check
+		// it as run would, files included: systemd's ExecStartPre.
+		if cmd.Flags().Changed("config") || cmd.Flags().Changed("inside") || os.Getenv("NATREVEAL_CONFIG") != "" {
+			c, err := config.Load(cmd.Flags(), os.Getenv)
+			if err == nil {
+				_, err = hostIDSource(c)
+			}
+			if err != nil {
+				return usageErr(err)
+			}
+			line("config", true, fmt.Sprintf("inside %v, methods %v, %s, table %s", c.Inside, c.Methods, c.Placement, c.Table))
+		}
+
+		if m, err := probe(); err != nil {
+			ok = false
+			line("queue", false, err.Error())
+		} else {
+			line("queue", true, "run will use the "+m.String())
+		}
+
+		if err := checkConntrack(); err != nil {
+			line("ctnetlink", false, err.Error()+" (needed for flow eviction, and by post-nat placement for packets that carry a mark)")
+			ok = false
+		} else {
+			line("ctnetlink", true, "conntrack lookups and destroy events available")
+		}
+
+		if cmd.Flags().Changed("config") {
+			// the netns line is for tests and the lab; a service has no use for it
+		} else if err := checkNetns(); err != nil {
+			line("netns", false, err.Error()+" (needed by the tests and the lab, not by run)")
+		} else {
+			line("netns", true, "network namespaces can be created (tests, lab)")
+		}
+		if !ok {
+			return &exitError{code: 1, err: fmt.Errorf("check: run cannot work on this kernel")}
+		}
+		return nil
+	}
+	return cmd
 }
 
 // checkConntrack asks ctnetlink for a flow that cannot exist: "no such
 // entry" proves lookups work. (StatsGlobal blocks on this kernel.)
 func checkConntrack() error {
-	c, err := ct.Dial(nil)
+	c, err := conntrack.Dial()
 	if err != nil {
-		return fmt.Errorf("dial: %w", err)
+		return err
 	}
 	defer c.Close()
 	lo := netip.MustParseAddr("127.0.0.1")

@@ -30,7 +30,9 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(runCmd(), rulesCmd(), checkCmd(), versionCmd())
+	root.AddCommand(runCmd(), rulesCmd(), checkCmd(), versionCmd(), serveCmd(), observeCmd(), decodeCmd(), portsetCmd())
+	root.AddCommand(labCmd())
+	root.AddCommand(uci2yamlCmd())
 	err := root.Execute()
 	if err == nil {
 		return

@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/natreveal/natreveal/config"
 	"github.com/natreveal/natreveal/rules"
@@ -42,8 +43,41 @@ func rulesCmd() *cobra.Command {
 		fmt.Fprint(cmd.OutOrStdout(), rules.Text(ruleSpec(c, m)))
 		return nil
 	}
-	cmd.AddCommand(print)
+	cmd.AddCommand(print, rulesRemoveCmd())
 	return cmd
+}
+
+// rulesRemoveCmd deletes natreveal's tables, e.g. those a killed daemon
+// left behind (systemd's ExecStopPost). Other tables are never touched.
+func rulesRemoveCmd() *cobra.Command {
+	rm := &cobra.Command{
+		Use:   "remove",
+		Short: "Delete natreveal's tables (ip and ip6) left by a daemon that did not stop cleanly",
+		Args:  cobra.NoArgs,
+	}
+	cfg := rm.Flags().String("config", "", "take the table name from this configuration file")
+	table := rm.Flags().String("table", rules.DefaultTable, "table name (when no --config, or when the file is unreadable)")
+	rm.RunE = func(cmd *cobra.Command, _ []string) error {
+		name := *table
+		if *cfg != "" {
+			fs := pflag.NewFlagSet("config", pflag.ContinueOnError)
+			config.AddFlags(fs)
+			config.AddRunFlags(fs)
+			fs.Set("config", *cfg)
+			if c, err := config.Load(fs, nil); err != nil {
+				// Cleanup must work even after a bad edit of the file.
+				fmt.Fprintf(cmd.ErrOrStderr(), "natreveal: %v; removing table %s\n", err, name)
+			} else {
+				name = c.Table
+			}
+		}
+		nft, err := nftables.New()
+		if err != nil {
+			return err
+		}
+		return rules.Remove(nft, name)
+	}
+	return rm
 }
 
 func probe() (rules.Mechanism, error) {

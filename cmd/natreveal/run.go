@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"log"
-	"net/netip"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -13,11 +11,11 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/spf13/cobra"
-	ct "github.com/ti-mo/conntrack"
 
 	"github.com/natreveal/natreveal/config"
 	"github.com/natreveal/natreveal/conntrack"
 	"github.com/natreveal/natreveal/hostid"
+	"github.com/natreveal/natreveal/metrics"
 	"github.com/natreveal/natreveal/nfq"
 	"github.com/natreveal/natreveal/rules"
 )
@@ -25,27 +23,44 @@ import (
 func runCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run",
-		Short: "Install the ruleset and mark packets until stopped (SIGINT/SIGTERM remove the ruleset)",
+		Short: "Install the ruleset and mark packets until stopped (SIGINT/SIGTERM remove the ruleset, SIGHUP reloads)",
 		Args:  cobra.NoArgs,
 	}
 	config.AddFlags(cmd.Flags())
+	config.AddRunFlags(cmd.Flags())
+	config.AddPortSetFlags(cmd.Flags())    // port-set method (portset.go)
+	config.AddMappingLogFlags(cmd.Flags()) // mapping log (portset.go)
 	statsEvery := cmd.Flags().Duration("stats-interval", 0, "log counters this often (0: only at exit)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		c, err := config.Load(cmd.Flags(), os.Getenv)
+		// load reads the configuration again on SIGHUP: same flags and
+		// environment, the file as it is now.
+		load := func() (*config.Config, hostid.Source, error) {
+			c, err := config.Load(cmd.Flags(), os.Getenv)
+			if err != nil {
+				return nil, nil, err
+			}
+			src, err := hostIDSource(c)
+			if err != nil {
+				return nil, nil, err
+			}
+			return c, src, nil
+		}
+		c, src, err := load()
 		if err != nil {
 			return usageErr(err)
 		}
-		src, err := hostIDSource(c)
-		if err != nil {
-			return usageErr(err)
-		}
-		return run(c, src, *statsEvery)
+		return run(c, src, *statsEvery, load)
 	}
 	return cmd
 }
 
-func run(c *config.Config, src hostid.Source, statsEvery time.Duration) error {
-	logger := log.New(os.Stderr, "natreveal: ", log.LstdFlags|log.Lmsgprefix)
+func run(c *config.Config, src hostid.Source, statsEvery time.Duration, load func() (*config.Config, hostid.Source, error)) error {
+	slogger := newLogger(c.Log.Format, os.Stderr)
+	logger := slog.NewLogLogger(slogger.Handler(), slog.LevelInfo) // Printf-style parts: ident, nfq
+	notify := notifier{log: slogger}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
@@ -53,44 +68,89 @@ func run(c *config.Config, src hostid.Source, statsEvery time.Duration) error {
 	if err != nil {
 		return fmt.Errorf("nftables: %w", err)
 	}
-	mech, err := rules.Probe(nft)
-	if err != nil {
-		return err
-	}
-	hc := handlerConfig(c)
-	spec := ruleSpec(c, mech)
-
 	st := &nfq.Stats{}
-	flows := nfq.NewFlows(c.Flows.Max)
-	var resolve func(conntrack.Key) (netip.AddrPort, error)
-	var resolver *conntrack.Resolver
-	if hc.PostNAT {
-		cc, err := ct.Dial(nil)
-		if err != nil {
-			return fmt.Errorf("conntrack: dial: %w", err)
-		}
-		defer cc.Close()
-		resolver = conntrack.NewResolver(cc, 65536, 30*time.Second)
-		resolve = resolver.InsideSource
-	}
-	h := nfq.NewHandler(hc, src, resolve, nfq.NewMTUs(10*time.Second).MTU, flows, st)
-	if hc.Tracks() || resolver != nil {
-		err := conntrack.WatchDestroy(ctx, 0, func(d conntrack.Destroyed) {
-			if d.Proto != 6 || !d.OrigSrc.Addr().Is4() || !d.OrigDst.Addr().Is4() {
-				return
-			}
-			h.ForgetFlow(nfq.FlowKey{
-				Inside: d.OrigSrc.Addr().As4(), InsidePort: d.OrigSrc.Port(),
-				Server: d.OrigDst.Addr().As4(), ServerPort: d.OrigDst.Port(),
-			})
-			if resolver != nil {
-				resolver.Forget(conntrack.Key{Proto: d.Proto, Src: d.NATSrc, Dst: d.OrigDst})
-			}
+	d := &packetDaemon{ctx: ctx, log: slogger, nft: nft, st: st, mtu: nfq.NewMTUs(10 * time.Second).MTU, src: &swapSource{}}
+	d.src.Store(src)
+	defer d.close()
+
+	if c.Metrics.Listen != "" {
+		reg := metrics.NewRegistry(metrics.Source{
+			Stats: func() *nfq.Stats { return st },
+			Flows: func() int {
+				if f := d.flows.Load(); f != nil {
+					return f.Len()
+				}
+				return 0
+			},
+			Lookups: d.lookups.Load,
+			Version: version,
 		})
+		ms, err := metrics.Listen(c.Metrics.Listen, reg)
 		if err != nil {
 			return err
 		}
-		go sweep(ctx, flows)
+		defer ms.Close()
+		slogger.Info("metrics: serving /metrics", "addr", ms.Addr().String())
+	}
+
+	// port-set (RFC 7422 SNAT blocks) and the mapping log: no queue needed.
+	if c.Has(config.MethodPortSet) || c.MappingLog.File != "" {
+		undo, err := startPortSet(ctx, c, d.src, slogger)
+		if err != nil {
+			return err
+		}
+		defer undo()
+		if !c.PacketMethods() && !c.Has(config.MethodIdent) {
+			return waitPortSetOnly(ctx, hup, slogger, notify.ready, notify.stopping)
+		}
+	}
+
+	if c.Has(config.MethodIdent) {
+		cc, err := conntrack.Dial()
+		if err != nil {
+			return err
+		}
+		defer cc.Close()
+		wait, err := startIdent(ctx, c, d.src, cc, logger)
+		if err != nil {
+			return err
+		}
+		defer func() { stop(); wait() }() // stop ends ctx also on an error return
+		if !c.PacketMethods() {
+			slogger.Info("running: ident only, no ruleset", "ident", c.Ident.Listen)
+			notify.ready()
+			notify.watchdog(ctx, func() bool { return true })
+			for {
+				select {
+				case <-ctx.Done():
+					notify.stopping()
+					slogger.Info("stopped: ident only")
+					return nil
+				case <-hup:
+					slogger.Warn("reload refused: an ident-only daemon applies a new configuration on a restart")
+				}
+			}
+		}
+	}
+
+	if d.mech, err = rules.Probe(nft); err != nil {
+		return err
+	}
+	if h := seqAdjHelper(c); h != "" {
+		if err := rules.ProbeHelper(nft, h); err != nil {
+			d.noHelper = true
+			slogger.Warn("proxy-protocol flows stay in user space: no conntrack helper for the kernel's sequence adjustment", "err", err)
+		}
+	}
+	if err := d.start(c, src); err != nil {
+		return err
+	}
+	if c.Selects() {
+		restore, err := liberalTCP(slogger)
+		if err != nil {
+			return err
+		}
+		defer restore()
 	}
 	if statsEvery > 0 {
 		go func() {
@@ -101,53 +161,67 @@ func run(c *config.Config, src hostid.Source, statsEvery time.Duration) error {
 				case <-ctx.Done():
 					return
 				case <-t.C:
-					logStats(logger, st)
+					logStats(slogger, st)
 				}
 			}
 		}()
 	}
 
-	installed := false
 	qc := nfq.QueueConfig{
 		Num: c.Queue.Num, Count: c.Queue.Count, MaxLen: c.Queue.MaxLen, FailOpen: c.Queue.FailOpen,
 		Workers: c.Queue.Workers, Backlog: c.Queue.Backlog, RcvBuf: 8 << 20, Logf: logger.Printf,
+		GSO: handlerConfig(c).WantsGSO(),
 	}
-	err = nfq.Serve(ctx, qc, h, st, func() error {
-		if err := rules.Apply(nft, spec); err != nil {
-			return err
-		}
-		installed = true
-		logger.Printf("running: table ip %s, queues %d-%d via %s, methods %v, %s",
-			spec.Table, c.Queue.Num, c.Queue.Num+c.Queue.Count-1, mech, c.Methods, c.Placement)
-		return nil
-	})
-	if installed {
-		if rerr := rules.Remove(nft, spec.Table); rerr != nil {
-			logger.Printf("removing the ruleset: %v", rerr)
-			if err == nil {
-				err = rerr
+	var removeErr error
+	err = nfq.Serve(ctx, qc, d, st, nfq.Hooks{
+		Bound: func() error {
+			if err := d.install(); err != nil {
+				return err
 			}
-		}
+			slogger.Info("running: "+installed(c, d.spec, d.mech), "table", d.spec.Table, "methods", c.Methods,
+				"mechanism", d.mech.String(), "placement", c.Placement, "version", version)
+			notify.ready()
+			notify.watchdog(ctx, func() bool { return true })
+			go reloader(ctx, d, hup, load, notify, slogger)
+			return nil
+		},
+		Unbinding: func() {
+			notify.stopping()
+			if removeErr = d.remove(); removeErr != nil {
+				slogger.Error("removing the ruleset", "err", removeErr)
+			} else {
+				slogger.Info("stopped: table "+d.spec.Table+" removed", "table", d.spec.Table)
+			}
+		},
+	})
+	if err == nil {
+		err = removeErr
 	}
-	logStats(logger, st)
+	logStats(slogger, st)
 	return err
 }
 
-func logStats(l *log.Logger, st *nfq.Stats) {
-	b, _ := json.Marshal(st)
-	l.Printf("stats %s", b)
-}
-
-// sweep ages out flows whose end natreveal never saw.
-func sweep(ctx context.Context, f *nfq.Flows) {
-	t := time.NewTicker(10 * time.Second)
-	defer t.Stop()
+// reloader applies a new configuration on each SIGHUP until ctx ends. A bad
+// configuration, or one that needs a restart, keeps the running one.
+func reloader(ctx context.Context, d *packetDaemon, hup <-chan os.Signal, load func() (*config.Config, hostid.Source, error),
+	notify notifier, log *slog.Logger) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-t.C:
-			f.Sweep(now, 2*time.Minute)
+		case <-hup:
 		}
+		notify.reloading()
+		c, src, err := load()
+		var what string
+		if err == nil {
+			what, err = d.reload(c, src)
+		}
+		if err != nil {
+			log.Error("reload failed, keeping the running configuration: "+err.Error(), "err", err.Error())
+		} else {
+			log.Info("reloaded: "+what, "table", c.Table, "methods", c.Methods, "placement", c.Placement)
+		}
+		notify.ready()
 	}
 }

@@ -13,10 +13,7 @@ import (
 
 // hostIDSource builds the configured HOST_ID source, reading its files.
 func hostIDSource(c *config.Config) (hostid.Source, error) {
-	bits := 16
-	if c.Has(config.MethodTCPOption) && c.TCPOption.Length == 4 && !c.Has(config.MethodIPID) {
-		bits = 32
-	}
+	bits := idBits(c)
 	var key, mapFile []byte
 	var err error
 	switch c.HostID.Source {
@@ -50,6 +47,33 @@ func hostIDSource(c *config.Config) (hostid.Source, error) {
 	return src, nil
 }
 
+// idBits: the HOST_ID is as wide as the narrowest enabled carrier (the
+// payload methods carry any width).
+func idBits(c *config.Config) int {
+	if c.Has(config.MethodIPID) ||
+		(c.Has(config.MethodTCPOption) && c.TCPOption.Length == 2) ||
+		(c.Has(config.MethodIPOption) && c.IPOption.Length == 2) ||
+		(c.Has(config.MethodDestOpt) && c.DestOpt.Length == 2) {
+		return 16
+	}
+	if c.HostID.Source == "lower16" {
+		return 16
+	}
+	return 32
+}
+
+// selectors turns configured destinations (and bare ports) into nfq's form.
+func selectors(ports []uint16, ds []config.Destination) []nfq.Selector {
+	var out []nfq.Selector
+	for _, p := range ports {
+		out = append(out, nfq.Selector{Port: p})
+	}
+	for _, d := range ds {
+		out = append(out, nfq.Selector{Prefix: d.Prefix, Port: d.Port, OnAck: d.OnAck})
+	}
+	return out
+}
+
 // handlerConfig is the packet path's part of the configuration.
 func handlerConfig(c *config.Config) nfq.HandlerConfig {
 	return nfq.HandlerConfig{
@@ -60,8 +84,29 @@ func handlerConfig(c *config.Config) nfq.HandlerConfig {
 		MaxSegs:   c.TCPOption.MaxSegments,
 		IPID:      c.Has(config.MethodIPID),
 		IPIDScope: c.IPID.Scope,
+		IPIDUDP:   c.IPID.UDPPackets,
+		IPOption:  c.Has(config.MethodIPOption),
+		IPOptType: c.IPOption.Type,
+		IPOptLen:  c.IPOption.Length,
+		IPOptUDP:  c.IPOption.UDPPackets,
+		DestOpt:   c.Has(config.MethodDestOpt),
+		DestType:  c.DestOpt.Type,
+		DestLen:   c.DestOpt.Length,
+		DestUDP:   c.DestOpt.UDPPackets,
 		TrackBit:  c.Marks.Track,
 		DoneBit:   c.Marks.Done,
+
+		HTTPHeader: c.Has(config.MethodHTTPHeader),
+		HTTPSel:    selectors(c.HTTPHeader.Ports, c.HTTPHeader.Destinations),
+		HTTPFields: nfq.HTTPFields{XFF: c.HTTPHeader.XFF, Forwarded: c.HTTPHeader.Forwarded},
+		Proxy:      c.Has(config.MethodProxy),
+		ProxySel:   selectors(nil, c.ProxyProtocol.Destinations),
+		ProxyCfg: nfq.ProxyConfig{Version: c.ProxyProtocol.Version, CRC32C: c.ProxyProtocol.CRC32C,
+			OnAck: c.ProxyProtocol.OnAck, ReplaceClient: c.ProxyProtocol.ClientHeader == "replace"},
+		IDBits:      idBits(c),
+		IDAddress:   c.HostID.Source == "address",
+		SelectBit:   c.Marks.Select,
+		MaxSelected: c.Flows.Max,
 	}
 }
 
@@ -71,19 +116,38 @@ func ruleSpec(c *config.Config, mech rules.Mechanism) rules.Spec {
 	if c.Placement == "post-nat" {
 		pl = rules.PostNAT
 	}
+	hc := handlerConfig(c)
 	return rules.Spec{
-		Table:      c.Table,
-		Inside:     c.Inside,
-		QueueNum:   c.Queue.Num,
-		QueueCount: c.Queue.Count,
-		Mechanism:  mech,
-		Placement:  pl,
-		SYN:        true,
-		Track:      handlerConfig(c).Tracks(),
-		AllTCP:     c.Has(config.MethodIPID) && c.IPID.Scope == config.ScopeAll,
-		TrackBit:   c.Marks.Track,
-		DoneBit:    c.Marks.Done,
+		Table:        c.Table,
+		Inside:       c.Inside,
+		QueueNum:     c.Queue.Num,
+		QueueCount:   c.Queue.Count,
+		Mechanism:    mech,
+		Placement:    pl,
+		SYN:          c.Has(config.MethodTCPOption) || c.Has(config.MethodIPID) || c.Has(config.MethodIPOption) || hc.Selects(),
+		Track:        hc.Tracks(),
+		UDP:          hc.UDP(),
+		SYN6:         c.Has(config.MethodTCPOption) || c.Has(config.MethodDestOpt),
+		Track6:       hc.Tracks6(),
+		UDP6:         hc.UDP6(),
+		AllTCP:       c.Has(config.MethodIPID) && c.IPID.Scope == config.ScopeAll,
+		TrackBit:     c.Marks.Track,
+		DoneBit:      c.Marks.Done,
+		Select:       hc.Selects() && c.HasIPv4(),
+		SelectBit:    c.Marks.Select,
+		SeqAdjHelper: seqAdjHelper(c),
+		IPIDMap:      ipidMapSpec(c),
 	}
+}
+
+// seqAdjHelper is the conntrack helper whose assignment gives selected flows
+// the seqadj extension, so that proxy-protocol flows can be handed to the
+// kernel once their header is in (nfq/handoff.go); "" without proxy-protocol.
+func seqAdjHelper(c *config.Config) string {
+	if c.Has(config.MethodProxy) && c.HasIPv4() && c.Placement != "post-nat" {
+		return "ftp"
+	}
+	return ""
 }
 
 func wrap(what string, err error) error {

@@ -6,6 +6,12 @@
 //	c1 100.64.0.2 ─┐
 //	               ├─ br0 100.64.0.1 [nat] 192.0.2.1 ── 192.0.2.2 [srv] 198.51.100.1
 //	c2 100.64.0.3 ─┘
+//
+// and the same in IPv6 (DESIGN.md: 2001:db8::/32), masqueraded by NAT66:
+//
+//	c1 2001:db8:1::2 ─┐
+//	                  ├─ br0 2001:db8:1::1 [nat] 2001:db8:2::1 ── 2001:db8:2::2 [srv] 2001:db8:3::1
+//	c2 2001:db8:1::3 ─┘
 package lab
 
 import (
@@ -28,10 +34,24 @@ const (
 	Client2      = "100.64.0.3"
 	NATPublic    = "192.0.2.1"
 	ServerAddr   = "198.51.100.1"
+	ServerPublic = "192.0.2.2" // the server's address on the NAT's public link
+
+	InsidePrefix6 = "2001:db8:1::/64"
+	Client1v6     = "2001:db8:1::2"
+	Client2v6     = "2001:db8:1::3"
+	NATPublic6    = "2001:db8:2::1"
+	ServerAddr6   = "2001:db8:3::1"
+	ServerPublic6 = "2001:db8:2::2"
 )
 
 // UserNAT is the operator's own masquerade, which natreveal must leave alone.
 const UserNAT = `table ip nat {
+	chain postrouting {
+		type nat hook postrouting priority srcnat; policy accept;
+		oifname "pub" masquerade
+	}
+}
+table ip6 nat {
 	chain postrouting {
 		type nat hook postrouting priority srcnat; policy accept;
 		oifname "pub" masquerade
@@ -68,8 +88,16 @@ func New() (*Lab, error) {
 		{"-n", l.Srv, "link", "set", "eth0", "up"},
 		{"-n", l.Srv, "link", "set", "lo", "up"},
 		{"-n", l.Srv, "route", "add", "default", "via", NATPublic},
+		// IPv6; nodad: addresses usable at once (RFC 4862 §5.4 would
+		// delay them by a second).
+		{"-n", l.NAT, "addr", "add", "2001:db8:1::1/64", "dev", "br0", "nodad"},
+		{"-n", l.NAT, "addr", "add", NATPublic6 + "/64", "dev", "pub", "nodad"},
+		{"-n", l.NAT, "route", "add", "2001:db8:3::/64", "via", ServerPublic6},
+		{"-n", l.Srv, "addr", "add", ServerPublic6 + "/64", "dev", "eth0", "nodad"},
+		{"-n", l.Srv, "addr", "add", ServerAddr6 + "/128", "dev", "lo", "nodad"},
+		{"-n", l.Srv, "-6", "route", "add", "default", "via", NATPublic6},
 	}
-	for i, c := range []struct{ ns, addr string }{{l.C1, Client1}, {l.C2, Client2}} {
+	for i, c := range []struct{ ns, addr, addr6 string }{{l.C1, Client1, Client1v6}, {l.C2, Client2, Client2v6}} {
 		port := fmt.Sprintf("c%d", i+1)
 		steps = append(steps,
 			[]string{"-n", l.NAT, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", c.ns},
@@ -79,6 +107,8 @@ func New() (*Lab, error) {
 			[]string{"-n", c.ns, "link", "set", "eth0", "up"},
 			[]string{"-n", c.ns, "link", "set", "lo", "up"},
 			[]string{"-n", c.ns, "route", "add", "default", "via", "100.64.0.1"},
+			[]string{"-n", c.ns, "addr", "add", c.addr6 + "/64", "dev", "eth0", "nodad"},
+			[]string{"-n", c.ns, "-6", "route", "add", "default", "via", "2001:db8:1::1"},
 		)
 	}
 	for _, s := range steps {
@@ -87,7 +117,7 @@ func New() (*Lab, error) {
 			return nil, fmt.Errorf("lab: ip %s: %v: %s", strings.Join(s, " "), err, out)
 		}
 	}
-	if _, err := l.Exec(l.NAT, "sysctl", "-qw", "net.ipv4.ip_forward=1"); err != nil {
+	if _, err := l.Exec(l.NAT, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"); err != nil {
 		l.Close()
 		return nil, err
 	}

@@ -4,53 +4,57 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"syscall"
 	"time"
-	"unsafe"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/natreveal/natreveal/encoders"
+	"github.com/natreveal/natreveal/reveal"
+	"github.com/natreveal/natreveal/reveal/listener"
 )
 
 // Seen is what the server learnt of one connection from its SYN, read back
-// with TCP_SAVED_SYN (IP and TCP headers as they arrived).
+// with TCP_SAVED_SYN (IP header, IPv6 extension headers included, and TCP
+// header as they arrived).
 type Seen struct {
-	Src       string // source address:port as the server saw it
-	HasOption bool   // an RFC 7974 HOST_ID option was present
-	OptionID  uint32
-	OptionLen int
-	IPID      uint16
-	Atomic    bool   // DF set, not a fragment (RFC 6864)
-	Bytes     int    // payload bytes received before EOF
-	Head      string // the first bytes of the payload (tests put a label there)
+	Src        string // source address:port as the server saw it
+	HasOption  bool   // an RFC 7974 HOST_ID option was present
+	OptionID   uint32
+	OptionLen  int
+	IPID       uint16
+	Atomic     bool // DF set, not a fragment (RFC 6864)
+	HasDestOpt bool // IPv6: a Destination Option of type encoders.DestOptType
+	DestOptID  uint32
+	DestOptLen int
+	Bytes      int    // payload bytes received before EOF
+	Head       string // the first bytes of the payload (tests put a label there)
+	SYN        []byte // the saved SYN: IPv4 header (options included) or IPv6 header chain, and TCP header
 }
 
 // Server is a TCP server that saves every SYN (Linux TCP_SAVE_SYN) and echoes
 // "ok" after the client half-closes.
 type Server struct {
-	ln   net.Listener
+	ln   *listener.Listener
 	mu   sync.Mutex
 	seen []Seen
 	wg   sync.WaitGroup
 }
 
-// Listen starts a server on addr inside namespace ns.
+// network is "tcp6" for an IPv6 address:port, else "tcp4".
+func network(addr string) string {
+	if ap, err := netip.ParseAddrPort(addr); err == nil && ap.Addr().Is6() {
+		return "tcp6"
+	}
+	return "tcp4"
+}
+
+// Listen starts a server on addr (IPv4 or [IPv6]:port) inside namespace ns.
+// It is built on reveal/listener, which saves and reads each SYN.
 func Listen(ns, addr string) (*Server, error) {
 	s := &Server{}
 	err := Do(ns, func() error {
-		lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-			var serr error
-			err := c.Control(func(fd uintptr) {
-				serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_SAVE_SYN, 1)
-			})
-			if err != nil {
-				return err
-			}
-			return serr
-		}}
-		ln, err := lc.Listen(nil, "tcp4", addr)
+		ln, err := listener.Listen(network(addr), addr, &reveal.Decoder{})
 		s.ln = ln
 		return err
 	})
@@ -68,7 +72,7 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 func (s *Server) accept() {
 	defer s.wg.Done()
 	for {
-		c, err := s.ln.Accept()
+		c, err := s.ln.AcceptReveal()
 		if err != nil {
 			return
 		}
@@ -77,9 +81,15 @@ func (s *Server) accept() {
 			defer s.wg.Done()
 			defer c.Close()
 			seen := Seen{Src: c.RemoteAddr().String()}
-			if syn, err := savedSYN(c.(*net.TCPConn)); err == nil {
-				seen.OptionID, seen.OptionLen, seen.HasOption = encoders.HostIDOption(syn)
-				seen.IPID, seen.Atomic, _ = encoders.IPID(syn)
+			if syn := c.SavedSYN(); len(syn) > 0 {
+				seen.SYN = syn
+				if syn[0]>>4 == 6 {
+					seen.OptionID, seen.OptionLen, seen.HasOption = encoders.HostIDOption6(syn)
+					seen.DestOptID, seen.DestOptLen, seen.HasDestOpt = encoders.DestOptHostID(syn, encoders.DestOptType)
+				} else {
+					seen.OptionID, seen.OptionLen, seen.HasOption = encoders.HostIDOption(syn)
+					seen.IPID, seen.Atomic, _ = encoders.IPID(syn)
+				}
 			}
 			c.SetDeadline(time.Now().Add(30 * time.Second))
 			var head [16]byte
@@ -92,28 +102,6 @@ func (s *Server) accept() {
 			s.mu.Unlock()
 		}()
 	}
-}
-
-func savedSYN(c *net.TCPConn) ([]byte, error) {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return nil, err
-	}
-	// The saved headers are binary: read them with a raw getsockopt (the
-	// x/sys string helper stops at the first zero byte).
-	buf := make([]byte, 512)
-	n := uint32(len(buf))
-	var errno syscall.Errno
-	if err := rc.Control(func(fd uintptr) {
-		_, _, errno = unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.IPPROTO_TCP, unix.TCP_SAVED_SYN,
-			uintptr(unsafe.Pointer(&buf[0])), uintptr(unsafe.Pointer(&n)), 0)
-	}); err != nil {
-		return nil, err
-	}
-	if errno != 0 {
-		return nil, fmt.Errorf("TCP_SAVED_SYN: %w", errno)
-	}
-	return buf[:n], nil
 }
 
 // Seen returns the connections completed so far.
@@ -132,10 +120,26 @@ func (s *Server) Close() {
 // Connect dials addr from namespace ns, sends payload, half-closes and
 // waits for the server's "ok".
 func Connect(ns, addr string, payload []byte, timeout time.Duration) error {
+	return ConnectWith(ns, addr, payload, timeout, nil)
+}
+
+// ConnectWith is Connect with a socket option setter run on the client's
+// socket before it connects (e.g. IP_OPTIONS, so the SYN carries them).
+func ConnectWith(ns, addr string, payload []byte, timeout time.Duration, setopt func(fd int) error) error {
 	var c net.Conn
 	err := Do(ns, func() error {
+		d := net.Dialer{Timeout: timeout}
+		if setopt != nil {
+			d.Control = func(_, _ string, rc syscall.RawConn) error {
+				var serr error
+				if err := rc.Control(func(fd uintptr) { serr = setopt(int(fd)) }); err != nil {
+					return err
+				}
+				return serr
+			}
+		}
 		var err error
-		c, err = net.DialTimeout("tcp4", addr, timeout)
+		c, err = d.Dial(network(addr), addr)
 		return err
 	})
 	if err != nil {

@@ -1,0 +1,283 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/nftables"
+
+	"github.com/natreveal/natreveal/config"
+	"github.com/natreveal/natreveal/conntrack"
+	"github.com/natreveal/natreveal/hostid"
+	"github.com/natreveal/natreveal/nfq"
+	"github.com/natreveal/natreveal/rules"
+)
+
+// packetDaemon is the packet path of `run` that a reload (SIGHUP) swaps:
+// the handler (encoders, HOST_ID source, flow settings) behind an atomic
+// pointer, so workers see either the old or the new one, never a mix, and
+// the ruleset, which rules.Apply replaces in one batch. The queues, the
+// counters and the flow table (while flows.max stays) outlive a reload.
+type packetDaemon struct {
+	ctx  context.Context
+	log  *slog.Logger
+	nft  *nftables.Conn
+	mech rules.Mechanism
+	st   *nfq.Stats
+	mtu  func(uint32) int
+	src  *swapSource // the HOST_ID source, shared with ident
+
+	h        atomic.Pointer[nfq.Handler]
+	flows    atomic.Pointer[nfq.Flows]
+	resolver atomic.Pointer[conntrack.Resolver]
+	lookups  atomic.Uint64 // conntrack lookups of the post-NAT path
+
+	mu        sync.Mutex // the fields below, and nft
+	c         *config.Config
+	spec      rules.Spec
+	installed bool
+	stopped   bool
+	watching  bool
+	cc        *conntrack.Conn
+	learner   *nfq.IPIDLearner // in-kernel ip-id path (ipidkernel.go)
+	noHelper  bool             // the kernel lacks the seqadj helper: no handoff
+	seqcc     *conntrack.Conn  // ctnetlink socket of the handoff
+}
+
+// ruleSpec is the package's ruleSpec without the seqadj helper when the
+// kernel has none.
+func (d *packetDaemon) ruleSpec(c *config.Config) rules.Spec {
+	s := ruleSpec(c, d.mech)
+	if d.noHelper {
+		s.SeqAdjHelper = ""
+	}
+	return s
+}
+
+// close releases the conntrack socket of the post-NAT path.
+func (d *packetDaemon) close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cc != nil {
+		d.cc.Close()
+		d.cc = nil
+	}
+	if d.seqcc != nil {
+		d.seqcc.Close()
+		d.seqcc = nil
+	}
+}
+
+// Handle implements nfq.PacketHandler with the current handler.
+func (d *packetDaemon) Handle(buf []byte, n int, m nfq.Meta) nfq.Verdict {
+	return d.h.Load().Handle(buf, n, m)
+}
+
+// prepare builds a handler for c (and the conntrack pieces it needs) without
+// touching the running one. d.mu is held.
+func (d *packetDaemon) prepare(c *config.Config, src hostid.Source) (*nfq.Handler, *nfq.Flows, error) {
+	hc := handlerConfig(c)
+	hc.IPIDLearn = d.ipidLearner(c)
+	flows := d.flows.Load()
+	if flows == nil || d.c == nil || d.c.Flows.Max != c.Flows.Max {
+		flows = nfq.NewFlows(c.Flows.Max)
+	}
+	var resolve func(conntrack.Key) (netip.AddrPort, error)
+	if hc.PostNAT {
+		r := d.resolver.Load()
+		if r == nil {
+			cc, err := conntrack.Dial()
+			if err != nil {
+				return nil, nil, err
+			}
+			d.cc = cc
+			r = conntrack.NewResolver(cc, 65536, 30*time.Second)
+			d.resolver.Store(r)
+		}
+		resolve = func(k conntrack.Key) (netip.AddrPort, error) {
+			d.lookups.Add(1)
+			return r.InsideSource(k)
+		}
+	}
+	if (hc.Tracks() || hc.UDP() || hc.UDP6() || hc.Selects() || hc.PostNAT) && !d.watching {
+		if err := conntrack.WatchDestroy(d.ctx, 0, d.destroyed); err != nil {
+			return nil, nil, err
+		}
+		d.watching = true
+		go sweep(d.ctx, d.flows.Load)
+	}
+	h := nfq.NewHandler(hc, src, resolve, d.mtu, flows, d.st)
+	if d.ruleSpec(c).SeqAdjHelper != "" {
+		if d.seqcc == nil {
+			cc, err := conntrack.Dial()
+			if err != nil {
+				return nil, nil, err
+			}
+			d.seqcc = cc
+		}
+		h.SetSeqAdj(d.seqcc)
+	}
+	if old := d.h.Load(); old != nil {
+		h.KeepStreams(old) // selected flows in progress survive a reload
+	}
+	return h, flows, nil
+}
+
+// destroyed forgets a flow conntrack destroyed.
+func (d *packetDaemon) destroyed(e conntrack.Destroyed) {
+	if e.Proto != 6 && e.Proto != 17 {
+		return
+	}
+	// IPv4 and IPv6 flows; keys hold IPv4 as Is4, never mapped.
+	d.h.Load().ForgetFlow(nfq.FlowKey{
+		Proto:  e.Proto,
+		Inside: e.OrigSrc.Addr().Unmap().WithZone(""), InsidePort: e.OrigSrc.Port(),
+		Server: e.OrigDst.Addr().Unmap().WithZone(""), ServerPort: e.OrigDst.Port(),
+	}, e.NATSrc.Port())
+	if r := d.resolver.Load(); r != nil {
+		r.Forget(conntrack.Key{Proto: e.Proto, Src: e.NATSrc, Dst: e.OrigDst})
+	}
+}
+
+// start builds the first handler; install (the Bound hook) adds the rules.
+func (d *packetDaemon) start(c *config.Config, src hostid.Source) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	h, flows, err := d.prepare(c, src)
+	if err != nil {
+		return err
+	}
+	d.src.Store(src)
+	d.flows.Store(flows)
+	d.h.Store(h)
+	d.c, d.spec = c, d.ruleSpec(c)
+	return nil
+}
+
+// install applies the ruleset once the queues are bound.
+func (d *packetDaemon) install() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := rules.Apply(d.nft, d.spec); err != nil {
+		return err
+	}
+	d.installed = true
+	return nil
+}
+
+// remove deletes the ruleset for good (the Unbinding hook): later reloads
+// do nothing.
+func (d *packetDaemon) remove() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.stopped = true
+	if !d.installed {
+		return nil
+	}
+	d.installed = false
+	return rules.Remove(d.nft, d.spec.Table)
+}
+
+// reload swaps in configuration c with source src: the new ruleset first
+// (one batch: on failure the old one stays, and so does the old handler),
+// then the handler. It returns what is installed now.
+func (d *packetDaemon) reload(c *config.Config, src hostid.Source) (string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopped {
+		return "", fmt.Errorf("stopping")
+	}
+	if key := restartOnly(d.c, c); key != "" {
+		return "", &config.Error{Key: key, Msg: "changes only on a restart; the running configuration stays"}
+	}
+	h, flows, err := d.prepare(c, src)
+	if err != nil {
+		return "", err
+	}
+	spec := d.ruleSpec(c)
+	if err := rules.Apply(d.nft, spec); err != nil {
+		return "", err
+	}
+	if spec.Table != d.spec.Table {
+		if err := rules.Remove(d.nft, d.spec.Table); err != nil {
+			d.log.Warn("reload: removing the old table", "table", d.spec.Table, "err", err)
+		}
+	}
+	// Each handler holds its own source; d.src is ident's.
+	d.src.Store(src)
+	d.flows.Store(flows)
+	d.h.Store(h)
+	d.c, d.spec = c, spec
+	if d.learner != nil {
+		d.learner.Reset() // the new table's map starts empty
+	}
+	return installed(c, spec, d.mech), nil
+}
+
+// restartOnly names a key whose change a reload cannot apply: the queues
+// are bound once, and ident, metrics and logging are set up at start.
+func restartOnly(old, c *config.Config) string {
+	switch {
+	case old.Queue != c.Queue:
+		return "queue"
+	case old.Has(config.MethodIdent) != c.Has(config.MethodIdent) || old.Ident.Listen != c.Ident.Listen:
+		return "ident"
+	case !c.PacketMethods():
+		return "methods"
+	case old.Metrics != c.Metrics:
+		return "metrics.listen"
+	case old.Log != c.Log:
+		return "log.format"
+	case handlerConfig(old).WantsGSO() != handlerConfig(c).WantsGSO():
+		// The queues ask for whole GSO packets (selected flows) at bind
+		// time; per-segment IP-IDs (ip_id.scope new/all) forbid them.
+		return "methods"
+	case old.Selects() != c.Selects():
+		return "methods" // nf_conntrack_tcp_be_liberal is set at start
+	}
+	return ""
+}
+
+// installed describes the ruleset of spec for the log.
+func installed(c *config.Config, spec rules.Spec, mech rules.Mechanism) string {
+	fams := []string{}
+	if c.HasIPv4() {
+		fams = append(fams, "ip")
+	}
+	if c.HasIPv6() {
+		fams = append(fams, "ip6")
+	}
+	return fmt.Sprintf("table %s %s, queues %d-%d via %s, methods %v, %s",
+		strings.Join(fams, " and "), spec.Table, c.Queue.Num, c.Queue.Num+c.Queue.Count-1, mech, c.Methods, c.Placement)
+}
+
+// swapSource is a hostid.Source that a reload replaces.
+type swapSource struct{ p atomic.Pointer[sourceBox] }
+
+type sourceBox struct{ hostid.Source }
+
+func (s *swapSource) Store(src hostid.Source) { s.p.Store(&sourceBox{src}) }
+func (s *swapSource) HostID(a netip.Addr, inIf uint32) (uint32, bool) {
+	return s.p.Load().HostID(a, inIf)
+}
+func (s *swapSource) Bits() int { return s.p.Load().Bits() }
+
+// sweep ages out flows whose end natreveal never saw.
+func sweep(ctx context.Context, flows func() *nfq.Flows) {
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			flows().Sweep(now, 2*time.Minute)
+		}
+	}
+}

@@ -1,0 +1,28 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/natreveal/natreveal/config"
+)
+
+// A reload cannot turn flow selection on or off: the queues' GSO setting and
+// conntrack's liberal window tracking are chosen at start.
+func TestRestartOnlySelection(t *testing.T) {
+	base := func(methods ...string) *config.Config {
+		c := &config.Config{Methods: methods}
+		c.IPID.Scope = config.ScopeSYN
+		return c
+	}
+	if k := restartOnly(base("tcp-option"), base("ip-id")); k != "" {
+		t.Errorf("tcp-option -> ip-id needs a restart (%s); a reload should apply it", k)
+	}
+	if k := restartOnly(base("tcp-option"), base("tcp-option", "http-header")); k != "methods" {
+		t.Errorf("turning http-header on: restartOnly = %q, want methods", k)
+	}
+	withNew := base("http-header", "ip-id")
+	withNew.IPID.Scope = config.ScopeNew
+	if k := restartOnly(base("http-header", "ip-id"), withNew); k != "methods" {
+		t.Errorf("ip-id scope new beside a selecting method: restartOnly = %q, want methods (GSO)", k)
+	}
+}

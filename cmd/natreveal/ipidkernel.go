@@ -1,0 +1,52 @@
+package main
+
+import (
+	"sync"
+
+	"github.com/google/nftables"
+
+	"github.com/natreveal/natreveal/config"
+	"github.com/natreveal/natreveal/nfq"
+	"github.com/natreveal/natreveal/rules"
+)
+
+// ipidMapSpec is the in-kernel ip-id map of c's ruleset, or nil. SYNs of
+// hosts in the map skip the queue unless another method needs them.
+func ipidMapSpec(c *config.Config) *rules.IPIDMap {
+	if !c.IPIDKernel.Enabled {
+		return nil
+	}
+	return &rules.IPIDMap{
+		Size:      uint32(c.IPIDKernel.Size),
+		Timeout:   c.IPIDKernel.Timeout,
+		SkipKnown: !c.Has(config.MethodTCPOption) && !c.Has(config.MethodIPOption) && !c.Selects(),
+	}
+}
+
+// ipidLearner is the learner that fills the map, started with the first
+// configuration that enables the kernel path and kept across reloads (a
+// reload's new table starts empty; hosts are learned again from their next
+// SYNs). nil when c does not enable it. d.mu is held.
+func (d *packetDaemon) ipidLearner(c *config.Config) nfq.HostLearner {
+	if !c.IPIDKernel.Enabled {
+		return nil
+	}
+	if d.learner == nil {
+		var (
+			once sync.Once
+			conn *nftables.Conn
+			err  error
+		)
+		d.learner = nfq.NewIPIDLearner(d.ctx, func(els []rules.HostIDElement) error {
+			once.Do(func() { conn, err = nftables.New() })
+			if err != nil {
+				return err
+			}
+			d.mu.Lock()
+			table := d.spec.Table
+			d.mu.Unlock()
+			return rules.AddHostIDs(conn, table, els)
+		}, d.st)
+	}
+	return d.learner
+}

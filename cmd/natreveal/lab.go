@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/natreveal/natreveal/labrun"
+)
+
+func labCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "lab",
+		Short: "Measure every method in network namespaces and print the analysis's Table 1, claim beside measurement (root)",
+		Long: `lab builds its own network namespaces (two inside hosts, a NAT running the
+kernel's masquerade and natreveal, a transit router, a server), runs every
+method over UDP, TCP, HTTP and TLS, on a clean path, through a router that
+drops packets carrying IP options and through a second NAT, and prints
+the analysis's Table 1 (RFC 6967) with its claim and the measured value in each cell.
+It deletes its namespaces at the end, also on SIGINT/SIGTERM, and those of an
+earlier run that was killed. Needs root, ip, nft.`,
+		Args: noArgs,
+	}
+	flagErrorsAreUsage(cmd)
+	quick := cmd.Flags().Bool("quick", false, "fewer probes and shorter rate runs (about 30 s)")
+	n := cmd.Flags().Int("n", 0, "probes per method, path and transport (default 50, --quick 20)")
+	perf := cmd.Flags().Duration("perf-time", 0, "length of each new-connection rate measurement (default 2s, --quick 500ms)")
+	only := cmd.Flags().StringSlice("methods", nil, "measure only these methods (default: all)")
+	md := cmd.Flags().String("markdown", "", "also write the table as Markdown to this file")
+	js := cmd.Flags().String("json", "", "also write the measurements as JSON to this file")
+	verbose := cmd.Flags().BoolP("verbose", "v", false, "log each step to stderr")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		o := labrun.Full
+		if *quick {
+			o = labrun.Quick
+		}
+		if *n < 0 || *n > 1000 {
+			return usageErr(fmt.Errorf("--n: %d: want 1 to 1000", *n))
+		}
+		if *n > 0 {
+			o.N = *n
+		}
+		if *perf < 0 || *perf > 30*time.Second {
+			return usageErr(fmt.Errorf("--perf-time: %v: want up to 30s", *perf))
+		}
+		if *perf > 0 {
+			o.PerfTime = *perf
+		}
+		for _, m := range *only {
+			known := false
+			for _, k := range labrun.Methods {
+				known = known || k.Name == m
+			}
+			if !known {
+				return usageErr(fmt.Errorf("--methods: unknown method %q", m))
+			}
+		}
+		o.Only = *only
+		if *verbose {
+			o.Log = cmd.ErrOrStderr()
+		}
+		if os.Geteuid() != 0 {
+			return errors.New("lab: needs root (network namespaces, nftables)")
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		fmt.Fprintf(cmd.ErrOrStderr(), "natreveal lab: %d probes per cell, namespaces %s... (deleted at the end)\n", o.N, labrun.NSNames(os.Getpid())[0])
+		res, err := labrun.Run(ctx, o)
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("lab: interrupted; namespaces deleted")
+			}
+			return err
+		}
+		table := res.Markdown()
+		fmt.Fprint(cmd.OutOrStdout(), table)
+		if *md != "" {
+			if err := os.WriteFile(*md, []byte(table), 0o644); err != nil {
+				return err
+			}
+		}
+		if *js != "" {
+			b, err := res.JSON()
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(*js, b, 0o644); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return cmd
+}

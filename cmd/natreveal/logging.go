@@ -1,0 +1,29 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+
+	"github.com/natreveal/natreveal/nfq"
+)
+
+// newLogger is the daemon's logger: slog text (key=value) or JSON lines.
+func newLogger(format string, w io.Writer) *slog.Logger {
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
+}
+
+// counters renders Stats as a JSON object: nested in JSON logs, a quoted
+// JSON string in text logs.
+type counters struct{ st *nfq.Stats }
+
+func (c counters) MarshalJSON() ([]byte, error) { return json.Marshal(c.st) }
+func (c counters) MarshalText() ([]byte, error) { return json.Marshal(c.st) }
+
+// logStats logs the counters: msg "stats", attribute "counters".
+func logStats(l *slog.Logger, st *nfq.Stats) {
+	l.Info("stats", "counters", counters{st})
+}

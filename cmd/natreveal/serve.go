@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/netip"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/natreveal/natreveal/reveal"
+	"github.com/natreveal/natreveal/reveal/listener"
+)
+
+// revealFlags are the decoding flags serve, observe and decode share.
+type revealFlags struct {
+	methods     []string
+	ipOptType   string
+	destOptType string
+	format      string
+}
+
+// flagErrorsAreUsage makes cmd's flag parsing errors (unknown flag, bad
+// number) usage errors: exit 2.
+func flagErrorsAreUsage(cmd *cobra.Command) {
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
+}
+
+// noArgs is cobra.NoArgs as a usage error.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if err := cobra.NoArgs(cmd, args); err != nil {
+		return usageErr(err)
+	}
+	return nil
+}
+
+func addRevealFlags(fs *pflag.FlagSet, format string) *revealFlags {
+	f := &revealFlags{}
+	def := make([]string, len(reveal.DefaultMethods))
+	for i, m := range reveal.DefaultMethods {
+		def[i] = string(m)
+	}
+	fs.StringSliceVar(&f.methods, "methods", def, "HOST_ID methods to read: tcp-option, ip-option, dest-opt, hip, ip-id (ip-id only if the NAT in front of the clients writes it)")
+	fs.StringVar(&f.ipOptType, "ip-option-type", strconv.Itoa(reveal.DefaultIPOptionType), "IPv4 option type of ip-option: 30, 94, 158 or 222 (RFC 4727)")
+	fs.StringVar(&f.destOptType, "dest-opt-type", fmt.Sprintf("0x%02X", reveal.DefaultDestOptType), "IPv6 destination option type of dest-opt: 0x1E, 0x3E, ..., 0xFE (RFC 4727)")
+	fs.StringVar(&f.format, "format", format, "output: json (one JSON object per line) or text")
+	return f
+}
+
+// decoder checks the flags; its errors are usage errors (exit 2).
+func (f *revealFlags) decoder() (*reveal.Decoder, reveal.Format, error) {
+	ms, err := reveal.ParseMethods(f.methods)
+	if err != nil {
+		return nil, "", usageErr(fmt.Errorf("--methods: %v", err))
+	}
+	ipt, err := reveal.ParseOptionType(f.ipOptType, reveal.ExperimentalIPOptionTypes)
+	if err != nil {
+		return nil, "", usageErr(fmt.Errorf("--ip-option-type: %v", err))
+	}
+	dt, err := reveal.ParseOptionType(f.destOptType, reveal.ExperimentalDestOptTypes)
+	if err != nil {
+		return nil, "", usageErr(fmt.Errorf("--dest-opt-type: %v", err))
+	}
+	format, err := reveal.ParseFormat(f.format)
+	if err != nil {
+		return nil, "", usageErr(fmt.Errorf("--format: %v", err))
+	}
+	return &reveal.Decoder{Methods: ms, IPOptionType: ipt, DestOptType: dt}, format, nil
+}
+
+// lineWriter writes whole lines to w, one Write each, from any goroutine.
+type lineWriter struct {
+	mu  sync.Mutex
+	w   io.Writer
+	f   reveal.Format
+	buf []byte
+}
+
+func (lw *lineWriter) record(r reveal.Record) error {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	lw.buf = lw.f.AppendLine(lw.buf[:0], r)
+	_, err := lw.w.Write(lw.buf)
+	return err
+}
+
+func serveCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "A demo TCP server that greets each client with the HOST_ID its SYN carried (TCP_SAVED_SYN)",
+		Long: `serve accepts TCP connections, reads each connection's SYN back from the
+kernel (TCP_SAVE_SYN), prints one line per connection (the first HOST_ID found,
+in --methods order), answers with a one-line greeting naming the HOST_ID, and
+closes. SIGINT/SIGTERM stop it.`,
+		Args: noArgs,
+	}
+	flagErrorsAreUsage(cmd)
+	listen := cmd.Flags().String("listen", ":8080", "address to listen on (host:port; tcp4 and tcp6)")
+	rf := addRevealFlags(cmd.Flags(), "text")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		d, format, err := rf.decoder()
+		if err != nil {
+			return err
+		}
+		if _, port, err := net.SplitHostPort(*listen); err != nil {
+			return usageErr(fmt.Errorf("--listen: %v", err))
+		} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			return usageErr(fmt.Errorf("--listen: port %q: not a number from 0 to 65535", port))
+		}
+		ln, err := listener.Listen("tcp", *listen, d)
+		if err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		logger := log.New(cmd.ErrOrStderr(), "natreveal: ", log.LstdFlags|log.Lmsgprefix)
+		logger.Printf("serve: listening on %s, methods %v", ln.Addr(), d.Methods)
+		ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		return serve(ctx, ln, &lineWriter{w: cmd.OutOrStdout(), f: format}, logger)
+	}
+	return cmd
+}
+
+// serve runs the demo server on ln until ctx ends, then closes ln and waits
+// for the connections being answered.
+func serve(ctx context.Context, ln *listener.Listener, out *lineWriter, logger *log.Logger) error {
+	go func() {
+		<-ctx.Done()
+		ln.Close()
+	}()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		c, err := ln.AcceptReveal()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("serve: %w", err)
+			}
+			logger.Printf("serve: accept: %v", err) // e.g. EMFILE: go on
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer c.Close()
+			r, greeting := greet(time.Now(), c)
+			if err := out.record(r); err != nil {
+				logger.Printf("serve: output: %v", err)
+			}
+			c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			io.WriteString(c, greeting)
+		}()
+	}
+}
+
+// greet describes a connection: its report line (the first HOST_ID found)
+// and the greeting, which names every HOST_ID found.
+func greet(now time.Time, c *listener.Conn) (reveal.Record, string) {
+	r := reveal.Record{Time: now.UTC(), Proto: "tcp"}
+	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+		r.Src = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	if ap, err := netip.ParseAddrPort(c.LocalAddr().String()); err == nil {
+		r.DstPort = ap.Port()
+	}
+	found := c.HostIDs()
+	if len(found) == 0 {
+		why := "no HOST_ID seen"
+		if err := c.SYNError(); err != nil {
+			why = "no HOST_ID: the kernel kept no SYN for this connection"
+		}
+		return r, fmt.Sprintf("hello %s, %s\n", r.Src, why)
+	}
+	r.Method, r.HostID = found[0].Method, found[0].String()
+	var ids []string
+	for _, f := range found {
+		ids = append(ids, fmt.Sprintf("%s (%s)", f.String(), f.Method))
+	}
+	return r, fmt.Sprintf("hello %s, your HOST_ID is %s\n", r.Src, strings.Join(ids, ", "))
+}

@@ -1,0 +1,59 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/pflag"
+)
+
+func loadArgs(t *testing.T, args ...string) (*Config, error) {
+	t.Helper()
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	AddFlags(fs)
+	AddPortSetFlags(fs)
+	AddMappingLogFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return Load(fs, func(string) string { return "" })
+}
+
+func TestPortSetKeys(t *testing.T) {
+	c, err := loadArgs(t, "--inside", "100.64.0.0/24,2001:db8::/64", "--methods", "port-set",
+		"--port-set-public", "192.0.2.1", "--port-set-block-size", "256", "--mapping-log", "-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.HasPortSetPolicy() || c.PortSet.Policy.Deterministic() != 252 || c.MappingLog.File != "-" {
+		t.Fatalf("policy %+v, mapping log %+v", c.PortSet.Policy, c.MappingLog)
+	}
+	dir := t.TempDir()
+	pf := filepath.Join(dir, "p.json")
+	os.WriteFile(pf, []byte(`{"inside":["100.64.0.0/24"],"public":["192.0.2.9"],"block_size":1000,"assignment":"staggered"}`), 0o644)
+	c, err = loadArgs(t, "--inside", "100.64.0.0/24", "--methods", "port-set", "--port-set-policy-file", pf)
+	if err != nil || c.PortSet.Policy.Ratio != 64 || c.PortSet.Policy.Public[0].String() != "192.0.2.9" {
+		t.Fatalf("policy file: %+v, %v", c, err)
+	}
+	for _, bad := range []struct {
+		key  string
+		args []string
+	}{
+		{"port_set.public", []string{"--methods", "port-set"}},
+		{"port_set.public", []string{"--methods", "port-set", "--port-set-public", "2001:db8::1", "--port-set-block-size", "256"}},
+		{"port_set.block_size", []string{"--methods", "port-set", "--port-set-public", "192.0.2.1"}},
+		{"port_set.block_size", []string{"--methods", "port-set", "--port-set-public", "192.0.2.1", "--port-set-block-size", "70000"}},
+		{"port_set.ports", []string{"--methods", "port-set", "--port-set-public", "192.0.2.1", "--port-set-block-size", "256", "--port-set-ports", "9-2"}},
+		{"port_set.assignment", []string{"--methods", "port-set", "--port-set-public", "192.0.2.1", "--port-set-block-size", "256", "--port-set-assignment", "random"}},
+		{"port_set.policy_file", []string{"--methods", "port-set", "--port-set-policy-file", "/nonexistent"}},
+		{"port_set.oifname", []string{"--methods", "port-set", "--port-set-public", "192.0.2.1", "--port-set-block-size", "256", "--port-set-oifname", "a b"}},
+	} {
+		_, err := loadArgs(t, append([]string{"--inside", "100.64.0.0/24"}, bad.args...)...)
+		ce, ok := err.(*Error)
+		if !ok || ce.Key != bad.key || strings.Contains(ce.Error(), "\n") {
+			t.Errorf("%v: error %v, want one line naming %s", bad.args, err, bad.key)
+		}
+	}
+}

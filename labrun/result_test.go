@@ -1,0 +1,109 @@
+package labrun
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestPerfLevelAndClaims(t *testing.T) {
+	for _, c := range []struct {
+		ratio float64
+		want  string
+	}{{1.2, "No"}, {0.96, "No"}, {0.90, "Low"}, {0.70, "Med"}, {0.42, "High"}} {
+		if got := perfLevel(c.ratio); got != c.want {
+			t.Errorf("perfLevel(%v) = %s, want %s", c.ratio, got, c.want)
+		}
+	}
+	for claim, want := range map[string]string{"High": "High", "Med to High": "Med High", "Low to Med": "Low Med", "No": "No", "N/A": ""} {
+		if got := strings.Join(perfClaim(claim), " "); got != want {
+			t.Errorf("perfClaim(%q) = %q, want %q", claim, got, want)
+		}
+	}
+	for claim, want := range map[string]float64{"30%": 0.3, "99%": 0.99, "100%": 1, "Low": 0.25} {
+		if got, ok := claimRatio(claim); !ok || got != want {
+			t.Errorf("claimRatio(%q) = %v %v, want %v", claim, got, ok, want)
+		}
+	}
+}
+
+// The table puts claim and measurement side by side and marks what
+// contradicts the seed.
+func TestMarkdown(t *testing.T) {
+	ok := &Carried{OK: true, Hosts: []HostResult{{Host: "c1", Want: "0x0002", Got: "0x0002", OK: true}}}
+	bad := &Carried{OK: false, Hosts: []HostResult{{Host: "c1", Want: "0x0002"}}}
+	succ := func(done, revealed int) *Success {
+		s := &Success{Count: Count{Attempted: 10, Completed: done, Revealed: revealed}}
+		s.finish()
+		return s
+	}
+	r := &Result{N: 10, Paths: Paths, Baseline: map[string]float64{"ipv4": 1000}, Methods: []MethodResult{
+		{Name: "ip-option", Column: "IP Option", Seed: Methods[0].Seed, ServerReads: Methods[0].ServerReads, Deployable: "partly: not on opt-drop",
+			Carried: map[Transport]*Carried{UDP: ok, TCP: ok, HTTP: ok, TLS: ok},
+			Success: map[Path]*Success{PathClean: succ(10, 10), PathOptDrop: succ(0, 0), PathNAT2: succ(10, 10)},
+			Perf:    &Perf{Ratio: 0.8, Level: "Med"}},
+		{Name: "ident", Carried: map[Transport]*Carried{TCP: bad}, Deployable: "no",
+			Success: map[Path]*Success{PathClean: succ(10, 0)}},
+	}}
+	md := r.Markdown()
+	for _, want := range []string{
+		"| Table 1: seed → lab | IP Option `ip-option` | (not in Table 1) `ident` |",
+		"| UDP | Yes → yes | – → n/a |",
+		"| TCP | Yes → yes | – → no (c1 none) |",
+		"| Success Ratio, clean path | 30% → 100% (10/10) **≠** | – → 100% (10/10, HOST_ID 0) |",
+		"| Success Ratio, router drops IP options | 30% → 0% (0/10) **≠** | – → n/a |",
+		"High → 0.80× (Med) **≠**",
+		"Yes → no **≠**: socket options",
+		"Yes → partly: not on opt-drop **≠**",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("table lacks %q:\n%s", want, md)
+		}
+	}
+	b, err := r.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Result
+	if err := json.Unmarshal(b, &back); err != nil || back.Methods[0].Success[PathOptDrop].Ratio != 0 || !back.Methods[0].Carried[UDP].OK {
+		t.Errorf("JSON round trip: %v %+v", err, back)
+	}
+}
+
+// Every method descriptor is complete enough for the runner.
+func TestMethodsTable(t *testing.T) {
+	seen := map[string]bool{}
+	for _, m := range Methods {
+		if seen[m.Name] {
+			t.Errorf("%s listed twice", m.Name)
+		}
+		seen[m.Name] = true
+		if m.Family != 4 && m.Family != 6 {
+			t.Errorf("%s: family %d", m.Name, m.Family)
+		}
+		if m.Custom == nil && m.ReadConn == nil {
+			t.Errorf("%s: no way to read it", m.Name)
+		}
+		for _, tr := range m.Transports {
+			if tr == UDP && m.ReadUDP == nil {
+				t.Errorf("%s: UDP without ReadUDP", m.Name)
+			}
+		}
+		if m.ServerReads == "" || m.Configured == "" {
+			t.Errorf("%s: the table's text cells are empty", m.Name)
+		}
+	}
+}
+
+func TestLeftoverPattern(t *testing.T) {
+	for _, n := range NSNames(1234) {
+		if m := nsPattern.FindStringSubmatch(n); m == nil || m[1] != "1234" {
+			t.Errorf("%s does not match the leftover pattern", n)
+		}
+	}
+	for _, n := range []string{"nr1234c1", "nrlab12x-c1", "nrlab1234-c3", "xnrlab1234-c1"} {
+		if nsPattern.MatchString(n) {
+			t.Errorf("%s matches the leftover pattern", n)
+		}
+	}
+}

@@ -1,0 +1,271 @@
+// Package metrics exposes natreveal's counters to Prometheus on a registry
+// of its own. Nothing is counted twice: a Collector reads the packet path's
+// atomic counters (nfq.Stats), the flow table's size and the kernel's queue
+// statistics when a scrape asks, so the packet path pays nothing.
+package metrics
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/natreveal/natreveal/encoders"
+	"github.com/natreveal/natreveal/nfq"
+)
+
+// QueueFile is the kernel's per-namespace list of bound NFQUEUE instances.
+const QueueFile = "/proc/net/netfilter/nfnetlink_queue"
+
+// Source is what a scrape reads. Every field may be nil.
+type Source struct {
+	Stats     func() *nfq.Stats // packet path counters
+	Flows     func() int        // flows followed now
+	Lookups   func() uint64     // conntrack lookups (post-NAT resolver)
+	QueueFile string            // default QueueFile; "-" disables
+	Version   string            // natreveal_build_info
+}
+
+// Descriptions. Results and reasons are labels, so a dashboard sums them.
+var (
+	descPackets = prometheus.NewDesc("natreveal_packets_total",
+		"Packets an encoder looked at, by method and result (written: marked; any other result: passed unchanged and why).",
+		[]string{"method", "result"}, nil)
+	descQueued = prometheus.NewDesc("natreveal_queue_packets_total",
+		"Packets read from the NFQUEUE queues.", nil, nil)
+	descVerdicts = prometheus.NewDesc("natreveal_verdicts_total",
+		"Verdicts the kernel accepted.", nil, nil)
+	descModified = prometheus.NewDesc("natreveal_modified_packets_total",
+		"Packets re-injected rewritten.", nil, nil)
+	descUnchanged = prometheus.NewDesc("natreveal_unchanged_packets_total",
+		"Packets accepted unchanged before any encoder ran, by reason.", []string{"reason"}, nil)
+	descRefused = prometheus.NewDesc("natreveal_refused_packets_total",
+		"Inside SYNs with malformed options, dropped (anti-spoofing).", nil, nil)
+	descVerdictErrors = prometheus.NewDesc("natreveal_verdict_errors_total",
+		"Verdicts the kernel refused.", nil, nil)
+	descFlowEvents = prometheus.NewDesc("natreveal_flow_events_total",
+		"Flow tracking events: tracked, done, full (table at its cap), untracked, evicted.", []string{"event"}, nil)
+	descFlows = prometheus.NewDesc("natreveal_flows_tracked",
+		"Flows followed after their SYN right now.", nil, nil)
+	descMSS = prometheus.NewDesc("natreveal_mss_lowered_total",
+		"SYN-ACKs whose MSS was lowered to make room for the option.", nil, nil)
+	descCtLookups = prometheus.NewDesc("natreveal_conntrack_lookups_total",
+		"Conntrack lookups of the post-NAT path.", nil, nil)
+	descCtMisses = prometheus.NewDesc("natreveal_conntrack_misses_total",
+		"Conntrack lookups that found no flow.", nil, nil)
+	descCtErrors = prometheus.NewDesc("natreveal_conntrack_errors_total",
+		"Conntrack lookups that failed.", nil, nil)
+	descKernelDropped = prometheus.NewDesc("natreveal_kernel_queue_dropped_total",
+		"Packets the kernel dropped because the queue was full (with queue.fail_open it accepts them unmarked instead, and counts nothing).", []string{"queue"}, nil)
+	descUserDropped = prometheus.NewDesc("natreveal_kernel_queue_user_dropped_total",
+		"Packets the kernel could not deliver to natreveal's netlink socket.", []string{"queue"}, nil)
+	descBuild = prometheus.NewDesc("natreveal_build_info",
+		"A constant 1 labelled with the build.", []string{"version", "goversion"}, nil)
+)
+
+var methods = []struct {
+	name string
+	get  func(*nfq.Stats, encoders.Result) uint64
+}{
+	{"tcp-option", (*nfq.Stats).Option},
+	{"ip-id", (*nfq.Stats).IPID},
+	{"ip-option", (*nfq.Stats).IPOpt},
+	{"dest-opt", (*nfq.Stats).DestOpt},
+}
+
+var unchangedReasons = []nfq.Reason{nfq.NotParsed, nfq.NoHostID, nfq.BacklogFull, nfq.Oversize}
+
+var flowEvents = []struct {
+	name string
+	r    nfq.Reason
+}{
+	{"tracked", nfq.FlowsTracked}, {"done", nfq.TrackDone}, {"full", nfq.FlowsFull},
+	{"untracked", nfq.Untracked}, {"evicted", nfq.FlowsEvicted},
+}
+
+// Collector is a prometheus.Collector over a Source.
+type Collector struct{ src Source }
+
+// NewCollector returns a Collector reading src at scrape time.
+func NewCollector(src Source) *Collector {
+	if src.QueueFile == "" {
+		src.QueueFile = QueueFile
+	}
+	return &Collector{src: src}
+}
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descPackets, descQueued, descVerdicts, descModified, descUnchanged,
+		descRefused, descVerdictErrors, descFlowEvents, descFlows, descMSS, descCtLookups, descCtMisses,
+		descCtErrors, descKernelDropped, descUserDropped, descBuild} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	ch <- prometheus.MustNewConstMetric(descBuild, prometheus.GaugeValue, 1, c.src.Version, runtime.Version())
+	if c.src.Stats != nil {
+		if st := c.src.Stats(); st != nil {
+			for _, m := range methods {
+				for r := encoders.Result(0); r < encoders.NumResults; r++ {
+					if r == encoders.Unchanged && m.get(st, r) == 0 {
+						continue // "nothing needed changing" is rare; keep the series list short
+					}
+					counter(descPackets, m.get(st, r), m.name, r.String())
+				}
+			}
+			counter(descQueued, st.Get(nfq.Packets))
+			counter(descVerdicts, st.Get(nfq.Accepted))
+			counter(descModified, st.Get(nfq.Modified))
+			for _, r := range unchangedReasons {
+				counter(descUnchanged, st.Get(r), r.String())
+			}
+			counter(descRefused, st.Get(nfq.Refused))
+			counter(descVerdictErrors, st.Get(nfq.VerdictErrors))
+			for _, e := range flowEvents {
+				counter(descFlowEvents, st.Get(e.r), e.name)
+			}
+			counter(descMSS, st.Get(nfq.MSSLowered))
+			counter(descCtMisses, st.Get(nfq.CtMiss))
+			counter(descCtErrors, st.Get(nfq.CtError))
+		}
+	}
+	if c.src.Lookups != nil {
+		counter(descCtLookups, c.src.Lookups())
+	} else {
+		counter(descCtLookups, 0)
+	}
+	if c.src.Flows != nil {
+		ch <- prometheus.MustNewConstMetric(descFlows, prometheus.GaugeValue, float64(c.src.Flows()))
+	}
+	if c.src.QueueFile != "-" {
+		if qs, err := ReadQueues(c.src.QueueFile); err == nil {
+			for _, q := range qs {
+				n := strconv.Itoa(int(q.Num))
+				counter(descKernelDropped, q.Dropped, n)
+				counter(descUserDropped, q.UserDropped, n)
+			}
+		} else {
+			ch <- prometheus.NewInvalidMetric(descKernelDropped, err)
+		}
+	}
+}
+
+// Queue is one line of /proc/net/netfilter/nfnetlink_queue.
+type Queue struct {
+	Num         uint16
+	PortID      uint32 // netlink port of the listener
+	Total       uint32 // packets waiting in the queue now
+	Dropped     uint64 // queue full (queue_dropped)
+	UserDropped uint64 // netlink delivery failed (queue_user_dropped)
+}
+
+// ReadQueues parses file (QueueFile). Its columns (net/netfilter/
+// nfnetlink_queue.c, seq_show): queue_number peer_portid queue_total
+// copy_mode copy_range queue_dropped queue_user_dropped id_sequence 1.
+func ReadQueues(file string) ([]Queue, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return ParseQueues(f)
+}
+
+// ParseQueues parses the text of QueueFile.
+func ParseQueues(r io.Reader) ([]Queue, error) {
+	var out []Queue
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 0 {
+			continue
+		}
+		if len(f) < 7 {
+			return nil, fmt.Errorf("metrics: %q: want at least 7 columns", sc.Text())
+		}
+		var v [7]uint64
+		for i := range v {
+			n, err := strconv.ParseUint(f[i], 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("metrics: %q: column %d: %w", sc.Text(), i+1, err)
+			}
+			v[i] = n
+		}
+		if v[0] > 65535 {
+			return nil, fmt.Errorf("metrics: %q: queue number out of range", sc.Text())
+		}
+		out = append(out, Queue{Num: uint16(v[0]), PortID: uint32(v[1]), Total: uint32(v[2]), Dropped: v[5], UserDropped: v[6]})
+	}
+	return out, sc.Err()
+}
+
+// NewRegistry returns a registry holding natreveal's collector and the Go
+// runtime and process collectors.
+func NewRegistry(src Source) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(NewCollector(src),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// Server serves /metrics of a registry.
+type Server struct {
+	srv  *http.Server
+	ln   net.Listener
+	done chan error
+}
+
+// Listen starts serving reg on addr ("host:port").
+func Listen(addr string, reg *prometheus.Registry) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: listen on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	s := &Server{
+		srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+			WriteTimeout: 10 * time.Second, MaxHeaderBytes: 8 << 10},
+		ln: ln, done: make(chan error, 1),
+	}
+	go func() {
+		err := s.srv.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		s.done <- err
+	}()
+	return s, nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Close stops the server, waiting at most a second for scrapes in flight.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := s.srv.Shutdown(ctx); err != nil {
+		s.srv.Close()
+	}
+	return <-s.done
+}

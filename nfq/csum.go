@@ -1,0 +1,106 @@
+package nfq
+
+import (
+	"encoding/binary"
+
+	"github.com/natreveal/natreveal/encoders"
+)
+
+// Checksums of packets the kernel queued with their checksum not ready
+// (NFQA_SKB_CSUMNOTREADY, only with NFQA_CFG_F_GSO): the skb is
+// CHECKSUM_PARTIAL, its TCP/UDP checksum field holds the folded
+// pseudo-header sum (not complemented; tcp_v4_send_check), and the kernel or
+// the NIC would add the rest on the way out. A verdict with a new packet
+// ends that: nfqnl_mangle sets CHECKSUM_NONE, so the bytes we return must
+// carry a complete checksum, except for a GSO packet, which the kernel cuts
+// into segments and checksums anew (tcp4_gso_segment, tcp6_gso_segment set up
+// the pseudo-header of a packet that is not CHECKSUM_PARTIAL); for it we
+// write the pseudo-header sum, as the kernel had it.
+//
+// The handlers update checksums incrementally (RFC 1624) as if they were
+// complete; finishL4Checksum then writes the right value over whatever that
+// left.
+
+const (
+	protoTCPNum = 6
+	protoUDPNum = 17
+)
+
+// gsoTCP reports whether a super-packet is TCP over IPv4 or IPv6 (its
+// segments can all take the same header rewrite).
+func gsoTCP(pkt []byte) bool {
+	if len(pkt) > 0 && pkt[0]>>4 == 6 {
+		ip, r := encoders.ParseIPv6(pkt)
+		return r == encoders.Unchanged && ip.Proto == protoTCPNum && !ip.Frag
+	}
+	ip, r := encoders.ParseIPv4(pkt)
+	return r == encoders.Unchanged && ip.Proto == protoTCPNum && !ip.IsFragment()
+}
+
+// finishL4Checksum completes the TCP or UDP checksum of a rewritten packet
+// whose checksum the kernel had left partial: the whole checksum, or for a
+// GSO packet the pseudo-header sum. Other packets stay as they are.
+func finishL4Checksum(pkt []byte, gso bool) {
+	var l4 []byte
+	var proto uint8
+	var ps uint32
+	if len(pkt) > 0 && pkt[0]>>4 == 6 {
+		ip, r := encoders.ParseIPv6(pkt)
+		if r != encoders.Unchanged || ip.Frag {
+			return
+		}
+		l4, proto = pkt[ip.Off:ip.TotalLen], ip.Proto
+		ps = sum16(pkt[8:40]) // RFC 8200 §8.1: source, destination, length, next header
+	} else {
+		ip, r := encoders.ParseIPv4(pkt)
+		if r != encoders.Unchanged || ip.IsFragment() {
+			return
+		}
+		l4, proto = pkt[ip.HdrLen:ip.TotalLen], ip.Proto
+		ps = sum16(pkt[12:20]) // RFC 9293 §3.1: source, destination, protocol, length
+	}
+	var off int
+	switch proto {
+	case protoTCPNum:
+		off = 16
+		if len(l4) < 20 {
+			return
+		}
+	case protoUDPNum:
+		off = 6
+		if len(l4) < 8 {
+			return
+		}
+	default:
+		return
+	}
+	ps += uint32(proto) + uint32(len(l4)>>16) + uint32(len(l4)&0xffff)
+	if gso {
+		binary.BigEndian.PutUint16(l4[off:], ^encoders.Checksum(nil, ps))
+		return
+	}
+	l4[off], l4[off+1] = 0, 0
+	c := encoders.Checksum(l4, ps)
+	if c == 0 && proto == protoUDPNum {
+		c = 0xffff // RFC 768: 0 means no checksum
+	}
+	binary.BigEndian.PutUint16(l4[off:], c)
+}
+
+// sum16 adds b as big-endian 16-bit words (b has an even length).
+func sum16(b []byte) uint32 {
+	var s uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		s += uint32(binary.BigEndian.Uint16(b[i:]))
+	}
+	return s
+}
+
+// WantsGSO reports whether the queues should take GSO packets whole
+// (QueueConfig.GSO): when flows are selected (every packet of a bulk
+// transfer is queued) and no method writes something into every TCP packet
+// that must differ per segment (ip-id in scope new or all: the kernel
+// numbers the IP-IDs of a super-packet's segments up from the first).
+func (c HandlerConfig) WantsGSO() bool {
+	return c.Selects() && !(c.IPID && c.IPIDScope != "syn")
+}

@@ -1,0 +1,102 @@
+package nfq
+
+import "sync"
+
+const flowShards = 64
+
+// table is a bounded map of per-flow state V, sharded by FlowKey so that
+// workers on different flows rarely share a lock. The bound is per shard
+// (max/flowShards rounded up), so a full table costs no global counter.
+type table[V any] struct {
+	max    int
+	shards [flowShards]struct {
+		mu sync.Mutex
+		m  map[FlowKey]*V
+		n  int
+	}
+}
+
+func (t *table[V]) init(max int) {
+	t.max = max
+	for i := range t.shards {
+		t.shards[i].m = make(map[FlowKey]*V)
+	}
+}
+
+func shardOf(k FlowKey) int {
+	a := k.Inside.As16() // IPv4 as ::ffff:a.b.c.d: the same low bytes
+	h := uint32(k.InsidePort)*31 + uint32(k.ServerPort)
+	h = h*31 + uint32(a[15]) + uint32(a[14])<<8
+	return int(h % flowShards)
+}
+
+// add stores refresh(old) if k is held, else fresh(); false when k is new
+// and its shard is full.
+func (t *table[V]) add(k FlowKey, fresh func() *V, refresh func(old *V) *V) bool {
+	s := &t.shards[shardOf(k)]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.m[k]; ok {
+		s.m[k] = refresh(e)
+		return true
+	}
+	if s.n >= (t.max+flowShards-1)/flowShards {
+		return false
+	}
+	s.m[k] = fresh()
+	s.n++
+	return true
+}
+
+// with runs fn on the state of k under its shard's lock; false when k is
+// unknown. fn returns whether the flow is done, which deletes it.
+func (t *table[V]) with(k FlowKey, fn func(*V) (done bool)) bool {
+	s := &t.shards[shardOf(k)]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.m[k]
+	if !ok {
+		return false
+	}
+	if fn(e) {
+		delete(s.m, k)
+		s.n--
+	}
+	return true
+}
+
+// Delete forgets a flow (e.g. on a conntrack destroy event) and reports
+// whether it was held.
+func (t *table[V]) Delete(k FlowKey) bool {
+	return t.with(k, func(*V) bool { return true })
+}
+
+// Len counts the flows held.
+func (t *table[V]) Len() int {
+	n := 0
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		n += s.n
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// deleteIf deletes every flow for which old is true and counts them.
+func (t *table[V]) deleteIf(old func(*V) bool) int {
+	n := 0
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		for k, e := range s.m {
+			if old(e) {
+				delete(s.m, k)
+				s.n--
+				n++
+			}
+		}
+		s.mu.Unlock()
+	}
+	return n
+}

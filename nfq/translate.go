@@ -1,0 +1,585 @@
+package nfq
+
+// Payload insertion with sequence translation (http-header, proxy-protocol).
+//
+// A selected flow's client->server byte stream is rewritten: bytes are
+// inserted (the HOST_ID header, the PROXY header) and removed (headers the
+// client forged). The kernel does not adjust sequence numbers for queued
+// packets whose length changed (DESIGN.md), so every later packet of the flow
+// passes through here: client segments get their sequence number (and
+// payload) rewritten, server segments their acknowledgement number and SACK
+// blocks (RFC 2018; D-SACK, RFC 2883, maps the same way) mapped back.
+//
+// The rewrite is a pure function of a list of edits keyed by client stream
+// offset (offset 0 is the byte after the SYN, ISN+1): an edit at offset p
+// removes rem client bytes starting at p and inserts its bytes before them.
+// Edits are only ever appended at or beyond the parser's position, never
+// changed below it, so a retransmitted or re-segmented copy of any byte range
+// gets exactly the bytes and sequence numbers the first copy got.
+//
+// Out-of-order client data beyond the parser position is forwarded when the
+// parser knows that range holds no edits (message bodies, passthrough); else
+// it is dropped (counted) and the client retransmits it once the hole is
+// filled. A segment that ends inside a header name that might have to be
+// removed is cut before that line: the client retransmits the rest, coalesced
+// with what follows (Linux collapses retransmissions), and the decision is
+// taken when the name is complete.
+
+import (
+	"encoding/binary"
+	"net/netip"
+
+	"github.com/natreveal/natreveal/encoders"
+)
+
+// edit removes rem client bytes at offset at and inserts the stream's header
+// (ins) before them. eager: the inserted bytes are carried by an empty
+// segment at `at` too (the PROXY header on the handshake-completing ACK).
+type edit struct {
+	at    int64
+	rem   int64
+	ins   bool
+	eager bool
+}
+
+// foldMargin: edits ending this far below what the server acknowledged can
+// no longer be needed for a retransmission and are folded into base.
+const (
+	foldMargin = 1 << 20
+	maxEdits   = 64 // past this many, acknowledged edits are folded at once
+)
+
+// parser is the per-flow protocol state that decides the edits.
+type parser interface {
+	// feed consumes data, the client bytes at s.pos onwards, appending
+	// edits at or beyond s.pos. It returns how many bytes it consumed
+	// (fewer than len(data) when it must see more before deciding: the
+	// segment is cut there) and whether the connection must be reset.
+	feed(s *stream, data []byte) (n int, reset bool)
+	// skippable is how many bytes from s.pos need no inspection (-1: all).
+	skippable() int64
+	// skip advances the parser over n skippable bytes.
+	skip(n int64)
+}
+
+// stream is the translation state of one selected flow.
+type stream struct {
+	isn1    uint32 // client ISN + 1: stream offset 0, for both numberings
+	hdr     []byte // the bytes an insertion adds
+	edits   []edit // sorted by at, non-overlapping
+	base    int64  // delta of the folded edits
+	foldEnd int64  // client offset below which edits were folded
+	pos     int64  // next client offset the parser needs
+	p       parser
+
+	ackOut    int64 // highest server acknowledgement (output offset); -1 none
+	finC      int64 // client FIN offset, -1 none
+	finS      uint32
+	haveFinS  bool
+	finCAcked bool
+	finSAcked bool
+	reset     bool // the flow is being reset (forged PROXY header)
+	maxIns    int  // bytes of the largest insertion (MSS room)
+
+	// Handoff to conntrack's sequence adjustment (handoff.go).
+	inflight   int  // packets handled here whose verdicts are not sent yet
+	noHandoff  bool // a handoff step failed: translate here to the end
+	helperGone bool // the conntrack helper was removed (on the SYN-ACK)
+}
+
+func newStream(isn uint32, hdr []byte, p parser) *stream {
+	return &stream{isn1: isn + 1, hdr: hdr, p: p, ackOut: -1, finC: -1}
+}
+
+func (s *stream) insLen(e *edit) int64 {
+	if e.ins {
+		return int64(len(s.hdr))
+	}
+	return 0
+}
+
+// addInsert records an insertion at at (at >= pos).
+func (s *stream) addInsert(at int64, eager bool) {
+	if n := len(s.edits); n > 0 && s.edits[n-1].at == at && s.edits[n-1].rem == 0 && !s.edits[n-1].ins {
+		s.edits[n-1].ins, s.edits[n-1].eager = true, eager
+		return
+	}
+	s.edits = append(s.edits, edit{at: at, ins: true, eager: eager})
+}
+
+// removeTo makes client bytes [at, end) vanish, merging with the last edit
+// when it ends at at.
+func (s *stream) removeTo(at, end int64) {
+	if n := len(s.edits); n > 0 {
+		if l := &s.edits[n-1]; l.at+l.rem == at || (l.at <= at && at < l.at+l.rem) {
+			if end > l.at+l.rem {
+				l.rem = end - l.at
+			}
+			return
+		}
+	}
+	s.edits = append(s.edits, edit{at: at, rem: end - at})
+}
+
+// outStart is the output offset of the boundary before client byte x; an
+// insertion at x is not included.
+func (s *stream) outStart(x int64) int64 {
+	d := s.base
+	for i := range s.edits {
+		e := &s.edits[i]
+		if e.at >= x {
+			break
+		}
+		if x <= e.at+e.rem {
+			d += s.insLen(e) - (x - e.at)
+		} else {
+			d += s.insLen(e) - e.rem
+		}
+	}
+	return x + d
+}
+
+// invFloor is the largest client offset whose boundary maps at or before
+// output offset o: what an acknowledgement or a SACK right edge means.
+func (s *stream) invFloor(o int64) int64 {
+	d := s.base
+	for i := range s.edits {
+		e := &s.edits[i]
+		if o <= e.at+d {
+			return o - d
+		}
+		l := s.insLen(e)
+		if e.rem > 0 {
+			if o < e.at+d+l {
+				return e.at
+			}
+			d += l - e.rem
+		} else {
+			if o < e.at+d+l+1 {
+				return e.at
+			}
+			d += l
+		}
+	}
+	return o - d
+}
+
+// invCeil is the smallest client offset at or after output offset o, as far
+// as invFloor can tell (a SACK left edge: claim no byte not received).
+func (s *stream) invCeil(o int64) int64 {
+	x := s.invFloor(o)
+	if s.outStart(x) < o {
+		x++
+	}
+	return x
+}
+
+// render appends the output bytes of client bytes [S, S+len(P)) to dst.
+func (s *stream) render(dst []byte, S int64, P []byte) []byte {
+	E := S + int64(len(P))
+	cur := S
+	for i := range s.edits {
+		e := &s.edits[i]
+		if e.at >= E {
+			break
+		}
+		if e.at < S && e.at+e.rem <= S {
+			continue
+		}
+		if e.at >= S {
+			dst = append(dst, P[cur-S:e.at-S]...)
+			if e.ins {
+				dst = append(dst, s.hdr...)
+			}
+			cur = e.at
+		}
+		if end := min(e.at+e.rem, E); end > cur {
+			cur = end
+		}
+	}
+	return append(dst, P[cur-S:]...)
+}
+
+// eagerAt returns the eager edit at x, if any.
+func (s *stream) eagerAt(x int64) *edit {
+	for i := range s.edits {
+		if e := &s.edits[i]; e.at == x && e.eager && e.ins {
+			return e
+		} else if e.at > x {
+			break
+		}
+	}
+	return nil
+}
+
+// off turns a sequence number into a stream offset near ref.
+func (s *stream) off(seq uint32, ref int64) int64 {
+	return ref + int64(int32(seq-(s.isn1+uint32(ref))))
+}
+
+// seqOf turns a stream offset into a sequence number.
+func (s *stream) seqOf(o int64) uint32 { return s.isn1 + uint32(o) }
+
+// fold merges edits the server acknowledged long ago into base.
+func (s *stream) fold(ackC int64) {
+	n := 0
+	for n < len(s.edits) {
+		e := &s.edits[n]
+		end := e.at + e.rem
+		if end > ackC || (end > ackC-foldMargin && len(s.edits)-n <= maxEdits) {
+			break
+		}
+		s.base += s.insLen(e) - e.rem
+		s.foldEnd = end
+		n++
+	}
+	if n > 0 {
+		s.edits = append(s.edits[:0], s.edits[n:]...)
+	}
+}
+
+// segResult is what the translator did with a segment.
+type segResult uint8
+
+const (
+	segPass    segResult = iota // unchanged
+	segWritten                  // rewritten in place, same or new length
+	segDrop                     // drop: out of order past the parser, or held entirely
+	segReset                    // rewritten into a RST (forged PROXY header)
+)
+
+// tcpView locates the TCP header of an IPv4 packet parsed by encoders.
+type tcpView struct {
+	ipHdr, tcpOff, tcpHdr, payLen int
+}
+
+// client translates a client->server segment in buf[:n] (an IPv4 packet,
+// parsed as ip/t), with room up to cap(buf). limit is the largest packet
+// the path takes. It returns the result and the new length.
+func (s *stream) client(buf []byte, n int, ip encoders.IPv4, t encoders.TCP, limit int, st *Stats) (segResult, int) {
+	pkt := buf[:n]
+	seg := pkt[t.Off:ip.TotalLen]
+	S := s.off(t.Seq, s.pos)
+	P := seg[t.HdrLen:]
+	L := int64(len(P))
+	if t.Flags&encoders.FlagRST != 0 || s.reset {
+		// A RST must carry a sequence number the server accepts.
+		setSeq(seg, s.seqOf(s.outStart(S)))
+		return segWritten, n
+	}
+	if t.Flags&encoders.FlagFIN != 0 {
+		s.finC = S + L
+	}
+	if L == 0 {
+		// A pure ACK (or FIN): it follows every byte before S.
+		o := s.outStart(S)
+		if e := s.eagerAt(S); e != nil {
+			if s.ackOut < o+int64(len(s.hdr)) && t.Flags&encoders.FlagFIN == 0 {
+				// Carry the eager insertion (again, until acknowledged).
+				return segWritten, s.write(buf, n, ip, t, o, s.hdr, st)
+			}
+			o += int64(len(s.hdr))
+		}
+		setSeq(seg, s.seqOf(o))
+		return segWritten, n
+	}
+	if S > s.pos {
+		if k := s.p.skippable(); k >= 0 && S > s.pos+k {
+			st.inc(SelOutOfOrder)
+			return segDrop, 0
+		}
+		s.p.skip(S - s.pos)
+		s.pos = S
+	}
+	E := S + L
+	if S < s.foldEnd {
+		// Data the server acknowledged long ago: only its number matters.
+		setSeq(seg, s.seqOf(s.outStart(S)))
+		return segWritten, n
+	}
+	cut := E
+	if E > s.pos {
+		used, reset := s.p.feed(s, P[s.pos-S:])
+		if reset {
+			s.reset = true
+			st.inc(ProxyForgedReset)
+			return segReset, s.toRST(buf, ip, t, s.seqOf(s.outStart(S)))
+		}
+		s.pos += int64(used)
+		if s.pos < E {
+			cut = s.pos
+			st.inc(SelHeld)
+		}
+	}
+	if cut <= S {
+		return segDrop, 0
+	}
+	o := s.outStart(S)
+	if cut == E && s.untouched(S, E) {
+		// No edit in the segment: only its sequence number moves (the
+		// common case: every segment past the last insertion). In place,
+		// checksum adjusted.
+		if o == S {
+			return segPass, n
+		}
+		setSeq(seg, s.seqOf(o))
+		return segWritten, n
+	}
+	// Room on the path: cut before an insertion point that would not fit.
+	// A GSO packet (limit 0xffff, the kernel segments it) and a path of
+	// unknown MTU are bounded by the IPv4 Total Length only.
+	if limit <= 0 || limit > 0xffff {
+		limit = 0xffff
+	}
+	room := int64(limit - ip.HdrLen - t.HdrLen)
+	if s.outStart(cut)-o > room {
+		for i := len(s.edits) - 1; i >= 0; i-- {
+			e := &s.edits[i]
+			if e.at > S && e.at < cut && s.outStart(e.at)-o <= room {
+				cut = e.at
+				st.inc(SelCutMTU)
+				break
+			}
+		}
+		// Still too long (an insertion at S itself into a packet near
+		// 64 KiB): cut the payload; the client sends the rest again.
+		for cut > S && s.outStart(cut)-o > room {
+			cut -= max(1, s.outStart(cut)-o-room)
+			st.inc(SelCutMTU)
+		}
+		if cut <= S {
+			return segDrop, 0
+		}
+	}
+	fin := t.Flags&encoders.FlagFIN != 0
+	if cut < E && fin {
+		seg[13] &^= encoders.FlagFIN
+		s.finC = -1
+	}
+	tail := buf[n:cap(buf)]
+	out := s.render(tail[:0], S, P[:cut-S])
+	if len(out) > len(tail) {
+		// No room past the packet to render it (a packet near the job
+		// buffer's size): the client sends it again, maybe smaller.
+		// Passing it unchanged would let untranslated bytes through.
+		st.inc(Oversize)
+		return segDrop, 0
+	}
+	if cut == E && int64(len(out)) == L && o == S {
+		// Nothing changes: the common case past the last edit with delta 0.
+		if unchangedBytes(out, P) {
+			return segPass, n
+		}
+	}
+	return segWritten, s.write(buf, n, ip, t, o, out, st)
+}
+
+// untouched reports whether no edit changes client bytes [S, E): none
+// inserts at or removes from them (render would return them as they are).
+func (s *stream) untouched(S, E int64) bool {
+	for i := range s.edits {
+		e := &s.edits[i]
+		if e.at >= E {
+			return true
+		}
+		if e.at >= S || e.at+e.rem > S {
+			return false
+		}
+	}
+	return true
+}
+
+func unchangedBytes(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// write replaces the segment's payload with pay (which may live in buf past
+// n), sets its sequence number to output offset o and fixes the IPv4 total
+// length and both checksums. It returns the new length.
+func (s *stream) write(buf []byte, n int, ip encoders.IPv4, t encoders.TCP, o int64, pay []byte, st *Stats) int {
+	hl := t.Off + t.HdrLen
+	nl := hl + len(pay)
+	if nl > cap(buf) || nl > 0xffff {
+		return n
+	}
+	buf = buf[:max(nl, n)]
+	copy(buf[hl:], pay) // copy handles the overlap of a payload rendered past n
+	pkt := buf[:nl]
+	binary.BigEndian.PutUint16(pkt[2:], uint16(nl))
+	ipChecksum(pkt, ip.HdrLen)
+	seg := pkt[t.Off:]
+	binary.BigEndian.PutUint32(seg[4:], s.seqOf(o))
+	tcpChecksum(pkt, t.Off)
+	return nl
+}
+
+// toRST turns the segment into a bare RST+ACK at seq, no payload.
+func (s *stream) toRST(buf []byte, ip encoders.IPv4, t encoders.TCP, seq uint32) int {
+	nl := t.Off + t.HdrLen
+	pkt := buf[:nl]
+	binary.BigEndian.PutUint16(pkt[2:], uint16(nl))
+	ipChecksum(pkt, ip.HdrLen)
+	seg := pkt[t.Off:]
+	binary.BigEndian.PutUint32(seg[4:], seq)
+	seg[13] = encoders.FlagRST | encoders.FlagACK
+	tcpChecksum(pkt, t.Off)
+	return nl
+}
+
+// server translates a server->client segment in place: acknowledgement and
+// SACK blocks back into client numbering. done: both FINs are acknowledged
+// or a RST passed, so the state can go.
+func (s *stream) server(pkt []byte, ip encoders.IPv4, t encoders.TCP) (changed, done bool) {
+	seg := pkt[t.Off:ip.TotalLen]
+	if t.Flags&encoders.FlagFIN != 0 {
+		s.finS, s.haveFinS = t.Seq+uint32(t.PayloadLen), true
+	}
+	if t.Flags&encoders.FlagACK != 0 {
+		ref := s.outStart(s.pos)
+		ao := s.off(t.Ack, ref)
+		if ao > s.ackOut {
+			s.ackOut = ao
+		}
+		ac := s.invFloor(ao)
+		if s.finC >= 0 && ac > s.finC {
+			s.finCAcked = true
+		}
+		if na := s.seqOf(ac); na != t.Ack {
+			setField32(seg, 8, na)
+			changed = true
+		}
+		if sackBlocks(seg, t.HdrLen, func(l, r uint32) (uint32, uint32) {
+			lo, ro := s.off(l, ref), s.off(r, ref)
+			lc, rc := s.invCeil(lo), s.invFloor(ro)
+			if rc < lc {
+				rc = lc
+			}
+			return s.seqOf(lc), s.seqOf(rc)
+		}) {
+			changed = true
+		}
+		s.fold(ac)
+	}
+	done = t.Flags&encoders.FlagRST != 0 || (s.finCAcked && s.finSAcked)
+	return changed, done
+}
+
+// clientAck notes the client's acknowledgement of the server's FIN.
+func (s *stream) clientAck(t encoders.TCP) bool {
+	if s.haveFinS && t.Flags&encoders.FlagACK != 0 && int32(t.Ack-(s.finS+1)) >= 0 {
+		s.finSAcked = true
+	}
+	return s.finCAcked && s.finSAcked
+}
+
+// sackBlocks walks the SACK option (RFC 2018 §3: kind 5, 8*n+2 bytes) of the
+// TCP header seg[:hdrLen] and rewrites each block with f, checksum updated
+// incrementally. It reports whether anything changed.
+func sackBlocks(seg []byte, hdrLen int, f func(l, r uint32) (uint32, uint32)) bool {
+	changed := false
+	opts := seg[20:hdrLen]
+	for i := 0; i < len(opts); {
+		switch opts[i] {
+		case 0:
+			return changed
+		case 1:
+			i++
+			continue
+		}
+		if i+1 >= len(opts) || opts[i+1] < 2 || i+int(opts[i+1]) > len(opts) {
+			return changed
+		}
+		l := int(opts[i+1])
+		if opts[i] == 5 && (l-2)%8 == 0 {
+			for b := i + 2; b+8 <= i+l; b += 8 {
+				ol := binary.BigEndian.Uint32(opts[b:])
+				or := binary.BigEndian.Uint32(opts[b+4:])
+				nl, nr := f(ol, or)
+				if nl != ol || nr != or {
+					setField32(seg, 20+b, nl)
+					setField32(seg, 20+b+4, nr)
+					changed = true
+				}
+			}
+		}
+		i += l
+	}
+	return changed
+}
+
+// setSeq sets the sequence number, checksum adjusted (RFC 1624).
+func setSeq(seg []byte, seq uint32) { setField32(seg, 4, seq) }
+
+// setField32 writes v at seg[off:off+4] and updates the TCP checksum at
+// seg[16:18] incrementally (RFC 1624 eqn 3) over the 16-bit-aligned words
+// the field touches: the segment starts 4-byte aligned in the pseudo-header
+// sum, so alignment within seg is alignment within the checksum.
+func setField32(seg []byte, off int, v uint32) {
+	if binary.BigEndian.Uint32(seg[off:]) == v {
+		return
+	}
+	lo, hi := off&^1, (off+4+1)&^1
+	if hi > len(seg) {
+		hi = len(seg)
+	}
+	oldSum := ^encoders.Checksum(seg[lo:hi], 0)
+	binary.BigEndian.PutUint32(seg[off:], v)
+	newSum := ^encoders.Checksum(seg[lo:hi], 0)
+	cs := binary.BigEndian.Uint16(seg[16:])
+	binary.BigEndian.PutUint16(seg[16:], encoders.ChecksumAdjust(cs, oldSum, newSum))
+}
+
+// ipChecksum recomputes the IPv4 header checksum (RFC 791 §3.1).
+func ipChecksum(pkt []byte, hdrLen int) {
+	pkt[10], pkt[11] = 0, 0
+	binary.BigEndian.PutUint16(pkt[10:], encoders.Checksum(pkt[:hdrLen], 0))
+}
+
+// tcpChecksum recomputes the TCP checksum over the pseudo-header and the
+// segment (RFC 9293 §3.1) of an IPv4 packet.
+func tcpChecksum(pkt []byte, off int) {
+	seg := pkt[off:]
+	seg[16], seg[17] = 0, 0
+	var ps uint32
+	for i := 12; i < 20; i += 2 {
+		ps += uint32(binary.BigEndian.Uint16(pkt[i:]))
+	}
+	ps += 6 + uint32(len(seg))
+	binary.BigEndian.PutUint16(seg[16:], encoders.Checksum(seg, ps))
+}
+
+// Streams is the bounded table of selected flows' translation state.
+type Streams struct{ table[stream] }
+
+// NewStreams holds at most max selected flows.
+func NewStreams(max int) *Streams {
+	s := &Streams{}
+	s.init(max)
+	return s
+}
+
+// start adds a stream; false when the table is full. A retransmitted SYN
+// replaces the state.
+func (t *Streams) start(k FlowKey, s *stream) bool {
+	return t.add(k, func() *stream { return s }, func(*stream) *stream { return s })
+}
+
+// selector matches a destination: a prefix (any address when invalid) and
+// a port (any when 0).
+type Selector struct {
+	Prefix netip.Prefix
+	Port   uint16
+	OnAck  bool // proxy-protocol: carry the header on the handshake ACK
+}
+
+func (sel Selector) match(a netip.Addr, port uint16) bool {
+	return (!sel.Prefix.IsValid() || sel.Prefix.Contains(a)) && (sel.Port == 0 || sel.Port == port)
+}

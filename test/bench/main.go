@@ -1,0 +1,458 @@
+// Command bench measures natreveal's SYN path against the kernel's NAT alone
+// (issue 6), in network namespaces of its own (test/lab, DESIGN.md
+// addressing), as root:
+//
+//	go run ./test/bench            # about 2.5 minutes
+//	go run ./test/bench -quick     # about 30 seconds
+//	go run ./test/bench -json out.json
+//
+// Modes, alternated in rounds (each round starts at the next mode) so that
+// machine drift cancels: kernel only (masquerade, nothing queued); queue
+// only (SYNs through NFQUEUE, accepted unchanged by nfq.Serve in this
+// binary); tcp-option, ip-id and ip-option (`natreveal run`); ip-id in the
+// kernel (`natreveal run --ip-id-kernel`: an nft map from inside address to
+// HOST_ID that the daemon fills from each host's first SYN).
+//
+// Selected flows (bulk.go): http-header and proxy-protocol, one connection
+// moving -bulk-mib MiB down then up, against the same transfers with
+// natreveal off; `-modes http-header,proxy-protocol` runs only these.
+//
+// Per mode and round: new connections per second (closed-loop handshakes from
+// both clients, each reset at once); connect() latency p50/p99 at half the
+// kernel-only connection rate (paced, open loop); SYNs per second reaching the
+// server while one raw-socket thread floods SYNs to a closed port; the
+// daemon's CPU time per queued packet during the flood; kernel queue drops.
+// The daemons run with queue.fail_open false, so an overloaded queue drops
+// (and counts) instead of letting SYNs pass unmarked.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/natreveal/natreveal/test/lab"
+)
+
+type params struct {
+	rounds                      int
+	conn, lat, flood, floodWarm time.Duration
+	workers                     int
+	gens                        int
+	maxFlood                    int
+}
+
+// sample is one mode's measurement in one round.
+type sample struct {
+	ConnRate   float64           `json:"conn_per_s"`
+	ConnFailed map[string]int    `json:"conn_failed,omitempty"`
+	P50        time.Duration     `json:"lat_p50_ns"`
+	P99        time.Duration     `json:"lat_p99_ns"`
+	LatLate    int               `json:"lat_late"`
+	SYNRate    float64           `json:"syn_per_s"`
+	SYNSent    float64           `json:"syn_sent_per_s"`
+	CPUPerPkt  float64           `json:"cpu_ns_per_pkt"` // during the flood; 0: no daemon
+	UserPerPkt float64           `json:"user_ns_per_pkt"`
+	PktPerConn float64           `json:"queued_per_conn"`
+	Drops      uint64            `json:"kernel_drops"`
+	Stats      map[string]uint64 `json:"daemon_stats,omitempty"`
+}
+
+// Result is a mode's median over the rounds and its ratios to kernel only.
+type Result struct {
+	Mode       string   `json:"mode"`
+	ConnRate   float64  `json:"conn_per_s"`
+	ConnRatio  float64  `json:"conn_ratio"`
+	SYNRate    float64  `json:"syn_per_s"`
+	SYNRatio   float64  `json:"syn_ratio"`
+	CPUPerPkt  float64  `json:"cpu_ns_per_pkt"`
+	UserPerPkt float64  `json:"user_ns_per_pkt"`
+	PktPerConn float64  `json:"queued_per_conn"`
+	P50        float64  `json:"lat_p50_us"`
+	P99        float64  `json:"lat_p99_us"`
+	AddedP50   float64  `json:"added_p50_us"`
+	AddedP99   float64  `json:"added_p99_us"`
+	Drops      uint64   `json:"kernel_drops"`
+	Rounds     []sample `json:"rounds"`
+}
+
+type report struct {
+	Date    string   `json:"date"`
+	Kernel  string   `json:"kernel"`
+	CPUs    int      `json:"cpus"`
+	Quick   bool     `json:"quick"`
+	Queues  int      `json:"queues"`
+	LatRate float64  `json:"latency_rate_per_s"`
+	Results []Result `json:"results"`
+	// Bulk is the selected-flow table: one connection's download and
+	// upload with every packet through the daemon.
+	Bulk []BulkResult `json:"selected_bulk,omitempty"`
+}
+
+func main() {
+	role := flag.String("role", "", "internal: passthrough serves the queue for the queue-only mode")
+	quick := flag.Bool("quick", false, "one short round (about 30 s)")
+	jsonOut := flag.String("json", "", "also write the results to this file")
+	modesFlag := flag.String("modes", "", "comma-separated subset of modes (default all)")
+	queues := flag.Int("queues", 1, "NFQUEUE queues (queue.count) for the daemons")
+	rounds := flag.Int("rounds", 0, "rounds (default 3, -quick 1)")
+	bulkMiB := flag.Int("bulk-mib", 0, "MiB per bulk transfer of the selected-flow modes (default 128, -quick 32)")
+	flag.Parse()
+	if *role == "passthrough" {
+		if err := passthrough(*queues); err != nil {
+			fmt.Fprintln(os.Stderr, "passthrough:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	p := params{rounds: 3, conn: 2 * time.Second, lat: 1500 * time.Millisecond, flood: 1500 * time.Millisecond,
+		floodWarm: 300 * time.Millisecond, workers: 32, gens: 1, maxFlood: 3_000_000}
+	if *quick {
+		p = params{rounds: 1, conn: time.Second, lat: time.Second, flood: time.Second,
+			floodWarm: 200 * time.Millisecond, workers: 32, gens: 1, maxFlood: 2_000_000}
+	}
+	if *rounds > 0 {
+		p.rounds = *rounds
+	}
+	mib := 128
+	if *quick {
+		mib = 32
+	}
+	if *bulkMiB > 0 {
+		mib = *bulkMiB
+	}
+	// SYN-path modes and selected-flow (bulk) modes; kernel only is the
+	// first of each table that has another mode.
+	modes, bulk := allModes, allBulkModes
+	if *modesFlag != "" {
+		modes, bulk = nil, nil
+		for _, name := range strings.Split(*modesFlag, ",") {
+			i := slices.IndexFunc(allModes, func(m mode) bool { return m.name == name })
+			j := slices.IndexFunc(allBulkModes, func(m bulkMode) bool { return m.name == name })
+			switch {
+			case name == "kernel":
+			case i >= 0:
+				modes = append(modes, allModes[i])
+			case j >= 0:
+				bulk = append(bulk, allBulkModes[j])
+			default:
+				fmt.Fprintf(os.Stderr, "unknown mode %q\n", name)
+				os.Exit(2)
+			}
+		}
+		if len(modes) > 0 || len(bulk) == 0 {
+			modes = append([]mode{allModes[0]}, modes...)
+		}
+		if len(bulk) > 0 {
+			bulk = append([]bulkMode{allBulkModes[0]}, bulk...)
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	rep, err := run(ctx, p, modes, bulk, *queues, mib)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	rep.Quick = *quick
+	printTable(os.Stdout, rep)
+	if *jsonOut != "" {
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		if err := os.WriteFile(*jsonOut, append(b, '\n'), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+	}
+}
+
+func run(ctx context.Context, p params, modes []mode, bulk []bulkMode, queues, mib int) (*report, error) {
+	if os.Geteuid() != 0 {
+		return nil, fmt.Errorf("needs root (network namespaces, nftables)")
+	}
+	dir, err := os.MkdirTemp("", "natreveal-bench")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	binary := filepath.Join(dir, "natreveal")
+	fmt.Fprintln(os.Stderr, "building natreveal ...")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", binary, "github.com/natreveal/natreveal/cmd/natreveal").CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("build natreveal: %v\n%s", err, out)
+	}
+
+	l, err := lab.New()
+	if err != nil {
+		return nil, err
+	}
+	defer l.Close()
+	if err := l.Nft(l.Srv, serverCounters); err != nil {
+		return nil, err
+	}
+	if err := l.Nft(l.NAT, natCounters); err != nil {
+		return nil, err
+	}
+	srv, err := startServer(l.Srv)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.close()
+	clients := []string{l.C1, l.C2}
+	rep := &report{Date: time.Now().UTC().Format("2006-01-02"), Kernel: kernelRelease(), CPUs: runtime.NumCPU(),
+		Queues: queues}
+	if len(modes) > 0 {
+		if err := runSYN(ctx, l, rep, p, modes, binary, queues, clients); err != nil {
+			return nil, err
+		}
+	}
+	if len(bulk) > 0 {
+		if rep.Bulk, err = runBulk(ctx, l, bulk, binary, dir, p.rounds, mib); err != nil {
+			return nil, err
+		}
+	}
+	return rep, nil
+}
+
+// runSYN measures the SYN-path modes into rep.
+func runSYN(ctx context.Context, l *lab.Lab, rep *report, p params, modes []mode, binary string, queues int, clients []string) error {
+	// Warm up, and find the paced rate for the latency runs: half the
+	// kernel-only connection rate.
+	kr, _, err := connRate(ctx, clients, p.workers, time.Second)
+	if err != nil {
+		return err
+	}
+	rep.LatRate = kr / 2
+	fmt.Fprintf(os.Stderr, "kernel-only warm-up: %.0f conn/s; latency runs at %.0f conn/s\n", kr, kr/2)
+
+	samples := make([][]sample, len(modes))
+	for r := 0; r < p.rounds; r++ {
+		for k := range modes {
+			i := (r + k) % len(modes)
+			s, err := measure(ctx, l, modes[i], binary, queues, clients, p, rep.LatRate)
+			if err != nil {
+				return fmt.Errorf("round %d, %s: %w", r+1, modes[i].name, err)
+			}
+			fmt.Fprintf(os.Stderr, "round %d %-13s %8.0f conn/s  %8.0f SYN/s (sent %8.0f)  cpu %6.0f ns/pkt  p50 %6.0f us  p99 %6.0f us  drops %d\n",
+				r+1, modes[i].name, s.ConnRate, s.SYNRate, s.SYNSent, s.CPUPerPkt, us(s.P50), us(s.P99), s.Drops)
+			samples[i] = append(samples[i], s)
+		}
+	}
+	for i, m := range modes {
+		rep.Results = append(rep.Results, summarize(m.name, samples[i]))
+	}
+	k := rep.Results[0]
+	for i := range rep.Results {
+		res := &rep.Results[i]
+		res.ConnRatio = res.ConnRate / k.ConnRate
+		res.SYNRatio = res.SYNRate / k.SYNRate
+		res.AddedP50 = res.P50 - k.P50
+		res.AddedP99 = res.P99 - k.P99
+	}
+	return nil
+}
+
+func us(d time.Duration) float64 { return float64(d) / 1e3 }
+
+// measure runs one mode once: connection rate, latency, SYN flood.
+func measure(ctx context.Context, l *lab.Lab, m mode, binary string, queues int, clients []string, p params, latRate float64) (s sample, err error) {
+	var d *daemon
+	switch {
+	case m.methods != "" || m.passthrough:
+		if d, err = startDaemon(l, m, binary, queues); err != nil {
+			return s, err
+		}
+		defer func() {
+			if d != nil {
+				d.kill()
+			}
+		}()
+	case m.nft != "":
+		if err := l.Nft(l.NAT, m.nft); err != nil {
+			return s, err
+		}
+		defer l.Exec(l.NAT, "nft", "delete", "table", "ip", m.nftTable)
+	}
+
+	q0, err := readQueueStats(l.NAT)
+	if err != nil {
+		return s, err
+	}
+	// Connection rate, closed loop.
+	s.ConnRate, s.ConnFailed, err = connRate(ctx, clients, p.workers, p.conn)
+	if err != nil {
+		return s, err
+	}
+	q1, _ := readQueueStats(l.NAT)
+	if n := s.ConnRate * p.conn.Seconds(); n > 0 {
+		s.PktPerConn = float64(q1.queued-q0.queued) / n
+	}
+
+	// Latency at half the kernel-only rate.
+	durs, late, _, err := latency(ctx, clients, latRate, p.lat)
+	if err != nil {
+		return s, err
+	}
+	s.P50, s.P99, s.LatLate = percentile(durs, 0.5), percentile(durs, 0.99), late
+
+	// SYN flood from raw sockets: delivered rate between warm-up and end.
+	var sent atomic.Uint64
+	errc := make(chan error, p.gens)
+	for g := 0; g < p.gens; g++ {
+		ns, src := clients[g%2], []string{lab.Client1, lab.Client2}[g%2]
+		go func() { errc <- flood(ctx, ns, src, p.flood, p.maxFlood, &sent) }()
+	}
+	time.Sleep(p.floodWarm)
+	c0, t0, err0 := readCounter(l, m)
+	qs0, _ := readQueueStats(l.NAT)
+	var cpu0, user0 uint64
+	if d != nil {
+		cpu0, user0 = cpuNanos(d.pid()), userNanos(d.pid())
+	}
+	sent0 := sent.Load()
+	time.Sleep(p.flood - p.floodWarm - 150*time.Millisecond)
+	c1, t1, err1 := readCounter(l, m)
+	qs1, _ := readQueueStats(l.NAT)
+	var cpu1, user1 uint64
+	if d != nil {
+		cpu1, user1 = cpuNanos(d.pid()), userNanos(d.pid())
+	}
+	sent1 := sent.Load()
+	for g := 0; g < p.gens; g++ {
+		if err := <-errc; err != nil {
+			return s, fmt.Errorf("flood: %w", err)
+		}
+	}
+	if err0 != nil || err1 != nil {
+		return s, fmt.Errorf("syn counter: %v %v", err0, err1)
+	}
+	dt := t1.Sub(t0).Seconds()
+	s.SYNRate = float64(c1-c0) / dt
+	s.SYNSent = float64(sent1-sent0) / dt
+	if n := qs1.queued - qs0.queued; d != nil && n > 0 {
+		s.CPUPerPkt = float64(cpu1-cpu0) / float64(n)
+		s.UserPerPkt = float64(user1-user0) / float64(n)
+	}
+	time.Sleep(100 * time.Millisecond) // let the queue empty
+	q2, _ := readQueueStats(l.NAT)
+	s.Drops = q2.dropped - q0.dropped
+
+	if d != nil {
+		st, err := d.stop()
+		d = nil
+		if err != nil {
+			return s, err
+		}
+		s.Stats = st
+	}
+	return s, ctx.Err()
+}
+
+func median[T any](xs []T, f func(T) float64) float64 {
+	v := make([]float64, len(xs))
+	for i, x := range xs {
+		v[i] = f(x)
+	}
+	slices.Sort(v)
+	if len(v) == 0 {
+		return 0
+	}
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+func summarize(name string, ss []sample) Result {
+	r := Result{Mode: name, Rounds: ss}
+	r.ConnRate = median(ss, func(s sample) float64 { return s.ConnRate })
+	r.SYNRate = median(ss, func(s sample) float64 { return s.SYNRate })
+	r.CPUPerPkt = median(ss, func(s sample) float64 { return s.CPUPerPkt })
+	r.UserPerPkt = median(ss, func(s sample) float64 { return s.UserPerPkt })
+	r.PktPerConn = median(ss, func(s sample) float64 { return s.PktPerConn })
+	r.P50 = median(ss, func(s sample) float64 { return us(s.P50) })
+	r.P99 = median(ss, func(s sample) float64 { return us(s.P99) })
+	for _, s := range ss {
+		r.Drops += s.Drops
+	}
+	return r
+}
+
+func kernelRelease() string {
+	var u syscall.Utsname
+	if syscall.Uname(&u) != nil {
+		return "?"
+	}
+	var b []byte
+	for _, c := range u.Release {
+		if c == 0 {
+			break
+		}
+		b = append(b, byte(c))
+	}
+	return string(b)
+}
+
+func printTable(f *os.File, rep *report) {
+	if len(rep.Results) > 0 {
+		printSYN(f, rep)
+	}
+	if len(rep.Bulk) > 0 {
+		if len(rep.Results) > 0 {
+			fmt.Fprintln(f)
+		}
+		printBulk(f, rep)
+	}
+}
+
+// printBulk prints the selected-flow table: each mode's rates and their
+// ratio to the kernel-only transfers of the same framing (HTTP for
+// http-header, the bench's raw framing for proxy-protocol).
+func printBulk(f *os.File, rep *report) {
+	k := rep.Bulk[0]
+	fmt.Fprintf(f, "natreveal bench %s, Linux %s, %d CPUs: selected flows, one connection, %d MiB down then %d MiB up, median of %d round(s)\n\n",
+		rep.Date, rep.Kernel, rep.CPUs, k.MiB, k.MiB, len(k.Rounds))
+	w := tabwriter.NewWriter(f, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "mode\tdown Mbit/s\tx kernel\tup Mbit/s\tx kernel\tqueued/MiB\tCPU ms/MiB\tdrops\t")
+	kh := median(k.Rounds, func(s bulkSample) float64 { return s.HTTPDown })
+	ku := median(k.Rounds, func(s bulkSample) float64 { return s.HTTPUp })
+	fmt.Fprintf(w, "kernel (raw)\t%.0f\t1.00\t%.0f\t1.00\t-\t-\t%d\t\n", k.Down, k.Up, k.Drops)
+	fmt.Fprintf(w, "kernel (http)\t%.0f\t1.00\t%.0f\t1.00\t-\t-\t\t\n", kh, ku)
+	for _, r := range rep.Bulk[1:] {
+		fmt.Fprintf(w, "%s\t%.0f\t%.2f\t%.0f\t%.2f\t%.0f\t%.2f\t%d\t\n",
+			r.Mode, r.Down, r.DownRatio, r.Up, r.UpRatio, r.QueuedPerMiB, r.CPUPerMiB, r.Drops)
+	}
+	w.Flush()
+}
+
+func printSYN(f *os.File, rep *report) {
+	fmt.Fprintf(f, "natreveal bench %s, Linux %s, %d CPUs, %d queue(s), latency at %.0f conn/s, median of %d round(s)\n\n",
+		rep.Date, rep.Kernel, rep.CPUs, rep.Queues, rep.LatRate, len(rep.Results[0].Rounds))
+	w := tabwriter.NewWriter(f, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "mode\tconn/s\tx kernel\tSYN/s\tx kernel\tCPU µs/pkt\tuser µs/pkt\tqueued/conn\tp50 µs\tp99 µs\t+p50 µs\t+p99 µs\tdrops\t")
+	for _, r := range rep.Results {
+		cpu, user, ppc := "-", "-", "-"
+		if r.CPUPerPkt > 0 {
+			cpu = fmt.Sprintf("%.2f", r.CPUPerPkt/1e3)
+			user = fmt.Sprintf("%.2f", r.UserPerPkt/1e3)
+		}
+		if r.PktPerConn > 0.01 {
+			ppc = fmt.Sprintf("%.1f", r.PktPerConn)
+		}
+		fmt.Fprintf(w, "%s\t%.0f\t%.2f\t%.0f\t%.2f\t%s\t%s\t%s\t%.0f\t%.0f\t%+.0f\t%+.0f\t%d\t\n",
+			r.Mode, r.ConnRate, r.ConnRatio, r.SYNRate, r.SYNRatio, cpu, user, ppc, r.P50, r.P99, r.AddedP50, r.AddedP99, r.Drops)
+	}
+	w.Flush()
+}

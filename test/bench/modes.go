@@ -1,0 +1,345 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/google/nftables"
+
+	"github.com/natreveal/natreveal/nfq"
+	"github.com/natreveal/natreveal/rules"
+	"github.com/natreveal/natreveal/test/lab"
+)
+
+// A mode is one way the NAT handles SYNs.
+type mode struct {
+	name string
+	// methods for `natreveal run`; empty: no daemon.
+	methods string
+	// passthrough: the bench itself serves the queue, accepting every
+	// packet unchanged (the cost of the NFQUEUE round trip alone).
+	passthrough bool
+	// nft is a script loaded in the NAT namespace for the mode, removed
+	// after it (ip-id in the kernel).
+	nft, nftTable string
+	// counter names the nft counter of the SYNs that count (see
+	// serverCounters).
+	counter string
+	// args are extra flags of `natreveal run`.
+	args []string
+}
+
+var allModes = []mode{
+	{name: "kernel", counter: "syn"},
+	{name: "queue", passthrough: true, counter: "pass"},
+	{name: "tcp-option", methods: "tcp-option", counter: "tcpopt"},
+	{name: "ip-id", methods: "ip-id", counter: "ipid"},
+	// ip-id in the kernel (ip_id.kernel): the daemon learns each host from
+	// its first SYN into an nft map; the kernel writes the IP-ID of later
+	// atomic SYNs itself and queues none of them.
+	{name: "ip-id-kernel", methods: "ip-id", args: []string{"--ip-id-kernel"}, counter: "ipid"},
+	{name: "ip-option", methods: "ip-option", counter: "ipopt"},
+}
+
+// daemon is a queue reader in the NAT namespace: `natreveal run`, or this
+// binary in passthrough role.
+type daemon struct {
+	cmd   *exec.Cmd
+	mu    sync.Mutex
+	log   bytes.Buffer
+	ready chan struct{}
+	done  chan struct{}
+}
+
+func startDaemon(l *lab.Lab, m mode, binary string, queues int) (*daemon, error) {
+	var args []string
+	if m.passthrough {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		args = []string{self, "-role", "passthrough", "-queues", strconv.Itoa(queues)}
+	} else {
+		args = []string{binary, "run", "--inside", lab.InsidePrefix, "--methods", m.methods,
+			"--queue-count", strconv.Itoa(queues)}
+		args = append(args, m.args...)
+	}
+	return startDaemonArgs(l, m.name, args)
+}
+
+// startDaemonArgs runs args in the NAT namespace and waits for its
+// "running:" line.
+func startDaemonArgs(l *lab.Lab, name string, args []string) (*daemon, error) {
+	d := &daemon{ready: make(chan struct{}), done: make(chan struct{})}
+	d.cmd = exec.Command("ip", append([]string{"netns", "exec", l.NAT}, args...)...)
+	// Kernel drops count: a full queue drops (and counts) instead of
+	// letting SYNs past unmarked, so a saturated queue shows as such.
+	// The SYN path only: no UDP flows followed (which also spares the
+	// conntrack destroy events that only tcp-option needs then).
+	d.cmd.Env = append(os.Environ(), "NATREVEAL_QUEUE_FAIL_OPEN=false",
+		"NATREVEAL_IP_ID_UDP_PACKETS=0", "NATREVEAL_IP_OPTION_UDP_PACKETS=0")
+	pipe, err := d.cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := d.cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() {
+		sc := bufio.NewScanner(pipe)
+		once := sync.Once{}
+		for sc.Scan() {
+			d.mu.Lock()
+			d.log.WriteString(sc.Text() + "\n")
+			d.mu.Unlock()
+			if strings.Contains(sc.Text(), "running:") {
+				once.Do(func() { close(d.ready) })
+			}
+		}
+		d.cmd.Wait()
+		close(d.done)
+	}()
+	select {
+	case <-d.ready:
+		return d, nil
+	case <-d.done:
+		return nil, fmt.Errorf("%s exited early:\n%s", name, d.logText())
+	case <-time.After(15 * time.Second):
+		d.kill()
+		return nil, fmt.Errorf("%s not ready after 15s:\n%s", name, d.logText())
+	}
+}
+
+func (d *daemon) logText() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.log.String()
+}
+
+func (d *daemon) pid() int { return d.cmd.Process.Pid }
+
+func (d *daemon) kill() {
+	d.cmd.Process.Kill()
+	<-d.done
+}
+
+// stop ends the daemon with SIGTERM and returns its final counters.
+func (d *daemon) stop() (map[string]uint64, error) {
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(10 * time.Second):
+		d.kill()
+		return nil, fmt.Errorf("no exit after SIGTERM:\n%s", d.logText())
+	}
+	return parseStats(d.logText()), nil
+}
+
+// parseStats finds the last counters line of a daemon log: `stats {...}`
+// (log), `msg=stats counters="{...}"` (slog text) or a JSON line with
+// "counters".
+func parseStats(log string) map[string]uint64 {
+	lines := strings.Split(log, "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		line := lines[i]
+		var js string
+		switch {
+		case strings.HasPrefix(line, "{") && strings.Contains(line, `"counters"`):
+			var v struct{ Counters map[string]uint64 }
+			if json.Unmarshal([]byte(line), &v) == nil && v.Counters != nil {
+				return v.Counters
+			}
+			continue
+		case strings.Contains(line, "counters="):
+			q := line[strings.Index(line, "counters=")+len("counters="):]
+			if u, err := strconv.QuotedPrefix(q); err == nil {
+				js, _ = strconv.Unquote(u)
+			}
+		case strings.Contains(line, "stats {"):
+			js = line[strings.Index(line, "stats {")+len("stats "):]
+		default:
+			continue
+		}
+		st := map[string]uint64{}
+		if json.Unmarshal([]byte(js), &st) == nil {
+			return st
+		}
+	}
+	return nil
+}
+
+// cpuNanos is the CPU time all threads of process pid have used so far
+// (/proc/PID/task/*/schedstat, first field: nanoseconds on a CPU).
+func cpuNanos(pid int) uint64 {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	var sum uint64
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b))
+		if len(f) > 0 {
+			n, _ := strconv.ParseUint(f[0], 10, 64)
+			sum += n
+		}
+	}
+	return sum
+}
+
+// userNanos is the user-mode CPU time of process pid (/proc/PID/stat utime,
+// clock ticks of 10 ms: coarse, fine over a second of load).
+func userNanos(pid int) uint64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 12 {
+		return 0
+	}
+	ticks, _ := strconv.ParseUint(f[11], 10, 64) // field 14 of the whole line
+	return ticks * 10_000_000
+}
+
+// queueStats sums /proc/net/netfilter/nfnetlink_queue of namespace ns:
+// packets queued so far (id_sequence) and kernel drops (queue_dropped +
+// queue_user_dropped).
+type queueStats struct{ queued, dropped uint64 }
+
+func readQueueStats(ns string) (queueStats, error) {
+	var b []byte
+	err := lab.Do(ns, func() error {
+		var err error
+		b, err = os.ReadFile("/proc/thread-self/net/netfilter/nfnetlink_queue")
+		if os.IsNotExist(err) {
+			err = nil // nfnetlink_queue not loaded yet: nothing queued
+		}
+		return err
+	})
+	var s queueStats
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 8 {
+			continue
+		}
+		d1, _ := strconv.ParseUint(f[5], 10, 64)
+		d2, _ := strconv.ParseUint(f[6], 10, 64)
+		seq, _ := strconv.ParseUint(f[7], 10, 64)
+		s.dropped += d1 + d2
+		s.queued += seq
+	}
+	return s, err
+}
+
+// Counters of the SYNs the flood gets through (nft, in table ip bench):
+// at the server, before anything else sees them, all of them ("syn") and
+// those that carry a HOST_ID: the RFC 7974 option makes the raw SYN's
+// 40-byte TCP header longer ("tcpopt"), ip-id writes lower16 of the lab
+// hosts, 2 or 3 (the raw SYNs leave the kernel with ID 0: DF set, no
+// socket), the IPv4 option makes the IP header longer ("ipopt"). The queue
+// only mode's verdicts carry packet mark 0x100 (nothing else changes), seen
+// in the NAT namespace after source NAT ("pass"). A SYN let go unchanged
+// (backlog full) does not count for the modes that mark.
+const (
+	serverCounters = `table ip bench {
+	counter syn { }
+	counter tcpopt { }
+	counter ipid { }
+	counter ipopt { }
+	chain pre {
+		type filter hook prerouting priority raw - 10; policy accept;
+		tcp dport 9 tcp flags syn / fin,syn,rst,ack counter name syn
+		tcp dport 9 tcp flags syn / fin,syn,rst,ack tcp doff > 10 counter name tcpopt
+		tcp dport 9 tcp flags syn / fin,syn,rst,ack ip id 2-3 counter name ipid
+		tcp dport 9 tcp flags syn / fin,syn,rst,ack ip hdrlength > 5 counter name ipopt
+	}
+}
+`
+	natCounters = `table ip bench {
+	counter pass { }
+	chain post {
+		type filter hook postrouting priority srcnat + 5; policy accept;
+		tcp dport 9 meta mark & 0x100 == 0x100 counter name pass
+	}
+}
+`
+	passMark = 0x100
+)
+
+func readCounter(l *lab.Lab, m mode) (uint64, time.Time, error) {
+	ns := l.Srv
+	if m.counter == "pass" {
+		ns = l.NAT
+	}
+	t0 := time.Now()
+	out, err := l.Exec(ns, "nft", "list", "counter", "ip", "bench", m.counter)
+	mid := t0.Add(time.Since(t0) / 2)
+	if err != nil {
+		return 0, mid, err
+	}
+	f := strings.Fields(out)
+	for i := range f {
+		if f[i] == "packets" && i+1 < len(f) {
+			n, err := strconv.ParseUint(f[i+1], 10, 64)
+			return n, mid, err
+		}
+	}
+	return 0, mid, fmt.Errorf("no packets in %q", out)
+}
+
+// passthrough is the role of this binary that serves the queue for the
+// "queue" mode: natreveal's own ruleset (SYNs of inside hosts) and nfq.Serve
+// with the daemon's queue settings, but a handler that accepts every packet
+// as it is, only marked (passMark) so that the bench can count them.
+func passthrough(queues int) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	nft, err := nftables.New()
+	if err != nil {
+		return err
+	}
+	mech, err := rules.Probe(nft)
+	if err != nil {
+		return err
+	}
+	spec := rules.Spec{
+		Inside: []netip.Prefix{netip.MustParsePrefix(lab.InsidePrefix)}, QueueCount: uint16(queues),
+		Mechanism: mech, Placement: rules.PreNAT, SYN: true,
+	}
+	st := &nfq.Stats{}
+	qc := nfq.QueueConfig{Count: uint16(queues), MaxLen: 4096, Backlog: 1024, RcvBuf: 8 << 20}
+	err = nfq.Serve(ctx, qc, acceptAll{}, st, nfq.Hooks{
+		Bound: func() error {
+			if err := rules.Apply(nft, spec); err != nil {
+				return err
+			}
+			fmt.Fprintln(os.Stderr, "running: passthrough")
+			return nil
+		},
+		Unbinding: func() { rules.Remove(nft, "") },
+	})
+	b, _ := json.Marshal(st)
+	fmt.Fprintf(os.Stderr, "stats %s\n", b)
+	return err
+}
+
+type acceptAll struct{}
+
+func (acceptAll) Handle([]byte, int, nfq.Meta) nfq.Verdict {
+	return nfq.Verdict{SetMark: true, Mark: passMark}
+}
