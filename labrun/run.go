@@ -36,7 +36,7 @@ var (
 
 // Bounds of every flood.
 const (
-	probeTimeout = 3 * time.Second // connect timeout of one probe (a dropped SYN is retried twice within it)
+	probeTimeout = 5 * time.Second // connect timeout of one probe: a dropped SYN is retried twice within it (RTO 1 s, then 2 s)
 	probeWidth   = 25              // probes in flight
 	udpWait      = 2 * time.Second
 	perfMax      = 20000 // connections per rate measurement at most

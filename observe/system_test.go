@@ -78,7 +78,7 @@ func newNetNS(t *testing.T) *netns {
 
 func (n *netns) nft(t *testing.T, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", n.name, "nft"}, args...)...)
@@ -102,7 +102,7 @@ type observer struct {
 
 func startObserver(t *testing.T, n *netns, cfg Config) *observer {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	o := &observer{cancel: cancel, done: make(chan struct{})}
 	ready := make(chan struct{})
 	cfg.NetNS = int(n.fd.Fd())
@@ -121,8 +121,8 @@ func startObserver(t *testing.T, n *netns, cfg Config) *observer {
 	case <-ready:
 	case <-o.done:
 		t.Fatalf("observer ended before it was ready: %v", o.err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("observer not ready after 10s")
+	case <-time.After(30 * time.Second):
+		t.Fatal("observer not ready after 30s")
 	}
 	return o
 }
@@ -132,15 +132,15 @@ func (o *observer) stop(t *testing.T) {
 	o.cancel()
 	select {
 	case <-o.done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("observer did not stop within 10s")
+	case <-time.After(30 * time.Second):
+		t.Fatal("observer did not stop within 30s")
 	}
 }
 
 // waitRecords waits until the observer has reported n records.
 func (o *observer) waitRecords(t *testing.T, n int) []reveal.Record {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(15 * time.Second)
 	for {
 		o.mu.Lock()
 		got := append([]reveal.Record(nil), o.records...)

@@ -129,8 +129,8 @@ func startDaemonArgv(t *testing.T, l *lab.Lab, env []string, argv []string) *dae
 	case <-d.ready:
 	case <-d.done:
 		t.Fatalf("natreveal run exited early:\n%s", d.log())
-	case <-time.After(15 * time.Second):
-		t.Fatalf("natreveal run not ready after 15s:\n%s", d.log())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("natreveal run not ready after 30s:\n%s", d.log())
 	}
 	return d
 }
@@ -138,7 +138,7 @@ func startDaemonArgv(t *testing.T, l *lab.Lab, env []string, argv []string) *dae
 // waitLog waits until the log holds s at least n times.
 func (d *daemon) waitLog(t *testing.T, s string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		if strings.Count(d.log(), s) >= n {
 			return

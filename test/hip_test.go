@@ -43,7 +43,7 @@ func TestHIPPassesUntouched(t *testing.T) {
 		if err := lab.SendRaw(ns, h.dst, 139, sent); err != nil {
 			t.Fatal(err)
 		}
-		got, from, err := r.Next(3 * time.Second)
+		got, from, err := r.Next(10 * time.Second)
 		if err != nil {
 			t.Fatalf("HIP packet from %s did not arrive: %v", ns, err)
 		}

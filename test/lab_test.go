@@ -105,8 +105,10 @@ func TestLabQuick(t *testing.T) {
 			}
 		}
 		s := m.Success[labrun.PathClean]
-		if s == nil || s.Attempted != res.N*countTransports(m) || s.Ratio != 1 || s.Revealed != s.Attempted {
-			t.Errorf("%s on the clean path: %+v, want all %d probes completed with the right HOST_ID", m.Name, s, res.N*countTransports(m))
+		if s == nil {
+			t.Errorf("%s: no result on the clean path", m.Name)
+		} else if s.Attempted != res.N*countTransports(m) || s.Ratio != 1 || s.Revealed != s.Attempted {
+			t.Errorf("%s on the clean path: %+v (tcp %+v udp %+v), want all %d probes completed with the right HOST_ID", m.Name, s, s.TCP, s.UDP, res.N*countTransports(m))
 		}
 	}
 	if m, ok := byName["ip-option"]; ok {

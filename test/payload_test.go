@@ -392,7 +392,9 @@ proxy_protocol:
 	if st["select-kernel"] < 2 || st["select-kernel-failed"] != 0 {
 		t.Errorf("handoffs: %d, failed %d; counters %v", st["select-kernel"], st["select-kernel-failed"], st)
 	}
-	if perFlow := st["packets"] / max(st["select-flows"], 1); perFlow > 15 {
+	// 10 MiB is about 160 GSO packets per flow: 40 proves the handoff while
+	// leaving room for packets queued while verdicts were still in flight.
+	if perFlow := st["packets"] / max(st["select-flows"], 1); perFlow > 40 {
 		t.Errorf("%d packets queued per selected flow, want a handful; counters %v", perFlow, st)
 	}
 }

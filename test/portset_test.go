@@ -39,7 +39,7 @@ func addHostAddrs(t *testing.T, ns string, first, last int) {
 func dialFrom(ns string, src netip.Addr) error {
 	var c net.Conn
 	err := lab.Do(ns, func() error {
-		d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: src.AsSlice()}}
+		d := net.Dialer{Timeout: 15 * time.Second, LocalAddr: &net.TCPAddr{IP: src.AsSlice()}}
 		var err error
 		c, err = d.Dial("tcp4", srvAddr)
 		return err
@@ -48,7 +48,7 @@ func dialFrom(ns string, src netip.Addr) error {
 		return fmt.Errorf("dial from %v: %w", src, err)
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.SetDeadline(time.Now().Add(15 * time.Second))
 	if _, err := fmt.Fprintf(c, "%-16s", src); err != nil {
 		return err
 	}
@@ -135,7 +135,7 @@ func TestPortSetEveryHost(t *testing.T) {
 	}
 
 	seen := map[netip.Addr]netip.AddrPort{}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(15 * time.Second)
 	for len(seen) < len(hosts) && time.Now().Before(deadline) {
 		for _, x := range s.Seen() {
 			a, err1 := netip.ParseAddr(strings.TrimSpace(x.Head))
@@ -178,7 +178,7 @@ func TestPortSetEveryHost(t *testing.T) {
 		want[a.String()] = src
 	}
 	var missing []string
-	deadline = time.Now().Add(5 * time.Second)
+	deadline = time.Now().Add(15 * time.Second)
 	for {
 		found := map[string]bool{}
 		f, err := os.Open(logFile)

@@ -28,8 +28,9 @@ func TestPostNATUserMarkedSYNFailsOpen(t *testing.T) {
 	st := d.stop(t)
 	if marked.HasOption {
 		t.Logf("user-marked post-nat SYN was marked (%#x): this kernel exposes unconfirmed flows", marked.OptionID)
-	} else if st["ct-miss"] != 1 {
-		t.Errorf("unmarked post-nat SYN not counted as one ct-miss: %v", st)
+	} else if !retx(st["ct-miss"], 1) {
+		// One SYN, one miss; a retransmitted SYN is looked up again.
+		t.Errorf("unmarked post-nat SYN not counted as one ct-miss (two with a SYN retransmission): %v", st)
 	}
 	if marked.Bytes != 16 {
 		t.Errorf("user-marked connection lost data: %d bytes", marked.Bytes)

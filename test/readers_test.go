@@ -118,7 +118,9 @@ func TestServerReadersAgree(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(300 * time.Millisecond)
+	// Wait until the readers that run with the traffic hold every flow:
+	// the UDP server its datagrams, observe (NFLOG) its records.
+	waitRecords(t, obs, app, u, hosts)
 	d.stop(t)
 
 	app.mu.Lock()
@@ -239,10 +241,76 @@ func startObserve(t *testing.T, l *lab.Lab) *observer {
 	case <-ready:
 	case <-o.done:
 		t.Fatalf("natreveal observe exited early:\n%s", o.log())
-	case <-time.After(10 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatalf("natreveal observe not ready:\n%s", o.log())
 	}
 	return o
+}
+
+// waitRecords waits (10 s) until the UDP server has both hosts' datagrams
+// (2 each) and observe has reported, for each of the 6 flows the servers
+// saw, every method with the HOST_ID of its host. The records are checked
+// again, with the listener's and decode's, once the readers stop.
+func waitRecords(t *testing.T, obs *observer, app *appServer, u *lab.UDPServer, hosts []struct{ ns, id string }) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		want := map[string]map[string]string{}
+		app.mu.Lock()
+		for src, head := range app.head {
+			var i int
+			fmt.Sscan(head, &i)
+			if i < 0 || i >= len(hosts) {
+				continue
+			}
+			want[src] = map[string]string{"tcp-option": hosts[i].id}
+			if netip.MustParseAddrPort(src).Addr().Is4() {
+				want[src]["ip-option"], want[src]["ip-id"] = hosts[i].id, hosts[i].id
+			} else {
+				want[src]["dest-opt"] = hosts[i].id
+			}
+		}
+		app.mu.Unlock()
+		dgs := u.Seen()
+		for _, dg := range dgs {
+			var i, k int
+			fmt.Sscanf(dg.Head, "r%d-%d", &i, &k)
+			if i < 0 || i >= len(hosts) {
+				continue
+			}
+			want[dg.Src] = map[string]string{"ip-option": hosts[i].id, "ip-id": hosts[i].id}
+		}
+		got := map[string]map[string]string{}
+		for _, line := range strings.Split(obs.log(), "\n") {
+			var r record
+			if !strings.HasPrefix(line, "{") || json.Unmarshal([]byte(line), &r) != nil {
+				continue
+			}
+			if got[r.Src] == nil {
+				got[r.Src] = map[string]string{}
+			}
+			got[r.Src][r.Method] = r.HostID
+		}
+		missing := ""
+		if len(dgs) < 4 || len(want) < 6 {
+			missing = fmt.Sprintf("%d of 4 datagrams, %d of 6 flows at the servers", len(dgs), len(want))
+		}
+		for src, ms := range want {
+			for m, v := range ms {
+				if missing == "" && got[src][m] != v {
+					missing = fmt.Sprintf("observe: %s %s = %q, want %q", src, m, got[src][m], v)
+				}
+			}
+		}
+		if missing == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Logf("after 10s: %s; the checks below say what is wrong", missing)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func (o *observer) log() string {

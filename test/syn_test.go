@@ -48,6 +48,14 @@ func waitSeen(t *testing.T, s *lab.Server, label string) lab.Seen {
 	return lab.Seen{}
 }
 
+// retx reports whether got, a counter the daemon raises once per SYN or
+// SYN-ACK of want connections, lies in [want, 2*want]. On a loaded machine a
+// handshake can outlast the 1 s initial RTO: the client retransmits its SYN
+// (the server then its SYN-ACK) and the daemon counts it again. One such
+// retransmission per connection is the most a healthy run shows; more than
+// that, or fewer than want, is a bug.
+func retx[T uint64 | float64](got, want T) bool { return want <= got && got <= 2*want }
+
 func ruleset(t *testing.T, l *lab.Lab) string {
 	t.Helper()
 	r, err := l.Ruleset(l.NAT)
@@ -114,11 +122,13 @@ func twoHostsBothMethods(t *testing.T, args ...string) map[string]uint64 {
 	if st["tcp-option/written"] <= 4 {
 		t.Errorf("only SYNs carried the option (%d); RFC 7974 §4.2 wants it until data is acknowledged", st["tcp-option/written"])
 	}
-	if st["flows-tracked"] != 4 || st["track-done"] != 4 {
-		t.Errorf("flows tracked %d, done %d: want 4 and 4", st["flows-tracked"], st["track-done"])
+	// A retransmitted SYN refreshes its flow and counts as tracked again, a
+	// retransmitted SYN-ACK is lowered again; each flow ends exactly once.
+	if !retx(st["flows-tracked"], 4) || st["track-done"] != 4 {
+		t.Errorf("flows tracked %d, done %d: want 4 (up to 8 with SYN retransmissions) and 4", st["flows-tracked"], st["track-done"])
 	}
-	if st["mss-lowered"] != 4 || st["tcp-option/over-mtu"] != 0 {
-		t.Errorf("mss-lowered %d, over-mtu %d: want 4 and 0", st["mss-lowered"], st["tcp-option/over-mtu"])
+	if !retx(st["mss-lowered"], 4) || st["tcp-option/over-mtu"] != 0 {
+		t.Errorf("mss-lowered %d, over-mtu %d: want 4 (up to 8 with SYN-ACK retransmissions) and 0", st["mss-lowered"], st["tcp-option/over-mtu"])
 	}
 	if after := ruleset(t, l); after != before {
 		t.Errorf("SIGTERM left the ruleset changed.\nbefore:\n%s\nafter:\n%s", before, after)
@@ -189,6 +199,9 @@ func TestKillLosesNothing(t *testing.T) {
 	errs := make(chan error, n)
 	for i := 0; i < n; i++ {
 		if i == 10 {
+			// Kill only once some connections went through the daemon, so
+			// that "marked before the kill" is not left to the pacing.
+			waitMarked(t, s, "k", 3, 5*time.Second)
 			d.cmd.Process.Kill()
 		}
 		ns := l.C1
@@ -230,5 +243,27 @@ func TestKillLosesNothing(t *testing.T) {
 	d2.stop(t)
 	if after := ruleset(t, l); after != before {
 		t.Errorf("ruleset changed.\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+// waitMarked waits until the server has seen at least n connections whose
+// label starts with prefix and whose SYN carried the HOST_ID option.
+func waitMarked(t *testing.T, s *lab.Server, prefix string, n int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		marked := 0
+		for _, x := range s.Seen() {
+			if strings.HasPrefix(strings.TrimSpace(x.Head), prefix) && x.HasOption {
+				marked++
+			}
+		}
+		if marked >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d marked %q connections after %v, want at least %d", marked, prefix, timeout, n)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
