@@ -71,6 +71,7 @@ func TestBadValues(t *testing.T) {
 		{"inside: [2001:db8:1::1/64]\nmethods: [dest-opt]\n", nil, "inside", "host bits set"},
 		{"inside: [\"::ffff:100.64.0.0/120\"]\nmethods: [tcp-option]\n", nil, "inside", "write IPv4 prefixes as IPv4"},
 		{"inside: [100.64.0.0/24, 2001:db8:1::/64]\nmethods: [tcp-option]\nplacement: post-nat\n", nil, "placement", "cannot hold an IPv6 address"},
+		{"inside: [100.64.0.0/24]\nmethods: [tcp-option, ip-id]\nplacement: post-nat\nip_id:\n  scope: all\n", nil, "ip_id.scope", "use pre-nat, or scope new"},
 		{"inside: [100.64.0.0/24]\nmethods: [dest-opt]\n", nil, "methods", "no IPv6 prefix"},
 		{"inside: [100.64.0.0/24, 2001:db8:1::/64]\nmethods: [dest-opt]\n", nil, "methods", "add an IPv4 method"},
 		{"inside: [2001:db8:1::/64]\nmethods: [ip-id]\n", nil, "methods", "add tcp-option or dest-opt"},

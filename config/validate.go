@@ -186,6 +186,9 @@ func (c *Config) crossCheck() error {
 	if c.HasIPv6() && c.Placement == "post-nat" {
 		return bad("placement", "post-nat carries the inside source in the 32-bit packet mark, which cannot hold an IPv6 address; use pre-nat with IPv6 inside prefixes")
 	}
+	if c.Placement == "post-nat" && c.Has(MethodTCPOption) && c.Has(MethodIPID) && c.IPID.Scope == ScopeAll {
+		return bad("ip_id.scope", "all queues every TCP segment, and post-nat the packet mark holds the inside address, so segments of a flow still waiting for the server's answer (RFC 7974 §4.2) cannot be told apart for tcp-option; use pre-nat, or scope new")
+	}
 	if c.Has(MethodDestOpt) && !c.HasIPv6() {
 		return bad("methods", "dest-opt marks IPv6 packets only, but inside holds no IPv6 prefix")
 	}

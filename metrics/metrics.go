@@ -34,6 +34,7 @@ type Source struct {
 	Stats     func() *nfq.Stats // packet path counters
 	Flows     func() int        // flows followed now
 	Lookups   func() uint64     // conntrack lookups (post-NAT resolver)
+	Refresh   func()            // called first: brings the ruleset's counters into Stats
 	QueueFile string            // default QueueFile; "-" disables
 	Version   string            // natreveal_build_info
 }
@@ -60,7 +61,7 @@ var (
 	descFlows = prometheus.NewDesc("natreveal_flows_tracked",
 		"Flows followed after their SYN right now.", nil, nil)
 	descMSS = prometheus.NewDesc("natreveal_mss_lowered_total",
-		"SYN-ACKs whose MSS was lowered to make room for the option.", nil, nil)
+		"SYN-ACKs whose MSS was lowered to make room for the option (by the ruleset for tracked flows).", nil, nil)
 	descCtLookups = prometheus.NewDesc("natreveal_conntrack_lookups_total",
 		"Conntrack lookups of the post-NAT path.", nil, nil)
 	descCtMisses = prometheus.NewDesc("natreveal_conntrack_misses_total",
@@ -121,6 +122,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
 	ch <- prometheus.MustNewConstMetric(descBuild, prometheus.GaugeValue, 1, c.src.Version, runtime.Version())
+	if c.src.Refresh != nil {
+		c.src.Refresh()
+	}
 	if c.src.Stats != nil {
 		if st := c.src.Stats(); st != nil {
 			for _, m := range methods {

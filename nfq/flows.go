@@ -17,11 +17,9 @@ type FlowKey struct {
 	ServerPort uint16
 }
 
-// flow is what RFC 7974 §4.2 needs until the server shows the connection is
-// established: the client's ISN (to tell when data is acknowledged) and how
-// many segments carried the option so far. A UDP flow counts its packets.
+// flow is a UDP flow whose first datagrams carry the HOST_ID: how many went
+// through so far. (TCP flows are followed by the ruleset: rules.Spec.Track.)
 type flow struct {
-	isn   uint32
 	segs  uint16
 	added int64 // unix seconds, for the age sweep
 }
@@ -36,12 +34,12 @@ func NewFlows(max int) *Flows {
 	return f
 }
 
-// start records a new flow; false when the table is full. A SYN
-// retransmission simply refreshes the entry.
-func (f *Flows) start(k FlowKey, isn uint32, now int64) bool {
+// start records a new flow; false when the table is full. An existing
+// entry is refreshed.
+func (f *Flows) start(k FlowKey, now int64) bool {
 	return f.add(k,
-		func() *flow { return &flow{isn: isn, added: now} },
-		func(e *flow) *flow { e.isn, e.added = isn, now; return e })
+		func() *flow { return &flow{added: now} },
+		func(e *flow) *flow { e.added = now; return e })
 }
 
 // Sweep deletes flows older than maxAge: a handshake whose end natreveal never

@@ -42,7 +42,6 @@ type HandlerConfig struct {
 	PostNAT   bool // packets are queued after source NAT: the tag mark or conntrack names the inside host
 	TCPOption bool
 	OptionLen int // 2 or 4
-	MaxSegs   int // client segments after the SYN that may carry the option
 	IPID      bool
 	IPIDScope string // "syn", "new", "all"
 	IPIDUDP   int    // first packets of a UDP flow whose IP-ID carries the HOST_ID
@@ -103,8 +102,9 @@ func NewHandler(cfg HandlerConfig, src hostid.Source, resolve func(conntrack.Key
 	return h
 }
 
-// Tracks reports whether flows are followed after their SYN, so the ruleset
-// must queue their packets (both directions) until the handler says done.
+// Tracks reports whether flows are followed after their SYN: the ruleset
+// queues their client segments until the server shows the connection
+// established (rules.Spec.Track).
 func (c HandlerConfig) Tracks() bool {
 	return c.TCPOption || (c.IPID && c.IPIDScope == "new")
 }
@@ -193,7 +193,7 @@ func (h *Handler) handle(buf []byte, n int, m Meta, tag netip.Addr) Verdict {
 		if v, ok := h.selReply(key, ip, tcp, pkt, m); ok {
 			return v
 		}
-		return h.reply(key, tcp, pkt, m, false)
+		return h.reply()
 	}
 	return h.original(ip, tcp, buf, n, m, tag)
 }
@@ -223,16 +223,14 @@ func (h *Handler) handle6(buf []byte, n int, m Meta) Verdict {
 		return Verdict{}
 	}
 	if h.inside(dst) {
-		key := FlowKey{Proto: 6, Inside: dst, InsidePort: tcp.DstPort, Server: src, ServerPort: tcp.SrcPort}
-		return h.reply(key, tcp, pkt, m, true)
+		return h.reply()
 	}
-	key := FlowKey{Proto: 6, Inside: src, InsidePort: tcp.SrcPort, Server: dst, ServerPort: tcp.DstPort}
 	id, ok := h.src.HostID(src, m.InIf)
 	if !ok {
 		h.stats.inc(NoHostID)
 		return Verdict{}
 	}
-	v, syn, mark := h.follow(key, tcp, m, h.track6)
+	v, syn, mark := h.follow(tcp, m, h.track6)
 	length := n
 	if syn && h.cfg.DestOpt {
 		if nl, ok := h.destOpt(buf, length, id, m); ok {
@@ -336,7 +334,7 @@ func (h *Handler) original(ip encoders.IPv4, tcp encoders.TCP, buf []byte, n int
 		h.stats.inc(NoHostID)
 		return Verdict{}
 	}
-	v, syn, mark := h.follow(key, tcp, m, h.track)
+	v, syn, mark := h.follow(tcp, m, h.track)
 	ipid := false
 	switch {
 	case syn:
@@ -370,46 +368,29 @@ func (h *Handler) original(ip encoders.IPv4, tcp encoders.TCP, buf []byte, n int
 	return h.modified(v)
 }
 
-// follow keeps the flow state of a client->server TCP segment: a SYN starts
-// a followed flow (track), a later segment counts against MaxSegs until the
-// flow ends. mark: the segment carries the option.
-func (h *Handler) follow(key FlowKey, tcp encoders.TCP, m Meta, track bool) (v Verdict, syn, mark bool) {
+// follow classifies a client->server TCP segment: a SYN starts a followed
+// flow (track: the verdict sets TrackBit, and the steer chain then queues
+// the flow's client segments until the server shows it established, RFC
+// 7974 §4.2, or tcp_option.max_segments is reached; rules.Spec.Track).
+// Those segments carry the option: no state is kept here. mark: the
+// segment carries the option.
+func (h *Handler) follow(tcp encoders.TCP, m Meta, track bool) (v Verdict, syn, mark bool) {
 	syn = tcp.Flags&(encoders.FlagSYN|encoders.FlagACK|encoders.FlagRST|encoders.FlagFIN) == encoders.FlagSYN
 	switch {
 	case syn:
-		mark = true
 		if track {
-			if h.flows.start(key, tcp.Seq, h.now().Unix()) {
-				h.stats.inc(FlowsTracked)
-				v = h.setMark(v, m, h.cfg.TrackBit)
-			} else {
-				h.stats.inc(FlowsFull)
-			}
+			h.stats.inc(FlowsTracked)
+			v = h.setMark(v, m, h.cfg.TrackBit)
 		}
+		return v, true, true
 	case track:
-		end := tcp.Flags&(encoders.FlagFIN|encoders.FlagRST) != 0
-		carry, ended := false, false
-		known := h.flows.with(key, func(f *flow) bool {
-			f.segs++
-			carry = int(f.segs) <= h.cfg.MaxSegs
-			ended = !carry || end
-			return ended
-		})
-		switch {
-		case !known:
-			// Queued by the tracking rule but unknown here (the daemon
-			// restarted, or the flow ended): stop queueing this flow.
-			if h.cfg.IPIDScope != "all" || key.Inside.Is6() {
-				h.stats.inc(Untracked)
-			}
-			v = h.setMark(v, m, h.cfg.DoneBit)
-		case ended:
-			h.stats.inc(TrackDone)
-			v = h.setMark(v, m, h.cfg.DoneBit)
-		}
-		mark = carry
+		// Pre-NAT the steer chain put TrackBit in the mark of segments of
+		// the tracked phase; post-NAT (no AllTCP with tcp-option, no
+		// selected flows: config) every queued later segment is one.
+		phase := h.cfg.PostNAT || m.Mark&h.cfg.TrackBit != 0
+		return v, false, phase && tcp.Flags&encoders.FlagRST == 0
 	}
-	return v, syn, mark
+	return v, false, false
 }
 
 // ipOption writes the IPv4 option into buf[:n]; ok reports a new packet of
@@ -503,7 +484,7 @@ func (h *Handler) udpSeq(key FlowKey, m Meta, limit int) (v Verdict, seq int, ok
 		seq = 1
 		switch {
 		case limit <= 1:
-		case h.flows.start(key, 0, h.now().Unix()):
+		case h.flows.start(key, h.now().Unix()):
 			h.flows.with(key, func(f *flow) bool { f.segs = 1; return false })
 			h.stats.inc(FlowsTracked)
 			v = h.setMark(v, m, h.cfg.TrackBit)
@@ -529,43 +510,12 @@ func (h *Handler) countCtErr(err error) {
 	}
 }
 
-// reply handles a server->client packet of a followed flow: lower the MSS of
-// the SYN-ACK so the client leaves room for the option, and end the flow once
-// the server shows the connection is established (RFC 7974 §4.2: "the return
-// segment either includes or acknowledges data").
-func (h *Handler) reply(key FlowKey, tcp encoders.TCP, pkt []byte, m Meta, v6 bool) Verdict {
-	var v Verdict
-	track := h.track
-	if v6 {
-		track = h.track6
-	}
-	synack := tcp.Flags&(encoders.FlagSYN|encoders.FlagACK) == encoders.FlagSYN|encoders.FlagACK
-	done := false
-	known := track && h.flows.with(key, func(f *flow) bool {
-		acked := tcp.Flags&encoders.FlagACK != 0 && int32(tcp.Ack-(f.isn+1)) > 0
-		done = tcp.PayloadLen > 0 || acked || tcp.Flags&(encoders.FlagRST|encoders.FlagFIN) != 0
-		return done
-	})
-	if !known {
-		h.stats.inc(Untracked)
-		return h.setMark(v, m, h.cfg.DoneBit)
-	}
-	if synack && h.cfg.TCPOption {
-		lower := encoders.LowerMSS
-		if v6 {
-			lower = encoders.LowerMSS6
-		}
-		if r := lower(pkt, encoders.HostIDOptionSpace); r == encoders.Written {
-			h.stats.inc(MSSLowered)
-			h.stats.inc(Modified)
-			v.Len = len(pkt)
-		}
-	}
-	if done {
-		h.stats.inc(TrackDone)
-		v = h.setMark(v, m, h.cfg.DoneBit)
-	}
-	return v
+// reply handles a server->client TCP packet that is not one of a selected
+// flow: the ruleset queues none (the kernel lowers the SYN-ACK's MSS and
+// ends tracking, rules.Spec.Track), so it passes unchanged and counts.
+func (h *Handler) reply() Verdict {
+	h.stats.inc(Untracked)
+	return Verdict{}
 }
 
 // isSYN reads the flags of a TCP header at offset tcpOff that did not parse

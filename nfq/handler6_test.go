@@ -1,6 +1,8 @@
 package nfq
 
 import (
+	"bytes"
+	"fmt"
 	"net/netip"
 	"testing"
 
@@ -21,7 +23,7 @@ func build6(t testing.TB, s seg) ([]byte, int) {
 	t.Helper()
 	ip := &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: layers.IPProtocolTCP, SrcIP: s.src.AsSlice(), DstIP: s.dst.AsSlice()}
 	tcp := &layers.TCP{SrcPort: layers.TCPPort(s.sport), DstPort: layers.TCPPort(s.dport), SYN: s.syn, ACK: s.ack,
-		FIN: s.fin, Seq: s.seq, Ack: s.ackn, Window: 64240}
+		FIN: s.fin, RST: s.rst, Seq: s.seq, Ack: s.ackn, Window: 64240}
 	if s.mss != 0 {
 		tcp.Options = []layers.TCPOption{{OptionType: layers.TCPOptionKindMSS, OptionLength: 4, OptionData: []byte{byte(s.mss >> 8), byte(s.mss)}}}
 	}
@@ -42,12 +44,9 @@ func serialize6(t testing.TB, ls ...gopacket.SerializableLayer) ([]byte, int) {
 
 func newHandler6(cfg HandlerConfig) (*Handler, *Stats) {
 	cfg.Inside = []netip.Prefix{netip.MustParsePrefix("100.64.0.0/24"), netip.MustParsePrefix("2001:db8:1::/64")}
-	cfg.TrackBit, cfg.DoneBit = 0x10000, 0x20000
+	cfg.TrackBit, cfg.DoneBit = trackBit, 0x20000
 	if cfg.OptionLen == 0 {
 		cfg.OptionLen = 2
-	}
-	if cfg.MaxSegs == 0 {
-		cfg.MaxSegs = 8
 	}
 	if cfg.DestLen == 0 {
 		cfg.DestType, cfg.DestLen = encoders.DestOptType, 2
@@ -70,15 +69,37 @@ func check6(t *testing.T, pkt []byte) gopacket.Packet {
 	return p
 }
 
+// passes6 handles s with mark 0x5 and fails unless the verdict is
+// Verdict{} and the packet's bytes are untouched.
+func passes6(t *testing.T, h *Handler, s seg, what string) {
+	t.Helper()
+	passes6Mark(t, h, s, 0x5, what)
+}
+
+// passes6Mark is passes6 with the packet mark mark.
+func passes6Mark(t *testing.T, h *Handler, s seg, mark uint32, what string) {
+	t.Helper()
+	buf, n := build6(t, s)
+	orig := bytes.Clone(buf[:n])
+	if v := h.Handle(buf, n, Meta{Mark: mark}); v.Len != 0 || v.SetMark || v.Drop || v.After != nil {
+		t.Fatalf("%s: verdict %+v, want Verdict{} (unchanged, no mark)", what, v)
+	}
+	if !bytes.Equal(buf[:n], orig) {
+		t.Fatalf("%s: packet bytes changed under a Verdict{}", what)
+	}
+}
+
 // An IPv6 SYN from inside gets both the RFC 7974 option and the Destination
-// Option; later segments carry the option until data is acknowledged; the
-// SYN-ACK's MSS is lowered.
+// Option, and TrackBit; later client segments of the tracked phase (TrackBit
+// in their mark) carry the option only, the same segments without it pass
+// unchanged; the server's packets (the SYN-ACK's MSS is the kernel's) pass
+// unchanged.
 func TestHandler6SYNBothMethods(t *testing.T) {
 	h, st := newHandler6(HandlerConfig{TCPOption: true, DestOpt: true})
 	buf, n := build6(t, seg{src: client6, dst: server6, sport: 40000, dport: 80, syn: true, seq: 100, mss: 1440})
-	v := h.Handle(buf, n, Meta{})
-	if v.Len != n+8+8 || !v.SetMark || v.Mark != 0x10000 {
-		t.Fatalf("SYN verdict %+v (len was %d): want +8 option +8 Destination Options header, track mark", v, n)
+	v := h.Handle(buf, n, Meta{Mark: 0x5})
+	if v.Len != n+8+8 || !v.SetMark || v.Mark != 0x5|0x10000 {
+		t.Fatalf("SYN verdict %+v (len was %d): want +8 option +8 Destination Options header, mark 0x10005", v, n)
 	}
 	p := check6(t, buf[:v.Len])
 	if p.Layer(layers.LayerTypeIPv6Destination) == nil {
@@ -91,24 +112,64 @@ func TestHandler6SYNBothMethods(t *testing.T) {
 		t.Errorf("destination option id %#x len %d ok %v, want 7", id, l, ok)
 	}
 
-	sa, n := build6(t, seg{src: server6, dst: client6, sport: 80, dport: 40000, syn: true, ack: true, seq: 5000, ackn: 101, mss: 1440})
-	if v := h.Handle(sa, n, Meta{}); v.Len != n {
-		t.Fatalf("SYN-ACK verdict %+v: want MSS rewritten", v)
+	passes6(t, h, seg{src: server6, dst: client6, sport: 80, dport: 40000, syn: true, ack: true, seq: 5000, ackn: 101, mss: 1440}, "SYN-ACK")
+	for i, s := range []seg{
+		{src: client6, dst: server6, sport: 40000, dport: 80, ack: true, seq: 101, ackn: 5001},
+		{src: client6, dst: server6, sport: 40000, dport: 80, ack: true, seq: 101, ackn: 5001, payload: 100},
+	} {
+		passes6(t, h, s, fmt.Sprintf("segment %d without TrackBit", i+1))
+		seg1, n := build6(t, s)
+		v := h.Handle(seg1, n, Meta{Mark: 0x5 | trackBit})
+		if v.Len != n+8 || v.SetMark {
+			t.Fatalf("segment %d verdict %+v: want the option (+8), no mark", i+1, v)
+		}
+		p := check6(t, seg1[:v.Len])
+		if p.Layer(layers.LayerTypeIPv6Destination) != nil {
+			t.Fatalf("segment %d has a Destination Options header: the SYN only", i+1)
+		}
+		if id, _, ok := encoders.HostIDOption6(seg1[:v.Len]); !ok || id != 7 {
+			t.Fatalf("segment %d: HOST_ID %#x %v", i+1, id, ok)
+		}
+		if got := len(p.Layer(layers.LayerTypeTCP).(*layers.TCP).Payload); got != s.payload {
+			t.Fatalf("segment %d: payload %d bytes", i+1, got)
+		}
 	}
-	if tcp := check6(t, sa[:n]).Layer(layers.LayerTypeTCP).(*layers.TCP); tcp.Options[0].OptionData[1] != byte(1432&0xff) {
-		t.Errorf("MSS not lowered by 8: %v", tcp.Options)
+	passes6(t, h, seg{src: server6, dst: client6, sport: 80, dport: 40000, ack: true, seq: 5001, ackn: 201}, "server ACK of data")
+	if st.DestOpt(encoders.Written) != 1 || st.Option(encoders.Written) != 3 || st.Get(FlowsTracked) != 1 || st.Get(Untracked) != 2 ||
+		st.Get(TrackDone) != 0 || st.Get(MSSLowered) != 0 || h.flows.Len() != 0 {
+		t.Errorf("counters %v, %d flows held", st.Snapshot(), h.flows.Len())
 	}
-	seg1, n := build6(t, seg{src: client6, dst: server6, sport: 40000, dport: 80, ack: true, seq: 101, ackn: 5001, payload: 100})
-	if v := h.Handle(seg1, n, Meta{}); v.Len != n+8 {
-		t.Fatalf("data segment verdict %+v: want the option", v)
+}
+
+// IPv6 without state: a client segment with TrackBit whose SYN this handler
+// never saw carries the option, without TrackBit it passes; a client RST
+// passes without; a server packet passes unchanged and counts as untracked.
+// Without tcp-option (dest-opt alone, Tracks6 false) a later segment passes
+// unchanged, TrackBit or not.
+func TestHandler6Stateless(t *testing.T) {
+	h, st := newHandler6(HandlerConfig{TCPOption: true, DestOpt: true, OptionLen: 4})
+	data := seg{src: client6, dst: server6, sport: 41000, dport: 443, ack: true, seq: 7001, ackn: 9001, payload: 517}
+	passes6(t, h, data, "segment without TrackBit")
+	buf, n := build6(t, data)
+	v := h.Handle(buf, n, Meta{Mark: trackBit})
+	if v.Len != n+8 || v.SetMark {
+		t.Fatalf("segment verdict %+v (len was %d): want +8, no mark", v, n)
 	}
-	check6(t, seg1[:n+8])
-	ack, n := build6(t, seg{src: server6, dst: client6, sport: 80, dport: 40000, ack: true, seq: 5001, ackn: 201})
-	if v := h.Handle(ack, n, Meta{}); !v.SetMark || v.Mark != 0x20000 {
-		t.Fatalf("acknowledging segment verdict %+v: want done mark", v)
+	check6(t, buf[:v.Len])
+	if id, l, ok := encoders.HostIDOption6(buf[:v.Len]); !ok || id != 7 || l != 4 {
+		t.Fatalf("HOST_ID %#x len %d %v, want 7 in 4 bytes", id, l, ok)
 	}
-	if st.DestOpt(encoders.Written) != 1 || st.Option(encoders.Written) != 2 || st.Get(TrackDone) != 1 || st.Get(MSSLowered) != 1 {
+	passes6Mark(t, h, seg{src: client6, dst: server6, sport: 41000, dport: 443, rst: true, ack: true, seq: 7518, ackn: 9001}, 0x5|trackBit, "client RST")
+	passes6(t, h, seg{src: server6, dst: client6, sport: 443, dport: 41000, ack: true, seq: 9001, ackn: 7518, payload: 40}, "server data")
+	if st.Option(encoders.Written) != 1 || st.DestOpt(encoders.Written) != 0 || st.Get(Untracked) != 1 || st.Get(FlowsTracked) != 0 {
 		t.Errorf("counters %v", st.Snapshot())
+	}
+
+	h, st = newHandler6(HandlerConfig{DestOpt: true})
+	passes6(t, h, seg{src: client6, dst: server6, sport: 41000, dport: 443, ack: true, seq: 7001, ackn: 9001, payload: 10}, "dest-opt only: segment")
+	passes6Mark(t, h, seg{src: client6, dst: server6, sport: 41000, dport: 443, ack: true, seq: 7001, ackn: 9001, payload: 10}, trackBit, "dest-opt only: segment with TrackBit")
+	if st.Get(Modified) != 0 {
+		t.Errorf("dest-opt only: counters %v", st.Snapshot())
 	}
 }
 
@@ -174,13 +235,22 @@ func TestHandler6UDP(t *testing.T) {
 
 func TestHandler6NoAllocs(t *testing.T) {
 	h, _ := newHandler6(HandlerConfig{TCPOption: true, DestOpt: true})
-	tmpl, n := build6(t, seg{src: client6, dst: server6, sport: 40000, dport: 80, syn: true, seq: 1, mss: 1440})
-	buf := make([]byte, n, n+encoders.Headroom)
-	if a := testing.AllocsPerRun(100, func() {
-		copy(buf[:n], tmpl[:n])
-		h.Handle(buf, n, Meta{})
-	}); a != 0 {
-		t.Errorf("%v allocations per IPv6 SYN, want 0", a)
+	for _, s := range []seg{
+		{src: client6, dst: server6, sport: 40000, dport: 80, syn: true, seq: 1, mss: 1440},
+		{src: client6, dst: server6, sport: 40000, dport: 80, ack: true, seq: 2, ackn: 1, payload: 100},
+	} {
+		tmpl, n := build6(t, s)
+		buf := make([]byte, n, n+encoders.Headroom)
+		m := Meta{Mark: trackBit} // the later segment: of the tracked phase
+		if s.syn {
+			m = Meta{}
+		}
+		if a := testing.AllocsPerRun(100, func() {
+			copy(buf[:n], tmpl[:n])
+			h.Handle(buf, n, m)
+		}); a != 0 {
+			t.Errorf("%v allocations per IPv6 packet (syn %v), want 0", a, s.syn)
+		}
 	}
 }
 

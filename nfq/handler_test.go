@@ -1,7 +1,9 @@
 package nfq
 
 import (
+	"bytes"
 	"encoding/binary"
+	"fmt"
 	"net/netip"
 	"testing"
 
@@ -19,13 +21,19 @@ var (
 )
 
 type seg struct {
-	src, dst      netip.Addr
-	sport, dport  uint16
-	syn, ack, fin bool
-	seq, ackn     uint32
-	payload       int
-	mss           uint16
+	src, dst           netip.Addr
+	sport, dport       uint16
+	syn, ack, fin, rst bool
+	seq, ackn          uint32
+	payload            int    // zero bytes, unless data is set
+	data               []byte // the payload, when set
+	mss                uint16
 }
+
+// trackBit is the TrackBit of newHandler and newHandler6. Pre-NAT the steer
+// chain's tracked-phase queue rule sets it in the packet mark of the client
+// segments it queues (rules.Spec.Track); the AllTCP and select rules do not.
+const trackBit = 0x10000
 
 // build serializes a segment with gopacket, DF set, into a buffer with room.
 func build(t testing.TB, s seg) ([]byte, int) {
@@ -33,14 +41,18 @@ func build(t testing.TB, s seg) ([]byte, int) {
 	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP, Flags: layers.IPv4DontFragment,
 		SrcIP: s.src.AsSlice(), DstIP: s.dst.AsSlice(), Id: 0x1111}
 	tcp := &layers.TCP{SrcPort: layers.TCPPort(s.sport), DstPort: layers.TCPPort(s.dport), SYN: s.syn, ACK: s.ack,
-		FIN: s.fin, Seq: s.seq, Ack: s.ackn, Window: 64240}
+		FIN: s.fin, RST: s.rst, Seq: s.seq, Ack: s.ackn, Window: 64240}
 	if s.mss != 0 {
 		tcp.Options = []layers.TCPOption{{OptionType: layers.TCPOptionKindMSS, OptionLength: 4, OptionData: []byte{byte(s.mss >> 8), byte(s.mss)}}}
 	}
 	tcp.SetNetworkLayerForChecksum(ip)
+	payload := s.data
+	if payload == nil {
+		payload = make([]byte, s.payload)
+	}
 	buf := gopacket.NewSerializeBuffer()
 	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true},
-		ip, tcp, gopacket.Payload(make([]byte, s.payload))); err != nil {
+		ip, tcp, gopacket.Payload(payload)); err != nil {
 		t.Fatal(err)
 	}
 	out := make([]byte, len(buf.Bytes()), len(buf.Bytes())+encoders.Headroom)
@@ -63,12 +75,9 @@ func check(t *testing.T, pkt []byte) *layers.TCP {
 
 func newHandler(cfg HandlerConfig) (*Handler, *Stats) {
 	cfg.Inside = []netip.Prefix{netip.MustParsePrefix("100.64.0.0/24")}
-	cfg.TrackBit, cfg.DoneBit = 0x10000, 0x20000
+	cfg.TrackBit, cfg.DoneBit = trackBit, 0x20000
 	if cfg.OptionLen == 0 {
 		cfg.OptionLen = 2
-	}
-	if cfg.MaxSegs == 0 {
-		cfg.MaxSegs = 8
 	}
 	st := &Stats{}
 	return NewHandler(cfg, hostid.Lower16{}, nil, func(uint32) int { return 1500 }, NewFlows(16), st), st
@@ -80,10 +89,64 @@ func hostIDOf(t *testing.T, pkt []byte) (uint32, bool) {
 	return id, ok
 }
 
-// The flow of RFC 7974 §4.2: SYN and client segments carry the option until
-// the server acknowledges data; the SYN-ACK's MSS is lowered; marks tell the
-// ruleset when to start and stop queueing the flow.
-func TestHandlerFollowsFlowUntilDataAcked(t *testing.T) {
+// mssOf is the MSS option's value of a decoded segment (0: none).
+func mssOf(tcp *layers.TCP) uint16 {
+	for _, o := range tcp.Options {
+		if o.OptionType == layers.TCPOptionKindMSS && len(o.OptionData) == 2 {
+			return binary.BigEndian.Uint16(o.OptionData)
+		}
+	}
+	return 0
+}
+
+// passes handles s with mark 0x5 and fails unless the verdict is Verdict{}
+// (accept, no mark) and the packet's bytes are untouched.
+func passes(t *testing.T, h *Handler, s seg, what string) {
+	t.Helper()
+	passesMark(t, h, s, 0x5, what)
+}
+
+// passesMark is passes with the packet mark mark.
+func passesMark(t *testing.T, h *Handler, s seg, mark uint32, what string) {
+	t.Helper()
+	buf, n := build(t, s)
+	orig := bytes.Clone(buf[:n])
+	if v := h.Handle(buf, n, Meta{Mark: mark}); v.Len != 0 || v.SetMark || v.Drop || v.After != nil {
+		t.Fatalf("%s: verdict %+v, want Verdict{} (unchanged, no mark)", what, v)
+	}
+	if !bytes.Equal(buf[:n], orig) {
+		t.Fatalf("%s: packet bytes changed under a Verdict{}", what)
+	}
+}
+
+// clientSegment handles s, a client segment of the tracked phase after the
+// SYN (pre-NAT the steer chain set TrackBit in its mark, next to a user's
+// 0x5), and fails unless it comes out 8 bytes longer with HOST_ID 7, valid
+// checksums and no mark set (the packet keeps its own; the remember chain
+// clears the bits; the kernel ends tracking). It returns the decoded output.
+func clientSegment(t *testing.T, h *Handler, s seg, what string) *layers.TCP {
+	t.Helper()
+	buf, n := build(t, s)
+	v := h.Handle(buf, n, Meta{Mark: 0x5 | trackBit})
+	if v.Len != n+encoders.HostIDOptionSpace || v.SetMark || v.Drop {
+		t.Fatalf("%s: verdict %+v (len was %d), want +8 bytes, no mark", what, v, n)
+	}
+	tcp := check(t, buf[:v.Len])
+	if id, ok := hostIDOf(t, buf[:v.Len]); !ok || id != 7 {
+		t.Fatalf("%s: HOST_ID %d %v, want 7", what, id, ok)
+	}
+	if len(tcp.Payload) != s.payload || tcp.Seq != s.seq || tcp.Ack != s.ackn {
+		t.Fatalf("%s: payload %d seq %d ack %d changed", what, len(tcp.Payload), tcp.Seq, tcp.Ack)
+	}
+	return tcp
+}
+
+// RFC 7974 §4.2 with the kernel following the flow (rules.Spec.Track): the
+// SYN gets the option and TrackBit (user bits kept); every later client
+// segment queued with TrackBit in its mark carries the option, and the
+// handler never says done; the server's packets are not queued, and one that reaches the
+// handler anyway passes unchanged (the kernel lowered the SYN-ACK's MSS).
+func TestHandlerTracksFlow(t *testing.T) {
 	h, st := newHandler(HandlerConfig{TCPOption: true})
 	const isn, sisn = 1000, 5000
 
@@ -92,122 +155,356 @@ func TestHandlerFollowsFlowUntilDataAcked(t *testing.T) {
 	if v.Len != n+8 || !v.SetMark || v.Mark != 0x5|0x10000 {
 		t.Fatalf("SYN verdict %+v: want +8 bytes and mark 0x10005 (user bits kept)", v)
 	}
-	check(t, buf[:v.Len])
+	if tcp := check(t, buf[:v.Len]); mssOf(tcp) != 1460 {
+		t.Fatalf("SYN MSS %d changed", mssOf(tcp))
+	}
 	if id, ok := hostIDOf(t, buf[:v.Len]); !ok || id != 7 {
 		t.Fatalf("SYN HOST_ID %d %v, want 7", id, ok)
 	}
 
-	// SYN-ACK: MSS lowered by the option's 8 bytes, flow still followed.
-	buf, n = build(t, seg{src: server, dst: client, sport: 80, dport: 40000, syn: true, ack: true, seq: sisn, ackn: isn + 1, mss: 1460})
-	v = h.Handle(buf, n, Meta{})
-	if v.Len != n || v.SetMark {
-		t.Fatalf("SYN-ACK verdict %+v: want rewritten in place, no mark", v)
-	}
-	if tcp := check(t, buf[:n]); tcp.Options[0].OptionData[0] != 1452>>8 || tcp.Options[0].OptionData[1] != 1452&0xff {
-		t.Fatalf("SYN-ACK MSS not lowered to 1452: %v", tcp.Options)
-	}
+	// The SYN-ACK is the kernel's (MSS lowered there): unchanged here.
+	passes(t, h, seg{src: server, dst: client, sport: 80, dport: 40000, syn: true, ack: true, seq: sisn, ackn: isn + 1, mss: 1460}, "SYN-ACK")
 
-	// Handshake ACK and first data segment carry the option.
-	for _, s := range []seg{
+	// Handshake ACK, data, more data after the server acknowledged some
+	// (the kernel would have stopped queueing; if it queues, the option is
+	// written), and a FIN: all carry the option, no mark.
+	for i, s := range []seg{
 		{src: client, dst: server, sport: 40000, dport: 80, ack: true, seq: isn + 1, ackn: sisn + 1},
 		{src: client, dst: server, sport: 40000, dport: 80, ack: true, seq: isn + 1, ackn: sisn + 1, payload: 1400},
+		{src: client, dst: server, sport: 40000, dport: 80, ack: true, seq: isn + 1401, ackn: sisn + 1, payload: 10},
+		{src: client, dst: server, sport: 40000, dport: 80, ack: true, fin: true, seq: isn + 1411, ackn: sisn + 1},
 	} {
-		buf, n = build(t, s)
-		v = h.Handle(buf, n, Meta{})
-		if v.Len != n+8 || v.SetMark {
-			t.Fatalf("client segment verdict %+v, want +8 bytes", v)
-		}
-		check(t, buf[:v.Len])
-		if id, ok := hostIDOf(t, buf[:v.Len]); !ok || id != 7 {
-			t.Fatal("client segment lacks the HOST_ID")
-		}
+		clientSegment(t, h, s, fmt.Sprintf("client segment %d", i+1))
 	}
-	// A pure ACK of the server that acknowledges only the SYN keeps it going.
-	buf, n = build(t, seg{src: server, dst: client, sport: 80, dport: 40000, ack: true, seq: sisn + 1, ackn: isn + 1})
-	if v = h.Handle(buf, n, Meta{}); v.SetMark {
-		t.Fatalf("ACK of the SYN only ended the flow: %+v", v)
+	passes(t, h, seg{src: server, dst: client, sport: 80, dport: 40000, ack: true, seq: sisn + 1, ackn: isn + 1401}, "server ACK of data")
+
+	if st.Get(FlowsTracked) != 1 || st.Option(encoders.Written) != 5 || st.Get(Modified) != 5 || st.Get(Untracked) != 2 ||
+		st.Get(TrackDone) != 0 || st.Get(MSSLowered) != 0 || st.Get(FlowsFull) != 0 {
+		t.Fatalf("counters %v", st.Snapshot())
 	}
-	// The server acknowledges data: done, ct mark bit to be cleared.
-	buf, n = build(t, seg{src: server, dst: client, sport: 80, dport: 40000, ack: true, seq: sisn + 1, ackn: isn + 1401})
-	if v = h.Handle(buf, n, Meta{Mark: 0x10000}); !v.SetMark || v.Mark&0x20000 == 0 || v.Len != 0 {
-		t.Fatalf("data acknowledged: verdict %+v, want done bit, unchanged packet", v)
+	if h.flows.Len() != 0 {
+		t.Fatalf("%d entries in the flow table: TCP keeps no state", h.flows.Len())
 	}
-	// Later client segments: untouched, and told to stop queueing.
-	buf, n = build(t, seg{src: client, dst: server, sport: 40000, dport: 80, ack: true, seq: isn + 1401, ackn: sisn + 1, payload: 10})
-	if v = h.Handle(buf, n, Meta{}); v.Len != 0 || v.Mark&0x20000 == 0 {
-		t.Fatalf("segment after done: %+v, want unchanged with done bit", v)
+}
+
+// No state: a client segment of a tracked flow whose SYN this handler never
+// saw (the daemon restarted, or another worker's handler took the SYN)
+// carries the option, and with ip-id scope new the IP-ID, like any other:
+// TrackBit in its mark says it is of the tracked phase. Pre-NAT the same
+// segment without TrackBit (queued by another rule, or after tracking
+// ended) passes unchanged.
+func TestHandlerSegmentsWithoutSYN(t *testing.T) {
+	for _, c := range []struct {
+		name         string
+		cfg          HandlerConfig
+		option, ipid bool
+	}{
+		{"tcp-option", HandlerConfig{TCPOption: true}, true, false},
+		{"tcp-option 4 bytes", HandlerConfig{TCPOption: true, OptionLen: 4}, true, false},
+		{"ip-id new", HandlerConfig{IPID: true, IPIDScope: "new"}, false, true},
+		{"both", HandlerConfig{TCPOption: true, IPID: true, IPIDScope: "new"}, true, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h, st := newHandler(c.cfg)
+			for i, s := range []seg{
+				{src: client, dst: server, sport: 41000, dport: 443, ack: true, seq: 7001, ackn: 9001},
+				{src: client, dst: server, sport: 41000, dport: 443, ack: true, seq: 7001, ackn: 9001, payload: 517},
+				{src: client, dst: server, sport: 41001, dport: 443, ack: true, fin: true, seq: 1, ackn: 1},
+			} {
+				passes(t, h, s, fmt.Sprintf("segment %d without TrackBit", i+1))
+				buf, n := build(t, s)
+				v := h.Handle(buf, n, Meta{Mark: 0x5 | trackBit})
+				want := n
+				if c.option {
+					want = n + 8
+				}
+				if v.Len != want || v.SetMark || v.Drop {
+					t.Fatalf("segment %d: verdict %+v (len was %d), want length %d, no mark", i+1, v, n, want)
+				}
+				tcp := check(t, buf[:v.Len])
+				if len(tcp.Payload) != s.payload {
+					t.Fatalf("segment %d: payload %d bytes", i+1, len(tcp.Payload))
+				}
+				if id, ok := hostIDOf(t, buf[:v.Len]); ok != c.option || (ok && id != 7) {
+					t.Fatalf("segment %d: HOST_ID %d %v, want option %v", i+1, id, ok, c.option)
+				}
+				if l := c.cfg.OptionLen; c.option && l != 0 {
+					if _, got, _ := encoders.HostIDOption(buf[:v.Len]); got != l {
+						t.Fatalf("segment %d: HOST_ID length %d, want %d", i+1, got, l)
+					}
+				}
+				wantID := uint16(0x1111)
+				if c.ipid {
+					wantID = 7
+				}
+				if id, _, _ := encoders.IPID(buf[:v.Len]); id != wantID {
+					t.Fatalf("segment %d: IP-ID %#x, want %#x", i+1, id, wantID)
+				}
+			}
+			wantOpt, wantIPID := uint64(0), uint64(0)
+			if c.option {
+				wantOpt = 3
+			}
+			if c.ipid {
+				wantIPID = 3
+			}
+			if st.Option(encoders.Written) != wantOpt || st.IPID(encoders.Written) != wantIPID || st.Get(Modified) != 3 ||
+				st.Get(FlowsTracked) != 0 || st.Get(Untracked) != 0 || h.flows.Len() != 0 {
+				t.Fatalf("counters %v, %d flows held", st.Snapshot(), h.flows.Len())
+			}
+		})
 	}
-	if st.Get(FlowsTracked) != 1 || st.Get(TrackDone) != 1 || st.Get(MSSLowered) != 1 || st.Option(encoders.Written) != 3 {
+}
+
+// A client RST ends tracking in the kernel; if queued it passes without
+// the option (and without the IP-ID of scope new), unmarked, TrackBit in
+// its mark or not.
+func TestHandlerClientRSTPasses(t *testing.T) {
+	h, st := newHandler(HandlerConfig{TCPOption: true, IPID: true, IPIDScope: "new"})
+	buf, n := build(t, seg{src: client, dst: server, sport: 40010, dport: 80, syn: true, seq: 1, mss: 1460})
+	if v := h.Handle(buf, n, Meta{}); v.Len != n+8 || v.Mark != 0x10000 {
+		t.Fatalf("SYN verdict %+v", v)
+	}
+	passes(t, h, seg{src: client, dst: server, sport: 40010, dport: 80, rst: true, seq: 2}, "RST")
+	passesMark(t, h, seg{src: client, dst: server, sport: 40010, dport: 80, rst: true, seq: 2}, 0x5|trackBit, "RST with TrackBit")
+	passes(t, h, seg{src: client, dst: server, sport: 40010, dport: 80, rst: true, ack: true, seq: 2, ackn: 77}, "RST-ACK")
+	// Without the SYN (stateless) the same.
+	passes(t, h, seg{src: client, dst: server, sport: 40011, dport: 80, rst: true, ack: true, seq: 2, ackn: 77}, "RST of another flow")
+	if st.Option(encoders.Written) != 1 || st.IPID(encoders.Written) != 1 || st.Get(Modified) != 1 || st.Get(TrackDone) != 0 {
 		t.Fatalf("counters %v", st.Snapshot())
 	}
 }
 
-// The server speaking first (data in its reply) also ends the flow.
-func TestHandlerServerDataEndsFlow(t *testing.T) {
-	h, _ := newHandler(HandlerConfig{TCPOption: true})
-	buf, n := build(t, seg{src: client, dst: server, sport: 40001, dport: 22, syn: true, seq: 1})
-	h.Handle(buf, n, Meta{})
-	buf, n = build(t, seg{src: server, dst: client, sport: 22, dport: 40001, ack: true, seq: 10, ackn: 2, payload: 20})
-	if v := h.Handle(buf, n, Meta{}); v.Mark&0x20000 == 0 {
-		t.Fatalf("server data did not end the flow: %+v", v)
-	}
-}
-
-// MaxSegs bounds how long a flow is followed.
-func TestHandlerMaxSegments(t *testing.T) {
-	h, st := newHandler(HandlerConfig{TCPOption: true, MaxSegs: 2})
-	buf, n := build(t, seg{src: client, dst: server, sport: 40002, dport: 80, syn: true, seq: 1})
-	h.Handle(buf, n, Meta{})
-	var v Verdict
-	for i := 0; i < 3; i++ {
-		buf, n = build(t, seg{src: client, dst: server, sport: 40002, dport: 80, ack: true, seq: 2, ackn: 1})
-		v = h.Handle(buf, n, Meta{})
-		if i < 2 && v.Len != n+8 {
-			t.Fatalf("segment %d not marked: %+v", i, v)
+// Server->client TCP packets of flows that are not selected are not
+// queued; one that arrives anyway (a ruleset of an older version, a race
+// with a reload) passes unchanged, the SYN-ACK's MSS included, and counts
+// as untracked, whatever the methods.
+func TestHandlerServerReplyPasses(t *testing.T) {
+	for _, cfg := range []HandlerConfig{
+		{TCPOption: true},
+		{TCPOption: true, IPID: true, IPIDScope: "new"},
+		{IPID: true, IPIDScope: "all"},
+		{IPOption: true, IPOptType: 158, IPOptLen: 2},
+	} {
+		h, st := newHandler(cfg)
+		for _, s := range []seg{
+			{src: server, dst: client, sport: 80, dport: 40000, syn: true, ack: true, seq: 5000, ackn: 1001, mss: 1460},
+			{src: server, dst: client, sport: 80, dport: 40000, ack: true, seq: 5001, ackn: 1001},
+			{src: server, dst: client, sport: 80, dport: 40000, ack: true, seq: 5001, ackn: 1001, payload: 300},
+			{src: server, dst: client, sport: 80, dport: 40000, rst: true, seq: 5301},
+		} {
+			passes(t, h, s, "server packet")
+		}
+		if st.Get(Untracked) != 4 || st.Get(Modified) != 0 || st.Get(MSSLowered) != 0 || st.Get(TrackDone) != 0 {
+			t.Fatalf("%+v: counters %v", cfg, st.Snapshot())
 		}
 	}
-	if v.Len != 0 || v.Mark&0x20000 == 0 || st.Get(TrackDone) != 1 {
-		t.Fatalf("third segment: %+v, want unchanged and done", v)
-	}
 }
 
-// A full flow table still marks the SYN but does not follow the flow.
-func TestHandlerFlowTableFull(t *testing.T) {
+// No TCP flow table any more: with the table at its cap (it holds UDP flows
+// only), every SYN still gets the option and TrackBit, and counts as
+// tracked; none is refused for want of room.
+func TestHandlerTCPKeepsNoState(t *testing.T) {
 	h, st := newHandler(HandlerConfig{TCPOption: true})
 	h.flows = NewFlows(1)
-	full := 0
 	for p := uint16(1); p <= 200; p++ {
 		buf, n := build(t, seg{src: client, dst: server, sport: p, dport: 80, syn: true, seq: 1})
-		v := h.Handle(buf, n, Meta{})
-		if v.Len != n+8 {
-			t.Fatal("SYN not marked")
-		}
-		if !v.SetMark {
-			full++
+		if v := h.Handle(buf, n, Meta{}); v.Len != n+8 || !v.SetMark || v.Mark != 0x10000 {
+			t.Fatalf("SYN %d: verdict %+v, want +8 bytes and TrackBit", p, v)
 		}
 	}
-	if full == 0 || st.Get(FlowsFull) != uint64(full) {
-		t.Fatalf("%d SYNs untracked, counter %d", full, st.Get(FlowsFull))
+	if st.Get(FlowsTracked) != 200 || st.Get(FlowsFull) != 0 || h.flows.Len() != 0 {
+		t.Fatalf("counters %v, %d flows held", st.Snapshot(), h.flows.Len())
+	}
+	// The bound on segments is a rule (ct original packets): the handler
+	// writes the option on as many as are queued.
+	for i := uint32(0); i < 50; i++ {
+		clientSegment(t, h, seg{src: client, dst: server, sport: 1, dport: 80, ack: true, seq: 2 + 10*i, ackn: 1, payload: 10}, "segment")
 	}
 }
 
-// IP-ID scopes: syn marks only the SYN, all marks every client packet.
+// Only tracked configurations mark segments after the SYN: without
+// tcp-option or ip-id scope new, a client segment passes unchanged.
+func TestHandlerUntrackedConfigLeavesSegments(t *testing.T) {
+	for _, cfg := range []HandlerConfig{
+		{IPID: true, IPIDScope: "syn"},
+		{IPOption: true, IPOptType: 158, IPOptLen: 2},
+	} {
+		if cfg.Tracks() {
+			t.Fatalf("%+v tracks", cfg)
+		}
+		h, st := newHandler(cfg)
+		buf, n := build(t, seg{src: client, dst: server, sport: 40020, dport: 80, syn: true, seq: 1})
+		v := h.Handle(buf, n, Meta{Mark: 0x5})
+		if v.Len == 0 || v.SetMark {
+			t.Fatalf("%+v: SYN verdict %+v, want rewritten, no TrackBit", cfg, v)
+		}
+		check(t, buf[:v.Len])
+		passes(t, h, seg{src: client, dst: server, sport: 40020, dport: 80, ack: true, seq: 2, ackn: 1, payload: 20}, "segment")
+		passesMark(t, h, seg{src: client, dst: server, sport: 40020, dport: 80, ack: true, seq: 2, ackn: 1, payload: 20}, trackBit, "segment with TrackBit")
+		if st.Get(FlowsTracked) != 0 {
+			t.Fatalf("%+v: counters %v", cfg, st.Snapshot())
+		}
+	}
+}
+
+// A flow both tracked (tcp-option) and selected (http-header): the SYN sets
+// both bits; the SYN-ACK, queued for the selected flow, has its MSS lowered
+// by the largest insertion only (the kernel took the option's 8 bytes
+// before queueing it) and counts as select-mss-lowered, not mss-lowered.
+// Client segments of the tracked phase (TrackBit in the mark: the tracked
+// rule comes first in the steer chain) carry the option and are translated;
+// once the kernel ended tracking the select rule queues them without
+// TrackBit: translated, the HTTP fields inserted, but no option.
+func TestHandlerTrackedAndSelected(t *testing.T) {
+	h, st := newHandler(HandlerConfig{TCPOption: true, HTTPHeader: true, HTTPSel: []Selector{{Port: 80}},
+		HTTPFields: HTTPFields{XFF: true}, SelectBit: 0x40000, MaxSelected: 16, IDBits: 16})
+	buf, n := build(t, seg{src: client, dst: server, sport: 40030, dport: 80, syn: true, seq: 1000, mss: 1460})
+	v := h.Handle(buf, n, Meta{Mark: 0x5})
+	if v.Len != n+8 || !v.SetMark || v.Mark != 0x5|0x10000|0x40000 {
+		t.Fatalf("SYN verdict %+v: want +8 bytes, mark 0x50005", v)
+	}
+	check(t, buf[:v.Len])
+
+	fieldsText := httpHeaderBytes(HTTPFields{XFF: true}, IDText(7, 16, client, false), false)
+	ins := len(fieldsText)
+	const kernelMSS = 1460 - 8 // what the mss chain left
+	buf, n = build(t, seg{src: server, dst: client, sport: 80, dport: 40030, syn: true, ack: true, seq: 5000, ackn: 1001, mss: kernelMSS})
+	v = h.Handle(buf, n, Meta{})
+	if v.Len != n || v.SetMark {
+		t.Fatalf("SYN-ACK verdict %+v: want rewritten in place, no mark", v)
+	}
+	if got := mssOf(check(t, buf[:n])); int(got) != kernelMSS-ins {
+		t.Fatalf("SYN-ACK MSS %d, want %d (lowered by the %d-byte insertion only)", got, kernelMSS-ins, ins)
+	}
+	// The handshake ACK carries the option and is translated as before.
+	tcp := clientSegment(t, h, seg{src: client, dst: server, sport: 40030, dport: 80, ack: true, seq: 1001, ackn: 5001}, "handshake ACK")
+	if tcp.Ack != 5001 {
+		t.Fatalf("handshake ACK ack %d", tcp.Ack)
+	}
+
+	// request sends an HTTP request with the packet mark mark and checks
+	// the fields were inserted (at sequence number out), and the option
+	// written or not.
+	request := func(what string, seq, out uint32, mark uint32, option bool) {
+		t.Helper()
+		req := "GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+		b, n := build(t, seg{src: client, dst: server, sport: 40030, dport: 80, ack: true, seq: seq, ackn: 5001, data: []byte(req)})
+		buf := make([]byte, n, 2048) // room to render the new payload past the packet, as the queue's buffer has
+		copy(buf, b)
+		v := h.Handle(buf, n, Meta{Mark: mark})
+		want := n + ins
+		if option {
+			want += encoders.HostIDOptionSpace
+		}
+		if v.Len != want || v.SetMark || v.Drop {
+			t.Fatalf("%s: verdict %+v (len was %d), want length %d, no mark", what, v, n, want)
+		}
+		tcp := check(t, buf[:v.Len])
+		if wantP := "GET / HTTP/1.1\r\n" + string(fieldsText) + "Host: a\r\n\r\n"; string(tcp.Payload) != wantP || tcp.Seq != out {
+			t.Fatalf("%s: seq %d payload %q, want seq %d payload %q", what, tcp.Seq, tcp.Payload, out, wantP)
+		}
+		if id, ok := hostIDOf(t, buf[:v.Len]); ok != option || (ok && id != 7) {
+			t.Fatalf("%s: HOST_ID %d %v, want option %v", what, id, ok, option)
+		}
+	}
+	const req = len("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	request("request in the tracked phase", 1001, 1001, 0x5|trackBit, true)
+	// The server acknowledges it (tracking ends in the kernel); the ACK is
+	// mapped back.
+	buf, n = build(t, seg{src: server, dst: client, sport: 80, dport: 40030, ack: true, seq: 5001, ackn: uint32(1001 + req + ins)})
+	if v = h.Handle(buf, n, Meta{}); v.Len != n || v.SetMark {
+		t.Fatalf("server ACK verdict %+v: want rewritten in place, no mark", v)
+	}
+	if got := check(t, buf[:n]).Ack; got != uint32(1001+req) {
+		t.Fatalf("server ACK ack %d, want %d", got, 1001+req)
+	}
+	request("request after tracking", uint32(1001+req), uint32(1001+req+ins), 0x5, false)
+
+	if st.Get(SelMSS) != 1 || st.Get(MSSLowered) != 0 || st.Get(SelFlows) != 1 || st.Get(FlowsTracked) != 1 || st.Get(Untracked) != 0 ||
+		st.Option(encoders.Written) != 3 || st.Get(HTTPRequests) != 2 || st.Get(Oversize) != 0 {
+		t.Fatalf("counters %v", st.Snapshot())
+	}
+}
+
+// IP-ID scopes: syn marks only the SYN, new every client segment of the
+// tracked phase (TrackBit in its mark pre-NAT; the kernel bounds which), all
+// every client packet. With tcp-option and scope all the AllTCP rule queues
+// every client segment: those without TrackBit get the IP-ID, not the
+// option.
 func TestHandlerIPIDScopes(t *testing.T) {
 	for _, c := range []struct {
-		scope   string
-		dataSet bool
-	}{{"syn", false}, {"new", true}, {"all", true}} {
-		h, _ := newHandler(HandlerConfig{IPID: true, IPIDScope: c.scope})
+		scope  string
+		option bool
+		track  bool
+		// the data segment's IP-ID is set without, with TrackBit
+		idSet, idSetTracked bool
+	}{
+		{"syn", false, false, false, false},
+		{"new", false, true, false, true},
+		{"all", false, false, true, true},
+		{"all", true, true, true, true},
+	} {
+		name := fmt.Sprintf("scope %s, tcp-option %v", c.scope, c.option)
+		h, st := newHandler(HandlerConfig{IPID: true, IPIDScope: c.scope, TCPOption: c.option})
 		buf, n := build(t, seg{src: client, dst: server, sport: 40003, dport: 80, syn: true, seq: 1})
-		h.Handle(buf, n, Meta{})
-		if id, atomic, _ := encoders.IPID(buf[:n]); id != 7 || !atomic {
-			t.Fatalf("scope %s: SYN IP-ID %#x", c.scope, id)
+		v := h.Handle(buf, n, Meta{})
+		wantLen := n
+		if c.option {
+			wantLen += encoders.HostIDOptionSpace
 		}
-		check(t, buf[:n])
-		buf, n = build(t, seg{src: client, dst: server, sport: 40003, dport: 80, ack: true, seq: 2, ackn: 1, payload: 5})
-		h.Handle(buf, n, Meta{})
-		if id, _, _ := encoders.IPID(buf[:n]); (id == 7) != c.dataSet {
-			t.Fatalf("scope %s: data segment IP-ID %#x, want set=%v", c.scope, id, c.dataSet)
+		if v.Len != wantLen || v.SetMark != c.track || (c.track && v.Mark != trackBit) {
+			t.Fatalf("%s: SYN verdict %+v, want length %d, TrackBit %v", name, v, wantLen, c.track)
+		}
+		if id, atomic, _ := encoders.IPID(buf[:v.Len]); id != 7 || !atomic {
+			t.Fatalf("%s: SYN IP-ID %#x", name, id)
+		}
+		check(t, buf[:v.Len])
+		for _, tracked := range []bool{false, true} {
+			mark, idSet, option := uint32(0x5), c.idSet, false
+			if tracked {
+				mark, idSet, option = 0x5|trackBit, c.idSetTracked, c.option
+			}
+			buf, n = build(t, seg{src: client, dst: server, sport: 40003, dport: 80, ack: true, seq: 2, ackn: 1, payload: 5})
+			v = h.Handle(buf, n, Meta{Mark: mark})
+			wantLen := 0
+			switch {
+			case option:
+				wantLen = n + encoders.HostIDOptionSpace
+			case idSet:
+				wantLen = n
+			}
+			if v.Len != wantLen || v.SetMark || v.Drop {
+				t.Fatalf("%s: data verdict %+v (mark %#x), want length %d, no mark", name, v, mark, wantLen)
+			}
+			out := buf[:max(v.Len, n)]
+			if id, _, _ := encoders.IPID(out); (id == 7) != idSet {
+				t.Fatalf("%s: data segment (mark %#x) IP-ID %#x, want set=%v", name, mark, id, idSet)
+			}
+			if id, ok := hostIDOf(t, out); ok != option || (ok && id != 7) {
+				t.Fatalf("%s: data segment (mark %#x) HOST_ID %d %v, want option %v", name, mark, id, ok, option)
+			}
+			check(t, out)
+		}
+		// A client RST: the IP-ID with scope all, never the option.
+		buf, n = build(t, seg{src: client, dst: server, sport: 40003, dport: 80, rst: true, ack: true, seq: 7, ackn: 1})
+		v = h.Handle(buf, n, Meta{Mark: 0x5 | trackBit})
+		all, wantLen := c.scope == "all", 0
+		if all {
+			wantLen = n
+		}
+		if id, _, _ := encoders.IPID(buf[:n]); (id == 7) != all || v.Len != wantLen || v.SetMark {
+			t.Fatalf("%s: RST verdict %+v, IP-ID %#x", name, v, id)
+		}
+		if _, ok := hostIDOf(t, buf[:n]); ok {
+			t.Fatalf("%s: RST has the option", name)
+		}
+		wantOpt := uint64(0)
+		if c.option {
+			wantOpt = 2 // the SYN and the segment with TrackBit
+		}
+		if st.Option(encoders.Written) != wantOpt {
+			t.Fatalf("%s: counters %v, want %d options written", name, st.Snapshot(), wantOpt)
 		}
 	}
 }
@@ -244,6 +541,33 @@ func TestHandlerFailsOpen(t *testing.T) {
 	if v := h.Handle(buf, n, Meta{}); v.Len != 0 || st.Get(NoHostID) != 1 {
 		t.Fatalf("unknown host: %+v, counters %v", v, st.Snapshot())
 	}
+	// Its later segments too (no state to consult: the source decides).
+	buf, n = build(t, seg{src: client, dst: server, sport: 1, dport: 80, ack: true, seq: 1, ackn: 1})
+	if v := h.Handle(buf, n, Meta{}); v.Len != 0 || v.SetMark || st.Get(NoHostID) != 2 {
+		t.Fatalf("unknown host's segment: %+v, counters %v", v, st.Snapshot())
+	}
+}
+
+// Neither the SYN nor a later segment of a tracked flow allocates.
+func TestHandlerNoAllocs(t *testing.T) {
+	h, _ := newHandler(HandlerConfig{TCPOption: true, IPID: true, IPIDScope: "new"})
+	for _, s := range []seg{
+		{src: client, dst: server, sport: 40000, dport: 80, syn: true, seq: 1, mss: 1460},
+		{src: client, dst: server, sport: 40000, dport: 80, ack: true, seq: 2, ackn: 1, payload: 100},
+	} {
+		tmpl, n := build(t, s)
+		buf := make([]byte, n, n+encoders.Headroom)
+		m := Meta{Mark: trackBit} // the later segment: of the tracked phase
+		if s.syn {
+			m = Meta{}
+		}
+		if a := testing.AllocsPerRun(100, func() {
+			copy(buf[:n], tmpl[:n])
+			h.Handle(buf, n, m)
+		}); a != 0 {
+			t.Errorf("%v allocations per packet (syn %v), want 0", a, s.syn)
+		}
+	}
 }
 
 func BenchmarkHandleSYN(b *testing.B) {
@@ -279,15 +603,29 @@ func TestHandlerPostNATTag(t *testing.T) {
 	if id, ok := hostIDOf(t, buf[:v.Len]); !ok || id != 7 {
 		t.Fatalf("HOST_ID %d %v, want 7 (from the tag, not the public source)", id, ok)
 	}
-	// The reply, de-NATed, meets the flow keyed by the tag and the port.
-	buf, n = build(t, seg{src: server, dst: client, sport: 80, dport: 40000, syn: true, ack: true, seq: 9, ackn: 2, mss: 1460})
-	if v = h.Handle(buf, n, Meta{}); v.Len != n || st.Get(MSSLowered) != 1 {
-		t.Fatalf("SYN-ACK of a tagged flow: %+v, counters %v", v, st.Snapshot())
+	// The de-NATed reply is the kernel's business: unchanged, untracked.
+	passes(t, h, seg{src: server, dst: client, sport: 80, dport: 40000, syn: true, ack: true, seq: 9, ackn: 2, mss: 1460}, "SYN-ACK")
+	if st.Get(MSSLowered) != 0 || st.Get(Untracked) != 1 {
+		t.Fatalf("SYN-ACK of a tagged flow: counters %v", st.Snapshot())
 	}
-	// A tagged packet that stays unchanged still gets its mark back.
-	buf, n = build(t, seg{src: public, dst: server, sport: 40001, dport: 80, ack: true, seq: 1, ackn: 1})
-	if v = h.Handle(buf, n, Meta{Mark: tagOf(client)}); !v.SetMark || v.Mark != 0x20000 || v.Len != 0 {
-		t.Fatalf("unknown tagged segment: %+v, want unchanged, mark = done bit only", v)
+	// A tagged later segment, of this flow or of one whose SYN this
+	// handler never saw, carries the tag's HOST_ID (no TrackBit post-NAT:
+	// the mark is the tag) and gets mark 0 back.
+	for _, port := range []uint16{40000, 40001} {
+		buf, n = build(t, seg{src: public, dst: server, sport: port, dport: 80, ack: true, seq: 2, ackn: 10, payload: 30})
+		v = h.Handle(buf, n, Meta{Mark: tagOf(client)})
+		if v.Len != n+8 || !v.SetMark || v.Mark != 0 {
+			t.Fatalf("tagged segment from port %d: %+v, want +8 bytes, mark 0", port, v)
+		}
+		check(t, buf[:v.Len])
+		if id, ok := hostIDOf(t, buf[:v.Len]); !ok || id != 7 {
+			t.Fatalf("tagged segment HOST_ID %d %v, want 7", id, ok)
+		}
+	}
+	// A tagged packet that stays unchanged (a RST) still gets its mark back.
+	buf, n = build(t, seg{src: public, dst: server, sport: 40001, dport: 80, rst: true, seq: 32})
+	if v = h.Handle(buf, n, Meta{Mark: tagOf(client)}); !v.SetMark || v.Mark != 0 || v.Len != 0 {
+		t.Fatalf("tagged RST: %+v, want unchanged, mark 0", v)
 	}
 	// An untagged packet (a user's mark) falls back to conntrack.
 	buf, n = build(t, seg{src: public, dst: server, sport: 40002, dport: 80, syn: true, seq: 1})
@@ -296,6 +634,52 @@ func TestHandlerPostNATTag(t *testing.T) {
 	}
 	if calls != 1 {
 		t.Fatalf("%d conntrack lookups, want 1 (tagged packets need none)", calls)
+	}
+}
+
+// Post-NAT without a tag: a later segment names its inside host through
+// conntrack, statelessly as well. Post-NAT the mark holds no TrackBit (the
+// tracked rule cannot set it there): every queued later segment is of the
+// tracked phase and carries the option, and with ip-id scope new the IP-ID.
+func TestHandlerPostNATConntrackSegment(t *testing.T) {
+	public := netip.MustParseAddr("192.0.2.1")
+	for _, c := range []struct {
+		name         string
+		cfg          HandlerConfig
+		option, ipid bool
+	}{
+		{"tcp-option", HandlerConfig{TCPOption: true, PostNAT: true}, true, false},
+		{"ip-id new", HandlerConfig{IPID: true, IPIDScope: "new", PostNAT: true}, false, true},
+		{"both", HandlerConfig{TCPOption: true, IPID: true, IPIDScope: "new", PostNAT: true}, true, true},
+	} {
+		var asked conntrack.Key
+		h, st := newHandler(c.cfg)
+		h.resolve = func(k conntrack.Key) (netip.AddrPort, error) {
+			asked = k
+			return netip.AddrPortFrom(client, 40000), nil
+		}
+		buf, n := build(t, seg{src: public, dst: server, sport: 61000, dport: 80, ack: true, seq: 2, ackn: 10, payload: 30})
+		v := h.Handle(buf, n, Meta{Mark: 0x5})
+		want := n
+		if c.option {
+			want += encoders.HostIDOptionSpace
+		}
+		if v.Len != want || v.SetMark {
+			t.Fatalf("%s: segment verdict %+v, want length %d, the user's mark left alone", c.name, v, want)
+		}
+		check(t, buf[:v.Len])
+		if id, ok := hostIDOf(t, buf[:v.Len]); ok != c.option || (ok && id != 7) {
+			t.Fatalf("%s: HOST_ID %d %v, want option %v (the conntrack answer's host)", c.name, id, ok, c.option)
+		}
+		if id, _, _ := encoders.IPID(buf[:v.Len]); (id == 7) != c.ipid {
+			t.Fatalf("%s: IP-ID %#x, want set=%v", c.name, id, c.ipid)
+		}
+		if want := (conntrack.Key{Proto: 6, Src: netip.AddrPortFrom(public, 61000), Dst: netip.AddrPortFrom(server, 80)}); asked != want {
+			t.Fatalf("%s: conntrack asked for %+v, want %+v", c.name, asked, want)
+		}
+		if st.Get(FlowsTracked) != 0 || h.flows.Len() != 0 {
+			t.Fatalf("%s: counters %v", c.name, st.Snapshot())
+		}
 	}
 }
 
@@ -399,7 +783,7 @@ func TestHandlerIPOptionOnSYN(t *testing.T) {
 		t.Fatal("TCP option missing next to the IP option")
 	}
 	buf, n = build(t, seg{src: client, dst: server, sport: 40000, dport: 80, ack: true, seq: 2, ackn: 1})
-	if v = h.Handle(buf, n, Meta{}); v.Len != n+8 || st.IPOpt(encoders.Written) != 1 {
+	if v = h.Handle(buf, n, Meta{Mark: trackBit}); v.Len != n+8 || st.IPOpt(encoders.Written) != 1 {
 		t.Fatalf("later segment: %+v (ip-option written %d): want the TCP option only", v, st.IPOpt(encoders.Written))
 	}
 }

@@ -115,10 +115,7 @@ func (h *Handler) selReply(key FlowKey, ip encoders.IPv4, tcp encoders.TCP, pkt 
 	if h.streams == nil {
 		return Verdict{}, false
 	}
-	var v Verdict
-	if h.track && h.flows.with(key, func(*flow) bool { return false }) {
-		v = h.reply(key, tcp, pkt, m, false) // tcp-option on the same flow
-	}
+	var v Verdict // a tracked flow's SYN-ACK (tcp-option) had its MSS lowered in the kernel already
 	synack := tcp.Flags&(encoders.FlagSYN|encoders.FlagACK) == encoders.FlagSYN|encoders.FlagACK
 	known := h.streams.with(key, func(s *stream) bool {
 		if synack {
@@ -139,11 +136,8 @@ func (h *Handler) selReply(key FlowKey, ip encoders.IPv4, tcp encoders.TCP, pkt 
 		return done
 	})
 	if !known {
-		if !h.track {
-			h.stats.inc(SelUnknown) // a selected flow whose state ended: nothing to map
-			return Verdict{}, true
-		}
-		return Verdict{}, false
+		h.stats.inc(SelUnknown) // a selected flow whose state ended: nothing to map
+		return Verdict{}, true
 	}
 	return h.modified(v), true
 }

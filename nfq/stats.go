@@ -20,9 +20,9 @@ const (
 	CtError                           // post-NAT: ctnetlink failed
 	FlowsFull                         // flow table at its cap: SYN marked, not tracked
 	FlowsTracked                      // flows whose later segments were followed (RFC 7974 §4.2)
-	TrackDone                         // tracking ended (data acknowledged or sent, FIN/RST, limit)
-	Untracked                         // a tracked-rule packet without state (restart): tracking stopped
-	MSSLowered                        // SYN-ACKs whose MSS was lowered for the option's room
+	TrackDone                         // tracking ended: UDP flows here, TCP flows in the ruleset (SetRuleset)
+	Untracked                         // a server's TCP segment outside selected flows (the ruleset queues none): unchanged
+	MSSLowered                        // SYN-ACKs whose MSS was lowered for the option's room (in the ruleset: SetRuleset)
 	BacklogFull                       // workers busy: accepted unchanged at once
 	Oversize                          // larger than a worker buffer: accepted unchanged
 	VerdictErrors                     // verdicts the kernel refused
@@ -70,10 +70,36 @@ type Stats struct {
 	ipopt  [encoders.NumResults]atomic.Uint64 // ip-option encoder results
 	dstopt [encoders.NumResults]atomic.Uint64 // dest-opt encoder results
 	kern   kernStats                          // in-kernel ip-id path (ipidkernel.go)
+	// What the ruleset did without the daemon (rules.Counters): tracked
+	// TCP flows it ended, SYN-ACK MSS values it lowered. Totals the daemon
+	// stores (SetRuleset); Get adds them to TrackDone and MSSLowered.
+	ruleDone, ruleMSS atomic.Uint64
 }
 
-func (s *Stats) inc(r Reason)                    { s.c[r].Add(1) }
-func (s *Stats) Get(r Reason) uint64             { return s.c[r].Load() }
+func (s *Stats) inc(r Reason) { s.c[r].Add(1) }
+
+// Get returns counter r, with the ruleset's part for TrackDone and
+// MSSLowered.
+func (s *Stats) Get(r Reason) uint64 {
+	v := s.c[r].Load()
+	switch r {
+	case TrackDone:
+		v += s.ruleDone.Load()
+	case MSSLowered:
+		v += s.ruleMSS.Load()
+	}
+	return v
+}
+
+// SetRuleset stores the ruleset's totals: tracked flows the steer chain
+// ended and SYN-ACKs whose MSS the mss chain lowered (rules.Spec.Track).
+func (s *Stats) SetRuleset(done, mss uint64) {
+	s.ruleDone.Store(done)
+	s.ruleMSS.Store(mss)
+}
+
+// Ruleset returns the totals SetRuleset stored.
+func (s *Stats) Ruleset() (done, mss uint64)     { return s.ruleDone.Load(), s.ruleMSS.Load() }
 func (s *Stats) Option(r encoders.Result) uint64 { return s.option[r].Load() }
 func (s *Stats) IPID(r encoders.Result) uint64   { return s.ipid[r].Load() }
 func (s *Stats) IPOpt(r encoders.Result) uint64  { return s.ipopt[r].Load() }
@@ -87,7 +113,7 @@ func (s *Stats) DestOpt(r encoders.Result) uint64 {
 func (s *Stats) Snapshot() map[string]uint64 {
 	m := map[string]uint64{}
 	for i := Reason(0); i < numReasons; i++ {
-		if v := s.c[i].Load(); v != 0 {
+		if v := s.Get(i); v != 0 {
 			m[i.String()] = v
 		}
 	}

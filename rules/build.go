@@ -39,10 +39,12 @@ const (
 	nfqTargetRev     = 3
 )
 
-// tcpFlagsMask is fin|syn|rst|ack, tcpFlagSYN is syn (RFC 9293 §3.1).
+// TCP flag bits (RFC 9293 §3.1); tcpFlagsMask is fin|syn|rst|ack.
 const (
 	tcpFlagsMask = 0x17
 	tcpFlagSYN   = 0x02
+	tcpFlagRST   = 0x04
+	tcpFlagACK   = 0x10
 )
 
 // Ruleset is one table of a Spec as google/nftables objects, in the order
@@ -53,7 +55,7 @@ type Ruleset struct {
 	Elements []nftables.SetElement // elements of Set, as nft(8) would send them
 	Chains   []*nftables.Chain     // tag (post-NAT), steer, then remember when Spec.Track
 	Map      *nftables.Set         // the ip-id map (Spec.IPIDMap), or nil
-	Objs     []*nftables.NamedObj  // the ct helper object (Spec.SeqAdjHelper), or none
+	Objs     []*nftables.NamedObj  // counters (Spec.Track), the ct helper object (Spec.SeqAdjHelper)
 	Rules    []*nftables.Rule      // in chain order; Rule.Chain tells which
 }
 
@@ -136,6 +138,28 @@ func buildTable(s Spec, f family) *Ruleset {
 		}
 	}
 
+	if f.track {
+		rs.Objs = append(rs.Objs, counterObj(t, CounterTrackDone))
+		if s.TrackMSS {
+			rs.Objs = append(rs.Objs, counterObj(t, CounterMSSLowered))
+		}
+	}
+	if f.track && s.TrackMSS {
+		mss := &nftables.Chain{Name: mssChain, Table: t} // regular chain: steer jumps to it
+		rs.Chains = append(rs.Chains, mss)
+		min := f.minMSS()
+		// tcp option maxseg size <= MIN return
+		rule(mss, mssLoad(), mssCmp(expr.CmpOpLte, min), verdict(expr.VerdictReturn))
+		// tcp option maxseg size <= MIN+8 tcp option maxseg size set MIN return
+		lowered := countIn(CounterMSSLowered)
+		rule(mss, mssLoad(), mssCmp(expr.CmpOpLte, min+MSSDelta), lowered,
+			[]expr.Any{&expr.Immediate{Register: 1, Data: be16(min)}}, mssStore(), verdict(expr.VerdictReturn))
+		for _, st := range mssSteps() {
+			// tcp option maxseg size & MASK == BIT counter name "mss_lowered" tcp option maxseg size set tcp option maxseg size ^ MASK return
+			rule(mss, mssLoad(), mssMatch(st.mask, st.bit), lowered, mssLoad(), mssXor(st.mask), mssStore(), verdict(expr.VerdictReturn))
+		}
+	}
+
 	steer := baseChain(t, steerChain, steerPrio)
 	rs.Chains = append(rs.Chains, steer)
 	queue := queueExprs(s)
@@ -153,8 +177,32 @@ func buildTable(s Spec, f family) *Ruleset {
 		rule(steer, f.insideMatch(s.Placement), skipKnown, tcpSYN(), queue)
 	}
 	if f.track {
-		// ct mark & TRACK == TRACK ip protocol tcp queue ...
-		rule(steer, markBitSet(true, s.TrackBit), f.proto(unix.IPPROTO_TCP), queue)
+		// RFC 7974 §4.2 in the kernel (Spec.Track). done is
+		// `ct mark set ct mark & ^(TRACK|DONE) | DONE`.
+		track := markBitSet(true, s.TrackBit)
+		done := append(countIn(CounterTrackDone), setMark(true, ^(s.TrackBit|s.DoneBit), s.DoneBit)...)
+		if s.TrackMSS {
+			// ct mark & TRACK == TRACK ct direction reply tcp flags syn,ack / syn,ack jump mss
+			rule(steer, track, ctDirection(ctDirReply), tcpFlags(expr.CmpOpEq, tcpFlagSYN|tcpFlagACK, tcpFlagSYN|tcpFlagACK),
+				[]expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: mssChain}})
+		}
+		// ct mark & TRACK == TRACK ct direction reply tcp flags != syn,ack / syn,ack ct mark set ... | DONE
+		rule(steer, track, ctDirection(ctDirReply), tcpFlags(expr.CmpOpNeq, tcpFlagSYN|tcpFlagACK, tcpFlagSYN|tcpFlagACK), done)
+		// ct mark & TRACK == TRACK ct direction original tcp flags & rst == rst ct mark set ... | DONE
+		rule(steer, track, ctDirection(ctDirOriginal), tcpFlags(expr.CmpOpEq, tcpFlagRST, tcpFlagRST), done)
+		if s.TrackPackets > 0 {
+			// ct mark & TRACK == TRACK ct direction original ct original packets > N ct mark set ... | DONE
+			rule(steer, track, ctDirection(ctDirOriginal), ctPacketsAbove(s.TrackPackets), done)
+		}
+		// ct mark & TRACK == TRACK ct direction original ip protocol tcp [meta mark set meta mark | TRACK] queue ...
+		// Pre-NAT, TRACK in the packet mark tells the daemon the segment
+		// is one of the tracked phase, even when another rule (AllTCP,
+		// Select) would queue it too. Post-NAT the mark holds the tag.
+		var phase []expr.Any
+		if s.Placement == PreNAT {
+			phase = setMark(false, ^s.TrackBit, s.TrackBit)
+		}
+		rule(steer, track, ctDirection(ctDirOriginal), f.proto(unix.IPPROTO_TCP), phase, queue)
 	}
 	if f.sel {
 		// ct mark & SELECT == SELECT ip protocol tcp queue ...
@@ -183,8 +231,11 @@ func buildTable(s Spec, f family) *Ruleset {
 			verdictOnly = markMasked(false, ^both, 0)
 		}
 		if f.tracks() {
-			// meta mark & TRACK == TRACK ct mark set ct mark | TRACK
-			rule(remember, verdictOnly, markBitSet(false, s.TrackBit),
+			// meta mark & TRACK == TRACK ct state new ct mark set ct mark | TRACK
+			// Only a flow's first packets start tracking: a tracked TCP
+			// segment's packet mark has TRACK too (the steer chain's
+			// phase bit), and must not start it again once it ended.
+			rule(remember, verdictOnly, markBitSet(false, s.TrackBit), ctStateIsNew(),
 				setMark(true, ^s.TrackBit, s.TrackBit))
 			// meta mark & DONE == DONE ct mark set ct mark & ^(TRACK|DONE) | DONE
 			rule(remember, verdictOnly, markBitSet(false, s.DoneBit),
@@ -343,19 +394,44 @@ func (f family) proto(p byte) []expr.Any {
 const (
 	ctKeySrcIP    = expr.CtKey(unix.NFT_CT_SRC_IP)
 	ctDirOriginal = 0 // IP_CT_DIR_ORIGINAL
+	ctDirReply    = 1 // IP_CT_DIR_REPLY
 )
 
-// tcpSYN is `tcp flags syn / fin,syn,rst,ack`, with the `meta l4proto tcp`
-// dependency nft(8) adds for it.
-func tcpSYN() []expr.Any {
+// ctDirection is `ct direction original|reply`.
+func ctDirection(dir byte) []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeyDIRECTION},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{dir}},
+	}
+}
+
+// ctPacketsAbove is `ct original packets > N`: nft turns the 64-bit
+// host-order counter to network order before comparing.
+func ctPacketsAbove(n uint64) []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeyPKTS, Direction: ctDirOriginal},
+		&expr.Byteorder{SourceRegister: 1, DestRegister: 1, Op: expr.ByteorderHton, Len: 8, Size: 8},
+		&expr.Cmp{Op: expr.CmpOpGt, Register: 1, Data: binary.BigEndian.AppendUint64(nil, n)},
+	}
+}
+
+// tcpFlags is `tcp flags & MASK OP VAL` with nft's `meta l4proto tcp`
+// dependency.
+func tcpFlags(op expr.CmpOp, mask, val byte) []expr.Any {
 	return []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1}, // TCP flags
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{tcpFlagsMask}, Xor: []byte{0}},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{tcpFlagSYN}},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{mask}, Xor: []byte{0}},
+		&expr.Cmp{Op: op, Register: 1, Data: []byte{val}},
 	}
 }
+
+func verdict(k expr.VerdictKind) []expr.Any { return []expr.Any{&expr.Verdict{Kind: k}} }
+
+// tcpSYN is `tcp flags syn / fin,syn,rst,ack`, with the `meta l4proto tcp`
+// dependency nft(8) adds for it.
+func tcpSYN() []expr.Any { return tcpFlags(expr.CmpOpEq, tcpFlagsMask, tcpFlagSYN) }
 
 // ipProtocol is `ip protocol P`.
 func ipProtocol(p byte) []expr.Any {
@@ -368,16 +444,21 @@ func ipProtocol(p byte) []expr.Any {
 // ctStateNew is the conntrack state bit of IP_CT_NEW (NF_CT_STATE_BIT).
 const ctStateNew = 1 << (2 + 1)
 
+// ctStateIsNew is `ct state new`.
+func ctStateIsNew() []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: u32(ctStateNew), Xor: u32(0)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: u32(0)},
+	}
+}
+
 // newUDPFlow is `ip protocol udp ct state new ct mark & (TRACK|DONE) == 0`
 // (`meta l4proto udp ...` for IPv6): a UDP packet of a flow natreveal has not
 // decided about yet.
 func (f family) newUDPFlow(s Spec) []expr.Any {
 	e := f.proto(unix.IPPROTO_UDP)
-	e = append(e,
-		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: u32(ctStateNew), Xor: u32(0)},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: u32(0)},
-	)
+	e = append(e, ctStateIsNew()...)
 	return append(e, markMasked(true, s.TrackBit|s.DoneBit, 0)...)
 }
 

@@ -1,6 +1,7 @@
 package rules
 
-// Workaround for `ct original ip saddr` in google/nftables v0.3.0.
+// Workaround for `ct original ip saddr` (and `ct original packets`) in
+// google/nftables v0.3.0.
 //
 // nft(8) compiles `ct original ip saddr` to a ct expression with key
 // NFT_CT_SRC_IP and NFTA_CT_DIRECTION = IP_CT_DIR_ORIGINAL, and the kernel
@@ -49,7 +50,7 @@ func addRule(c *nftables.Conn, r *nftables.Rule) error {
 	for i, e := range r.Exprs {
 		exprs[i] = e
 		ct, ok := e.(*expr.Ct)
-		if !ok || ct.SourceRegister || (ct.Key != ctKeySrcIP && ct.Key != ctKeyDstIP) {
+		if !ok || ct.SourceRegister || (ct.Key != ctKeySrcIP && ct.Key != ctKeyDstIP && ct.Key != expr.CtKeyPKTS) {
 			continue
 		}
 		p, err := ctAddrPatch(byte(r.Table.Family), ct)
@@ -81,15 +82,18 @@ type ctStub struct {
 	stub *expr.Ct
 }
 
-// ctAddrPatch returns the placeholder for ct (a load of key NFT_CT_SRC_IP or
-// NFT_CT_DST_IP) and the bytes that replace its encoding.
+// ctAddrPatch returns the placeholder for ct (a load of key NFT_CT_SRC_IP,
+// NFT_CT_DST_IP or NFT_CT_PKTS) and the bytes that replace its encoding.
 func ctAddrPatch(fam byte, ct *expr.Ct) (ctStub, error) {
 	if ct.Direction > 1 {
 		return ctStub{}, fmt.Errorf("ct direction %d", ct.Direction)
 	}
 	stubKey := expr.CtKeySRC
-	if ct.Key == ctKeyDstIP {
+	switch ct.Key {
+	case ctKeyDstIP:
 		stubKey = expr.CtKeyDST
+	case expr.CtKeyPKTS: // `ct original packets`: the same problem
+		stubKey = expr.CtKeyPROTOSRC
 	}
 	stub := &expr.Ct{Register: ct.Register, Key: stubKey, Direction: ct.Direction}
 	placeholder, err := expr.Marshal(fam, stub)

@@ -136,7 +136,7 @@ var goldenSpecs = []struct {
 	}},
 	{"apply-native-prenat-q4-syn-track", Spec{
 		Inside: prefixes("100.64.0.0/24"), QueueNum: 8, QueueCount: 4,
-		Mechanism: Native, Placement: PreNAT, SYN: true, Track: true,
+		Mechanism: Native, Placement: PreNAT, SYN: true, Track: true, TrackMSS: true, TrackPackets: 9,
 		TrackBit: 0x00010000, DoneBit: 0x00020000,
 	}},
 	{"apply-native-postnat-q1-alltcp", Spec{
@@ -153,7 +153,7 @@ var goldenSpecs = []struct {
 		Inside:   prefixes("100.64.0.0/24", "2001:db8:1::/64", "2001:db8:5::9/128"),
 		QueueNum: 0, QueueCount: 1,
 		Mechanism: Compat, Placement: PreNAT, SYN: true, Track: true, SYN6: true, Track6: true, UDP6: true,
-		TrackBit: 0x00010000, DoneBit: 0x00020000,
+		TrackMSS: true, TrackBit: 0x00010000, DoneBit: 0x00020000,
 	}},
 	{"apply-native-prenat-q1-syn-select", Spec{
 		Inside: prefixes("100.64.0.0/24"), QueueNum: 0, QueueCount: 1,
@@ -191,6 +191,9 @@ func specLine(s Spec) string {
 		if s.SeqAdjHelper != "" {
 			sel += fmt.Sprintf(" SeqAdjHelper:%q", s.SeqAdjHelper)
 		}
+	}
+	if s.TrackMSS || s.TrackPackets > 0 {
+		sel += fmt.Sprintf(" TrackMSS:%v TrackPackets:%d", s.TrackMSS, s.TrackPackets)
 	}
 	if m := s.IPIDMap; m != nil {
 		sel += fmt.Sprintf(" IPIDMap:{Size:%d Timeout:%v SkipKnown:%v}", m.Size, m.Timeout, m.SkipKnown)

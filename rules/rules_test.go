@@ -135,6 +135,10 @@ func TestText(t *testing.T) {
 		want string
 	}{
 		{"example", func(*Spec) {}, `table ip natreveal {
+	counter track_done {
+		packets 0 bytes 0
+	}
+
 	set inside {
 		type ipv4_addr
 		flags interval
@@ -144,13 +148,15 @@ func TestText(t *testing.T) {
 	chain steer {
 		type filter hook postrouting priority srcnat - 1; policy accept;
 		ip saddr @inside tcp flags syn / fin,syn,rst,ack queue num 0-1 bypass,fanout
-		ct mark & 0x00010000 == 0x00010000 ip protocol tcp queue num 0-1 bypass,fanout
+		ct mark & 0x00010000 == 0x00010000 ct direction reply tcp flags != syn,ack / syn,ack counter name "track_done" ct mark set ct mark & 0xfffeffff | 0x00020000
+		ct mark & 0x00010000 == 0x00010000 ct direction original tcp flags & rst == rst counter name "track_done" ct mark set ct mark & 0xfffeffff | 0x00020000
+		ct mark & 0x00010000 == 0x00010000 ct direction original ip protocol tcp meta mark set meta mark | 0x00010000 queue num 0-1 bypass,fanout
 		ip saddr @inside ip protocol tcp queue num 0-1 bypass,fanout
 	}
 
 	chain remember {
 		type filter hook postrouting priority srcnat + 1; policy accept;
-		meta mark & 0x00010000 == 0x00010000 ct mark set ct mark | 0x00010000
+		meta mark & 0x00010000 == 0x00010000 ct state new ct mark set ct mark | 0x00010000
 		meta mark & 0x00020000 == 0x00020000 ct mark set ct mark & 0xfffeffff | 0x00020000
 		meta mark & 0x00030000 != 0x00000000 meta mark set meta mark & 0xfffcffff
 	}
@@ -176,6 +182,10 @@ func TestText(t *testing.T) {
 			s.TrackBit, s.DoneBit = 0x80000000, 0x40000000
 			s.Inside = prefixes("100.64.1.0/24", "100.64.0.0/24", "10.0.0.1/32", "192.168.0.0/16", "172.16.0.0/12")
 		}, `table ip natreveal {
+	counter track_done {
+		packets 0 bytes 0
+	}
+
 	set inside {
 		type ipv4_addr
 		flags interval
@@ -192,13 +202,15 @@ func TestText(t *testing.T) {
 	chain steer {
 		type filter hook postrouting priority srcnat + 1; policy accept;
 		ct original ip saddr @inside tcp flags syn / fin,syn,rst,ack queue flags bypass,fanout to 10-13
-		ct mark 0x80000000/1 ip protocol tcp queue flags bypass,fanout to 10-13
+		ct mark 0x80000000/1 ct direction reply tcp flags != syn,ack / syn,ack counter name "track_done" ct mark set ct mark & 0x7fffffff | 0x40000000
+		ct mark 0x80000000/1 ct direction original tcp flags & rst == rst counter name "track_done" ct mark set ct mark & 0x7fffffff | 0x40000000
+		ct mark 0x80000000/1 ct direction original ip protocol tcp queue flags bypass,fanout to 10-13
 		ct original ip saddr @inside ip protocol tcp queue flags bypass,fanout to 10-13
 	}
 
 	chain remember {
 		type filter hook postrouting priority srcnat + 2; policy accept;
-		meta mark & 0x3fffffff == 0x00000000 meta mark 0x80000000/1 ct mark set ct mark | 0x80000000
+		meta mark & 0x3fffffff == 0x00000000 meta mark 0x80000000/1 ct state new ct mark set ct mark | 0x80000000
 		meta mark & 0x3fffffff == 0x00000000 meta mark & 0x40000000 == 0x40000000 ct mark set ct mark & 0x7fffffff | 0x40000000
 		meta mark != 0x00000000/2 meta mark set meta mark & 0x3fffffff
 	}
@@ -223,27 +235,66 @@ func TestText(t *testing.T) {
 			s.Mechanism, s.QueueCount, s.AllTCP = Native, 1, false
 			s.Inside = prefixes("2001:db8:1::/64", "100.64.0.0/24", "2001:db8:5::9/128")
 			s.SYN6, s.Track6, s.UDP6 = true, true, true
+			s.TrackMSS, s.TrackPackets = true, 9
 		}, `table ip natreveal {
+	counter track_done {
+		packets 0 bytes 0
+	}
+
+	counter mss_lowered {
+		packets 0 bytes 0
+	}
+
 	set inside {
 		type ipv4_addr
 		flags interval
 		elements = { 100.64.0.0/24 }
 	}
 
+	chain mss {
+		tcp option maxseg size <= 536 return
+		tcp option maxseg size <= 544 counter name "mss_lowered" tcp option maxseg size set 536 return
+		tcp option maxseg size & 8 == 8 counter name "mss_lowered" tcp option maxseg size set tcp option maxseg size ^ 0x8 return
+		tcp option maxseg size & 24 == 16 counter name "mss_lowered" tcp option maxseg size set tcp option maxseg size ^ 0x18 return
+		tcp option maxseg size & 56 == 32 counter name "mss_lowered" tcp option maxseg size set tcp option maxseg size ^ 0x38 return
+		tcp option maxseg size & 120 == 64 counter name "mss_lowered" tcp option maxseg size set tcp option maxseg size ^ 0x78 return
+		tcp option maxseg size & 248 == 128 counter name "mss_lowered" tcp option maxseg size set tcp option maxseg size ^ 0xf8 return
+		tcp option maxseg size & 504 == 256 counter name "mss_lowered" tcp option maxseg size set tcp option maxseg size ^ 0x1f8 return
+		tcp option maxseg size & 1016 == 512 counter name "mss_lowered" tcp option maxseg size set tcp option maxseg size ^ 0x3f8 return
+		tcp option maxseg size & 2040 == 1024 counter name "mss_lowered" tcp option maxseg size set tcp option maxseg size ^ 0x7f8 return
+		tcp option maxseg size & 4088 == 2048 counter name "mss_lowered" tcp option maxseg size set tcp option maxseg size ^ 0xff8 return
+		tcp option maxseg size & 8184 == 4096 counter name "mss_lowered" tcp option maxseg size set tcp option maxseg size ^ 0x1ff8 return
+		tcp option maxseg size & 16376 == 8192 counter name "mss_lowered" tcp option maxseg size set tcp option maxseg size ^ 0x3ff8 return
+		tcp option maxseg size & 32760 == 16384 counter name "mss_lowered" tcp option maxseg size set tcp option maxseg size ^ 0x7ff8 return
+		tcp option maxseg size & 65528 == 32768 counter name "mss_lowered" tcp option maxseg size set tcp option maxseg size ^ 0xfff8 return
+	}
+
 	chain steer {
 		type filter hook postrouting priority srcnat - 1; policy accept;
 		ip saddr @inside tcp flags syn / fin,syn,rst,ack queue flags bypass to 0
-		ct mark & 0x00010000 == 0x00010000 ip protocol tcp queue flags bypass to 0
+		ct mark & 0x00010000 == 0x00010000 ct direction reply tcp flags syn,ack / syn,ack jump mss
+		ct mark & 0x00010000 == 0x00010000 ct direction reply tcp flags != syn,ack / syn,ack counter name "track_done" ct mark set ct mark & 0xfffeffff | 0x00020000
+		ct mark & 0x00010000 == 0x00010000 ct direction original tcp flags & rst == rst counter name "track_done" ct mark set ct mark & 0xfffeffff | 0x00020000
+		ct mark & 0x00010000 == 0x00010000 ct direction original ct original packets > 9 counter name "track_done" ct mark set ct mark & 0xfffeffff | 0x00020000
+		ct mark & 0x00010000 == 0x00010000 ct direction original ip protocol tcp meta mark set meta mark | 0x00010000 queue flags bypass to 0
 	}
 
 	chain remember {
 		type filter hook postrouting priority srcnat + 1; policy accept;
-		meta mark & 0x00010000 == 0x00010000 ct mark set ct mark | 0x00010000
+		meta mark & 0x00010000 == 0x00010000 ct state new ct mark set ct mark | 0x00010000
 		meta mark & 0x00020000 == 0x00020000 ct mark set ct mark & 0xfffeffff | 0x00020000
 		meta mark & 0x00030000 != 0x00000000 meta mark set meta mark & 0xfffcffff
 	}
 }
 table ip6 natreveal {
+	counter track_done {
+		packets 0 bytes 0
+	}
+
+	counter mss_lowered {
+		packets 0 bytes 0
+	}
+
 	set inside {
 		type ipv6_addr
 		flags interval
@@ -251,17 +302,39 @@ table ip6 natreveal {
 			     2001:db8:5::9 }
 	}
 
+	chain mss {
+		tcp option maxseg size <= 1220 return
+		tcp option maxseg size <= 1228 counter name "mss_lowered" tcp option maxseg size set 1220 return
+		tcp option maxseg size & 8 == 8 counter name "mss_lowered" tcp option maxseg size set tcp option maxseg size ^ 0x8 return
+		tcp option maxseg size & 24 == 16 counter name "mss_lowered" tcp option maxseg size set tcp option maxseg size ^ 0x18 return
+		tcp option maxseg size & 56 == 32 counter name "mss_lowered" tcp option maxseg size set tcp option maxseg size ^ 0x38 return
+		tcp option maxseg size & 120 == 64 counter name "mss_lowered" tcp option maxseg size set tcp option maxseg size ^ 0x78 return
+		tcp option maxseg size & 248 == 128 counter name "mss_lowered" tcp option maxseg size set tcp option maxseg size ^ 0xf8 return
+		tcp option maxseg size & 504 == 256 counter name "mss_lowered" tcp option maxseg size set tcp option maxseg size ^ 0x1f8 return
+		tcp option maxseg size & 1016 == 512 counter name "mss_lowered" tcp option maxseg size set tcp option maxseg size ^ 0x3f8 return
+		tcp option maxseg size & 2040 == 1024 counter name "mss_lowered" tcp option maxseg size set tcp option maxseg size ^ 0x7f8 return
+		tcp option maxseg size & 4088 == 2048 counter name "mss_lowered" tcp option maxseg size set tcp option maxseg size ^ 0xff8 return
+		tcp option maxseg size & 8184 == 4096 counter name "mss_lowered" tcp option maxseg size set tcp option maxseg size ^ 0x1ff8 return
+		tcp option maxseg size & 16376 == 8192 counter name "mss_lowered" tcp option maxseg size set tcp option maxseg size ^ 0x3ff8 return
+		tcp option maxseg size & 32760 == 16384 counter name "mss_lowered" tcp option maxseg size set tcp option maxseg size ^ 0x7ff8 return
+		tcp option maxseg size & 65528 == 32768 counter name "mss_lowered" tcp option maxseg size set tcp option maxseg size ^ 0xfff8 return
+	}
+
 	chain steer {
 		type filter hook postrouting priority srcnat - 1; policy accept;
 		ip6 saddr @inside tcp flags syn / fin,syn,rst,ack queue flags bypass to 0
-		ct mark & 0x00010000 == 0x00010000 meta l4proto tcp queue flags bypass to 0
+		ct mark & 0x00010000 == 0x00010000 ct direction reply tcp flags syn,ack / syn,ack jump mss
+		ct mark & 0x00010000 == 0x00010000 ct direction reply tcp flags != syn,ack / syn,ack counter name "track_done" ct mark set ct mark & 0xfffeffff | 0x00020000
+		ct mark & 0x00010000 == 0x00010000 ct direction original tcp flags & rst == rst counter name "track_done" ct mark set ct mark & 0xfffeffff | 0x00020000
+		ct mark & 0x00010000 == 0x00010000 ct direction original ct original packets > 9 counter name "track_done" ct mark set ct mark & 0xfffeffff | 0x00020000
+		ct mark & 0x00010000 == 0x00010000 ct direction original meta l4proto tcp meta mark set meta mark | 0x00010000 queue flags bypass to 0
 		ip6 saddr @inside meta l4proto udp ct state new ct mark & 0x00030000 == 0x00000000 queue flags bypass to 0
 		ct mark & 0x00010000 == 0x00010000 meta l4proto udp queue flags bypass to 0
 	}
 
 	chain remember {
 		type filter hook postrouting priority srcnat + 1; policy accept;
-		meta mark & 0x00010000 == 0x00010000 ct mark set ct mark | 0x00010000
+		meta mark & 0x00010000 == 0x00010000 ct state new ct mark set ct mark | 0x00010000
 		meta mark & 0x00020000 == 0x00020000 ct mark set ct mark & 0xfffeffff | 0x00020000
 		meta mark & 0x00030000 != 0x00000000 meta mark set meta mark & 0xfffcffff
 	}
@@ -395,13 +468,13 @@ func TestBuild(t *testing.T) {
 			t.Errorf("chain %s: %+v", ch.Name, ch)
 		}
 	}
-	if len(rs.Rules) != 7 {
-		t.Fatalf("%d rules, want 7", len(rs.Rules))
+	if len(rs.Rules) != 9 {
+		t.Fatalf("%d rules, want 9", len(rs.Rules))
 	}
 	for i, r := range rs.Rules {
 		want := rs.Chains[0]
 		switch {
-		case i >= 4:
+		case i >= 6:
 			want = rs.Chains[2]
 		case i >= 1:
 			want = rs.Chains[1]
@@ -429,7 +502,7 @@ func TestBuild(t *testing.T) {
 	if !ok || tg.Name != "NFQUEUE" || tg.Rev != 3 {
 		t.Fatalf("last expression %#v, want NFQUEUE target", steer[len(steer)-1])
 	}
-	if got := rs.String(); got != "table ip natreveal: 3 chains, 7 rules, 3 set elements" {
+	if got := rs.String(); got != "table ip natreveal: 3 chains, 9 rules, 3 set elements" {
 		t.Errorf("String() = %q", got)
 	}
 }
@@ -621,5 +694,24 @@ func TestCtWorkaround(t *testing.T) {
 	data := []byte("axbxc")
 	if err := applyPatches(data, []ctPatch{{[]byte("x"), []byte("y")}, {[]byte("x"), []byte("y")}}); err != nil || string(data) != "aybyc" {
 		t.Errorf("applyPatches = %v, %q", err, data)
+	}
+}
+
+// The mss chain takes MSSDelta off every MSS above the floor, as
+// encoders.LowerMSS does in user space, for every 16-bit value.
+func TestMSSChainSubtracts(t *testing.T) {
+	for _, min := range []uint16{minMSS4, minMSS6} {
+		for v := 0; v <= 0xffff; v++ {
+			want := uint16(v)
+			switch {
+			case v > int(min)+MSSDelta:
+				want = uint16(v - MSSDelta)
+			case v > int(min):
+				want = min
+			}
+			if got := chainMSS(uint16(v), min); got != want {
+				t.Fatalf("floor %d: MSS %d became %d, want %d", min, v, got, want)
+			}
+		}
 	}
 }

@@ -80,8 +80,26 @@ type Spec struct {
 	Mechanism  Mechanism
 	Placement  Placement
 	SYN        bool // queue TCP SYNs (syn set, ack/rst/fin clear) from inside hosts
-	Track      bool // queue every TCP packet (both directions) of flows whose ct mark has TrackBit
-	AllTCP     bool // queue every TCP packet from inside hosts (original direction)
+	// Track follows TCP flows whose ct mark has TrackBit (the SYN's verdict
+	// set it) in the kernel, per RFC 7974 §4.2: their client->server
+	// segments are queued until the server shows the connection established
+	// (its first segment other than a SYN-ACK), the client resets, or
+	// TrackPackets is reached; then the steer chain sets DoneBit in the ct
+	// mark. The server's segments are never queued: with TrackMSS the
+	// SYN-ACK's MSS is lowered in the kernel (chain mss). Pre-NAT, the
+	// queued segments carry TrackBit in their packet mark, so the daemon
+	// tells them from segments that AllTCP or Select queue.
+	Track bool
+	// TrackMSS lowers the MSS option of tracked flows' SYN-ACKs by
+	// MSSDelta, not below the family's minimum (RFC 9293 §3.7.1: 536 for
+	// IPv4; RFC 8200 §5: 1220 for IPv6), so that client segments have room
+	// for the HOST_ID option.
+	TrackMSS bool
+	// TrackPackets, when not 0, ends tracking once the flow's original
+	// direction has seen more packets (the SYN included): `ct original
+	// packets`, which counts only with net.netfilter.nf_conntrack_acct=1.
+	TrackPackets uint64
+	AllTCP       bool // queue every TCP packet from inside hosts (original direction)
 	// UDP queues the first packet of each new UDP flow from inside hosts
 	// (ct state new, no TrackBit or DoneBit in the ct mark yet) and, while
 	// the ct mark has TrackBit, the flow's later packets (both directions).

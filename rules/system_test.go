@@ -125,7 +125,7 @@ func systemSpecs(m Mechanism) []Spec {
 		{Inside: prefixes("100.64.0.0/24"), QueueNum: 3, QueueCount: 1, Placement: PreNAT, SYN: true},
 		{Inside: prefixes("100.64.1.0/24", "100.64.0.0/24", "10.0.0.1/32", "192.168.0.0/16", "0.0.0.0/8"),
 			QueueNum: 10, QueueCount: 4, Placement: PostNAT, SYN: true, Track: true, AllTCP: true,
-			TrackBit: 0x80000000, DoneBit: 0x40000000},
+			TrackBit: 0x80000000, DoneBit: 0x40000000, TrackMSS: true},
 		{Inside: prefixes("255.255.255.255/32", "1.2.3.4/32"), QueueNum: 65534, QueueCount: 2, Placement: PostNAT,
 			Track: true, TrackBit: 1, DoneBit: 0x80000000},
 		{Inside: prefixes("0.0.0.0/0"), QueueCount: 1, Placement: PreNAT, AllTCP: true},
@@ -136,7 +136,8 @@ func systemSpecs(m Mechanism) []Spec {
 		// IPv6: the ip6 table beside the ip one, then alone (the ip table
 		// goes in the same batch), then both again.
 		{Inside: prefixes("100.64.0.0/24", "2001:db8:1::/64", "2001:db8:5::9/128"), QueueCount: 1, Placement: PreNAT,
-			SYN: true, Track: true, SYN6: true, Track6: true, UDP6: true, TrackBit: 0x10000, DoneBit: 0x20000},
+			SYN: true, Track: true, SYN6: true, Track6: true, UDP6: true, TrackBit: 0x10000, DoneBit: 0x20000,
+			TrackMSS: true, TrackPackets: 9},
 		// Payload insertion: selected flows, alone and beside tracking.
 		{Inside: prefixes("100.64.0.0/24"), QueueCount: 1, Placement: PreNAT, SYN: true, Select: true, SelectBit: 0x40000},
 		{Inside: prefixes("100.64.0.0/24"), QueueCount: 1, Placement: PreNAT, SYN: true, Select: true, SelectBit: 0x40000,
@@ -286,10 +287,12 @@ func TestSystemProbe(t *testing.T) {
 // either of nft's two syntaxes.
 var queueStmtRE = regexp.MustCompile(`(?m) queue (?:num|flags) [^\n]*$`)
 
-// fromListing undoes the one place where nft lists a natreveal rule in a
+// fromListing undoes the two places where nft lists a natreveal rule in a
 // form it cannot read back: the tag rule's raw `meta mark set @nh,96,32`
-// shows as `meta mark set ip saddr` (see markFromSource).
+// shows as `meta mark set ip saddr` (see markFromSource), and the mss
+// chain's xor operand gets an `[invalid type]` suffix (mssChainText).
 func fromListing(listed string) string {
+	listed = strings.ReplaceAll(listed, " [invalid type] return\n", " return\n")
 	return strings.ReplaceAll(listed, "meta mark set ip saddr\n", "meta mark set @nh,96,32\n")
 }
 

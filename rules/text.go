@@ -45,6 +45,13 @@ func tableText(s Spec, f family) string {
 	newUDP := proto + " udp ct state new " + maskedMatch("ct mark", s.TrackBit|s.DoneBit, 0, false)
 
 	fmt.Fprintf(&b, "table %s %s {\n", fam, s.table())
+	if f.track {
+		// nft lists objects before sets, in the order they were added.
+		fmt.Fprintf(&b, "\tcounter %s {\n\t\tpackets 0 bytes 0\n\t}\n\n", CounterTrackDone)
+		if s.TrackMSS {
+			fmt.Fprintf(&b, "\tcounter %s {\n\t\tpackets 0 bytes 0\n\t}\n\n", CounterMSSLowered)
+		}
+	}
 	if f.sel && s.SeqAdjHelper != "" {
 		// nft lists objects before sets.
 		fmt.Fprintf(&b, "\tct helper %s {\n\t\ttype %q protocol tcp\n\t\tl3proto ip\n\t}\n\n", SeqAdjObject, s.SeqAdjHelper)
@@ -78,6 +85,10 @@ func tableText(s Spec, f family) string {
 		b.WriteString("\t}\n")
 	}
 
+	if f.track && s.TrackMSS {
+		b.WriteString(mssChainText(f.minMSS()))
+	}
+
 	fmt.Fprintf(&b, "\n\tchain %s {\n", steerChain)
 	fmt.Fprintf(&b, "\t\ttype filter hook postrouting priority %s; policy accept;\n", steerPrio)
 	synFrom := inside
@@ -91,7 +102,20 @@ func tableText(s Spec, f family) string {
 		fmt.Fprintf(&b, "\t\t%s tcp flags syn / fin,syn,rst,ack %s\n", synFrom, queue)
 	}
 	if f.track {
-		fmt.Fprintf(&b, "\t\t%s %s tcp %s\n", trackMatch, proto, queue)
+		done := fmt.Sprintf("counter name %q ct mark set ct mark & %s | %s", CounterTrackDone, hex32(^s.TrackBit), hex32(s.DoneBit)) // nft shows the mask with DONE set
+		if s.TrackMSS {
+			fmt.Fprintf(&b, "\t\t%s ct direction reply tcp flags syn,ack / syn,ack jump %s\n", trackMatch, mssChain)
+		}
+		fmt.Fprintf(&b, "\t\t%s ct direction reply tcp flags != syn,ack / syn,ack %s\n", trackMatch, done)
+		fmt.Fprintf(&b, "\t\t%s ct direction original tcp flags & rst == rst %s\n", trackMatch, done)
+		if s.TrackPackets > 0 {
+			fmt.Fprintf(&b, "\t\t%s ct direction original ct original packets > %d %s\n", trackMatch, s.TrackPackets, done)
+		}
+		phase := ""
+		if s.Placement == PreNAT {
+			phase = fmt.Sprintf("meta mark set meta mark | %s ", hex32(s.TrackBit))
+		}
+		fmt.Fprintf(&b, "\t\t%s ct direction original %s tcp %s%s\n", trackMatch, proto, phase, queue)
 	}
 	if f.sel {
 		fmt.Fprintf(&b, "\t\t%s %s tcp %s\n", maskedMatch("ct mark", s.SelectBit, s.SelectBit, false), proto, queue)
@@ -114,7 +138,7 @@ func tableText(s Spec, f family) string {
 			verdictOnly = maskedMatch("meta mark", ^both, 0, false) + " "
 		}
 		if f.tracks() {
-			fmt.Fprintf(&b, "\t\t%s%s ct mark set ct mark | %s\n", verdictOnly, maskedMatch("meta mark", t, t, false), hex32(t))
+			fmt.Fprintf(&b, "\t\t%s%s ct state new ct mark set ct mark | %s\n", verdictOnly, maskedMatch("meta mark", t, t, false), hex32(t))
 			fmt.Fprintf(&b, "\t\t%s%s ct mark set ct mark & %s | %s\n", verdictOnly, maskedMatch("meta mark", d, d, false), hex32(^t), hex32(d)) // nft shows the mask with DONE set: (x & ^t) | d
 		}
 		if f.sel {
@@ -195,5 +219,21 @@ func elementsText(ps []netip.Prefix) string {
 			b.WriteString(p.String())
 		}
 	}
+	return b.String()
+}
+
+// mssChainText is the mss chain (mss.go). nft lists the masks in decimal
+// and the xor operand as `0x.. [invalid type]`, which it cannot read back;
+// Text prints the operand alone.
+func mssChainText(min uint16) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n\tchain %s {\n", mssChain)
+	fmt.Fprintf(&b, "\t\ttcp option maxseg size <= %d return\n", min)
+	count := fmt.Sprintf("counter name %q", CounterMSSLowered)
+	fmt.Fprintf(&b, "\t\ttcp option maxseg size <= %d %s tcp option maxseg size set %d return\n", min+MSSDelta, count, min)
+	for _, st := range mssSteps() {
+		fmt.Fprintf(&b, "\t\ttcp option maxseg size & %d == %d %s tcp option maxseg size set tcp option maxseg size ^ %#x return\n", st.mask, st.bit, count, st.mask)
+	}
+	b.WriteString("\t}\n")
 	return b.String()
 }

@@ -48,7 +48,10 @@ func TestRulesPrintIsInstalledRuleset(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.stop(t)
-	// nft adds a warning comment for tables holding compat (xtables) expressions.
+	// nft adds a warning comment for tables holding compat (xtables)
+	// expressions, and shows the mss chain's xor operand with a type it
+	// cannot read back (rules/text.go, mssChainText).
+	listed = strings.ReplaceAll(listed, " [invalid type] return\n", " return\n")
 	var kept []string
 	for _, ln := range strings.Split(listed, "\n") {
 		if !strings.HasPrefix(ln, "# Warning:") {

@@ -48,6 +48,52 @@ type packetDaemon struct {
 	learner   *nfq.IPIDLearner // in-kernel ip-id path (ipidkernel.go)
 	noHelper  bool             // the kernel lacks the seqadj helper: no handoff
 	seqcc     *conntrack.Conn  // ctnetlink socket of the handoff
+	ruleBase  [2]uint64        // ruleset counters (done, mss) of the tables a reload replaced
+	acctOff   func()           // restores nf_conntrack_acct (countPackets), or nil
+}
+
+// countPackets turns conntrack's packet counters on for the tracked flows'
+// bound (sysctl.go), once; restoreAcct undoes it at exit.
+func (d *packetDaemon) countPackets() error {
+	if d.acctOff != nil {
+		return nil
+	}
+	restore, err := countPackets(d.log)
+	if err != nil {
+		return err
+	}
+	d.acctOff = restore
+	return nil
+}
+
+func (d *packetDaemon) restoreAcct() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.acctOff != nil {
+		d.acctOff()
+		d.acctOff = nil
+	}
+}
+
+// refreshRuleset stores the ruleset's counters (rules.Counters) in d.st:
+// what the kernel did for tracked flows without the daemon. d.mu is held.
+func (d *packetDaemon) refreshRuleset() {
+	if !d.installed {
+		return
+	}
+	m, err := rules.Counters(d.nft, d.spec.Table)
+	if err != nil {
+		d.log.Debug("reading the ruleset's counters", "err", err)
+		return
+	}
+	d.st.SetRuleset(d.ruleBase[0]+m[rules.CounterTrackDone], d.ruleBase[1]+m[rules.CounterMSSLowered])
+}
+
+// RefreshRuleset is refreshRuleset for a metrics scrape.
+func (d *packetDaemon) RefreshRuleset() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.refreshRuleset()
 }
 
 // ruleSpec is the package's ruleSpec without the seqadj helper when the
@@ -180,6 +226,7 @@ func (d *packetDaemon) remove() error {
 	if !d.installed {
 		return nil
 	}
+	d.refreshRuleset() // the exit statistics include them
 	d.installed = false
 	return rules.Remove(d.nft, d.spec.Table)
 }
@@ -200,8 +247,20 @@ func (d *packetDaemon) reload(c *config.Config, src hostid.Source) (string, erro
 	if err != nil {
 		return "", err
 	}
+	if tracksTCP(c) {
+		if err := d.countPackets(); err != nil {
+			return "", err
+		}
+	}
 	spec := d.ruleSpec(c)
+	// The new tables' counters start at 0: keep what the old ones counted
+	// (packets counted between this read and the swap are lost).
+	d.refreshRuleset()
+	base := d.ruleBase
+	done, mss := d.st.Ruleset()
+	d.ruleBase = [2]uint64{done, mss}
 	if err := rules.Apply(d.nft, spec); err != nil {
+		d.ruleBase = base
 		return "", err
 	}
 	if spec.Table != d.spec.Table {

@@ -83,6 +83,7 @@ func run(c *config.Config, src hostid.Source, statsEvery time.Duration, load fun
 				return 0
 			},
 			Lookups: d.lookups.Load,
+			Refresh: d.RefreshRuleset,
 			Version: version,
 		})
 		ms, err := metrics.Listen(c.Metrics.Listen, reg)
@@ -142,6 +143,13 @@ func run(c *config.Config, src hostid.Source, statsEvery time.Duration, load fun
 			slogger.Warn("proxy-protocol flows stay in user space: no conntrack helper for the kernel's sequence adjustment", "err", err)
 		}
 	}
+	defer d.restoreAcct()
+	if tracksTCP(c) {
+		// Before the rules: flows created from now on get the counters.
+		if err := d.countPackets(); err != nil {
+			return err
+		}
+	}
 	if err := d.start(c, src); err != nil {
 		return err
 	}
@@ -161,6 +169,7 @@ func run(c *config.Config, src hostid.Source, statsEvery time.Duration, load fun
 				case <-ctx.Done():
 					return
 				case <-t.C:
+					d.RefreshRuleset()
 					logStats(slogger, st)
 				}
 			}

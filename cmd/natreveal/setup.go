@@ -81,7 +81,6 @@ func handlerConfig(c *config.Config) nfq.HandlerConfig {
 		PostNAT:   c.Placement == "post-nat",
 		TCPOption: c.Has(config.MethodTCPOption),
 		OptionLen: c.TCPOption.Length,
-		MaxSegs:   c.TCPOption.MaxSegments,
 		IPID:      c.Has(config.MethodIPID),
 		IPIDScope: c.IPID.Scope,
 		IPIDUDP:   c.IPID.UDPPackets,
@@ -110,6 +109,13 @@ func handlerConfig(c *config.Config) nfq.HandlerConfig {
 	}
 }
 
+// tracksTCP reports whether the ruleset follows TCP flows after the SYN
+// (rules.Spec.Track), which bounds them with conntrack's packet counters.
+func tracksTCP(c *config.Config) bool {
+	hc := handlerConfig(c)
+	return hc.Tracks() || hc.Tracks6()
+}
+
 // ruleSpec is the ruleset the configuration needs.
 func ruleSpec(c *config.Config, mech rules.Mechanism) rules.Spec {
 	pl := rules.PreNAT
@@ -126,6 +132,8 @@ func ruleSpec(c *config.Config, mech rules.Mechanism) rules.Spec {
 		Placement:    pl,
 		SYN:          c.Has(config.MethodTCPOption) || c.Has(config.MethodIPID) || c.Has(config.MethodIPOption) || hc.Selects(),
 		Track:        hc.Tracks(),
+		TrackMSS:     c.Has(config.MethodTCPOption),
+		TrackPackets: uint64(c.TCPOption.MaxSegments) + 1, // the SYN and max_segments more
 		UDP:          hc.UDP(),
 		SYN6:         c.Has(config.MethodTCPOption) || c.Has(config.MethodDestOpt),
 		Track6:       hc.Tracks6(),
