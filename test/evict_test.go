@@ -4,8 +4,6 @@ import (
 	"testing"
 	"time"
 
-	ct "github.com/ti-mo/conntrack"
-
 	"github.com/natreveal/natreveal/test/lab"
 )
 
@@ -35,16 +33,8 @@ func TestConntrackDestroyEvictsFlows(t *testing.T) {
 					t.Fatal("the datagram did not reach the server in 10s")
 				}
 			}
-			err = lab.Do(l.NAT, func() error {
-				c, err := ct.Dial(nil)
-				if err != nil {
-					return err
-				}
-				defer c.Close()
-				return c.Flush()
-			})
-			if err != nil {
-				t.Fatalf("flushing the NAT's conntrack table: %v", err)
+			if err := lab.FlushConntrack(l.NAT); err != nil {
+				t.Fatal(err)
 			}
 			// The destroy event reaches the daemon asynchronously: wait for
 			// the eviction on the metrics endpoint (default 127.0.0.1:9850).

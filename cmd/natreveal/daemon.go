@@ -151,7 +151,10 @@ func (d *packetDaemon) prepare(c *config.Config, src hostid.Source) (*nfq.Handle
 			return r.InsideSource(k)
 		}
 	}
-	if (hc.Tracks() || hc.UDP() || hc.UDP6() || hc.Selects() || hc.PostNAT) && !d.watching {
+	// Destroy events free per-flow state: UDP flows, selected flows, the
+	// post-NAT resolver's cache. Tracked TCP flows have none (the ruleset
+	// follows them), so tcp-option alone needs no listener.
+	if (hc.UDP() || hc.UDP6() || hc.Selects() || hc.PostNAT) && !d.watching {
 		if err := conntrack.WatchDestroy(d.ctx, 0, d.destroyed); err != nil {
 			return nil, nil, err
 		}

@@ -286,6 +286,11 @@ func measure(ctx context.Context, l *lab.Lab, m mode, binary string, queues int,
 		defer l.Exec(l.NAT, "nft", "delete", "table", "ip", m.nftTable)
 	}
 
+	// Every mode starts from an empty conntrack table: the previous flood
+	// leaves a table's worth of entries behind.
+	if err := lab.FlushConntrack(l.NAT); err != nil {
+		return s, err
+	}
 	q0, err := readQueueStats(l.NAT)
 	if err != nil {
 		return s, err
