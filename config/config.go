@@ -53,7 +53,7 @@ type Config struct {
 	}
 	TCPOption struct {
 		Length      int  // HOST_ID bytes: 2 or 4 (RFC 7974 §3)
-		MaxSegments int  // client segments after the SYN that may carry it
+		MaxSegments int  // client packets after the SYN that may carry it (conntrack's count: a GSO packet once)
 		CGN         bool // operator states this NAT is a CGN (RFC 7974 §8)
 	}
 	IPID struct {
