@@ -53,17 +53,23 @@ type packetDaemon struct {
 }
 
 // countPackets turns conntrack's packet counters on for the tracked flows'
-// bound (sysctl.go), once; restoreAcct undoes it at exit.
-func (d *packetDaemon) countPackets() error {
+// bound (sysctl.go), once; restoreAcct undoes it at exit. Failing is not
+// fatal: flows still end on the server's first segment (RFC 7974 §4.2), only
+// tcp_option.max_segments goes unenforced; quiet says whether to log that
+// (false: a later attempt follows).
+func (d *packetDaemon) countPackets(quiet bool) bool {
 	if d.acctOff != nil {
-		return nil
+		return true
 	}
 	restore, err := countPackets(d.log)
 	if err != nil {
-		return err
+		if !quiet {
+			d.log.Warn("tcp_option.max_segments is not enforced; set net.netfilter.nf_conntrack_acct=1 (sysctl.d) to enforce it", "err", err)
+		}
+		return false
 	}
 	d.acctOff = restore
-	return nil
+	return true
 }
 
 func (d *packetDaemon) restoreAcct() {
@@ -251,9 +257,7 @@ func (d *packetDaemon) reload(c *config.Config, src hostid.Source) (string, erro
 		return "", err
 	}
 	if tracksTCP(c) {
-		if err := d.countPackets(); err != nil {
-			return "", err
-		}
+		d.countPackets(false)
 	}
 	spec := d.ruleSpec(c)
 	// The new tables' counters start at 0: keep what the old ones counted

@@ -144,12 +144,9 @@ func run(c *config.Config, src hostid.Source, statsEvery time.Duration, load fun
 		}
 	}
 	defer d.restoreAcct()
-	if tracksTCP(c) {
-		// Before the rules: flows created from now on get the counters.
-		if err := d.countPackets(); err != nil {
-			return err
-		}
-	}
+	// Before the rules, so that the flows they follow get the counters;
+	// once more after them (Bound) when nf_conntrack was not loaded yet.
+	counting := !tracksTCP(c) || d.countPackets(true)
 	if err := d.start(c, src); err != nil {
 		return err
 	}
@@ -186,6 +183,11 @@ func run(c *config.Config, src hostid.Source, statsEvery time.Duration, load fun
 		Bound: func() error {
 			if err := d.install(); err != nil {
 				return err
+			}
+			if !counting {
+				d.mu.Lock()
+				d.countPackets(false)
+				d.mu.Unlock()
 			}
 			slogger.Info("running: "+installed(c, d.spec, d.mech), "table", d.spec.Table, "methods", c.Methods,
 				"mechanism", d.mech.String(), "placement", c.Placement, "version", version)
