@@ -59,7 +59,10 @@ var (
 	descFlowEvents = prometheus.NewDesc("natreveal_flow_events_total",
 		"Flow tracking events: tracked, done, full (table at its cap), untracked, evicted.", []string{"event"}, nil)
 	descFlows = prometheus.NewDesc("natreveal_flows_tracked",
-		"Flows followed after their SYN right now.", nil, nil)
+		"UDP flows whose first datagrams the daemon follows right now (the ruleset follows TCP flows).", nil, nil)
+	descIPIDKernel = prometheus.NewDesc("natreveal_ip_id_kernel_events_total",
+		"In-kernel ip-id path (ip_id.kernel): SYNs whose IP-ID the kernel had written (by-kernel), hosts learned into the map, learns that failed or were dropped.",
+		[]string{"event"}, nil)
 	descMSS = prometheus.NewDesc("natreveal_mss_lowered_total",
 		"SYN-ACKs whose MSS was lowered to make room for the option (by the ruleset for tracked flows).", nil, nil)
 	descCtLookups = prometheus.NewDesc("natreveal_conntrack_lookups_total",
@@ -110,7 +113,7 @@ func NewCollector(src Source) *Collector {
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPackets, descQueued, descVerdicts, descModified, descUnchanged,
-		descRefused, descVerdictErrors, descFlowEvents, descFlows, descMSS, descCtLookups, descCtMisses,
+		descRefused, descVerdictErrors, descFlowEvents, descFlows, descIPIDKernel, descMSS, descCtLookups, descCtMisses,
 		descCtErrors, descKernelDropped, descUserDropped, descBuild} {
 		ch <- d
 	}
@@ -147,6 +150,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 				counter(descFlowEvents, st.Get(e.r), e.name)
 			}
 			counter(descMSS, st.Get(nfq.MSSLowered))
+			by, learned, errs, dropped := st.IPIDKernel()
+			counter(descIPIDKernel, by, "by-kernel")
+			counter(descIPIDKernel, learned, "learned")
+			counter(descIPIDKernel, errs, "learn-errors")
+			counter(descIPIDKernel, dropped, "learn-dropped")
 			counter(descCtMisses, st.Get(nfq.CtMiss))
 			counter(descCtErrors, st.Get(nfq.CtError))
 		}

@@ -41,12 +41,26 @@ func TestCollector(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := &nfq.Stats{}
+	refreshed := 0
 	c := NewCollector(Source{
 		Stats: func() *nfq.Stats { return st }, Flows: func() int { return 4 },
 		Lookups: func() uint64 { return 9 }, QueueFile: qf, Version: "v1.2.3",
+		// The ruleset's counters (tracked flows ended, MSS lowered) are
+		// read at scrape time.
+		Refresh: func() { refreshed++; st.SetRuleset(3, 5) },
 	})
+	if err := testutil.CollectAndCompare(c, strings.NewReader(`
+# HELP natreveal_mss_lowered_total SYN-ACKs whose MSS was lowered to make room for the option (by the ruleset for tracked flows).
+# TYPE natreveal_mss_lowered_total counter
+natreveal_mss_lowered_total 5
+`), "natreveal_mss_lowered_total"); err != nil || refreshed == 0 {
+		t.Errorf("ruleset counters: %v (refreshed %d times)", err, refreshed)
+	}
+	if n := testutil.CollectAndCount(c, "natreveal_ip_id_kernel_events_total"); n != 4 {
+		t.Errorf("ip-id kernel events: %d series, want 4", n)
+	}
 	want := `
-# HELP natreveal_flows_tracked Flows followed after their SYN right now.
+# HELP natreveal_flows_tracked UDP flows whose first datagrams the daemon follows right now (the ruleset follows TCP flows).
 # TYPE natreveal_flows_tracked gauge
 natreveal_flows_tracked 4
 # HELP natreveal_kernel_queue_dropped_total Packets the kernel dropped because the queue was full (with queue.fail_open it accepts them unmarked instead, and counts nothing).

@@ -27,6 +27,13 @@ type kernStats struct {
 	byKernel, learned, learnErrors, learnDropped atomic.Uint64
 }
 
+// IPIDKernel returns the in-kernel ip-id path's counters: SYNs whose IP-ID
+// the kernel wrote, hosts learned into the map, failed and dropped learns.
+func (s *Stats) IPIDKernel() (byKernel, learned, learnErrors, learnDropped uint64) {
+	k := &s.kern
+	return k.byKernel.Load(), k.learned.Load(), k.learnErrors.Load(), k.learnDropped.Load()
+}
+
 func (k *kernStats) snapshot(m map[string]uint64) {
 	for name, c := range map[string]*atomic.Uint64{
 		"ip-id-kernel/by-kernel": &k.byKernel, "ip-id-kernel/learned": &k.learned,
