@@ -65,20 +65,27 @@ func extLen(b byte) int { return (int(b) + 1) * 8 }
 // jumbogram (Payload Length 0 with Hop-by-Hop, RFC 2675; not supported).
 func ParseIPv6(pkt []byte) (IPv6, Result) {
 	var ip IPv6
+	res := ip.parse(pkt)
+	return ip, res
+}
+
+// parse is ParseIPv6 into ip, which must be zero: no copy of the whole view
+// on return, for the callers that need few of its fields.
+func (ip *IPv6) parse(pkt []byte) Result {
 	if len(pkt) < ipv6HdrLen {
-		return ip, Truncated
+		return Truncated
 	}
 	if pkt[0]>>4 != 6 {
-		return ip, BadHeader
+		return BadHeader
 	}
 	ip.PayloadLen = int(binary.BigEndian.Uint16(pkt[4:6]))
 	ip.NextHdr = pkt[6]
 	if ip.PayloadLen == 0 && ip.NextHdr == protoHopByHop {
-		return ip, BadHeader
+		return BadHeader
 	}
 	ip.TotalLen = ipv6HdrLen + ip.PayloadLen
 	if ip.TotalLen > len(pkt) {
-		return ip, Truncated
+		return Truncated
 	}
 	ip.HopLimit = pkt[7]
 	copy(ip.Src[:], pkt[8:24])
@@ -91,40 +98,40 @@ func ParseIPv6(pkt []byte) (IPv6, Result) {
 		switch nh {
 		case protoHopByHop, protoRouting, protoDestOpts:
 			if nh == protoHopByHop && off != ipv6HdrLen {
-				return ip, BadHeader // §4.1: only right after the IPv6 header
+				return BadHeader // §4.1: only right after the IPv6 header
 			}
 			if off+2 > ip.TotalLen {
-				return ip, Truncated
+				return Truncated
 			}
 			l = extLen(pkt[off+1])
 		case protoAH:
 			// RFC 4302 §2.2: Payload Len is the AH length in 4-octet
 			// units, minus 2.
 			if off+2 > ip.TotalLen {
-				return ip, Truncated
+				return Truncated
 			}
 			l = (int(pkt[off+1]) + 2) * 4
 			if l < 12 {
-				return ip, BadHeader
+				return BadHeader
 			}
 			ip.AH = true
 		case protoFragment:
 			// §4.5: 8 bytes, no length field.
 			if off+8 > ip.TotalLen {
-				return ip, Truncated
+				return Truncated
 			}
 			ip.Frag = true
 			ip.Proto, ip.ProtoField, ip.Off = pkt[off], off, off+8
-			return ip, Unchanged
+			return Unchanged
 		default:
 			ip.Proto, ip.ProtoField, ip.Off = nh, field, off
 			if last == protoDestOpts {
 				ip.DestOff, ip.DestField = lastOff, lastField
 			}
-			return ip, Unchanged
+			return Unchanged
 		}
 		if off+l > ip.TotalLen {
-			return ip, Truncated
+			return Truncated
 		}
 		if nh == protoRouting && pkt[off+3] != 0 && ip.RoutingOff == 0 {
 			ip.RoutingOff = off // §4.4: byte 3 is Segments Left
@@ -199,102 +206,42 @@ func parseIPv6TCP(pkt []byte) (IPv6, TCP, Result) {
 // covers the Payload Length and the whole TCP segment (RFC 4302 §3.3.3), as
 // an IPv4 packet with AH is NotTCP to AddHostIDOption.
 func AddHostIDOption6(buf []byte, n int, id uint32, idLen int, mtu int) (newLen int, res Result, stripped bool) {
-	return rewriteHostID6(buf, n, id, idLen, mtu, true, false)
+	return rewriteHostID(buf, n, id, idLen, mtu, addHostID|hostIDv6)
 }
 
 // StripHostIDOption6 removes every HOST_ID option from the IPv6/TCP packet
 // buf[:n], like StripHostIDOption. Unchanged when there is none.
 func StripHostIDOption6(buf []byte, n int) (newLen int, res Result) {
-	newLen, res, _ = rewriteHostID6(buf, n, 0, 0, 0, false, false)
+	newLen, res, _ = rewriteHostID(buf, n, 0, 0, 0, hostIDv6)
 	return newLen, res
 }
 
-// filterHostID copies the TCP option list opts, up to EOL (RFC 9293 §3.2),
-// into kept without HOST_ID options (keep: with them), dropping the NOPs
-// that aligned a removed option; w is the length without trailing NOPs.
-// lastSame: the last HOST_ID option seen equals ours. The same walk as in
-// rewriteHostID.
-func filterHostID(opts []byte, kept *[MaxTCPOptions]byte, ours []byte, keep bool) (w, found int, lastSame bool, res Result) {
-	last := 0 // w after the last option that is not a NOP
-	for i := 0; i < len(opts); {
-		l := optLen(opts, i)
-		if l == 0 {
-			break
-		}
-		if l < 0 {
-			return 0, 0, false, BadHeader
-		}
-		o := opts[i : i+l]
-		i += l
-		if isHostID(o) {
-			found++
-			lastSame = len(ours) > 0 && string(o) == string(ours)
-			if !keep {
-				w = last
-				continue
-			}
-		}
-		w += copy(kept[w:], o)
-		if o[0] != optNOP {
-			last = w
-		}
-	}
-	return last, found, lastSame, Unchanged
-}
-
-// rewriteHostID6 is rewriteHostID for IPv6.
-func rewriteHostID6(buf []byte, n int, id uint32, idLen, mtu int, add, keep bool) (int, Result, bool) {
-	if n < 0 || n > cap(buf) {
-		return n, Truncated, false
-	}
-	if add && idLen != 2 && idLen != 4 {
-		return n, BadHeader, false
-	}
-	pkt := buf[:n]
-	ip, t, res := parseIPv6TCP(pkt)
-	if res != Unchanged {
-		return n, res, false
+// tcpBounds6 is tcpBounds for IPv6: parseIPv6TCP's checks, in the same
+// order, with the same results, then a packet with AH is NotTCP (see
+// AddHostIDOption6). Without AH, ParseTCP6's option walk up to MSS is
+// skipped: rewriteHostID's walk of the whole list (filterHostID) is
+// BadHeader wherever that one is.
+func tcpBounds6(pkt []byte) (tcpOff, total, tcpHdr int, res Result) {
+	var ip IPv6
+	if res = ip.parse(pkt); res != Unchanged {
+		return 0, 0, 0, res
 	}
 	if ip.AH {
-		return n, NotTCP, false
-	}
-	opts := pkt[t.Off+tcpMinHdr : t.Off+t.HdrLen]
-
-	var ours [HostIDOptionSpace]byte
-	oursLen := 0
-	if add {
-		oursLen = encodeHostID(&ours, id, idLen)
-	}
-	var kept [MaxTCPOptions]byte
-	w, found, lastSame, res := filterHostID(opts, &kept, ours[:oursLen], keep)
-	if res != Unchanged {
-		return n, res, false
-	}
-	switch {
-	case !add && found == 0,
-		add && !keep && found == 1 && lastSame,
-		add && keep && lastSame:
-		return n, Unchanged, false
-	}
-	stripped := found > 0 && !keep
-
-	res = Written
-	if add && roundUp4(w+oursLen) > MaxTCPOptions {
-		res, oursLen = NoOptionSpace, 0 // RFC 7974 §6.1
-		if !stripped {
-			return n, res, false
+		if _, res := ParseTCP6(pkt, ip); res != Unchanged {
+			return 0, 0, 0, res
 		}
+		return 0, 0, 0, NotTCP
 	}
-	newLen, wr := writeOptions6(buf, n, ip, t, kept[:w], ours[:oursLen], mtu)
-	if wr == Written {
-		return newLen, res, stripped
+	if ip.Proto != protoTCP {
+		return 0, 0, 0, NotTCP
 	}
-	if stripped { // OverMTU or NoBufferRoom: still remove received options
-		if newLen, r := writeOptions6(buf, n, ip, t, kept[:w], nil, 0); r == Written {
-			return newLen, wr, true
-		}
+	if ip.Frag {
+		return 0, 0, 0, Fragment
 	}
-	return n, wr, false
+	if tcpHdr, res = tcpHdrLen(pkt[ip.Off:ip.TotalLen]); res != Unchanged {
+		return 0, 0, 0, res
+	}
+	return ip.Off, ip.TotalLen, tcpHdr, Unchanged
 }
 
 // growOK checks a datagram growing to newTotal bytes against the Payload
@@ -307,17 +254,6 @@ func growOK(buf []byte, newTotal, mtu int) Result {
 		return NoBufferRoom
 	}
 	return Written
-}
-
-// writeOptions6 is writeOptions for IPv6: no header checksum; the Payload
-// Length and the pseudo-header's upper-layer length (RFC 8200 §8.1) change.
-func writeOptions6(buf []byte, n int, ip IPv6, t TCP, kept, ours []byte, mtu int) (int, Result) {
-	newTotal, r := spliceOptions(buf, ip.TotalLen, ip.TotalLen-t.Off, t.Off, t.HdrLen, kept, 0, ours, ipv6HdrLen+maxIPv6Pay, mtu)
-	if r != Written {
-		return n, r
-	}
-	binary.BigEndian.PutUint16(buf[4:], uint16(newTotal-ipv6HdrLen)) // RFC 8200 §3
-	return newTotal, Written
 }
 
 // HostIDOption6 decodes the first HOST_ID option of an IPv6/TCP packet, like

@@ -617,6 +617,15 @@ func TestAddHostIDOption6Limits(t *testing.T) {
 			checkRewritten6(t, syn, pkt[:n], wantHostID(7, 4))
 		}
 	})
+	t.Run("buffer capacity with forged option: still stripped", func(t *testing.T) {
+		orig := build6(t, ip6Hdr(), hbh6(), synHdr(append(linuxSYN(), oHostID())...))
+		pkt := clone(orig)[:len(orig):len(orig)] // ours needs 4 more bytes
+		n, res, stripped := AddHostIDOption6(pkt, len(pkt), 7, 4, 0)
+		if res != NoBufferRoom || !stripped || n != len(orig)-4 {
+			t.Fatalf("%v stripped=%v n=%d", res, stripped, n)
+		}
+		checkRewritten6(t, orig, pkt[:n], nil)
+	})
 	t.Run("option space full", func(t *testing.T) {
 		full := build6(t, ip6Hdr(), synHdr(append(linuxSYN(), oTFO(16), oNOP(), oNOP())...))
 		pkt := clone(full)
@@ -679,6 +688,56 @@ func TestAddHostIDOption6Rejects(t *testing.T) {
 	}
 	if _, _, ok := HostIDOption6(udp); ok {
 		t.Error("HostIDOption6 on UDP")
+	}
+}
+
+// TestAddHostIDOption6BadOptions pins which result wins for malformed TCP
+// options (RFC 9293 §3.1), before or after MSS, with and without AH: the
+// checks ParseTCP6 makes come before AH's NotTCP; its walk stops at MSS.
+func TestAddHostIDOption6BadOptions(t *testing.T) {
+	exp := func() *layers.TCP { // MSS, then kind 30 with 2 data bytes, then NOP NOP
+		return synHdr(oMSS(1400), layers.TCPOption{OptionType: 30, OptionData: []byte{1, 2}}, oNOP(), oNOP())
+	}
+	expFirst := func() *layers.TCP { // kind 30 with 2 data bytes, then MSS
+		return synHdr(layers.TCPOption{OptionType: 30, OptionData: []byte{1, 2}}, oMSS(1400))
+	}
+	// patched6 builds ls and applies edit to the TCP header's bytes.
+	patched6 := func(edit func(tcp []byte), ls ...gopacket.SerializableLayer) []byte {
+		pkt := build6(t, ip6Hdr(), ls...)
+		ip, res := ParseIPv6(pkt)
+		if res != Unchanged {
+			t.Fatal(res)
+		}
+		edit(pkt[ip.Off:])
+		return pkt
+	}
+	ah := func() *ahHdr { return &ahHdr{next: layers.IPProtocolTCP, icv: 12} }
+	for _, tc := range []struct {
+		name string
+		pkt  []byte
+		want Result
+	}{
+		{"length 1 before MSS", patched6(func(b []byte) { b[21] = 1 }, expFirst()), BadHeader},
+		{"length 1 after MSS", patched6(func(b []byte) { b[25] = 1 }, exp()), BadHeader},
+		{"overrun after MSS", patched6(func(b []byte) { b[25] = 9 }, exp()), BadHeader},
+		{"Hop-by-Hop, length 0 after MSS", patched6(func(b []byte) { b[25] = 0 }, hbh6(), exp()), BadHeader},
+		{"AH, length 1 before MSS", patched6(func(b []byte) { b[21] = 1 }, ah(), expFirst()), BadHeader},
+		{"AH, length 1 after MSS", patched6(func(b []byte) { b[25] = 1 }, ah(), exp()), NotTCP},
+		{"AH, data offset 4", patched6(func(b []byte) { b[12] = 4 << 4 }, ah(), exp()), BadHeader},
+		{"AH, data offset past segment", patched6(func(b []byte) { b[12] = 15 << 4 }, ah(), exp()), Truncated},
+		{"AH, UDP", build6(t, ip6Hdr(), &ahHdr{next: layers.IPProtocolUDP, icv: 4}, &layers.UDP{SrcPort: 1, DstPort: 2}), NotTCP},
+		{"AH, fragment", build6(t, ip6Hdr(), &ahHdr{next: layers.IPProtocolIPv6Fragment, icv: 4}, &layers.IPv6Fragment{MoreFragments: true, Identification: 1}, exp()), Fragment},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := clone(tc.pkt)
+			n, res, stripped := AddHostIDOption6(tc.pkt, len(tc.pkt), 1, 4, 0)
+			if res != tc.want || stripped || n != len(before) || !bytes.Equal(tc.pkt, before) {
+				t.Errorf("got %v stripped=%v n=%d, want %v, unchanged", res, stripped, n, tc.want)
+			}
+			if n, res := StripHostIDOption6(tc.pkt, len(tc.pkt)); res != tc.want || n != len(before) || !bytes.Equal(tc.pkt, before) {
+				t.Errorf("strip: got %v n=%d, want %v, unchanged", res, n, tc.want)
+			}
+		})
 	}
 }
 

@@ -99,20 +99,31 @@ func encodeHostID(o *[HostIDOptionSpace]byte, id uint32, idLen int) int {
 //
 // Checksums are updated incrementally (RFC 1624).
 func AddHostIDOption(buf []byte, n int, id uint32, idLen int, mtu int) (newLen int, res Result, stripped bool) {
-	return rewriteHostID(buf, n, id, idLen, mtu, true, false)
+	return rewriteHostID(buf, n, id, idLen, mtu, addHostID)
 }
 
 // StripHostIDOption removes every HOST_ID option from buf[:n] (the header
 // shrinks, same rebuild as AddHostIDOption). Unchanged when there is none.
 func StripHostIDOption(buf []byte, n int) (newLen int, res Result) {
-	newLen, res, _ = rewriteHostID(buf, n, 0, 0, 0, false, false)
+	newLen, res, _ = rewriteHostID(buf, n, 0, 0, 0, 0)
 	return newLen, res
 }
 
-// rewriteHostID rebuilds the option list of buf[:n]. add appends ours; keep
-// keeps received HOST_ID options (RFC 7974 §4.3 "MUST propagate forward"
-// for address-derived IDs) instead of removing them.
-func rewriteHostID(buf []byte, n int, id uint32, idLen, mtu int, add, keep bool) (int, Result, bool) {
+// hostIDMode says what rewriteHostID does; 0: remove received HOST_ID
+// options from an IPv4 packet.
+type hostIDMode uint8
+
+const (
+	addHostID  hostIDMode = 1 << iota // append ours
+	keepHostID                        // keep received HOST_ID options (RFC 7974 §4.3 "MUST propagate forward" for address-derived IDs)
+	hostIDv6                          // the packet is IPv6 (AddHostIDOption6)
+)
+
+// rewriteHostID rebuilds the option list of buf[:n]. Only finding the TCP
+// header (tcpBounds, tcpBounds6) and the IP length fields (writeOptions)
+// depend on the address family.
+func rewriteHostID(buf []byte, n int, id uint32, idLen, mtu int, mode hostIDMode) (int, Result, bool) {
+	add, keep, v6 := mode&addHostID != 0, mode&keepHostID != 0, mode&hostIDv6 != 0
 	if n < 0 || n > cap(buf) {
 		return n, Truncated, false
 	}
@@ -120,11 +131,17 @@ func rewriteHostID(buf []byte, n int, id uint32, idLen, mtu int, add, keep bool)
 		return n, BadHeader, false
 	}
 	pkt := buf[:n]
-	ipHdr, total, tcpHdr, res := tcpBounds(pkt)
+	var tcpOff, total, tcpHdr int
+	var res Result
+	if v6 {
+		tcpOff, total, tcpHdr, res = tcpBounds6(pkt)
+	} else {
+		tcpOff, total, tcpHdr, res = tcpBounds(pkt)
+	}
 	if res != Unchanged {
 		return n, res, false
 	}
-	opts := pkt[ipHdr+tcpMinHdr : ipHdr+tcpHdr]
+	opts := pkt[tcpOff+tcpMinHdr : tcpOff+tcpHdr]
 
 	var ours [HostIDOptionSpace]byte
 	oursLen := 0
@@ -132,27 +149,62 @@ func rewriteHostID(buf []byte, n int, id uint32, idLen, mtu int, add, keep bool)
 		oursLen = encodeHostID(&ours, id, idLen)
 	}
 
-	// The list without HOST_ID options, up to EOL (RFC 9293 §3.2). Until
-	// the first option is removed it is a prefix of opts, read in place;
-	// from then on it is copied into kept (never more than len(opts) <= 40
-	// bytes). same: kept's first bytes equal to opts (they stay in place).
 	var kept [MaxTCPOptions]byte
-	w, last := 0, 0 // last: w after the last option that is not a NOP
-	found, lastSame := 0, false
-	shifted, same := false, 0
+	keptList, w, same, found, lastSame, res := filterHostID(opts, &kept, ours[:oursLen], keep)
+	if res != Unchanged {
+		return n, res, false
+	}
+	switch {
+	case !add && found == 0,
+		add && !keep && found == 1 && lastSame,
+		add && keep && lastSame:
+		return n, Unchanged, false
+	}
+	stripped := found > 0 && !keep
+
+	res = Written
+	if add && roundUp4(w+oursLen) > MaxTCPOptions {
+		res, oursLen = NoOptionSpace, 0 // RFC 7974 §6.1: avoid adding the option
+		if !stripped {
+			return n, res, false
+		}
+	}
+	newLen, wr := writeOptions(buf, n, tcpOff, total, tcpHdr, keptList[:w], same, ours[:oursLen], mtu, v6)
+	if wr == Written {
+		return newLen, res, stripped
+	}
+	// OverMTU or NoBufferRoom: still remove received options (never grows).
+	if stripped {
+		if newLen, r := writeOptions(buf, n, tcpOff, total, tcpHdr, keptList[:w], same, nil, 0, v6); r == Written {
+			return newLen, wr, true
+		}
+	}
+	return n, wr, false
+}
+
+// filterHostID returns the TCP option list opts up to EOL (RFC 9293 §3.2)
+// without HOST_ID options (keep: with them) and without the NOPs that
+// aligned a removed option: list[:w], w its length without trailing NOPs
+// (they only padded; the list is padded again). Until the first option is
+// removed the list is a prefix of opts, read in place; from then on it is
+// copied into kept (never more than len(opts) <= 40 bytes). list[:same]
+// equals opts[:same] (those bytes stay in place). found counts the HOST_ID
+// options; lastSame: the last one equals ours.
+func filterHostID(opts []byte, kept *[MaxTCPOptions]byte, ours []byte, keep bool) (list []byte, w, same, found int, lastSame bool, res Result) {
+	last, shifted := 0, false // last: w after the last option that is not a NOP
 	for i := 0; i < len(opts); {
 		l := optLen(opts, i)
 		if l == 0 {
 			break
 		}
 		if l < 0 {
-			return n, BadHeader, false
+			return nil, 0, 0, 0, false, BadHeader
 		}
 		o := opts[i : i+l]
 		i += l
 		if isHostID(o) {
 			found++
-			lastSame = add && string(o) == string(ours[:oursLen])
+			lastSame = len(ours) > 0 && string(o) == string(ours)
 			if !keep {
 				w = last // drop the NOPs that aligned it
 				if !shifted {
@@ -170,39 +222,10 @@ func rewriteHostID(buf []byte, n int, id uint32, idLen, mtu int, add, keep bool)
 			last = w
 		}
 	}
-	keptList := opts
-	if shifted {
-		keptList = kept[:]
-	} else {
-		same = last
+	if !shifted {
+		return opts, last, last, found, lastSame, Unchanged
 	}
-	switch {
-	case !add && found == 0,
-		add && !keep && found == 1 && lastSame,
-		add && keep && lastSame:
-		return n, Unchanged, false
-	}
-	w = last // trailing NOPs were padding; we pad again
-	stripped := found > 0 && !keep
-
-	res = Written
-	if add && roundUp4(w+oursLen) > MaxTCPOptions {
-		res, oursLen = NoOptionSpace, 0 // RFC 7974 §6.1: avoid adding the option
-		if !stripped {
-			return n, res, false
-		}
-	}
-	newLen, wr := writeOptions(buf, n, ipHdr, total, tcpHdr, keptList[:w], same, ours[:oursLen], mtu)
-	if wr == Written {
-		return newLen, res, stripped
-	}
-	// OverMTU or NoBufferRoom: still remove received options (never grows).
-	if stripped {
-		if newLen, r := writeOptions(buf, n, ipHdr, total, tcpHdr, keptList[:w], same, nil, 0); r == Written {
-			return newLen, wr, true
-		}
-	}
-	return n, wr, false
+	return kept[:], last, same, found, lastSame, Unchanged
 }
 
 func roundUp4(x int) int { return (x + 3) &^ 3 }
@@ -210,7 +233,7 @@ func roundUp4(x int) int { return (x + 3) &^ 3 }
 // tcpBounds is parseIPv4TCP reduced to what rewriteHostID needs: the same
 // checks, in the same order, with the same results, without building the
 // IPv4 and TCP views or walking the options (rewriteHostID walks the whole
-// list itself, a stricter check than ParseTCP's walk up to MSS).
+// list with filterHostID, a stricter check than ParseTCP's walk up to MSS).
 func tcpBounds(pkt []byte) (ipHdr, total, tcpHdr int, res Result) {
 	if len(pkt) < ipv4MinHdr {
 		return 0, 0, 0, Truncated
@@ -235,30 +258,50 @@ func tcpBounds(pkt []byte) (ipHdr, total, tcpHdr int, res Result) {
 	if binary.BigEndian.Uint16(pkt[6:8])&(ipFlagMF|ipFragOffMsk) != 0 {
 		return 0, 0, 0, Fragment
 	}
-	seg := pkt[ipHdr:total]
-	if len(seg) < tcpMinHdr {
-		return 0, 0, 0, Truncated
-	}
-	tcpHdr = int(seg[12]>>4) * 4
-	if tcpHdr < tcpMinHdr {
-		return 0, 0, 0, BadHeader
-	}
-	if tcpHdr > len(seg) {
-		return 0, 0, 0, Truncated
+	if tcpHdr, res = tcpHdrLen(pkt[ipHdr:total]); res != Unchanged {
+		return 0, 0, 0, res
 	}
 	return ipHdr, total, tcpHdr, Unchanged
 }
 
-// writeOptions replaces the TCP option list of the parsed packet with kept,
+// tcpHdrLen returns the length of the TCP header at the start of the
+// segment seg (Data Offset * 4, RFC 9293 §3.1): Truncated when seg is
+// shorter than 20 bytes or than the header, BadHeader when Data Offset < 5.
+func tcpHdrLen(seg []byte) (int, Result) {
+	if len(seg) < tcpMinHdr {
+		return 0, Truncated
+	}
+	l := int(seg[12]>>4) * 4
+	if l < tcpMinHdr {
+		return 0, BadHeader
+	}
+	if l > len(seg) {
+		return 0, Truncated
+	}
+	return l, Unchanged
+}
+
+// writeOptions replaces the TCP option list of the packet, whose TCP header
+// (tcpHdr bytes) is at tcpOff and whose datagram is total bytes, with kept,
 // NOP padding, then ours, moving the payload, and updates TCP Data Offset,
-// IPv4 Total Length and both checksums (RFC 1624).
-func writeOptions(buf []byte, n, ipHdr, total, tcpHdr int, kept []byte, same int, ours []byte, mtu int) (int, Result) {
-	newTotal, r := spliceOptions(buf, total, total-ipHdr, ipHdr, tcpHdr, kept, same, ours, 0xffff, mtu)
+// the IP length field and the checksums (RFC 1624): IPv4 Total Length and
+// header checksum or, v6, the IPv6 Payload Length (no header checksum; the
+// pseudo-header's upper-layer length changes with it, RFC 8200 §8.1).
+func writeOptions(buf []byte, n, tcpOff, total, tcpHdr int, kept []byte, same int, ours []byte, mtu int, v6 bool) (int, Result) {
+	maxTotal := 0xffff
+	if v6 {
+		maxTotal = ipv6HdrLen + maxIPv6Pay
+	}
+	newTotal, r := spliceOptions(buf, total, total-tcpOff, tcpOff, tcpHdr, kept, same, ours, maxTotal, mtu)
 	if r != Written {
 		return n, r
 	}
-	// IPv4 Total Length and header checksum (RFC 791 §3.1, RFC 1624).
 	b := buf[:newTotal]
+	if v6 {
+		binary.BigEndian.PutUint16(b[4:], uint16(newTotal-ipv6HdrLen)) // RFC 8200 §3
+		return newTotal, Written
+	}
+	// IPv4 Total Length and header checksum (RFC 791 §3.1, RFC 1624).
 	binary.BigEndian.PutUint16(b[2:], uint16(newTotal))
 	binary.BigEndian.PutUint16(b[10:], ChecksumAdjust(binary.BigEndian.Uint16(b[10:12]), uint16(total), uint16(newTotal)))
 	return newTotal, Written

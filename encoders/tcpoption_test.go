@@ -302,7 +302,7 @@ func TestKeepReceivedHostID(t *testing.T) {
 	// RFC 7974 §4.3 propagate-forward mode: the received option stays, ours follows.
 	orig := build(t, ipHdr(), synHdr(append(linuxSYN(), oNOP(), oNOP(), oHostID(0xbe, 0xef))...), nil)
 	pkt := clone(orig)
-	n, res, stripped := rewriteHostID(pkt, len(pkt), 0x01020304, 4, 0, true, true)
+	n, res, stripped := rewriteHostID(pkt, len(pkt), 0x01020304, 4, 0, addHostID|keepHostID)
 	if res != Written || stripped {
 		t.Fatalf("%v %v", res, stripped)
 	}
@@ -311,7 +311,7 @@ func TestKeepReceivedHostID(t *testing.T) {
 	if len(ids) != 2 || !bytes.Equal(ids[0].OptionData, wantHostID(0xbeef, 2)) || !bytes.Equal(ids[1].OptionData, wantHostID(0x01020304, 4)) {
 		t.Errorf("options %v", a.tcp.Options)
 	}
-	if _, res, _ := rewriteHostID(pkt, n, 0x01020304, 4, 0, true, true); res != Unchanged {
+	if _, res, _ := rewriteHostID(pkt, n, 0x01020304, 4, 0, addHostID|keepHostID); res != Unchanged {
 		t.Errorf("second pass %v", res)
 	}
 }
