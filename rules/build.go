@@ -132,8 +132,16 @@ func buildTable(s Spec, f family) *Ruleset {
 				rule(tag, markIs(0), f.insideMatch(PreNAT), tcpSYN(), markFromSource())
 			}
 			if f.track {
-				// meta mark 0 ip saddr @inside ct mark & TRACK == TRACK ip protocol tcp meta mark set @nh,96,32
-				rule(tag, markIs(0), f.insideMatch(PreNAT), markBitSet(true, s.TrackBit), f.proto(unix.IPPROTO_TCP), markFromSource())
+				// meta mark 0 ip saddr @inside ct mark & TRACK == TRACK tcp flags ! rst [ct original packets <= N] meta mark set @nh,96,32
+				// Only what the steer chain will queue: not what its done
+				// rules end (a client RST, the packet bound), which would
+				// otherwise leave with the tag as its mark.
+				var bound []expr.Any
+				if s.TrackPackets > 0 {
+					bound = ctPackets(expr.CmpOpLte, s.TrackPackets)
+				}
+				rule(tag, markIs(0), f.insideMatch(PreNAT), markBitSet(true, s.TrackBit),
+					tcpFlags(expr.CmpOpEq, tcpFlagRST, 0), bound, markFromSource())
 			}
 		}
 	}
@@ -192,7 +200,7 @@ func buildTable(s Spec, f family) *Ruleset {
 		rule(steer, track, ctDirection(ctDirOriginal), tcpFlags(expr.CmpOpEq, tcpFlagRST, tcpFlagRST), done)
 		if s.TrackPackets > 0 {
 			// ct mark & TRACK == TRACK ct direction original ct original packets > N ct mark set ... | DONE
-			rule(steer, track, ctDirection(ctDirOriginal), ctPacketsAbove(s.TrackPackets), done)
+			rule(steer, track, ctDirection(ctDirOriginal), ctPackets(expr.CmpOpGt, s.TrackPackets), done)
 		}
 		// ct mark & TRACK == TRACK ct direction original ip protocol tcp [meta mark set meta mark | TRACK] queue ...
 		// Pre-NAT, TRACK in the packet mark tells the daemon the segment
@@ -405,13 +413,13 @@ func ctDirection(dir byte) []expr.Any {
 	}
 }
 
-// ctPacketsAbove is `ct original packets > N`: nft turns the 64-bit
-// host-order counter to network order before comparing.
-func ctPacketsAbove(n uint64) []expr.Any {
+// ctPackets is `ct original packets OP N`: nft turns the 64-bit host-order
+// counter to network order before comparing.
+func ctPackets(op expr.CmpOp, n uint64) []expr.Any {
 	return []expr.Any{
 		&expr.Ct{Register: 1, Key: expr.CtKeyPKTS, Direction: ctDirOriginal},
 		&expr.Byteorder{SourceRegister: 1, DestRegister: 1, Op: expr.ByteorderHton, Len: 8, Size: 8},
-		&expr.Cmp{Op: expr.CmpOpGt, Register: 1, Data: binary.BigEndian.AppendUint64(nil, n)},
+		&expr.Cmp{Op: op, Register: 1, Data: binary.BigEndian.AppendUint64(nil, n)},
 	}
 }
 

@@ -127,7 +127,7 @@ func systemSpecs(m Mechanism) []Spec {
 			QueueNum: 10, QueueCount: 4, Placement: PostNAT, SYN: true, Track: true, AllTCP: true,
 			TrackBit: 0x80000000, DoneBit: 0x40000000, TrackMSS: true},
 		{Inside: prefixes("255.255.255.255/32", "1.2.3.4/32"), QueueNum: 65534, QueueCount: 2, Placement: PostNAT,
-			Track: true, TrackBit: 1, DoneBit: 0x80000000},
+			Track: true, TrackBit: 1, DoneBit: 0x80000000, TrackPackets: 4},
 		{Inside: prefixes("0.0.0.0/0"), QueueCount: 1, Placement: PreNAT, AllTCP: true},
 		{Inside: prefixes("100.64.0.0/24"), QueueCount: 1, Placement: PreNAT, SYN: true, UDP: true,
 			TrackBit: 0x10000, DoneBit: 0x20000},

@@ -79,7 +79,11 @@ func tableText(s Spec, f family) string {
 				fmt.Fprintf(&b, "\t\t%s tcp flags syn / fin,syn,rst,ack %s\n", tag, set)
 			}
 			if f.track {
-				fmt.Fprintf(&b, "\t\t%s %s ip protocol tcp %s\n", tag, trackMatch, set)
+				bound := ""
+				if s.TrackPackets > 0 {
+					bound = fmt.Sprintf(" ct original packets <= %d", s.TrackPackets)
+				}
+				fmt.Fprintf(&b, "\t\t%s %s tcp flags ! rst%s %s\n", tag, trackMatch, bound, set)
 			}
 		}
 		b.WriteString("\t}\n")
