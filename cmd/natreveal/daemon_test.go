@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"github.com/natreveal/natreveal/config"
 )
@@ -24,5 +26,27 @@ func TestRestartOnlySelection(t *testing.T) {
 	withNew.IPID.Scope = config.ScopeNew
 	if k := restartOnly(base("http-header", "ip-id"), withNew); k != "methods" {
 		t.Errorf("ip-id scope new beside a selecting method: restartOnly = %q, want methods (GSO)", k)
+	}
+}
+
+// A running port-set logs its RFC 7422 record again on every tick (once a
+// day in run) and stops with its context.
+func TestLogDaily(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ticks := make(chan struct{}, 16)
+	done := make(chan struct{})
+	go func() { logDaily(ctx, time.Millisecond, func() { ticks <- struct{}{} }); close(done) }()
+	for range 3 {
+		select {
+		case <-ticks:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no record logged")
+		}
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("logDaily did not stop with its context")
 	}
 }

@@ -215,13 +215,19 @@ func startPortSet(ctx context.Context, c *config.Config, src hostid.Source, log 
 			return nil, err
 		}
 		// RFC 7422 §3: a record of the mapping parameters whenever they
-		// change, here whenever the table is installed.
-		rec, rerr := c.PortSet.Policy.Record(time.Now().UTC())
-		if rerr != nil {
-			rec = "none: " + rerr.Error()
+		// change, here whenever the table is installed, and once a day.
+		record := func() string {
+			rec, err := c.PortSet.Policy.Record(time.Now().UTC())
+			if err != nil {
+				return "none: " + err.Error()
+			}
+			return rec
 		}
-		log.Info("port-set: table installed", "table", "ip "+spec.Table, "rfc7422", rec,
+		log.Info("port-set: table installed", "table", "ip "+spec.Table, "rfc7422", record(),
 			"deterministic", c.PortSet.Policy.Deterministic(), "hosts", c.PortSet.Policy.Hosts())
+		dctx, stopDaily := context.WithCancel(ctx)
+		go logDaily(dctx, policyLogEvery, func() { log.Info("port-set: policy", "rfc7422", record()) })
+		undo = append(undo, stopDaily)
 		undo = append(undo, func() {
 			if err := rules.RemovePortSet(nft, spec.Table); err != nil {
 				log.Error("port-set: removing the table", "err", err)
@@ -264,6 +270,24 @@ func startPortSet(ctx context.Context, c *config.Config, src hostid.Source, log 
 		log.Info("mapping log: writing", "file", f, "destination", c.MappingLog.Destination)
 	}
 	return done, nil
+}
+
+// policyLogEvery is how often a running port-set logs its RFC 7422 record
+// (§3: "SHOULD log it once a day").
+const policyLogEvery = 24 * time.Hour
+
+// logDaily runs logf every interval until ctx ends.
+func logDaily(ctx context.Context, every time.Duration, logf func()) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			logf()
+		}
+	}
 }
 
 func inPrefixes(ps []netip.Prefix, a netip.Addr) bool {
