@@ -194,6 +194,19 @@ func appendVerdict(b []byte, num uint16, id uint32, verdict uint32, setMark bool
 	return b
 }
 
+// appendVerdictRef is appendVerdict for a payload that is not copied: the
+// message ends with the NFQA_PAYLOAD attribute header, and its length counts
+// plen payload bytes and their padding, which the sender gathers from where
+// they are (verdicts.send).
+func appendVerdictRef(b []byte, num uint16, id uint32, setMark bool, mark uint32, plen int) []byte {
+	start := len(b)
+	b = appendVerdict(b, num, id, nfAccept, setMark, mark, nil)
+	b = binary.NativeEndian.AppendUint16(b, uint16(nlaHdrLen+plen))
+	b = binary.NativeEndian.AppendUint16(b, nfqaPayload)
+	binary.NativeEndian.PutUint32(b[start:], uint32(len(b)-start+align4(plen)))
+	return b
+}
+
 // nlError returns the error code of an NLMSG_ERROR body (0: an ack).
 func nlError(body []byte) int32 {
 	if len(body) < 4 {

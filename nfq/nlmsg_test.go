@@ -95,3 +95,28 @@ func BenchmarkParseAndVerdict(b *testing.B) {
 		out = appendVerdict(out[:0], 0, p.id, nfAccept, true, p.meta.Mark, body[p.off:p.off+p.n])
 	}
 }
+
+// A verdict whose payload is gathered from its job buffer (appendVerdictRef
+// plus the pieces verdicts.send writes) is byte for byte the verdict that
+// copies it (appendVerdict), padding included, between other messages.
+func TestVerdictRefGathersSameBytes(t *testing.T) {
+	for _, n := range []int{2048, 2049, 2050, 2051, 65000} {
+		pkt := make([]byte, n)
+		for i := range pkt {
+			pkt[i] = byte(i * 7)
+		}
+		want := appendVerdict(nil, 3, 1, nfAccept, false, 0, nil)
+		want = appendVerdict(want, 3, 2, nfAccept, true, 0x10000, pkt)
+		want = appendVerdict(want, 3, 3, nfDrop, false, 0, nil)
+
+		out := appendVerdict(nil, 3, 1, nfAccept, false, 0, nil)
+		out = appendVerdictRef(out, 3, 2, true, 0x10000, n)
+		at := len(out)
+		out = appendVerdict(out, 3, 3, nfDrop, false, 0, nil)
+		got := append(append(append([]byte{}, out[:at]...), pkt...), zeroPad[:align4(n)-n]...)
+		got = append(got, out[at:]...)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("payload %d bytes: gathered verdicts differ from the copied ones", n)
+		}
+	}
+}

@@ -216,6 +216,18 @@ func (q *nlQueue) send(msgs []byte) error {
 	}
 }
 
+// sendv is send for messages in pieces: the kernel copies them into one
+// message buffer as it would one write's.
+func (q *nlQueue) sendv(iov [][]byte) error {
+	for {
+		_, err := unix.Writev(q.fd, iov)
+		if err == unix.EINTR {
+			continue
+		}
+		return err
+	}
+}
+
 // interrupt makes a waiting read return (a deadline in the past).
 func (q *nlQueue) interrupt() { q.f.SetReadDeadline(time.Unix(1, 0)) }
 

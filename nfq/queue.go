@@ -350,57 +350,144 @@ func (l *lane) read(stopping *atomic.Bool, st *Stats, fatal chan<- error) {
 
 // work is a lane's worker: each group gets its verdicts in one send.
 func (l *lane) work(h PacketHandler, st *Stats) {
-	out := make([]byte, 0, sendMax)
-	var after []func() // to run once the verdicts in out are sent
-	send := func(nv int) {
-		l.sendVerdicts(out, nv, st)
-		out = out[:0]
-		for _, f := range after {
-			f()
-		}
-		clear(after)
-		after = after[:0]
-	}
+	vs := newVerdicts(l)
 	for g := range l.groups {
-		nv := 0
 		for _, j := range g.jobs[:g.n] {
 			v := h.Handle(j.buf, j.n, j.meta)
 			if v.After != nil {
-				after = append(after, v.After)
+				vs.after = append(vs.after, v.After)
 			}
 			switch {
 			case v.Drop:
-				out = appendVerdict(out, l.q.num, j.id, nfDrop, false, 0, nil)
+				vs.copied(j, appendVerdict(vs.out, l.q.num, j.id, nfDrop, false, 0, nil))
 			case v.Len > 0:
 				if j.meta.csumNotReady {
 					finishL4Checksum(j.buf[:v.Len], j.meta.GSO)
 				}
-				out = appendVerdict(out, l.q.num, j.id, nfAccept, v.SetMark, v.Mark, j.buf[:v.Len])
+				if v.Len >= gatherMin {
+					vs.ref(j, v) // j is released once sent
+					break
+				}
+				vs.copied(j, appendVerdict(vs.out, l.q.num, j.id, nfAccept, v.SetMark, v.Mark, j.buf[:v.Len]))
 			default:
-				out = appendVerdict(out, l.q.num, j.id, nfAccept, v.SetMark, v.Mark, nil)
+				vs.copied(j, appendVerdict(vs.out, l.q.num, j.id, nfAccept, v.SetMark, v.Mark, nil))
 			}
-			nv++
-			if j.big {
-				l.big <- j
-			} else {
-				l.free <- j // its bytes are in out now
-			}
-			if len(out) > sendMax-bigBuf-256 {
-				send(nv)
-				nv = 0
+			if vs.size() > sendMax-bigBuf-256 {
+				vs.send(st)
 			}
 		}
-		if nv > 0 {
-			send(nv)
-		}
+		vs.send(st)
 		g.n = 0
 		l.spare <- g
 	}
 }
 
+// gatherMin: rewritten packets at least this long are not copied into the
+// verdict buffer; the send gathers them from their job buffers (writev),
+// which spares a copy of each GSO packet of a selected flow.
+const gatherMin = 2048
+
+// release returns a job buffer to its pool.
+func (l *lane) release(j *job) {
+	if j.big {
+		l.big <- j
+	} else {
+		l.free <- j
+	}
+}
+
+// verdicts collects a worker's verdict messages until they are sent.
+type verdicts struct {
+	l     *lane
+	out   []byte // messages, up to each referenced payload
+	refs  []verdictRef
+	held  []*job   // jobs whose bytes refs point at, released after the send
+	after []func() // to run once the verdicts are sent
+	iov   [][]byte
+	n     int // messages in out
+	bytes int // referenced payload bytes with padding
+}
+
+// verdictRef is a payload sent from its job buffer, after out[:at].
+type verdictRef struct {
+	at  int
+	pkt []byte
+}
+
+var zeroPad [3]byte
+
+func newVerdicts(l *lane) *verdicts {
+	return &verdicts{l: l, out: make([]byte, 0, sendMax)}
+}
+
+// copied takes out, which has j's verdict with everything in it, and
+// releases j.
+func (vs *verdicts) copied(j *job, out []byte) {
+	vs.out = out
+	vs.n++
+	vs.l.release(j)
+}
+
+// ref adds j's verdict with its rewritten packet referenced, not copied.
+func (vs *verdicts) ref(j *job, v Verdict) {
+	vs.out = appendVerdictRef(vs.out, vs.l.q.num, j.id, v.SetMark, v.Mark, v.Len)
+	vs.refs = append(vs.refs, verdictRef{at: len(vs.out), pkt: j.buf[:v.Len]})
+	vs.held = append(vs.held, j)
+	vs.bytes += align4(v.Len)
+	vs.n++
+}
+
+func (vs *verdicts) size() int { return len(vs.out) + vs.bytes }
+
+// send sends the collected verdicts in one system call, then releases the
+// held jobs and runs the after functions.
+func (vs *verdicts) send(st *Stats) {
+	if vs.n == 0 {
+		return
+	}
+	if len(vs.refs) == 0 {
+		vs.l.sendVerdicts(vs.out, vs.n, st)
+	} else {
+		vs.iov = vs.iov[:0]
+		prev := 0
+		for _, r := range vs.refs {
+			vs.iov = append(vs.iov, vs.out[prev:r.at], r.pkt)
+			if pad := align4(len(r.pkt)) - len(r.pkt); pad > 0 {
+				vs.iov = append(vs.iov, zeroPad[:pad])
+			}
+			prev = r.at
+		}
+		if prev < len(vs.out) {
+			vs.iov = append(vs.iov, vs.out[prev:])
+		}
+		vs.l.sendGathered(vs.iov, vs.n, st)
+		clear(vs.iov)
+	}
+	for _, j := range vs.held {
+		vs.l.release(j)
+	}
+	clear(vs.held)
+	vs.held, vs.refs = vs.held[:0], vs.refs[:0]
+	vs.out, vs.n, vs.bytes = vs.out[:0], 0, 0
+	for _, f := range vs.after {
+		f()
+	}
+	clear(vs.after)
+	vs.after = vs.after[:0]
+}
+
 // sendVerdicts sends n verdict messages at once and counts them.
 func (l *lane) sendVerdicts(msgs []byte, n int, st *Stats) {
-	if err := l.q.send(msgs); err != nil {
+	l.count(l.q.send(msgs), n, st)
+}
+
+// sendGathered is sendVerdicts for messages in pieces (writev).
+func (l *lane) sendGathered(iov [][]byte, n int, st *Stats) {
+	l.count(l.q.sendv(iov), n, st)
+}
+
+func (l *lane) count(err error, n int, st *Stats) {
+	if err != nil {
 		st.c[VerdictErrors].Add(uint64(n))
 		return
 	}
