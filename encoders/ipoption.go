@@ -220,23 +220,5 @@ func HostIDFromIPOptions(opts []byte, optType byte) (id uint32, idLen int, ok bo
 	if !IPOptionTypeValid(optType) {
 		return 0, 0, false
 	}
-	for i := 0; i < len(opts); {
-		l := optLen(opts, i)
-		if l <= 0 {
-			return 0, 0, false
-		}
-		o := opts[i : i+l]
-		i += l
-		if o[0] != optType {
-			continue
-		}
-		switch l {
-		case 4:
-			return uint32(binary.BigEndian.Uint16(o[2:])), 2, true
-		case 6:
-			return binary.BigEndian.Uint32(o[2:]), 4, true
-		}
-		return 0, 0, false
-	}
-	return 0, 0, false
+	return optionID(opts, optType, false, 2) // type, length
 }

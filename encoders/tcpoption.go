@@ -385,22 +385,31 @@ func HostIDFromTCPHeader(tcpHdr []byte) (id uint32, idLen int, ok bool) {
 	if hl < tcpMinHdr || hl > len(tcpHdr) {
 		return 0, 0, false
 	}
-	opts := tcpHdr[tcpMinHdr:hl]
+	return optionID(tcpHdr[tcpMinHdr:hl], HostIDKind, true, 4) // kind, length, ExID
+}
+
+// optionID reads the 2- or 4-byte ID that follows hdr bytes of the first
+// option of the list opts (TCP, RFC 9293 §3.1, or IPv4, RFC 791 §3.1: the
+// same kind-length form) of kind (hostID: a HOST_ID option, its ExID
+// checked too); not ok when the list ends (EOL) or turns malformed before
+// one, or that option has another length. No function value and nothing of
+// opts returned: opts does not escape.
+func optionID(opts []byte, kind byte, hostID bool, hdr int) (id uint32, idLen int, ok bool) {
 	for i := 0; i < len(opts); {
 		l := optLen(opts, i)
 		if l <= 0 {
 			return 0, 0, false
 		}
 		o := opts[i : i+l]
-		i += l
-		if !isHostID(o) {
+		if o[0] != kind || hostID && !isHostID(o) {
+			i += l
 			continue
 		}
-		switch l {
-		case 6:
-			return uint32(binary.BigEndian.Uint16(o[4:])), 2, true
-		case 8:
-			return binary.BigEndian.Uint32(o[4:]), 4, true
+		switch l - hdr {
+		case 2:
+			return uint32(binary.BigEndian.Uint16(o[hdr:])), 2, true
+		case 4:
+			return binary.BigEndian.Uint32(o[hdr:]), 4, true
 		}
 		return 0, 0, false
 	}

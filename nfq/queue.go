@@ -357,20 +357,18 @@ func (l *lane) work(h PacketHandler, st *Stats) {
 			if v.After != nil {
 				vs.after = append(vs.after, v.After)
 			}
+			if !v.Drop && v.Len > 0 && j.meta.csumNotReady {
+				finishL4Checksum(j.buf[:v.Len], j.meta.GSO)
+			}
 			switch {
 			case v.Drop:
-				vs.copied(j, appendVerdict(vs.out, l.q.num, j.id, nfDrop, false, 0, nil))
+				vs.add(j, nfDrop, false, 0, nil)
+			case v.Len >= gatherMin:
+				vs.ref(j, v) // j is released once sent
 			case v.Len > 0:
-				if j.meta.csumNotReady {
-					finishL4Checksum(j.buf[:v.Len], j.meta.GSO)
-				}
-				if v.Len >= gatherMin {
-					vs.ref(j, v) // j is released once sent
-					break
-				}
-				vs.copied(j, appendVerdict(vs.out, l.q.num, j.id, nfAccept, v.SetMark, v.Mark, j.buf[:v.Len]))
+				vs.add(j, nfAccept, v.SetMark, v.Mark, j.buf[:v.Len])
 			default:
-				vs.copied(j, appendVerdict(vs.out, l.q.num, j.id, nfAccept, v.SetMark, v.Mark, nil))
+				vs.add(j, nfAccept, v.SetMark, v.Mark, nil)
 			}
 			if vs.size() > sendMax-bigBuf-256 {
 				vs.send(st)
@@ -420,10 +418,9 @@ func newVerdicts(l *lane) *verdicts {
 	return &verdicts{l: l, out: make([]byte, 0, sendMax)}
 }
 
-// copied takes out, which has j's verdict with everything in it, and
-// releases j.
-func (vs *verdicts) copied(j *job, out []byte) {
-	vs.out = out
+// add adds j's verdict, the packet (if any) copied in, and releases j.
+func (vs *verdicts) add(j *job, verdict uint32, setMark bool, mark uint32, pkt []byte) {
+	vs.out = appendVerdict(vs.out, vs.l.q.num, j.id, verdict, setMark, mark, pkt)
 	vs.n++
 	vs.l.release(j)
 }

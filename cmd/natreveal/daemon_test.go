@@ -29,13 +29,13 @@ func TestRestartOnlySelection(t *testing.T) {
 	}
 }
 
-// A running port-set logs its RFC 7422 record again on every tick (once a
-// day in run) and stops with its context.
-func TestLogDaily(t *testing.T) {
+// repeat runs its function on every tick (a running port-set logs its RFC
+// 7422 record once a day with it) and stops with its context.
+func TestRepeat(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ticks := make(chan struct{}, 16)
 	done := make(chan struct{})
-	go func() { logDaily(ctx, time.Millisecond, func() { ticks <- struct{}{} }); close(done) }()
+	go func() { repeat(ctx, time.Millisecond, func() { ticks <- struct{}{} }); close(done) }()
 	for range 3 {
 		select {
 		case <-ticks:
@@ -47,6 +47,6 @@ func TestLogDaily(t *testing.T) {
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
-		t.Fatal("logDaily did not stop with its context")
+		t.Fatal("repeat did not stop with its context")
 	}
 }

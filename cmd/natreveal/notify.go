@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"golang.org/x/sys/unix"
@@ -44,18 +43,9 @@ func (n notifier) watchdog(ctx context.Context, alive func() bool) {
 	if err != nil || every <= 0 {
 		return
 	}
-	go func() {
-		t := time.NewTicker(every / 2)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if alive() {
-					n.send(daemon.SdNotifyWatchdog)
-				}
-			}
+	go repeat(ctx, every/2, func() {
+		if alive() {
+			n.send(daemon.SdNotifyWatchdog)
 		}
-	}()
+	})
 }

@@ -226,7 +226,7 @@ func startPortSet(ctx context.Context, c *config.Config, src hostid.Source, log 
 		log.Info("port-set: table installed", "table", "ip "+spec.Table, "rfc7422", record(),
 			"deterministic", c.PortSet.Policy.Deterministic(), "hosts", c.PortSet.Policy.Hosts())
 		dctx, stopDaily := context.WithCancel(ctx)
-		go logDaily(dctx, policyLogEvery, func() { log.Info("port-set: policy", "rfc7422", record()) })
+		go repeat(dctx, policyLogEvery, func() { log.Info("port-set: policy", "rfc7422", record()) })
 		undo = append(undo, stopDaily)
 		undo = append(undo, func() {
 			if err := rules.RemovePortSet(nft, spec.Table); err != nil {
@@ -276,8 +276,9 @@ func startPortSet(ctx context.Context, c *config.Config, src hostid.Source, log 
 // (§3: "SHOULD log it once a day").
 const policyLogEvery = 24 * time.Hour
 
-// logDaily runs logf every interval until ctx ends.
-func logDaily(ctx context.Context, every time.Duration, logf func()) {
+// repeat runs f every interval until ctx ends (the periodic statistics,
+// the watchdog pings, the daily RFC 7422 record).
+func repeat(ctx context.Context, every time.Duration, f func()) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -285,7 +286,7 @@ func logDaily(ctx context.Context, every time.Duration, logf func()) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			logf()
+			f()
 		}
 	}
 }

@@ -158,19 +158,10 @@ func run(c *config.Config, src hostid.Source, statsEvery time.Duration, load fun
 		defer restore()
 	}
 	if statsEvery > 0 {
-		go func() {
-			t := time.NewTicker(statsEvery)
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-					d.RefreshRuleset()
-					logStats(slogger, st)
-				}
-			}
-		}()
+		go repeat(ctx, statsEvery, func() {
+			d.RefreshRuleset()
+			logStats(slogger, st)
+		})
 	}
 
 	qc := nfq.QueueConfig{
