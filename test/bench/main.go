@@ -110,6 +110,7 @@ func main() {
 	queues := flag.Int("queues", 1, "NFQUEUE queues (queue.count) for the daemons")
 	rounds := flag.Int("rounds", 0, "rounds (default 3, -quick 1)")
 	bulkMiB := flag.Int("bulk-mib", 0, "MiB per bulk transfer of the selected-flow modes (default 128, -quick 32)")
+	hold := flag.Duration("hold", 0, "only run the closed loop of the first mode of -modes for this long (for profiling it), print its rate")
 	flag.Parse()
 	if *role == "passthrough" {
 		if err := passthrough(*queues); err != nil {
@@ -164,10 +165,16 @@ func main() {
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	rep, err := run(ctx, p, modes, bulk, *queues, mib)
+	if *hold > 0 {
+		p.conn = *hold
+	}
+	rep, err := run(ctx, p, modes, bulk, *queues, mib, *hold > 0)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
+	}
+	if *hold > 0 {
+		return
 	}
 	rep.Quick = *quick
 	printTable(os.Stdout, rep)
@@ -180,7 +187,7 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, p params, modes []mode, bulk []bulkMode, queues, mib int) (*report, error) {
+func run(ctx context.Context, p params, modes []mode, bulk []bulkMode, queues, mib int, hold bool) (*report, error) {
 	if os.Geteuid() != 0 {
 		return nil, fmt.Errorf("needs root (network namespaces, nftables)")
 	}
@@ -221,6 +228,9 @@ func run(ctx context.Context, p params, modes []mode, bulk []bulkMode, queues, m
 	clients := []string{l.C1, l.C2}
 	rep := &report{Date: time.Now().UTC().Format("2006-01-02"), Kernel: kernelRelease(), CPUs: runtime.NumCPU(),
 		Queues: queues}
+	if hold {
+		return rep, holdMode(ctx, l, modes[len(modes)-1], binary, queues, clients, p)
+	}
 	if len(modes) > 0 {
 		if err := runSYN(ctx, l, rep, p, modes, binary, queues, clients); err != nil {
 			return nil, err
@@ -289,6 +299,31 @@ func runSYN(ctx context.Context, l *lab.Lab, rep *report, p params, modes []mode
 		res.AddedP99 = res.P99 - k.P99
 	}
 	return nil
+}
+
+// holdMode runs mode m's closed loop alone for p.conn: a steady load to
+// profile (perf, /proc/stat) from outside.
+func holdMode(ctx context.Context, l *lab.Lab, m mode, binary string, queues int, clients []string, p params) error {
+	if m.methods != "" || m.passthrough {
+		d, err := startDaemon(l, m, binary, queues)
+		if err != nil {
+			return err
+		}
+		defer d.kill()
+	}
+	if m.nft != "" {
+		if err := l.Nft(l.NAT, m.nft); err != nil {
+			return err
+		}
+		defer l.Exec(l.NAT, "nft", "delete", "table", "ip", m.nftTable)
+	}
+	if err := lab.FlushConntrack(l.NAT); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "holding %s for %v\n", m.name, p.conn)
+	rate, fails, err := connRate(ctx, clients, p.workers, p.conn)
+	fmt.Fprintf(os.Stderr, "%s: %.0f conn/s, failures %v\n", m.name, rate, fails)
+	return err
 }
 
 func us(d time.Duration) float64 { return float64(d) / 1e3 }
