@@ -88,6 +88,9 @@ type Config struct {
 		Track  uint32
 		Done   uint32
 		Select uint32 // payload insertion: the ct mark bit of selected flows (config/payload.go)
+		// SeqAdj: the ct mark bit of http-header flows whose server segments
+		// the kernel's sequence adjustment maps, so they are not queued.
+		SeqAdj uint32
 	}
 	HTTPHeader    HTTPHeaderConfig    // http-header method (config/payload.go)
 	ProxyProtocol ProxyProtocolConfig // proxy-protocol method (config/payload.go)

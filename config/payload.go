@@ -50,6 +50,7 @@ func init() {
 	defaults["proxy_protocol.client_header"] = "reset"
 	defaults["proxy_protocol.crc32c"] = false
 	defaults["marks.select"] = 0x00040000
+	defaults["marks.seqadj"] = 0x00080000
 }
 
 // Selects reports whether a payload insertion method is enabled.
@@ -114,9 +115,15 @@ func (c *Config) payload(v *viper.Viper) error {
 	if c.Marks.Select, err = markBit(v, "marks.select"); err != nil {
 		return err
 	}
+	if c.Marks.SeqAdj, err = markBit(v, "marks.seqadj"); err != nil {
+		return err
+	}
 	if c.Selects() {
 		if c.Marks.Select == c.Marks.Track || c.Marks.Select == c.Marks.Done {
 			return bad("marks.select", "must differ from marks.track and marks.done")
+		}
+		if m := c.Marks.SeqAdj; m == c.Marks.Select || m == c.Marks.Track || m == c.Marks.Done {
+			return bad("marks.seqadj", "must differ from marks.select, marks.track and marks.done")
 		}
 		if c.Placement != "pre-nat" {
 			return bad("placement", "http-header and proxy-protocol need pre-nat placement")

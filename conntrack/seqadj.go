@@ -77,12 +77,13 @@ func seqAdjAttrs(src, dst netip.AddrPort, pos uint32, delta int32) ([]byte, erro
 	return ae.Encode()
 }
 
-// clearMarkAttrs: the original tuple, CTA_MARK 0 and CTA_MARK_MASK bits
-// (ctnetlink_change_mark: mark = mark & ^MASK ^ MARK).
-func clearMarkAttrs(src, dst netip.AddrPort, bits uint32) ([]byte, error) {
+// markAttrs: the original tuple, CTA_MARK value and CTA_MARK_MASK bits
+// (ctnetlink_change_mark: mark = mark & ^MASK ^ MARK): value 0 clears the
+// bits, value bits sets them.
+func markAttrs(src, dst netip.AddrPort, value, bits uint32) ([]byte, error) {
 	ae := netlink.NewAttributeEncoder()
 	encodeTuple(ae, ctaTupleOrig, origTuple(src, dst))
-	ae.Bytes(ctaMark, binary.BigEndian.AppendUint32(nil, 0))
+	ae.Bytes(ctaMark, binary.BigEndian.AppendUint32(nil, value))
 	ae.Bytes(ctaMarkMask, binary.BigEndian.AppendUint32(nil, bits))
 	return ae.Encode()
 }
@@ -109,15 +110,16 @@ func (c *Conn) DropHelper(src, dst netip.AddrPort) error {
 // client->server segments and subtract it from the server's
 // acknowledgements and SACK blocks, from now on. It reads the flow back:
 // ErrNoSeqAdj when the kernel did not take the adjustment. When the check
-// itself fails, the adjustment is set back to 0 (best effort).
-func (c *Conn) SetSeqAdj(src, dst netip.AddrPort, pos uint32, delta int32) error {
+// itself fails, the adjustment is set back to prev, the offset it had
+// (best effort).
+func (c *Conn) SetSeqAdj(src, dst netip.AddrPort, pos uint32, delta, prev int32) error {
 	a, err := seqAdjAttrs(src, dst, pos, delta)
 	if err := c.update("set seqadj", a, err); err != nil {
 		return err
 	}
 	f, err := c.Get(ct.Flow{TupleOrig: origTuple(src, dst)})
 	if err != nil {
-		if a, err := seqAdjAttrs(src, dst, pos, 0); err == nil {
+		if a, err := seqAdjAttrs(src, dst, pos, prev); err == nil {
 			c.request(ipctnlMsgCtNew, a)
 		}
 		return fmt.Errorf("conntrack: set seqadj: read back: %w", err)
@@ -130,6 +132,12 @@ func (c *Conn) SetSeqAdj(src, dst netip.AddrPort, pos uint32, delta int32) error
 
 // ClearMark clears bits in the flow's ct mark.
 func (c *Conn) ClearMark(src, dst netip.AddrPort, bits uint32) error {
-	a, err := clearMarkAttrs(src, dst, bits)
+	a, err := markAttrs(src, dst, 0, bits)
 	return c.update("clear mark", a, err)
+}
+
+// SetMark sets bits in the flow's ct mark.
+func (c *Conn) SetMark(src, dst netip.AddrPort, bits uint32) error {
+	a, err := markAttrs(src, dst, bits, bits)
+	return c.update("set mark", a, err)
 }

@@ -34,9 +34,12 @@ func TestSeqAdjMessages(t *testing.T) {
 		{"drop helper", func() ([]byte, error) { return dropHelperAttrs(src, dst) }, nlhdr("54", "0001") + tuple +
 			// CTA_HELP (5|NESTED) {CTA_HELP_NAME ""}: the NUL alone, padded.
 			"0c00 0580 0500 0100 00000000"},
-		{"clear mark", func() ([]byte, error) { return clearMarkAttrs(src, dst, 0x00040000) }, nlhdr("58", "0001") + tuple +
+		{"clear mark", func() ([]byte, error) { return markAttrs(src, dst, 0, 0x00040000) }, nlhdr("58", "0001") + tuple +
 			// CTA_MARK 0, CTA_MARK_MASK 0x00040000.
 			"0800 0800 00000000 0800 1500 00040000"},
+		{"set mark", func() ([]byte, error) { return markAttrs(src, dst, 0x00080000, 0x00080000) }, nlhdr("58", "0001") + tuple +
+			// CTA_MARK 0x00080000, CTA_MARK_MASK 0x00080000: mark & ^bits ^ bits.
+			"0800 0800 00080000 0800 1500 00080000"},
 	}
 	for _, c := range cases {
 		a, err := c.attrs()

@@ -57,16 +57,20 @@ type HandlerConfig struct {
 	DoneBit   uint32
 
 	// Payload insertion for selected flows (select.go): IPv4, pre-NAT.
-	HTTPHeader  bool
-	HTTPSel     []Selector // destinations whose flows get the HTTP fields
-	HTTPFields  HTTPFields
-	Proxy       bool
-	ProxySel    []Selector // destinations whose flows get a PROXY header
-	ProxyCfg    ProxyConfig
-	IDBits      int    // HOST_ID width for its text form (16 or 32)
-	IDAddress   bool   // the text form is the inside address (hostid source "address")
-	SelectBit   uint32 // verdict mark the remember chain copies to the ct mark
-	MaxSelected int    // selected flows held at once; past that new flows are not selected
+	HTTPHeader bool
+	HTTPSel    []Selector // destinations whose flows get the HTTP fields
+	HTTPFields HTTPFields
+	Proxy      bool
+	ProxySel   []Selector // destinations whose flows get a PROXY header
+	ProxyCfg   ProxyConfig
+	IDBits     int    // HOST_ID width for its text form (16 or 32)
+	IDAddress  bool   // the text form is the inside address (hostid source "address")
+	SelectBit  uint32 // verdict mark the remember chain copies to the ct mark
+	// SeqAdjBit: the ct mark bit that keeps an http-header flow's server
+	// segments out of the queue (rules.Spec.SeqAdjBit, kernelack.go); 0:
+	// they are always queued.
+	SeqAdjBit   uint32
+	MaxSelected int // selected flows held at once; past that new flows are not selected
 
 	// IPIDLearn, when set, is the in-kernel ip-id path (ipidkernel.go): SYNs
 	// the kernel marked are left alone, hosts it did not know are learned.

@@ -37,15 +37,18 @@ import (
 // SeqAdjuster sets conntrack state of selected flows (conntrack.Conn).
 type SeqAdjuster interface {
 	DropHelper(src, dst netip.AddrPort) error
-	SetSeqAdj(src, dst netip.AddrPort, pos uint32, delta int32) error
+	SetSeqAdj(src, dst netip.AddrPort, pos uint32, delta, prev int32) error
 	ClearMark(src, dst netip.AddrPort, bits uint32) error
+	SetMark(src, dst netip.AddrPort, bits uint32) error
 }
 
 var _ SeqAdjuster = (*conntrack.Conn)(nil)
 
-// SetSeqAdj makes h hand proxy-protocol flows to the kernel through a (pre-NAT
-// placement only: the flow's original tuple is what the packets show). The
-// ruleset must assign the helper (rules.Spec.SeqAdjHelper).
+// SetSeqAdj makes h hand proxy-protocol flows to the kernel through a, and
+// the server segments of http-header flows when HandlerConfig.SeqAdjBit is
+// set (kernelack.go); pre-NAT placement only: the flow's original tuple is
+// what the packets show. The ruleset must assign the helper
+// (rules.Spec.SeqAdjHelper).
 func (h *Handler) SetSeqAdj(a SeqAdjuster) {
 	if !h.cfg.PostNAT {
 		h.seqadj = a
@@ -73,6 +76,13 @@ func (s *stream) constant() (int64, bool) {
 	if !ok || !pp.done || pp.inV1 || s.reset {
 		return 0, false
 	}
+	return s.ackedDelta()
+}
+
+// ackedDelta returns the flow's offset D when the server has acknowledged
+// the output up to the end of the last edit: every acknowledgement and SACK
+// block it sends from now on, until a new edit reaches it, maps back by D.
+func (s *stream) ackedDelta() (int64, bool) {
 	end, d := s.foldEnd, s.base
 	for i := range s.edits {
 		e := &s.edits[i]
@@ -101,7 +111,7 @@ func (h *Handler) dropHelper(key FlowKey, s *stream) {
 // queued notes that a packet of s handled here awaits its verdict, and
 // returns what the verdict must run once sent.
 func (h *Handler) queued(key FlowKey, s *stream) func() {
-	if !h.handsOff(s) {
+	if !h.handsOff(s) && !h.kernelAcks(s) {
 		return nil
 	}
 	s.inflight++
@@ -109,11 +119,19 @@ func (h *Handler) queued(key FlowKey, s *stream) func() {
 }
 
 // settled runs after a verdict of the flow was sent: when none is left and
-// the translation is constant, the flow goes to the kernel.
+// the translation is constant, the flow goes to the kernel (an http-header
+// flow's server segments only, kernelack.go).
 func (h *Handler) settled(key FlowKey) {
 	h.streams.with(key, func(s *stream) bool {
 		s.inflight--
-		if s.inflight > 0 || !h.handsOff(s) {
+		if s.inflight > 0 {
+			return false
+		}
+		if h.kernelAcks(s) {
+			h.toKernelAcks(key, s)
+			return false
+		}
+		if !h.handsOff(s) {
 			return false
 		}
 		d, ok := s.constant()
@@ -121,7 +139,7 @@ func (h *Handler) settled(key FlowKey) {
 			return false
 		}
 		src, dst := key.tuple()
-		if err := h.seqadj.SetSeqAdj(src, dst, s.isn1-1, int32(d)); err != nil {
+		if err := h.seqadj.SetSeqAdj(src, dst, s.isn1-1, int32(d), 0); err != nil {
 			h.stats.inc(SelKernelFailed)
 			s.noHandoff = true
 			return false

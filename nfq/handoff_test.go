@@ -11,8 +11,9 @@ import (
 
 // fakeSeqAdj records the handoff's ctnetlink calls.
 type fakeSeqAdj struct {
-	calls []string
-	err   error // SetSeqAdj's answer
+	calls   []string
+	err     error // SetSeqAdj's answer
+	markErr error // ClearMark's and SetMark's
 }
 
 func (f *fakeSeqAdj) DropHelper(src, dst netip.AddrPort) error {
@@ -20,14 +21,19 @@ func (f *fakeSeqAdj) DropHelper(src, dst netip.AddrPort) error {
 	return nil
 }
 
-func (f *fakeSeqAdj) SetSeqAdj(src, dst netip.AddrPort, pos uint32, delta int32) error {
+func (f *fakeSeqAdj) SetSeqAdj(src, dst netip.AddrPort, pos uint32, delta, prev int32) error {
 	f.calls = append(f.calls, fmt.Sprintf("seqadj %#x %d", pos, delta))
 	return f.err
 }
 
 func (f *fakeSeqAdj) ClearMark(src, dst netip.AddrPort, bits uint32) error {
 	f.calls = append(f.calls, fmt.Sprintf("clear-mark %#x", bits))
-	return nil
+	return f.markErr
+}
+
+func (f *fakeSeqAdj) SetMark(src, dst netip.AddrPort, bits uint32) error {
+	f.calls = append(f.calls, fmt.Sprintf("set-mark %#x", bits))
+	return f.markErr
 }
 
 func TestHandoff(t *testing.T) {

@@ -81,6 +81,9 @@ func (h *Handler) selOriginal(key FlowKey, id uint32, syn bool, buf []byte, n in
 	var after func()
 	known := h.streams.with(key, func(s *stream) bool {
 		res, nl = s.client(buf, cur, ip, tcp, h.outMTU(m), h.stats)
+		if res != segDrop && !h.clientEdits(key, s) {
+			res = segDrop
+		}
 		after = h.queued(key, s)
 		if res == segDrop {
 			return false
@@ -130,6 +133,7 @@ func (h *Handler) selReply(key FlowKey, ip encoders.IPv4, tcp encoders.TCP, pkt 
 		if changed {
 			v.Len = len(pkt)
 		}
+		h.serverSeen(s)
 		if done {
 			h.stats.inc(SelDone)
 		}

@@ -47,6 +47,8 @@ const (
 	GSOPassed                         // non-TCP GSO super-packets: accepted unchanged
 	SelKernel                         // selected flows handed to conntrack's sequence adjustment, state dropped (handoff.go)
 	SelKernelFailed                   // ctnetlink failures of the handoff (the flow stays in user space)
+	SelKernelAcks                     // http-header flows whose server segments went to the kernel's sequence adjustment (kernelack.go)
+	SelUserAcks                       // ... and came back to the queue for a new edit
 	numReasons
 )
 
@@ -58,6 +60,7 @@ var reasonNames = [numReasons]string{
 	"select-held", "select-cut-mtu", "select-mss-lowered", "http-requests", "http-forged-removed",
 	"http-non-http", "http-tls", "proxy-written", "proxy-forged-reset", "proxy-forged-replaced",
 	"gso-packets", "gso-passed", "select-kernel", "select-kernel-failed",
+	"select-kernel-acks", "select-user-acks",
 }
 
 func (r Reason) String() string { return reasonNames[r] }

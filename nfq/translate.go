@@ -85,6 +85,14 @@ type stream struct {
 	inflight   int  // packets handled here whose verdicts are not sent yet
 	noHandoff  bool // a handoff step failed: translate here to the end
 	helperGone bool // the conntrack helper was removed (on the SYN-ACK)
+
+	// The kernel's sequence adjustment as a constant offset under the
+	// translation (kernelack.go): it adds kernD to the client's sequence
+	// numbers and subtracts it from the server's acknowledgements after
+	// they leave the queue, so what is written here is pre-compensated.
+	kernD   int64
+	kernAck bool // the ct mark has SeqAdjBit: the server's segments are not queued
+	stable  int  // server segments handled since every edit was acknowledged
 }
 
 func newStream(isn uint32, hdr []byte, p parser) *stream {
@@ -220,6 +228,14 @@ func (s *stream) off(seq uint32, ref int64) int64 {
 // seqOf turns a stream offset into a sequence number.
 func (s *stream) seqOf(o int64) uint32 { return s.isn1 + uint32(o) }
 
+// outSeq is the sequence number a client segment at output offset o leaves
+// the queue with: the kernel adds kernD later.
+func (s *stream) outSeq(o int64) uint32 { return s.seqOf(o - s.kernD) }
+
+// ackSeq is the acknowledgement number for client offset c a server
+// segment leaves the queue with: the kernel subtracts kernD later.
+func (s *stream) ackSeq(c int64) uint32 { return s.seqOf(c + s.kernD) }
+
 // fold merges edits the server acknowledged long ago into base.
 func (s *stream) fold(ackC int64) {
 	n := 0
@@ -264,7 +280,7 @@ func (s *stream) client(buf []byte, n int, ip encoders.IPv4, t encoders.TCP, lim
 	L := int64(len(P))
 	if t.Flags&encoders.FlagRST != 0 || s.reset {
 		// A RST must carry a sequence number the server accepts.
-		setSeq(seg, s.seqOf(s.outStart(S)))
+		setSeq(seg, s.outSeq(s.outStart(S)))
 		return segWritten, n
 	}
 	if t.Flags&encoders.FlagFIN != 0 {
@@ -280,7 +296,10 @@ func (s *stream) client(buf []byte, n int, ip encoders.IPv4, t encoders.TCP, lim
 			}
 			o += int64(len(s.hdr))
 		}
-		setSeq(seg, s.seqOf(o))
+		if s.outSeq(o) == t.Seq {
+			return segPass, n
+		}
+		setSeq(seg, s.outSeq(o))
 		return segWritten, n
 	}
 	if S > s.pos {
@@ -294,8 +313,11 @@ func (s *stream) client(buf []byte, n int, ip encoders.IPv4, t encoders.TCP, lim
 	E := S + L
 	if S < s.foldEnd {
 		// Data the server acknowledged long ago: only its number matters.
-		setSeq(seg, s.seqOf(s.outStart(S)))
-		return segWritten, n
+		if q := s.outSeq(s.outStart(S)); q != t.Seq {
+			setSeq(seg, q)
+			return segWritten, n
+		}
+		return segPass, n
 	}
 	cut := E
 	if E > s.pos {
@@ -303,7 +325,7 @@ func (s *stream) client(buf []byte, n int, ip encoders.IPv4, t encoders.TCP, lim
 		if reset {
 			s.reset = true
 			st.inc(ProxyForgedReset)
-			return segReset, s.toRST(buf, ip, t, s.seqOf(s.outStart(S)))
+			return segReset, s.toRST(buf, ip, t, s.outSeq(s.outStart(S)))
 		}
 		s.pos += int64(used)
 		if s.pos < E {
@@ -319,10 +341,10 @@ func (s *stream) client(buf []byte, n int, ip encoders.IPv4, t encoders.TCP, lim
 		// No edit in the segment: only its sequence number moves (the
 		// common case: every segment past the last insertion). In place,
 		// checksum adjusted.
-		if o == S {
+		if o-s.kernD == S {
 			return segPass, n
 		}
-		setSeq(seg, s.seqOf(o))
+		setSeq(seg, s.outSeq(o))
 		return segWritten, n
 	}
 	// Room on the path: cut before an insertion point that would not fit.
@@ -365,7 +387,7 @@ func (s *stream) client(buf []byte, n int, ip encoders.IPv4, t encoders.TCP, lim
 		st.inc(Oversize)
 		return segDrop, 0
 	}
-	if cut == E && int64(len(out)) == L && o == S {
+	if cut == E && int64(len(out)) == L && o-s.kernD == S {
 		// Nothing changes: the common case past the last edit with delta 0.
 		if unchangedBytes(out, P) {
 			return segPass, n
@@ -416,7 +438,7 @@ func (s *stream) write(buf []byte, n int, ip encoders.IPv4, t encoders.TCP, o in
 	binary.BigEndian.PutUint16(pkt[2:], uint16(nl))
 	ipChecksum(pkt, ip.HdrLen)
 	seg := pkt[t.Off:]
-	binary.BigEndian.PutUint32(seg[4:], s.seqOf(o))
+	binary.BigEndian.PutUint32(seg[4:], s.outSeq(o))
 	tcpChecksum(pkt, t.Off)
 	return nl
 }
@@ -452,7 +474,7 @@ func (s *stream) server(pkt []byte, ip encoders.IPv4, t encoders.TCP) (changed, 
 		if s.finC >= 0 && ac > s.finC {
 			s.finCAcked = true
 		}
-		if na := s.seqOf(ac); na != t.Ack {
+		if na := s.ackSeq(ac); na != t.Ack {
 			setField32(seg, 8, na)
 			changed = true
 		}
@@ -462,7 +484,7 @@ func (s *stream) server(pkt []byte, ip encoders.IPv4, t encoders.TCP) (changed, 
 			if rc < lc {
 				rc = lc
 			}
-			return s.seqOf(lc), s.seqOf(rc)
+			return s.ackSeq(lc), s.ackSeq(rc)
 		}) {
 			changed = true
 		}

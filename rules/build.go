@@ -42,6 +42,7 @@ const (
 // TCP flag bits (RFC 9293 §3.1); tcpFlagsMask is fin|syn|rst|ack.
 const (
 	tcpFlagsMask = 0x17
+	tcpFlagFIN   = 0x01
 	tcpFlagSYN   = 0x02
 	tcpFlagRST   = 0x04
 	tcpFlagACK   = 0x10
@@ -213,6 +214,14 @@ func buildTable(s Spec, f family) *Ruleset {
 		rule(steer, track, ctDirection(ctDirOriginal), f.proto(unix.IPPROTO_TCP), phase, queue)
 	}
 	if f.sel {
+		if s.SeqAdjBit != 0 {
+			// ct mark & SEQADJ == SEQADJ ct direction reply tcp flags ! fin,syn,rst accept
+			// The kernel's sequence adjustment maps these server
+			// segments (nfq/kernelack.go); FIN, SYN and RST still go to
+			// the daemon, which follows the flow's end.
+			rule(steer, markBitSet(true, s.SeqAdjBit), ctDirection(ctDirReply),
+				tcpFlags(expr.CmpOpEq, tcpFlagFIN|tcpFlagSYN|tcpFlagRST, 0), verdict(expr.VerdictAccept))
+		}
 		// ct mark & SELECT == SELECT ip protocol tcp queue ...
 		rule(steer, markBitSet(true, s.SelectBit), f.proto(unix.IPPROTO_TCP), queue)
 	}

@@ -162,6 +162,7 @@ var goldenSpecs = []struct {
 	{"apply-native-prenat-q1-syn-select-seqadj", Spec{
 		Inside: prefixes("100.64.0.0/24"), QueueNum: 0, QueueCount: 1,
 		Mechanism: Native, Placement: PreNAT, SYN: true, Select: true, SelectBit: 0x00040000, SeqAdjHelper: "ftp",
+		SeqAdjBit: 0x00080000,
 	}},
 	{"apply-compat-prenat-q2-syn-track-select", Spec{
 		Inside: prefixes("100.64.0.0/24"), QueueNum: 2, QueueCount: 2,
@@ -190,6 +191,9 @@ func specLine(s Spec) string {
 		sel = fmt.Sprintf(" Select:true SelectBit:%#08x", s.SelectBit)
 		if s.SeqAdjHelper != "" {
 			sel += fmt.Sprintf(" SeqAdjHelper:%q", s.SeqAdjHelper)
+		}
+		if s.SeqAdjBit != 0 {
+			sel += fmt.Sprintf(" SeqAdjBit:%#08x", s.SeqAdjBit)
 		}
 	}
 	if s.TrackMSS || s.TrackPackets > 0 {

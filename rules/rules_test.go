@@ -97,6 +97,14 @@ func TestValidate(t *testing.T) {
 		{"track bit zero", func(s *Spec) { s.TrackBit = 0 }, []string{"track bit 0x00000000 is not a single bit"}},
 		{"done bit two bits", func(s *Spec) { s.DoneBit = 0x30000 }, []string{"done bit 0x00030000 is not a single bit"}},
 		{"same bits", func(s *Spec) { s.DoneBit = s.TrackBit }, []string{"both 0x00010000"}},
+		{"seqadj bit without helper", func(s *Spec) { s.Select, s.SelectBit, s.SeqAdjBit = true, 0x40000, 0x80000 },
+			[]string{"seqadj bit 0x00080000 needs a seqadj helper"}},
+		{"seqadj bit is the select bit", func(s *Spec) {
+			s.Select, s.SelectBit, s.SeqAdjHelper, s.SeqAdjBit = true, 0x40000, "ftp", 0x40000
+		}, []string{"also the select, track or done bit"}},
+		{"seqadj bit two bits", func(s *Spec) {
+			s.Select, s.SelectBit, s.SeqAdjHelper, s.SeqAdjBit = true, 0x40000, "ftp", 0x180000
+		}, []string{"not a single bit"}},
 		{"bad table name", func(s *Spec) { s.Table = "nat reveal" }, []string{"table name"}},
 		{"table name with quote", func(s *Spec) { s.Table = `x"y` }, []string{"table name"}},
 		{"long table name", func(s *Spec) { s.Table = strings.Repeat("t", 256) }, []string{"at most 255"}},

@@ -128,6 +128,13 @@ type Spec struct {
 	// The daemon removes the helper again on the flow's SYN-ACK, before it
 	// has looked at any data.
 	SeqAdjHelper string
+	// SeqAdjBit, with SeqAdjHelper, lets the daemon stop queueing a
+	// selected flow's server segments while the kernel's sequence
+	// adjustment maps their acknowledgements (nfq/kernelack.go): the steer
+	// chain accepts reply-direction segments without FIN, SYN or RST of
+	// flows whose ct mark has it. The daemon sets and clears it over
+	// ctnetlink. 0: every segment of a selected flow is queued.
+	SeqAdjBit uint32
 	// IPIDMap, when set, adds the in-kernel ip-id fast path to the ip table
 	// (ipidmap.go).
 	IPIDMap *IPIDMap
@@ -251,6 +258,16 @@ func (s Spec) validate() error {
 			add("seqadj helper %q needs select", s.SeqAdjHelper)
 		case !helperNameRE.MatchString(s.SeqAdjHelper):
 			add("seqadj helper %q: use lowercase letters, digits and '-'", s.SeqAdjHelper)
+		}
+	}
+	if s.SeqAdjBit != 0 {
+		switch {
+		case s.SeqAdjHelper == "":
+			add("seqadj bit %#08x needs a seqadj helper", s.SeqAdjBit)
+		case bits.OnesCount32(s.SeqAdjBit) != 1:
+			add("seqadj bit %#08x is not a single bit", s.SeqAdjBit)
+		case s.SeqAdjBit == s.SelectBit || (s.tracks() && (s.SeqAdjBit == s.TrackBit || s.SeqAdjBit == s.DoneBit)):
+			add("seqadj bit %#08x is also the select, track or done bit", s.SeqAdjBit)
 		}
 	}
 

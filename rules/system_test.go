@@ -141,7 +141,7 @@ func systemSpecs(m Mechanism) []Spec {
 		// Payload insertion: selected flows, alone and beside tracking.
 		{Inside: prefixes("100.64.0.0/24"), QueueCount: 1, Placement: PreNAT, SYN: true, Select: true, SelectBit: 0x40000},
 		{Inside: prefixes("100.64.0.0/24"), QueueCount: 1, Placement: PreNAT, SYN: true, Select: true, SelectBit: 0x40000,
-			SeqAdjHelper: "ftp"},
+			SeqAdjHelper: "ftp", SeqAdjBit: 0x80000},
 		{Inside: prefixes("100.64.0.0/24", "2001:db8:1::/64"), QueueCount: 2, Placement: PreNAT, SYN: true, Track: true, UDP: true,
 			Select: true, SYN6: true, TrackBit: 0x10000, DoneBit: 0x20000, SelectBit: 0x40000},
 		{Inside: prefixes("8000::/2", "ffff:ffff::/32", "2001:db8:1::/64"), QueueNum: 7, QueueCount: 3, Placement: PreNAT, SYN6: true},

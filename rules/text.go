@@ -122,6 +122,9 @@ func tableText(s Spec, f family) string {
 		fmt.Fprintf(&b, "\t\t%s ct direction original %s tcp %s%s\n", trackMatch, proto, phase, queue)
 	}
 	if f.sel {
+		if s.SeqAdjBit != 0 {
+			fmt.Fprintf(&b, "\t\t%s ct direction reply tcp flags ! fin,syn,rst accept\n", maskedMatch("ct mark", s.SeqAdjBit, s.SeqAdjBit, false))
+		}
 		fmt.Fprintf(&b, "\t\t%s %s tcp %s\n", maskedMatch("ct mark", s.SelectBit, s.SelectBit, false), proto, queue)
 	}
 	if f.allTCP {

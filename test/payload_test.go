@@ -199,6 +199,11 @@ func TestHTTPHeader(t *testing.T) {
 	if st["http-requests"] < 105 || st["select-flows"] < 4 || st["http-forged-removed"] < 103 {
 		t.Errorf("counters %v", st)
 	}
+	// The bulk transfers' server segments went to the kernel's sequence
+	// adjustment, and came back for the next request (nfq/kernelack.go).
+	if st["select-kernel-acks"] < 2 || st["select-user-acks"] < 1 || st["select-kernel-failed"] != 0 {
+		t.Errorf("kernel acks %d, back %d, failed %d", st["select-kernel-acks"], st["select-user-acks"], st["select-kernel-failed"])
+	}
 }
 
 // bulk uploads (Content-Length and chunked) and downloads 10 MiB.
@@ -265,6 +270,9 @@ func TestHTTPHeaderLoss(t *testing.T) {
 	t.Logf("counters: %v", st)
 	if !strings.Contains(out, "counter packets") || strings.Contains(out, "counter packets 0 ") {
 		t.Errorf("no packet was dropped:\n%s", out)
+	}
+	if st["select-kernel-acks"] < 1 {
+		t.Errorf("no flow's server segments went to the kernel: %v", st)
 	}
 }
 
@@ -444,6 +452,9 @@ proxy_protocol:
 	t.Logf("counters: %v", st)
 	if !strings.Contains(out, "counter packets") || strings.Contains(out, "counter packets 0 ") {
 		t.Errorf("no packet was dropped:\n%s", out)
+	}
+	if st["select-kernel-acks"] < 1 {
+		t.Errorf("no flow's server segments went to the kernel: %v", st)
 	}
 	if st["select-kernel"] == 0 {
 		t.Errorf("no flow went to the kernel: %v", st)

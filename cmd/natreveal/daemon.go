@@ -107,7 +107,7 @@ func (d *packetDaemon) RefreshRuleset() {
 func (d *packetDaemon) ruleSpec(c *config.Config) rules.Spec {
 	s := ruleSpec(c, d.mech)
 	if d.noHelper {
-		s.SeqAdjHelper = ""
+		s.SeqAdjHelper, s.SeqAdjBit = "", 0
 	}
 	return s
 }

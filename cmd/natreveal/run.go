@@ -140,7 +140,7 @@ func run(c *config.Config, src hostid.Source, statsEvery time.Duration, load fun
 	if h := seqAdjHelper(c); h != "" {
 		if err := rules.ProbeHelper(nft, h); err != nil {
 			d.noHelper = true
-			slogger.Warn("proxy-protocol flows stay in user space: no conntrack helper for the kernel's sequence adjustment", "err", err)
+			slogger.Warn("selected flows stay in user space: no conntrack helper for the kernel's sequence adjustment", "err", err)
 		}
 	}
 	defer d.restoreAcct()

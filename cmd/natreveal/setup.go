@@ -105,6 +105,7 @@ func handlerConfig(c *config.Config) nfq.HandlerConfig {
 		IDBits:      idBits(c),
 		IDAddress:   c.HostID.Source == "address",
 		SelectBit:   c.Marks.Select,
+		SeqAdjBit:   seqAdjBit(c),
 		MaxSelected: c.Flows.Max,
 	}
 }
@@ -144,6 +145,7 @@ func ruleSpec(c *config.Config, mech rules.Mechanism) rules.Spec {
 		Select:       hc.Selects() && c.HasIPv4(),
 		SelectBit:    c.Marks.Select,
 		SeqAdjHelper: seqAdjHelper(c),
+		SeqAdjBit:    seqAdjBit(c),
 		IPIDMap:      ipidMapSpec(c),
 	}
 }
@@ -152,10 +154,19 @@ func ruleSpec(c *config.Config, mech rules.Mechanism) rules.Spec {
 // the seqadj extension, so that proxy-protocol flows can be handed to the
 // kernel once their header is in (nfq/handoff.go); "" without proxy-protocol.
 func seqAdjHelper(c *config.Config) string {
-	if c.Has(config.MethodProxy) && c.HasIPv4() && c.Placement != "post-nat" {
+	if c.Selects() && c.HasIPv4() && c.Placement != "post-nat" {
 		return "ftp"
 	}
 	return ""
+}
+
+// seqAdjBit is the ct mark bit that keeps http-header flows' server
+// segments out of the queue while the kernel maps them (nfq/kernelack.go).
+func seqAdjBit(c *config.Config) uint32 {
+	if seqAdjHelper(c) != "" && c.Has(config.MethodHTTPHeader) {
+		return c.Marks.SeqAdj
+	}
+	return 0
 }
 
 func wrap(what string, err error) error {

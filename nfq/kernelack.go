@@ -1,0 +1,112 @@
+package nfq
+
+// The server's segments of an http-header flow, mapped in the kernel. A
+// keep-alive flow gets a new edit with every request, so, unlike a
+// proxy-protocol flow (handoff.go), it cannot be handed over whole: its
+// client segments stay queued. But between requests, once the server has
+// acknowledged every edit, each acknowledgement and SACK block it sends maps
+// back by one offset D (stream.ackedDelta), and a download is all server
+// segments.
+//
+// So conntrack's sequence adjustment holds a constant offset kernD under
+// the translation: the kernel adds kernD to the client's sequence numbers
+// and subtracts it from the server's acknowledgements, in nf_confirm, after
+// the queue. What the daemon writes is pre-compensated (stream.outSeq,
+// stream.ackSeq), so the result is the same whatever kernD is. While D
+// equals kernD, SeqAdjBit in the ct mark makes the steer chain accept the
+// server's segments without queueing them (rules.Spec.SeqAdjBit); FIN, SYN
+// and RST are still queued, so the daemon sees the flow end.
+//
+// Order:
+//   - the bit is set only after a verdict, with no verdict of the flow in
+//     flight, when every edit is acknowledged, after kernelAckAfter server
+//     segments in that state (short responses never pay the ctnetlink
+//     calls); kernD is moved to D first when they differ, and only then,
+//     since a segment handled before the move and re-injected after it
+//     would be compensated for the wrong offset;
+//   - a client segment handled while the bit is set and D no longer equals
+//     kernD for every byte the server may acknowledge (a new edit: the next
+//     request's header) clears the bit over ctnetlink before its verdict:
+//     the server cannot acknowledge the edit before it has the segment, and
+//     the segments it sends from then on are queued and mapped here. When
+//     the bit cannot be cleared, the segment is dropped (the client sends
+//     it again).
+//
+// Client segments past the last edit then leave the queue unchanged (their
+// output offset minus kernD is their own), so uploads cost a verdict
+// without a packet too.
+
+// kernelAckAfter is how many server segments, every edit acknowledged,
+// make a flow's server segments go to the kernel.
+const kernelAckAfter = 16
+
+// kernelAcks reports whether s's server segments may go to the kernel.
+func (h *Handler) kernelAcks(s *stream) bool {
+	_, http := s.p.(*httpParser)
+	return http && h.seqadj != nil && h.cfg.SeqAdjBit != 0 && !s.noHandoff
+}
+
+// serverSeen counts a server segment handled here towards kernelAckAfter.
+func (h *Handler) serverSeen(s *stream) {
+	if !h.kernelAcks(s) || s.kernAck {
+		return
+	}
+	if _, ok := s.ackedDelta(); ok {
+		s.stable++
+	} else {
+		s.stable = 0
+	}
+}
+
+// toKernelAcks runs with no verdict of the flow in flight: it moves kernD
+// to the flow's offset and sets SeqAdjBit once the flow qualifies.
+func (h *Handler) toKernelAcks(key FlowKey, s *stream) {
+	if s.kernAck || s.stable < kernelAckAfter {
+		return
+	}
+	d, ok := s.ackedDelta()
+	if !ok {
+		s.stable = 0
+		return
+	}
+	src, dst := key.tuple()
+	if d != s.kernD {
+		if err := h.seqadj.SetSeqAdj(src, dst, s.isn1-1, int32(d), int32(s.kernD)); err != nil {
+			// Not taken (no extension) or set back: nothing changed.
+			h.stats.inc(SelKernelFailed)
+			s.noHandoff = true
+			return
+		}
+		s.kernD = d
+	}
+	if err := h.seqadj.SetMark(src, dst, h.cfg.SeqAdjBit); err != nil {
+		// The server's segments stay queued, mapped here for kernD.
+		h.stats.inc(SelKernelFailed)
+		s.stable = 0
+		return
+	}
+	s.kernAck = true
+	h.stats.inc(SelKernelAcks)
+}
+
+// clientEdits runs on every client segment of s before its verdict: when
+// the server's segments go to the kernel but an edit it has not
+// acknowledged exists, they come back to the queue first. false: the bit
+// could not be cleared, drop the segment.
+func (h *Handler) clientEdits(key FlowKey, s *stream) bool {
+	d, ok := s.ackedDelta()
+	if !ok {
+		s.stable = 0 // counted from the acknowledgement of the new edit
+	}
+	if !s.kernAck || (ok && d == s.kernD) {
+		return true
+	}
+	src, dst := key.tuple()
+	if err := h.seqadj.ClearMark(src, dst, h.cfg.SeqAdjBit); err != nil {
+		h.stats.inc(SelKernelFailed)
+		return false
+	}
+	s.kernAck, s.stable = false, 0
+	h.stats.inc(SelUserAcks)
+	return true
+}
