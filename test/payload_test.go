@@ -453,9 +453,6 @@ proxy_protocol:
 	if !strings.Contains(out, "counter packets") || strings.Contains(out, "counter packets 0 ") {
 		t.Errorf("no packet was dropped:\n%s", out)
 	}
-	if st["select-kernel-acks"] < 1 {
-		t.Errorf("no flow's server segments went to the kernel: %v", st)
-	}
 	if st["select-kernel"] == 0 {
 		t.Errorf("no flow went to the kernel: %v", st)
 	}
