@@ -162,7 +162,7 @@ var defaults = map[string]any{
 	"dest_opt.udp_packets":    3,
 	"ident.listen":            ":113",
 	"queue.num":               0,
-	"queue.count":             1,
+	"queue.count":             0, // 0: one per CPU
 	"queue.fail_open":         true,
 	"queue.max_len":           4096,
 	"queue.workers":           0, // 0: one per CPU
@@ -214,7 +214,7 @@ func AddFlags(fs *pflag.FlagSet) {
 	fs.StringSlice("http-header-destinations", nil, "PREFIX:PORT destinations whose flows http-header selects (port 0: any)")
 	fs.StringSlice("proxy-protocol-destinations", nil, "PREFIX:PORT[+ack] destinations whose flows proxy-protocol selects")
 	fs.Uint16("queue-num", 0, "first NFQUEUE number")
-	fs.Uint16("queue-count", 1, "number of queues (fan-out by CPU)")
+	fs.Uint16("queue-count", 0, "number of queues (fan-out by CPU; 0: one per CPU, each served by a thread pinned to it)")
 	addIPIDKernelFlags(fs)
 }
 

@@ -5,6 +5,7 @@ import (
 	"math/bits"
 	"net"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strings"
 
@@ -106,9 +107,14 @@ func fromViper(v *viper.Viper) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	cnt, err := intIn(v, "queue.count", 1, 1024)
+	cnt, err := intIn(v, "queue.count", 0, 1024)
 	if err != nil {
 		return nil, err
+	}
+	if cnt == 0 {
+		// One queue per CPU: each served by a thread pinned to its CPU
+		// (nfq.QueueConfig.PerCPU), the fastest SYN path.
+		cnt = min(runtime.NumCPU(), 1024)
 	}
 	if n+cnt-1 > 65535 {
 		return nil, bad("queue.count", "queues %d..%d run past 65535", n, n+cnt-1)

@@ -18,17 +18,23 @@ import (
 type nlQueue struct {
 	num uint16
 	fd  int
-	f   *os.File        // owns fd; registered with the Go poller
+	f   *os.File        // owns fd; registered with the Go poller (nil: blocking)
 	rc  syscall.RawConn // reads wait in the poller, not in a thread
 	seq uint32
 	gso bool // NFQA_CFG_F_GSO took: GSO packets come whole, checksums may be partial
 }
 
+// blockingWait bounds a blocking read (SO_RCVTIMEO), so that its thread
+// sees a stop within it.
+const blockingWait = 100 * time.Millisecond
+
 // openQueue binds queue num: copy whole packets up to copyRange bytes, at
 // most maxLen queued in the kernel, fail open if asked, GSO packets whole if
-// asked (q.gso says whether the kernel agreed). The socket neither loses
-// itself to ENOBUFS (NETLINK_NO_ENOBUFS) nor blocks a thread.
-func openNLQueue(num uint16, copyRange, maxLen uint32, failOpen, gso bool, rcvBuf int) (*nlQueue, error) {
+// asked (q.gso says whether the kernel agreed). The socket does not lose
+// itself to ENOBUFS (NETLINK_NO_ENOBUFS). Reads wait in the Go poller, or,
+// when blocking, in the reading thread itself (a pinned lane's: no poller
+// wake-up between the kernel and the thread), at most blockingWait each.
+func openNLQueue(num uint16, copyRange, maxLen uint32, failOpen, gso bool, rcvBuf int, blocking bool) (*nlQueue, error) {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_NETFILTER)
 	if err != nil {
 		return nil, fmt.Errorf("netlink socket: %w", err)
@@ -37,6 +43,18 @@ func openNLQueue(num uint16, copyRange, maxLen uint32, failOpen, gso bool, rcvBu
 	if err := q.setup(copyRange, maxLen, failOpen, gso, rcvBuf); err != nil {
 		unix.Close(fd)
 		return nil, err
+	}
+	if blocking {
+		tv := unix.NsecToTimeval(int64(blockingWait))
+		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("receive timeout: %w", err)
+		}
+		if err := unix.SetNonblock(fd, false); err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("blocking socket: %w", err)
+		}
+		return q, nil
 	}
 	q.f = os.NewFile(uintptr(fd), fmt.Sprintf("nfqueue-%d", num))
 	if q.rc, err = q.f.SyscallConn(); err != nil {
@@ -176,8 +194,14 @@ func newBatch(pktMax int) *batch {
 }
 
 // read fills b with the datagrams waiting on q, at least one: it waits in
-// the Go poller until one comes (or the read deadline passes).
+// the Go poller until one comes (or the read deadline passes:
+// os.ErrDeadlineExceeded), or, on a blocking socket, in recvmmsg itself
+// (MSG_WAITFORONE: what is there once one came; without it the call would
+// wait for a whole batch), at most blockingWait (os.ErrDeadlineExceeded).
 func (q *nlQueue) read(b *batch) error {
+	if q.f == nil {
+		return q.readBlocking(b)
+	}
 	var n int
 	var errno syscall.Errno
 	err := q.rc.Read(func(fd uintptr) bool {
@@ -195,6 +219,32 @@ func (q *nlQueue) read(b *batch) error {
 	if errno != 0 {
 		return errno
 	}
+	b.filled(q, n)
+	return nil
+}
+
+func (q *nlQueue) readBlocking(b *batch) error {
+	for {
+		for i := range b.hdrs {
+			b.hdrs[i].Hdr.Flags = 0
+		}
+		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(q.fd), uintptr(unsafe.Pointer(&b.hdrs[0])), batchMax,
+			unix.MSG_WAITFORONE, 0, 0)
+		switch e {
+		case 0:
+			b.filled(q, int(r))
+			return nil
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return os.ErrDeadlineExceeded
+		}
+		return e
+	}
+}
+
+// filled records the n datagrams a read put in b.
+func (b *batch) filled(q *nlQueue, n int) {
 	b.q, b.n = q, n
 	for i := 0; i < n; i++ {
 		b.lens[i] = int(b.hdrs[i].Len)
@@ -202,7 +252,6 @@ func (q *nlQueue) read(b *batch) error {
 			b.lens[i] = min(b.lens[i], b.size)
 		}
 	}
-	return nil
 }
 
 // send writes verdict messages to the kernel in one system call.
@@ -228,8 +277,18 @@ func (q *nlQueue) sendv(iov [][]byte) error {
 	}
 }
 
-// interrupt makes a waiting read return (a deadline in the past).
-func (q *nlQueue) interrupt() { q.f.SetReadDeadline(time.Unix(1, 0)) }
+// interrupt makes a waiting read return (a deadline in the past); a
+// blocking read returns within blockingWait anyway.
+func (q *nlQueue) interrupt() {
+	if q.f != nil {
+		q.f.SetReadDeadline(time.Unix(1, 0))
+	}
+}
 
 // close unbinds the queue: the kernel drops what is still queued on it.
-func (q *nlQueue) close() error { return q.f.Close() }
+func (q *nlQueue) close() error {
+	if q.f == nil {
+		return unix.Close(q.fd)
+	}
+	return q.f.Close()
+}

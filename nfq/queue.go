@@ -7,7 +7,8 @@
 // the queue's netlink socket in one system call (recvmmsg, nlsock.go), copies
 // each into a free job buffer (none free: the backlog is full, the packet is
 // accepted unchanged and counted) and hands the read's jobs as one group to
-// the lane's workers, which answer the whole group in one send.
+// the lane's workers, which answer the whole group in one send; or, with
+// PerCPU, answers the group itself on a thread pinned to the queue's CPUs.
 package nfq
 
 import (
@@ -45,8 +46,16 @@ type QueueConfig struct {
 	// the kernel left it partial. Only for handlers that may see a TCP
 	// super-packet (their segments all get the same rewrite) and that
 	// leave UDP super-packets alone: they are accepted unchanged.
-	GSO  bool
-	Logf func(format string, a ...any)
+	GSO bool
+	// PerCPU serves each queue with one thread of its own that reads,
+	// handles and answers its packets itself, pinned to the CPUs whose
+	// packets the queue gets under CPU fanout (queue Num+i: CPUs c with c
+	// mod Count == i): no hand-off between threads, the wake-up on the CPU
+	// that queued the packet, and the rest of the packet's way after the
+	// verdict (which runs in the verdict's send) there too. Workers is then
+	// unused. Meant for Count > 1, the ruleset fanning out by CPU.
+	PerCPU bool
+	Logf   func(format string, a ...any)
 }
 
 // bufSize is the largest packet a small job buffer holds: jumbo frames
@@ -140,7 +149,7 @@ func Serve(ctx context.Context, cfg QueueConfig, h PacketHandler, st *Stats, hoo
 		if cfg.GSO {
 			copyRange = gsoMax
 		}
-		q, err := openNLQueue(cfg.Num+i, copyRange, cfg.MaxLen, cfg.FailOpen, cfg.GSO, cfg.RcvBuf)
+		q, err := openNLQueue(cfg.Num+i, copyRange, cfg.MaxLen, cfg.FailOpen, cfg.GSO, cfg.RcvBuf, cfg.PerCPU)
 		if err != nil {
 			closeAll()
 			return fmt.Errorf("nfq: bind queue %d: %w", cfg.Num+i, err)
@@ -171,12 +180,33 @@ func Serve(ctx context.Context, cfg QueueConfig, h PacketHandler, st *Stats, hoo
 	var stopping atomic.Bool
 	fatal := make(chan error, len(lanes))
 	var readers, wg sync.WaitGroup
-	for _, l := range lanes {
+	cpus := allowedCPUs()
+	for i, l := range lanes {
 		readers.Add(1)
-		go func() {
-			defer readers.Done()
-			l.read(&stopping, st, fatal)
-		}()
+		if cfg.PerCPU {
+			go func() {
+				defer readers.Done()
+				// The thread ends with the goroutine (never unlocked), and
+				// its affinity with it.
+				runtime.LockOSThread()
+				if err := pin(cpus, i, len(lanes)); err != nil {
+					cfg.Logf("nfq: queue %d: %v: its thread is not pinned", l.q.num, err)
+				}
+				vs := newVerdicts(l)
+				l.read(&stopping, st, fatal, func(g *group) {
+					if g.n >= spillMin {
+						l.groups <- g // a backlog: the workers take it, on any CPU
+						return
+					}
+					l.answer(h, st, vs, g)
+				})
+			}()
+		} else {
+			go func() {
+				defer readers.Done()
+				l.read(&stopping, st, fatal, func(g *group) { l.groups <- g })
+			}()
+		}
 		for range workers {
 			wg.Add(1)
 			go func() {
@@ -241,9 +271,10 @@ func drain(st *Stats, lanes []*lane) {
 }
 
 // read is a lane's reader: until stopping, it takes what the queue holds,
-// hands packets to the workers as one group and answers itself those it
-// cannot hand over (backlog full, cut short).
-func (l *lane) read(stopping *atomic.Bool, st *Stats, fatal chan<- error) {
+// hands packets to hand as one group (the workers, or answer on this
+// thread) and answers itself those it cannot hand over (backlog full, cut
+// short).
+func (l *lane) read(stopping *atomic.Bool, st *Stats, fatal chan<- error, hand func(*group)) {
 	b := newBatch(l.pktMax)
 	var out []byte // verdicts the reader sends itself
 	for {
@@ -312,7 +343,7 @@ func (l *lane) read(stopping *atomic.Bool, st *Stats, fatal chan<- error) {
 							// All held: hand over what this read has so far
 							// (its jobs may hold them), then wait.
 							if g.n > 0 {
-								l.groups <- g
+								hand(g)
 								g = <-l.spare
 							}
 							j = <-l.big
@@ -341,44 +372,53 @@ func (l *lane) read(stopping *atomic.Bool, st *Stats, fatal chan<- error) {
 			out = out[:0]
 		}
 		if g.n > 0 {
-			l.groups <- g // never blocks: as many slots as groups
+			hand(g) // never blocks: as many slots as groups
 		} else {
 			l.spare <- g
 		}
 	}
 }
 
-// work is a lane's worker: each group gets its verdicts in one send.
+// work is a lane's worker.
 func (l *lane) work(h PacketHandler, st *Stats) {
 	vs := newVerdicts(l)
 	for g := range l.groups {
-		for _, j := range g.jobs[:g.n] {
-			v := h.Handle(j.buf, j.n, j.meta)
-			if v.After != nil {
-				vs.after = append(vs.after, v.After)
-			}
-			if !v.Drop && v.Len > 0 && j.meta.csumNotReady {
-				finishL4Checksum(j.buf[:v.Len], j.meta.GSO)
-			}
-			switch {
-			case v.Drop:
-				vs.add(j, nfDrop, false, 0, nil)
-			case v.Len >= gatherMin:
-				vs.ref(j, v) // j is released once sent
-			case v.Len > 0:
-				vs.add(j, nfAccept, v.SetMark, v.Mark, j.buf[:v.Len])
-			default:
-				vs.add(j, nfAccept, v.SetMark, v.Mark, nil)
-			}
-			if vs.size() > sendMax-bigBuf-256 {
-				vs.send(st)
-			}
-		}
-		vs.send(st)
-		g.n = 0
-		l.spare <- g
+		l.answer(h, st, vs, g)
 	}
 }
+
+// answer handles a group's packets and sends their verdicts in one send.
+func (l *lane) answer(h PacketHandler, st *Stats, vs *verdicts, g *group) {
+	for _, j := range g.jobs[:g.n] {
+		v := h.Handle(j.buf, j.n, j.meta)
+		if v.After != nil {
+			vs.after = append(vs.after, v.After)
+		}
+		if !v.Drop && v.Len > 0 && j.meta.csumNotReady {
+			finishL4Checksum(j.buf[:v.Len], j.meta.GSO)
+		}
+		switch {
+		case v.Drop:
+			vs.add(j, nfDrop, false, 0, nil)
+		case v.Len >= gatherMin:
+			vs.ref(j, v) // j is released once sent
+		case v.Len > 0:
+			vs.add(j, nfAccept, v.SetMark, v.Mark, j.buf[:v.Len])
+		default:
+			vs.add(j, nfAccept, v.SetMark, v.Mark, nil)
+		}
+		if vs.size() > sendMax-bigBuf-256 {
+			vs.send(st)
+		}
+	}
+	vs.send(st)
+	g.n = 0
+	l.spare <- g
+}
+
+// spillMin: a PerCPU lane answers a read of fewer packets itself; a read
+// this big means its CPU has a backlog, and the lane's workers take it.
+const spillMin = 8
 
 // gatherMin: rewritten packets at least this long are not copied into the
 // verdict buffer; the send gathers them from their job buffers (writev),

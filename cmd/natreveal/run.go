@@ -167,7 +167,7 @@ func run(c *config.Config, src hostid.Source, statsEvery time.Duration, load fun
 	qc := nfq.QueueConfig{
 		Num: c.Queue.Num, Count: c.Queue.Count, MaxLen: c.Queue.MaxLen, FailOpen: c.Queue.FailOpen,
 		Workers: c.Queue.Workers, Backlog: c.Queue.Backlog, RcvBuf: 8 << 20, Logf: logger.Printf,
-		GSO: handlerConfig(c).WantsGSO(),
+		GSO: handlerConfig(c).WantsGSO(), PerCPU: c.Queue.Count > 1,
 	}
 	var removeErr error
 	err = nfq.Serve(ctx, qc, d, st, nfq.Hooks{

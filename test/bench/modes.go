@@ -322,7 +322,7 @@ func passthrough(queues int) error {
 		Mechanism: mech, Placement: rules.PreNAT, SYN: true,
 	}
 	st := &nfq.Stats{}
-	qc := nfq.QueueConfig{Count: uint16(queues), MaxLen: 4096, Backlog: 1024, RcvBuf: 8 << 20}
+	qc := nfq.QueueConfig{Count: uint16(queues), MaxLen: 4096, Backlog: 1024, RcvBuf: 8 << 20, PerCPU: queues > 1}
 	err = nfq.Serve(ctx, qc, acceptAll{}, st, nfq.Hooks{
 		Bound: func() error {
 			if err := rules.Apply(nft, spec); err != nil {
