@@ -107,11 +107,14 @@ func main() {
 	quick := flag.Bool("quick", false, "one short round (about 30 s)")
 	jsonOut := flag.String("json", "", "also write the results to this file")
 	modesFlag := flag.String("modes", "", "comma-separated subset of modes (default all)")
-	queues := flag.Int("queues", 1, "NFQUEUE queues (queue.count) for the daemons")
+	queues := flag.Int("queues", 0, "NFQUEUE queues (queue.count) for the daemons; 0: one per CPU, natreveal's default")
 	rounds := flag.Int("rounds", 0, "rounds (default 3, -quick 1)")
 	bulkMiB := flag.Int("bulk-mib", 0, "MiB per bulk transfer of the selected-flow modes (default 128, -quick 32)")
 	hold := flag.Duration("hold", 0, "only run the closed loop of the first mode of -modes for this long (for profiling it), print its rate")
 	flag.Parse()
+	if *queues <= 0 {
+		*queues = runtime.NumCPU()
+	}
 	if *role == "passthrough" {
 		if err := passthrough(*queues); err != nil {
 			fmt.Fprintln(os.Stderr, "passthrough:", err)
