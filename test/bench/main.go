@@ -122,7 +122,7 @@ func main() {
 		}
 		return
 	}
-	p := params{rounds: 3, conn: 2 * time.Second, lat: 1500 * time.Millisecond, flood: 1500 * time.Millisecond,
+	p := params{rounds: 3, conn: 4 * time.Second, lat: 1500 * time.Millisecond, flood: 1500 * time.Millisecond,
 		floodWarm: 300 * time.Millisecond, workers: 32, gens: 1, maxFlood: 3_000_000}
 	if *quick {
 		p = params{rounds: 1, conn: time.Second, lat: time.Second, flood: time.Second,
@@ -296,8 +296,11 @@ func runSYN(ctx context.Context, l *lab.Lab, rep *report, p params, modes []mode
 	k := rep.Results[0]
 	for i := range rep.Results {
 		res := &rep.Results[i]
-		res.ConnRatio = res.ConnRate / k.ConnRate
-		res.SYNRatio = res.SYNRate / k.SYNRate
+		// Each round measured every mode once, next to kernel only: the
+		// median of the per-round ratios cancels the machine's drift
+		// between rounds better than a ratio of medians.
+		res.ConnRatio = pairedRatio(res.Rounds, k.Rounds, func(s sample) float64 { return s.ConnRate })
+		res.SYNRatio = pairedRatio(res.Rounds, k.Rounds, func(s sample) float64 { return s.SYNRate })
 		res.AddedP50 = res.P50 - k.P50
 		res.AddedP99 = res.P99 - k.P99
 	}
@@ -327,6 +330,17 @@ func holdMode(ctx context.Context, l *lab.Lab, m mode, binary string, queues int
 	rate, fails, err := connRate(ctx, clients, p.workers, p.conn)
 	fmt.Fprintf(os.Stderr, "%s: %.0f conn/s, failures %v\n", m.name, rate, fails)
 	return err
+}
+
+// pairedRatio is the median over rounds of f(mode) / f(kernel only).
+func pairedRatio(mode, kernel []sample, f func(sample) float64) float64 {
+	var r []float64
+	for i := range min(len(mode), len(kernel)) {
+		if k := f(kernel[i]); k > 0 {
+			r = append(r, f(mode[i])/k)
+		}
+	}
+	return median(r, func(x float64) float64 { return x })
 }
 
 func us(d time.Duration) float64 { return float64(d) / 1e3 }
