@@ -205,13 +205,8 @@ func (q *nlQueue) read(b *batch) error {
 	var n int
 	var errno syscall.Errno
 	err := q.rc.Read(func(fd uintptr) bool {
-		for i := range b.hdrs {
-			b.hdrs[i].Hdr.Flags = 0
-		}
-		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[0])), batchMax,
-			unix.MSG_DONTWAIT, 0, 0)
-		n, errno = int(r), e
-		return e != unix.EAGAIN && e != unix.EINTR
+		n, errno = b.recv(fd, unix.MSG_DONTWAIT)
+		return errno != unix.EAGAIN && errno != unix.EINTR
 	})
 	if err != nil {
 		return err
@@ -225,14 +220,10 @@ func (q *nlQueue) read(b *batch) error {
 
 func (q *nlQueue) readBlocking(b *batch) error {
 	for {
-		for i := range b.hdrs {
-			b.hdrs[i].Hdr.Flags = 0
-		}
-		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(q.fd), uintptr(unsafe.Pointer(&b.hdrs[0])), batchMax,
-			unix.MSG_WAITFORONE, 0, 0)
+		n, e := b.recv(uintptr(q.fd), unix.MSG_WAITFORONE)
 		switch e {
 		case 0:
-			b.filled(q, int(r))
+			b.filled(q, n)
 			return nil
 		case unix.EINTR:
 			continue
@@ -241,6 +232,15 @@ func (q *nlQueue) readBlocking(b *batch) error {
 		}
 		return e
 	}
+}
+
+// recv is one recvmmsg into b's slots.
+func (b *batch) recv(fd, flags uintptr) (int, syscall.Errno) {
+	for i := range b.hdrs {
+		b.hdrs[i].Hdr.Flags = 0
+	}
+	r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[0])), batchMax, flags, 0, 0)
+	return int(r), e
 }
 
 // filled records the n datagrams a read put in b.

@@ -52,8 +52,9 @@ type QueueConfig struct {
 	// packets the queue gets under CPU fanout (queue Num+i: CPUs c with c
 	// mod Count == i): no hand-off between threads, the wake-up on the CPU
 	// that queued the packet, and the rest of the packet's way after the
-	// verdict (which runs in the verdict's send) there too. Workers is then
-	// unused. Meant for Count > 1, the ruleset fanning out by CPU.
+	// verdict (which runs in the verdict's send) there too. The workers
+	// then only take reads of spillMin packets or more (a backlog). Meant
+	// for Count > 1, the ruleset fanning out by CPU.
 	PerCPU bool
 	Logf   func(format string, a ...any)
 }

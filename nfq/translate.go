@@ -26,6 +26,7 @@ package nfq
 // taken when the name is complete.
 
 import (
+	"bytes"
 	"encoding/binary"
 	"net/netip"
 
@@ -296,11 +297,7 @@ func (s *stream) client(buf []byte, n int, ip encoders.IPv4, t encoders.TCP, lim
 			}
 			o += int64(len(s.hdr))
 		}
-		if s.outSeq(o) == t.Seq {
-			return segPass, n
-		}
-		setSeq(seg, s.outSeq(o))
-		return segWritten, n
+		return s.renumber(seg, t, o), n
 	}
 	if S > s.pos {
 		if k := s.p.skippable(); k >= 0 && S > s.pos+k {
@@ -313,11 +310,7 @@ func (s *stream) client(buf []byte, n int, ip encoders.IPv4, t encoders.TCP, lim
 	E := S + L
 	if S < s.foldEnd {
 		// Data the server acknowledged long ago: only its number matters.
-		if q := s.outSeq(s.outStart(S)); q != t.Seq {
-			setSeq(seg, q)
-			return segWritten, n
-		}
-		return segPass, n
+		return s.renumber(seg, t, s.outStart(S)), n
 	}
 	cut := E
 	if E > s.pos {
@@ -341,11 +334,7 @@ func (s *stream) client(buf []byte, n int, ip encoders.IPv4, t encoders.TCP, lim
 		// No edit in the segment: only its sequence number moves (the
 		// common case: every segment past the last insertion). In place,
 		// checksum adjusted.
-		if o-s.kernD == S {
-			return segPass, n
-		}
-		setSeq(seg, s.outSeq(o))
-		return segWritten, n
+		return s.renumber(seg, t, o), n
 	}
 	// Room on the path: cut before an insertion point that would not fit.
 	// A GSO packet (limit 0xffff, the kernel segments it) and a path of
@@ -387,11 +376,8 @@ func (s *stream) client(buf []byte, n int, ip encoders.IPv4, t encoders.TCP, lim
 		st.inc(Oversize)
 		return segDrop, 0
 	}
-	if cut == E && int64(len(out)) == L && o-s.kernD == S {
-		// Nothing changes: the common case past the last edit with delta 0.
-		if unchangedBytes(out, P) {
-			return segPass, n
-		}
+	if cut == E && s.outSeq(o) == t.Seq && bytes.Equal(out, P) {
+		return segPass, n // nothing changes
 	}
 	return segWritten, s.write(buf, n, ip, t, o, out, st)
 }
@@ -411,16 +397,15 @@ func (s *stream) untouched(S, E int64) bool {
 	return true
 }
 
-func unchangedBytes(a, b []byte) bool {
-	if len(a) != len(b) {
-		return false
+// renumber gives a segment the sequence number of output offset o, in
+// place (checksum adjusted); segPass when it has it already.
+func (s *stream) renumber(seg []byte, t encoders.TCP, o int64) segResult {
+	q := s.outSeq(o)
+	if q == t.Seq {
+		return segPass
 	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
+	setSeq(seg, q)
+	return segWritten
 }
 
 // write replaces the segment's payload with pay (which may live in buf past
