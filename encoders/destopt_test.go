@@ -517,39 +517,18 @@ func TestLayoutDestOptsAlignment(t *testing.T) {
 
 func BenchmarkAddDestOpt(b *testing.B) {
 	orig := build6(b, ip6Hdr(), synHdr(linuxSYN()...))
-	buf := make([]byte, len(orig), len(orig)+Headroom)
-	b.ReportAllocs()
-	for b.Loop() {
-		copy(buf[:len(orig)], orig)
-		if _, res, _ := AddDestOpt(buf, len(orig), DestOptType, 0xa1b2c3d4, 4, 1500); res != Written {
-			b.Fatal(res)
-		}
-	}
+	benchAddDestOpt(b, orig)
 }
 
 func BenchmarkAddDestOptData(b *testing.B) {
 	orig := build6(b, ip6Hdr(), &layers.UDP{SrcPort: 5353, DstPort: 443}, gopacket.Payload(make([]byte, 1200)))
-	buf := make([]byte, len(orig), len(orig)+Headroom)
-	b.ReportAllocs()
 	b.SetBytes(int64(len(orig)))
-	for b.Loop() {
-		copy(buf[:len(orig)], orig)
-		if _, res, _ := AddDestOpt(buf, len(orig), DestOptType, 0xa1b2c3d4, 4, 1500); res != Written {
-			b.Fatal(res)
-		}
-	}
+	benchAddDestOpt(b, orig)
 }
 
 func BenchmarkAddDestOptMerge(b *testing.B) {
 	orig := build6(b, ip6Hdr(), hbh6(), dest6(homeAddr(), dOpt(DestOptType, []byte{1, 2})), synHdr(linuxSYN()...))
-	buf := make([]byte, len(orig), len(orig)+Headroom)
-	b.ReportAllocs()
-	for b.Loop() {
-		copy(buf[:len(orig)], orig)
-		if _, res, _ := AddDestOpt(buf, len(orig), DestOptType, 0xa1b2c3d4, 4, 1500); res != Written {
-			b.Fatal(res)
-		}
-	}
+	benchAddDestOpt(b, orig)
 }
 
 func BenchmarkDestOptHostID(b *testing.B) {

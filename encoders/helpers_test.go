@@ -34,6 +34,23 @@ func dataHdr(opts ...layers.TCPOption) *layers.TCP {
 	return &layers.TCP{SrcPort: 40000, DstPort: 443, Seq: 0x01020305, Ack: 0xa0b0c0d0, ACK: true, PSH: true, Window: 502, Options: opts}
 }
 
+// synAck is a SYN-ACK with the given options.
+func synAck(opts ...layers.TCPOption) *layers.TCP {
+	h := synHdr(opts...)
+	h.ACK, h.Ack = true, 99
+	return h
+}
+
+// lowerMSSCase is a TestLowerMSS or TestLowerMSS6 case: lowering the MSS of
+// tcp by delta returns want and leaves MSS mss.
+type lowerMSSCase struct {
+	name  string
+	tcp   *layers.TCP
+	delta uint16
+	want  Result
+	mss   uint16
+}
+
 func oMSS(v uint16) layers.TCPOption {
 	return layers.TCPOption{OptionType: layers.TCPOptionKindMSS, OptionData: binary.BigEndian.AppendUint16(nil, v)}
 }
@@ -211,28 +228,7 @@ func wantHostID(id uint32, idLen int) []byte {
 func checkRewritten(tb testing.TB, before, after []byte, want []byte) decoded {
 	tb.Helper()
 	b, a := decode(tb, before), decode(tb, after)
-	if len(a.tcp.Padding) != 0 {
-		tb.Errorf("rewritten list has EOL padding %x", a.tcp.Padding)
-	}
-	if !optionsEqual(otherOptions(b.tcp), otherOptions(a.tcp)) {
-		tb.Errorf("options changed:\n before %v\n after  %v", b.tcp.Options, a.tcp.Options)
-	}
-	ids := hostIDs(a.tcp)
-	switch {
-	case want == nil && len(ids) != 0:
-		tb.Errorf("HOST_ID options left: %v", ids)
-	case want != nil && (len(ids) != 1 || !bytes.Equal(ids[0].OptionData, want)):
-		tb.Errorf("HOST_ID options %v, want exactly one with data %x", ids, want)
-	}
-	if !bytes.Equal(b.tcp.Payload, a.tcp.Payload) {
-		tb.Errorf("payload changed (%d -> %d bytes)", len(b.tcp.Payload), len(a.tcp.Payload))
-	}
-	bt, at := *b.tcp, *a.tcp
-	if bt.SrcPort != at.SrcPort || bt.DstPort != at.DstPort || bt.Seq != at.Seq || bt.Ack != at.Ack ||
-		bt.Window != at.Window || bt.Urgent != at.Urgent || bt.SYN != at.SYN || bt.ACK != at.ACK ||
-		bt.PSH != at.PSH || bt.FIN != at.FIN || bt.RST != at.RST {
-		tb.Errorf("TCP header fields changed")
-	}
+	checkTCPRewritten(tb, b.tcp, a.tcp, want)
 	bi, ai := b.ip, a.ip
 	if bi.Id != ai.Id || bi.TTL != ai.TTL || bi.Flags != ai.Flags || !bi.SrcIP.Equal(ai.SrcIP) || !bi.DstIP.Equal(ai.DstIP) || bi.TOS != ai.TOS {
 		tb.Errorf("IP header fields changed")
@@ -245,4 +241,83 @@ func checkRewritten(tb testing.TB, before, after []byte, want []byte) decoded {
 		tb.Errorf("own checksum verification fails where gopacket's passes")
 	}
 	return a
+}
+
+// checkTCPRewritten is what checkRewritten and checkRewritten6 check of the
+// TCP headers gopacket decoded before (bt) and after (at): no EOL padding,
+// the same other options in the same order, the HOST_ID options given (nil:
+// none), the same payload and the same header fields.
+func checkTCPRewritten(tb testing.TB, bt, at *layers.TCP, want []byte) {
+	tb.Helper()
+	if len(at.Padding) != 0 {
+		tb.Errorf("rewritten list has EOL padding %x", at.Padding)
+	}
+	if !optionsEqual(otherOptions(bt), otherOptions(at)) {
+		tb.Errorf("options changed:\n before %v\n after  %v", bt.Options, at.Options)
+	}
+	ids := hostIDs(at)
+	switch {
+	case want == nil && len(ids) != 0:
+		tb.Errorf("HOST_ID options left: %v", ids)
+	case want != nil && (len(ids) != 1 || !bytes.Equal(ids[0].OptionData, want)):
+		tb.Errorf("HOST_ID options %v, want exactly one with data %x", ids, want)
+	}
+	if !bytes.Equal(bt.Payload, at.Payload) {
+		tb.Errorf("payload changed (%d -> %d bytes)", len(bt.Payload), len(at.Payload))
+	}
+	if bt.SrcPort != at.SrcPort || bt.DstPort != at.DstPort || bt.Seq != at.Seq || bt.Ack != at.Ack ||
+		bt.Window != at.Window || bt.Urgent != at.Urgent || bt.SYN != at.SYN || bt.ACK != at.ACK ||
+		bt.PSH != at.PSH || bt.FIN != at.FIN || bt.RST != at.RST {
+		tb.Errorf("TCP header fields changed")
+	}
+}
+
+// fuzzIDLen is the HOST_ID length the Add* fuzz targets' long argument
+// picks: 4 bytes or 2.
+func fuzzIDLen(long bool) int {
+	if long {
+		return 4
+	}
+	return 2
+}
+
+// checkAdded checks what every Add* fuzz target checks first of the result
+// n, res, stripped of adding our option to pkt, of which before is a copy
+// taken before the call: n within pkt's capacity and res a Result; and when
+// nothing was written or stripped, the packet unchanged and, for
+// Unchanged, ours already in it (hasOurs, called only then). It returns
+// the output, pkt[:n], and whether the packet changed, i.e. whether the
+// caller goes on to check the change.
+func checkAdded(t *testing.T, pkt, before []byte, n int, res Result, stripped bool, hasOurs func(after []byte) bool) (after []byte, changed bool) {
+	t.Helper()
+	if n < 0 || n > cap(pkt) || res >= NumResults {
+		t.Fatalf("n=%d res=%v", n, res)
+	}
+	after = pkt[:n]
+	if res != Written && !stripped {
+		if n != len(before) || !bytes.Equal(pkt[:len(before)], before) {
+			t.Fatalf("%v but packet changed", res)
+		}
+		if res == Unchanged && !hasOurs(after) {
+			t.Fatal("unchanged without our option")
+		}
+		return after, false
+	}
+	if stripped && res != Written && res != NoOptionSpace && res != OverMTU && res != NoBufferRoom {
+		t.Fatalf("stripped with %v", res)
+	}
+	return after, true
+}
+
+// benchAddDestOpt times AddDestOpt adding a 4-byte id to a fresh copy of
+// orig at MTU 1500.
+func benchAddDestOpt(b *testing.B, orig []byte) {
+	buf := make([]byte, len(orig), len(orig)+Headroom)
+	b.ReportAllocs()
+	for b.Loop() {
+		copy(buf[:len(orig)], orig)
+		if _, res, _ := AddDestOpt(buf, len(orig), DestOptType, 0xa1b2c3d4, 4, 1500); res != Written {
+			b.Fatal(res)
+		}
+	}
 }

@@ -290,28 +290,7 @@ func checkRewritten6(tb testing.TB, before, after []byte, want []byte) decoded6 
 	if a.tcp == nil || b.tcp == nil {
 		tb.Fatal("not TCP")
 	}
-	if len(a.tcp.Padding) != 0 {
-		tb.Errorf("rewritten list has EOL padding %x", a.tcp.Padding)
-	}
-	if !optionsEqual(otherOptions(b.tcp), otherOptions(a.tcp)) {
-		tb.Errorf("options changed:\n before %v\n after  %v", b.tcp.Options, a.tcp.Options)
-	}
-	ids := hostIDs(a.tcp)
-	switch {
-	case want == nil && len(ids) != 0:
-		tb.Errorf("HOST_ID options left: %v", ids)
-	case want != nil && (len(ids) != 1 || !bytes.Equal(ids[0].OptionData, want)):
-		tb.Errorf("HOST_ID options %v, want exactly one with data %x", ids, want)
-	}
-	if !bytes.Equal(b.tcp.Payload, a.tcp.Payload) {
-		tb.Errorf("payload changed (%d -> %d bytes)", len(b.tcp.Payload), len(a.tcp.Payload))
-	}
-	bt, at := *b.tcp, *a.tcp
-	if bt.SrcPort != at.SrcPort || bt.DstPort != at.DstPort || bt.Seq != at.Seq || bt.Ack != at.Ack ||
-		bt.Window != at.Window || bt.Urgent != at.Urgent || bt.SYN != at.SYN || bt.ACK != at.ACK ||
-		bt.PSH != at.PSH || bt.FIN != at.FIN || bt.RST != at.RST {
-		tb.Errorf("TCP header fields changed")
-	}
+	checkTCPRewritten(tb, b.tcp, a.tcp, want)
 	ipHeadersSame(tb, b.ip, a.ip)
 	ext := len(before) - len(b.upper)
 	if !bytes.Equal(before[40:ext], after[40:len(after)-len(a.upper)]) {
@@ -742,18 +721,7 @@ func TestAddHostIDOption6BadOptions(t *testing.T) {
 }
 
 func TestLowerMSS6(t *testing.T) {
-	synAck := func(opts ...layers.TCPOption) *layers.TCP {
-		h := synHdr(opts...)
-		h.ACK, h.Ack = true, 99
-		return h
-	}
-	for _, tc := range []struct {
-		name  string
-		tcp   *layers.TCP
-		delta uint16
-		want  Result
-		mss   uint16
-	}{
+	for _, tc := range []lowerMSSCase{
 		{"SYN", synHdr(oMSS(1440), oSACKPerm(), oTS(), oNOP(), oWS(7)), 8, Written, 1432},
 		{"SYN-ACK", synAck(oMSS(1440)), 40, Written, 1400},
 		{"odd offset", synHdr(oNOP(), oMSS(0x0600), oWS(7)), 1, Written, 0x05ff},

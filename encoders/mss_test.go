@@ -19,18 +19,7 @@ func mssOf(tb testing.TB, pkt []byte) uint16 {
 }
 
 func TestLowerMSS(t *testing.T) {
-	synAck := func(opts ...layers.TCPOption) *layers.TCP {
-		h := synHdr(opts...)
-		h.ACK, h.Ack = true, 99
-		return h
-	}
-	for _, tc := range []struct {
-		name  string
-		tcp   *layers.TCP
-		delta uint16
-		want  Result
-		mss   uint16
-	}{
+	for _, tc := range []lowerMSSCase{
 		{"SYN", synHdr(linuxSYN()...), 8, Written, 1452},
 		{"SYN-ACK", synAck(linuxSYN()...), 40, Written, 1420},
 		{"odd offset (after one NOP)", synHdr(oNOP(), oMSS(1460), oWS(7)), 8, Written, 1452},
