@@ -1,7 +1,6 @@
 package config
 
 import (
-	"fmt"
 	"net/netip"
 	"os"
 	"strings"
@@ -175,12 +174,3 @@ func (c *Config) portSet(v *viper.Viper) error {
 // HasPortSetPolicy reports whether a port-set policy is configured.
 func (c *Config) HasPortSetPolicy() bool { return len(c.PortSet.Policy.Inside) > 0 }
 
-// PortSetSummary describes the policy in one line, for logs.
-func (c *Config) PortSetSummary() string {
-	p := c.PortSet.Policy
-	line, err := p.LogLine()
-	if err != nil {
-		line = "no RFC 7422 record: " + err.Error()
-	}
-	return fmt.Sprintf("%d of %d hosts deterministic (%s)", p.Deterministic(), p.Hosts(), line)
-}

@@ -18,23 +18,12 @@ type Destroyed struct {
 	NATSrc           netip.AddrPort // source as it left: the reply tuple's destination
 }
 
-// WatchDestroy calls fn for every conntrack destroy event until ctx ends. It
-// opens its own ctnetlink socket in network namespace netns (0: current).
-// Events lost to a full socket buffer are dropped silently (NoENOBUFS):
-// callers must also expire their state by age.
-func WatchDestroy(ctx context.Context, netns int, fn func(Destroyed)) error {
-	if netns == 0 {
-		return watchDestroy(ctx, fn) // destroy.go: the lean reader
-	}
-	return listenEvents(ctx, netns, 1<<20, []netfilter.NetlinkGroup{netfilter.GroupCTDestroy}, func(ev ct.Event) {
-		f := ev.Flow
-		fn(Destroyed{
-			Proto:   f.TupleOrig.Proto.Protocol,
-			OrigSrc: netip.AddrPortFrom(f.TupleOrig.IP.SourceAddress, f.TupleOrig.Proto.SourcePort),
-			OrigDst: netip.AddrPortFrom(f.TupleOrig.IP.DestinationAddress, f.TupleOrig.Proto.DestinationPort),
-			NATSrc:  netip.AddrPortFrom(f.TupleReply.IP.DestinationAddress, f.TupleReply.Proto.DestinationPort),
-		})
-	})
+// WatchDestroy calls fn for every conntrack destroy event of the current
+// network namespace until ctx ends, on a ctnetlink socket of its own (the
+// lean reader of destroy.go). Events lost to a full socket buffer are
+// dropped silently (NoENOBUFS): callers must also expire their state by age.
+func WatchDestroy(ctx context.Context, fn func(Destroyed)) error {
+	return watchDestroy(ctx, fn)
 }
 
 // listenEvents calls fn for every conntrack event of groups (with a flow)

@@ -5,7 +5,6 @@ import "encoding/binary"
 const (
 	protoHIP  = 139 // RFC 7401 §5.1 (IANA protocol number for HIP)
 	hipMinHdr = 40  // fixed header with both HITs
-	ipv6Hdr   = 40  // RFC 8200 §3: fixed header
 )
 
 // HIPSenderHIT returns the Sender's Host Identity Tag of a HIP packet: an
@@ -41,23 +40,23 @@ func HIPSenderHIT(pkt []byte) (hit [16]byte, ok bool) {
 			return hit, false
 		}
 		h = pkt[ip.HdrLen:ip.TotalLen]
-	case len(pkt) >= ipv6Hdr && pkt[0]>>4 == 6:
+	case len(pkt) >= ipv6HdrLen && pkt[0]>>4 == 6:
 		if pkt[6] != protoHIP {
 			return hit, false
 		}
 		// Payload Length 0 (jumbogram, RFC 2675) leaves h empty.
 		pl := int(binary.BigEndian.Uint16(pkt[4:6]))
-		if ipv6Hdr+pl > len(pkt) {
+		if ipv6HdrLen+pl > len(pkt) {
 			return hit, false
 		}
-		h = pkt[ipv6Hdr : ipv6Hdr+pl]
+		h = pkt[ipv6HdrLen : ipv6HdrLen+pl]
 	default:
 		return hit, false
 	}
 	if len(h) < hipMinHdr {
 		return hit, false
 	}
-	if hl := (int(h[1]) + 1) * 8; hl < hipMinHdr || hl > len(h) {
+	if hl := extLen(h[1]); hl < hipMinHdr || hl > len(h) {
 		return hit, false
 	}
 	copy(hit[:], h[8:24])

@@ -265,11 +265,6 @@ const (
 	segReset                    // rewritten into a RST (forged PROXY header)
 )
 
-// tcpView locates the TCP header of an IPv4 packet parsed by encoders.
-type tcpView struct {
-	ipHdr, tcpOff, tcpHdr, payLen int
-}
-
 // client translates a client->server segment in buf[:n] (an IPv4 packet,
 // parsed as ip/t), with room up to cap(buf). limit is the largest packet
 // the path takes. It returns the result and the new length.

@@ -2,6 +2,7 @@ package reveal
 
 import (
 	"encoding/binary"
+	"slices"
 
 	"github.com/natreveal/natreveal/encoders"
 )
@@ -126,12 +127,7 @@ func (d *Decoder) Enabled(m Method) bool {
 	if methods == nil {
 		methods = DefaultMethods
 	}
-	for _, e := range methods {
-		if e == m {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(methods, m)
 }
 
 // whole returns pkt (parsed by ParseFlow) cut to its IP length, or, when it

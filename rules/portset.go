@@ -137,14 +137,6 @@ var blocksUserData = []byte{
 // blocksUserData.
 const blocksPlaceholder = "natreveal-portset-x"
 
-// BuildPortSet validates s and returns its table as google/nftables objects.
-func BuildPortSet(s PortSetSpec) (*Ruleset, error) {
-	if err := s.Validate(); err != nil {
-		return nil, err
-	}
-	return buildPortSet(s), nil
-}
-
 func buildPortSet(s PortSetSpec) *Ruleset {
 	t := &nftables.Table{Family: nftables.TableFamilyIPv4, Name: s.table()}
 	set := &nftables.Set{

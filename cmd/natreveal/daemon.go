@@ -161,7 +161,7 @@ func (d *packetDaemon) prepare(c *config.Config, src hostid.Source) (*nfq.Handle
 	// post-NAT resolver's cache. Tracked TCP flows have none (the ruleset
 	// follows them), so tcp-option alone needs no listener.
 	if (hc.UDP() || hc.UDP6() || hc.Selects() || hc.PostNAT) && !d.watching {
-		if err := conntrack.WatchDestroy(d.ctx, 0, d.destroyed); err != nil {
+		if err := conntrack.WatchDestroy(d.ctx, d.destroyed); err != nil {
 			return nil, nil, err
 		}
 		d.watching = true
