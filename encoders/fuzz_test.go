@@ -88,7 +88,7 @@ func gopacketValid(pkt []byte) bool {
 
 // segment returns a parsed packet's options and payload.
 func segment(t *testing.T, pkt []byte) (opts, payload []byte) {
-	ip, tcp, res := parseIPv4TCP(pkt)
+	ip, tcp, res := ParseIPv4TCP(pkt)
 	if res != Unchanged {
 		t.Fatalf("does not parse: %v", res)
 	}

@@ -2,7 +2,6 @@ package encoders
 
 import (
 	"encoding/binary"
-	"math/bits"
 )
 
 // IPv6 Next Header values (IANA protocol numbers; RFC 8200 §4).
@@ -299,21 +298,5 @@ func LowerMSS6(pkt []byte, delta uint16) Result {
 	if ip.AH {
 		return NotTCP
 	}
-	if t.Flags&FlagSYN == 0 || t.MSS <= MinMSS6 || delta == 0 {
-		return Unchanged
-	}
-	mss := MinMSS6
-	if int(t.MSS)-int(delta) > MinMSS6 {
-		mss = int(t.MSS) - int(delta)
-	}
-	tcp := pkt[t.Off : t.Off+t.HdrLen]
-	p, _ := findOption(tcp[tcpMinHdr:], optMSS, 4) // found by ParseTCP6
-	v := tcpMinHdr + p + 2
-	old, nw := t.MSS, uint16(mss)
-	binary.BigEndian.PutUint16(tcp[v:], nw)
-	if v%2 == 1 { // the value straddles two checksum words
-		old, nw = bits.ReverseBytes16(old), bits.ReverseBytes16(nw)
-	}
-	binary.BigEndian.PutUint16(tcp[16:], ChecksumAdjust(binary.BigEndian.Uint16(tcp[16:18]), old, nw))
-	return Written
+	return lowerMSS(pkt, t, delta, MinMSS6)
 }

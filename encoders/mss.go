@@ -15,19 +15,25 @@ const MinMSS = 536
 // (RFC 1624). Unchanged when the segment has no SYN, no MSS option, or the
 // value would not change.
 func LowerMSS(pkt []byte, delta uint16) Result {
-	_, t, res := parseIPv4TCP(pkt)
+	_, t, res := ParseIPv4TCP(pkt)
 	if res != Unchanged {
 		return res
 	}
-	if t.Flags&FlagSYN == 0 || t.MSS <= MinMSS || delta == 0 {
+	return lowerMSS(pkt, t, delta, MinMSS)
+}
+
+// lowerMSS lowers the MSS option of t (parsed from pkt) by delta, not below
+// floor.
+func lowerMSS(pkt []byte, t TCP, delta uint16, floor int) Result {
+	if t.Flags&FlagSYN == 0 || int(t.MSS) <= floor || delta == 0 {
 		return Unchanged
 	}
-	mss := MinMSS
-	if int(t.MSS)-int(delta) > MinMSS {
+	mss := floor
+	if int(t.MSS)-int(delta) > floor {
 		mss = int(t.MSS) - int(delta)
 	}
 	tcp := pkt[t.Off : t.Off+t.HdrLen]
-	p, _ := findOption(tcp[tcpMinHdr:], optMSS, 4) // found by ParseTCP
+	p, _ := findOption(tcp[tcpMinHdr:], optMSS, 4) // found by the parse
 	v := tcpMinHdr + p + 2                         // value offset in the TCP header
 	old, nw := t.MSS, uint16(mss)
 	binary.BigEndian.PutUint16(tcp[v:], nw)

@@ -127,8 +127,8 @@ func ParseTCP(pkt []byte, ip IPv4) (TCP, Result) {
 	return t, Unchanged
 }
 
-// parseIPv4TCP parses both headers and returns the TCP header's bytes.
-func parseIPv4TCP(pkt []byte) (IPv4, TCP, Result) {
+// ParseIPv4TCP parses the IPv4 and TCP headers of pkt.
+func ParseIPv4TCP(pkt []byte) (IPv4, TCP, Result) {
 	ip, res := ParseIPv4(pkt)
 	if res != Unchanged {
 		return ip, TCP{}, res

@@ -230,7 +230,7 @@ func filterHostID(opts []byte, kept *[MaxTCPOptions]byte, ours []byte, keep bool
 
 func roundUp4(x int) int { return (x + 3) &^ 3 }
 
-// tcpBounds is parseIPv4TCP reduced to what rewriteHostID needs: the same
+// tcpBounds is ParseIPv4TCP reduced to what rewriteHostID needs: the same
 // checks, in the same order, with the same results, without building the
 // IPv4 and TCP views or walking the options (rewriteHostID walks the whole
 // list with filterHostID, a stricter check than ParseTCP's walk up to MSS).

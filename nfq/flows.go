@@ -34,12 +34,12 @@ func NewFlows(max int) *Flows {
 	return f
 }
 
-// start records a new flow; false when the table is full. An existing
-// entry is refreshed.
+// start records a new flow at its first datagram; false when the table is
+// full. An existing entry starts over.
 func (f *Flows) start(k FlowKey, now int64) bool {
 	return f.add(k,
-		func() *flow { return &flow{added: now} },
-		func(e *flow) *flow { e.added = now; return e })
+		func() *flow { return &flow{segs: 1, added: now} },
+		func(e *flow) *flow { e.segs, e.added = 1, now; return e })
 }
 
 // Sweep deletes flows older than maxAge: a handshake whose end natreveal never

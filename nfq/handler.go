@@ -367,7 +367,7 @@ func (h *Handler) original(ip encoders.IPv4, tcp encoders.TCP, buf []byte, n int
 		h.tcpOption(&v, encoders.AddHostIDOption, buf, length, id, m)
 	}
 	if h.streams != nil {
-		v = h.selOriginal(key, id, syn, buf, n, m, v)
+		v = h.selOriginal(key, id, syn, ip, tcp, buf, n, m, v)
 	}
 	return h.modified(v)
 }
@@ -489,7 +489,6 @@ func (h *Handler) udpSeq(key FlowKey, m Meta, limit int) (v Verdict, seq int, ok
 		switch {
 		case limit <= 1:
 		case h.flows.start(key, h.now().Unix()):
-			h.flows.with(key, func(f *flow) bool { f.segs = 1; return false })
 			h.stats.inc(FlowsTracked)
 			v = h.setMark(v, m, h.cfg.TrackBit)
 		default:

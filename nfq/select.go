@@ -36,15 +36,19 @@ func (h *Handler) selectFor(dst netip.Addr, port uint16) (byte, bool) {
 // selOriginal handles a client->server TCP segment (IPv4, pre-NAT) for
 // payload insertion: a SYN may select its flow; a later segment of a
 // selected flow is translated. v is the verdict so far (other methods);
-// buf[:v.Len] (or buf[:n]) is the packet.
-func (h *Handler) selOriginal(key FlowKey, id uint32, syn bool, buf []byte, n int, m Meta, v Verdict) Verdict {
+// buf[:v.Len] (or buf[:n], parsed as ip/tcp) is the packet.
+func (h *Handler) selOriginal(key FlowKey, id uint32, syn bool, ip encoders.IPv4, tcp encoders.TCP, buf []byte, n int, m Meta, v Verdict) Verdict {
+	if !key.Inside.Is4() {
+		return v
+	}
 	cur := n
 	if v.Len > 0 {
+		// Another method rewrote the packet: its headers moved.
 		cur = v.Len
-	}
-	ip, tcp, r := parse4(buf[:cur])
-	if r != encoders.Unchanged || !key.Inside.Is4() {
-		return v
+		var r encoders.Result
+		if ip, tcp, r = encoders.ParseIPv4TCP(buf[:cur]); r != encoders.Unchanged {
+			return v
+		}
 	}
 	if syn {
 		kind, onAck := h.selectFor(key.Server, key.ServerPort)
@@ -144,16 +148,6 @@ func (h *Handler) selReply(key FlowKey, ip encoders.IPv4, tcp encoders.TCP, pkt 
 		return Verdict{}, true
 	}
 	return h.modified(v), true
-}
-
-// parse4 parses an IPv4 TCP packet.
-func parse4(pkt []byte) (encoders.IPv4, encoders.TCP, encoders.Result) {
-	ip, r := encoders.ParseIPv4(pkt)
-	if r != encoders.Unchanged {
-		return ip, encoders.TCP{}, r
-	}
-	t, r := encoders.ParseTCP(pkt, ip)
-	return ip, t, r
 }
 
 // KeepStreams makes h continue the selected flows of old (a reload): their
