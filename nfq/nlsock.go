@@ -171,7 +171,6 @@ func slotSize(pktMax int) int { return pktMax + 512 }
 // batch is the buffer of one read: up to batchMax datagrams.
 type batch struct {
 	size  int // bytes per slot
-	q     *nlQueue
 	slots [batchMax][]byte
 	lens  [batchMax]int
 	n     int
@@ -214,7 +213,7 @@ func (q *nlQueue) read(b *batch) error {
 	if errno != 0 {
 		return errno
 	}
-	b.filled(q, n)
+	b.filled(n)
 	return nil
 }
 
@@ -223,7 +222,7 @@ func (q *nlQueue) readBlocking(b *batch) error {
 		n, e := b.recv(uintptr(q.fd), unix.MSG_WAITFORONE)
 		switch e {
 		case 0:
-			b.filled(q, n)
+			b.filled(n)
 			return nil
 		case unix.EINTR:
 			continue
@@ -244,8 +243,8 @@ func (b *batch) recv(fd, flags uintptr) (int, syscall.Errno) {
 }
 
 // filled records the n datagrams a read put in b.
-func (b *batch) filled(q *nlQueue, n int) {
-	b.q, b.n = q, n
+func (b *batch) filled(n int) {
+	b.n = n
 	for i := 0; i < n; i++ {
 		b.lens[i] = int(b.hdrs[i].Len)
 		if b.hdrs[i].Hdr.Flags&unix.MSG_TRUNC != 0 {

@@ -550,11 +550,7 @@ func ipChecksum(pkt []byte, hdrLen int) {
 func tcpChecksum(pkt []byte, off int) {
 	seg := pkt[off:]
 	seg[16], seg[17] = 0, 0
-	var ps uint32
-	for i := 12; i < 20; i += 2 {
-		ps += uint32(binary.BigEndian.Uint16(pkt[i:]))
-	}
-	ps += 6 + uint32(len(seg))
+	ps := sum16(pkt[12:20]) + protoTCPNum + uint32(len(seg))
 	binary.BigEndian.PutUint16(seg[16:], encoders.Checksum(seg, ps))
 }
 
