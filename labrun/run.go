@@ -248,11 +248,11 @@ func (r *runner) method(m *Method) (*MethodResult, error) {
 	if m.NATArgs != nil {
 		args := append([]string{"--inside", inside(m)}, m.NATArgs...)
 		r.logf("%s: natreveal run %s", m.Name, strings.Join(args, " "))
-		d, err := startDaemon(r.ctx, r.o.Binary, r.t.NAT, args)
+		d, err := StartInNS(r.ctx, r.t.NAT, append([]string{r.o.Binary, "run"}, args...), nil, 15*time.Second)
 		if err != nil {
 			return nil, err
 		}
-		defer d.stop()
+		defer d.Stop()
 	}
 	for _, tr := range m.Transports {
 		c := r.carried(m, tr)

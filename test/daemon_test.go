@@ -1,8 +1,7 @@
 package test
 
 import (
-	"bufio"
-	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -10,11 +9,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/natreveal/natreveal/labrun"
 	"github.com/natreveal/natreveal/test/lab"
 )
 
@@ -75,13 +74,7 @@ func newLab(t *testing.T) *lab.Lab {
 }
 
 // daemon is a `natreveal run` in the NAT namespace.
-type daemon struct {
-	cmd    *exec.Cmd
-	mu     sync.Mutex
-	stderr bytes.Buffer
-	ready  chan struct{}
-	done   chan struct{}
-}
+type daemon struct{ *labrun.Process }
 
 func startDaemon(t *testing.T, l *lab.Lab, args ...string) *daemon {
 	t.Helper()
@@ -98,41 +91,12 @@ func startDaemonEnv(t *testing.T, l *lab.Lab, env []string, args ...string) *dae
 // such as setpriv) in the NAT namespace and waits for its "running:" line.
 func startDaemonArgv(t *testing.T, l *lab.Lab, env []string, argv []string) *daemon {
 	t.Helper()
-	d := &daemon{ready: make(chan struct{}), done: make(chan struct{})}
-	d.cmd = exec.Command("ip", append([]string{"netns", "exec", l.NAT}, argv...)...)
-	if env != nil {
-		d.cmd.Env = append(os.Environ(), env...)
-	}
-	pipe, err := d.cmd.StderrPipe()
+	p, err := labrun.StartInNS(context.Background(), l.NAT, argv, env, 30*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(pipe)
-		once := sync.Once{}
-		for sc.Scan() {
-			d.mu.Lock()
-			d.stderr.WriteString(sc.Text() + "\n")
-			d.mu.Unlock()
-			if strings.Contains(sc.Text(), "running:") {
-				once.Do(func() { close(d.ready) })
-			}
-		}
-		d.cmd.Wait()
-		close(d.done)
-	}()
-	t.Cleanup(func() { d.cmd.Process.Kill(); <-d.done })
-	select {
-	case <-d.ready:
-	case <-d.done:
-		t.Fatalf("natreveal run exited early:\n%s", d.log())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("natreveal run not ready after 30s:\n%s", d.log())
-	}
-	return d
+	t.Cleanup(p.Kill)
+	return &daemon{p}
 }
 
 // waitLog waits until the log holds s at least n times.
@@ -140,33 +104,27 @@ func (d *daemon) waitLog(t *testing.T, s string, n int) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		if strings.Count(d.log(), s) >= n {
+		if strings.Count(d.Output(), s) >= n {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Fatalf("no %q (%d times) in the log:\n%s", s, n, d.log())
-}
-
-func (d *daemon) log() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.stderr.String()
+	t.Fatalf("no %q (%d times) in the log:\n%s", s, n, d.Output())
 }
 
 // stopLog sends SIGTERM, waits for a clean exit and returns the log.
 func (d *daemon) stopLog(t *testing.T) string {
 	t.Helper()
-	d.cmd.Process.Signal(syscall.SIGTERM)
+	d.Signal(syscall.SIGTERM)
 	select {
-	case <-d.done:
+	case <-d.Done():
 	case <-time.After(15 * time.Second):
-		t.Fatalf("natreveal did not stop on SIGTERM:\n%s", d.log())
+		t.Fatalf("natreveal did not stop on SIGTERM:\n%s", d.Output())
 	}
-	if code := d.cmd.ProcessState.ExitCode(); code != 0 {
-		t.Fatalf("natreveal exited %d after SIGTERM:\n%s", code, d.log())
+	if err := d.Wait(); err != nil {
+		t.Fatalf("natreveal after SIGTERM: %v\n%s", err, d.Output())
 	}
-	return d.log()
+	return d.Output()
 }
 
 // stop is stopLog, returning the final counters.

@@ -61,7 +61,7 @@ func TestRestartsAndReloadsLeakNothing(t *testing.T) {
 	d := startDaemon(t, l, args...)
 	m0 := scrape(t, l, "127.0.0.1:9850")
 	for i := 1; i <= 20; i++ {
-		d.cmd.Process.Signal(syscall.SIGHUP)
+		d.Signal(syscall.SIGHUP)
 		d.waitLog(t, "reloaded: ", i)
 	}
 	connect(t, s, l.C2, "after-reloads", 0)
@@ -194,8 +194,7 @@ func TestCoexistence(t *testing.T) {
 		t.Errorf("after SIGTERM:\n%s\nwas:\n%s", after, before)
 	}
 	d = startDaemon(t, l, args...)
-	d.cmd.Process.Kill()
-	<-d.done
+	d.Kill()
 	if out, err := l.Exec(l.NAT, binary, "rules", "remove"); err != nil {
 		t.Fatalf("rules remove: %v\n%s", err, out)
 	}

@@ -61,7 +61,7 @@ func TestIdentAnswersWithHostID(t *testing.T) {
 		return nil
 	})
 	if err != nil {
-		t.Fatalf("%v\n%s", err, d.log())
+		t.Fatalf("%v\n%s", err, d.Output())
 	}
 	out := d.stopLog(t)
 	if !strings.Contains(out, "ident counters: ") {

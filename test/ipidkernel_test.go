@@ -82,7 +82,7 @@ func TestIPIDKernel(t *testing.T) {
 	}
 
 	// A reload replaces the table: an empty map, hosts learned again.
-	d.cmd.Process.Signal(syscall.SIGHUP)
+	d.Signal(syscall.SIGHUP)
 	d.waitLog(t, "reloaded:", 1)
 	round("re", 1)
 	waitMap()

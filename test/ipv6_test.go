@@ -51,7 +51,7 @@ func TestIPv6TCPOptionAndDestOpt(t *testing.T) {
 		label := fmt.Sprintf("v6conn%d", i)
 		payload := append([]byte(fmt.Sprintf("%-16s", label)), bytes.Repeat([]byte("x"), extra)...)
 		if err := lab.Connect(c.ns, srvAddr6, payload, 20*time.Second); err != nil {
-			t.Fatalf("%s: %v\n%s", label, err, d.log())
+			t.Fatalf("%s: %v\n%s", label, err, d.Output())
 		}
 		got := waitSeen(t, s, label)
 		if !strings.HasPrefix(got.Src, "["+lab.NATPublic6+"]:") {

@@ -122,7 +122,7 @@ func TestMetricsAfterKnownTraffic(t *testing.T) {
 		t.Errorf("stats %v disagree with metrics", st)
 	}
 	var msgs []string
-	for _, ln := range strings.Split(strings.TrimSpace(d.log()), "\n") {
+	for _, ln := range strings.Split(strings.TrimSpace(d.Output()), "\n") {
 		var rec map[string]any
 		if err := json.Unmarshal([]byte(ln), &rec); err != nil {
 			t.Errorf("log.format json: line %q: %v", ln, err)
@@ -204,7 +204,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	write("inside: [" + lab.InsidePrefix + "]\nmethods: [ip-id]\n")
 	for i := 1; i <= 3; i++ { // the last one applies what is already applied
-		d.cmd.Process.Signal(syscall.SIGHUP)
+		d.Signal(syscall.SIGHUP)
 		d.waitLog(t, "reloaded: table ip natreveal", i)
 		time.Sleep(150 * time.Millisecond)
 	}
@@ -217,8 +217,8 @@ func TestReloadUnderLoad(t *testing.T) {
 		waitSeen(t, s, lb)
 	}
 	t.Logf("%d connections during 3 reloads", len(labels))
-	if !strings.Contains(d.log(), "methods [ip-id]") {
-		t.Errorf("reload line does not say what is installed:\n%s", d.log())
+	if !strings.Contains(d.Output(), "methods [ip-id]") {
+		t.Errorf("reload line does not say what is installed:\n%s", d.Output())
 	}
 	if got := connect(t, s, l.C2, "post-reload", 0); got.HasOption || got.IPID != 0x0003 || !got.Atomic {
 		t.Errorf("after reload: server saw %+v, want IP-ID 0x0003 and no option", got)
@@ -230,10 +230,10 @@ func TestReloadUnderLoad(t *testing.T) {
 
 	// A bad configuration: the running one stays, the log says why.
 	write("inside: [" + lab.InsidePrefix + "]\nmethods: [carrier-pigeon]\n")
-	d.cmd.Process.Signal(syscall.SIGHUP)
+	d.Signal(syscall.SIGHUP)
 	d.waitLog(t, "reload failed, keeping the running configuration", 1)
-	if !strings.Contains(d.log(), "carrier-pigeon") {
-		t.Errorf("the failed reload does not say why:\n%s", d.log())
+	if !strings.Contains(d.Output(), "carrier-pigeon") {
+		t.Errorf("the failed reload does not say why:\n%s", d.Output())
 	}
 	if got := connect(t, s, l.C1, "after-bad", 0); got.IPID != 0x0002 {
 		t.Errorf("after a bad reload: server saw %+v, want IP-ID 0x0002", got)
@@ -243,7 +243,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 	// A change that needs a restart is refused the same way.
 	write("inside: [" + lab.InsidePrefix + "]\nmethods: [ip-id]\nqueue:\n  num: 7\n")
-	d.cmd.Process.Signal(syscall.SIGHUP)
+	d.Signal(syscall.SIGHUP)
 	d.waitLog(t, "reload failed, keeping the running configuration", 2)
 	d.stop(t)
 	if after := ruleset(t, l); after != before {
@@ -298,7 +298,7 @@ func TestSdNotify(t *testing.T) {
 		t.Error("READY=1 before the ruleset was installed")
 	}
 	expect("WATCHDOG=1")
-	d.cmd.Process.Signal(syscall.SIGHUP)
+	d.Signal(syscall.SIGHUP)
 	expect("RELOADING=1")
 	expect("READY=1")
 	d.stop(t)

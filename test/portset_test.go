@@ -94,7 +94,7 @@ func TestPortSetEveryHost(t *testing.T) {
 
 	listed, err := l.Exec(l.NAT, "nft", "list", "table", "ip", "natreveal_portset")
 	if err != nil {
-		t.Fatalf("%v\n%s", err, d.log())
+		t.Fatalf("%v\n%s", err, d.Output())
 	}
 	if !strings.Contains(listed, "100.64.0.252 : 192.0.2.1 . 65280-65535") || strings.Contains(listed, "100.64.0.253 :") {
 		t.Errorf("installed table:\n%s", listed)
@@ -131,7 +131,7 @@ func TestPortSetEveryHost(t *testing.T) {
 		wg.Wait()
 	}
 	if len(errs) > 0 {
-		t.Fatalf("%d connections failed, first: %v\n%s", len(errs), errs[0], d.log())
+		t.Fatalf("%d connections failed, first: %v\n%s", len(errs), errs[0], d.Output())
 	}
 
 	seen := map[netip.Addr]netip.AddrPort{}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -202,7 +203,7 @@ func TestKillLosesNothing(t *testing.T) {
 			// Kill only once some connections went through the daemon, so
 			// that "marked before the kill" is not left to the pacing.
 			waitMarked(t, s, "k", 3, 5*time.Second)
-			d.cmd.Process.Kill()
+			d.Signal(syscall.SIGKILL)
 		}
 		ns := l.C1
 		if i%2 == 1 {
@@ -228,7 +229,7 @@ func TestKillLosesNothing(t *testing.T) {
 	if marked == 0 || marked == n {
 		t.Errorf("%d of %d connections marked: want those before the kill marked, those after not", marked, n)
 	}
-	<-d.done
+	<-d.Done()
 	if !strings.Contains(ruleset(t, l), "table ip natreveal") {
 		t.Error("SIGKILL removed the ruleset; bypass rules should stay")
 	}

@@ -282,7 +282,7 @@ func measureBulk(ctx context.Context, l *lab.Lab, m bulkMode, binary, dir string
 		}
 		defer func() {
 			if d != nil {
-				d.kill()
+				d.Kill()
 			}
 		}()
 	}
@@ -293,7 +293,7 @@ func measureBulk(ctx context.Context, l *lab.Lab, m bulkMode, binary, dir string
 	}
 	var cpu0 uint64
 	if d != nil {
-		cpu0 = cpuNanos(d.pid())
+		cpu0 = cpuNanos(d.Pid())
 	}
 	if m.config == "" {
 		// Kernel only: both framings, each the baseline of its mode.
@@ -309,7 +309,7 @@ func measureBulk(ctx context.Context, l *lab.Lab, m bulkMode, binary, dir string
 	q1, _ := readQueueStats(l.NAT)
 	moved := 2 * float64(n) / (1 << 20)
 	if d != nil {
-		s.CPUPerMiB = float64(cpuNanos(d.pid())-cpu0) / 1e6 / moved
+		s.CPUPerMiB = float64(cpuNanos(d.Pid())-cpu0) / 1e6 / moved
 		s.QueuedPerMiB = float64(q1.queued-q0.queued) / moved
 	}
 	s.Drops = q1.dropped - q0.dropped

@@ -268,7 +268,7 @@ func runSYN(ctx context.Context, l *lab.Lab, rep *report, p params, modes []mode
 			return err
 		}
 		qr, _, err := connRate(ctx, clients, p.workers, time.Second)
-		d.kill()
+		d.Kill()
 		if err != nil {
 			return err
 		}
@@ -315,7 +315,7 @@ func holdMode(ctx context.Context, l *lab.Lab, m mode, binary string, queues int
 		if err != nil {
 			return err
 		}
-		defer d.kill()
+		defer d.Kill()
 	}
 	if m.nft != "" {
 		if err := l.Nft(l.NAT, m.nft); err != nil {
@@ -355,7 +355,7 @@ func measure(ctx context.Context, l *lab.Lab, m mode, binary string, queues int,
 		}
 		defer func() {
 			if d != nil {
-				d.kill()
+				d.Kill()
 			}
 		}()
 	case m.nft != "":
@@ -403,7 +403,7 @@ func measure(ctx context.Context, l *lab.Lab, m mode, binary string, queues int,
 	qs0, _ := readQueueStats(l.NAT)
 	var cpu0, user0 uint64
 	if d != nil {
-		cpu0, user0 = cpuNanos(d.pid()), userNanos(d.pid())
+		cpu0, user0 = cpuNanos(d.Pid()), userNanos(d.Pid())
 	}
 	sent0 := sent.Load()
 	time.Sleep(p.flood - p.floodWarm - 150*time.Millisecond)
@@ -411,7 +411,7 @@ func measure(ctx context.Context, l *lab.Lab, m mode, binary string, queues int,
 	qs1, _ := readQueueStats(l.NAT)
 	var cpu1, user1 uint64
 	if d != nil {
-		cpu1, user1 = cpuNanos(d.pid()), userNanos(d.pid())
+		cpu1, user1 = cpuNanos(d.Pid()), userNanos(d.Pid())
 	}
 	sent1 := sent.Load()
 	for g := 0; g < p.gens; g++ {

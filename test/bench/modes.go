@@ -1,24 +1,21 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/google/nftables"
 
+	"github.com/natreveal/natreveal/labrun"
 	"github.com/natreveal/natreveal/nfq"
 	"github.com/natreveal/natreveal/rules"
 	"github.com/natreveal/natreveal/test/lab"
@@ -56,13 +53,7 @@ var allModes = []mode{
 
 // daemon is a queue reader in the NAT namespace: `natreveal run`, or this
 // binary in passthrough role.
-type daemon struct {
-	cmd   *exec.Cmd
-	mu    sync.Mutex
-	log   bytes.Buffer
-	ready chan struct{}
-	done  chan struct{}
-}
+type daemon struct{ *labrun.Process }
 
 func startDaemon(l *lab.Lab, m mode, binary string, queues int) (*daemon, error) {
 	var args []string
@@ -83,69 +74,24 @@ func startDaemon(l *lab.Lab, m mode, binary string, queues int) (*daemon, error)
 // startDaemonArgs runs args in the NAT namespace and waits for its
 // "running:" line.
 func startDaemonArgs(l *lab.Lab, name string, args []string) (*daemon, error) {
-	d := &daemon{ready: make(chan struct{}), done: make(chan struct{})}
-	d.cmd = exec.Command("ip", append([]string{"netns", "exec", l.NAT}, args...)...)
 	// Kernel drops count: a full queue drops (and counts) instead of
 	// letting SYNs past unmarked, so a saturated queue shows as such.
 	// The SYN path only: no UDP flows followed (which also spares the
 	// conntrack destroy events that only tcp-option needs then).
-	d.cmd.Env = append(os.Environ(), "NATREVEAL_QUEUE_FAIL_OPEN=false",
-		"NATREVEAL_IP_ID_UDP_PACKETS=0", "NATREVEAL_IP_OPTION_UDP_PACKETS=0")
-	pipe, err := d.cmd.StderrPipe()
+	p, err := labrun.StartInNS(context.Background(), l.NAT, args, []string{"NATREVEAL_QUEUE_FAIL_OPEN=false",
+		"NATREVEAL_IP_ID_UDP_PACKETS=0", "NATREVEAL_IP_OPTION_UDP_PACKETS=0"}, 15*time.Second)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	if err := d.cmd.Start(); err != nil {
-		return nil, err
-	}
-	go func() {
-		sc := bufio.NewScanner(pipe)
-		once := sync.Once{}
-		for sc.Scan() {
-			d.mu.Lock()
-			d.log.WriteString(sc.Text() + "\n")
-			d.mu.Unlock()
-			if strings.Contains(sc.Text(), "running:") {
-				once.Do(func() { close(d.ready) })
-			}
-		}
-		d.cmd.Wait()
-		close(d.done)
-	}()
-	select {
-	case <-d.ready:
-		return d, nil
-	case <-d.done:
-		return nil, fmt.Errorf("%s exited early:\n%s", name, d.logText())
-	case <-time.After(15 * time.Second):
-		d.kill()
-		return nil, fmt.Errorf("%s not ready after 15s:\n%s", name, d.logText())
-	}
-}
-
-func (d *daemon) logText() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.log.String()
-}
-
-func (d *daemon) pid() int { return d.cmd.Process.Pid }
-
-func (d *daemon) kill() {
-	d.cmd.Process.Kill()
-	<-d.done
+	return &daemon{p}, nil
 }
 
 // stop ends the daemon with SIGTERM and returns its final counters.
 func (d *daemon) stop() (map[string]uint64, error) {
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.done:
-	case <-time.After(10 * time.Second):
-		d.kill()
-		return nil, fmt.Errorf("no exit after SIGTERM:\n%s", d.logText())
+	if err := d.Stop(); err != nil {
+		return nil, err
 	}
-	return parseStats(d.logText()), nil
+	return parseStats(d.Output()), nil
 }
 
 // parseStats finds the last counters line of a daemon log: `stats {...}`

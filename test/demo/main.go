@@ -4,7 +4,7 @@
 package main
 
 import (
-	"bufio"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/natreveal/natreveal/labrun"
 	"github.com/natreveal/natreveal/test/lab"
 )
 
@@ -48,18 +49,15 @@ func demo() error {
 	fmt.Printf("lab: inside %s and %s -> NAT %s (kernel masquerade) -> server %s\n",
 		lab.Client1, lab.Client2, lab.NATPublic, lab.ServerAddr)
 	fmt.Printf("$ natreveal run %s\n", strings.Join(args, " "))
-	cmd := exec.Command("ip", append([]string{"netns", "exec", l.NAT, bin, "run"}, args...)...)
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
+	d, err := labrun.StartInNS(context.Background(), l.NAT, append([]string{bin, "run"}, args...), nil, 0)
+	if err != nil {
 		return err
 	}
-	lines := bufio.NewScanner(stderr)
-	for lines.Scan() {
-		fmt.Println("  " + lines.Text())
-		if strings.Contains(lines.Text(), "running:") {
-			break
-		}
-	}
+	// Up to the "running:" line now, the rest once it stopped.
+	out := d.Output()
+	shown := strings.Index(out, "running:")
+	shown += strings.IndexByte(out[shown:], '\n') + 1
+	printIndented(out[:shown])
 	for i, ns := range []string{l.C1, l.C2, l.C1, l.C2} {
 		label := fmt.Sprintf("%-16s", fmt.Sprintf("hello-%d", i))
 		if err := lab.Connect(ns, srv.Addr(), []byte(label), 10*time.Second); err != nil {
@@ -76,9 +74,16 @@ func demo() error {
 		}
 		fmt.Printf("  %-22s %-22s 0x%04x\n", s.Src, opt, s.IPID)
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	for lines.Scan() {
-		fmt.Println("  " + lines.Text())
+	d.Signal(syscall.SIGTERM)
+	err = d.Wait()
+	printIndented(d.Output()[shown:])
+	return err
+}
+
+func printIndented(lines string) {
+	for _, ln := range strings.SplitAfter(lines, "\n") {
+		if ln != "" {
+			fmt.Print("  " + ln)
+		}
 	}
-	return cmd.Wait()
 }
