@@ -33,7 +33,25 @@ type Verdict struct {
 	SetMark bool
 	Mark    uint32
 	Drop    bool
-	After   func()
+	After   AfterSend
+}
+
+// AfterSend is what runs once a verdict has been sent: its selected flow's
+// settled step (handoff.go). A value, not a closure, so that no packet
+// allocates one.
+type AfterSend struct {
+	h   *Handler
+	key FlowKey
+}
+
+// Set reports whether there is something to run.
+func (a AfterSend) Set() bool { return a.h != nil }
+
+// Run runs it (nothing when not Set).
+func (a AfterSend) Run() {
+	if a.h != nil {
+		a.h.settled(a.key)
+	}
 }
 
 // HandlerConfig is the SYN path's behaviour.

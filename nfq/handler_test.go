@@ -111,7 +111,7 @@ func passesMark(t *testing.T, h *Handler, s seg, mark uint32, what string) {
 	t.Helper()
 	buf, n := build(t, s)
 	orig := bytes.Clone(buf[:n])
-	if v := h.Handle(buf, n, Meta{Mark: mark}); v.Len != 0 || v.SetMark || v.Drop || v.After != nil {
+	if v := h.Handle(buf, n, Meta{Mark: mark}); v.Len != 0 || v.SetMark || v.Drop || v.After.Set() {
 		t.Fatalf("%s: verdict %+v, want Verdict{} (unchanged, no mark)", what, v)
 	}
 	if !bytes.Equal(buf[:n], orig) {

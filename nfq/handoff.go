@@ -110,12 +110,12 @@ func (h *Handler) dropHelper(key FlowKey, s *stream) {
 
 // queued notes that a packet of s handled here awaits its verdict, and
 // returns what the verdict must run once sent.
-func (h *Handler) queued(key FlowKey, s *stream) func() {
+func (h *Handler) queued(key FlowKey, s *stream) AfterSend {
 	if !h.handsOff(s) && !h.kernelAcks(s) {
-		return nil
+		return AfterSend{}
 	}
 	s.inflight++
-	return func() { h.settled(key) }
+	return AfterSend{h: h, key: key}
 }
 
 // settled runs after a verdict of the flow was sent: when none is left and

@@ -55,8 +55,8 @@ func TestHandoff(t *testing.T) {
 			h.SetSeqAdj(f)
 			handle(t, h, pkt{syn: true, seq: selISN, mss: 1460})
 			_, v := handle(t, h, pkt{fromServer: true, syn: true, ack: true, seq: srvISN, ackn: selISN + 1, mss: 1460})
-			if v.After != nil {
-				v.After() // the SYN-ACK's verdict is sent
+			if v.After.Set() {
+				v.After.Run() // the SYN-ACK's verdict is sent
 			}
 			if len(f.calls) != 1 || f.calls[0] != "drop-helper 100.64.0.7:40000 198.51.100.1:80" {
 				t.Fatalf("after the SYN-ACK: %q", f.calls)
@@ -72,17 +72,17 @@ func TestHandoff(t *testing.T) {
 				out += int(n)
 			}
 			_, v2 := handle(t, h, pkt{fromServer: true, ack: true, seq: srvISN + 1, ackn: selISN + 1 + uint32(out)})
-			if c.proxy && (v1.After == nil || v2.After == nil) {
+			if c.proxy && (!v1.After.Set() || !v2.After.Set()) {
 				t.Fatalf("no After on the proxy flow's verdicts")
 			}
-			if v2.After != nil {
-				v2.After()
+			if v2.After.Set() {
+				v2.After.Run()
 			}
 			if len(f.calls) != 0 {
 				t.Fatalf("handoff with a verdict pending: %q", f.calls)
 			}
-			if v1.After != nil {
-				v1.After()
+			if v1.After.Set() {
+				v1.After.Run()
 			}
 			if fmt.Sprint(f.calls) != fmt.Sprint(c.want) {
 				t.Fatalf("calls %q, want %q", f.calls, c.want)
@@ -94,7 +94,7 @@ func TestHandoff(t *testing.T) {
 			}
 			var p []byte
 			p, v = handle(t, h, pkt{ack: true, seq: selISN + 1 + uint32(len(data)), ackn: srvISN + 1, payload: []byte("more")})
-			if handedOff && (v.Len != 0 || v.After != nil || decode(t, p).Seq != selISN+1+uint32(len(data))) {
+			if handedOff && (v.Len != 0 || v.After.Set() || decode(t, p).Seq != selISN+1+uint32(len(data))) {
 				t.Errorf("a handed-off flow's packet was changed: %+v", v)
 			}
 			if !handedOff && c.proxy && decode(t, p).Seq != selISN+1+uint32(len(data))+n {

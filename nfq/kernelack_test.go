@@ -39,8 +39,8 @@ func TestKernelAcks(t *testing.T) {
 		t.Helper()
 		out, v := handle(t, h, p)
 		d = k.d
-		if v.After != nil {
-			v.After()
+		if v.After.Set() {
+			v.After.Run()
 		}
 		return out, v
 	}

@@ -392,7 +392,7 @@ func (l *lane) work(h PacketHandler, st *Stats) {
 func (l *lane) answer(h PacketHandler, st *Stats, vs *verdicts, g *group) {
 	for _, j := range g.jobs[:g.n] {
 		v := h.Handle(j.buf, j.n, j.meta)
-		if v.After != nil {
+		if v.After.Set() {
 			vs.after = append(vs.after, v.After)
 		}
 		if !v.Drop && v.Len > 0 && j.meta.csumNotReady {
@@ -440,8 +440,8 @@ type verdicts struct {
 	l     *lane
 	out   []byte // messages, up to each referenced payload
 	refs  []verdictRef
-	held  []*job   // jobs whose bytes refs point at, released after the send
-	after []func() // to run once the verdicts are sent
+	held  []*job      // jobs whose bytes refs point at, released after the send
+	after []AfterSend // to run once the verdicts are sent
 	iov   [][]byte
 	n     int // messages in out
 	bytes int // referenced payload bytes with padding
@@ -507,8 +507,8 @@ func (vs *verdicts) send(st *Stats) {
 	clear(vs.held)
 	vs.held, vs.refs = vs.held[:0], vs.refs[:0]
 	vs.out, vs.n, vs.bytes = vs.out[:0], 0, 0
-	for _, f := range vs.after {
-		f()
+	for _, a := range vs.after {
+		a.Run()
 	}
 	clear(vs.after)
 	vs.after = vs.after[:0]

@@ -82,7 +82,7 @@ func (h *Handler) selOriginal(key FlowKey, id uint32, syn bool, ip encoders.IPv4
 		return h.setMark(v, m, h.cfg.SelectBit)
 	}
 	res, nl := segPass, cur
-	var after func()
+	var after AfterSend
 	known := h.streams.with(key, func(s *stream) bool {
 		res, nl = s.client(buf, cur, ip, tcp, h.outMTU(m), h.stats)
 		if res != segDrop && !h.clientEdits(key, s) {
