@@ -173,4 +173,3 @@ func (c *Config) portSet(v *viper.Viper) error {
 
 // HasPortSetPolicy reports whether a port-set policy is configured.
 func (c *Config) HasPortSetPolicy() bool { return len(c.PortSet.Policy.Inside) > 0 }
-
