@@ -33,6 +33,7 @@ func main() {
 	root.AddCommand(runCmd(), rulesCmd(), checkCmd(), versionCmd(), serveCmd(), observeCmd(), decodeCmd(), portsetCmd())
 	root.AddCommand(labCmd())
 	root.AddCommand(uci2yamlCmd())
+	root.AddCommand(guardCmd())
 	err := root.Execute()
 	if err == nil {
 		return

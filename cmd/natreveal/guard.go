@@ -1,0 +1,201 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/spf13/cobra"
+
+	"github.com/natreveal/natreveal/guard"
+)
+
+// guardCmd: the server acts on HOST_IDs in its own kernel (package guard).
+func guardCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "guard",
+		Short: "Block or rate-limit one host behind a shared address by its HOST_ID, in this server's kernel",
+	}
+	table := cmd.PersistentFlags().String("table", guard.DefaultTable, "guard's table (family inet)")
+	conn := func() (*nftables.Conn, error) {
+		c, err := nftables.New()
+		if err != nil {
+			return nil, fmt.Errorf("netlink: %w", err)
+		}
+		return c, nil
+	}
+	// run maps guard's input errors to exit 2.
+	run := func(err error) error {
+		var ie *guard.InputError
+		if errors.As(err, &ie) {
+			return usageErr(err)
+		}
+		return err
+	}
+
+	install := &cobra.Command{
+		Use:   "install",
+		Short: "Create the guard table: per method a set of blocked (address, HOST_ID) pairs and the rules that act on them",
+		Args:  cobra.NoArgs,
+	}
+	nat := install.Flags().StringSlice("nat", nil, "trusted NAT prefixes (required): HOST_IDs from other sources are ignored")
+	methods := install.Flags().StringSlice("methods", nil, "methods to act on: "+strings.Join(guard.Methods, ", ")+" (default all)")
+	action := install.Flags().String("action", "drop", "what a blocked pair's new connections get: drop, or reject (TCP reset, ICMP port unreachable)")
+	limit := install.Flags().String("limit", "", "per-pair limit on new connections, e.g. 10/second (unit second, minute, hour or day)")
+	burst := install.Flags().Uint32("burst", 5, "connections a pair may open at once beyond --limit")
+	ipOpt := install.Flags().Uint8("ip-option-type", 30, "the NAT's ip_option.type (RFC 4727: 30, 94, 158, 222)")
+	destOpt := install.Flags().String("dest-opt-type", "0x1e", "the NAT's dest_opt.type (RFC 4727: low 5 bits 0x1E)")
+	replace := install.Flags().Bool("replace", false, "replace an installed table atomically, keeping its blocked pairs")
+	install.RunE = func(cmd *cobra.Command, _ []string) error {
+		c := guard.Config{Table: *table, Reject: *action == "reject", IPOptionType: *ipOpt}
+		if *action != "drop" && *action != "reject" {
+			return usageErr(fmt.Errorf("--action: %q is not drop or reject", *action))
+		}
+		var err error
+		if c.Methods, err = guard.ParseMethods(*methods); err != nil {
+			return usageErr(fmt.Errorf("--methods: %w", err))
+		}
+		for _, s := range *nat {
+			p, err := parsePrefix(s)
+			if err != nil {
+				return usageErr(fmt.Errorf("--nat: %w", err))
+			}
+			c.NAT = append(c.NAT, p)
+		}
+		t, err := strconv.ParseUint(*destOpt, 0, 8)
+		if err != nil {
+			return usageErr(fmt.Errorf("--dest-opt-type: %q is not a byte", *destOpt))
+		}
+		c.DestOptType = byte(t)
+		if *limit != "" {
+			if c.Limit, err = parseRate(*limit, *burst); err != nil {
+				return usageErr(fmt.Errorf("--limit: %w", err))
+			}
+		}
+		nc, err := conn()
+		if err != nil {
+			return err
+		}
+		return run(guard.Install(nc, c, *replace))
+	}
+
+	block := &cobra.Command{
+		Use:   "block ADDR HOSTID",
+		Short: "Block one (public address, HOST_ID) pair: its new connections are dropped or rejected",
+		Args:  cobra.ExactArgs(2),
+	}
+	dur := block.Flags().Duration("for", 0, "block for this long (0: until unblocked)")
+	block.RunE = func(cmd *cobra.Command, args []string) error {
+		p, err := parsePair(args)
+		if err != nil {
+			return usageErr(err)
+		}
+		nc, err := conn()
+		if err != nil {
+			return err
+		}
+		return run(guard.Block(nc, *table, p, *dur))
+	}
+
+	unblock := &cobra.Command{
+		Use:   "unblock ADDR HOSTID",
+		Short: "Unblock one (public address, HOST_ID) pair",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := parsePair(args)
+			if err != nil {
+				return usageErr(err)
+			}
+			nc, err := conn()
+			if err != nil {
+				return err
+			}
+			return run(guard.Unblock(nc, *table, p))
+		},
+	}
+
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "Print the blocked pairs as JSON: address, HOST_ID, method, expiry, packets dropped",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			nc, err := conn()
+			if err != nil {
+				return err
+			}
+			l, err := guard.List(nc, *table, time.Now())
+			if err != nil {
+				return run(err)
+			}
+			enc := json.NewEncoder(cmd.OutOrStdout())
+			enc.SetIndent("", "  ")
+			return enc.Encode(l)
+		},
+	}
+
+	remove := &cobra.Command{
+		Use:   "remove",
+		Short: "Delete the guard table; nothing else is touched",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			nc, err := conn()
+			if err != nil {
+				return err
+			}
+			return run(guard.Remove(nc, *table))
+		},
+	}
+	cmd.AddCommand(install, block, unblock, list, remove)
+	return cmd
+}
+
+// parsePrefix reads a prefix or a bare address (a host prefix).
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		return netip.ParsePrefix(s)
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// parsePair reads ADDR HOSTID; the HOST_ID is decimal or 0x hex, 32 bits at
+// most.
+func parsePair(args []string) (guard.Pair, error) {
+	a, err := netip.ParseAddr(args[0])
+	if err != nil {
+		return guard.Pair{}, fmt.Errorf("address: %w", err)
+	}
+	id, err := strconv.ParseUint(args[1], 0, 32)
+	if err != nil {
+		return guard.Pair{}, fmt.Errorf("HOST_ID %q: not a 32-bit number (decimal or 0x hex)", args[1])
+	}
+	return guard.Pair{Addr: a.Unmap(), HostID: uint32(id)}, nil
+}
+
+// parseRate reads N/unit.
+func parseRate(s string, burst uint32) (*guard.Rate, error) {
+	n, u, ok := strings.Cut(s, "/")
+	if !ok {
+		return nil, fmt.Errorf("%q is not N/unit", s)
+	}
+	v, err := strconv.ParseUint(n, 10, 64)
+	if err != nil || v == 0 {
+		return nil, fmt.Errorf("%q: the rate must be a positive number", s)
+	}
+	units := map[string]expr.LimitTime{"second": expr.LimitTimeSecond, "minute": expr.LimitTimeMinute,
+		"hour": expr.LimitTimeHour, "day": expr.LimitTimeDay}
+	unit, ok := units[u]
+	if !ok {
+		return nil, fmt.Errorf("%q: the unit must be second, minute, hour or day", s)
+	}
+	return &guard.Rate{N: v, Unit: unit, Burst: burst}, nil
+}
