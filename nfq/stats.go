@@ -5,69 +5,58 @@ import (
 	"sync/atomic"
 
 	"github.com/natreveal/natreveal/encoders"
+	"github.com/natreveal/natreveal/queue"
 )
 
-// Reason names a counter: what happened to a queued packet.
-type Reason uint8
+// Reason names a counter (queue.Reason).
+type Reason = queue.Reason
 
+// The counters, as the queue names them.
 const (
-	Packets             Reason = iota // packets read from the queues
-	Accepted                          // verdicts sent
-	Modified                          // packets re-injected rewritten
-	NotParsed                         // not IPv4/IPv6 TCP/UDP or malformed: accepted unchanged
-	NoHostID                          // the HOST_ID source had no identifier
-	CtMiss                            // post-NAT: conntrack did not know the flow
-	CtError                           // post-NAT: ctnetlink failed
-	FlowsFull                         // flow table at its cap: SYN marked, not tracked
-	FlowsTracked                      // flows whose later segments were followed (RFC 7974 §4.2)
-	TrackDone                         // tracking ended: UDP flows here, TCP flows in the ruleset (SetRuleset)
-	Untracked                         // a server's TCP segment outside selected flows (the ruleset queues none): unchanged
-	MSSLowered                        // SYN-ACKs whose MSS was lowered for the option's room (in the ruleset: SetRuleset)
-	BacklogFull                       // workers busy: accepted unchanged at once
-	Oversize                          // larger than a worker buffer: accepted unchanged
-	VerdictErrors                     // verdicts the kernel refused
-	Refused                           // inside SYNs with malformed options, dropped (anti-spoofing)
-	FlowsEvicted                      // followed flows forgotten on a conntrack destroy event
-	SelFlows                          // flows selected for payload insertion (http-header, proxy-protocol)
-	SelFull                           // selected-flow table at its cap: SYN passed, flow not selected
-	SelDone                           // selected flows whose state ended (both FINs acknowledged, RST)
-	SelUnknown                        // packets of a selected flow without state (restart, ended): unchanged
-	SelOutOfOrder                     // client segments past a gap the parser must see first: dropped
-	SelHeld                           // client segments cut before an undecided header line
-	SelCutMTU                         // client segments cut before an insertion that would outgrow the path
-	SelMSS                            // SYN-ACKs of selected flows whose MSS was lowered
-	HTTPRequests                      // HTTP/1.x requests that got the HOST_ID fields
-	HTTPForged                        // X-Forwarded-For / Forwarded fields of clients removed
-	HTTPNonHTTP                       // selected flows (or their rest) that were not HTTP/1.x: unchanged
-	HTTPTLS                           // selected http-header flows that started a TLS handshake: unchanged
-	ProxyWritten                      // PROXY headers inserted
-	ProxyForgedReset                  // connections reset for a client's own PROXY header
-	ProxyForgedReplaced               // client PROXY headers replaced by natreveal's
-	GSOPackets                        // GSO super-packets queued whole (QueueConfig.GSO)
-	GSOPassed                         // non-TCP GSO super-packets: accepted unchanged
-	SelKernel                         // selected flows handed to conntrack's sequence adjustment, state dropped (handoff.go)
-	SelKernelFailed                   // ctnetlink failures of the handoff (the flow stays in user space)
-	SelKernelAcks                     // http-header flows whose server segments went to the kernel's sequence adjustment (kernelack.go)
-	SelUserAcks                       // ... and came back to the queue for a new edit
-	numReasons
+	Packets             = queue.Packets
+	Accepted            = queue.Accepted
+	Modified            = queue.Modified
+	NotParsed           = queue.NotParsed
+	NoHostID            = queue.NoHostID
+	CtMiss              = queue.CtMiss
+	CtError             = queue.CtError
+	FlowsFull           = queue.FlowsFull
+	FlowsTracked        = queue.FlowsTracked
+	TrackDone           = queue.TrackDone
+	Untracked           = queue.Untracked
+	MSSLowered          = queue.MSSLowered
+	BacklogFull         = queue.BacklogFull
+	Oversize            = queue.Oversize
+	VerdictErrors       = queue.VerdictErrors
+	Refused             = queue.Refused
+	FlowsEvicted        = queue.FlowsEvicted
+	SelFlows            = queue.SelFlows
+	SelFull             = queue.SelFull
+	SelDone             = queue.SelDone
+	SelUnknown          = queue.SelUnknown
+	SelOutOfOrder       = queue.SelOutOfOrder
+	SelHeld             = queue.SelHeld
+	SelCutMTU           = queue.SelCutMTU
+	SelMSS              = queue.SelMSS
+	HTTPRequests        = queue.HTTPRequests
+	HTTPForged          = queue.HTTPForged
+	HTTPNonHTTP         = queue.HTTPNonHTTP
+	HTTPTLS             = queue.HTTPTLS
+	ProxyWritten        = queue.ProxyWritten
+	ProxyForgedReset    = queue.ProxyForgedReset
+	ProxyForgedReplaced = queue.ProxyForgedReplaced
+	GSOPackets          = queue.GSOPackets
+	GSOPassed           = queue.GSOPassed
+	SelKernel           = queue.SelKernel
+	SelKernelFailed     = queue.SelKernelFailed
+	SelKernelAcks       = queue.SelKernelAcks
+	SelUserAcks         = queue.SelUserAcks
+	numReasons          = queue.NumReasons
 )
-
-var reasonNames = [numReasons]string{
-	"packets", "accepted", "modified", "not-parsed", "no-host-id", "ct-miss", "ct-error",
-	"flows-full", "flows-tracked", "track-done", "untracked", "mss-lowered",
-	"backlog-full", "oversize", "verdict-errors", "refused-malformed", "flows-evicted",
-	"select-flows", "select-full", "select-done", "select-unknown", "select-out-of-order",
-	"select-held", "select-cut-mtu", "select-mss-lowered", "http-requests", "http-forged-removed",
-	"http-non-http", "http-tls", "proxy-written", "proxy-forged-reset", "proxy-forged-replaced",
-	"gso-packets", "gso-passed", "select-kernel", "select-kernel-failed",
-	"select-kernel-acks", "select-user-acks",
-}
-
-func (r Reason) String() string { return reasonNames[r] }
 
 // Stats counts what the queue path did. Safe for concurrent use.
 type Stats struct {
-	c      [numReasons]atomic.Uint64
+	queue.Counters
 	option [encoders.NumResults]atomic.Uint64 // tcp-option encoder results
 	ipid   [encoders.NumResults]atomic.Uint64 // ip-id encoder results
 	ipopt  [encoders.NumResults]atomic.Uint64 // ip-option encoder results
@@ -79,12 +68,12 @@ type Stats struct {
 	ruleDone, ruleMSS atomic.Uint64
 }
 
-func (s *Stats) inc(r Reason) { s.c[r].Add(1) }
+func (s *Stats) inc(r Reason) { s.Inc(r) }
 
 // Get returns counter r, with the ruleset's part for TrackDone and
 // MSSLowered.
 func (s *Stats) Get(r Reason) uint64 {
-	v := s.c[r].Load()
+	v := s.Load(r)
 	switch r {
 	case TrackDone:
 		v += s.ruleDone.Load()

@@ -16,6 +16,7 @@ import (
 	"github.com/natreveal/natreveal/conntrack"
 	"github.com/natreveal/natreveal/hostid"
 	"github.com/natreveal/natreveal/nfq"
+	"github.com/natreveal/natreveal/queue"
 	"github.com/natreveal/natreveal/rules"
 )
 
@@ -126,8 +127,8 @@ func (d *packetDaemon) close() {
 	}
 }
 
-// Handle implements nfq.PacketHandler with the current handler.
-func (d *packetDaemon) Handle(buf []byte, n int, m nfq.Meta) nfq.Verdict {
+// Handle implements queue.PacketHandler with the current handler.
+func (d *packetDaemon) Handle(buf []byte, n int, m queue.Meta) queue.Verdict {
 	return d.h.Load().Handle(buf, n, m)
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/natreveal/natreveal/hostid"
 	"github.com/natreveal/natreveal/metrics"
 	"github.com/natreveal/natreveal/nfq"
+	"github.com/natreveal/natreveal/queue"
 	"github.com/natreveal/natreveal/rules"
 )
 
@@ -164,13 +165,13 @@ func run(c *config.Config, src hostid.Source, statsEvery time.Duration, load fun
 		})
 	}
 
-	qc := nfq.QueueConfig{
+	qc := queue.Config{
 		Num: c.Queue.Num, Count: c.Queue.Count, MaxLen: c.Queue.MaxLen, FailOpen: c.Queue.FailOpen,
 		Workers: c.Queue.Workers, Backlog: c.Queue.Backlog, RcvBuf: 8 << 20, Logf: logger.Printf,
 		GSO: handlerConfig(c).WantsGSO(), PerCPU: c.Queue.Count > 1,
 	}
 	var removeErr error
-	err = nfq.Serve(ctx, qc, d, st, nfq.Hooks{
+	err = queue.Serve(ctx, qc, d, st, queue.Hooks{
 		Bound: func() error {
 			if err := d.install(); err != nil {
 				return err
