@@ -8,8 +8,8 @@ import (
 	"github.com/natreveal/natreveal/conntrack"
 	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/hostid"
+	"github.com/natreveal/natreveal/markbits"
 	"github.com/natreveal/natreveal/queue"
-	"github.com/natreveal/natreveal/rules"
 )
 
 // Meta, Verdict and AfterSend are the queue's (queue.PacketHandler).
@@ -137,7 +137,7 @@ func (h *Handler) Handle(buf []byte, n int, m Meta) Verdict {
 	// Post-NAT: a tag rule put the inside source address in the mark of an
 	// unmarked packet (rules.SourceFromMark). Read it, and give the packet
 	// its mark 0 back.
-	tag := rules.SourceFromMark(m.Mark)
+	tag := markbits.SourceFromMark(m.Mark)
 	if !h.inside(tag) {
 		return h.handle(buf, n, m, netip.Addr{})
 	}
