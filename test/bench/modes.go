@@ -16,7 +16,6 @@ import (
 	"github.com/google/nftables"
 
 	"github.com/natreveal/natreveal/labrun"
-	"github.com/natreveal/natreveal/nfq"
 	"github.com/natreveal/natreveal/queue"
 	"github.com/natreveal/natreveal/rules"
 	"github.com/natreveal/natreveal/test/lab"
@@ -268,7 +267,7 @@ func passthrough(queues int) error {
 		Inside: []netip.Prefix{netip.MustParsePrefix(lab.InsidePrefix)}, QueueCount: uint16(queues),
 		Mechanism: mech, Placement: rules.PreNAT, SYN: true,
 	}
-	st := &nfq.Stats{}
+	st := &queue.Counters{}
 	qc := queue.Config{Count: uint16(queues), MaxLen: 4096, Backlog: 1024, RcvBuf: 8 << 20, PerCPU: queues > 1}
 	err = queue.Serve(ctx, qc, acceptAll{}, st, queue.Hooks{
 		Bound: func() error {

@@ -1,4 +1,11 @@
-package nfq
+// Package handler is the packet path of queued packets: the SYNs and UDP
+// flows of inside hosts get their HOST_ID (RFC 6967 §3) by the configured
+// methods, with the flow tables that follow flows after their first packet,
+// the counters, the MTU lookup and the in-kernel ip-id learner; selected
+// flows get their payload rewritten (sequence translation, HTTP fields, the
+// PROXY header). It is pure: the queue (package queue) reads and answers
+// the packets, and conntrack, the HOST_ID source and the MTU are injected.
+package handler
 
 import (
 	"errors"

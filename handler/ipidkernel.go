@@ -1,4 +1,4 @@
-package nfq
+package handler
 
 // The in-kernel ip-id path (rules/ipidmap.go): the kernel writes the IP-ID
 // of atomic SYNs from hosts in its map; the handler writes it only for the

@@ -1,4 +1,4 @@
-package nfq
+package handler
 
 // Handing a proxy-protocol flow to the kernel. Once the PROXY header is in
 // and acknowledged, the flow's translation is one constant offset D: client

@@ -1,4 +1,4 @@
-package nfq
+package handler
 
 // Payload insertion with sequence translation (http-header, proxy-protocol).
 //
