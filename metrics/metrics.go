@@ -1,6 +1,6 @@
 // Package metrics exposes natreveal's counters to Prometheus on a registry
 // of its own. Nothing is counted twice: a Collector reads the packet path's
-// atomic counters (nfq.Stats), the flow table's size and the kernel's queue
+// atomic counters (handler.Stats), the flow table's size and the kernel's queue
 // statistics when a scrape asks, so the packet path pays nothing.
 package metrics
 
@@ -23,7 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/natreveal/natreveal/encoders"
-	"github.com/natreveal/natreveal/nfq"
+	"github.com/natreveal/natreveal/handler"
 )
 
 // QueueFile is the kernel's per-namespace list of bound NFQUEUE instances.
@@ -31,12 +31,12 @@ const QueueFile = "/proc/net/netfilter/nfnetlink_queue"
 
 // Source is what a scrape reads. Every field may be nil.
 type Source struct {
-	Stats     func() *nfq.Stats // packet path counters
-	Flows     func() int        // flows followed now
-	Lookups   func() uint64     // conntrack lookups (post-NAT resolver)
-	Refresh   func()            // called first: brings the ruleset's counters into Stats
-	QueueFile string            // default QueueFile; "-" disables
-	Version   string            // natreveal_build_info
+	Stats     func() *handler.Stats // packet path counters
+	Flows     func() int            // flows followed now
+	Lookups   func() uint64         // conntrack lookups (post-NAT resolver)
+	Refresh   func()                // called first: brings the ruleset's counters into Stats
+	QueueFile string                // default QueueFile; "-" disables
+	Version   string                // natreveal_build_info
 }
 
 // Descriptions. Results and reasons are labels, so a dashboard sums them.
@@ -81,22 +81,22 @@ var (
 
 var methods = []struct {
 	name string
-	get  func(*nfq.Stats, encoders.Result) uint64
+	get  func(*handler.Stats, encoders.Result) uint64
 }{
-	{"tcp-option", (*nfq.Stats).Option},
-	{"ip-id", (*nfq.Stats).IPID},
-	{"ip-option", (*nfq.Stats).IPOpt},
-	{"dest-opt", (*nfq.Stats).DestOpt},
+	{"tcp-option", (*handler.Stats).Option},
+	{"ip-id", (*handler.Stats).IPID},
+	{"ip-option", (*handler.Stats).IPOpt},
+	{"dest-opt", (*handler.Stats).DestOpt},
 }
 
-var unchangedReasons = []nfq.Reason{nfq.NotParsed, nfq.NoHostID, nfq.BacklogFull, nfq.Oversize}
+var unchangedReasons = []handler.Reason{handler.NotParsed, handler.NoHostID, handler.BacklogFull, handler.Oversize}
 
 var flowEvents = []struct {
 	name string
-	r    nfq.Reason
+	r    handler.Reason
 }{
-	{"tracked", nfq.FlowsTracked}, {"done", nfq.TrackDone}, {"full", nfq.FlowsFull},
-	{"untracked", nfq.Untracked}, {"evicted", nfq.FlowsEvicted},
+	{"tracked", handler.FlowsTracked}, {"done", handler.TrackDone}, {"full", handler.FlowsFull},
+	{"untracked", handler.Untracked}, {"evicted", handler.FlowsEvicted},
 }
 
 // Collector is a prometheus.Collector over a Source.
@@ -138,25 +138,25 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 					counter(descPackets, m.get(st, r), m.name, r.String())
 				}
 			}
-			counter(descQueued, st.Get(nfq.Packets))
-			counter(descVerdicts, st.Get(nfq.Accepted))
-			counter(descModified, st.Get(nfq.Modified))
+			counter(descQueued, st.Get(handler.Packets))
+			counter(descVerdicts, st.Get(handler.Accepted))
+			counter(descModified, st.Get(handler.Modified))
 			for _, r := range unchangedReasons {
 				counter(descUnchanged, st.Get(r), r.String())
 			}
-			counter(descRefused, st.Get(nfq.Refused))
-			counter(descVerdictErrors, st.Get(nfq.VerdictErrors))
+			counter(descRefused, st.Get(handler.Refused))
+			counter(descVerdictErrors, st.Get(handler.VerdictErrors))
 			for _, e := range flowEvents {
 				counter(descFlowEvents, st.Get(e.r), e.name)
 			}
-			counter(descMSS, st.Get(nfq.MSSLowered))
+			counter(descMSS, st.Get(handler.MSSLowered))
 			by, learned, errs, dropped := st.IPIDKernel()
 			counter(descIPIDKernel, by, "by-kernel")
 			counter(descIPIDKernel, learned, "learned")
 			counter(descIPIDKernel, errs, "learn-errors")
 			counter(descIPIDKernel, dropped, "learn-dropped")
-			counter(descCtMisses, st.Get(nfq.CtMiss))
-			counter(descCtErrors, st.Get(nfq.CtError))
+			counter(descCtMisses, st.Get(handler.CtMiss))
+			counter(descCtErrors, st.Get(handler.CtError))
 		}
 	}
 	if c.src.Lookups != nil {

@@ -10,7 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/natreveal/natreveal/nfq"
+	"github.com/natreveal/natreveal/handler"
 )
 
 // Two queues as the kernel prints them (nfnetlink_queue.c seq_show).
@@ -40,10 +40,10 @@ func TestCollector(t *testing.T) {
 	if err := os.WriteFile(qf, []byte("    3  12345     0 2 65531    11     2       42  1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	st := &nfq.Stats{}
+	st := &handler.Stats{}
 	refreshed := 0
 	c := NewCollector(Source{
-		Stats: func() *nfq.Stats { return st }, Flows: func() int { return 4 },
+		Stats: func() *handler.Stats { return st }, Flows: func() int { return 4 },
 		Lookups: func() uint64 { return 9 }, QueueFile: qf, Version: "v1.2.3",
 		// The ruleset's counters (tracked flows ended, MSS lowered) are
 		// read at scrape time.

@@ -10,6 +10,8 @@ import (
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/xt"
 	"golang.org/x/sys/unix"
+
+	"github.com/natreveal/natreveal/markbits"
 )
 
 // Names of the objects inside the table.
@@ -521,12 +523,8 @@ func markFromSource() []expr.Any {
 }
 
 // SourceFromMark returns the address a tag rule (post-NAT placement) put in
-// a packet mark: the mark's bytes in host order.
-func SourceFromMark(mark uint32) netip.Addr {
-	var a [4]byte
-	binary.NativeEndian.PutUint32(a[:], mark)
-	return netip.AddrFrom4(a)
-}
+// a packet mark (markbits.SourceFromMark).
+func SourceFromMark(mark uint32) netip.Addr { return markbits.SourceFromMark(mark) }
 
 // markAnySet is `meta mark & BITS != 0x00000000`.
 func markAnySet(bits uint32) []expr.Any {

@@ -38,7 +38,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net/netip"
 	"strings"
 	"time"
 
@@ -46,6 +45,8 @@ import (
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
+
+	"github.com/natreveal/natreveal/markbits"
 )
 
 // IPIDMap configures the in-kernel ip-id fast path of a Spec (IPv4, pre-NAT).
@@ -206,11 +207,9 @@ func nftDuration(d time.Duration) string {
 	return b.String()
 }
 
-// HostIDElement is one learned host: its inside IPv4 address and HOST_ID.
-type HostIDElement struct {
-	Inside netip.Addr
-	ID     uint16
-}
+// HostIDElement is one learned host: its inside IPv4 address and HOST_ID
+// (markbits.HostIDElement).
+type HostIDElement = markbits.HostIDElement
 
 // AddHostIDs adds els to the ip-id map of table (empty: DefaultTable) in
 // one batch and flushes c. An element already there stays as it is. The

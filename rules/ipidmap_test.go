@@ -52,7 +52,7 @@ func TestSystemAddHostIDs(t *testing.T) {
 	if err := Apply(c, s); err != nil {
 		t.Fatal(err)
 	}
-	els := []HostIDElement{{netip.MustParseAddr("100.64.0.2"), 2}, {netip.MustParseAddr("100.64.0.3"), 0x1234}}
+	els := []HostIDElement{{Inside: netip.MustParseAddr("100.64.0.2"), ID: 2}, {Inside: netip.MustParseAddr("100.64.0.3"), ID: 0x1234}}
 	if err := AddHostIDs(c, "", els); err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func TestSystemAddHostIDs(t *testing.T) {
 			t.Errorf("map listing lacks %q:\n%s", want, out)
 		}
 	}
-	if err := AddHostIDs(c, "", []HostIDElement{{netip.MustParseAddr("100.64.0.4"), 4}}); err == nil {
+	if err := AddHostIDs(c, "", []HostIDElement{{Inside: netip.MustParseAddr("100.64.0.4"), ID: 4}}); err == nil {
 		t.Errorf("a third element fit in a map of size 2")
 	}
 }

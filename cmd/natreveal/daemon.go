@@ -14,8 +14,9 @@ import (
 
 	"github.com/natreveal/natreveal/config"
 	"github.com/natreveal/natreveal/conntrack"
+	"github.com/natreveal/natreveal/handler"
 	"github.com/natreveal/natreveal/hostid"
-	"github.com/natreveal/natreveal/nfq"
+	"github.com/natreveal/natreveal/queue"
 	"github.com/natreveal/natreveal/rules"
 )
 
@@ -29,12 +30,12 @@ type packetDaemon struct {
 	log  *slog.Logger
 	nft  *nftables.Conn
 	mech rules.Mechanism
-	st   *nfq.Stats
+	st   *handler.Stats
 	mtu  func(uint32) int
 	src  *swapSource // the HOST_ID source, shared with ident
 
-	h        atomic.Pointer[nfq.Handler]
-	flows    atomic.Pointer[nfq.Flows]
+	h        atomic.Pointer[handler.Handler]
+	flows    atomic.Pointer[handler.Flows]
 	resolver atomic.Pointer[conntrack.Resolver]
 	lookups  atomic.Uint64 // conntrack lookups of the post-NAT path
 
@@ -45,11 +46,11 @@ type packetDaemon struct {
 	stopped   bool
 	watching  bool
 	cc        *conntrack.Conn
-	learner   *nfq.IPIDLearner // in-kernel ip-id path (ipidkernel.go)
-	noHelper  bool             // the kernel lacks the seqadj helper: no handoff
-	seqcc     *conntrack.Conn  // ctnetlink socket of the handoff
-	ruleBase  [2]uint64        // ruleset counters (done, mss) of the tables a reload replaced
-	acctOff   func()           // restores nf_conntrack_acct (countPackets), or nil
+	learner   *handler.IPIDLearner // in-kernel ip-id path (ipidkernel.go)
+	noHelper  bool                 // the kernel lacks the seqadj helper: no handoff
+	seqcc     *conntrack.Conn      // ctnetlink socket of the handoff
+	ruleBase  [2]uint64            // ruleset counters (done, mss) of the tables a reload replaced
+	acctOff   func()               // restores nf_conntrack_acct (countPackets), or nil
 }
 
 // countPackets turns conntrack's packet counters on for the tracked flows'
@@ -126,19 +127,19 @@ func (d *packetDaemon) close() {
 	}
 }
 
-// Handle implements nfq.PacketHandler with the current handler.
-func (d *packetDaemon) Handle(buf []byte, n int, m nfq.Meta) nfq.Verdict {
+// Handle implements queue.PacketHandler with the current handler.
+func (d *packetDaemon) Handle(buf []byte, n int, m queue.Meta) queue.Verdict {
 	return d.h.Load().Handle(buf, n, m)
 }
 
 // prepare builds a handler for c (and the conntrack pieces it needs) without
 // touching the running one. d.mu is held.
-func (d *packetDaemon) prepare(c *config.Config, src hostid.Source) (*nfq.Handler, *nfq.Flows, error) {
+func (d *packetDaemon) prepare(c *config.Config, src hostid.Source) (*handler.Handler, *handler.Flows, error) {
 	hc := handlerConfig(c)
 	hc.IPIDLearn = d.ipidLearner(c)
 	flows := d.flows.Load()
 	if flows == nil || d.c == nil || d.c.Flows.Max != c.Flows.Max {
-		flows = nfq.NewFlows(c.Flows.Max)
+		flows = handler.NewFlows(c.Flows.Max)
 	}
 	var resolve func(conntrack.Key) (netip.AddrPort, error)
 	if hc.PostNAT {
@@ -167,7 +168,7 @@ func (d *packetDaemon) prepare(c *config.Config, src hostid.Source) (*nfq.Handle
 		d.watching = true
 		go sweep(d.ctx, d.flows.Load)
 	}
-	h := nfq.NewHandler(hc, src, resolve, d.mtu, flows, d.st)
+	h := handler.NewHandler(hc, src, resolve, d.mtu, flows, d.st)
 	if d.ruleSpec(c).SeqAdjHelper != "" {
 		if d.seqcc == nil {
 			cc, err := conntrack.Dial()
@@ -190,7 +191,7 @@ func (d *packetDaemon) destroyed(e conntrack.Destroyed) {
 		return
 	}
 	// IPv4 and IPv6 flows; keys hold IPv4 as Is4, never mapped.
-	d.h.Load().ForgetFlow(nfq.FlowKey{
+	d.h.Load().ForgetFlow(handler.FlowKey{
 		Proto:  e.Proto,
 		Inside: e.OrigSrc.Addr().Unmap().WithZone(""), InsidePort: e.OrigSrc.Port(),
 		Server: e.OrigDst.Addr().Unmap().WithZone(""), ServerPort: e.OrigDst.Port(),
@@ -335,7 +336,7 @@ func (s *swapSource) HostID(a netip.Addr, inIf uint32) (uint32, bool) {
 func (s *swapSource) Bits() int { return s.p.Load().Bits() }
 
 // sweep ages out flows whose end natreveal never saw.
-func sweep(ctx context.Context, flows func() *nfq.Flows) {
+func sweep(ctx context.Context, flows func() *handler.Flows) {
 	t := time.NewTicker(10 * time.Second)
 	defer t.Stop()
 	for {

@@ -6,7 +6,7 @@ import (
 	"github.com/google/nftables"
 
 	"github.com/natreveal/natreveal/config"
-	"github.com/natreveal/natreveal/nfq"
+	"github.com/natreveal/natreveal/handler"
 	"github.com/natreveal/natreveal/rules"
 )
 
@@ -27,7 +27,7 @@ func ipidMapSpec(c *config.Config) *rules.IPIDMap {
 // configuration that enables the kernel path and kept across reloads (a
 // reload's new table starts empty; hosts are learned again from their next
 // SYNs). nil when c does not enable it. d.mu is held.
-func (d *packetDaemon) ipidLearner(c *config.Config) nfq.HostLearner {
+func (d *packetDaemon) ipidLearner(c *config.Config) handler.HostLearner {
 	if !c.IPIDKernel.Enabled {
 		return nil
 	}
@@ -37,7 +37,7 @@ func (d *packetDaemon) ipidLearner(c *config.Config) nfq.HostLearner {
 			conn *nftables.Conn
 			err  error
 		)
-		d.learner = nfq.NewIPIDLearner(d.ctx, func(els []rules.HostIDElement) error {
+		d.learner = handler.NewIPIDLearner(d.ctx, func(els []rules.HostIDElement) error {
 			once.Do(func() { conn, err = nftables.New() })
 			if err != nil {
 				return err

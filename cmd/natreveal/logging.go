@@ -5,7 +5,7 @@ import (
 	"io"
 	"log/slog"
 
-	"github.com/natreveal/natreveal/nfq"
+	"github.com/natreveal/natreveal/handler"
 )
 
 // newLogger is the daemon's logger: slog text (key=value) or JSON lines.
@@ -18,12 +18,12 @@ func newLogger(format string, w io.Writer) *slog.Logger {
 
 // counters renders Stats as a JSON object: nested in JSON logs, a quoted
 // JSON string in text logs.
-type counters struct{ st *nfq.Stats }
+type counters struct{ st *handler.Stats }
 
 func (c counters) MarshalJSON() ([]byte, error) { return json.Marshal(c.st) }
 func (c counters) MarshalText() ([]byte, error) { return json.Marshal(c.st) }
 
 // logStats logs the counters: msg "stats", attribute "counters".
-func logStats(l *slog.Logger, st *nfq.Stats) {
+func logStats(l *slog.Logger, st *handler.Stats) {
 	l.Info("stats", "counters", counters{st})
 }

@@ -14,9 +14,10 @@ import (
 
 	"github.com/natreveal/natreveal/config"
 	"github.com/natreveal/natreveal/conntrack"
+	"github.com/natreveal/natreveal/handler"
 	"github.com/natreveal/natreveal/hostid"
 	"github.com/natreveal/natreveal/metrics"
-	"github.com/natreveal/natreveal/nfq"
+	"github.com/natreveal/natreveal/queue"
 	"github.com/natreveal/natreveal/rules"
 )
 
@@ -68,14 +69,14 @@ func run(c *config.Config, src hostid.Source, statsEvery time.Duration, load fun
 	if err != nil {
 		return fmt.Errorf("nftables: %w", err)
 	}
-	st := &nfq.Stats{}
-	d := &packetDaemon{ctx: ctx, log: slogger, nft: nft, st: st, mtu: nfq.NewMTUs(10 * time.Second).MTU, src: &swapSource{}}
+	st := &handler.Stats{}
+	d := &packetDaemon{ctx: ctx, log: slogger, nft: nft, st: st, mtu: handler.NewMTUs(10 * time.Second).MTU, src: &swapSource{}}
 	d.src.Store(src)
 	defer d.close()
 
 	if c.Metrics.Listen != "" {
 		reg := metrics.NewRegistry(metrics.Source{
-			Stats: func() *nfq.Stats { return st },
+			Stats: func() *handler.Stats { return st },
 			Flows: func() int {
 				if f := d.flows.Load(); f != nil {
 					return f.Len()
@@ -164,13 +165,13 @@ func run(c *config.Config, src hostid.Source, statsEvery time.Duration, load fun
 		})
 	}
 
-	qc := nfq.QueueConfig{
+	qc := queue.Config{
 		Num: c.Queue.Num, Count: c.Queue.Count, MaxLen: c.Queue.MaxLen, FailOpen: c.Queue.FailOpen,
 		Workers: c.Queue.Workers, Backlog: c.Queue.Backlog, RcvBuf: 8 << 20, Logf: logger.Printf,
 		GSO: handlerConfig(c).WantsGSO(), PerCPU: c.Queue.Count > 1,
 	}
 	var removeErr error
-	err = nfq.Serve(ctx, qc, d, st, nfq.Hooks{
+	err = queue.Serve(ctx, qc, d, st, queue.Hooks{
 		Bound: func() error {
 			if err := d.install(); err != nil {
 				return err

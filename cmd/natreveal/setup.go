@@ -6,8 +6,8 @@ import (
 	"os"
 
 	"github.com/natreveal/natreveal/config"
+	"github.com/natreveal/natreveal/handler"
 	"github.com/natreveal/natreveal/hostid"
-	"github.com/natreveal/natreveal/nfq"
 	"github.com/natreveal/natreveal/rules"
 )
 
@@ -63,20 +63,20 @@ func idBits(c *config.Config) int {
 }
 
 // selectors turns configured destinations (and bare ports) into nfq's form.
-func selectors(ports []uint16, ds []config.Destination) []nfq.Selector {
-	var out []nfq.Selector
+func selectors(ports []uint16, ds []config.Destination) []handler.Selector {
+	var out []handler.Selector
 	for _, p := range ports {
-		out = append(out, nfq.Selector{Port: p})
+		out = append(out, handler.Selector{Port: p})
 	}
 	for _, d := range ds {
-		out = append(out, nfq.Selector{Prefix: d.Prefix, Port: d.Port, OnAck: d.OnAck})
+		out = append(out, handler.Selector{Prefix: d.Prefix, Port: d.Port, OnAck: d.OnAck})
 	}
 	return out
 }
 
 // handlerConfig is the packet path's part of the configuration.
-func handlerConfig(c *config.Config) nfq.HandlerConfig {
-	return nfq.HandlerConfig{
+func handlerConfig(c *config.Config) handler.HandlerConfig {
+	return handler.HandlerConfig{
 		Inside:    c.Inside,
 		PostNAT:   c.Placement == "post-nat",
 		TCPOption: c.Has(config.MethodTCPOption),
@@ -97,10 +97,10 @@ func handlerConfig(c *config.Config) nfq.HandlerConfig {
 
 		HTTPHeader: c.Has(config.MethodHTTPHeader),
 		HTTPSel:    selectors(c.HTTPHeader.Ports, c.HTTPHeader.Destinations),
-		HTTPFields: nfq.HTTPFields{XFF: c.HTTPHeader.XFF, Forwarded: c.HTTPHeader.Forwarded},
+		HTTPFields: handler.HTTPFields{XFF: c.HTTPHeader.XFF, Forwarded: c.HTTPHeader.Forwarded},
 		Proxy:      c.Has(config.MethodProxy),
 		ProxySel:   selectors(nil, c.ProxyProtocol.Destinations),
-		ProxyCfg: nfq.ProxyConfig{Version: c.ProxyProtocol.Version, CRC32C: c.ProxyProtocol.CRC32C,
+		ProxyCfg: handler.ProxyConfig{Version: c.ProxyProtocol.Version, CRC32C: c.ProxyProtocol.CRC32C,
 			OnAck: c.ProxyProtocol.OnAck, ReplaceClient: c.ProxyProtocol.ClientHeader == "replace"},
 		IDBits:      idBits(c),
 		IDAddress:   c.HostID.Source == "address",

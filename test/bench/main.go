@@ -8,7 +8,7 @@
 //
 // Modes, alternated in rounds (each round starts at the next mode) so that
 // machine drift cancels: kernel only (masquerade, nothing queued); queue
-// only (SYNs through NFQUEUE, accepted unchanged by nfq.Serve in this
+// only (SYNs through NFQUEUE, accepted unchanged by queue.Serve in this
 // binary); tcp-option, ip-id and ip-option (`natreveal run`); ip-id in the
 // kernel (`natreveal run --ip-id-kernel`: an nft map from inside address to
 // HOST_ID that the daemon fills from each host's first SYN).

@@ -16,7 +16,7 @@ import (
 	"github.com/google/nftables"
 
 	"github.com/natreveal/natreveal/labrun"
-	"github.com/natreveal/natreveal/nfq"
+	"github.com/natreveal/natreveal/queue"
 	"github.com/natreveal/natreveal/rules"
 	"github.com/natreveal/natreveal/test/lab"
 )
@@ -249,7 +249,7 @@ func readCounter(l *lab.Lab, m mode) (uint64, time.Time, error) {
 }
 
 // passthrough is the role of this binary that serves the queue for the
-// "queue" mode: natreveal's own ruleset (SYNs of inside hosts) and nfq.Serve
+// "queue" mode: natreveal's own ruleset (SYNs of inside hosts) and queue.Serve
 // with the daemon's queue settings, but a handler that accepts every packet
 // as it is, only marked (passMark) so that the bench can count them.
 func passthrough(queues int) error {
@@ -267,9 +267,9 @@ func passthrough(queues int) error {
 		Inside: []netip.Prefix{netip.MustParsePrefix(lab.InsidePrefix)}, QueueCount: uint16(queues),
 		Mechanism: mech, Placement: rules.PreNAT, SYN: true,
 	}
-	st := &nfq.Stats{}
-	qc := nfq.QueueConfig{Count: uint16(queues), MaxLen: 4096, Backlog: 1024, RcvBuf: 8 << 20, PerCPU: queues > 1}
-	err = nfq.Serve(ctx, qc, acceptAll{}, st, nfq.Hooks{
+	st := &queue.Counters{}
+	qc := queue.Config{Count: uint16(queues), MaxLen: 4096, Backlog: 1024, RcvBuf: 8 << 20, PerCPU: queues > 1}
+	err = queue.Serve(ctx, qc, acceptAll{}, st, queue.Hooks{
 		Bound: func() error {
 			if err := rules.Apply(nft, spec); err != nil {
 				return err
@@ -286,6 +286,6 @@ func passthrough(queues int) error {
 
 type acceptAll struct{}
 
-func (acceptAll) Handle([]byte, int, nfq.Meta) nfq.Verdict {
-	return nfq.Verdict{SetMark: true, Mark: passMark}
+func (acceptAll) Handle([]byte, int, queue.Meta) queue.Verdict {
+	return queue.Verdict{SetMark: true, Mark: passMark}
 }

@@ -1,4 +1,4 @@
-package nfq
+package queue
 
 import "encoding/binary"
 

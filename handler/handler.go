@@ -1,4 +1,11 @@
-package nfq
+// Package handler is the packet path of queued packets: the SYNs and UDP
+// flows of inside hosts get their HOST_ID (RFC 6967 §3) by the configured
+// methods, with the flow tables that follow flows after their first packet,
+// the counters, the MTU lookup and the in-kernel ip-id learner; selected
+// flows get their payload rewritten (sequence translation, HTTP fields, the
+// PROXY header). It is pure: the queue (package queue) reads and answers
+// the packets, and conntrack, the HOST_ID source and the MTU are injected.
+package handler
 
 import (
 	"errors"
@@ -8,51 +15,16 @@ import (
 	"github.com/natreveal/natreveal/conntrack"
 	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/hostid"
-	"github.com/natreveal/natreveal/rules"
+	"github.com/natreveal/natreveal/markbits"
+	"github.com/natreveal/natreveal/queue"
 )
 
-// Meta is what the kernel tells about a queued packet besides its bytes.
-type Meta struct {
-	Mark  uint32
-	InIf  uint32
-	OutIf uint32
-	// GSO: a GSO super-packet (NFQA_SKB_GSO, queue.go): longer than the MTU,
-	// the kernel cuts it into segments of the size the sender chose.
-	GSO bool
-	// csumNotReady: the TCP/UDP checksum holds only the pseudo-header sum
-	// (NFQA_SKB_CSUMNOTREADY); the queue completes it for a rewritten packet.
-	csumNotReady bool
-}
-
-// Verdict is the answer for one packet: accept, except Drop for the one case
-// natreveal refuses (see Handle); Len > 0 means buf[:Len] replaces the
-// packet; SetMark sets the packet mark. After, when set, runs once the
-// verdict has been sent (the kernel has re-injected the packet by then).
-type Verdict struct {
-	Len     int
-	SetMark bool
-	Mark    uint32
-	Drop    bool
-	After   AfterSend
-}
-
-// AfterSend is what runs once a verdict has been sent: its selected flow's
-// settled step (handoff.go). A value, not a closure, so that no packet
-// allocates one.
-type AfterSend struct {
-	h   *Handler
-	key FlowKey
-}
-
-// Set reports whether there is something to run.
-func (a AfterSend) Set() bool { return a.h != nil }
-
-// Run runs it (nothing when not Set).
-func (a AfterSend) Run() {
-	if a.h != nil {
-		a.h.settled(a.key)
-	}
-}
+// Meta, Verdict and AfterSend are the queue's (queue.PacketHandler).
+type (
+	Meta      = queue.Meta
+	Verdict   = queue.Verdict
+	AfterSend = queue.AfterSend
+)
 
 // HandlerConfig is the SYN path's behaviour.
 type HandlerConfig struct {
@@ -172,7 +144,7 @@ func (h *Handler) Handle(buf []byte, n int, m Meta) Verdict {
 	// Post-NAT: a tag rule put the inside source address in the mark of an
 	// unmarked packet (rules.SourceFromMark). Read it, and give the packet
 	// its mark 0 back.
-	tag := rules.SourceFromMark(m.Mark)
+	tag := markbits.SourceFromMark(m.Mark)
 	if !h.inside(tag) {
 		return h.handle(buf, n, m, netip.Addr{})
 	}

@@ -1,4 +1,4 @@
-package nfq
+package handler
 
 // The http-header method: in every HTTP/1.0 and HTTP/1.1 request of a
 // selected flow (RFC 9112: keep-alive and pipelining; bodies framed by

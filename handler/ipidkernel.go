@@ -1,4 +1,4 @@
-package nfq
+package handler
 
 // The in-kernel ip-id path (rules/ipidmap.go): the kernel writes the IP-ID
 // of atomic SYNs from hosts in its map; the handler writes it only for the
@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/natreveal/natreveal/encoders"
-	"github.com/natreveal/natreveal/rules"
+	"github.com/natreveal/natreveal/markbits"
 )
 
 // HostLearner takes a host the in-kernel ip-id map should learn. Learn is
@@ -69,9 +69,9 @@ func (h *Handler) kernelIPID(ip encoders.IPv4, inside netip.Addr, id uint16) (do
 // again, and a host the map lost (timed out, map full, table replaced by a
 // reload) is sent again by its next queued SYN after that.
 type IPIDLearner struct {
-	add   func([]rules.HostIDElement) error
+	add   func([]markbits.HostIDElement) error
 	stats *Stats
-	ch    chan rules.HostIDElement
+	ch    chan markbits.HostIDElement
 	retry time.Duration
 	max   int
 
@@ -81,9 +81,9 @@ type IPIDLearner struct {
 
 // NewIPIDLearner starts a learner that calls add (rules.AddHostIDs on a
 // connection of its own) until ctx ends.
-func NewIPIDLearner(ctx context.Context, add func([]rules.HostIDElement) error, stats *Stats) *IPIDLearner {
+func NewIPIDLearner(ctx context.Context, add func([]markbits.HostIDElement) error, stats *Stats) *IPIDLearner {
 	l := &IPIDLearner{
-		add: add, stats: stats, ch: make(chan rules.HostIDElement, 4096),
+		add: add, stats: stats, ch: make(chan markbits.HostIDElement, 4096),
 		retry: time.Second, max: 65536, sent: map[netip.Addr]time.Time{},
 	}
 	go l.run(ctx)
@@ -104,7 +104,7 @@ func (l *IPIDLearner) Learn(inside netip.Addr, id uint16) {
 	l.sent[inside] = now
 	l.mu.Unlock()
 	select {
-	case l.ch <- rules.HostIDElement{Inside: inside, ID: id}:
+	case l.ch <- markbits.HostIDElement{Inside: inside, ID: id}:
 	default:
 		l.stats.kern.learnDropped.Add(1)
 		l.mu.Lock()
@@ -125,7 +125,7 @@ func (l *IPIDLearner) Reset() {
 const maxBatch = 256
 
 func (l *IPIDLearner) run(ctx context.Context) {
-	batch := make([]rules.HostIDElement, 0, maxBatch)
+	batch := make([]markbits.HostIDElement, 0, maxBatch)
 	for {
 		select {
 		case <-ctx.Done():
@@ -149,7 +149,7 @@ func (l *IPIDLearner) run(ctx context.Context) {
 		// One bad element (map full) fails the whole batch: add them one by
 		// one to get in what fits.
 		for _, e := range batch {
-			if l.add([]rules.HostIDElement{e}) == nil {
+			if l.add([]markbits.HostIDElement{e}) == nil {
 				l.stats.kern.learned.Add(1)
 			} else {
 				l.stats.kern.learnErrors.Add(1)

@@ -1,4 +1,4 @@
-package nfq
+package handler
 
 // Handing a proxy-protocol flow to the kernel. Once the PROXY header is in
 // and acknowledged, the flow's translation is one constant offset D: client
@@ -115,8 +115,13 @@ func (h *Handler) queued(key FlowKey, s *stream) AfterSend {
 		return AfterSend{}
 	}
 	s.inflight++
-	return AfterSend{h: h, key: key}
+	s.owner.Store(h)
+	return AfterSend{S: s}
 }
+
+// Settled runs the settled step of the handler that handled the flow's
+// last packet (queue.Settler).
+func (s *stream) Settled() { s.owner.Load().settled(s.key) }
 
 // settled runs after a verdict of the flow was sent: when none is left and
 // the translation is constant, the flow goes to the kernel (an http-header

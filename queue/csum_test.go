@@ -1,4 +1,4 @@
-package nfq
+package queue
 
 import (
 	"encoding/binary"
@@ -38,4 +38,20 @@ func TestFinishL4Checksum(t *testing.T) {
 	if !encoders.TCPChecksumOK(pkt) {
 		t.Errorf("checksum not complete")
 	}
+}
+
+// ipChecksum recomputes the IPv4 header checksum (RFC 791 §3.1).
+func ipChecksum(pkt []byte, hdrLen int) {
+	pkt[10], pkt[11] = 0, 0
+	binary.BigEndian.PutUint16(pkt[10:], encoders.Checksum(pkt[:hdrLen], 0))
+}
+
+// setSeq sets a TCP segment's sequence number and updates its checksum
+// incrementally (RFC 1624 eqn 3), as a handler does.
+func setSeq(seg []byte, seq uint32) {
+	oldSum := ^encoders.Checksum(seg[4:8], 0)
+	binary.BigEndian.PutUint32(seg[4:], seq)
+	newSum := ^encoders.Checksum(seg[4:8], 0)
+	cs := binary.BigEndian.Uint16(seg[16:])
+	binary.BigEndian.PutUint16(seg[16:], encoders.ChecksumAdjust(cs, oldSum, newSum))
 }

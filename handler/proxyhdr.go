@@ -1,4 +1,4 @@
-package nfq
+package handler
 
 // The proxy-protocol method: a PROXY protocol header (haproxy
 // doc/proxy-protocol.txt: v1 text line §2.1, v2 binary header §2.2) before

@@ -1,4 +1,4 @@
-package nfq
+package handler
 
 // The server's segments of an http-header flow, mapped in the kernel. A
 // keep-alive flow gets a new edit with every request, so, unlike a

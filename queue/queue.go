@@ -1,4 +1,4 @@
-// Package nfq reads packets from NFQUEUE, hands them to a bounded worker
+// Package queue reads packets from NFQUEUE, hands them to a bounded worker
 // pool, and returns verdicts: accept, possibly rewritten and marked. It never
 // drops: on any failure the packet goes on unchanged (fail open), and the
 // ruleset's bypass flag lets traffic flow when no daemon listens.
@@ -9,7 +9,7 @@
 // accepted unchanged and counted) and hands the read's jobs as one group to
 // the lane's workers, which answer the whole group in one send; or, with
 // PerCPU, answers the group itself on a thread pinned to the queue's CPUs.
-package nfq
+package queue
 
 import (
 	"context"
@@ -26,13 +26,8 @@ import (
 	"github.com/natreveal/natreveal/encoders"
 )
 
-// PacketHandler decides about one packet (see Handler).
-type PacketHandler interface {
-	Handle(buf []byte, n int, m Meta) Verdict
-}
-
-// QueueConfig sizes the readers and the pool.
-type QueueConfig struct {
+// Config sizes the readers and the pool.
+type Config struct {
 	Num, Count uint16
 	MaxLen     uint32 // packets the kernel holds per queue
 	FailOpen   bool   // kernel accepts instead of dropping when a queue is full
@@ -113,7 +108,7 @@ const (
 
 // lane is one queue with its reader, job buffers and workers.
 type lane struct {
-	q      *nlQueue
+	q      socket
 	free   chan *job   // job buffers not in use: the backlog
 	groups chan *group // reads waiting for a worker
 	spare  chan *group // empty groups
@@ -123,10 +118,52 @@ type lane struct {
 
 // Serve binds the queues, then processes packets until ctx ends or a queue
 // fails. It returns the first fatal error, nil on a clean stop.
-func Serve(ctx context.Context, cfg QueueConfig, h PacketHandler, st *Stats, hooks Hooks) error {
+func Serve(ctx context.Context, cfg Config, h PacketHandler, st Counter, hooks Hooks) error {
 	if cfg.Count == 0 {
 		cfg.Count = 1
 	}
+	var socks []socket
+	closeAll := func() {
+		for _, s := range socks {
+			s.close()
+		}
+	}
+	gso := false
+	for i := uint16(0); i < cfg.Count; i++ {
+		copyRange := uint32(bufSize)
+		if cfg.GSO {
+			copyRange = gsoMax
+		}
+		q, err := openNLQueue(cfg.Num+i, copyRange, cfg.MaxLen, cfg.FailOpen, cfg.GSO, cfg.RcvBuf, cfg.PerCPU)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("queue: bind queue %d: %w", cfg.Num+i, err)
+		}
+		if i == 0 {
+			gso = q.gso
+		}
+		socks = append(socks, q)
+	}
+	if cfg.GSO && !gso && cfg.Logf != nil {
+		cfg.Logf("queue: the kernel refused NFQA_CFG_F_GSO: GSO packets are queued segment by segment")
+	}
+	return serve(ctx, cfg, socks, h, st, hooks)
+}
+
+// socket is one bound queue (nlQueue; a fake in tests).
+type socket interface {
+	number() uint16
+	gsoOn() bool // GSO packets come whole
+	read(b *batch) error
+	send(msgs []byte) error
+	sendv(iov [][]byte) error
+	interrupt()
+	close() error
+}
+
+// serve runs lanes on bound sockets, one per queue, until ctx ends or one
+// fails; it closes them.
+func serve(ctx context.Context, cfg Config, socks []socket, h PacketHandler, st Counter, hooks Hooks) error {
 	if cfg.Workers <= 0 {
 		cfg.Workers = runtime.NumCPU()
 	}
@@ -136,8 +173,9 @@ func Serve(ctx context.Context, cfg QueueConfig, h PacketHandler, st *Stats, hoo
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
 	}
-	workers := max(1, cfg.Workers/int(cfg.Count))
-	backlog := max(1, cfg.Backlog/int(cfg.Count))
+	count := max(1, len(socks))
+	workers := max(1, cfg.Workers/count)
+	backlog := max(1, cfg.Backlog/count)
 
 	var lanes []*lane
 	closeAll := func() {
@@ -145,25 +183,13 @@ func Serve(ctx context.Context, cfg QueueConfig, h PacketHandler, st *Stats, hoo
 			l.q.close()
 		}
 	}
-	for i := uint16(0); i < cfg.Count; i++ {
-		copyRange := uint32(bufSize)
-		if cfg.GSO {
-			copyRange = gsoMax
-		}
-		q, err := openNLQueue(cfg.Num+i, copyRange, cfg.MaxLen, cfg.FailOpen, cfg.GSO, cfg.RcvBuf, cfg.PerCPU)
-		if err != nil {
-			closeAll()
-			return fmt.Errorf("nfq: bind queue %d: %w", cfg.Num+i, err)
-		}
-		if cfg.GSO && !q.gso && i == 0 {
-			cfg.Logf("nfq: the kernel refused NFQA_CFG_F_GSO: GSO packets are queued segment by segment")
-		}
+	for _, q := range socks {
 		l := &lane{q: q, free: make(chan *job, backlog), groups: make(chan *group, backlog+1),
 			spare: make(chan *group, backlog+1), pktMax: bufSize}
 		for range backlog {
 			l.free <- &job{buf: make([]byte, bufSize+encoders.Headroom)}
 		}
-		if q.gso {
+		if q.gsoOn() {
 			l.pktMax = gsoMax
 			l.big = make(chan *job, bigJobs)
 			for range bigJobs {
@@ -191,7 +217,7 @@ func Serve(ctx context.Context, cfg QueueConfig, h PacketHandler, st *Stats, hoo
 				// its affinity with it.
 				runtime.LockOSThread()
 				if err := pin(cpus, i, len(lanes)); err != nil {
-					cfg.Logf("nfq: queue %d: %v: its thread is not pinned", l.q.num, err)
+					cfg.Logf("queue: queue %d: %v: its thread is not pinned", l.q.number(), err)
 				}
 				vs := newVerdicts(l)
 				l.read(&stopping, st, fatal, func(g *group) {
@@ -252,16 +278,16 @@ func Serve(ctx context.Context, cfg QueueConfig, h PacketHandler, st *Stats, hoo
 
 // drain waits until the readers saw no packet for drainIdle and the workers
 // took every job, at most drainMax.
-func drain(st *Stats, lanes []*lane) {
+func drain(st Counter, lanes []*lane) {
 	deadline := time.Now().Add(drainMax)
-	last, idleSince := st.Get(Packets), time.Now()
+	last, idleSince := st.Load(Packets), time.Now()
 	for time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 		waiting := 0
 		for _, l := range lanes {
 			waiting += len(l.groups)
 		}
-		if n := st.Get(Packets); n != last || waiting > 0 {
+		if n := st.Load(Packets); n != last || waiting > 0 {
 			last, idleSince = n, time.Now()
 			continue
 		}
@@ -275,7 +301,7 @@ func drain(st *Stats, lanes []*lane) {
 // hands packets to hand as one group (the workers, or answer on this
 // thread) and answers itself those it cannot hand over (backlog full, cut
 // short).
-func (l *lane) read(stopping *atomic.Bool, st *Stats, fatal chan<- error, hand func(*group)) {
+func (l *lane) read(stopping *atomic.Bool, st Counter, fatal chan<- error, hand func(*group)) {
 	b := newBatch(l.pktMax)
 	var out []byte // verdicts the reader sends itself
 	for {
@@ -286,7 +312,7 @@ func (l *lane) read(stopping *atomic.Bool, st *Stats, fatal chan<- error, hand f
 			if errors.Is(err, unix.ENOBUFS) || errors.Is(err, os.ErrDeadlineExceeded) {
 				continue // NETLINK_NO_ENOBUFS makes the first rare; a stale deadline
 			}
-			fatal <- fmt.Errorf("nfq: queue %d: receive: %w", l.q.num, err)
+			fatal <- fmt.Errorf("queue: queue %d: receive: %w", l.q.number(), err)
 			return
 		}
 		g := <-l.spare
@@ -303,7 +329,7 @@ func (l *lane) read(stopping *atomic.Bool, st *Stats, fatal chan<- error, hand f
 					// A verdict the kernel refused (unknown id: it was
 					// answered already, or the queue was flushed).
 					if nlError(body) != 0 {
-						st.inc(VerdictErrors)
+						st.Add(VerdictErrors, 1)
 					}
 				case nfqnlMsgPkt:
 					packets++
@@ -313,23 +339,23 @@ func (l *lane) read(stopping *atomic.Bool, st *Stats, fatal chan<- error, hand f
 					}
 					pkt := body[p.off : p.off+p.n]
 					if p.truncated || p.n > l.pktMax {
-						st.inc(Oversize)
+						st.Add(Oversize, 1)
 						verdict := uint32(nfAccept)
 						if p.meta.GSO {
 							verdict = nfDrop // see gsoMax
 						}
-						out = appendVerdict(out, l.q.num, p.id, verdict, false, 0, nil)
+						out = appendVerdict(out, l.q.number(), p.id, verdict, false, 0, nil)
 						own++
 						continue
 					}
 					if p.meta.GSO {
-						st.inc(GSOPackets)
+						st.Add(GSOPackets, 1)
 					}
 					if p.meta.GSO && !gsoTCP(pkt) {
 						// A UDP (or other) super-packet: its datagrams would
 						// all get one rewrite. Let it go as it is.
-						st.inc(GSOPassed)
-						out = appendVerdict(out, l.q.num, p.id, nfAccept, false, 0, nil)
+						st.Add(GSOPassed, 1)
+						out = appendVerdict(out, l.q.number(), p.id, nfAccept, false, 0, nil)
 						own++
 						continue
 					}
@@ -360,14 +386,14 @@ func (l *lane) read(stopping *atomic.Bool, st *Stats, fatal chan<- error, hand f
 						g.jobs[g.n] = j
 						g.n++
 					default:
-						st.inc(BacklogFull)
-						out = appendVerdict(out, l.q.num, p.id, nfAccept, false, 0, nil)
+						st.Add(BacklogFull, 1)
+						out = appendVerdict(out, l.q.number(), p.id, nfAccept, false, 0, nil)
 						own++
 					}
 				}
 			}
 		}
-		st.c[Packets].Add(uint64(packets))
+		st.Add(Packets, uint64(packets))
 		if own > 0 {
 			l.sendVerdicts(out, own, st)
 			out = out[:0]
@@ -381,7 +407,7 @@ func (l *lane) read(stopping *atomic.Bool, st *Stats, fatal chan<- error, hand f
 }
 
 // work is a lane's worker.
-func (l *lane) work(h PacketHandler, st *Stats) {
+func (l *lane) work(h PacketHandler, st Counter) {
 	vs := newVerdicts(l)
 	for g := range l.groups {
 		l.answer(h, st, vs, g)
@@ -389,7 +415,7 @@ func (l *lane) work(h PacketHandler, st *Stats) {
 }
 
 // answer handles a group's packets and sends their verdicts in one send.
-func (l *lane) answer(h PacketHandler, st *Stats, vs *verdicts, g *group) {
+func (l *lane) answer(h PacketHandler, st Counter, vs *verdicts, g *group) {
 	for _, j := range g.jobs[:g.n] {
 		v := h.Handle(j.buf, j.n, j.meta)
 		if v.After.Set() {
@@ -461,14 +487,14 @@ func newVerdicts(l *lane) *verdicts {
 
 // add adds j's verdict, the packet (if any) copied in, and releases j.
 func (vs *verdicts) add(j *job, verdict uint32, setMark bool, mark uint32, pkt []byte) {
-	vs.out = appendVerdict(vs.out, vs.l.q.num, j.id, verdict, setMark, mark, pkt)
+	vs.out = appendVerdict(vs.out, vs.l.q.number(), j.id, verdict, setMark, mark, pkt)
 	vs.n++
 	vs.l.release(j)
 }
 
 // ref adds j's verdict with its rewritten packet referenced, not copied.
 func (vs *verdicts) ref(j *job, v Verdict) {
-	vs.out = appendVerdictRef(vs.out, vs.l.q.num, j.id, v.SetMark, v.Mark, v.Len)
+	vs.out = appendVerdictRef(vs.out, vs.l.q.number(), j.id, v.SetMark, v.Mark, v.Len)
 	vs.refs = append(vs.refs, verdictRef{at: len(vs.out), pkt: j.buf[:v.Len]})
 	vs.held = append(vs.held, j)
 	vs.bytes += align4(v.Len)
@@ -479,7 +505,7 @@ func (vs *verdicts) size() int { return len(vs.out) + vs.bytes }
 
 // send sends the collected verdicts in one system call, then releases the
 // held jobs and runs the after functions.
-func (vs *verdicts) send(st *Stats) {
+func (vs *verdicts) send(st Counter) {
 	if vs.n == 0 {
 		return
 	}
@@ -515,19 +541,19 @@ func (vs *verdicts) send(st *Stats) {
 }
 
 // sendVerdicts sends n verdict messages at once and counts them.
-func (l *lane) sendVerdicts(msgs []byte, n int, st *Stats) {
+func (l *lane) sendVerdicts(msgs []byte, n int, st Counter) {
 	l.count(l.q.send(msgs), n, st)
 }
 
 // sendGathered is sendVerdicts for messages in pieces (writev).
-func (l *lane) sendGathered(iov [][]byte, n int, st *Stats) {
+func (l *lane) sendGathered(iov [][]byte, n int, st Counter) {
 	l.count(l.q.sendv(iov), n, st)
 }
 
-func (l *lane) count(err error, n int, st *Stats) {
+func (l *lane) count(err error, n int, st Counter) {
 	if err != nil {
-		st.c[VerdictErrors].Add(uint64(n))
+		st.Add(VerdictErrors, uint64(n))
 		return
 	}
-	st.c[Accepted].Add(uint64(n))
+	st.Add(Accepted, uint64(n))
 }

@@ -1,4 +1,4 @@
-package nfq
+package queue
 
 import (
 	"encoding/binary"
@@ -94,13 +94,4 @@ func sum16(b []byte) uint32 {
 		s += uint32(binary.BigEndian.Uint16(b[i:]))
 	}
 	return s
-}
-
-// WantsGSO reports whether the queues should take GSO packets whole
-// (QueueConfig.GSO): when flows are selected (every packet of a bulk
-// transfer is queued) and no method writes something into every TCP packet
-// that must differ per segment (ip-id in scope new or all: the kernel
-// numbers the IP-IDs of a super-packet's segments up from the first).
-func (c HandlerConfig) WantsGSO() bool {
-	return c.Selects() && !(c.IPID && c.IPIDScope != "syn")
 }

@@ -1,4 +1,4 @@
-package nfq
+package handler
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package nfq
+package queue
 
 import (
 	"encoding/binary"
@@ -291,3 +291,6 @@ func (q *nlQueue) close() error {
 	}
 	return q.f.Close()
 }
+
+func (q *nlQueue) number() uint16 { return q.num }
+func (q *nlQueue) gsoOn() bool    { return q.gso }

@@ -1,4 +1,4 @@
-package nfq
+package handler
 
 // Payload insertion with sequence translation (http-header, proxy-protocol).
 //
@@ -29,6 +29,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net/netip"
+	"sync/atomic"
 
 	"github.com/natreveal/natreveal/encoders"
 )
@@ -94,6 +95,11 @@ type stream struct {
 	kernD   int64
 	kernAck bool // the ct mark has SeqAdjBit: the server's segments are not queued
 	stable  int  // server segments handled since every edit was acknowledged
+
+	// After a verdict is sent (Settled): the flow's key and the handler
+	// that handled its last packet (handoff.go).
+	key   FlowKey
+	owner atomic.Pointer[Handler]
 }
 
 func newStream(isn uint32, hdr []byte, p parser) *stream {
@@ -550,7 +556,7 @@ func ipChecksum(pkt []byte, hdrLen int) {
 func tcpChecksum(pkt []byte, off int) {
 	seg := pkt[off:]
 	seg[16], seg[17] = 0, 0
-	ps := sum16(pkt[12:20]) + protoTCPNum + uint32(len(seg))
+	ps := sum16(pkt[12:20]) + 6 + uint32(len(seg)) // protocol 6: TCP
 	binary.BigEndian.PutUint16(seg[16:], encoders.Checksum(seg, ps))
 }
 
@@ -567,6 +573,7 @@ func NewStreams(max int) *Streams {
 // start adds a stream; false when the table is full. A retransmitted SYN
 // replaces the state.
 func (t *Streams) start(k FlowKey, s *stream) bool {
+	s.key = k
 	return t.add(k, func() *stream { return s }, func(*stream) *stream { return s })
 }
 
@@ -580,4 +587,13 @@ type Selector struct {
 
 func (sel Selector) match(a netip.Addr, port uint16) bool {
 	return (!sel.Prefix.IsValid() || sel.Prefix.Contains(a)) && (sel.Port == 0 || sel.Port == port)
+}
+
+// sum16 adds b as big-endian 16-bit words (b has an even length).
+func sum16(b []byte) uint32 {
+	var s uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		s += uint32(binary.BigEndian.Uint16(b[i:]))
+	}
+	return s
 }

@@ -1,4 +1,4 @@
-package nfq
+package handler
 
 import (
 	"context"
@@ -8,17 +8,17 @@ import (
 	"time"
 
 	"github.com/natreveal/natreveal/encoders"
-	"github.com/natreveal/natreveal/rules"
+	"github.com/natreveal/natreveal/markbits"
 )
 
 type learned struct {
 	mu  sync.Mutex
-	got []rules.HostIDElement
+	got []markbits.HostIDElement
 }
 
 func (l *learned) Learn(a netip.Addr, id uint16) {
 	l.mu.Lock()
-	l.got = append(l.got, rules.HostIDElement{Inside: a, ID: id})
+	l.got = append(l.got, markbits.HostIDElement{Inside: a, ID: id})
 	l.mu.Unlock()
 }
 
@@ -35,7 +35,7 @@ func TestHandlerIPIDKernel(t *testing.T) {
 		t.Fatalf("IP-ID %#x", id)
 	}
 	check(t, buf[:n])
-	if len(l.got) != 1 || l.got[0] != (rules.HostIDElement{Inside: client, ID: 7}) {
+	if len(l.got) != 1 || l.got[0] != (markbits.HostIDElement{Inside: client, ID: 7}) {
 		t.Fatalf("learned %v", l.got)
 	}
 	// The kernel wrote it: nothing to do, nothing learned.
@@ -54,11 +54,11 @@ func TestIPIDLearner(t *testing.T) {
 	defer cancel()
 	st := &Stats{}
 	var mu sync.Mutex
-	var calls [][]rules.HostIDElement
-	l := NewIPIDLearner(ctx, func(els []rules.HostIDElement) error {
+	var calls [][]markbits.HostIDElement
+	l := NewIPIDLearner(ctx, func(els []markbits.HostIDElement) error {
 		mu.Lock()
 		defer mu.Unlock()
-		calls = append(calls, append([]rules.HostIDElement(nil), els...))
+		calls = append(calls, append([]markbits.HostIDElement(nil), els...))
 		if len(els) > 1 || els[0].ID == 9 {
 			return context.DeadlineExceeded // the batch fails, and host 9 alone
 		}

@@ -1,13 +1,10 @@
-package nfq
+package queue
 
-import (
-	"encoding/json"
-	"sync/atomic"
+import "sync/atomic"
 
-	"github.com/natreveal/natreveal/encoders"
-)
-
-// Reason names a counter: what happened to a queued packet.
+// Reason names a counter: what happened to a queued packet. The queue
+// counts Packets, Accepted, BacklogFull, Oversize, VerdictErrors,
+// GSOPackets and GSOPassed itself; the rest are the packet path's.
 type Reason uint8
 
 const (
@@ -43,16 +40,16 @@ const (
 	ProxyWritten                      // PROXY headers inserted
 	ProxyForgedReset                  // connections reset for a client's own PROXY header
 	ProxyForgedReplaced               // client PROXY headers replaced by natreveal's
-	GSOPackets                        // GSO super-packets queued whole (QueueConfig.GSO)
+	GSOPackets                        // GSO super-packets queued whole (Config.GSO)
 	GSOPassed                         // non-TCP GSO super-packets: accepted unchanged
-	SelKernel                         // selected flows handed to conntrack's sequence adjustment, state dropped (handoff.go)
+	SelKernel                         // selected flows handed to conntrack's sequence adjustment, state dropped
 	SelKernelFailed                   // ctnetlink failures of the handoff (the flow stays in user space)
-	SelKernelAcks                     // http-header flows whose server segments went to the kernel's sequence adjustment (kernelack.go)
+	SelKernelAcks                     // http-header flows whose server segments went to the kernel's sequence adjustment
 	SelUserAcks                       // ... and came back to the queue for a new edit
-	numReasons
+	NumReasons
 )
 
-var reasonNames = [numReasons]string{
+var reasonNames = [NumReasons]string{
 	"packets", "accepted", "modified", "not-parsed", "no-host-id", "ct-miss", "ct-error",
 	"flows-full", "flows-tracked", "track-done", "untracked", "mss-lowered",
 	"backlog-full", "oversize", "verdict-errors", "refused-malformed", "flows-evicted",
@@ -65,78 +62,24 @@ var reasonNames = [numReasons]string{
 
 func (r Reason) String() string { return reasonNames[r] }
 
-// Stats counts what the queue path did. Safe for concurrent use.
-type Stats struct {
-	c      [numReasons]atomic.Uint64
-	option [encoders.NumResults]atomic.Uint64 // tcp-option encoder results
-	ipid   [encoders.NumResults]atomic.Uint64 // ip-id encoder results
-	ipopt  [encoders.NumResults]atomic.Uint64 // ip-option encoder results
-	dstopt [encoders.NumResults]atomic.Uint64 // dest-opt encoder results
-	kern   kernStats                          // in-kernel ip-id path (ipidkernel.go)
-	// What the ruleset did without the daemon (rules.Counters): tracked
-	// TCP flows it ended, SYN-ACK MSS values it lowered. Totals the daemon
-	// stores (SetRuleset); Get adds them to TrackDone and MSSLowered.
-	ruleDone, ruleMSS atomic.Uint64
+// Counters is one atomic counter per Reason. Safe for concurrent use.
+type Counters struct {
+	c [NumReasons]atomic.Uint64
 }
 
-func (s *Stats) inc(r Reason) { s.c[r].Add(1) }
+// Inc adds one to counter r.
+func (s *Counters) Inc(r Reason) { s.c[r].Add(1) }
 
-// Get returns counter r, with the ruleset's part for TrackDone and
-// MSSLowered.
-func (s *Stats) Get(r Reason) uint64 {
-	v := s.c[r].Load()
-	switch r {
-	case TrackDone:
-		v += s.ruleDone.Load()
-	case MSSLowered:
-		v += s.ruleMSS.Load()
-	}
-	return v
+// Add adds n to counter r.
+func (s *Counters) Add(r Reason, n uint64) { s.c[r].Add(n) }
+
+// Load returns counter r as counted.
+func (s *Counters) Load(r Reason) uint64 { return s.c[r].Load() }
+
+// Counter is what Serve counts into (the packet path's Stats).
+type Counter interface {
+	Add(r Reason, n uint64)
+	Load(r Reason) uint64
 }
 
-// SetRuleset stores the ruleset's totals: tracked flows the steer chain
-// ended and SYN-ACKs whose MSS the mss chain lowered (rules.Spec.Track).
-func (s *Stats) SetRuleset(done, mss uint64) {
-	s.ruleDone.Store(done)
-	s.ruleMSS.Store(mss)
-}
-
-// Ruleset returns the totals SetRuleset stored.
-func (s *Stats) Ruleset() (done, mss uint64)     { return s.ruleDone.Load(), s.ruleMSS.Load() }
-func (s *Stats) Option(r encoders.Result) uint64 { return s.option[r].Load() }
-func (s *Stats) IPID(r encoders.Result) uint64   { return s.ipid[r].Load() }
-func (s *Stats) IPOpt(r encoders.Result) uint64  { return s.ipopt[r].Load() }
-func (s *Stats) DestOpt(r encoders.Result) uint64 {
-	return s.dstopt[r].Load()
-}
-
-// Snapshot returns the non-zero counters by name; encoder results appear as
-// "tcp-option/<result>", "ip-id/<result>", "ip-option/<result>" and
-// "dest-opt/<result>".
-func (s *Stats) Snapshot() map[string]uint64 {
-	m := map[string]uint64{}
-	for i := Reason(0); i < numReasons; i++ {
-		if v := s.Get(i); v != 0 {
-			m[i.String()] = v
-		}
-	}
-	for i := encoders.Result(0); i < encoders.NumResults; i++ {
-		if v := s.option[i].Load(); v != 0 {
-			m["tcp-option/"+i.String()] = v
-		}
-		if v := s.ipid[i].Load(); v != 0 {
-			m["ip-id/"+i.String()] = v
-		}
-		if v := s.ipopt[i].Load(); v != 0 {
-			m["ip-option/"+i.String()] = v
-		}
-		if v := s.dstopt[i].Load(); v != 0 {
-			m["dest-opt/"+i.String()] = v
-		}
-	}
-	s.kern.snapshot(m)
-	return m
-}
-
-// MarshalJSON renders Snapshot.
-func (s *Stats) MarshalJSON() ([]byte, error) { return json.Marshal(s.Snapshot()) }
+var _ Counter = (*Counters)(nil)

@@ -1,0 +1,131 @@
+package handler
+
+import (
+	"encoding/json"
+	"sync/atomic"
+
+	"github.com/natreveal/natreveal/encoders"
+	"github.com/natreveal/natreveal/queue"
+)
+
+// Reason names a counter (queue.Reason).
+type Reason = queue.Reason
+
+// The counters, as the queue names them.
+const (
+	Packets             = queue.Packets
+	Accepted            = queue.Accepted
+	Modified            = queue.Modified
+	NotParsed           = queue.NotParsed
+	NoHostID            = queue.NoHostID
+	CtMiss              = queue.CtMiss
+	CtError             = queue.CtError
+	FlowsFull           = queue.FlowsFull
+	FlowsTracked        = queue.FlowsTracked
+	TrackDone           = queue.TrackDone
+	Untracked           = queue.Untracked
+	MSSLowered          = queue.MSSLowered
+	BacklogFull         = queue.BacklogFull
+	Oversize            = queue.Oversize
+	VerdictErrors       = queue.VerdictErrors
+	Refused             = queue.Refused
+	FlowsEvicted        = queue.FlowsEvicted
+	SelFlows            = queue.SelFlows
+	SelFull             = queue.SelFull
+	SelDone             = queue.SelDone
+	SelUnknown          = queue.SelUnknown
+	SelOutOfOrder       = queue.SelOutOfOrder
+	SelHeld             = queue.SelHeld
+	SelCutMTU           = queue.SelCutMTU
+	SelMSS              = queue.SelMSS
+	HTTPRequests        = queue.HTTPRequests
+	HTTPForged          = queue.HTTPForged
+	HTTPNonHTTP         = queue.HTTPNonHTTP
+	HTTPTLS             = queue.HTTPTLS
+	ProxyWritten        = queue.ProxyWritten
+	ProxyForgedReset    = queue.ProxyForgedReset
+	ProxyForgedReplaced = queue.ProxyForgedReplaced
+	GSOPackets          = queue.GSOPackets
+	GSOPassed           = queue.GSOPassed
+	SelKernel           = queue.SelKernel
+	SelKernelFailed     = queue.SelKernelFailed
+	SelKernelAcks       = queue.SelKernelAcks
+	SelUserAcks         = queue.SelUserAcks
+	numReasons          = queue.NumReasons
+)
+
+// Stats counts what the queue path did. Safe for concurrent use.
+type Stats struct {
+	queue.Counters
+	option [encoders.NumResults]atomic.Uint64 // tcp-option encoder results
+	ipid   [encoders.NumResults]atomic.Uint64 // ip-id encoder results
+	ipopt  [encoders.NumResults]atomic.Uint64 // ip-option encoder results
+	dstopt [encoders.NumResults]atomic.Uint64 // dest-opt encoder results
+	kern   kernStats                          // in-kernel ip-id path (ipidkernel.go)
+	// What the ruleset did without the daemon (rules.Counters): tracked
+	// TCP flows it ended, SYN-ACK MSS values it lowered. Totals the daemon
+	// stores (SetRuleset); Get adds them to TrackDone and MSSLowered.
+	ruleDone, ruleMSS atomic.Uint64
+}
+
+func (s *Stats) inc(r Reason) { s.Inc(r) }
+
+// Get returns counter r, with the ruleset's part for TrackDone and
+// MSSLowered.
+func (s *Stats) Get(r Reason) uint64 {
+	v := s.Load(r)
+	switch r {
+	case TrackDone:
+		v += s.ruleDone.Load()
+	case MSSLowered:
+		v += s.ruleMSS.Load()
+	}
+	return v
+}
+
+// SetRuleset stores the ruleset's totals: tracked flows the steer chain
+// ended and SYN-ACKs whose MSS the mss chain lowered (rules.Spec.Track).
+func (s *Stats) SetRuleset(done, mss uint64) {
+	s.ruleDone.Store(done)
+	s.ruleMSS.Store(mss)
+}
+
+// Ruleset returns the totals SetRuleset stored.
+func (s *Stats) Ruleset() (done, mss uint64)     { return s.ruleDone.Load(), s.ruleMSS.Load() }
+func (s *Stats) Option(r encoders.Result) uint64 { return s.option[r].Load() }
+func (s *Stats) IPID(r encoders.Result) uint64   { return s.ipid[r].Load() }
+func (s *Stats) IPOpt(r encoders.Result) uint64  { return s.ipopt[r].Load() }
+func (s *Stats) DestOpt(r encoders.Result) uint64 {
+	return s.dstopt[r].Load()
+}
+
+// Snapshot returns the non-zero counters by name; encoder results appear as
+// "tcp-option/<result>", "ip-id/<result>", "ip-option/<result>" and
+// "dest-opt/<result>".
+func (s *Stats) Snapshot() map[string]uint64 {
+	m := map[string]uint64{}
+	for i := Reason(0); i < numReasons; i++ {
+		if v := s.Get(i); v != 0 {
+			m[i.String()] = v
+		}
+	}
+	for i := encoders.Result(0); i < encoders.NumResults; i++ {
+		if v := s.option[i].Load(); v != 0 {
+			m["tcp-option/"+i.String()] = v
+		}
+		if v := s.ipid[i].Load(); v != 0 {
+			m["ip-id/"+i.String()] = v
+		}
+		if v := s.ipopt[i].Load(); v != 0 {
+			m["ip-option/"+i.String()] = v
+		}
+		if v := s.dstopt[i].Load(); v != 0 {
+			m["dest-opt/"+i.String()] = v
+		}
+	}
+	s.kern.snapshot(m)
+	return m
+}
+
+// MarshalJSON renders Snapshot.
+func (s *Stats) MarshalJSON() ([]byte, error) { return json.Marshal(s.Snapshot()) }
