@@ -1,20 +1,9 @@
 package rules
 
-// The in-kernel fast path of the ip-id method (DESIGN.md): a map from inside
-// address to HOST_ID in natreveal's ip table, and a rule that writes the
-// HOST_ID of a known host into the IPv4 Identification field of its atomic
-// SYNs (DF set, MF clear, offset 0: RFC 6864 §4) before source NAT:
-//
-//	map hostid {
-//		typeof ip saddr : ip id
-//		size 65536
-//		timeout 1h
-//	}
-//	chain steer {
-//		...
-//		tcp flags syn / fin,syn,rst,ack ip frag-off & 32767 == 16384 ip id set ip saddr map @hostid
-//		ip saddr @inside ip saddr != @hostid tcp flags syn / fin,syn,rst,ack queue ...
-//	}
+// The in-kernel fast path of the ip-id method (RFC 6967): a map from inside
+// address to HOST_ID in natreveal's ip table, and a steer rule that writes
+// the HOST_ID of a known host into the IPv4 Identification field of its
+// atomic SYNs (DF set, MF clear, offset 0: RFC 6864 §4) before source NAT.
 //
 // The daemon fills the map: it learns a host from its first queued SYN. A
 // host the map lacks fails the lookup, which ends that rule (NFT_BREAK) and

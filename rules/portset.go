@@ -1,21 +1,9 @@
 package rules
 
-// The port-set method (seed §3.6, RFC 7422): deterministic SNAT port blocks
-// in the kernel, in a table of natreveal's own:
-//
-//	table ip natreveal_portset {
-//		map blocks {
-//			type ipv4_addr : interval ipv4_addr . inet_service
-//			flags interval
-//			elements = { 100.64.0.1 : 192.0.2.1 . 1024-1279, ... }
-//		}
-//
-//		chain postrouting {
-//			type nat hook postrouting priority srcnat - 5; policy accept;
-//			ip protocol tcp snat ip to ip saddr map @blocks
-//			ip protocol udp snat ip to ip saddr map @blocks
-//		}
-//	}
+// The port-set method (RFC 7422, RFC 6967): deterministic SNAT port
+// blocks in the kernel, in a table of natreveal's own (PortSetText shows
+// it): a map from inside address to public address and port range, and a
+// nat chain that translates TCP and UDP by it.
 //
 // The chain runs before the operator's masquerade (srcnat): the first nat
 // chain that binds a connection wins, so a host of the map is translated to
