@@ -30,8 +30,8 @@ package rules
 // (v0.3.1-0.20251119083706-1db35da82052) changes every message the golden
 // tests pin: it adds NFTA_RULE_ID to each rule (upstream d11ef81), stops
 // requesting ACKs (NLM_F_ACK gone from every header, dca01dd), expects rule
-// handles echoed back in Flush, and renames the buffered message list that
-// patchSetUserData also needs. Every commit that has the ct direction
+// handles echoed back in Flush, and changes the type of the buffered message
+// list that patchSetUserData also needs. Every commit that has the ct direction
 // already carries the rule ID change. Drop this file when natreveal moves
 // to a release with the direction and takes its new message format.
 
