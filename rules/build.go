@@ -45,7 +45,7 @@ type Ruleset struct {
 	Table    *nftables.Table
 	Set      *nftables.Set         // the inside prefixes, an interval set
 	Elements []nftables.SetElement // elements of Set, as nft(8) would send them
-	Chains   []*nftables.Chain     // tag (post-NAT), steer, then remember when Spec.Track
+	Chains   []*nftables.Chain     // tag (post-NAT), mss (Spec.TrackMSS), steer, then remember when flows are followed
 	Map      *nftables.Set         // the ip-id map (Spec.IPIDMap), or nil
 	Objs     []*nftables.NamedObj  // counters (Spec.Track), the ct helper object (Spec.SeqAdjHelper)
 	Rules    []*nftables.Rule      // in chain order; Rule.Chain tells which
