@@ -19,13 +19,16 @@ const (
 	CounterMSSLowered = "mss_lowered" // SYN-ACKs of followed flows whose MSS the mss chain lowered (Spec.TrackMSS)
 )
 
-func counterObj(t *nftables.Table, name string) *nftables.NamedObj {
-	return &nftables.NamedObj{Table: t, Name: name, Type: nftables.ObjTypeCounter, Obj: &expr.Counter{}}
+func counterObj(t *nftables.Table, name string) object {
+	return object{
+		obj:  &nftables.NamedObj{Table: t, Name: name, Type: nftables.ObjTypeCounter, Obj: &expr.Counter{}},
+		text: fmt.Sprintf("\tcounter %s {\n\t\tpackets 0 bytes 0\n\t}\n\n", name),
+	}
 }
 
-// countIn is `counter name "NAME"`.
-func countIn(name string) []expr.Any {
-	return []expr.Any{&expr.Objref{Type: unix.NFT_OBJECT_COUNTER, Name: name}}
+// countIn counts the packet in the counter object name.
+func countIn(name string) term {
+	return term{[]expr.Any{&expr.Objref{Type: unix.NFT_OBJECT_COUNTER, Name: name}}, fmt.Sprintf("counter name %q", name)}
 }
 
 // Counters returns the packet counts of the named counters in the tables

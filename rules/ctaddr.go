@@ -21,8 +21,19 @@ package rules
 // every assumption is checked and a failure is an error, never a silently
 // different rule. Apply checks the whole procedure on a scratch connection
 // first, so a library that no longer fits is reported before anything is
-// buffered on the caller's Conn. Drop this file when google/nftables marshals
-// the direction for NFT_CT_SRC_IP.
+// buffered on the caller's Conn.
+//
+// Why not a newer google/nftables: upstream added the direction for these
+// keys in commit 8a8ad2b ("ct: Add optional direction fields", June 2025),
+// after v0.3.0, but the module proxy this project builds with serves no
+// pseudo-version of that commit, and the one it does serve
+// (v0.3.1-0.20251119083706-1db35da82052) changes every message the golden
+// tests pin: it adds NFTA_RULE_ID to each rule (upstream d11ef81), stops
+// requesting ACKs (NLM_F_ACK gone from every header, dca01dd), expects rule
+// handles echoed back in Flush, and changes the type of the buffered message
+// list that patchSetUserData also needs. Every commit that has the ct direction
+// already carries the rule ID change. Drop this file when natreveal moves
+// to a release with the direction and takes its new message format.
 
 import (
 	"bytes"

@@ -1,20 +1,9 @@
 package rules
 
-// The in-kernel fast path of the ip-id method (DESIGN.md): a map from inside
-// address to HOST_ID in natreveal's ip table, and a rule that writes the
-// HOST_ID of a known host into the IPv4 Identification field of its atomic
-// SYNs (DF set, MF clear, offset 0: RFC 6864 §4) before source NAT:
-//
-//	map hostid {
-//		typeof ip saddr : ip id
-//		size 65536
-//		timeout 1h
-//	}
-//	chain steer {
-//		...
-//		tcp flags syn / fin,syn,rst,ack ip frag-off & 32767 == 16384 ip id set ip saddr map @hostid
-//		ip saddr @inside ip saddr != @hostid tcp flags syn / fin,syn,rst,ack queue ...
-//	}
+// The in-kernel fast path of the ip-id method (RFC 6967): a map from inside
+// address to HOST_ID in natreveal's ip table, and a steer rule that writes
+// the HOST_ID of a known host into the IPv4 Identification field of its
+// atomic SYNs (DF set, MF clear, offset 0: RFC 6864 §4) before source NAT.
 //
 // The daemon fills the map: it learns a host from its first queued SYN. A
 // host the map lacks fails the lookup, which ends that rule (NFT_BREAK) and
@@ -144,15 +133,16 @@ func addHostIDMap(c *nftables.Conn, set *nftables.Set) error {
 	return nil
 }
 
-// ipidKernelRule is `tcp flags syn / fin,syn,rst,ack ip frag-off & 0x7fff ==
-// 0x4000 ip id set ip saddr map @hostid`.
-func ipidKernelRule() []expr.Any {
-	e := tcpSYN()
-	return append(e,
+// ipidKernelRule writes the HOST_ID of a known host into the
+// Identification of its atomic SYNs.
+func ipidKernelRule() []term {
+	return []term{tcpSYN(), {[]expr.Any{
 		// Flags and Fragment Offset (RFC 791 §3.1): DF set, MF clear, offset 0.
+		// nft lists the mask and value in decimal.
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 6, Len: 2},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 2, Mask: []byte{0x7f, 0xff}, Xor: []byte{0, 0}},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0x40, 0x00}},
+	}, "ip frag-off & 32767 == 16384"}, {[]expr.Any{
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4}, // IPv4 source
 		&expr.Lookup{SourceRegister: 1, DestRegister: 1, IsDestRegSet: true, SetName: HostIDMap, SetID: hostIDMapID},
 		&expr.Payload{
@@ -160,15 +150,15 @@ func ipidKernelRule() []expr.Any {
 			Base: expr.PayloadBaseNetworkHeader, Offset: 4, Len: 2, // Identification
 			CsumType: expr.CsumTypeInet, CsumOffset: 10, // IPv4 header checksum
 		},
-	)
+	}, "ip id set ip saddr map @" + HostIDMap}}
 }
 
-// notKnown is `ip saddr != @hostid`.
-func notKnown() []expr.Any {
-	return []expr.Any{
+// notKnown matches hosts the map lacks.
+func notKnown() term {
+	return term{[]expr.Any{
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
 		&expr.Lookup{SourceRegister: 1, SetName: HostIDMap, SetID: hostIDMapID, Invert: true},
-	}
+	}, "ip saddr != @" + HostIDMap}
 }
 
 // ipidMapText is the map as nft lists it (an empty map: the elements the
@@ -182,10 +172,6 @@ func ipidMapText(m *IPIDMap) string {
 	b.WriteString("\t}\n")
 	return b.String()
 }
-
-// ipidKernelRuleText is ipidKernelRule as nft 1.0.6 lists it (it prints
-// the frag-off mask and value in decimal).
-const ipidKernelRuleText = "tcp flags syn / fin,syn,rst,ack ip frag-off & 32767 == 16384 ip id set ip saddr map @" + HostIDMap
 
 // nftDuration prints d as nft does (src/datatype.c time_print): days,
 // hours, minutes, seconds, milliseconds, each only when nonzero.

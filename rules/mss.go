@@ -10,6 +10,7 @@ package rules
 
 import (
 	"encoding/binary"
+	"fmt"
 
 	"github.com/google/nftables/expr"
 )
@@ -65,29 +66,56 @@ func chainMSS(v, min uint16) uint16 {
 
 func be16(v uint16) []byte { return binary.BigEndian.AppendUint16(nil, v) }
 
+// mssChainDesc is the mss chain for the floor min.
+func mssChainDesc(min uint16) chainDesc {
+	c := chainDesc{name: mssChain}
+	lowered := countIn(CounterMSSLowered)
+	c.add(mssAtMost(min), verdict(expr.VerdictReturn))
+	c.add(mssAtMost(min+MSSDelta), lowered, mssSetTo(min), verdict(expr.VerdictReturn))
+	for _, st := range mssSteps() {
+		c.add(mssMatch(st.mask, st.bit), lowered, mssXor(st.mask), verdict(expr.VerdictReturn))
+	}
+	return c
+}
+
 // mssLoad loads the MSS option's value (kind 2, 2 bytes at offset 2) into
 // register 1; a segment without the option ends the rule (NFT_BREAK).
-func mssLoad() []expr.Any {
-	return []expr.Any{&expr.Exthdr{Op: expr.ExthdrOpTcpopt, Type: 2, Offset: 2, Len: 2, DestRegister: 1}}
+func mssLoad() expr.Any {
+	return &expr.Exthdr{Op: expr.ExthdrOpTcpopt, Type: 2, Offset: 2, Len: 2, DestRegister: 1}
 }
 
 // mssStore writes register 1 back as the MSS; the kernel updates the TCP
 // checksum (nft_exthdr_tcp_set_eval).
-func mssStore() []expr.Any {
-	return []expr.Any{&expr.Exthdr{Op: expr.ExthdrOpTcpopt, Type: 2, Offset: 2, Len: 2, SourceRegister: 1}}
+func mssStore() expr.Any {
+	return &expr.Exthdr{Op: expr.ExthdrOpTcpopt, Type: 2, Offset: 2, Len: 2, SourceRegister: 1}
 }
 
-func mssCmp(op expr.CmpOp, v uint16) []expr.Any {
-	return []expr.Any{&expr.Cmp{Op: op, Register: 1, Data: be16(v)}}
+func mssAtMost(v uint16) term {
+	return term{[]expr.Any{mssLoad(), &expr.Cmp{Op: expr.CmpOpLte, Register: 1, Data: be16(v)}},
+		fmt.Sprintf("tcp option maxseg size <= %d", v)}
 }
 
-func mssMatch(mask, val uint16) []expr.Any {
-	return []expr.Any{
+func mssSetTo(v uint16) term {
+	return term{[]expr.Any{&expr.Immediate{Register: 1, Data: be16(v)}, mssStore()},
+		fmt.Sprintf("tcp option maxseg size set %d", v)}
+}
+
+// mssMatch: nft lists the mask and value in decimal.
+func mssMatch(mask, val uint16) term {
+	return term{[]expr.Any{
+		mssLoad(),
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 2, Mask: be16(mask), Xor: be16(0)},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: be16(val)},
-	}
+	}, fmt.Sprintf("tcp option maxseg size & %d == %d", mask, val)}
 }
 
-func mssXor(x uint16) []expr.Any {
-	return []expr.Any{&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 2, Mask: be16(0xffff), Xor: be16(x)}}
+// mssXor flips the bits x of the MSS. nft lists the operand as `0x..
+// [invalid type]`, which it cannot read back; Text prints the operand
+// alone.
+func mssXor(x uint16) term {
+	return term{[]expr.Any{
+		mssLoad(),
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 2, Mask: be16(0xffff), Xor: be16(x)},
+		mssStore(),
+	}, fmt.Sprintf("tcp option maxseg size set tcp option maxseg size ^ %#x", x)}
 }

@@ -1,21 +1,9 @@
 package rules
 
-// The port-set method (seed §3.6, RFC 7422): deterministic SNAT port blocks
-// in the kernel, in a table of natreveal's own:
-//
-//	table ip natreveal_portset {
-//		map blocks {
-//			type ipv4_addr : interval ipv4_addr . inet_service
-//			flags interval
-//			elements = { 100.64.0.1 : 192.0.2.1 . 1024-1279, ... }
-//		}
-//
-//		chain postrouting {
-//			type nat hook postrouting priority srcnat - 5; policy accept;
-//			ip protocol tcp snat ip to ip saddr map @blocks
-//			ip protocol udp snat ip to ip saddr map @blocks
-//		}
-//	}
+// The port-set method (RFC 7422, RFC 6967): deterministic SNAT port
+// blocks in the kernel, in a table of natreveal's own (PortSetText shows
+// it): a map from inside address to public address and port range, and a
+// nat chain that translates TCP and UDP by it.
 //
 // The chain runs before the operator's masquerade (srcnat): the first nat
 // chain that binds a connection wins, so a host of the map is translated to
@@ -48,11 +36,10 @@ import (
 const DefaultPortSetTable = "natreveal_portset"
 
 const (
-	blocksMap     = "blocks"
-	portSetChain  = "postrouting"
-	blocksMapID   = 0x6e720010 // "nr" 16: batch-local set ID
-	portSetPrio   = prioSrcNAT - 5
-	portSetPrioNf = "srcnat - 5"
+	blocksMap    = "blocks"
+	portSetChain = "postrouting"
+	blocksMapID  = 0x6e720010 // "nr" 16: batch-local set ID
+	portSetPrio  = -5         // relative to srcnat
 )
 
 // PortSetSpec is the port-set table: the blocks of a portset.Policy's Plan.
@@ -137,7 +124,10 @@ var blocksUserData = []byte{
 // blocksUserData.
 const blocksPlaceholder = "natreveal-portset-x"
 
-func buildPortSet(s PortSetSpec) *Ruleset {
+func buildPortSet(s PortSetSpec) *Ruleset { return describePortSet(s).ruleset() }
+
+// describePortSet is the port-set table of a valid s.
+func describePortSet(s PortSetSpec) *tableDesc {
 	t := &nftables.Table{Family: nftables.TableFamilyIPv4, Name: s.table()}
 	set := &nftables.Set{
 		Table:    t,
@@ -149,41 +139,49 @@ func buildPortSet(s PortSetSpec) *Ruleset {
 		DataType: blocksDataType(),
 		Comment:  blocksPlaceholder,
 	}
-	rs := &Ruleset{Table: t, Set: set, Elements: blockElements(s.sortedBlocks())}
-	accept := nftables.ChainPolicyAccept
-	ch := &nftables.Chain{
-		Name:     portSetChain,
-		Table:    t,
-		Type:     nftables.ChainTypeNAT,
-		Hooknum:  nftables.ChainHookPostrouting,
-		Priority: nftables.ChainPriorityRef(portSetPrio),
-		Policy:   &accept,
-	}
-	rs.Chains = []*nftables.Chain{ch}
-	for _, proto := range []byte{unix.IPPROTO_TCP, unix.IPPROTO_UDP} {
-		var e []expr.Any
-		if s.OutIface != "" {
-			// oifname "NAME"
-			name := make([]byte, unix.IFNAMSIZ)
-			copy(name, s.OutIface)
-			e = append(e,
-				&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
-				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: name})
+	var els strings.Builder
+	// Two elements per line (src/expression.c calculate_delim for an IPv4
+	// key), continuation lines indented by three tabs and five spaces.
+	for i, bl := range s.sortedBlocks() {
+		switch {
+		case i == 0:
+		case i%2 == 0:
+			els.WriteString(",\n\t\t\t     ")
+		default:
+			els.WriteString(", ")
 		}
-		// ip protocol P snat ip to ip saddr map @blocks: the lookup loads the
-		// 16 data bytes into registers 1 (NFT_REG_1 = NFT_REG32_00..03):
-		// address min, port min, address max, port max.
-		e = append(e, ipProtocol(proto)...)
-		e = append(e,
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4}, // IPv4 source
-			&expr.Lookup{SourceRegister: 1, DestRegister: 1, IsDestRegSet: true, SetName: blocksMap, SetID: blocksMapID},
-			&expr.NAT{
-				Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV4,
-				RegAddrMin: 1, RegProtoMin: 9, RegAddrMax: 10, RegProtoMax: 11, // NFT_REG32_00..03
-			})
-		rs.Rules = append(rs.Rules, &nftables.Rule{Table: t, Chain: ch, Exprs: e})
+		fmt.Fprintf(&els, "%s : %s . %d-%d", bl.Inside, bl.Public, bl.Ports.First, bl.Ports.Last)
 	}
-	return rs
+	d := &tableDesc{
+		table: t, set: set, elements: blockElements(s.sortedBlocks()),
+		setText: fmt.Sprintf("\tmap %s {\n\t\ttype ipv4_addr : interval ipv4_addr . inet_service\n\t\tflags interval\n\t\telements = { %s }\n\t}\n",
+			blocksMap, els.String()),
+	}
+	ch := chainDesc{name: portSetChain, base: true, nat: true, prio: portSetPrio}
+	var oif term
+	if s.OutIface != "" {
+		name := make([]byte, unix.IFNAMSIZ)
+		copy(name, s.OutIface)
+		oif = term{[]expr.Any{
+			&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: name},
+		}, fmt.Sprintf("oifname %q", s.OutIface)}
+	}
+	// The lookup loads the 16 data bytes into registers 1 (NFT_REG_1 =
+	// NFT_REG32_00..03): address min, port min, address max, port max.
+	snat := term{[]expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4}, // IPv4 source
+		&expr.Lookup{SourceRegister: 1, DestRegister: 1, IsDestRegSet: true, SetName: blocksMap, SetID: blocksMapID},
+		&expr.NAT{
+			Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV4,
+			RegAddrMin: 1, RegProtoMin: 9, RegAddrMax: 10, RegProtoMax: 11, // NFT_REG32_00..03
+		},
+	}, "snat ip to ip saddr map @" + blocksMap}
+	for _, proto := range []byte{unix.IPPROTO_TCP, unix.IPPROTO_UDP} {
+		ch.add(oif, ipProtocol(proto), snat)
+	}
+	d.chains = []chainDesc{ch}
+	return d
 }
 
 // blockElements are the map's elements as nft 1.0.6 sends them: a closing
@@ -274,34 +272,7 @@ func PortSetText(s PortSetSpec) string {
 	if err := s.Validate(); err != nil {
 		return "# natreveal: invalid port-set spec: " + strings.ReplaceAll(err.Error(), "\n", "; ") + "\n"
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "table ip %s {\n", s.table())
-	fmt.Fprintf(&b, "\tmap %s {\n\t\ttype ipv4_addr : interval ipv4_addr . inet_service\n\t\tflags interval\n", blocksMap)
-	b.WriteString("\t\telements = { ")
-	// Two elements per line (src/expression.c calculate_delim for an IPv4
-	// key), continuation lines indented by three tabs and five spaces.
-	for i, bl := range s.sortedBlocks() {
-		switch {
-		case i == 0:
-		case i%2 == 0:
-			b.WriteString(",\n\t\t\t     ")
-		default:
-			b.WriteString(", ")
-		}
-		fmt.Fprintf(&b, "%s : %s . %d-%d", bl.Inside, bl.Public, bl.Ports.First, bl.Ports.Last)
-	}
-	b.WriteString(" }\n\t}\n")
-	fmt.Fprintf(&b, "\n\tchain %s {\n", portSetChain)
-	fmt.Fprintf(&b, "\t\ttype nat hook postrouting priority %s; policy accept;\n", portSetPrioNf)
-	oif := ""
-	if s.OutIface != "" {
-		oif = fmt.Sprintf("oifname %q ", s.OutIface)
-	}
-	for _, p := range []string{"tcp", "udp"} {
-		fmt.Fprintf(&b, "\t\t%sip protocol %s snat ip to ip saddr map @%s\n", oif, p, blocksMap)
-	}
-	b.WriteString("\t}\n}\n")
-	return b.String()
+	return describePortSet(s).text()
 }
 
 // patchSetUserData replaces, in the set message last buffered on c, the user

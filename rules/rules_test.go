@@ -681,7 +681,7 @@ func TestCtWorkaround(t *testing.T) {
 	})
 	tb := &nftables.Table{Family: nftables.TableFamilyIPv4, Name: "t"}
 	ch := &nftables.Chain{Name: "c", Table: tb}
-	r := &nftables.Rule{Table: tb, Chain: ch, Exprs: family{}.insideMatch(PostNAT)}
+	r := &nftables.Rule{Table: tb, Chain: ch, Exprs: family{}.insideMatch(PostNAT).exprs}
 	if err := addRule(c, r); err != nil {
 		t.Fatal(err)
 	}
