@@ -1,4 +1,4 @@
-package labrun
+package table
 
 import (
 	"bufio"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/ident"
+	"github.com/natreveal/natreveal/lab"
 	"github.com/natreveal/natreveal/reveal"
 )
 
@@ -43,7 +44,7 @@ type Method struct {
 	NATArgs []string
 	// NATPrep prepares the NAT namespace before the daemon starts (nft
 	// maps, a PROXY-speaking relay...); nil: nothing.
-	NATPrep func(t *Topology) error
+	NATPrep func(t *lab.Lab) error
 
 	// Transports the method carries a HOST_ID over; the lab marks the rest
 	// "n/a" and does not test them.
@@ -166,7 +167,7 @@ var Methods = []Method{
 		ReadConn:    portSetConn,
 		ReadUDP:     portSetUDP,
 		ServerReads: "no: the source address:port the server sees, looked up in the published policy (package portset, Lookup)",
-		Configured:  "NAT: natreveal run --methods port-set --port-set-public " + NATPublic + " --port-set-block-size " + strconv.Itoa(PortSetBlock) + " (kernel SNAT blocks, nothing queued); the NAT's policy published to servers (natreveal portset plan); server app: a lookup of each source address:port",
+		Configured:  "NAT: natreveal run --methods port-set --port-set-public " + lab.NATPublic + " --port-set-block-size " + strconv.Itoa(PortSetBlock) + " (kernel SNAT blocks, nothing queued); the NAT's policy published to servers (natreveal portset plan); server app: a lookup of each source address:port",
 		Seed:        Claims{UDP: "Yes", TCP: "Yes", HTTP: "Yes", Encrypted: "Yes", Success: "100%", Perf: "No", OSModif: "No", Deployable: "Yes", Notes: "(1) (3)"},
 	},
 	{
@@ -193,7 +194,7 @@ var Methods = []Method{
 	},
 	{
 		Name: "ident", Family: 4,
-		NATArgs:     []string{"--methods", "ident", "--ident-listen", NATPublic + ":113"},
+		NATArgs:     []string{"--methods", "ident", "--ident-listen", lab.NATPublic + ":113"},
 		Transports:  []Transport{TCP, HTTP, TLS},
 		ReadConn:    identQuery,
 		ServerReads: "no: an RFC 1413 query from the application to the connection's source, port 113",
@@ -263,7 +264,7 @@ type ServerEnv struct {
 // local (nil: any).
 func (e ServerEnv) Dial(local net.IP, addr string, timeout time.Duration) (net.Conn, error) {
 	var c net.Conn
-	err := Do(e.NS, func() error {
+	err := lab.Do(e.NS, func() error {
 		d := net.Dialer{Timeout: timeout}
 		if local != nil {
 			d.LocalAddr = &net.TCPAddr{IP: local}

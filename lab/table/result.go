@@ -1,10 +1,12 @@
-package labrun
+package table
 
 import (
 	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/natreveal/natreveal/lab"
 )
 
 // Result is one lab run: the seed's Table 1 as measured.
@@ -14,7 +16,7 @@ type Result struct {
 	Quick       bool               `json:"quick"`
 	N           int                `json:"n"`            // probes per method, path and transport
 	PerfSeconds float64            `json:"perf_seconds"` // length of each rate measurement
-	Paths       []Path             `json:"paths"`
+	Paths       []lab.Path         `json:"paths"`
 	Baseline    map[string]float64 `json:"baseline_rate"` // new connections/s with natreveal off, by family ("ipv4")
 	Methods     []MethodResult     `json:"methods"`
 	Seconds     float64            `json:"seconds"` // the run's duration
@@ -26,7 +28,7 @@ type MethodResult struct {
 	Column       string                 `json:"seed_column,omitempty"`
 	Family       int                    `json:"family"`
 	Carried      map[Transport]*Carried `json:"carried"` // the transports that apply
-	Success      map[Path]*Success      `json:"success"`
+	Success      map[lab.Path]*Success  `json:"success"`
 	Perf         *Perf                  `json:"perf,omitempty"`
 	ServerReads  string                 `json:"server_reads"`
 	KernelChange bool                   `json:"kernel_change"`
@@ -143,7 +145,7 @@ func (r *Result) Markdown() string {
 		}
 		row(cells...)
 	}
-	pathNames := map[Path]string{PathClean: "clean path", PathOptDrop: "router drops IP options", PathNAT2: "through a second NAT"}
+	pathNames := map[lab.Path]string{lab.PathClean: "clean path", lab.PathOptDrop: "router drops IP options", lab.PathNAT2: "through a second NAT"}
 	for _, p := range r.Paths {
 		cells := []string{"Success Ratio, " + pathNames[p]}
 		for _, m := range r.Methods {
@@ -244,7 +246,7 @@ func carriedCell(m MethodResult, tr Transport) string {
 	return cell
 }
 
-func successCell(m MethodResult, p Path) string {
+func successCell(m MethodResult, p lab.Path) string {
 	s := m.Success[p]
 	if s == nil {
 		return claimOr(m.Seed.Success) + " → n/a"
