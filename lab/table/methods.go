@@ -19,24 +19,24 @@ import (
 // Transport is a way the lab's clients reach the server.
 type Transport string
 
-// The transports of the seed's Table 1 ("carried over ...").
+// The transports of the analysis's Table 1 ("carried over ...").
 const (
 	UDP  Transport = "udp"
 	TCP  Transport = "tcp"
 	HTTP Transport = "http"
-	TLS  Transport = "tls" // HTTPS: the seed's "Encrypted Traffic"
+	TLS  Transport = "tls" // HTTPS: the analysis's "Encrypted Traffic"
 )
 
 // Transports lists them in the table's order.
 var Transports = []Transport{UDP, TCP, HTTP, TLS}
 
 // Method describes one HOST_ID method to the lab: how to enable it on the
-// NAT, how the server reads it, which transports apply, and what the seed
+// NAT, how the server reads it, which transports apply, and what the analysis
 // claims about it. Adding a method to the lab is adding one Method to
 // Methods.
 type Method struct {
 	Name   string // natreveal's name (--methods)
-	Column string // the seed's Table 1 column; "" for methods the table does not have
+	Column string // the analysis's Table 1 column; "" for methods the table does not have
 	Family int    // 4 or 6: the address family the lab's clients use for it
 
 	// NATArgs are the flags of `natreveal run` on the NAT, --inside
@@ -77,10 +77,10 @@ type Method struct {
 	// NeedsEndHosts: deployment needs changes on the clients (hip).
 	NeedsEndHosts bool
 
-	Seed Claims // the seed's Table 1 column
+	Seed Claims // the analysis's Table 1 column
 }
 
-// Claims is a column of the seed's Table 1, as printed there ("" for a
+// Claims is a column of the analysis's Table 1, as printed there ("" for a
 // blank cell).
 type Claims struct {
 	UDP, TCP, HTTP, Encrypted string
@@ -88,7 +88,7 @@ type Claims struct {
 	Deployable, Notes         string
 }
 
-// claim returns the seed's cell for a transport.
+// claim returns the analysis's cell for a transport.
 func (c Claims) claim(t Transport) string {
 	switch t {
 	case UDP:
@@ -105,7 +105,7 @@ func (c Claims) claim(t Transport) string {
 var notInTable = Claims{}
 
 // Methods are the methods the lab runs, in the table's column order (the
-// seed's order first).
+// analysis's order first).
 var Methods = []Method{
 	{
 		Name: "ip-option", Column: "IP Option", Family: 4,

@@ -1,6 +1,6 @@
 package table
 
-// The port-set method in the lab (seed §3.6, RFC 7422): the NAT installs
+// The port-set method in the lab (RFC 6967, RFC 7422): the NAT installs
 // deterministic SNAT port blocks and marks nothing; the server reads the
 // HOST_ID from the source address:port it saw, looked up in the policy the
 // NAT's operator publishes (`natreveal portset plan`).

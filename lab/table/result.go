@@ -9,7 +9,7 @@ import (
 	"github.com/natreveal/natreveal/lab"
 )
 
-// Result is one lab run: the seed's Table 1 as measured.
+// Result is one lab run: the analysis's Table 1 as measured.
 type Result struct {
 	Date        string             `json:"date"`
 	Kernel      string             `json:"kernel"`
@@ -92,10 +92,10 @@ type Perf struct {
 	Rate         float64 `json:"rate"`          // connections/s, method on
 	BaselineRate float64 `json:"baseline_rate"` // connections/s, natreveal off
 	Ratio        float64 `json:"ratio"`         // Rate / BaselineRate
-	Level        string  `json:"level"`         // No, Low, Med, High: the slowdown in the seed's words
+	Level        string  `json:"level"`         // No, Low, Med, High: the slowdown in the analysis's words
 }
 
-// perfLevel puts a rate ratio in the seed's words: the slowdown 1-ratio
+// perfLevel puts a rate ratio in the analysis's words: the slowdown 1-ratio
 // below 5 % is No, below 15 % Low, below 40 % Med, else High.
 func perfLevel(ratio float64) string {
 	switch s := 1 - ratio; {
@@ -115,10 +115,10 @@ func (r *Result) JSON() ([]byte, error) {
 	return append(b, '\n'), err
 }
 
-// differs is the mark of a measurement that contradicts the seed's claim.
+// differs is the mark of a measurement that contradicts the analysis's claim.
 const differs = " **≠**"
 
-// Markdown renders the seed's Table 1 with claim → measurement in each
+// Markdown renders the analysis's Table 1 with claim → measurement in each
 // cell, then the legend.
 func (r *Result) Markdown() string {
 	var b strings.Builder

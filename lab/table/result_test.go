@@ -30,7 +30,7 @@ func TestPerfLevelAndClaims(t *testing.T) {
 }
 
 // The table puts claim and measurement side by side and marks what
-// contradicts the seed.
+// contradicts the analysis.
 func TestMarkdown(t *testing.T) {
 	ok := &Carried{OK: true, Hosts: []HostResult{{Host: "c1", Want: "0x0002", Got: "0x0002", OK: true}}}
 	bad := &Carried{OK: false, Hosts: []HostResult{{Host: "c1", Want: "0x0002"}}}
