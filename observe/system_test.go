@@ -22,8 +22,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/natreveal/natreveal/lab"
 	"github.com/natreveal/natreveal/reveal"
-	"github.com/natreveal/natreveal/test/lab"
 )
 
 func requirePrivileged(t *testing.T) {

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/natreveal/natreveal/test/lab"
+	"github.com/natreveal/natreveal/lab"
 )
 
 // A bad value exits 2 with one line naming the key, before anything is installed.

@@ -13,11 +13,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/natreveal/natreveal/labrun"
-	"github.com/natreveal/natreveal/test/lab"
+	"github.com/natreveal/natreveal/lab"
 )
 
 var binary string // the natreveal binary under test
+
+var labBinary string // the natreveal-lab binary under test, beside binary (it runs binary on its NAT)
 
 func TestMain(m *testing.M) {
 	os.Exit(func() int {
@@ -30,6 +31,11 @@ func TestMain(m *testing.M) {
 		binary = filepath.Join(dir, "natreveal")
 		if out, err := exec.Command("go", "build", "-o", binary, "../cmd/natreveal").CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "build natreveal: %v\n%s", err, out)
+			return 1
+		}
+		labBinary = filepath.Join(dir, "natreveal-lab")
+		if out, err := exec.Command("go", "build", "-o", labBinary, "../cmd/natreveal-lab").CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "build natreveal-lab: %v\n%s", err, out)
 			return 1
 		}
 		return m.Run()
@@ -74,7 +80,7 @@ func newLab(t *testing.T) *lab.Lab {
 }
 
 // daemon is a `natreveal run` in the NAT namespace.
-type daemon struct{ *labrun.Process }
+type daemon struct{ *lab.Process }
 
 func startDaemon(t *testing.T, l *lab.Lab, args ...string) *daemon {
 	t.Helper()
@@ -91,7 +97,7 @@ func startDaemonEnv(t *testing.T, l *lab.Lab, env []string, args ...string) *dae
 // such as setpriv) in the NAT namespace and waits for its "running:" line.
 func startDaemonArgv(t *testing.T, l *lab.Lab, env []string, argv []string) *daemon {
 	t.Helper()
-	p, err := labrun.StartInNS(context.Background(), l.NAT, argv, env, 30*time.Second)
+	p, err := lab.StartInNS(context.Background(), l.NAT, argv, env, 30*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

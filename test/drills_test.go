@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/natreveal/natreveal/test/lab"
+	"github.com/natreveal/natreveal/lab"
 )
 
 // netnsList lists the namespaces of this test process (names carry its pid;

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/natreveal/natreveal/test/lab"
+	"github.com/natreveal/natreveal/lab"
 )
 
 // A followed flow whose conntrack entry goes away is forgotten at once (the

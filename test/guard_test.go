@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/natreveal/natreveal/test/lab"
+	"github.com/natreveal/natreveal/lab"
 )
 
 // guardRun runs `natreveal guard ARGS` in the server's namespace.

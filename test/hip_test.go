@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/natreveal/natreveal/encoders"
-	"github.com/natreveal/natreveal/test/lab"
+	"github.com/natreveal/natreveal/lab"
 )
 
 // hipI1 is a HIP I1 packet (RFC 7401 §5.1, §5.3.1) without parameters:

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/natreveal/natreveal/test/lab"
+	"github.com/natreveal/natreveal/lab"
 )
 
 // ident (RFC 1413, RFC 6967 §4.9): the server asks the NAT's public address

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/natreveal/natreveal/test/lab"
+	"github.com/natreveal/natreveal/lab"
 )
 
 // ip-id in the kernel (ip_id.kernel): the daemon learns each inside host

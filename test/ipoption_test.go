@@ -10,7 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/natreveal/natreveal/encoders"
-	"github.com/natreveal/natreveal/test/lab"
+	"github.com/natreveal/natreveal/lab"
 )
 
 const udpAddr = lab.ServerAddr + ":5353"

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/natreveal/natreveal/test/lab"
+	"github.com/natreveal/natreveal/lab"
 )
 
 var srvAddr6 = net.JoinHostPort(lab.ServerAddr6, "8080")

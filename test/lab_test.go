@@ -12,7 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/natreveal/natreveal/labrun"
+	"github.com/natreveal/natreveal/lab"
+	"github.com/natreveal/natreveal/lab/table"
 )
 
 // natreveal lab --quick: its JSON holds the truths of the lab. On the clean
@@ -29,8 +30,8 @@ func TestLabQuick(t *testing.T) {
 	if err := dead.Run(); err != nil {
 		t.Fatal(err)
 	}
-	deadNS := labrun.NSNames(dead.Process.Pid)[4]
-	liveNS := labrun.NSNames(os.Getpid())[4]
+	deadNS := lab.NSNames(dead.Process.Pid)[4]
+	liveNS := lab.NSNames(os.Getpid())[4]
 	for _, ns := range []string{deadNS, liveNS} {
 		if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
 			t.Fatalf("ip netns add %s: %v: %s", ns, err, out)
@@ -45,7 +46,7 @@ func TestLabQuick(t *testing.T) {
 	md := filepath.Join(t.TempDir(), "lab.md")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, "lab", "--quick", "--json", js, "--markdown", md)
+	cmd := exec.CommandContext(ctx, labBinary, "lab", "--quick", "--json", js, "--markdown", md)
 	var stderr, stdout bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -68,26 +69,26 @@ func TestLabQuick(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var res labrun.Result
+	var res table.Result
 	if err := json.Unmarshal(b, &res); err != nil {
 		t.Fatal(err)
 	}
-	byName := map[string]labrun.MethodResult{}
+	byName := map[string]table.MethodResult{}
 	for _, m := range res.Methods {
 		byName[m.Name] = m
 	}
-	for _, want := range labrun.Methods {
+	for _, want := range table.Methods {
 		if _, ok := byName[want.Name]; !ok {
 			t.Errorf("method %s missing from the result", want.Name)
 		}
 	}
 	for _, m := range res.Methods {
-		for _, tr := range []labrun.Transport{labrun.UDP, labrun.TCP, labrun.HTTP, labrun.TLS} {
+		for _, tr := range []table.Transport{table.UDP, table.TCP, table.HTTP, table.TLS} {
 			c, ok := m.Carried[tr]
 			if !ok {
 				continue
 			}
-			if m.Name == "http-header" && tr == labrun.TLS {
+			if m.Name == "http-header" && tr == table.TLS {
 				// Truth: natreveal cannot write into TLS; those bytes pass
 				// unchanged (seed: Encrypted Traffic "No").
 				if c.OK {
@@ -104,7 +105,7 @@ func TestLabQuick(t *testing.T) {
 				}
 			}
 		}
-		s := m.Success[labrun.PathClean]
+		s := m.Success[lab.PathClean]
 		if s == nil {
 			t.Errorf("%s: no result on the clean path", m.Name)
 		} else if s.Attempted != res.N*countTransports(m) || s.Ratio != 1 || s.Revealed != s.Attempted {
@@ -112,7 +113,7 @@ func TestLabQuick(t *testing.T) {
 		}
 	}
 	if m, ok := byName["ip-option"]; ok {
-		s := m.Success[labrun.PathOptDrop]
+		s := m.Success[lab.PathOptDrop]
 		if s == nil || s.TCP == nil || s.UDP == nil || s.TCP.Completed != 0 || s.UDP.Completed != 0 || s.Ratio != 0 {
 			t.Errorf("ip-option through the options-dropping router: %+v (tcp %+v udp %+v), want every SYN and datagram dropped", s, s.TCP, s.UDP)
 		}
@@ -121,11 +122,11 @@ func TestLabQuick(t *testing.T) {
 		}
 	}
 	if m, ok := byName["tcp-option"]; ok {
-		s := m.Success[labrun.PathOptDrop]
+		s := m.Success[lab.PathOptDrop]
 		if s == nil || s.Ratio != 1 || s.Revealed != s.Attempted || s.Attempted != res.N {
 			t.Errorf("tcp-option through the options-dropping router: %+v, want every connection with its HOST_ID", s)
 		}
-		for _, p := range labrun.Paths {
+		for _, p := range lab.Paths {
 			if s := m.Success[p]; s == nil || s.Revealed != res.N {
 				t.Errorf("tcp-option on path %s: %+v, want all %d with the HOST_ID", p, s, res.N)
 			}
@@ -133,7 +134,7 @@ func TestLabQuick(t *testing.T) {
 	}
 	if m, ok := byName["ident"]; ok {
 		// Through a second NAT the server asks the wrong box.
-		if s := m.Success[labrun.PathNAT2]; s == nil || s.Ratio != 1 || s.Revealed != 0 {
+		if s := m.Success[lab.PathNAT2]; s == nil || s.Ratio != 1 || s.Revealed != 0 {
 			t.Errorf("ident through a second NAT: %+v, want connections completed, no HOST_ID", s)
 		}
 	}
@@ -141,10 +142,10 @@ func TestLabQuick(t *testing.T) {
 		// No marking: the options-dropping router changes nothing; the
 		// second NAT rewrites the source the lookup needs (the server sees
 		// the router's address and port, in no block of the policy).
-		if s := m.Success[labrun.PathOptDrop]; s == nil || s.Ratio != 1 || s.Revealed != s.Attempted {
+		if s := m.Success[lab.PathOptDrop]; s == nil || s.Ratio != 1 || s.Revealed != s.Attempted {
 			t.Errorf("port-set through the options-dropping router: %+v, want every probe with its HOST_ID", s)
 		}
-		if s := m.Success[labrun.PathNAT2]; s == nil || s.Ratio != 1 || s.Revealed != 0 {
+		if s := m.Success[lab.PathNAT2]; s == nil || s.Ratio != 1 || s.Revealed != 0 {
 			t.Errorf("port-set through a second NAT: %+v, want probes completed, no HOST_ID", s)
 		}
 		if m.KernelChange || !strings.HasPrefix(m.Deployable, "partly") {
@@ -156,7 +157,7 @@ func TestLabQuick(t *testing.T) {
 // SIGTERM in the middle of a run: the lab deletes its namespaces and exits.
 func TestLabSIGTERMCleansUp(t *testing.T) {
 	needRoot(t)
-	cmd := exec.Command(binary, "lab", "--quick")
+	cmd := exec.Command(labBinary, "lab", "--quick")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -164,7 +165,7 @@ func TestLabSIGTERMCleansUp(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	names := labrun.NSNames(cmd.Process.Pid)
+	names := lab.NSNames(cmd.Process.Pid)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if _, err := os.Stat("/run/netns/" + names[len(names)-1]); err == nil {
@@ -193,7 +194,7 @@ func TestLabSIGTERMCleansUp(t *testing.T) {
 
 func checkNoNamespaces(t *testing.T, pid int) {
 	t.Helper()
-	left, err := labrun.Leftovers()
+	left, err := lab.Leftovers()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,15 +206,15 @@ func checkNoNamespaces(t *testing.T, pid int) {
 	}
 }
 
-func countTransports(m labrun.MethodResult) int {
+func countTransports(m table.MethodResult) int {
 	n := 0
-	for _, tr := range []labrun.Transport{labrun.TCP, labrun.UDP} {
+	for _, tr := range []table.Transport{table.TCP, table.UDP} {
 		if _, ok := m.Carried[tr]; ok {
 			n++
 		}
 	}
-	if _, ok := m.Carried[labrun.TCP]; !ok {
-		if _, ok := m.Carried[labrun.HTTP]; ok {
+	if _, ok := m.Carried[table.TCP]; !ok {
+		if _, ok := m.Carried[table.HTTP]; ok {
 			n++ // HTTP-only methods are probed with HTTP requests
 		}
 	}

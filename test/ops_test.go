@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/natreveal/natreveal/test/lab"
+	"github.com/natreveal/natreveal/lab"
 )
 
 // scrape reads /metrics of the daemon in the NAT namespace and returns each

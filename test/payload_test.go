@@ -24,7 +24,7 @@ import (
 
 	proxyproto "github.com/pires/go-proxyproto"
 
-	"github.com/natreveal/natreveal/test/lab"
+	"github.com/natreveal/natreveal/lab"
 )
 
 const (

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/natreveal/natreveal/lab"
 	"github.com/natreveal/natreveal/portset"
-	"github.com/natreveal/natreveal/test/lab"
 )
 
 // addHostAddrs gives namespace ns's eth0 the addresses 100.64.0.first ..

@@ -3,7 +3,7 @@ package test
 import (
 	"testing"
 
-	"github.com/natreveal/natreveal/test/lab"
+	"github.com/natreveal/natreveal/lab"
 )
 
 // Post-NAT placement tags only packets without a mark. A packet the user's

@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/natreveal/natreveal/lab"
 	"github.com/natreveal/natreveal/reveal"
 	"github.com/natreveal/natreveal/reveal/listener"
-	"github.com/natreveal/natreveal/test/lab"
 )
 
 const readMethods = "tcp-option,ip-option,dest-opt,ip-id"

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/natreveal/natreveal/test/lab"
+	"github.com/natreveal/natreveal/lab"
 )
 
 const srvAddr = lab.ServerAddr + ":8080"

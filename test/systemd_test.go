@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/natreveal/natreveal/test/lab"
+	"github.com/natreveal/natreveal/lab"
 )
 
 // makeInstall runs `make install` into a fresh DESTDIR and returns it.

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/natreveal/natreveal/test/lab"
+	"github.com/natreveal/natreveal/lab"
 )
 
 // ctAcct reads nf_conntrack_acct in the NAT namespace.

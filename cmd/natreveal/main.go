@@ -31,7 +31,6 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.AddCommand(runCmd(), rulesCmd(), checkCmd(), versionCmd(), serveCmd(), observeCmd(), decodeCmd(), portsetCmd())
-	root.AddCommand(labCmd())
 	root.AddCommand(uci2yamlCmd())
 	root.AddCommand(guardCmd())
 	err := root.Execute()

@@ -1,11 +1,10 @@
-package main
+package bench
 
 import (
 	"context"
 	"encoding/binary"
 	"fmt"
 	"net"
-	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -13,7 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/natreveal/natreveal/test/lab"
+	"github.com/natreveal/natreveal/lab"
 )
 
 // Ports on the lab server: connPort accepts (real handshakes), floodPort is
@@ -23,19 +22,6 @@ const (
 	connPort  = 8080
 	floodPort = 9
 )
-
-// enterNS locks the calling goroutine to its thread and moves the thread into
-// namespace ns for good: the goroutine must not unlock it, so the thread is
-// discarded when the goroutine ends.
-func enterNS(ns string) error {
-	runtime.LockOSThread()
-	fd, err := unix.Open("/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	return unix.Setns(fd, unix.CLONE_NEWNET)
-}
 
 // server accepts connections on the lab server and resets them at once.
 type server struct {
@@ -115,7 +101,7 @@ func connRate(ctx context.Context, clients []string, workers int, d time.Duratio
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := enterNS(ns); err != nil {
+				if err := lab.Enter(ns); err != nil {
 					select {
 					case errc <- err:
 					default:
@@ -161,7 +147,7 @@ func latency(ctx context.Context, clients []string, rate float64, d time.Duratio
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := enterNS(ns); err != nil {
+				if err := lab.Enter(ns); err != nil {
 					select {
 					case errc <- err:
 					default:
@@ -230,7 +216,7 @@ func flood(ctx context.Context, ns, src string, d time.Duration, maxPkts int, se
 	errc := make(chan error, 1)
 	go func() {
 		errc <- func() error {
-			if err := enterNS(ns); err != nil {
+			if err := lab.Enter(ns); err != nil {
 				return err
 			}
 			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)

@@ -1,4 +1,4 @@
-package labrun
+package table
 
 import (
 	"bufio"
@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,14 +16,16 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/natreveal/natreveal/lab"
 )
 
 // serverIP is the server's address for a family.
 func serverIP(family int) string {
 	if family == 6 {
-		return ServerAddr6
+		return lab.ServerAddr6
 	}
-	return ServerAddr
+	return lab.ServerAddr
 }
 
 func network(family int) string {
@@ -37,7 +38,7 @@ func network(family int) string {
 // dialIn opens a TCP connection from namespace ns.
 func dialIn(ns string, family, port int, timeout time.Duration) (net.Conn, error) {
 	var c net.Conn
-	err := Do(ns, func() error {
+	err := lab.Do(ns, func() error {
 		var err error
 		c, err = (&net.Dialer{Timeout: timeout}).Dial(network(family), net.JoinHostPort(serverIP(family), fmt.Sprint(port)))
 		return err
@@ -104,7 +105,7 @@ func httpProbe(ns string, family int, label string, secure bool, roots *x509.Cer
 
 // udpSend sends label as one datagram from a new socket (a new flow).
 func udpSend(ns string, family int, label string) error {
-	return Do(ns, func() error {
+	return lab.Do(ns, func() error {
 		netw := "udp4"
 		if family == 6 {
 			netw = "udp6"
@@ -139,7 +140,7 @@ func parallel(n, width int, fn func(i int)) {
 // port: workers per host loop connect, one line each way, close (with a
 // reset, so no TIME_WAIT piles up) until d has passed or max connections
 // are done. It returns the completed connections and the rate.
-func rate(hosts []Host, family, port int, d time.Duration, max int64, perHost int) (int64, float64) {
+func rate(hosts []lab.Host, family, port int, d time.Duration, max int64, perHost int) (int64, float64) {
 	var done, started atomic.Int64
 	var wg sync.WaitGroup
 	begin := time.Now()
@@ -149,8 +150,7 @@ func rate(hosts []Host, family, port int, d time.Duration, max int64, perHost in
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
-				if setns(h.NS) != nil {
+				if lab.Enter(h.NS) != nil { // never left: the thread ends with the goroutine
 					return
 				}
 				addr := net.JoinHostPort(serverIP(family), fmt.Sprint(port))

@@ -1,4 +1,4 @@
-package main
+package bench
 
 // Selected flows (issue 6, issue 4): bulk throughput of one connection whose
 // every packet goes through the daemon in both directions (http-header,
@@ -20,7 +20,7 @@ import (
 
 	proxyproto "github.com/pires/go-proxyproto"
 
-	"github.com/natreveal/natreveal/test/lab"
+	"github.com/natreveal/natreveal/lab"
 )
 
 const (

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -15,10 +15,9 @@ import (
 
 	"github.com/google/nftables"
 
-	"github.com/natreveal/natreveal/labrun"
+	"github.com/natreveal/natreveal/lab"
 	"github.com/natreveal/natreveal/queue"
 	"github.com/natreveal/natreveal/rules"
-	"github.com/natreveal/natreveal/test/lab"
 )
 
 // A mode is one way the NAT handles SYNs.
@@ -53,7 +52,7 @@ var allModes = []mode{
 
 // daemon is a queue reader in the NAT namespace: `natreveal run`, or this
 // binary in passthrough role.
-type daemon struct{ *labrun.Process }
+type daemon struct{ *lab.Process }
 
 func startDaemon(l *lab.Lab, m mode, binary string, queues int) (*daemon, error) {
 	var args []string
@@ -62,7 +61,7 @@ func startDaemon(l *lab.Lab, m mode, binary string, queues int) (*daemon, error)
 		if err != nil {
 			return nil, err
 		}
-		args = []string{self, "-role", "passthrough", "-queues", strconv.Itoa(queues)}
+		args = []string{self, "bench", "-role", "passthrough", "-queues", strconv.Itoa(queues)}
 	} else {
 		args = []string{binary, "run", "--inside", lab.InsidePrefix, "--methods", m.methods,
 			"--queue-count", strconv.Itoa(queues)}
@@ -78,7 +77,7 @@ func startDaemonArgs(l *lab.Lab, name string, args []string) (*daemon, error) {
 	// letting SYNs past unmarked, so a saturated queue shows as such.
 	// The SYN path only: no UDP flows followed (which also spares the
 	// conntrack destroy events that only tcp-option needs then).
-	p, err := labrun.StartInNS(context.Background(), l.NAT, args, []string{"NATREVEAL_QUEUE_FAIL_OPEN=false",
+	p, err := lab.StartInNS(context.Background(), l.NAT, args, []string{"NATREVEAL_QUEUE_FAIL_OPEN=false",
 		"NATREVEAL_IP_ID_UDP_PACKETS=0", "NATREVEAL_IP_OPTION_UDP_PACKETS=0"}, 15*time.Second)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)

@@ -1,4 +1,4 @@
-package labrun
+package table
 
 import (
 	"reflect"
@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/natreveal/natreveal/config"
+	"github.com/natreveal/natreveal/lab"
 )
 
 // The policy the NAT builds from the lab's flags is the one the lab's
@@ -16,7 +17,7 @@ func TestPortSetPolicyMatchesNAT(t *testing.T) {
 	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
 	config.AddFlags(fs)
 	config.AddPortSetFlags(fs)
-	if err := fs.Parse(append([]string{"--inside", InsidePrefix}, portSetArgs...)); err != nil {
+	if err := fs.Parse(append([]string{"--inside", lab.InsidePrefix}, portSetArgs...)); err != nil {
 		t.Fatal(err)
 	}
 	c, err := config.Load(fs, func(string) string { return "" })
@@ -39,7 +40,7 @@ func TestPortSetPolicyMatchesNAT(t *testing.T) {
 		want bool
 	}{
 		{"192.0.2.1:1276", 2, true}, {"[::ffff:192.0.2.1]:1600", 3, true},
-		{RouterServer + ":1276", 0, false}, {"192.0.2.1:80", 0, false},
+		{lab.RouterServer + ":1276", 0, false}, {"192.0.2.1:80", 0, false},
 	} {
 		id, ok, err := portSetLookup(c.src)
 		if err != nil || ok != c.want || id != c.id {

@@ -1,38 +1,45 @@
-// Command demo shows natreveal's main job in network namespaces: two inside
-// hosts behind the kernel's masquerade connect to a server, which prints the
-// HOST_ID it read from each SYN. Run as root: sudo go run ./test/demo
 package main
 
 import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/natreveal/natreveal/labrun"
-	"github.com/natreveal/natreveal/test/lab"
+	"github.com/spf13/cobra"
+
+	"github.com/natreveal/natreveal/lab"
 )
 
-func main() {
-	if err := demo(); err != nil {
-		fmt.Fprintln(os.Stderr, "demo:", err)
-		os.Exit(1)
+// demoCmd: two inside hosts behind the kernel's masquerade connect to a
+// server, which prints the HOST_ID it read from each SYN.
+func demoCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Show natreveal's main job in network namespaces: a server prints the HOST_ID of each inside host (root)",
+		Args:  noArgs,
 	}
+	flagErrorsAreUsage(cmd)
+	bin := natrevealFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := demo(cmd.Context(), *bin); err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+		return nil
+	}
+	return cmd
 }
 
-func demo() error {
+func demo(ctx context.Context, bin string) error {
 	dir, err := os.MkdirTemp("", "natreveal-demo")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "natreveal")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/natreveal").CombinedOutput(); err != nil {
-		return fmt.Errorf("build: %v\n%s", err, out)
+	if bin, err = lab.Natreveal(ctx, bin, dir, os.Stderr); err != nil {
+		return err
 	}
 	l, err := lab.New()
 	if err != nil {
@@ -49,7 +56,7 @@ func demo() error {
 	fmt.Printf("lab: inside %s and %s -> NAT %s (kernel masquerade) -> server %s\n",
 		lab.Client1, lab.Client2, lab.NATPublic, lab.ServerAddr)
 	fmt.Printf("$ natreveal run %s\n", strings.Join(args, " "))
-	d, err := labrun.StartInNS(context.Background(), l.NAT, append([]string{bin, "run"}, args...), nil, 0)
+	d, err := lab.StartInNS(ctx, l.NAT, append([]string{bin, "run"}, args...), nil, 0)
 	if err != nil {
 		return err
 	}

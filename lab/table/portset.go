@@ -1,6 +1,6 @@
-package labrun
+package table
 
-// The port-set method in the lab (seed §3.6, RFC 7422): the NAT installs
+// The port-set method in the lab (RFC 6967, RFC 7422): the NAT installs
 // deterministic SNAT port blocks and marks nothing; the server reads the
 // HOST_ID from the source address:port it saw, looked up in the policy the
 // NAT's operator publishes (`natreveal portset plan`).
@@ -14,8 +14,7 @@ import (
 	"strconv"
 	"sync"
 
-	ct "github.com/ti-mo/conntrack"
-
+	"github.com/natreveal/natreveal/lab"
 	"github.com/natreveal/natreveal/portset"
 )
 
@@ -27,14 +26,14 @@ const PortSetBlock = 252
 
 // portSetArgs are the NAT's flags: the same parameters as labPortSetPolicy.
 var portSetArgs = []string{"--methods", "port-set",
-	"--port-set-public", NATPublic, "--port-set-block-size", strconv.Itoa(PortSetBlock)}
+	"--port-set-public", lab.NATPublic, "--port-set-block-size", strconv.Itoa(PortSetBlock)}
 
 // LabPortSetPolicy is the policy `natreveal run` builds from the lab's
 // flags (portSetArgs), before publication.
 func LabPortSetPolicy() portset.Policy {
 	return portset.Policy{
-		Inside:    []netip.Prefix{netip.MustParsePrefix(InsidePrefix)},
-		Public:    []netip.Addr{netip.MustParseAddr(NATPublic)},
+		Inside:    []netip.Prefix{netip.MustParsePrefix(lab.InsidePrefix)},
+		Public:    []netip.Addr{netip.MustParseAddr(lab.NATPublic)},
 		BlockSize: PortSetBlock,
 	}
 }
@@ -96,13 +95,4 @@ func portSetUDP(d *Datagram) (uint32, bool) {
 // TIME_WAIT) keep the masquerade's mapping, a port in some other host's
 // block. A NAT that turns port-set on has the same choice: flush, or let old
 // flows run out.
-func portSetPrep(t *Topology) error {
-	return Do(t.NAT, func() error {
-		c, err := ct.Dial(nil)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		return c.Flush()
-	})
-}
+func portSetPrep(t *lab.Lab) error { return lab.FlushConntrack(t.NAT) }

@@ -1,10 +1,10 @@
-// Command bench measures natreveal's SYN path against the kernel's NAT alone
-// (issue 6), in network namespaces of its own (test/lab, DESIGN.md
-// addressing), as root:
+// Package bench is `natreveal-lab bench`: it measures natreveal's SYN path
+// against the kernel's NAT alone (issue 6), in network namespaces of its own
+// (package lab), as root:
 //
-//	go run ./test/bench            # about 2.5 minutes
-//	go run ./test/bench -quick     # about 30 seconds
-//	go run ./test/bench -json out.json
+//	go run ./cmd/natreveal-lab bench            # about 2.5 minutes
+//	go run ./cmd/natreveal-lab bench -quick     # about 30 seconds
+//	go run ./cmd/natreveal-lab bench -json out.json
 //
 // Modes, alternated in rounds (each round starts at the next mode) so that
 // machine drift cancels: kernel only (masquerade, nothing queued); queue
@@ -25,7 +25,7 @@
 // daemon's CPU time per queued packet during the flood; kernel queue drops.
 // The daemons run with queue.fail_open false, so an overloaded queue drops
 // (and counts) instead of letting SYNs pass unmarked.
-package main
+package bench
 
 import (
 	"context"
@@ -33,9 +33,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -44,7 +42,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/natreveal/natreveal/test/lab"
+	"github.com/natreveal/natreveal/lab"
 )
 
 type params struct {
@@ -102,25 +100,28 @@ type report struct {
 	Bulk []BulkResult `json:"selected_bulk,omitempty"`
 }
 
-func main() {
-	role := flag.String("role", "", "internal: passthrough serves the queue for the queue-only mode")
-	quick := flag.Bool("quick", false, "one short round (about 30 s)")
-	jsonOut := flag.String("json", "", "also write the results to this file")
-	modesFlag := flag.String("modes", "", "comma-separated subset of modes (default all)")
-	queues := flag.Int("queues", 0, "NFQUEUE queues (queue.count) for the daemons; 0: one per CPU, natreveal's default")
-	rounds := flag.Int("rounds", 0, "rounds (default 3, -quick 1)")
-	bulkMiB := flag.Int("bulk-mib", 0, "MiB per bulk transfer of the selected-flow modes (default 128, -quick 32)")
-	hold := flag.Duration("hold", 0, "only run the closed loop of the first mode of -modes for this long (for profiling it), print its rate")
-	flag.Parse()
+// Main runs the bench with the command-line arguments args (without the
+// program and subcommand names) and returns the exit code.
+func Main(args []string) int {
+	fs := flag.NewFlagSet("bench", flag.ExitOnError)
+	role := fs.String("role", "", "internal: passthrough serves the queue for the queue-only mode")
+	quick := fs.Bool("quick", false, "one short round (about 30 s)")
+	jsonOut := fs.String("json", "", "also write the results to this file")
+	modesFlag := fs.String("modes", "", "comma-separated subset of modes (default all)")
+	queues := fs.Int("queues", 0, "NFQUEUE queues (queue.count) for the daemons; 0: one per CPU, natreveal's default")
+	rounds := fs.Int("rounds", 0, "rounds (default 3, -quick 1)")
+	bulkMiB := fs.Int("bulk-mib", 0, "MiB per bulk transfer of the selected-flow modes (default 128, -quick 32)")
+	hold := fs.Duration("hold", 0, "only run the closed loop of the first mode of -modes for this long (for profiling it), print its rate")
+	fs.Parse(args)
 	if *queues <= 0 {
 		*queues = runtime.NumCPU()
 	}
 	if *role == "passthrough" {
 		if err := passthrough(*queues); err != nil {
 			fmt.Fprintln(os.Stderr, "passthrough:", err)
-			os.Exit(1)
+			return 1
 		}
-		return
+		return 0
 	}
 	p := params{rounds: 3, conn: 4 * time.Second, lat: 1500 * time.Millisecond, flood: 1500 * time.Millisecond,
 		floodWarm: 300 * time.Millisecond, workers: 32, gens: 1, maxFlood: 3_000_000}
@@ -154,7 +155,7 @@ func main() {
 				bulk = append(bulk, allBulkModes[j])
 			default:
 				fmt.Fprintf(os.Stderr, "unknown mode %q\n", name)
-				os.Exit(2)
+				return 2
 			}
 		}
 		if len(modes) > 0 || len(bulk) == 0 {
@@ -174,10 +175,10 @@ func main() {
 	rep, err := run(ctx, p, modes, bulk, *queues, mib, *hold > 0)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
+		return 1
 	}
 	if *hold > 0 {
-		return
+		return 0
 	}
 	rep.Quick = *quick
 	printTable(os.Stdout, rep)
@@ -185,9 +186,10 @@ func main() {
 		b, _ := json.MarshalIndent(rep, "", "  ")
 		if err := os.WriteFile(*jsonOut, append(b, '\n'), 0o644); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
-			os.Exit(1)
+			return 1
 		}
 	}
+	return 0
 }
 
 func run(ctx context.Context, p params, modes []mode, bulk []bulkMode, queues, mib int, hold bool) (*report, error) {
@@ -199,10 +201,9 @@ func run(ctx context.Context, p params, modes []mode, bulk []bulkMode, queues, m
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	binary := filepath.Join(dir, "natreveal")
-	fmt.Fprintln(os.Stderr, "building natreveal ...")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", binary, "github.com/natreveal/natreveal/cmd/natreveal").CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("build natreveal: %v\n%s", err, out)
+	binary, err := lab.Natreveal(ctx, "", dir, os.Stderr)
+	if err != nil {
+		return nil, err
 	}
 
 	l, err := lab.New()

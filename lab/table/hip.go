@@ -1,9 +1,11 @@
-package labrun
+package table
 
 import (
 	"fmt"
 	"net"
 	"time"
+
+	"github.com/natreveal/natreveal/lab"
 )
 
 // hipI1 is a HIP I1 packet (RFC 7401 §5.1, §5.3.1) without parameters: next
@@ -36,14 +38,14 @@ func hipProbe(r *runner, n int) (sent, arrived, revealed int, err error) {
 	for i := 0; i < n; i++ {
 		hi := i % len(r.t.Hosts)
 		h := r.t.Hosts[hi]
-		dst := ServerAddr
+		dst := lab.ServerAddr
 		if hi == 1 {
-			dst = ServerAddr2
+			dst = lab.ServerAddr2
 		}
 		var recv [16]byte
 		labels[i] = r.label()
 		copy(recv[:], fmt.Sprintf("%16s", labels[i]))
-		err := Do(h.NS, func() error {
+		err := lab.Do(h.NS, func() error {
 			c, err := net.Dial("ip4:139", dst)
 			if err != nil {
 				return err

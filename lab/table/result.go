@@ -1,20 +1,22 @@
-package labrun
+package table
 
 import (
 	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/natreveal/natreveal/lab"
 )
 
-// Result is one lab run: the seed's Table 1 as measured.
+// Result is one lab run: the analysis's Table 1 as measured.
 type Result struct {
 	Date        string             `json:"date"`
 	Kernel      string             `json:"kernel"`
 	Quick       bool               `json:"quick"`
 	N           int                `json:"n"`            // probes per method, path and transport
 	PerfSeconds float64            `json:"perf_seconds"` // length of each rate measurement
-	Paths       []Path             `json:"paths"`
+	Paths       []lab.Path         `json:"paths"`
 	Baseline    map[string]float64 `json:"baseline_rate"` // new connections/s with natreveal off, by family ("ipv4")
 	Methods     []MethodResult     `json:"methods"`
 	Seconds     float64            `json:"seconds"` // the run's duration
@@ -26,7 +28,7 @@ type MethodResult struct {
 	Column       string                 `json:"seed_column,omitempty"`
 	Family       int                    `json:"family"`
 	Carried      map[Transport]*Carried `json:"carried"` // the transports that apply
-	Success      map[Path]*Success      `json:"success"`
+	Success      map[lab.Path]*Success  `json:"success"`
 	Perf         *Perf                  `json:"perf,omitempty"`
 	ServerReads  string                 `json:"server_reads"`
 	KernelChange bool                   `json:"kernel_change"`
@@ -90,10 +92,10 @@ type Perf struct {
 	Rate         float64 `json:"rate"`          // connections/s, method on
 	BaselineRate float64 `json:"baseline_rate"` // connections/s, natreveal off
 	Ratio        float64 `json:"ratio"`         // Rate / BaselineRate
-	Level        string  `json:"level"`         // No, Low, Med, High: the slowdown in the seed's words
+	Level        string  `json:"level"`         // No, Low, Med, High: the slowdown in the analysis's words
 }
 
-// perfLevel puts a rate ratio in the seed's words: the slowdown 1-ratio
+// perfLevel puts a rate ratio in the analysis's words: the slowdown 1-ratio
 // below 5 % is No, below 15 % Low, below 40 % Med, else High.
 func perfLevel(ratio float64) string {
 	switch s := 1 - ratio; {
@@ -113,10 +115,10 @@ func (r *Result) JSON() ([]byte, error) {
 	return append(b, '\n'), err
 }
 
-// differs is the mark of a measurement that contradicts the seed's claim.
+// differs is the mark of a measurement that contradicts the analysis's claim.
 const differs = " **≠**"
 
-// Markdown renders the seed's Table 1 with claim → measurement in each
+// Markdown renders the analysis's Table 1 with claim → measurement in each
 // cell, then the legend.
 func (r *Result) Markdown() string {
 	var b strings.Builder
@@ -143,7 +145,7 @@ func (r *Result) Markdown() string {
 		}
 		row(cells...)
 	}
-	pathNames := map[Path]string{PathClean: "clean path", PathOptDrop: "router drops IP options", PathNAT2: "through a second NAT"}
+	pathNames := map[lab.Path]string{lab.PathClean: "clean path", lab.PathOptDrop: "router drops IP options", lab.PathNAT2: "through a second NAT"}
 	for _, p := range r.Paths {
 		cells := []string{"Success Ratio, " + pathNames[p]}
 		for _, m := range r.Methods {
@@ -244,7 +246,7 @@ func carriedCell(m MethodResult, tr Transport) string {
 	return cell
 }
 
-func successCell(m MethodResult, p Path) string {
+func successCell(m MethodResult, p lab.Path) string {
 	s := m.Success[p]
 	if s == nil {
 		return claimOr(m.Seed.Success) + " → n/a"

@@ -1,4 +1,4 @@
-package labrun
+package lab
 
 import (
 	"bufio"

@@ -1,4 +1,4 @@
-package labrun
+package table
 
 import (
 	"crypto/tls"
@@ -9,13 +9,15 @@ import (
 	"strings"
 
 	proxyproto "github.com/pires/go-proxyproto"
+
+	"github.com/natreveal/natreveal/lab"
 )
 
 // The payload methods select every flow to the server's IPv4 address (port
 // 0: any port), so the perf measurement's fresh ports are selected too.
 var (
-	httpHeaderArgs = []string{"--methods", "http-header", "--http-header-destinations", ServerAddr + "/32:0"}
-	proxyArgs      = []string{"--methods", "proxy-protocol", "--proxy-protocol-destinations", ServerAddr + "/32:0"}
+	httpHeaderArgs = []string{"--methods", "http-header", "--http-header-destinations", lab.ServerAddr + "/32:0"}
+	proxyArgs      = []string{"--methods", "proxy-protocol", "--proxy-protocol-destinations", lab.ServerAddr + "/32:0"}
 )
 
 // parseID reads natreveal's textual HOST_ID: "0x0002", or RFC 7239 §6.3's

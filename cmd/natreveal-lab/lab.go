@@ -11,7 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/natreveal/natreveal/labrun"
+	"github.com/natreveal/natreveal/lab"
+	"github.com/natreveal/natreveal/lab/table"
 )
 
 func labCmd() *cobra.Command {
@@ -35,10 +36,11 @@ earlier run that was killed. Needs root, ip, nft.`,
 	md := cmd.Flags().String("markdown", "", "also write the table as Markdown to this file")
 	js := cmd.Flags().String("json", "", "also write the measurements as JSON to this file")
 	verbose := cmd.Flags().BoolP("verbose", "v", false, "log each step to stderr")
+	bin := natrevealFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		o := labrun.Full
+		o := table.Full
 		if *quick {
-			o = labrun.Quick
+			o = table.Quick
 		}
 		if *n < 0 || *n > 1000 {
 			return usageErr(fmt.Errorf("--n: %d: want 1 to 1000", *n))
@@ -54,7 +56,7 @@ earlier run that was killed. Needs root, ip, nft.`,
 		}
 		for _, m := range *only {
 			known := false
-			for _, k := range labrun.Methods {
+			for _, k := range table.Methods {
 				known = known || k.Name == m
 			}
 			if !known {
@@ -70,8 +72,16 @@ earlier run that was killed. Needs root, ip, nft.`,
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
-		fmt.Fprintf(cmd.ErrOrStderr(), "natreveal lab: %d probes per cell, namespaces %s... (deleted at the end)\n", o.N, labrun.NSNames(os.Getpid())[0])
-		res, err := labrun.Run(ctx, o)
+		dir, err := os.MkdirTemp("", "natreveal-lab")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		if o.Binary, err = lab.Natreveal(ctx, *bin, dir, cmd.ErrOrStderr()); err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "natreveal lab: %d probes per cell, namespaces %s... (deleted at the end)\n", o.N, lab.NSNames(os.Getpid())[0])
+		res, err := table.Run(ctx, o)
 		if err != nil {
 			if ctx.Err() != nil {
 				return fmt.Errorf("lab: interrupted; namespaces deleted")

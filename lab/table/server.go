@@ -1,4 +1,4 @@
-package labrun
+package table
 
 import (
 	"bufio"
@@ -23,6 +23,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/natreveal/natreveal/lab"
 	"github.com/natreveal/natreveal/reveal"
 	"github.com/natreveal/natreveal/reveal/listener"
 )
@@ -146,7 +147,7 @@ type servers struct {
 
 func listenReveal(ns, network, addr string, m *Method) (net.Listener, error) {
 	var ln net.Listener
-	err := Do(ns, func() error {
+	err := lab.Do(ns, func() error {
 		l, err := listener.Listen(network, addr, decodeAll)
 		ln = l
 		return err
@@ -170,7 +171,7 @@ func startServers(ns string, st *store, m *Method, cert tls.Certificate, perfPor
 			s.close()
 		}
 	}()
-	addrs := []struct{ network, host string }{{"tcp4", ServerAddr}, {"tcp6", ServerAddr6}}
+	addrs := []struct{ network, host string }{{"tcp4", lab.ServerAddr}, {"tcp6", lab.ServerAddr6}}
 	for _, a := range addrs {
 		port := portTCP
 		if perfPort != 0 {
@@ -279,8 +280,8 @@ type udpServers struct {
 
 func startUDP(ns string, st *store) (*udpServers, error) {
 	u := &udpServers{}
-	err := Do(ns, func() error {
-		c4, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(ServerAddr), Port: portUDP})
+	err := lab.Do(ns, func() error {
+		c4, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(lab.ServerAddr), Port: portUDP})
 		if err != nil {
 			return err
 		}
@@ -288,7 +289,7 @@ func startUDP(ns string, st *store) (*udpServers, error) {
 		if err := sockopt(c4, unix.IPPROTO_IP, unix.IP_RECVOPTS); err != nil {
 			return err
 		}
-		c6, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.ParseIP(ServerAddr6), Port: portUDP})
+		c6, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.ParseIP(lab.ServerAddr6), Port: portUDP})
 		if err != nil {
 			return err
 		}
@@ -296,7 +297,7 @@ func startUDP(ns string, st *store) (*udpServers, error) {
 		if err := sockopt(c6, unix.IPPROTO_IPV6, unix.IPV6_RECVDSTOPTS); err != nil {
 			return err
 		}
-		raw, err := net.ListenIP("ip4:17", &net.IPAddr{IP: net.ParseIP(ServerAddr)})
+		raw, err := net.ListenIP("ip4:17", &net.IPAddr{IP: net.ParseIP(lab.ServerAddr)})
 		if err != nil {
 			return err
 		}
@@ -390,7 +391,7 @@ type hipReceiver struct {
 
 func startHIP(ns string, st *store) (*hipReceiver, error) {
 	h := &hipReceiver{}
-	err := Do(ns, func() error {
+	err := lab.Do(ns, func() error {
 		var err error
 		h.c, err = net.ListenIP("ip4:139", nil)
 		return err
@@ -445,7 +446,7 @@ func selfSigned() (tls.Certificate, *x509.CertPool, error) {
 		Subject:               pkix.Name{CommonName: "natreveal lab server"},
 		NotBefore:             time.Now().Add(-time.Hour),
 		NotAfter:              time.Now().Add(24 * time.Hour),
-		IPAddresses:           []net.IP{net.ParseIP(ServerAddr), net.ParseIP(ServerAddr6)},
+		IPAddresses:           []net.IP{net.ParseIP(lab.ServerAddr), net.ParseIP(lab.ServerAddr6)},
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,

@@ -1,4 +1,4 @@
-package labrun
+package table
 
 import (
 	"bufio"
@@ -12,30 +12,31 @@ import (
 
 	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/ident"
+	"github.com/natreveal/natreveal/lab"
 	"github.com/natreveal/natreveal/reveal"
 )
 
 // Transport is a way the lab's clients reach the server.
 type Transport string
 
-// The transports of the seed's Table 1 ("carried over ...").
+// The transports of the analysis's Table 1 ("carried over ...").
 const (
 	UDP  Transport = "udp"
 	TCP  Transport = "tcp"
 	HTTP Transport = "http"
-	TLS  Transport = "tls" // HTTPS: the seed's "Encrypted Traffic"
+	TLS  Transport = "tls" // HTTPS: the analysis's "Encrypted Traffic"
 )
 
 // Transports lists them in the table's order.
 var Transports = []Transport{UDP, TCP, HTTP, TLS}
 
 // Method describes one HOST_ID method to the lab: how to enable it on the
-// NAT, how the server reads it, which transports apply, and what the seed
+// NAT, how the server reads it, which transports apply, and what the analysis
 // claims about it. Adding a method to the lab is adding one Method to
 // Methods.
 type Method struct {
 	Name   string // natreveal's name (--methods)
-	Column string // the seed's Table 1 column; "" for methods the table does not have
+	Column string // the analysis's Table 1 column; "" for methods the table does not have
 	Family int    // 4 or 6: the address family the lab's clients use for it
 
 	// NATArgs are the flags of `natreveal run` on the NAT, --inside
@@ -43,7 +44,7 @@ type Method struct {
 	NATArgs []string
 	// NATPrep prepares the NAT namespace before the daemon starts (nft
 	// maps, a PROXY-speaking relay...); nil: nothing.
-	NATPrep func(t *Topology) error
+	NATPrep func(t *lab.Lab) error
 
 	// Transports the method carries a HOST_ID over; the lab marks the rest
 	// "n/a" and does not test them.
@@ -76,10 +77,10 @@ type Method struct {
 	// NeedsEndHosts: deployment needs changes on the clients (hip).
 	NeedsEndHosts bool
 
-	Seed Claims // the seed's Table 1 column
+	Seed Claims // the analysis's Table 1 column
 }
 
-// Claims is a column of the seed's Table 1, as printed there ("" for a
+// Claims is a column of the analysis's Table 1, as printed there ("" for a
 // blank cell).
 type Claims struct {
 	UDP, TCP, HTTP, Encrypted string
@@ -87,7 +88,7 @@ type Claims struct {
 	Deployable, Notes         string
 }
 
-// claim returns the seed's cell for a transport.
+// claim returns the analysis's cell for a transport.
 func (c Claims) claim(t Transport) string {
 	switch t {
 	case UDP:
@@ -104,7 +105,7 @@ func (c Claims) claim(t Transport) string {
 var notInTable = Claims{}
 
 // Methods are the methods the lab runs, in the table's column order (the
-// seed's order first).
+// analysis's order first).
 var Methods = []Method{
 	{
 		Name: "ip-option", Column: "IP Option", Family: 4,
@@ -166,7 +167,7 @@ var Methods = []Method{
 		ReadConn:    portSetConn,
 		ReadUDP:     portSetUDP,
 		ServerReads: "no: the source address:port the server sees, looked up in the published policy (package portset, Lookup)",
-		Configured:  "NAT: natreveal run --methods port-set --port-set-public " + NATPublic + " --port-set-block-size " + strconv.Itoa(PortSetBlock) + " (kernel SNAT blocks, nothing queued); the NAT's policy published to servers (natreveal portset plan); server app: a lookup of each source address:port",
+		Configured:  "NAT: natreveal run --methods port-set --port-set-public " + lab.NATPublic + " --port-set-block-size " + strconv.Itoa(PortSetBlock) + " (kernel SNAT blocks, nothing queued); the NAT's policy published to servers (natreveal portset plan); server app: a lookup of each source address:port",
 		Seed:        Claims{UDP: "Yes", TCP: "Yes", HTTP: "Yes", Encrypted: "Yes", Success: "100%", Perf: "No", OSModif: "No", Deployable: "Yes", Notes: "(1) (3)"},
 	},
 	{
@@ -193,7 +194,7 @@ var Methods = []Method{
 	},
 	{
 		Name: "ident", Family: 4,
-		NATArgs:     []string{"--methods", "ident", "--ident-listen", NATPublic + ":113"},
+		NATArgs:     []string{"--methods", "ident", "--ident-listen", lab.NATPublic + ":113"},
 		Transports:  []Transport{TCP, HTTP, TLS},
 		ReadConn:    identQuery,
 		ServerReads: "no: an RFC 1413 query from the application to the connection's source, port 113",
@@ -263,7 +264,7 @@ type ServerEnv struct {
 // local (nil: any).
 func (e ServerEnv) Dial(local net.IP, addr string, timeout time.Duration) (net.Conn, error) {
 	var c net.Conn
-	err := Do(e.NS, func() error {
+	err := lab.Do(e.NS, func() error {
 		d := net.Dialer{Timeout: timeout}
 		if local != nil {
 			d.LocalAddr = &net.TCPAddr{IP: local}

@@ -1,9 +1,11 @@
-package labrun
+package table
 
 import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/natreveal/natreveal/lab"
 )
 
 func TestPerfLevelAndClaims(t *testing.T) {
@@ -28,7 +30,7 @@ func TestPerfLevelAndClaims(t *testing.T) {
 }
 
 // The table puts claim and measurement side by side and marks what
-// contradicts the seed.
+// contradicts the analysis.
 func TestMarkdown(t *testing.T) {
 	ok := &Carried{OK: true, Hosts: []HostResult{{Host: "c1", Want: "0x0002", Got: "0x0002", OK: true}}}
 	bad := &Carried{OK: false, Hosts: []HostResult{{Host: "c1", Want: "0x0002"}}}
@@ -37,13 +39,13 @@ func TestMarkdown(t *testing.T) {
 		s.finish()
 		return s
 	}
-	r := &Result{N: 10, Paths: Paths, Baseline: map[string]float64{"ipv4": 1000}, Methods: []MethodResult{
+	r := &Result{N: 10, Paths: lab.Paths, Baseline: map[string]float64{"ipv4": 1000}, Methods: []MethodResult{
 		{Name: "ip-option", Column: "IP Option", Seed: Methods[0].Seed, ServerReads: Methods[0].ServerReads, Deployable: "partly: not on opt-drop",
 			Carried: map[Transport]*Carried{UDP: ok, TCP: ok, HTTP: ok, TLS: ok},
-			Success: map[Path]*Success{PathClean: succ(10, 10), PathOptDrop: succ(0, 0), PathNAT2: succ(10, 10)},
+			Success: map[lab.Path]*Success{lab.PathClean: succ(10, 10), lab.PathOptDrop: succ(0, 0), lab.PathNAT2: succ(10, 10)},
 			Perf:    &Perf{Ratio: 0.8, Level: "Med"}},
 		{Name: "ident", Carried: map[Transport]*Carried{TCP: bad}, Deployable: "no",
-			Success: map[Path]*Success{PathClean: succ(10, 0)}},
+			Success: map[lab.Path]*Success{lab.PathClean: succ(10, 0)}},
 	}}
 	md := r.Markdown()
 	for _, want := range []string{
@@ -65,7 +67,7 @@ func TestMarkdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	var back Result
-	if err := json.Unmarshal(b, &back); err != nil || back.Methods[0].Success[PathOptDrop].Ratio != 0 || !back.Methods[0].Carried[UDP].OK {
+	if err := json.Unmarshal(b, &back); err != nil || back.Methods[0].Success[lab.PathOptDrop].Ratio != 0 || !back.Methods[0].Carried[UDP].OK {
 		t.Errorf("JSON round trip: %v %+v", err, back)
 	}
 }
@@ -91,19 +93,6 @@ func TestMethodsTable(t *testing.T) {
 		}
 		if m.ServerReads == "" || m.Configured == "" {
 			t.Errorf("%s: the table's text cells are empty", m.Name)
-		}
-	}
-}
-
-func TestLeftoverPattern(t *testing.T) {
-	for _, n := range NSNames(1234) {
-		if m := nsPattern.FindStringSubmatch(n); m == nil || m[1] != "1234" {
-			t.Errorf("%s does not match the leftover pattern", n)
-		}
-	}
-	for _, n := range []string{"nr1234c1", "nrlab12x-c1", "nrlab1234-c3", "xnrlab1234-c1"} {
-		if nsPattern.MatchString(n) {
-			t.Errorf("%s matches the leftover pattern", n)
 		}
 	}
 }

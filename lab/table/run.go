@@ -1,4 +1,4 @@
-package labrun
+package table
 
 import (
 	"context"
@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -16,11 +15,13 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/natreveal/natreveal/lab"
 )
 
 // Options control a lab run.
 type Options struct {
-	Binary   string        // the natreveal binary that runs on the NAT (`run`)
+	Binary   string        // the natreveal (router) binary that runs on the NAT (`run`, `rules print`); required
 	N        int           // connections (and UDP flows) per method per path
 	PerfTime time.Duration // length of each new-connection rate measurement
 	Quick    bool          // recorded in the result
@@ -47,7 +48,7 @@ const (
 type runner struct {
 	ctx   context.Context
 	o     Options
-	t     *Topology
+	t     *lab.Lab
 	st    *store
 	cert  tls.Certificate
 	roots *x509.CertPool
@@ -77,9 +78,7 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 		o.PerfTime = Full.PerfTime
 	}
 	if o.Binary == "" {
-		if o.Binary, err = os.Executable(); err != nil {
-			return nil, err
-		}
+		return nil, errors.New("lab: no natreveal binary to run on the NAT (Options.Binary)")
 	}
 	start := time.Now()
 	// A bound on the whole run, whatever happens (a full run takes about
@@ -87,7 +86,7 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	ctx, cancel := context.WithTimeout(ctx, runLimit)
 	defer cancel()
 	r := &runner{ctx: ctx, o: o}
-	if gone, err := CleanLeftovers(); err != nil {
+	if gone, err := lab.CleanLeftovers(); err != nil {
 		return nil, err
 	} else if len(gone) > 0 {
 		r.logf("deleted leftovers of a killed run: %s", strings.Join(gone, " "))
@@ -95,7 +94,7 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	if r.cert, r.roots, err = selfSigned(); err != nil {
 		return nil, err
 	}
-	if r.t, err = NewTopology(); err != nil {
+	if r.t, err = lab.NewRouted(); err != nil {
 		return nil, err
 	}
 	defer func() {
@@ -103,7 +102,7 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 			err = cerr
 		}
 	}()
-	r.logf("namespaces %s", strings.Join(r.t.all, " "))
+	r.logf("namespaces %s", strings.Join(r.t.Namespaces(), " "))
 	r.st = newStore(r.t.Srv)
 	if err := r.warmup(); err != nil {
 		return nil, err
@@ -132,7 +131,7 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 		methods = append(methods, m)
 	}
 	res = &Result{Date: start.UTC().Format(time.RFC3339), Kernel: kernel(), Quick: o.Quick, N: o.N,
-		PerfSeconds: o.PerfTime.Seconds(), Paths: Paths, Baseline: map[string]float64{}}
+		PerfSeconds: o.PerfTime.Seconds(), Paths: lab.Paths, Baseline: map[string]float64{}}
 
 	// natreveal off: the new-connection rate of each family, before and
 	// after the methods (their mean is the baseline).
@@ -210,9 +209,9 @@ func (r *runner) available(m *Method) bool {
 
 func inside(m *Method) string {
 	if m.Family == 6 {
-		return InsidePrefix6
+		return lab.InsidePrefix6
 	}
-	return InsidePrefix
+	return lab.InsidePrefix
 }
 
 func kernel() string {
@@ -227,9 +226,9 @@ func kernel() string {
 // on the clean path, N probes per path, the rate on the clean path.
 func (r *runner) method(m *Method) (*MethodResult, error) {
 	mr := &MethodResult{Name: m.Name, Column: m.Column, Family: m.Family, Carried: map[Transport]*Carried{},
-		Success: map[Path]*Success{}, ServerReads: m.ServerReads, KernelChange: m.KernelChange,
+		Success: map[lab.Path]*Success{}, ServerReads: m.ServerReads, KernelChange: m.KernelChange,
 		Configured: m.Configured, Seed: m.Seed}
-	if err := r.t.SetPath(PathClean); err != nil {
+	if err := r.t.SetPath(lab.PathClean); err != nil {
 		return nil, err
 	}
 	var srv *servers
@@ -248,7 +247,7 @@ func (r *runner) method(m *Method) (*MethodResult, error) {
 	if m.NATArgs != nil {
 		args := append([]string{"--inside", inside(m)}, m.NATArgs...)
 		r.logf("%s: natreveal run %s", m.Name, strings.Join(args, " "))
-		d, err := StartInNS(r.ctx, r.t.NAT, append([]string{r.o.Binary, "run"}, args...), nil, 15*time.Second)
+		d, err := lab.StartInNS(r.ctx, r.t.NAT, append([]string{r.o.Binary, "run"}, args...), nil, 15*time.Second)
 		if err != nil {
 			return nil, err
 		}
@@ -262,7 +261,7 @@ func (r *runner) method(m *Method) (*MethodResult, error) {
 			return nil, err
 		}
 	}
-	for _, p := range Paths {
+	for _, p := range lab.Paths {
 		if err := r.t.SetPath(p); err != nil {
 			return nil, err
 		}
@@ -276,11 +275,11 @@ func (r *runner) method(m *Method) (*MethodResult, error) {
 			return nil, err
 		}
 	}
-	if err := r.t.SetPath(PathClean); err != nil {
+	if err := r.t.SetPath(lab.PathClean); err != nil {
 		return nil, err
 	}
 	if m.Custom != nil {
-		ok := mr.Success[PathClean].Revealed == mr.Success[PathClean].Attempted
+		ok := mr.Success[lab.PathClean].Revealed == mr.Success[lab.PathClean].Attempted
 		mr.Notes = append(mr.Notes, fmt.Sprintf("lab: the sender HITs of both hosts arrived intact: %s", yesNo(ok)))
 	}
 	if m.ReadConn != nil && slices.Contains(m.Transports, TCP) {
@@ -456,7 +455,7 @@ func deployable(m *Method, mr *MethodResult) string {
 		return "no"
 	}
 	var failed []string
-	for _, p := range Paths {
+	for _, p := range lab.Paths {
 		s := mr.Success[p]
 		if s == nil || s.Attempted == 0 || s.Completed < s.Attempted || s.Revealed < s.Attempted {
 			failed = append(failed, string(p))
@@ -470,7 +469,7 @@ func deployable(m *Method, mr *MethodResult) string {
 	switch {
 	case len(failed) == 0:
 		return "yes"
-	case slices.Contains(failed, string(PathClean)):
+	case slices.Contains(failed, string(lab.PathClean)):
 		return "no"
 	}
 	return "partly: not on " + strings.Join(failed, ", ")
