@@ -19,6 +19,15 @@ import (
 // that were set. A key the file names but Keys lacks, and a value of the
 // wrong kind, are rejected by the decoder; fromKeys checks the rest.
 func Load(fs *pflag.FlagSet, getenv func(string) string) (*Config, error) {
+	k, err := loadKeys(fs, getenv)
+	if err != nil {
+		return nil, err
+	}
+	return fromKeys(k)
+}
+
+// loadKeys merges defaults, file, environment and flags into Keys.
+func loadKeys(fs *pflag.FlagSet, getenv func(string) string) (*Keys, error) {
 	v := viper.New()
 	for _, k := range keyList {
 		v.SetDefault(k.Name, k.defaultValue())
@@ -55,7 +64,7 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (*Config, error) {
 	if err != nil {
 		return nil, decodeError(err, file)
 	}
-	return fromKeys(&k)
+	return &k, nil
 }
 
 var stringsType = reflect.TypeOf([]string(nil))
