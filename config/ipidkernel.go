@@ -1,11 +1,6 @@
 package config
 
-import (
-	"time"
-
-	"github.com/spf13/pflag"
-	"github.com/spf13/viper"
-)
+import "time"
 
 // IPIDKernelConfig is the in-kernel fast path of the ip-id method: an nft
 // map from inside address to HOST_ID that the daemon fills from the first
@@ -17,34 +12,16 @@ type IPIDKernelConfig struct {
 	Timeout time.Duration // ip_id.kernel_timeout: a host is forgotten this long after it was learned (0: never)
 }
 
-// Keys of the in-kernel ip-id path.
-func init() {
-	defaults["ip_id.kernel"] = false
-	defaults["ip_id.kernel_size"] = 65536
-	defaults["ip_id.kernel_timeout"] = "1h"
-	flags["ip-id-kernel"] = "ip_id.kernel"
-}
-
-// addIPIDKernelFlags registers --ip-id-kernel (AddFlags).
-func addIPIDKernelFlags(fs *pflag.FlagSet) {
-	fs.Bool("ip-id-kernel", false, "ip-id: write the IP-ID of known hosts' SYNs in the kernel (nft map the daemon fills)")
-}
-
 // ipidKernel validates the ip_id.kernel keys; methods, placement, inside
 // and ip_id.scope are read before.
-func (c *Config) ipidKernel(v *viper.Viper) error {
+func (c *Config) ipidKernel(keys *Keys) error {
 	k := &c.IPIDKernel
 	var err error
-	if k.Enabled, err = boolean(v, "ip_id.kernel"); err != nil {
+	k.Enabled = keys.IPID.Kernel
+	if k.Size, err = intIn("ip_id.kernel_size", keys.IPID.KernelSize, 1, 1<<24); err != nil {
 		return err
 	}
-	if k.Size, err = intIn(v, "ip_id.kernel_size", 1, 1<<24); err != nil {
-		return err
-	}
-	s, err := str(v, "ip_id.kernel_timeout")
-	if err != nil {
-		return err
-	}
+	s := keys.IPID.KernelTimeout
 	if k.Timeout, err = time.ParseDuration(s); err != nil || k.Timeout < 0 || k.Timeout%time.Millisecond != 0 {
 		return bad("ip_id.kernel_timeout", "%q is not a duration such as 1h or 30m (0: never), in whole milliseconds", s)
 	}

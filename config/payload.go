@@ -4,11 +4,9 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-
-	"github.com/spf13/viper"
 )
 
-// Payload insertion methods (DESIGN.md): they add bytes to the TCP stream of
+// Payload insertion methods: they add bytes to the TCP stream of
 // selected flows, so natreveal follows those flows for their whole life.
 const (
 	MethodHTTPHeader = "http-header"    // X-Forwarded-For / Forwarded (RFC 7239) in each HTTP/1.x request
@@ -39,46 +37,24 @@ type ProxyProtocolConfig struct {
 	CRC32C       bool
 }
 
-func init() {
-	allMethods = append(allMethods, MethodHTTPHeader, MethodProxy)
-	defaults["http_header.ports"] = []string{"80"}
-	defaults["http_header.destinations"] = []string{}
-	defaults["http_header.fields"] = []string{"x-forwarded-for"}
-	defaults["proxy_protocol.version"] = 2
-	defaults["proxy_protocol.destinations"] = []string{}
-	defaults["proxy_protocol.on_ack"] = false
-	defaults["proxy_protocol.client_header"] = "reset"
-	defaults["proxy_protocol.crc32c"] = false
-	defaults["marks.select"] = 0x00040000
-	defaults["marks.seqadj"] = 0x00080000
-}
-
 // Selects reports whether a payload insertion method is enabled.
 func (c *Config) Selects() bool { return c.Has(MethodHTTPHeader) || c.Has(MethodProxy) }
 
 // payload reads and checks the keys of the payload insertion methods.
-func (c *Config) payload(v *viper.Viper) error {
+func (c *Config) payload(k *Keys) error {
 	var err error
 	h, p := &c.HTTPHeader, &c.ProxyProtocol
-	ports, err := list(v, "http_header.ports")
-	if err != nil {
-		return err
-	}
-	for _, s := range ports {
+	for _, s := range k.HTTPHeader.Ports {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > 65535 {
 			return bad("http_header.ports", "%q is not a port 1..65535", s)
 		}
 		h.Ports = append(h.Ports, uint16(n))
 	}
-	if h.Destinations, err = destinations(v, "http_header.destinations", false); err != nil {
+	if h.Destinations, err = destinations("http_header.destinations", k.HTTPHeader.Destinations, false); err != nil {
 		return err
 	}
-	fields, err := list(v, "http_header.fields")
-	if err != nil {
-		return err
-	}
-	for _, f := range fields {
+	for _, f := range k.HTTPHeader.Fields {
 		switch strings.ToLower(f) {
 		case "x-forwarded-for":
 			h.XFF = true
@@ -94,28 +70,24 @@ func (c *Config) payload(v *viper.Viper) error {
 	if c.Has(MethodHTTPHeader) && len(h.Ports) == 0 && len(h.Destinations) == 0 {
 		return bad("http_header.ports", "http-header needs ports or destinations to select flows")
 	}
-	if p.Version, err = intIn(v, "proxy_protocol.version", 1, 2); err != nil {
+	if p.Version, err = intIn("proxy_protocol.version", k.ProxyProtocol.Version, 1, 2); err != nil {
 		return err
 	}
-	if p.Destinations, err = destinations(v, "proxy_protocol.destinations", true); err != nil {
+	if p.Destinations, err = destinations("proxy_protocol.destinations", k.ProxyProtocol.Destinations, true); err != nil {
 		return err
 	}
 	if c.Has(MethodProxy) && len(p.Destinations) == 0 {
 		return bad("proxy_protocol.destinations", "proxy-protocol needs destinations such as 198.51.100.0/24:443")
 	}
-	if p.OnAck, err = boolean(v, "proxy_protocol.on_ack"); err != nil {
+	p.OnAck = k.ProxyProtocol.OnAck
+	if p.ClientHeader, err = oneOf("proxy_protocol.client_header", k.ProxyProtocol.ClientHeader, "reset", "replace"); err != nil {
 		return err
 	}
-	if p.ClientHeader, err = oneOf(v, "proxy_protocol.client_header", "reset", "replace"); err != nil {
+	p.CRC32C = k.ProxyProtocol.CRC32C
+	if c.Marks.Select, err = markBit("marks.select", k.Marks.Select); err != nil {
 		return err
 	}
-	if p.CRC32C, err = boolean(v, "proxy_protocol.crc32c"); err != nil {
-		return err
-	}
-	if c.Marks.Select, err = markBit(v, "marks.select"); err != nil {
-		return err
-	}
-	if c.Marks.SeqAdj, err = markBit(v, "marks.seqadj"); err != nil {
+	if c.Marks.SeqAdj, err = markBit("marks.seqadj", k.Marks.SeqAdj); err != nil {
 		return err
 	}
 	if c.Selects() {
@@ -134,11 +106,7 @@ func (c *Config) payload(v *viper.Viper) error {
 
 // destinations reads "PREFIX:PORT" entries (an address is a /32, port 0 or
 // omitted ":0" is any port); ack allows a "+ack" suffix.
-func destinations(v *viper.Viper, key string, ack bool) ([]Destination, error) {
-	items, err := list(v, key)
-	if err != nil {
-		return nil, err
-	}
+func destinations(key string, items []string, ack bool) ([]Destination, error) {
 	var out []Destination
 	for _, it := range items {
 		var d Destination

@@ -5,13 +5,10 @@ import (
 	"os"
 	"strings"
 
-	"github.com/spf13/pflag"
-	"github.com/spf13/viper"
-
 	"github.com/natreveal/natreveal/portset"
 )
 
-// MethodPortSet is deterministic NAT (seed §3.6, RFC 7422): no packet is
+// MethodPortSet is deterministic NAT (RFC 7422, RFC 6967 §5.1): no packet is
 // queued, the kernel's SNAT gives each inside host a published port block.
 const MethodPortSet = "port-set"
 
@@ -31,70 +28,18 @@ type MappingLogConfig struct {
 	Destination bool   // also log the destination (RFC 6888 §4 advises against)
 }
 
-// Keys of the port-set method and of the mapping log.
-func init() {
-	allMethods = append(allMethods, MethodPortSet)
-	defaults["port_set.public"] = []string{}
-	defaults["port_set.ports"] = portset.DefaultPorts.String()
-	defaults["port_set.block_size"] = 0
-	defaults["port_set.ratio"] = 0
-	defaults["port_set.assignment"] = string(portset.Sequential)
-	defaults["port_set.include_boundary"] = false
-	defaults["port_set.oifname"] = ""
-	defaults["port_set.policy_file"] = ""
-	defaults["mapping_log.file"] = ""
-	defaults["mapping_log.destination"] = false
-	flags["port-set-public"] = "port_set.public"
-	flags["port-set-ports"] = "port_set.ports"
-	flags["port-set-block-size"] = "port_set.block_size"
-	flags["port-set-ratio"] = "port_set.ratio"
-	flags["port-set-assignment"] = "port_set.assignment"
-	flags["port-set-oifname"] = "port_set.oifname"
-	flags["port-set-policy-file"] = "port_set.policy_file"
-	flags["mapping-log"] = "mapping_log.file"
-	flags["mapping-log-destination"] = "mapping_log.destination"
-}
-
-// AddPortSetFlags registers the port-set flags (run, portset plan).
-func AddPortSetFlags(fs *pflag.FlagSet) {
-	fs.StringSlice("port-set-public", nil, "port-set: public IPv4 addresses whose ports are split into blocks (RFC 7422 O)")
-	fs.String("port-set-ports", portset.DefaultPorts.String(), "port-set: usable ports of each public address; the rest are reserved (RFC 7422 R)")
-	fs.Int("port-set-block-size", 0, "port-set: ports per inside host (RFC 7422 M)")
-	fs.Int("port-set-ratio", 0, "port-set: inside hosts per public address (RFC 7422 C); 0: ports / block size")
-	fs.String("port-set-assignment", string(portset.Sequential), "port-set: sequential or staggered (RFC 7422 A)")
-	fs.String("port-set-oifname", "", "port-set: translate only packets leaving through this interface")
-	fs.String("port-set-policy-file", "", "port-set: a published policy (JSON, as `natreveal portset plan` prints it) instead of the port_set keys")
-}
-
-// AddMappingLogFlags registers the mapping log flags (run).
-func AddMappingLogFlags(fs *pflag.FlagSet) {
-	fs.String("mapping-log", "", "log each translation (conntrack new/destroy) as JSON lines to this file, - for stdout (RFC 6888 §4)")
-	fs.Bool("mapping-log-destination", false, "include the destination in the mapping log (off by default, RFC 6888 §4)")
-}
-
 // portSet validates the port_set and mapping_log keys.
-func (c *Config) portSet(v *viper.Viper) error {
+func (c *Config) portSet(k *Keys) error {
 	var err error
-	if c.MappingLog.File, err = str(v, "mapping_log.file"); err != nil {
-		return err
-	}
-	if c.MappingLog.Destination, err = boolean(v, "mapping_log.destination"); err != nil {
-		return err
-	}
+	c.MappingLog.File = k.MappingLog.File
+	c.MappingLog.Destination = k.MappingLog.Destination
 	ps := &c.PortSet
-	if ps.OutIface, err = str(v, "port_set.oifname"); err != nil {
-		return err
-	}
+	ps.OutIface = k.PortSet.OIfName
 	if len(ps.OutIface) > 15 || strings.ContainsAny(ps.OutIface, "\"\\ \t/") {
 		return bad("port_set.oifname", "%q is not an interface name", ps.OutIface)
 	}
-	if ps.PolicyFile, err = str(v, "port_set.policy_file"); err != nil {
-		return err
-	}
-	public, err := list(v, "port_set.public")
-	if err != nil {
-		return err
-	}
+	ps.PolicyFile = k.PortSet.PolicyFile
+	public := k.PortSet.Public
 	if ps.PolicyFile != "" {
 		if len(public) > 0 {
 			return bad("port_set.public", "set either port_set.policy_file or the port_set keys, not both")
@@ -130,27 +75,21 @@ func (c *Config) portSet(v *viper.Viper) error {
 	if len(p.Inside) == 0 {
 		return bad("inside", "port-set needs IPv4 inside prefixes")
 	}
-	ports, err := str(v, "port_set.ports")
-	if err != nil {
-		return err
-	}
-	if p.Ports, err = portset.ParsePortRange(ports); err != nil {
+	if p.Ports, err = portset.ParsePortRange(k.PortSet.Ports); err != nil {
 		return bad("port_set.ports", "%v", err)
 	}
-	if p.BlockSize, err = intIn(v, "port_set.block_size", 0, 65535); err != nil {
+	if p.BlockSize, err = intIn("port_set.block_size", k.PortSet.BlockSize, 0, 65535); err != nil {
 		return err
 	}
-	if p.Ratio, err = intIn(v, "port_set.ratio", 0, 65535); err != nil {
+	if p.Ratio, err = intIn("port_set.ratio", k.PortSet.Ratio, 0, 65535); err != nil {
 		return err
 	}
-	a, err := oneOf(v, "port_set.assignment", string(portset.Sequential), string(portset.Staggered))
+	a, err := oneOf("port_set.assignment", k.PortSet.Assignment, string(portset.Sequential), string(portset.Staggered))
 	if err != nil {
 		return err
 	}
 	p.Assignment = portset.Assignment(a)
-	if p.IncludeBoundary, err = boolean(v, "port_set.include_boundary"); err != nil {
-		return err
-	}
+	p.IncludeBoundary = k.PortSet.IncludeBoundary
 	if ps.Policy, err = p.Normalize(); err != nil {
 		key := "port_set"
 		for _, k := range []string{"block_size", "ratio", "ports", "assignment", "public", "inside"} {

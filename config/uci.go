@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,8 +18,8 @@ import (
 // option is an error naming it, as an unknown key in a YAML file is.
 func FromUCI(r io.Reader) ([]byte, error) {
 	byName := map[string]string{}
-	for k := range defaults {
-		byName[strings.ReplaceAll(k, ".", "_")] = k
+	for _, k := range keyList {
+		byName[strings.ReplaceAll(k.Name, ".", "_")] = k.Name
 	}
 	skip := map[string]bool{"enabled": true, "respawn_threshold": true, "respawn_timeout": true, "respawn_retry": true}
 
@@ -114,8 +115,17 @@ func FromUCI(r io.Reader) ([]byte, error) {
 	return []byte(b.String()), nil
 }
 
-func isList(k string) bool { _, ok := defaults[k].([]string); return ok }
-func isBool(k string) bool { _, ok := defaults[k].(bool); return ok }
+func isList(k string) bool { return keyKind(k) == reflect.Slice }
+func isBool(k string) bool { return keyKind(k) == reflect.Bool }
+
+func keyKind(name string) reflect.Kind {
+	for _, k := range keyList {
+		if k.Name == name {
+			return k.kind.Kind()
+		}
+	}
+	return reflect.Invalid
+}
 
 // uciBool reads UCI's boolean spellings (config_get_bool).
 func uciBool(s string) (bool, error) {

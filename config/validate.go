@@ -1,65 +1,52 @@
 package config
 
 import (
-	"fmt"
 	"math/bits"
 	"net"
 	"net/netip"
 	"runtime"
 	"slices"
 	"strings"
-
-	"github.com/spf13/cast"
-	"github.com/spf13/viper"
 )
 
-// fromViper converts and checks every key; the first bad one is returned.
-func fromViper(v *viper.Viper) (*Config, error) {
+// fromKeys converts and checks every key; the first bad one is returned.
+func fromKeys(k *Keys) (*Config, error) {
 	c := &Config{}
 	var err error
-	if c.Inside, err = prefixes(v, "inside"); err != nil {
+	if c.Inside, err = prefixes("inside", k.Inside); err != nil {
 		return nil, err
 	}
-	if c.Methods, err = methods(v); err != nil {
+	if c.Methods, err = methods(k.Methods); err != nil {
 		return nil, err
 	}
-	if c.Placement, err = oneOf(v, "placement", "pre-nat", "post-nat"); err != nil {
+	if c.Placement, err = oneOf("placement", k.Placement, "pre-nat", "post-nat"); err != nil {
 		return nil, err
 	}
-	if c.Table, err = str(v, "table"); err != nil {
-		return nil, err
-	}
+	c.Table = k.Table
 	if c.Table == "" || len(c.Table) > 255 || strings.ContainsAny(c.Table, " \t\n\"';{}") {
 		return nil, bad("table", "%q is not a usable nftables table name", c.Table)
 	}
-	if c.HostID.Source, err = oneOf(v, "hostid.source", "lower16", "address", "hash", "map"); err != nil {
+	if c.HostID.Source, err = oneOf("hostid.source", k.HostID.Source, "lower16", "address", "hash", "map"); err != nil {
 		return nil, err
 	}
-	if c.HostID.KeyFile, err = str(v, "hostid.key_file"); err != nil {
-		return nil, err
-	}
-	if c.HostID.MapFile, err = str(v, "hostid.map_file"); err != nil {
-		return nil, err
-	}
-	if c.TCPOption.Length, err = intIn(v, "tcp_option.length", 2, 4); err != nil {
+	c.HostID.KeyFile, c.HostID.MapFile = k.HostID.KeyFile, k.HostID.MapFile
+	if c.TCPOption.Length, err = intIn("tcp_option.length", k.TCPOption.Length, 2, 4); err != nil {
 		return nil, err
 	}
 	if c.TCPOption.Length == 3 {
 		return nil, bad("tcp_option.length", "must be 2 or 4 (RFC 7974 §3), got 3")
 	}
-	if c.TCPOption.MaxSegments, err = intIn(v, "tcp_option.max_segments", 0, 1000); err != nil {
+	if c.TCPOption.MaxSegments, err = intIn("tcp_option.max_segments", k.TCPOption.MaxSegments, 0, 1000); err != nil {
 		return nil, err
 	}
-	if c.TCPOption.CGN, err = boolean(v, "tcp_option.cgn"); err != nil {
+	c.TCPOption.CGN = k.TCPOption.CGN
+	if c.IPID.Scope, err = oneOf("ip_id.scope", k.IPID.Scope, ScopeSYN, ScopeNew, ScopeAll); err != nil {
 		return nil, err
 	}
-	if c.IPID.Scope, err = oneOf(v, "ip_id.scope", ScopeSYN, ScopeNew, ScopeAll); err != nil {
+	if c.IPID.UDPPackets, err = intIn("ip_id.udp_packets", k.IPID.UDPPackets, 0, 1000); err != nil {
 		return nil, err
 	}
-	if c.IPID.UDPPackets, err = intIn(v, "ip_id.udp_packets", 0, 1000); err != nil {
-		return nil, err
-	}
-	t, err := intIn(v, "ip_option.type", 0, 255)
+	t, err := intIn("ip_option.type", k.IPOption.Type, 0, 255)
 	if err != nil {
 		return nil, err
 	}
@@ -69,16 +56,16 @@ func fromViper(v *viper.Viper) (*Config, error) {
 	default:
 		return nil, bad("ip_option.type", "%d is not an RFC 4727 experimental option type (30, 94, 158 or 222)", t)
 	}
-	if c.IPOption.Length, err = intIn(v, "ip_option.length", 2, 4); err != nil {
+	if c.IPOption.Length, err = intIn("ip_option.length", k.IPOption.Length, 2, 4); err != nil {
 		return nil, err
 	}
 	if c.IPOption.Length == 3 {
 		return nil, bad("ip_option.length", "must be 2 or 4, got 3")
 	}
-	if c.IPOption.UDPPackets, err = intIn(v, "ip_option.udp_packets", 0, 1000); err != nil {
+	if c.IPOption.UDPPackets, err = intIn("ip_option.udp_packets", k.IPOption.UDPPackets, 0, 1000); err != nil {
 		return nil, err
 	}
-	dt, err := intIn(v, "dest_opt.type", 0, 255)
+	dt, err := intIn("dest_opt.type", k.DestOpt.Type, 0, 255)
 	if err != nil {
 		return nil, err
 	}
@@ -88,26 +75,24 @@ func fromViper(v *viper.Viper) (*Config, error) {
 		return nil, bad("dest_opt.type", "%#x is not an RFC 4727 experimental IPv6 option type (low 5 bits 0x1E: 0x1E, 0x3E, ... 0xFE)", dt)
 	}
 	c.DestOpt.Type = byte(dt)
-	if c.DestOpt.Length, err = intIn(v, "dest_opt.length", 2, 4); err != nil {
+	if c.DestOpt.Length, err = intIn("dest_opt.length", k.DestOpt.Length, 2, 4); err != nil {
 		return nil, err
 	}
 	if c.DestOpt.Length == 3 {
 		return nil, bad("dest_opt.length", "must be 2 or 4, got 3")
 	}
-	if c.DestOpt.UDPPackets, err = intIn(v, "dest_opt.udp_packets", 0, 1000); err != nil {
+	if c.DestOpt.UDPPackets, err = intIn("dest_opt.udp_packets", k.DestOpt.UDPPackets, 0, 1000); err != nil {
 		return nil, err
 	}
-	if c.Ident.Listen, err = str(v, "ident.listen"); err != nil {
-		return nil, err
-	}
+	c.Ident.Listen = k.Ident.Listen
 	if _, _, err := net.SplitHostPort(c.Ident.Listen); err != nil {
 		return nil, bad("ident.listen", "%q is not host:port (e.g. :113): %v", c.Ident.Listen, err)
 	}
-	n, err := intIn(v, "queue.num", 0, 65535)
+	n, err := intIn("queue.num", k.Queue.Num, 0, 65535)
 	if err != nil {
 		return nil, err
 	}
-	cnt, err := intIn(v, "queue.count", 0, 1024)
+	cnt, err := intIn("queue.count", k.Queue.Count, 0, 1024)
 	if err != nil {
 		return nil, err
 	}
@@ -120,42 +105,40 @@ func fromViper(v *viper.Viper) (*Config, error) {
 		return nil, bad("queue.count", "queues %d..%d run past 65535", n, n+cnt-1)
 	}
 	c.Queue.Num, c.Queue.Count = uint16(n), uint16(cnt)
-	if c.Queue.FailOpen, err = boolean(v, "queue.fail_open"); err != nil {
-		return nil, err
-	}
-	ml, err := intIn(v, "queue.max_len", 1, 1<<20)
+	c.Queue.FailOpen = k.Queue.FailOpen
+	ml, err := intIn("queue.max_len", k.Queue.MaxLen, 1, 1<<20)
 	if err != nil {
 		return nil, err
 	}
 	c.Queue.MaxLen = uint32(ml)
-	if c.Queue.Workers, err = intIn(v, "queue.workers", 0, 1024); err != nil {
+	if c.Queue.Workers, err = intIn("queue.workers", k.Queue.Workers, 0, 1024); err != nil {
 		return nil, err
 	}
-	if c.Queue.Backlog, err = intIn(v, "queue.backlog", 1, 1<<20); err != nil {
+	if c.Queue.Backlog, err = intIn("queue.backlog", k.Queue.Backlog, 1, 1<<20); err != nil {
 		return nil, err
 	}
-	if c.Flows.Max, err = intIn(v, "flows.max", 1, 1<<24); err != nil {
+	if c.Flows.Max, err = intIn("flows.max", k.Flows.Max, 1, 1<<24); err != nil {
 		return nil, err
 	}
-	if c.Marks.Track, err = markBit(v, "marks.track"); err != nil {
+	if c.Marks.Track, err = markBit("marks.track", k.Marks.Track); err != nil {
 		return nil, err
 	}
-	if c.Marks.Done, err = markBit(v, "marks.done"); err != nil {
+	if c.Marks.Done, err = markBit("marks.done", k.Marks.Done); err != nil {
 		return nil, err
 	}
 	if c.Marks.Track == c.Marks.Done {
 		return nil, bad("marks.done", "must differ from marks.track (%#x)", c.Marks.Track)
 	}
-	if err := c.ops(v); err != nil {
+	if err := c.ops(k); err != nil {
 		return nil, err
 	}
-	if err := c.portSet(v); err != nil {
+	if err := c.portSet(k); err != nil {
 		return nil, err
 	}
-	if err := c.payload(v); err != nil {
+	if err := c.payload(k); err != nil {
 		return nil, err
 	}
-	if err := c.ipidKernel(v); err != nil {
+	if err := c.ipidKernel(k); err != nil {
 		return nil, err
 	}
 	return c, c.crossCheck()
@@ -228,40 +211,7 @@ func privateLAN(p netip.Prefix) bool {
 	return false
 }
 
-// list reads a list key given as a YAML sequence, a flag slice or an
-// environment string; elements may also be comma- or space-separated.
-func list(v *viper.Viper, key string) ([]string, error) {
-	raw := v.Get(key)
-	var items []string
-	switch x := raw.(type) {
-	case nil:
-	case string:
-		items = []string{x}
-	case []string:
-		items = x
-	case []any:
-		for _, e := range x {
-			s, err := cast.ToStringE(e)
-			if err != nil {
-				return nil, bad(key, "list element %v is not a string", e)
-			}
-			items = append(items, s)
-		}
-	default:
-		return nil, bad(key, "want a list, got %T", raw)
-	}
-	var out []string
-	for _, it := range items {
-		out = append(out, strings.FieldsFunc(it, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' })...)
-	}
-	return out, nil
-}
-
-func prefixes(v *viper.Viper, key string) ([]netip.Prefix, error) {
-	items, err := list(v, key)
-	if err != nil {
-		return nil, err
-	}
+func prefixes(key string, items []string) ([]netip.Prefix, error) {
 	if len(items) == 0 {
 		return nil, bad(key, "required: the IPv4 or IPv6 prefixes of the inside hosts, e.g. 100.64.0.0/10")
 	}
@@ -286,11 +236,7 @@ func prefixes(v *viper.Viper, key string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-func methods(v *viper.Viper) ([]string, error) {
-	items, err := list(v, "methods")
-	if err != nil {
-		return nil, err
-	}
+func methods(items []string) ([]string, error) {
 	names := strings.Join(allMethods, ", ")
 	if len(items) == 0 {
 		return nil, bad("methods", "nothing enabled; name at least one of %s", names)
@@ -309,55 +255,23 @@ func methods(v *viper.Viper) ([]string, error) {
 	return out, nil
 }
 
-func str(v *viper.Viper, key string) (string, error) {
-	s, err := cast.ToStringE(v.Get(key))
-	if err != nil {
-		return "", bad(key, "want a string, got %v", v.Get(key))
-	}
-	return strings.TrimSpace(s), nil
-}
-
-func oneOf(v *viper.Viper, key string, allowed ...string) (string, error) {
-	s, err := str(v, key)
-	if err != nil {
-		return "", err
-	}
-	for _, a := range allowed {
-		if s == a {
-			return s, nil
-		}
+func oneOf(key, s string, allowed ...string) (string, error) {
+	if slices.Contains(allowed, s) {
+		return s, nil
 	}
 	return "", bad(key, "%q is not one of %s", s, strings.Join(allowed, ", "))
 }
 
-func intIn(v *viper.Viper, key string, lo, hi int) (int, error) {
-	raw := v.Get(key)
-	n, err := cast.ToIntE(raw)
-	if s, ok := raw.(string); ok && err == nil && strings.TrimSpace(s) == "" {
-		err = fmt.Errorf("empty")
-	}
-	if err != nil {
-		return 0, bad(key, "want an integer, got %q", fmt.Sprint(raw))
-	}
+func intIn(key string, n, lo, hi int) (int, error) {
 	if n < lo || n > hi {
 		return 0, bad(key, "%d is out of range %d..%d", n, lo, hi)
 	}
 	return n, nil
 }
 
-func boolean(v *viper.Viper, key string) (bool, error) {
-	b, err := cast.ToBoolE(v.Get(key))
-	if err != nil {
-		return false, bad(key, "want true or false, got %q", fmt.Sprint(v.Get(key)))
-	}
-	return b, nil
-}
-
-func markBit(v *viper.Viper, key string) (uint32, error) {
-	raw := v.Get(key)
-	n, err := cast.ToInt64E(raw)
-	if err != nil || n <= 0 || n > 0xffffffff || bits.OnesCount64(uint64(n)) != 1 {
-		return 0, bad(key, "want a single-bit packet mark such as 0x00010000, got %q", fmt.Sprint(raw))
+func markBit(key string, n int64) (uint32, error) {
+	if n <= 0 || n > 0xffffffff || bits.OnesCount64(uint64(n)) != 1 {
+		return 0, bad(key, "want a single-bit packet mark such as 0x00010000, got %#x", n)
 	}
 	return uint32(n), nil
 }

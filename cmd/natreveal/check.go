@@ -22,7 +22,6 @@ func checkCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 	}
 	config.AddFlags(cmd.Flags())
-	config.AddRunFlags(cmd.Flags())
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		out := cmd.OutOrStdout()
 		ok := true

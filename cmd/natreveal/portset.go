@@ -41,7 +41,6 @@ func portsetPlanCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 	}
 	config.AddFlags(cmd.Flags())
-	config.AddPortSetFlags(cmd.Flags())
 	format := cmd.Flags().String("format", "json", "json (policy, blocks, hosts that are not deterministic), rfc7422 (one line) or nft (the table run installs)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		c, err := config.Load(cmd.Flags(), os.Getenv)

@@ -62,7 +62,6 @@ func rulesRemoveCmd() *cobra.Command {
 		if *cfg != "" {
 			fs := pflag.NewFlagSet("config", pflag.ContinueOnError)
 			config.AddFlags(fs)
-			config.AddRunFlags(fs)
 			fs.Set("config", *cfg)
 			if c, err := config.Load(fs, nil); err != nil {
 				// Cleanup must work even after a bad edit of the file.

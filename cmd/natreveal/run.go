@@ -27,10 +27,7 @@ func runCmd() *cobra.Command {
 		Short: "Install the ruleset and mark packets until stopped (SIGINT/SIGTERM remove the ruleset, SIGHUP reloads)",
 		Args:  cobra.NoArgs,
 	}
-	config.AddFlags(cmd.Flags())
-	config.AddRunFlags(cmd.Flags())
-	config.AddPortSetFlags(cmd.Flags())    // port-set method (portset.go)
-	config.AddMappingLogFlags(cmd.Flags()) // mapping log (portset.go)
+	config.AddFlags(cmd.Flags()) // --config and a flag for every key
 	statsEvery := cmd.Flags().Duration("stats-interval", 0, "log counters this often (0: only at exit)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		// load reads the configuration again on SIGHUP: same flags and

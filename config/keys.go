@@ -1,0 +1,309 @@
+package config
+
+import (
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/pflag"
+)
+
+// Keys is every configuration key, as a file, the environment and the
+// command line spell it. It is the one place a key is declared: its name
+// (the mapstructure tag, nested by section), its default, its flag and its
+// help text all come from here, and so do viper's defaults, the flags, the
+// NATREVEAL_* variables, the file's schema (a key not here is rejected by
+// the decoder), the UCI option names and docs/configuration.md.
+//
+// Tags of a leaf field:
+//
+//	mapstructure  the key's name within its section
+//	default       the default, as a flag would spell it (lists comma-separated)
+//	flag          the flag's name when it is not the key with '.' and '_' as '-'
+//	type          the value's kind in the documentation, when not the Go kind
+//	arg           the flag's argument name in --help, a word of help
+//	help          what the key means; {methods} lists the methods
+//
+// Values are checked, and turned into Config, by fromKeys (validate.go).
+type Keys struct {
+	Inside    []string `mapstructure:"inside" type:"list of prefixes" arg:"prefixes" help:"inside IPv4 and IPv6 prefixes whose hosts get a HOST_ID (required)"`
+	Methods   []string `mapstructure:"methods" type:"list of methods" arg:"methods" help:"methods to enable, one or more of: {methods}"`
+	Placement string   `mapstructure:"placement" default:"pre-nat" help:"where packets are queued: pre-nat (inside source visible) or post-nat (source carried in the packet mark)"`
+	Table     string   `mapstructure:"table" default:"natreveal" arg:"name" help:"name of the nftables tables natreveal installs (families ip and ip6)"`
+
+	HostID struct {
+		Source  string `mapstructure:"source" default:"lower16" help:"HOST_ID source: lower16, address, hash, map"`
+		KeyFile string `mapstructure:"key_file" arg:"file" help:"key file of the hash source (16 bytes or 32 hex digits)"`
+		MapFile string `mapstructure:"map_file" arg:"file" help:"map file of the map source"`
+	} `mapstructure:"hostid"`
+
+	TCPOption struct {
+		Length      int  `mapstructure:"length" default:"2" help:"HOST_ID bytes in the RFC 7974 option: 2 or 4"`
+		MaxSegments int  `mapstructure:"max_segments" default:"8" help:"client packets after the SYN that may carry the option too (RFC 7974 §4.2; conntrack's count: a GSO packet once)"`
+		CGN         bool `mapstructure:"cgn" default:"false" help:"this NAT is a CGN: allow tcp-option for private (RFC 1918, RFC 4193) inside prefixes, which RFC 7974 §8 forbids at the border of a private LAN"`
+	} `mapstructure:"tcp_option"`
+
+	IPID struct {
+		Scope         string `mapstructure:"scope" default:"syn" help:"packets whose IP-ID carries the HOST_ID: syn, new, all"`
+		UDPPackets    int    `mapstructure:"udp_packets" default:"3" help:"ip-id: first packets of each UDP flow that carry the HOST_ID (0: no UDP)"`
+		Kernel        bool   `mapstructure:"kernel" default:"false" help:"ip-id: write the IP-ID of known hosts' SYNs in the kernel (nft map the daemon fills)"`
+		KernelSize    int    `mapstructure:"kernel_size" default:"65536" help:"ip-id kernel path: hosts in the nft map at most"`
+		KernelTimeout string `mapstructure:"kernel_timeout" default:"1h" type:"duration" arg:"duration" help:"ip-id kernel path: a host is forgotten this duration after it was learned (0: never)"`
+	} `mapstructure:"ip_id"`
+
+	IPOption struct {
+		Type       int `mapstructure:"type" default:"30" help:"IPv4 option type of the ip-option method (RFC 4727): 30, 94, 158 or 222"`
+		Length     int `mapstructure:"length" default:"2" help:"HOST_ID bytes in the IPv4 option: 2 or 4"`
+		UDPPackets int `mapstructure:"udp_packets" default:"3" help:"ip-option: first packets of each UDP flow that carry the HOST_ID (0: no UDP)"`
+	} `mapstructure:"ip_option"`
+
+	DestOpt struct {
+		Type       int `mapstructure:"type" default:"0x1E" help:"IPv6 Destination Option type of the dest-opt method (RFC 4727 experimental, low 5 bits 0x1E)"`
+		Length     int `mapstructure:"length" default:"2" help:"HOST_ID bytes in the IPv6 Destination Option: 2 or 4"`
+		UDPPackets int `mapstructure:"udp_packets" default:"3" help:"dest-opt: first packets of each IPv6 UDP flow that carry the HOST_ID (0: no UDP)"`
+	} `mapstructure:"dest_opt"`
+
+	Ident struct {
+		Listen string `mapstructure:"listen" default:":113" type:"host:port" arg:"address" help:"address of the ident (RFC 1413) responder of the ident method"`
+	} `mapstructure:"ident"`
+
+	HTTPHeader struct {
+		Ports        []string `mapstructure:"ports" default:"80" type:"list of ports" arg:"ports" help:"destination ports whose flows http-header selects (any server)"`
+		Destinations []string `mapstructure:"destinations" type:"list of PREFIX:PORT" arg:"destinations" help:"PREFIX:PORT destinations whose flows http-header selects (port 0: any)"`
+		Fields       []string `mapstructure:"fields" default:"x-forwarded-for" type:"list" arg:"fields" help:"header fields http-header adds: x-forwarded-for and/or forwarded (RFC 7239)"`
+	} `mapstructure:"http_header"`
+
+	ProxyProtocol struct {
+		Version      int      `mapstructure:"version" default:"2" help:"PROXY protocol version of the proxy-protocol header: 1 (text) or 2 (binary)"`
+		Destinations []string `mapstructure:"destinations" type:"list of PREFIX:PORT[+ack]" arg:"destinations" help:"PREFIX:PORT[+ack] destinations whose flows proxy-protocol selects (+ack: the header rides on the handshake's ACK)"`
+		OnAck        bool     `mapstructure:"on_ack" default:"false" help:"proxy-protocol: send the header on the handshake-completing ACK for every destination"`
+		ClientHeader string   `mapstructure:"client_header" default:"reset" help:"proxy-protocol: when a client sends a PROXY header itself: reset (the connection) or replace (the header)"`
+		CRC32C       bool     `mapstructure:"crc32c" default:"false" help:"proxy-protocol: add the PP2_TYPE_CRC32C checksum to v2 headers"`
+	} `mapstructure:"proxy_protocol"`
+
+	PortSet struct {
+		Public          []string `mapstructure:"public" type:"list of IPv4 addresses" arg:"addresses" help:"port-set: public IPv4 addresses whose ports are split into blocks (RFC 7422 O)"`
+		Ports           string   `mapstructure:"ports" default:"1024-65535" type:"port range" arg:"ports" help:"port-set: usable ports of each public address, FIRST-LAST; the rest are reserved (RFC 7422 R)"`
+		BlockSize       int      `mapstructure:"block_size" default:"0" help:"port-set: ports per inside host (RFC 7422 M)"`
+		Ratio           int      `mapstructure:"ratio" default:"0" help:"port-set: inside hosts per public address (RFC 7422 C); 0: ports / block size"`
+		Assignment      string   `mapstructure:"assignment" default:"sequential" help:"port-set: sequential or staggered (RFC 7422 A)"`
+		IncludeBoundary bool     `mapstructure:"include_boundary" default:"false" help:"port-set: number the network and broadcast addresses of inside prefixes shorter than /31 as hosts too"`
+		OIfName         string   `mapstructure:"oifname" arg:"interface" help:"port-set: translate only packets leaving through this interface"`
+		PolicyFile      string   `mapstructure:"policy_file" arg:"file" help:"port-set: a published policy file (JSON, as natreveal portset plan prints it) instead of the port_set keys"`
+	} `mapstructure:"port_set"`
+
+	MappingLog struct {
+		File        string `mapstructure:"file" flag:"mapping-log" arg:"file" help:"log each translation (conntrack new/destroy) as JSON lines to this file, - for standard output (RFC 6888 §4)"`
+		Destination bool   `mapstructure:"destination" default:"false" help:"include the destination in the mapping log (off by default, RFC 6888 §4)"`
+	} `mapstructure:"mapping_log"`
+
+	Queue struct {
+		Num      int  `mapstructure:"num" default:"0" help:"first NFQUEUE number"`
+		Count    int  `mapstructure:"count" default:"0" help:"number of queues (fan-out by CPU; 0: one per CPU, each served by a thread pinned to it)"`
+		FailOpen bool `mapstructure:"fail_open" default:"true" help:"the kernel accepts packets unmarked instead of dropping them when a queue is full (NFQA_CFG_F_FAIL_OPEN)"`
+		MaxLen   int  `mapstructure:"max_len" default:"4096" help:"packets the kernel holds per queue at most"`
+		Workers  int  `mapstructure:"workers" default:"0" help:"packet workers, spread over the queues, at least one each (0: one per CPU)"`
+		Backlog  int  `mapstructure:"backlog" default:"1024" help:"packets waiting for a worker at most; past that, a packet is accepted unchanged"`
+	} `mapstructure:"queue"`
+
+	Flows struct {
+		Max int `mapstructure:"max" default:"65536" help:"flows the packet path follows at most (tracked and selected flows)"`
+	} `mapstructure:"flows"`
+
+	Marks struct {
+		Track  int64 `mapstructure:"track" default:"0x00010000" type:"mark bit" help:"ct mark bit of flows natreveal follows"`
+		Done   int64 `mapstructure:"done" default:"0x00020000" type:"mark bit" help:"ct mark bit of flows natreveal is done with (none of their packets is queued any more)"`
+		Select int64 `mapstructure:"select" default:"0x00040000" type:"mark bit" help:"ct mark bit of flows a payload method (http-header, proxy-protocol) selected"`
+		SeqAdj int64 `mapstructure:"seqadj" default:"0x00080000" type:"mark bit" help:"ct mark bit of http-header flows whose server segments the kernel's sequence adjustment maps, so they are not queued"`
+	} `mapstructure:"marks"`
+
+	Metrics struct {
+		Listen string `mapstructure:"listen" default:"127.0.0.1:9850" type:"host:port" arg:"address" help:"address of the Prometheus /metrics endpoint of run (empty: none)"`
+	} `mapstructure:"metrics"`
+
+	Log struct {
+		Format string `mapstructure:"format" default:"text" help:"log format: text or json"`
+	} `mapstructure:"log"`
+}
+
+// Key describes one configuration key, derived from its field in Keys.
+type Key struct {
+	Name    string // dotted: tcp_option.length
+	Flag    string // without the dashes: tcp-option-length
+	Env     string // NATREVEAL_TCP_OPTION_LENGTH
+	Type    string // for people: int, bool, string, list, duration...
+	Default string // as a flag spells it; "" for none
+	Help    string // what the key means
+	Arg     string // the flag's argument name in --help; "" for its Go kind
+
+	index []int        // field path in Keys
+	kind  reflect.Type // the field's Go type
+}
+
+// usage is Help with Arg in back quotes, which pflag shows as the
+// argument name (pflag.UnquoteUsage).
+func (k Key) usage() string {
+	for i := 0; k.Arg != ""; {
+		j := strings.Index(k.Help[i:], k.Arg)
+		if j < 0 {
+			break
+		}
+		j += i
+		end := j + len(k.Arg)
+		if (j == 0 || !isWordByte(k.Help[j-1])) && (end == len(k.Help) || !isWordByte(k.Help[end])) {
+			return k.Help[:j] + "`" + k.Arg + "`" + k.Help[end:]
+		}
+		i = end
+	}
+	return k.Help
+}
+
+func isWordByte(b byte) bool {
+	return b == '_' || b == '-' || b >= '0' && b <= '9' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z'
+}
+
+// KeyList returns every key in declaration order.
+func KeyList() []Key { return keyList }
+
+var keyList = walkKeys(reflect.TypeOf(Keys{}), "", nil)
+
+// walkKeys lists the leaf fields of t, a struct within Keys at prefix.
+func walkKeys(t reflect.Type, prefix string, index []int) []Key {
+	var out []Key
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name := f.Tag.Get("mapstructure")
+		if name == "" {
+			panic("config: field " + f.Name + " of Keys has no mapstructure tag")
+		}
+		if prefix != "" {
+			name = prefix + "." + name
+		}
+		idx := append(append([]int(nil), index...), i)
+		if f.Type.Kind() == reflect.Struct {
+			out = append(out, walkKeys(f.Type, name, idx)...)
+			continue
+		}
+		k := Key{
+			Name:    name,
+			Flag:    f.Tag.Get("flag"),
+			Env:     EnvPrefix + "_" + strings.ToUpper(strings.ReplaceAll(name, ".", "_")),
+			Type:    f.Tag.Get("type"),
+			Default: f.Tag.Get("default"),
+			Help:    strings.ReplaceAll(f.Tag.Get("help"), "{methods}", strings.Join(allMethods, ", ")),
+			Arg:     f.Tag.Get("arg"),
+			index:   idx,
+			kind:    f.Type,
+		}
+		if k.Flag == "" {
+			k.Flag = strings.NewReplacer(".", "-", "_", "-").Replace(name)
+		}
+		if k.Type == "" {
+			k.Type = goKind(f.Type)
+		}
+		out = append(out, k)
+	}
+	return out
+}
+
+func goKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Slice:
+		return "list"
+	case reflect.Int, reflect.Int64:
+		return "int"
+	}
+	return t.Kind().String()
+}
+
+// EnvPrefix begins the environment variable of each key; EnvPrefix+"_CONFIG"
+// names the configuration file.
+const EnvPrefix = "NATREVEAL"
+
+// defaultValue is k's default as the Go value viper holds.
+func (k Key) defaultValue() any {
+	d := k.Default
+	switch k.kind.Kind() {
+	case reflect.Slice:
+		if d == "" {
+			return []string{}
+		}
+		return strings.Split(d, ",")
+	case reflect.Bool:
+		return d == "true"
+	case reflect.Int, reflect.Int64:
+		if d == "" {
+			return 0
+		}
+		n, err := strconv.ParseInt(d, 0, 64)
+		if err != nil {
+			panic(fmt.Sprintf("config: default of %s: %v", k.Name, err))
+		}
+		if k.kind.Kind() == reflect.Int {
+			return int(n)
+		}
+		return n
+	}
+	return d
+}
+
+// addFlag registers k's flag on fs unless fs has it already.
+func (k Key) addFlag(fs *pflag.FlagSet) {
+	if fs.Lookup(k.Flag) != nil {
+		return
+	}
+	switch d := k.defaultValue().(type) {
+	case []string:
+		fs.StringSlice(k.Flag, d, k.usage())
+	case bool:
+		fs.Bool(k.Flag, d, k.usage())
+	case int:
+		fs.Int(k.Flag, d, k.usage())
+	case int64:
+		fs.Int64(k.Flag, d, k.usage())
+	case string:
+		fs.String(k.Flag, d, k.usage())
+	}
+	if k.Default != "" && k.kind.Kind() != reflect.Slice && k.kind.Kind() != reflect.Bool {
+		// --help shows the default as written here (0x00010000, not 65536).
+		fs.Lookup(k.Flag).DefValue = k.Default
+	}
+}
+
+// AddFlags registers --config and a flag for every key on fs.
+func AddFlags(fs *pflag.FlagSet) {
+	if fs.Lookup("config") == nil {
+		fs.String("config", "", "YAML configuration `file` (also "+EnvPrefix+"_CONFIG)")
+	}
+	for _, k := range keyList {
+		k.addFlag(fs)
+	}
+}
+
+// addSection registers the flags of the keys in the given sections that fs
+// lacks.
+func addSection(fs *pflag.FlagSet, sections ...string) {
+	for _, k := range keyList {
+		for _, s := range sections {
+			if strings.HasPrefix(k.Name, s+".") {
+				k.addFlag(fs)
+			}
+		}
+	}
+}
+
+// AddRunFlags registers the flags of the metrics and log keys.
+//
+// Deprecated: AddFlags registers every key's flag; this adds those it lacks.
+func AddRunFlags(fs *pflag.FlagSet) { addSection(fs, "metrics", "log") }
+
+// AddPortSetFlags registers the flags of the port_set keys.
+//
+// Deprecated: AddFlags registers every key's flag; this adds those it lacks.
+func AddPortSetFlags(fs *pflag.FlagSet) { addSection(fs, "port_set") }
+
+// AddMappingLogFlags registers the flags of the mapping_log keys.
+//
+// Deprecated: AddFlags registers every key's flag; this adds those it lacks.
+func AddMappingLogFlags(fs *pflag.FlagSet) { addSection(fs, "mapping_log") }

@@ -1,0 +1,188 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/cast"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// Load reads the configuration: the defaults of Keys, then the file named by
+// --config (or NATREVEAL_CONFIG), then NATREVEAL_* variables, then flags
+// that were set. A key the file names but Keys lacks, and a value of the
+// wrong kind, are rejected by the decoder; fromKeys checks the rest.
+func Load(fs *pflag.FlagSet, getenv func(string) string) (*Config, error) {
+	k, err := loadKeys(fs, getenv)
+	if err != nil {
+		return nil, err
+	}
+	return fromKeys(k)
+}
+
+// loadKeys merges defaults, file, environment and flags into Keys.
+func loadKeys(fs *pflag.FlagSet, getenv func(string) string) (*Keys, error) {
+	v := viper.New()
+	for _, k := range keyList {
+		v.SetDefault(k.Name, k.defaultValue())
+	}
+	v.SetEnvPrefix(EnvPrefix)
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	for _, k := range keyList {
+		if f := fs.Lookup(k.Flag); f != nil {
+			if err := v.BindPFlag(k.Name, f); err != nil {
+				return nil, fmt.Errorf("config: bind flag %s: %w", k.Flag, err)
+			}
+		}
+	}
+	file, _ := fs.GetString("config")
+	if file == "" && getenv != nil {
+		file = getenv(EnvPrefix + "_CONFIG")
+	}
+	if file != "" {
+		if _, err := os.Stat(file); err != nil {
+			return nil, bad("config", "cannot read %s: %v", file, err)
+		}
+		v.SetConfigFile(file)
+		v.SetConfigType("yaml")
+		if err := v.ReadInConfig(); err != nil {
+			return nil, bad("config", "%s: %v", file, err)
+		}
+	}
+	var k Keys
+	err := v.Unmarshal(&k, func(dc *mapstructure.DecoderConfig) {
+		dc.ErrorUnused = true // a typo in a key must not fall back to a default
+		dc.DecodeHook = decodeHook
+	})
+	if err != nil {
+		return nil, decodeError(err, file)
+	}
+	return &k, nil
+}
+
+var stringsType = reflect.TypeOf([]string(nil))
+
+// decodeHook converts what viper holds for a key (a YAML value, an
+// environment string, a flag's value) to its field's type, as leniently as
+// spf13/cast does, and says what it wanted when it cannot.
+func decodeHook(from, to reflect.Type, data any) (any, error) {
+	switch {
+	case to == stringsType:
+		return splitList(data)
+	case to.Kind() == reflect.String:
+		s, err := cast.ToStringE(data)
+		if err != nil {
+			return nil, fmt.Errorf("want a string, got %v", data)
+		}
+		return strings.TrimSpace(s), nil
+	case to.Kind() == reflect.Int || to.Kind() == reflect.Int64:
+		n, err := cast.ToInt64E(data)
+		if s, ok := data.(string); ok && err == nil && strings.TrimSpace(s) == "" {
+			err = errors.New("empty")
+		}
+		if err == nil && reflect.Zero(to).OverflowInt(n) {
+			err = errors.New("overflow")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("want an integer, got %q", fmt.Sprint(data))
+		}
+		return n, nil
+	case to.Kind() == reflect.Bool:
+		b, err := cast.ToBoolE(data)
+		if err != nil {
+			return nil, fmt.Errorf("want true or false, got %q", fmt.Sprint(data))
+		}
+		return b, nil
+	}
+	return data, nil
+}
+
+// splitList reads a list given as a YAML sequence, a flag slice or an
+// environment string; elements may also be comma- or space-separated.
+func splitList(data any) ([]string, error) {
+	var items []string
+	switch x := data.(type) {
+	case nil:
+	case string:
+		items = []string{x}
+	case []string:
+		items = x
+	case []any:
+		for _, e := range x {
+			s, err := cast.ToStringE(e)
+			if err != nil {
+				return nil, fmt.Errorf("list element %v is not a string", e)
+			}
+			items = append(items, s)
+		}
+	default:
+		return nil, fmt.Errorf("want a list, got %T", data)
+	}
+	out := []string{}
+	for _, it := range items {
+		out = append(out, strings.FieldsFunc(it, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' })...)
+	}
+	return out, nil
+}
+
+// decodeError turns the decoder's error into one *Error naming a key: an
+// unknown key first (as a typo is the likelier mistake), else the first
+// value of the wrong kind.
+func decodeError(err error, file string) error {
+	var unknown, wrong []*Error
+	for _, de := range decodeErrors(err) {
+		msg := de.Unwrap().Error()
+		if names, ok := strings.CutPrefix(msg, "has invalid keys: "); ok {
+			for _, n := range strings.Split(names, ", ") {
+				if de.Name() != "" {
+					n = de.Name() + "." + n
+				}
+				m := "unknown key"
+				if file != "" {
+					m += " in " + file
+				}
+				unknown = append(unknown, bad(n, "%s", m))
+			}
+			continue
+		}
+		if isKey(de.Name()) {
+			wrong = append(wrong, bad(de.Name(), "%s", msg))
+		} else {
+			// a section given as a scalar, e.g. "queue: 5"
+			wrong = append(wrong, bad(de.Name(), "want a mapping of its keys: %s", msg))
+		}
+	}
+	sort.SliceStable(unknown, func(i, j int) bool { return unknown[i].Key < unknown[j].Key })
+	if len(unknown) > 0 {
+		return unknown[0]
+	}
+	if len(wrong) > 0 {
+		return wrong[0]
+	}
+	return bad("config", "%v", err)
+}
+
+// decodeErrors flattens the decoder's joined errors.
+func decodeErrors(err error) []*mapstructure.DecodeError {
+	if de, ok := err.(*mapstructure.DecodeError); ok {
+		return []*mapstructure.DecodeError{de}
+	}
+	var out []*mapstructure.DecodeError
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			out = append(out, decodeErrors(e)...)
+		}
+	} else if e := errors.Unwrap(err); e != nil {
+		out = append(out, decodeErrors(e)...)
+	}
+	return out
+}
+
+func isKey(name string) bool { return keyKind(name) != reflect.Invalid }
