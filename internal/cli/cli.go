@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -83,6 +84,9 @@ func Prepare(root *cobra.Command, version string) {
 			// A command group: without arguments its help, else an
 			// unknown subcommand (cobra would print help and exit 0).
 			c.Args = unknownSubcommand
+			if c.SuggestionsMinimumDistance <= 0 {
+				c.SuggestionsMinimumDistance = 2 // cobra's default
+			}
 			c.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
 		case c.Args != nil:
 			args := c.Args
@@ -110,7 +114,10 @@ func unknownSubcommand(c *cobra.Command, args []string) error {
 	}
 	msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
 	if s := c.SuggestionsFor(args[0]); len(s) > 0 {
-		msg += fmt.Sprintf("; did you mean %q?", strings.Join(s, `" or "`))
+		for i := range s {
+			s[i] = strconv.Quote(s[i])
+		}
+		msg += "; did you mean " + strings.Join(s, " or ") + "?"
 	} else {
 		msg += fmt.Sprintf("; see %q", c.CommandPath()+" --help")
 	}
