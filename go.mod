@@ -1,6 +1,6 @@
 module github.com/natreveal/natreveal
 
-go 1.26.8
+go 1.26.7
 
 require (
 	github.com/coreos/go-systemd/v22 v22.7.0

@@ -14,10 +14,10 @@ import (
 	"github.com/natreveal/natreveal/lab"
 )
 
-// guardRun runs `natreveal guard ARGS` in the server's namespace.
+// guardRun runs `natreveal-server guard ARGS` in the server's namespace.
 func guardRun(t *testing.T, l *lab.Lab, args ...string) (string, error) {
 	t.Helper()
-	out, err := exec.Command("ip", append([]string{"netns", "exec", l.Srv, binary, "guard"}, args...)...).CombinedOutput()
+	out, err := exec.Command("ip", append([]string{"netns", "exec", l.Srv, serverBinary(t), "guard"}, args...)...).CombinedOutput()
 	return string(out), err
 }
 

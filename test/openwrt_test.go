@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -23,11 +24,11 @@ func TestOpenWrtPackageLint(t *testing.T) {
 		`(?m)^PKG_NAME:=natreveal$`, `(?m)^PKG_VERSION:=\S+$`, `(?m)^PKG_RELEASE:=\d+$`,
 		`(?m)^PKG_BUILD_DEPENDS:=.*golang/host`,
 		`(?m)^GO_PKG:=github\.com/natreveal/natreveal$`,
-		`(?m)^GO_PKG_BUILD_PKG:=github\.com/natreveal/natreveal/cmd/natreveal$`,
+		`(?m)^GO_PKG_BUILD_PKG:=github\.com/natreveal/natreveal/cmd/natreveal \\\n\tgithub\.com/natreveal/natreveal/cmd/natreveal-server$`,
 		`(?m)^include \$\(INCLUDE_DIR\)/package\.mk$`,
 		`(?m)^include \.\./\.\./lang/golang/golang-package\.mk$`,
 		`(?m)^\s+DEPENDS:=\$\(GO_ARCH_DEPENDS\)`,
-		`\+kmod-nfnetlink-queue`, `\+kmod-nft-(queue|compat)`, `\+kmod-nf-conntrack-netlink`,
+		`\+kmod-nfnetlink-queue`, `@\(PACKAGE_kmod-nft-queue\|\|PACKAGE_kmod-nft-compat\)`, `\+kmod-nf-conntrack-netlink`,
 		`(?m)^define Package/natreveal/conffiles\n/etc/config/natreveal\nendef`,
 		`(?m)^\$\(eval \$\(call GoBinPackage,natreveal\)\)$`,
 		`(?m)^\$\(eval \$\(call BuildPackage,natreveal\)\)$`,
@@ -158,5 +159,88 @@ func TestCrossCompile(t *testing.T) {
 			}
 			t.Logf("linux/%s %s: %.1f MiB (stripped)", target.goarch, target.env, float64(fi.Size())/(1<<20))
 		})
+	}
+}
+
+// feedGoVersion is the Go of the OpenWrt packages feed: GO_VERSION_MAJOR_MINOR
+// and GO_VERSION_PATCH of lang/golang/golang1.26/Makefile in
+// github.com/openwrt/packages (1.26 is the feed's GO_DEFAULT_VERSION in
+// lang/golang/golang-values.mk; read at commit 0521bb5, August 2026). The
+// feed builds with GOTOOLCHAIN=local (golang-package.mk), so go.mod's go
+// line may not be newer. Raise both together when the feed moves.
+const feedGoVersion = "1.26.7"
+
+// go.mod asks for no newer Go than the feed's.
+func TestGoModFitsOpenWrtFeed(t *testing.T) {
+	mod, err := os.ReadFile("../go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^go (\S+)$`).FindSubmatch(mod)
+	if m == nil {
+		t.Fatal("go.mod: no go line")
+	}
+	if cmpVersion(string(m[1]), feedGoVersion) > 0 {
+		t.Errorf("go.mod: go %s is newer than the OpenWrt feed's Go %s (GOTOOLCHAIN=local)", m[1], feedGoVersion)
+	}
+	if regexp.MustCompile(`(?m)^toolchain `).Match(mod) {
+		t.Error("go.mod: a toolchain line; the feed's GOTOOLCHAIN=local ignores it")
+	}
+}
+
+// cmpVersion compares Go versions such as 1.26 and 1.26.7.
+func cmpVersion(a, b string) int {
+	as, bs := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; i < max(len(as), len(bs)); i++ {
+		var x, y int
+		if i < len(as) {
+			x, _ = strconv.Atoi(as[i])
+		}
+		if i < len(bs) {
+			y, _ = strconv.Atoi(bs[i])
+		}
+		if x != y {
+			return x - y
+		}
+	}
+	return 0
+}
+
+// The package fetches the release tarball of a tag with its sha256, as the
+// feed's Go packages do; it installs only the router binary, the server
+// tools go to a package of their own; the license it declares is there.
+func TestOpenWrtPackageSource(t *testing.T) {
+	mk, err := os.ReadFile(filepath.Join(owrt, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, re := range []string{
+		`(?m)^PKG_SOURCE:=\$\(PKG_NAME\)-\$\(PKG_VERSION\)\.tar\.gz$`,
+		`(?m)^PKG_SOURCE_URL:=https://codeload\.github\.com/natreveal/natreveal/tar\.gz/v\$\(PKG_VERSION\)\?$`,
+		`(?m)^PKG_HASH:=[0-9a-f]{64}$`,
+		`(?m)^PKG_LICENSE:=Apache-2\.0$`, `(?m)^PKG_LICENSE_FILES:=LICENSE$`,
+		`(?m)^define Package/natreveal-server$`,
+		`(?m)^\$\(eval \$\(call BuildPackage,natreveal-server\)\)$`,
+	} {
+		if !regexp.MustCompile(re).Match(mk) {
+			t.Errorf("Makefile: nothing matches %s", re)
+		}
+	}
+	for _, re := range []string{`PKG_MIRROR_HASH`, `PKG_SOURCE_PROTO`, `PKG_SOURCE_VERSION`, `(?m)^\s*DEPENDS:=.*\+kmod-nft-queue`} {
+		if regexp.MustCompile(re).Match(mk) {
+			t.Errorf("Makefile: %s is there", re)
+		}
+	}
+	install := regexp.MustCompile(`(?s)define Package/natreveal/install\n(.*?)\nendef`).FindSubmatch(mk)
+	if install == nil || !strings.Contains(string(install[1]), "$(GO_PKG_BUILD_BIN_DIR)/natreveal ") ||
+		strings.Contains(string(install[1]), "natreveal-server") || strings.Contains(string(install[1]), "natreveal-lab") {
+		t.Errorf("Package/natreveal/install must install the router binary alone: %q", install)
+	}
+	lic, err := os.ReadFile("../LICENSE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(lic), "Apache License") || !strings.Contains(string(lic), "Version 2.0, January 2004") {
+		t.Error("LICENSE is not the Apache License 2.0")
 	}
 }

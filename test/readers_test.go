@@ -198,7 +198,7 @@ type observer struct {
 func startObserve(t *testing.T, l *lab.Lab) *observer {
 	t.Helper()
 	o := &observer{done: make(chan struct{})}
-	o.cmd = exec.Command("ip", "netns", "exec", l.Srv, binary, "observe", "--methods", readMethods,
+	o.cmd = exec.Command("ip", "netns", "exec", l.Srv, serverBinary(t), "observe", "--methods", readMethods,
 		"--ports", "8081", "--udp-ports", strings.TrimPrefix(udpAddr, lab.ServerAddr+":"))
 	stdout, err := o.cmd.StdoutPipe()
 	if err != nil {
@@ -336,7 +336,7 @@ func (o *observer) stop(t *testing.T) []record {
 
 func runDecode(t *testing.T, pcap string) []record {
 	t.Helper()
-	out, err := exec.Command(binary, "decode", pcap, "--methods", readMethods).CombinedOutput()
+	out, err := exec.Command(serverBinary(t), "decode", pcap, "--methods", readMethods).CombinedOutput()
 	if err != nil {
 		t.Fatalf("natreveal decode: %v\n%s", err, out)
 	}

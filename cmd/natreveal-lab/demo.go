@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/natreveal/natreveal/internal/cli"
 	"github.com/natreveal/natreveal/lab"
 )
 
@@ -19,9 +20,9 @@ func demoCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Show natreveal's main job in network namespaces: a server prints the HOST_ID of each inside host (root)",
-		Args:  noArgs,
+		Args:  cli.NoArgs,
 	}
-	flagErrorsAreUsage(cmd)
+	cli.FlagErrorsAreUsage(cmd)
 	bin := natrevealFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := demo(cmd.Context(), *bin); err != nil {

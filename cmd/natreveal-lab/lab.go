@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/natreveal/natreveal/internal/cli"
 	"github.com/natreveal/natreveal/lab"
 	"github.com/natreveal/natreveal/lab/table"
 )
@@ -26,9 +27,9 @@ drops packets carrying IP options and through a second NAT, and prints
 the analysis's Table 1 (RFC 6967) with its claim and the measured value in each cell.
 It deletes its namespaces at the end, also on SIGINT/SIGTERM, and those of an
 earlier run that was killed. Needs root, ip, nft.`,
-		Args: noArgs,
+		Args: cli.NoArgs,
 	}
-	flagErrorsAreUsage(cmd)
+	cli.FlagErrorsAreUsage(cmd)
 	quick := cmd.Flags().Bool("quick", false, "fewer probes and shorter rate runs (about 30 s)")
 	n := cmd.Flags().Int("n", 0, "probes per method, path and transport (default 50, --quick 20)")
 	perf := cmd.Flags().Duration("perf-time", 0, "length of each new-connection rate measurement (default 2s, --quick 500ms)")
@@ -43,13 +44,13 @@ earlier run that was killed. Needs root, ip, nft.`,
 			o = table.Quick
 		}
 		if *n < 0 || *n > 1000 {
-			return usageErr(fmt.Errorf("--n: %d: want 1 to 1000", *n))
+			return cli.UsageErr(fmt.Errorf("--n: %d: want 1 to 1000", *n))
 		}
 		if *n > 0 {
 			o.N = *n
 		}
 		if *perf < 0 || *perf > 30*time.Second {
-			return usageErr(fmt.Errorf("--perf-time: %v: want up to 30s", *perf))
+			return cli.UsageErr(fmt.Errorf("--perf-time: %v: want up to 30s", *perf))
 		}
 		if *perf > 0 {
 			o.PerfTime = *perf
@@ -60,7 +61,7 @@ earlier run that was killed. Needs root, ip, nft.`,
 				known = known || k.Name == m
 			}
 			if !known {
-				return usageErr(fmt.Errorf("--methods: unknown method %q", m))
+				return cli.UsageErr(fmt.Errorf("--methods: unknown method %q", m))
 			}
 		}
 		o.Only = *only

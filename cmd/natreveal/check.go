@@ -13,6 +13,7 @@ import (
 
 	"github.com/natreveal/natreveal/config"
 	"github.com/natreveal/natreveal/conntrack"
+	"github.com/natreveal/natreveal/internal/cli"
 )
 
 func checkCmd() *cobra.Command {
@@ -40,7 +41,7 @@ func checkCmd() *cobra.Command {
 				_, err = hostIDSource(c)
 			}
 			if err != nil {
-				return usageErr(err)
+				return cli.UsageErr(err)
 			}
 			line("config", true, fmt.Sprintf("inside %v, methods %v, %s, table %s", c.Inside, c.Methods, c.Placement, c.Table))
 		}
@@ -67,7 +68,7 @@ func checkCmd() *cobra.Command {
 			line("netns", true, "network namespaces can be created (tests, lab)")
 		}
 		if !ok {
-			return &exitError{code: 1, err: fmt.Errorf("check: run cannot work on this kernel")}
+			return cli.Failed(fmt.Errorf("check: run cannot work on this kernel"))
 		}
 		return nil
 	}

@@ -2,19 +2,10 @@ package main
 
 import (
 	"encoding/json"
-	"io"
 	"log/slog"
 
 	"github.com/natreveal/natreveal/handler"
 )
-
-// newLogger is the daemon's logger: slog text (key=value) or JSON lines.
-func newLogger(format string, w io.Writer) *slog.Logger {
-	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, nil))
-	}
-	return slog.New(slog.NewTextHandler(w, nil))
-}
 
 // counters renders Stats as a JSON object: nested in JSON logs, a quoted
 // JSON string in text logs.

@@ -1,8 +1,8 @@
 package main
 
 // The port-set method (RFC 7422 deterministic NAT) and the mapping log
-// (RFC 6888 §4): `natreveal portset plan|lookup`, and what `run` starts for
-// them (startPortSet).
+// (RFC 6888 §4): `natreveal portset plan`, and what `run` starts for them
+// (startPortSet). The server side's `portset lookup` is natreveal-server's.
 
 import (
 	"context"
@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/google/nftables"
@@ -21,16 +20,16 @@ import (
 	"github.com/natreveal/natreveal/config"
 	"github.com/natreveal/natreveal/conntrack"
 	"github.com/natreveal/natreveal/hostid"
-	"github.com/natreveal/natreveal/portset"
+	"github.com/natreveal/natreveal/internal/cli"
 	"github.com/natreveal/natreveal/rules"
 )
 
 func portsetCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "portset",
-		Short: "Deterministic NAT (RFC 7422): print the published plan, look up a public address:port",
+		Short: "Deterministic NAT (RFC 7422): print the published plan (natreveal-server portset lookup reads it)",
 	}
-	cmd.AddCommand(portsetPlanCmd(), portsetLookupCmd())
+	cmd.AddCommand(portsetPlanCmd())
 	return cmd
 }
 
@@ -45,10 +44,10 @@ func portsetPlanCmd() *cobra.Command {
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		c, err := config.Load(cmd.Flags(), os.Getenv)
 		if err != nil {
-			return usageErr(err)
+			return cli.UsageErr(err)
 		}
 		if !c.HasPortSetPolicy() {
-			return usageErr(&config.Error{Key: "port_set.public", Msg: "no port-set policy configured (set port_set.public and port_set.block_size, or port_set.policy_file)"})
+			return cli.UsageErr(&config.Error{Key: "port_set.public", Msg: "no port-set policy configured (set port_set.public and port_set.block_size, or port_set.policy_file)"})
 		}
 		p := c.PortSet.Policy
 		out := cmd.OutOrStdout()
@@ -61,7 +60,7 @@ func portsetPlanCmd() *cobra.Command {
 			// RFC 7422 §3: the record, timestamped (UTC, the RFC's form).
 			rec, err := p.Record(time.Now().UTC())
 			if err != nil {
-				return usageErr(&config.Error{Key: "format", Msg: "rfc7422: this policy has no RFC 7422 record: " + err.Error()})
+				return cli.UsageErr(&config.Error{Key: "format", Msg: "rfc7422: this policy has no RFC 7422 record: " + err.Error()})
 			}
 			_, err = fmt.Fprintln(out, rec)
 			return err
@@ -69,120 +68,9 @@ func portsetPlanCmd() *cobra.Command {
 			_, err := io.WriteString(out, rules.PortSetText(portSetSpec(c)))
 			return err
 		}
-		return usageErr(&config.Error{Key: "format", Msg: fmt.Sprintf("%q is not json, rfc7422 or nft", *format)})
+		return cli.UsageErr(&config.Error{Key: "format", Msg: fmt.Sprintf("%q is not json, rfc7422 or nft", *format)})
 	}
 	return cmd
-}
-
-func portsetLookupCmd() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "lookup --policy FILE ADDR:PORT...",
-		Short: "Name the inside host (and its HOST_ID) that used a public address:port",
-		Args:  cobra.MinimumNArgs(1),
-	}
-	policy := cmd.Flags().String("policy", "", "published policy: JSON from `portset plan`, or its RFC 7422 line (required)")
-	source := cmd.Flags().String("hostid-source", "lower16", "HOST_ID source: lower16, address, hash, map")
-	keyFile := cmd.Flags().String("hostid-key-file", "", "key file of the hash source")
-	mapFile := cmd.Flags().String("hostid-map-file", "", "map file of the map source")
-	bits := cmd.Flags().Int("hostid-bits", 16, "HOST_ID width of the hash and map sources: 16 or 32")
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		if *policy == "" {
-			return usageErr(&config.Error{Key: "policy", Msg: "required: the published policy file"})
-		}
-		p, err := readPolicy(*policy)
-		if err != nil {
-			return usageErr(&config.Error{Key: "policy", Msg: err.Error()})
-		}
-		if *bits != 16 && *bits != 32 {
-			return usageErr(&config.Error{Key: "hostid-bits", Msg: fmt.Sprintf("%d is not 16 or 32", *bits)})
-		}
-		src, err := lookupSource(*source, *keyFile, *mapFile, *bits)
-		if err != nil {
-			return usageErr(err)
-		}
-		var aps []netip.AddrPort
-		for _, a := range args {
-			ap, err := netip.ParseAddrPort(a)
-			if err != nil || !ap.Addr().Unmap().Is4() {
-				return usageErr(&config.Error{Key: "ADDR:PORT", Msg: fmt.Sprintf("%q is not an IPv4 address:port", a)})
-			}
-			aps = append(aps, ap)
-		}
-		enc := json.NewEncoder(cmd.OutOrStdout())
-		missing := 0
-		for _, ap := range aps {
-			r := lookupRecord{Public: ap.String()}
-			if in, ok := p.Lookup(ap); ok {
-				r.Inside = in.String()
-				b, _ := p.Forward(in)
-				r.Block = b.Ports.String()
-				if id, ok := src.HostID(in, 0); ok {
-					r.HostID = formatHostID(id, src.Bits())
-				}
-			} else {
-				missing++
-				r.Error = "not in a deterministic block: reserved port, another address, or a host of the masquerade"
-			}
-			if err := enc.Encode(r); err != nil {
-				return err
-			}
-		}
-		if missing > 0 {
-			return &exitError{code: 1, err: fmt.Errorf("portset lookup: %d of %d not found", missing, len(aps))}
-		}
-		return nil
-	}
-	return cmd
-}
-
-type lookupRecord struct {
-	Public string `json:"public"`
-	Inside string `json:"inside,omitempty"`
-	HostID string `json:"host_id,omitempty"`
-	Block  string `json:"block,omitempty"`
-	Error  string `json:"error,omitempty"`
-}
-
-// readPolicy reads a policy file: JSON (a policy or a whole plan) or the
-// RFC 7422 §3 log record (one line, timestamp optional).
-func readPolicy(file string) (portset.Policy, error) {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return portset.Policy{}, err
-	}
-	if t := strings.TrimSpace(string(data)); t != "" && !strings.HasPrefix(t, "{") {
-		return portset.ParseLogLine(t)
-	}
-	return portset.ParsePolicy(data)
-}
-
-func lookupSource(name, keyFile, mapFile string, bits int) (hostid.Source, error) {
-	var key, mf []byte
-	var err error
-	switch name {
-	case "hash":
-		if key, err = os.ReadFile(keyFile); err != nil {
-			return nil, &config.Error{Key: "hostid-key-file", Msg: err.Error()}
-		}
-	case "map":
-		if mf, err = os.ReadFile(mapFile); err != nil {
-			return nil, &config.Error{Key: "hostid-map-file", Msg: err.Error()}
-		}
-	}
-	src, err := hostid.New(name, bits, key, mf, func(string) (uint32, error) { return 0, nil })
-	if err != nil {
-		return nil, &config.Error{Key: "hostid-source", Msg: err.Error()}
-	}
-	return src, nil
-}
-
-// formatHostID prints a HOST_ID as the mapping log and decode do: hex, 4 or
-// 8 digits.
-func formatHostID(id uint32, bits int) string {
-	if bits <= 16 {
-		return fmt.Sprintf("0x%04x", id)
-	}
-	return fmt.Sprintf("0x%08x", id)
 }
 
 // portSetSpec is the kernel table of the configured policy.
@@ -253,7 +141,7 @@ func startPortSet(ctx context.Context, c *config.Config, src hostid.Source, log 
 			}
 			id := ""
 			if v, ok := src.HostID(m.Inside.Addr(), 0); ok {
-				id = formatHostID(v, src.Bits())
+				id = hostid.Format(v, src.Bits())
 			}
 			if err := mw.Write(m.Record(id, c.MappingLog.Destination)); err != nil {
 				log.Error("mapping log", "err", err)

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/natreveal/natreveal/config"
+	"github.com/natreveal/natreveal/internal/cli"
 	"github.com/natreveal/natreveal/rules"
 )
 
@@ -24,7 +25,7 @@ func rulesCmd() *cobra.Command {
 	print.RunE = func(cmd *cobra.Command, _ []string) error {
 		c, err := config.Load(cmd.Flags(), os.Getenv)
 		if err != nil {
-			return usageErr(err)
+			return cli.UsageErr(err)
 		}
 		var m rules.Mechanism
 		switch *mech {
@@ -38,7 +39,7 @@ func rulesCmd() *cobra.Command {
 				fmt.Fprintf(os.Stderr, "natreveal: cannot probe the kernel (%v); printing the native queue form\n", err)
 			}
 		default:
-			return usageErr(fmt.Errorf("--mechanism: %q is not one of auto, native, compat", *mech))
+			return cli.UsageErr(fmt.Errorf("--mechanism: %q is not one of auto, native, compat", *mech))
 		}
 		fmt.Fprint(cmd.OutOrStdout(), rules.Text(ruleSpec(c, m)))
 		return nil

@@ -16,6 +16,7 @@ import (
 	"github.com/natreveal/natreveal/conntrack"
 	"github.com/natreveal/natreveal/handler"
 	"github.com/natreveal/natreveal/hostid"
+	"github.com/natreveal/natreveal/internal/cli"
 	"github.com/natreveal/natreveal/metrics"
 	"github.com/natreveal/natreveal/queue"
 	"github.com/natreveal/natreveal/rules"
@@ -45,7 +46,7 @@ func runCmd() *cobra.Command {
 		}
 		c, src, err := load()
 		if err != nil {
-			return usageErr(err)
+			return cli.UsageErr(err)
 		}
 		return run(c, src, *statsEvery, load)
 	}
@@ -53,7 +54,7 @@ func runCmd() *cobra.Command {
 }
 
 func run(c *config.Config, src hostid.Source, statsEvery time.Duration, load func() (*config.Config, hostid.Source, error)) error {
-	slogger := newLogger(c.Log.Format, os.Stderr)
+	slogger := cli.NewLogger(c.Log.Format, os.Stderr)
 	logger := slog.NewLogLogger(slogger.Handler(), slog.LevelInfo) // Printf-style parts: ident, nfq
 	notify := notifier{log: slogger}
 	hup := make(chan os.Signal, 1)

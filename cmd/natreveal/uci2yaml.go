@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/natreveal/natreveal/config"
+	"github.com/natreveal/natreveal/internal/cli"
 )
 
 // uci2yamlCmd turns OpenWrt's /etc/config/natreveal into the YAML file run
@@ -26,12 +27,12 @@ func uci2yamlCmd() *cobra.Command {
 		}
 		f, err := os.Open(in)
 		if err != nil {
-			return usageErr(err)
+			return cli.UsageErr(err)
 		}
 		defer f.Close()
 		y, err := config.FromUCI(f)
 		if err != nil {
-			return usageErr(err)
+			return cli.UsageErr(err)
 		}
 		if *out == "" {
 			_, err := cmd.OutOrStdout().Write(y)

@@ -15,6 +15,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 
+	"github.com/natreveal/natreveal/internal/cli"
 	"github.com/natreveal/natreveal/reveal"
 )
 
@@ -291,8 +292,8 @@ func TestDecodeBadFile(t *testing.T) {
 	os.WriteFile(unsupported, ppp.Bytes(), 0o644)
 	for _, path := range []string{filepath.Join(dir, "missing.pcap"), notPcap, empty, unsupported, dir} {
 		_, err := decodeFile(path, allButIPID, false, reveal.FormatJSON, &bytes.Buffer{})
-		var ee *exitError
-		if !errors.As(err, &ee) || ee.code != 2 || strings.Contains(err.Error(), "\n") {
+		var ee *cli.ExitError
+		if !errors.As(err, &ee) || ee.Code != 2 || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%s: %v, want a one-line usage error", path, err)
 			continue
 		}

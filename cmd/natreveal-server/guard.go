@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/natreveal/natreveal/guard"
+	"github.com/natreveal/natreveal/internal/cli"
 )
 
 // guardCmd: the server acts on HOST_IDs in its own kernel (package guard).
@@ -34,7 +35,7 @@ func guardCmd() *cobra.Command {
 	run := func(err error) error {
 		var ie *guard.InputError
 		if errors.As(err, &ie) {
-			return usageErr(err)
+			return cli.UsageErr(err)
 		}
 		return err
 	}
@@ -55,27 +56,27 @@ func guardCmd() *cobra.Command {
 	install.RunE = func(cmd *cobra.Command, _ []string) error {
 		c := guard.Config{Table: *table, Reject: *action == "reject", IPOptionType: *ipOpt}
 		if *action != "drop" && *action != "reject" {
-			return usageErr(fmt.Errorf("--action: %q is not drop or reject", *action))
+			return cli.UsageErr(fmt.Errorf("--action: %q is not drop or reject", *action))
 		}
 		var err error
 		if c.Methods, err = guard.ParseMethods(*methods); err != nil {
-			return usageErr(fmt.Errorf("--methods: %w", err))
+			return cli.UsageErr(fmt.Errorf("--methods: %w", err))
 		}
 		for _, s := range *nat {
 			p, err := parsePrefix(s)
 			if err != nil {
-				return usageErr(fmt.Errorf("--nat: %w", err))
+				return cli.UsageErr(fmt.Errorf("--nat: %w", err))
 			}
 			c.NAT = append(c.NAT, p)
 		}
 		t, err := strconv.ParseUint(*destOpt, 0, 8)
 		if err != nil {
-			return usageErr(fmt.Errorf("--dest-opt-type: %q is not a byte", *destOpt))
+			return cli.UsageErr(fmt.Errorf("--dest-opt-type: %q is not a byte", *destOpt))
 		}
 		c.DestOptType = byte(t)
 		if *limit != "" {
 			if c.Limit, err = parseRate(*limit, *burst); err != nil {
-				return usageErr(fmt.Errorf("--limit: %w", err))
+				return cli.UsageErr(fmt.Errorf("--limit: %w", err))
 			}
 		}
 		nc, err := conn()
@@ -94,7 +95,7 @@ func guardCmd() *cobra.Command {
 	block.RunE = func(cmd *cobra.Command, args []string) error {
 		p, err := parsePair(args)
 		if err != nil {
-			return usageErr(err)
+			return cli.UsageErr(err)
 		}
 		nc, err := conn()
 		if err != nil {
@@ -110,7 +111,7 @@ func guardCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := parsePair(args)
 			if err != nil {
-				return usageErr(err)
+				return cli.UsageErr(err)
 			}
 			nc, err := conn()
 			if err != nil {

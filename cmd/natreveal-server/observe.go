@@ -3,13 +3,13 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"log"
 	"os/signal"
 	"strconv"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
+	"github.com/natreveal/natreveal/internal/cli"
 	"github.com/natreveal/natreveal/observe"
 	"github.com/natreveal/natreveal/reveal"
 )
@@ -25,9 +25,9 @@ packet (IP protocol 139). It prints one line per HOST_ID found until SIGINT or
 SIGTERM, which remove the table again. The log rules only copy packets: if
 observe is slow or killed, log records are lost, never packets. A table left by
 a killed observe is replaced by the next one. Needs CAP_NET_ADMIN.`,
-		Args: noArgs,
+		Args: cli.NoArgs,
 	}
-	flagErrorsAreUsage(cmd)
+	cli.FlagErrorsAreUsage(cmd)
 	fs := cmd.Flags()
 	group := fs.Uint16("group", observe.DefaultGroup, "NFLOG group (1-65535); one process per group and network namespace")
 	ports := fs.StringSlice("ports", nil, "TCP destination ports to watch (default: all)")
@@ -40,7 +40,7 @@ a killed observe is replaced by the next one. Needs CAP_NET_ADMIN.`,
 			return err
 		}
 		if *group == 0 {
-			return usageErr(fmt.Errorf("--group: 0 is not allowed: use 1-65535"))
+			return cli.UsageErr(fmt.Errorf("--group: 0 is not allowed: use 1-65535"))
 		}
 		tcp, err := parsePorts("--ports", *ports)
 		if err != nil {
@@ -50,13 +50,13 @@ a killed observe is replaced by the next one. Needs CAP_NET_ADMIN.`,
 		if err != nil {
 			return err
 		}
-		logger := log.New(cmd.ErrOrStderr(), "natreveal: ", log.LstdFlags|log.Lmsgprefix)
+		logger := cli.Logger(cmd.ErrOrStderr())
 		cfg := observe.Config{
 			Decoder: *d, Group: *group, TCPPorts: tcp, UDPPorts: udp, ReportNone: *all,
 			Logf: logger.Printf,
 		}
 		if len(observe.Build(cfg).Rules) == 0 {
-			return usageErr(fmt.Errorf("--methods: nothing to observe with %v (UDP needs --udp-ports)", d.Methods))
+			return cli.UsageErr(fmt.Errorf("--methods: nothing to observe with %v (UDP needs --udp-ports)", d.Methods))
 		}
 		ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
@@ -85,7 +85,7 @@ func parsePorts(flag string, list []string) ([]uint16, error) {
 	for _, s := range list {
 		p, err := strconv.ParseUint(s, 10, 16)
 		if err != nil || p == 0 {
-			return nil, usageErr(fmt.Errorf("%s: %q is not a port (1-65535)", flag, s))
+			return nil, cli.UsageErr(fmt.Errorf("%s: %q is not a port (1-65535)", flag, s))
 		}
 		ps = append(ps, uint16(p))
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 	"github.com/spf13/cobra"
 
+	"github.com/natreveal/natreveal/internal/cli"
 	"github.com/natreveal/natreveal/reveal"
 )
 
@@ -27,12 +28,12 @@ of each TCP SYN (without ACK), of the first datagram of each UDP flow
 (addresses and ports), and the sender's HIT of each HIP packet.`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) != 1 {
-				return usageErr(fmt.Errorf("decode: want one capture file, got %d arguments", len(args)))
+				return cli.UsageErr(fmt.Errorf("decode: want one capture file, got %d arguments", len(args)))
 			}
 			return nil
 		},
 	}
-	flagErrorsAreUsage(cmd)
+	cli.FlagErrorsAreUsage(cmd)
 	all := cmd.Flags().Bool("all", false, "also report connections that carry no HOST_ID")
 	rf := addRevealFlags(cmd.Flags(), "json")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
@@ -62,13 +63,13 @@ type packetSource interface {
 func decodeFile(path string, d *reveal.Decoder, all bool, format reveal.Format, w io.Writer) (int, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, usageErr(fmt.Errorf("decode: %v", err))
+		return 0, cli.UsageErr(fmt.Errorf("decode: %v", err))
 	}
 	defer f.Close()
 	br := bufio.NewReaderSize(f, 1<<16)
 	src, linkType, err := openCapture(br)
 	if err != nil {
-		return 0, usageErr(fmt.Errorf("decode: %s: %v", path, err))
+		return 0, cli.UsageErr(fmt.Errorf("decode: %s: %v", path, err))
 	}
 
 	var (

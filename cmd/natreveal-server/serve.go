@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/natreveal/natreveal/internal/cli"
 	"github.com/natreveal/natreveal/reveal"
 	"github.com/natreveal/natreveal/reveal/listener"
 )
@@ -28,20 +29,6 @@ type revealFlags struct {
 	ipOptType   string
 	destOptType string
 	format      string
-}
-
-// flagErrorsAreUsage makes cmd's flag parsing errors (unknown flag, bad
-// number) usage errors: exit 2.
-func flagErrorsAreUsage(cmd *cobra.Command) {
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
-}
-
-// noArgs is cobra.NoArgs as a usage error.
-func noArgs(cmd *cobra.Command, args []string) error {
-	if err := cobra.NoArgs(cmd, args); err != nil {
-		return usageErr(err)
-	}
-	return nil
 }
 
 func addRevealFlags(fs *pflag.FlagSet, format string) *revealFlags {
@@ -61,19 +48,19 @@ func addRevealFlags(fs *pflag.FlagSet, format string) *revealFlags {
 func (f *revealFlags) decoder() (*reveal.Decoder, reveal.Format, error) {
 	ms, err := reveal.ParseMethods(f.methods)
 	if err != nil {
-		return nil, "", usageErr(fmt.Errorf("--methods: %v", err))
+		return nil, "", cli.UsageErr(fmt.Errorf("--methods: %v", err))
 	}
 	ipt, err := reveal.ParseOptionType(f.ipOptType, reveal.ExperimentalIPOptionTypes)
 	if err != nil {
-		return nil, "", usageErr(fmt.Errorf("--ip-option-type: %v", err))
+		return nil, "", cli.UsageErr(fmt.Errorf("--ip-option-type: %v", err))
 	}
 	dt, err := reveal.ParseOptionType(f.destOptType, reveal.ExperimentalDestOptTypes)
 	if err != nil {
-		return nil, "", usageErr(fmt.Errorf("--dest-opt-type: %v", err))
+		return nil, "", cli.UsageErr(fmt.Errorf("--dest-opt-type: %v", err))
 	}
 	format, err := reveal.ParseFormat(f.format)
 	if err != nil {
-		return nil, "", usageErr(fmt.Errorf("--format: %v", err))
+		return nil, "", cli.UsageErr(fmt.Errorf("--format: %v", err))
 	}
 	return &reveal.Decoder{Methods: ms, IPOptionType: ipt, DestOptType: dt}, format, nil
 }
@@ -102,9 +89,9 @@ func serveCmd() *cobra.Command {
 kernel (TCP_SAVE_SYN), prints one line per connection (the first HOST_ID found,
 in --methods order), answers with a one-line greeting naming the HOST_ID, and
 closes. SIGINT/SIGTERM stop it.`,
-		Args: noArgs,
+		Args: cli.NoArgs,
 	}
-	flagErrorsAreUsage(cmd)
+	cli.FlagErrorsAreUsage(cmd)
 	listen := cmd.Flags().String("listen", ":8080", "address to listen on (host:port; tcp4 and tcp6)")
 	rf := addRevealFlags(cmd.Flags(), "text")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -113,15 +100,15 @@ closes. SIGINT/SIGTERM stop it.`,
 			return err
 		}
 		if _, port, err := net.SplitHostPort(*listen); err != nil {
-			return usageErr(fmt.Errorf("--listen: %v", err))
+			return cli.UsageErr(fmt.Errorf("--listen: %v", err))
 		} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-			return usageErr(fmt.Errorf("--listen: port %q: not a number from 0 to 65535", port))
+			return cli.UsageErr(fmt.Errorf("--listen: port %q: not a number from 0 to 65535", port))
 		}
 		ln, err := listener.Listen("tcp", *listen, d)
 		if err != nil {
 			return fmt.Errorf("serve: %w", err)
 		}
-		logger := log.New(cmd.ErrOrStderr(), "natreveal: ", log.LstdFlags|log.Lmsgprefix)
+		logger := cli.Logger(cmd.ErrOrStderr())
 		logger.Printf("serve: listening on %s, methods %v", ln.Addr(), d.Methods)
 		ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
