@@ -119,6 +119,8 @@ type lane struct {
 	spare  chan *group // empty groups
 	big    chan *job   // big job buffers not in use (GSO)
 	pktMax int         // largest packet read whole
+
+	busy []atomic.Int64 // the reader's (0) and each worker's busy mark (liveness.go)
 }
 
 // Serve binds the queues, then processes packets until ctx ends or a queue
@@ -159,7 +161,7 @@ func Serve(ctx context.Context, cfg QueueConfig, h PacketHandler, st *Stats, hoo
 			cfg.Logf("nfq: the kernel refused NFQA_CFG_F_GSO: GSO packets are queued segment by segment")
 		}
 		l := &lane{q: q, free: make(chan *job, backlog), groups: make(chan *group, backlog+1),
-			spare: make(chan *group, backlog+1), pktMax: bufSize}
+			spare: make(chan *group, backlog+1), pktMax: bufSize, busy: make([]atomic.Int64, 1+workers)}
 		for range backlog {
 			l.free <- &job{buf: make([]byte, bufSize+encoders.Headroom)}
 		}
@@ -176,6 +178,9 @@ func Serve(ctx context.Context, cfg QueueConfig, h PacketHandler, st *Stats, hoo
 		}
 		lanes = append(lanes, l)
 	}
+
+	st.live.Store(&liveness{epoch: time.Now(), lanes: lanes})
+	defer st.live.Store(nil)
 
 	// Readers run until the drain is over, not until ctx ends.
 	var stopping atomic.Bool
@@ -208,11 +213,11 @@ func Serve(ctx context.Context, cfg QueueConfig, h PacketHandler, st *Stats, hoo
 				l.read(&stopping, st, fatal, func(g *group) { l.groups <- g })
 			}()
 		}
-		for range workers {
+		for w := range workers {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				l.work(h, st)
+				l.work(h, st, &l.busy[1+w])
 			}()
 		}
 	}
@@ -289,6 +294,7 @@ func (l *lane) read(stopping *atomic.Bool, st *Stats, fatal chan<- error, hand f
 			fatal <- fmt.Errorf("nfq: queue %d: receive: %w", l.q.num, err)
 			return
 		}
+		st.markBusy(&l.busy[0])
 		g := <-l.spare
 		packets, own := 0, 0
 		for i := 0; i < b.n; i++ {
@@ -377,14 +383,17 @@ func (l *lane) read(stopping *atomic.Bool, st *Stats, fatal chan<- error, hand f
 		} else {
 			l.spare <- g
 		}
+		l.busy[0].Store(0)
 	}
 }
 
-// work is a lane's worker.
-func (l *lane) work(h PacketHandler, st *Stats) {
+// work is a lane's worker; busy is its liveness mark.
+func (l *lane) work(h PacketHandler, st *Stats, busy *atomic.Int64) {
 	vs := newVerdicts(l)
 	for g := range l.groups {
+		st.markBusy(busy)
 		l.answer(h, st, vs, g)
+		busy.Store(0)
 	}
 }
 

@@ -77,6 +77,7 @@ type Stats struct {
 	// TCP flows it ended, SYN-ACK MSS values it lowered. Totals the daemon
 	// stores (SetRuleset); Get adds them to TrackDone and MSSLowered.
 	ruleDone, ruleMSS atomic.Uint64
+	live              atomic.Pointer[liveness] // Serve's loops while it runs (Stuck)
 }
 
 func (s *Stats) inc(r Reason) { s.c[r].Add(1) }
