@@ -120,7 +120,7 @@ func run(c *config.Config, src hostid.Source, statsEvery time.Duration, load fun
 		if !c.PacketMethods() {
 			slogger.Info("running: ident only, no ruleset", "ident", c.Ident.Listen)
 			notify.ready()
-			notify.watchdog(ctx, func() bool { return true })
+			notify.watchdog(ctx, stop, func(time.Duration) string { return "" }) // ident's server has its own loop
 			for {
 				select {
 				case <-ctx.Done():
@@ -183,7 +183,7 @@ func run(c *config.Config, src hostid.Source, statsEvery time.Duration, load fun
 			slogger.Info("running: "+installed(c, d.spec, d.mech), "table", d.spec.Table, "methods", c.Methods,
 				"mechanism", d.mech.String(), "placement", c.Placement, "version", version)
 			notify.ready()
-			notify.watchdog(ctx, func() bool { return true })
+			notify.watchdog(ctx, stop, st.Stuck)
 			go reloader(ctx, d, hup, load, notify, slogger)
 			return nil
 		},
