@@ -66,6 +66,7 @@ func (d *packetDaemon) countPackets(quiet bool) bool {
 		return true
 	}
 	restore, err := countPackets(d.log)
+	d.acctOff = restore // also after a failed write: see sysctlOn
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			return true
@@ -75,7 +76,6 @@ func (d *packetDaemon) countPackets(quiet bool) bool {
 		}
 		return false
 	}
-	d.acctOff = restore
 	return true
 }
 

@@ -32,10 +32,14 @@ func countPackets(log *slog.Logger) (restore func(), err error) {
 }
 
 // sysctlOn sets the boolean sysctl at path to 1 and returns a function that
-// restores the previous value; who and why go into the error and the log.
-// A failed write (a read-only /proc/sys/net: a container, or a unit without
-// the ReadWritePaths carve-out) is logged here, one line; a failed read (the
-// sysctl is not there: nf_conntrack not loaded yet) is left to the caller.
+// restores the value found; who and why go into the error and the log. A
+// failed write (a read-only /proc/sys/net: a container, or a unit without
+// the ReadWritePaths carve-out) is logged here, one line, and still returns
+// restore with its error: the kernel may turn the sysctl on itself (nft_ct
+// enables conntrack accounting for a ruleset's `ct packets`), and what was
+// there is restored at exit where the file is writable by then, or logged.
+// A failed read (the sysctl is not there: nf_conntrack not loaded yet) is
+// left to the caller.
 //
 // Under systemd (RuntimeDirectory=, kept across restarts) the value found is
 // also written to $RUNTIME_DIRECTORY, so that a daemon the watchdog or a crash
@@ -55,27 +59,31 @@ func sysctlOn(log *slog.Logger, path, who, why string) (restore func(), err erro
 			old = prev
 		}
 	}
-	if strings.TrimSpace(string(old)) == "1" {
+	was := strings.TrimSpace(string(old))
+	if was == "1" {
 		return func() {}, nil
+	}
+	restore = func() {
+		if err := os.WriteFile(path, old, 0o644); err != nil {
+			if cur, _ := os.ReadFile(path); strings.TrimSpace(string(cur)) != was {
+				log.Error(fmt.Sprintf("cannot restore %s=%s: %v", name, was, err))
+			}
+			return
+		}
+		if saved != "" {
+			os.Remove(saved)
+		}
+		log.Info(fmt.Sprintf("restored %s=%s", name, was))
 	}
 	if err := os.WriteFile(path, []byte("1"), 0o644); err != nil {
 		log.Warn(fmt.Sprintf("cannot set %s=1 (%s: %s): %v", name, who, why, err))
-		return nil, fmt.Errorf("setting %s=1: %w", name, err)
+		return restore, fmt.Errorf("setting %s=1: %w", name, err)
 	}
 	if saved != "" {
 		if err := os.WriteFile(saved, old, 0o600); err != nil {
 			log.Warn("recording "+name+" for a restart", "err", err)
 		}
 	}
-	log.Info(fmt.Sprintf("set %s=1 (%s); %s restored at exit", name, why, strings.TrimSpace(string(old))))
-	return func() {
-		if err := os.WriteFile(path, old, 0o644); err != nil {
-			log.Error(fmt.Sprintf("cannot restore %s=%s: %v", name, strings.TrimSpace(string(old)), err))
-			return
-		}
-		if saved != "" {
-			os.Remove(saved)
-		}
-		log.Info(fmt.Sprintf("restored %s=%s", name, strings.TrimSpace(string(old))))
-	}, nil
+	log.Info(fmt.Sprintf("set %s=1 (%s); restored to %s at exit", name, why, was))
+	return restore, nil
 }
