@@ -52,6 +52,8 @@ type Config struct {
 	// for Count > 1, the ruleset fanning out by CPU.
 	PerCPU bool
 	Logf   func(format string, a ...any)
+	// Live, when set, follows Serve's loops for a watchdog (Liveness.Stuck).
+	Live *Liveness
 }
 
 // bufSize is the largest packet a small job buffer holds: jumbo frames
@@ -114,6 +116,8 @@ type lane struct {
 	spare  chan *group // empty groups
 	big    chan *job   // big job buffers not in use (GSO)
 	pktMax int         // largest packet read whole
+
+	busy []atomic.Int64 // the reader's (0) and each worker's busy mark (liveness.go)
 }
 
 // Serve binds the queues, then processes packets until ctx ends or a queue
@@ -185,7 +189,7 @@ func serve(ctx context.Context, cfg Config, socks []socket, h PacketHandler, st 
 	}
 	for _, q := range socks {
 		l := &lane{q: q, free: make(chan *job, backlog), groups: make(chan *group, backlog+1),
-			spare: make(chan *group, backlog+1), pktMax: bufSize}
+			spare: make(chan *group, backlog+1), pktMax: bufSize, busy: make([]atomic.Int64, 1+workers)}
 		for range backlog {
 			l.free <- &job{buf: make([]byte, bufSize+encoders.Headroom)}
 		}
@@ -202,6 +206,9 @@ func serve(ctx context.Context, cfg Config, socks []socket, h PacketHandler, st 
 		}
 		lanes = append(lanes, l)
 	}
+
+	cfg.Live.start(lanes)
+	defer cfg.Live.stop()
 
 	// Readers run until the drain is over, not until ctx ends.
 	var stopping atomic.Bool
@@ -220,7 +227,7 @@ func serve(ctx context.Context, cfg Config, socks []socket, h PacketHandler, st 
 					cfg.Logf("queue: queue %d: %v: its thread is not pinned", l.q.number(), err)
 				}
 				vs := newVerdicts(l)
-				l.read(&stopping, st, fatal, func(g *group) {
+				l.read(&stopping, st, cfg.Live, fatal, func(g *group) {
 					if g.n >= spillMin {
 						l.groups <- g // a backlog: the workers take it, on any CPU
 						return
@@ -231,14 +238,14 @@ func serve(ctx context.Context, cfg Config, socks []socket, h PacketHandler, st 
 		} else {
 			go func() {
 				defer readers.Done()
-				l.read(&stopping, st, fatal, func(g *group) { l.groups <- g })
+				l.read(&stopping, st, cfg.Live, fatal, func(g *group) { l.groups <- g })
 			}()
 		}
-		for range workers {
+		for w := range workers {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				l.work(h, st)
+				l.work(h, st, cfg.Live, &l.busy[1+w])
 			}()
 		}
 	}
@@ -301,7 +308,7 @@ func drain(st Counter, lanes []*lane) {
 // hands packets to hand as one group (the workers, or answer on this
 // thread) and answers itself those it cannot hand over (backlog full, cut
 // short).
-func (l *lane) read(stopping *atomic.Bool, st Counter, fatal chan<- error, hand func(*group)) {
+func (l *lane) read(stopping *atomic.Bool, st Counter, live *Liveness, fatal chan<- error, hand func(*group)) {
 	b := newBatch(l.pktMax)
 	var out []byte // verdicts the reader sends itself
 	for {
@@ -315,6 +322,7 @@ func (l *lane) read(stopping *atomic.Bool, st Counter, fatal chan<- error, hand 
 			fatal <- fmt.Errorf("queue: queue %d: receive: %w", l.q.number(), err)
 			return
 		}
+		live.markBusy(&l.busy[0])
 		g := <-l.spare
 		packets, own := 0, 0
 		for i := 0; i < b.n; i++ {
@@ -403,14 +411,17 @@ func (l *lane) read(stopping *atomic.Bool, st Counter, fatal chan<- error, hand 
 		} else {
 			l.spare <- g
 		}
+		l.busy[0].Store(0)
 	}
 }
 
-// work is a lane's worker.
-func (l *lane) work(h PacketHandler, st Counter) {
+// work is a lane's worker; busy is its liveness mark.
+func (l *lane) work(h PacketHandler, st Counter, live *Liveness, busy *atomic.Int64) {
 	vs := newVerdicts(l)
 	for g := range l.groups {
+		live.markBusy(busy)
 		l.answer(h, st, vs, g)
+		busy.Store(0)
 	}
 }
 

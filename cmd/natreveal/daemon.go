@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -56,20 +58,25 @@ type packetDaemon struct {
 // countPackets turns conntrack's packet counters on for the tracked flows'
 // bound (sysctl.go), once; restoreAcct undoes it at exit. Failing is not
 // fatal: flows still end on the server's first segment (RFC 7974 §4.2), only
-// tcp_option.max_segments goes unenforced; quiet says whether to log that
-// (false: a later attempt follows).
+// tcp_option.max_segments goes unenforced. It reports whether the attempt is
+// over: false when the sysctl is not there yet (nf_conntrack not loaded),
+// which quiet leaves unlogged for a later attempt; a failed write is logged
+// by sysctlOn and not retried.
 func (d *packetDaemon) countPackets(quiet bool) bool {
 	if d.acctOff != nil {
 		return true
 	}
 	restore, err := countPackets(d.log)
+	d.acctOff = restore // also after a failed write: see sysctlOn
 	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			return true
+		}
 		if !quiet {
 			d.log.Warn("tcp_option.max_segments is not enforced; set net.netfilter.nf_conntrack_acct=1 (sysctl.d) to enforce it", "err", err)
 		}
 		return false
 	}
-	d.acctOff = restore
 	return true
 }
 

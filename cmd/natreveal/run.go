@@ -119,7 +119,7 @@ func run(c *config.Config, src hostid.Source, statsEvery time.Duration, load fun
 		if !c.PacketMethods() {
 			slogger.Info("running: ident only, no ruleset", "ident", c.Ident.Listen)
 			notify.ready()
-			notify.watchdog(ctx, func() bool { return true })
+			notify.watchdog(ctx, stop, func(time.Duration) string { return "" }) // ident's server has its own loop
 			for {
 				select {
 				case <-ctx.Done():
@@ -166,7 +166,7 @@ func run(c *config.Config, src hostid.Source, statsEvery time.Duration, load fun
 	qc := queue.Config{
 		Num: c.Queue.Num, Count: c.Queue.Count, MaxLen: c.Queue.MaxLen, FailOpen: c.Queue.FailOpen,
 		Workers: c.Queue.Workers, Backlog: c.Queue.Backlog, RcvBuf: 8 << 20, Logf: logger.Printf,
-		GSO: handlerConfig(c).WantsGSO(), PerCPU: c.Queue.Count > 1,
+		GSO: handlerConfig(c).WantsGSO(), PerCPU: c.Queue.Count > 1, Live: &queue.Liveness{},
 	}
 	var removeErr error
 	err = queue.Serve(ctx, qc, d, st, queue.Hooks{
@@ -182,7 +182,7 @@ func run(c *config.Config, src hostid.Source, statsEvery time.Duration, load fun
 			slogger.Info("running: "+installed(c, d.spec, d.mech), "table", d.spec.Table, "methods", c.Methods,
 				"mechanism", d.mech.String(), "placement", c.Placement, "version", version)
 			notify.ready()
-			notify.watchdog(ctx, func() bool { return true })
+			notify.watchdog(ctx, stop, qc.Live.Stuck)
 			go reloader(ctx, d, hup, load, notify, slogger)
 			return nil
 		},
