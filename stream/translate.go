@@ -1,14 +1,18 @@
-package handler
+// Package stream rewrites the payload of selected flows (http-header,
+// proxy-protocol): sequence translation, the HTTP/1.x parser, the PROXY
+// header, and the handoff of a flow's translation to conntrack.
+package stream
 
 // Payload insertion with sequence translation (http-header, proxy-protocol).
 //
 // A selected flow's client->server byte stream is rewritten: bytes are
 // inserted (the HOST_ID header, the PROXY header) and removed (headers the
 // client forged). The kernel does not adjust sequence numbers for queued
-// packets whose length changed (DESIGN.md), so every later packet of the flow
-// passes through here: client segments get their sequence number (and
-// payload) rewritten, server segments their acknowledgement number and SACK
-// blocks (RFC 2018; D-SACK, RFC 2883, maps the same way) mapped back.
+// packets whose length changed (nf_queue only fixes their checksums), so
+// every later packet of the flow passes through the engine: client
+// segments get their sequence number (and payload) rewritten, server
+// segments their acknowledgement number and SACK blocks (RFC 2018; D-SACK,
+// RFC 2883, maps the same way) mapped back.
 //
 // The rewrite is a pure function of a list of edits keyed by client stream
 // offset (offset 0 is the byte after the SYN, ISN+1): an edit at offset p
@@ -29,9 +33,9 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net/netip"
-	"sync/atomic"
 
 	"github.com/natreveal/natreveal/encoders"
+	"github.com/natreveal/natreveal/queue"
 )
 
 // edit removes rem client bytes at offset at and inserts the stream's header
@@ -95,11 +99,6 @@ type stream struct {
 	kernD   int64
 	kernAck bool // the ct mark has SeqAdjBit: the server's segments are not queued
 	stable  int  // server segments handled since every edit was acknowledged
-
-	// After a verdict is sent (Settled): the flow's key and the handler
-	// that handled its last packet (handoff.go).
-	key   FlowKey
-	owner atomic.Pointer[Handler]
 }
 
 func newStream(isn uint32, hdr []byte, p parser) *stream {
@@ -274,7 +273,7 @@ const (
 // client translates a client->server segment in buf[:n] (an IPv4 packet,
 // parsed as ip/t), with room up to cap(buf). limit is the largest packet
 // the path takes. It returns the result and the new length.
-func (s *stream) client(buf []byte, n int, ip encoders.IPv4, t encoders.TCP, limit int, st *Stats) (segResult, int) {
+func (s *stream) client(buf []byte, n int, ip encoders.IPv4, t encoders.TCP, limit int, st *queue.Counters) (segResult, int) {
 	pkt := buf[:n]
 	seg := pkt[t.Off:ip.TotalLen]
 	S := s.off(t.Seq, s.pos)
@@ -302,7 +301,7 @@ func (s *stream) client(buf []byte, n int, ip encoders.IPv4, t encoders.TCP, lim
 	}
 	if S > s.pos {
 		if k := s.p.skippable(); k >= 0 && S > s.pos+k {
-			st.inc(SelOutOfOrder)
+			st.Inc(queue.SelOutOfOrder)
 			return segDrop, 0
 		}
 		s.p.skip(S - s.pos)
@@ -318,13 +317,13 @@ func (s *stream) client(buf []byte, n int, ip encoders.IPv4, t encoders.TCP, lim
 		used, reset := s.p.feed(s, P[s.pos-S:])
 		if reset {
 			s.reset = true
-			st.inc(ProxyForgedReset)
+			st.Inc(queue.ProxyForgedReset)
 			return segReset, s.toRST(buf, ip, t, s.outSeq(s.outStart(S)))
 		}
 		s.pos += int64(used)
 		if s.pos < E {
 			cut = s.pos
-			st.inc(SelHeld)
+			st.Inc(queue.SelHeld)
 		}
 	}
 	if cut <= S {
@@ -349,7 +348,7 @@ func (s *stream) client(buf []byte, n int, ip encoders.IPv4, t encoders.TCP, lim
 			e := &s.edits[i]
 			if e.at > S && e.at < cut && s.outStart(e.at)-o <= room {
 				cut = e.at
-				st.inc(SelCutMTU)
+				st.Inc(queue.SelCutMTU)
 				break
 			}
 		}
@@ -357,7 +356,7 @@ func (s *stream) client(buf []byte, n int, ip encoders.IPv4, t encoders.TCP, lim
 		// 64 KiB): cut the payload; the client sends the rest again.
 		for cut > S && s.outStart(cut)-o > room {
 			cut -= max(1, s.outStart(cut)-o-room)
-			st.inc(SelCutMTU)
+			st.Inc(queue.SelCutMTU)
 		}
 		if cut <= S {
 			return segDrop, 0
@@ -374,7 +373,7 @@ func (s *stream) client(buf []byte, n int, ip encoders.IPv4, t encoders.TCP, lim
 		// No room past the packet to render it (a packet near the job
 		// buffer's size): the client sends it again, maybe smaller.
 		// Passing it unchanged would let untranslated bytes through.
-		st.inc(Oversize)
+		st.Inc(queue.Oversize)
 		return segDrop, 0
 	}
 	if cut == E && s.outSeq(o) == t.Seq && bytes.Equal(out, P) {
@@ -412,7 +411,7 @@ func (s *stream) renumber(seg []byte, t encoders.TCP, o int64) segResult {
 // write replaces the segment's payload with pay (which may live in buf past
 // n), sets its sequence number to output offset o and fixes the IPv4 total
 // length and both checksums. It returns the new length.
-func (s *stream) write(buf []byte, n int, ip encoders.IPv4, t encoders.TCP, o int64, pay []byte, st *Stats) int {
+func (s *stream) write(buf []byte, n int, ip encoders.IPv4, t encoders.TCP, o int64, pay []byte, st *queue.Counters) int {
 	hl := t.Off + t.HdrLen
 	nl := hl + len(pay)
 	if nl > cap(buf) || nl > 0xffff {
@@ -561,20 +560,19 @@ func tcpChecksum(pkt []byte, off int) {
 }
 
 // Streams is the bounded table of selected flows' translation state.
-type Streams struct{ table[stream] }
+type Streams struct{ Table[stream] }
 
 // NewStreams holds at most max selected flows.
 func NewStreams(max int) *Streams {
 	s := &Streams{}
-	s.init(max)
+	s.Init(max)
 	return s
 }
 
 // start adds a stream; false when the table is full. A retransmitted SYN
 // replaces the state.
 func (t *Streams) start(k FlowKey, s *stream) bool {
-	s.key = k
-	return t.add(k, func() *stream { return s }, func(*stream) *stream { return s })
+	return t.Add(k, func() *stream { return s }, func(*stream) *stream { return s })
 }
 
 // selector matches a destination: a prefix (any address when invalid) and
