@@ -35,6 +35,7 @@ import (
 	"net/netip"
 
 	"github.com/natreveal/natreveal/encoders"
+	"github.com/natreveal/natreveal/packet"
 	"github.com/natreveal/natreveal/queue"
 )
 
@@ -421,10 +422,10 @@ func (s *stream) write(buf []byte, n int, ip encoders.IPv4, t encoders.TCP, o in
 	copy(buf[hl:], pay) // copy handles the overlap of a payload rendered past n
 	pkt := buf[:nl]
 	binary.BigEndian.PutUint16(pkt[2:], uint16(nl))
-	ipChecksum(pkt, ip.HdrLen)
+	packet.SetIPv4HeaderChecksum(pkt, ip.HdrLen)
 	seg := pkt[t.Off:]
 	binary.BigEndian.PutUint32(seg[4:], s.outSeq(o))
-	tcpChecksum(pkt, t.Off)
+	packet.SetTCPChecksum4(pkt, t.Off)
 	return nl
 }
 
@@ -433,11 +434,11 @@ func (s *stream) toRST(buf []byte, ip encoders.IPv4, t encoders.TCP, seq uint32)
 	nl := t.Off + t.HdrLen
 	pkt := buf[:nl]
 	binary.BigEndian.PutUint16(pkt[2:], uint16(nl))
-	ipChecksum(pkt, ip.HdrLen)
+	packet.SetIPv4HeaderChecksum(pkt, ip.HdrLen)
 	seg := pkt[t.Off:]
 	binary.BigEndian.PutUint32(seg[4:], seq)
 	seg[13] = encoders.FlagRST | encoders.FlagACK
-	tcpChecksum(pkt, t.Off)
+	packet.SetTCPChecksum4(pkt, t.Off)
 	return nl
 }
 
@@ -460,7 +461,7 @@ func (s *stream) server(pkt []byte, ip encoders.IPv4, t encoders.TCP) (changed, 
 			s.finCAcked = true
 		}
 		if na := s.ackSeq(ac); na != t.Ack {
-			setField32(seg, 8, na)
+			packet.SetField32(seg, 8, na)
 			changed = true
 		}
 		if sackBlocks(seg, t.HdrLen, func(l, r uint32) (uint32, uint32) {
@@ -511,8 +512,8 @@ func sackBlocks(seg []byte, hdrLen int, f func(l, r uint32) (uint32, uint32)) bo
 				or := binary.BigEndian.Uint32(opts[b+4:])
 				nl, nr := f(ol, or)
 				if nl != ol || nr != or {
-					setField32(seg, 20+b, nl)
-					setField32(seg, 20+b+4, nr)
+					packet.SetField32(seg, 20+b, nl)
+					packet.SetField32(seg, 20+b+4, nr)
 					changed = true
 				}
 			}
@@ -523,41 +524,7 @@ func sackBlocks(seg []byte, hdrLen int, f func(l, r uint32) (uint32, uint32)) bo
 }
 
 // setSeq sets the sequence number, checksum adjusted (RFC 1624).
-func setSeq(seg []byte, seq uint32) { setField32(seg, 4, seq) }
-
-// setField32 writes v at seg[off:off+4] and updates the TCP checksum at
-// seg[16:18] incrementally (RFC 1624 eqn 3) over the 16-bit-aligned words
-// the field touches: the segment starts 4-byte aligned in the pseudo-header
-// sum, so alignment within seg is alignment within the checksum.
-func setField32(seg []byte, off int, v uint32) {
-	if binary.BigEndian.Uint32(seg[off:]) == v {
-		return
-	}
-	lo, hi := off&^1, (off+4+1)&^1
-	if hi > len(seg) {
-		hi = len(seg)
-	}
-	oldSum := ^encoders.Checksum(seg[lo:hi], 0)
-	binary.BigEndian.PutUint32(seg[off:], v)
-	newSum := ^encoders.Checksum(seg[lo:hi], 0)
-	cs := binary.BigEndian.Uint16(seg[16:])
-	binary.BigEndian.PutUint16(seg[16:], encoders.ChecksumAdjust(cs, oldSum, newSum))
-}
-
-// ipChecksum recomputes the IPv4 header checksum (RFC 791 §3.1).
-func ipChecksum(pkt []byte, hdrLen int) {
-	pkt[10], pkt[11] = 0, 0
-	binary.BigEndian.PutUint16(pkt[10:], encoders.Checksum(pkt[:hdrLen], 0))
-}
-
-// tcpChecksum recomputes the TCP checksum over the pseudo-header and the
-// segment (RFC 9293 §3.1) of an IPv4 packet.
-func tcpChecksum(pkt []byte, off int) {
-	seg := pkt[off:]
-	seg[16], seg[17] = 0, 0
-	ps := sum16(pkt[12:20]) + 6 + uint32(len(seg)) // protocol 6: TCP
-	binary.BigEndian.PutUint16(seg[16:], encoders.Checksum(seg, ps))
-}
+func setSeq(seg []byte, seq uint32) { packet.SetField32(seg, 4, seq) }
 
 // Streams is the bounded table of selected flows' translation state.
 type Streams struct{ Table[stream] }
@@ -585,13 +552,4 @@ type Selector struct {
 
 func (sel Selector) match(a netip.Addr, port uint16) bool {
 	return (!sel.Prefix.IsValid() || sel.Prefix.Contains(a)) && (sel.Port == 0 || sel.Port == port)
-}
-
-// sum16 adds b as big-endian 16-bit words (b has an even length).
-func sum16(b []byte) uint32 {
-	var s uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		s += uint32(binary.BigEndian.Uint16(b[i:]))
-	}
-	return s
 }
