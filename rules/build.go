@@ -219,7 +219,7 @@ func buildTable(s Spec, f family) *Ruleset {
 		if s.SeqAdjBit != 0 {
 			// ct mark & SEQADJ == SEQADJ ct direction reply tcp flags ! fin,syn,rst accept
 			// The kernel's sequence adjustment maps these server
-			// segments (nfq/kernelack.go); FIN, SYN and RST still go to
+			// segments (stream/kernelack.go); FIN, SYN and RST still go to
 			// the daemon, which follows the flow's end.
 			rule(steer, markBitSet(true, s.SeqAdjBit), ctDirection(ctDirReply),
 				tcpFlags(expr.CmpOpEq, tcpFlagFIN|tcpFlagSYN|tcpFlagRST, 0), verdict(expr.VerdictAccept))
