@@ -98,7 +98,7 @@ func fromKeys(k *Keys) (*Config, error) {
 	}
 	if cnt == 0 {
 		// One queue per CPU: each served by a thread pinned to its CPU
-		// (nfq.QueueConfig.PerCPU), the fastest SYN path.
+		// (queue.Config.PerCPU), the fastest SYN path.
 		cnt = min(runtime.NumCPU(), 1024)
 	}
 	if n+cnt-1 > 65535 {

@@ -1,6 +1,10 @@
 package encoders
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/natreveal/natreveal/packet"
+)
 
 // SetIPID writes id into the Identification field of an atomic datagram
 // (RFC 6864 §4: DF=1, MF=0, offset 0; §4.1: "Originating sources MAY set the
@@ -23,7 +27,7 @@ func SetIPID(pkt []byte, id uint16) Result {
 		return Unchanged
 	}
 	binary.BigEndian.PutUint16(pkt[4:], id)
-	binary.BigEndian.PutUint16(pkt[10:], ChecksumAdjust(binary.BigEndian.Uint16(pkt[10:12]), ip.ID, id))
+	binary.BigEndian.PutUint16(pkt[10:], packet.Adjust(binary.BigEndian.Uint16(pkt[10:12]), ip.ID, id))
 	return Written
 }
 

@@ -1,6 +1,10 @@
 package encoders
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/natreveal/natreveal/packet"
+)
 
 // IPv4 option types that may carry the HOST_ID. RFC 791 §3.1: the type
 // octet is copied flag (1 bit) | class (2 bits) | number (5 bits); "copied"
@@ -176,7 +180,7 @@ func writeIPOptions(buf []byte, n int, ip IPv4, kept, ours []byte, mtu int) (int
 
 	// Old contributions to the header checksum: version/IHL/TOS, Total
 	// Length, the options. Taken before the move overwrites them.
-	oldSum := sum(b[0:4], sum(b[ipv4MinHdr:ip.HdrLen], 0))
+	oldSum := packet.Sum(b[0:4], packet.Sum(b[ipv4MinHdr:ip.HdrLen], 0))
 
 	// Move the payload (memmove); it keeps its bytes and its checksum.
 	copy(b[ipv4MinHdr+newOpt:], b[ip.HdrLen:ip.TotalLen])
@@ -187,11 +191,11 @@ func writeIPOptions(buf []byte, n int, ip IPv4, kept, ours []byte, mtu int) (int
 	clear(o[k:]) // EOL, then zero padding (RFC 791 §3.1)
 	b[0] = b[0]&0xf0 | byte((ipv4MinHdr+newOpt)/4)
 	binary.BigEndian.PutUint16(b[2:], uint16(newTotal))
-	newSum := sum(b[0:4], sum(o, 0))
+	newSum := packet.Sum(b[0:4], packet.Sum(o, 0))
 
 	// RFC 1624 eqn 3 over several words: HC' = ~(~HC + ~m + m').
 	hc := binary.BigEndian.Uint16(b[10:12])
-	binary.BigEndian.PutUint16(b[10:], ^fold(uint64(^hc)+uint64(^fold(oldSum))+newSum))
+	binary.BigEndian.PutUint16(b[10:], packet.AdjustSum(hc, oldSum, newSum))
 	return newTotal, Written
 }
 

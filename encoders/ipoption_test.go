@@ -7,6 +7,8 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+
+	"github.com/natreveal/natreveal/packet"
 )
 
 // IPv4 options for tests (RFC 791 §3.1; router alert RFC 2113).
@@ -448,13 +450,13 @@ func TestAddIPOptionLimits(t *testing.T) {
 			pkt := mkIP(t, kUDP, opts, []byte("x"))
 			pkt[11] += 3
 			hl := int(pkt[0]&0x0f) * 4
-			errBefore := fold(sum(pkt[:hl], 0))
+			errBefore := packet.Fold(packet.Sum(pkt[:hl], 0))
 			n, res, _ := AddIPOption(pkt, len(pkt), T, 0x0102, 2, 0)
 			if res != Written {
 				t.Fatalf("%v", res)
 			}
 			hl = int(pkt[0]&0x0f) * 4
-			if errAfter := fold(sum(pkt[:hl], 0)); errAfter != errBefore || IPv4ChecksumOK(pkt[:n]) {
+			if errAfter := packet.Fold(packet.Sum(pkt[:hl], 0)); errAfter != errBefore || IPv4ChecksumOK(pkt[:n]) {
 				t.Errorf("receiver sum %#04x -> %#04x", errBefore, errAfter)
 			}
 		}

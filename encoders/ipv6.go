@@ -2,6 +2,8 @@ package encoders
 
 import (
 	"encoding/binary"
+
+	"github.com/natreveal/natreveal/packet"
 )
 
 // IPv6 Next Header values (IANA protocol numbers; RFC 8200 §4).
@@ -283,8 +285,7 @@ func TCPChecksumOK6(pkt []byte) bool {
 	if !ok {
 		return false
 	}
-	acc := sum(pkt[8:24], uint64(protoTCP)+uint64(len(seg)))
-	return fold(sum(seg, sum(dst, acc))) == 0xffff
+	return packet.OK(seg, packet.PseudoSum6(pkt, dst, protoTCP, len(seg)))
 }
 
 // LowerMSS6 is LowerMSS for IPv6/TCP, with the IPv6 floor MinMSS6. The

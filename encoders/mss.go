@@ -3,6 +3,8 @@ package encoders
 import (
 	"encoding/binary"
 	"math/bits"
+
+	"github.com/natreveal/natreveal/packet"
 )
 
 // MinMSS is the floor LowerMSS never goes below: the default send MSS of
@@ -42,6 +44,6 @@ func lowerMSS(pkt []byte, t TCP, delta uint16, floor int) Result {
 		// contribution to the one's complement sum is byte-swapped.
 		old, nw = bits.ReverseBytes16(old), bits.ReverseBytes16(nw)
 	}
-	binary.BigEndian.PutUint16(tcp[16:], ChecksumAdjust(binary.BigEndian.Uint16(tcp[16:18]), old, nw))
+	binary.BigEndian.PutUint16(tcp[16:], packet.Adjust(binary.BigEndian.Uint16(tcp[16:18]), old, nw))
 	return Written
 }

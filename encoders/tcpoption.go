@@ -1,6 +1,10 @@
 package encoders
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/natreveal/natreveal/packet"
+)
 
 const (
 	HostIDKind        = 253    // RFC 6994 §3 experimental option kind (RFC 4727)
@@ -303,7 +307,7 @@ func writeOptions(buf []byte, n, tcpOff, total, tcpHdr int, kept []byte, same in
 	}
 	// IPv4 Total Length and header checksum (RFC 791 §3.1, RFC 1624).
 	binary.BigEndian.PutUint16(b[2:], uint16(newTotal))
-	binary.BigEndian.PutUint16(b[10:], ChecksumAdjust(binary.BigEndian.Uint16(b[10:12]), uint16(total), uint16(newTotal)))
+	binary.BigEndian.PutUint16(b[10:], packet.Adjust(binary.BigEndian.Uint16(b[10:12]), uint16(total), uint16(newTotal)))
 	return newTotal, Written
 }
 
@@ -338,7 +342,7 @@ func spliceOptions(buf []byte, total, l4Len, tcpOff, tcpHdr int, kept []byte, sa
 	// word, the pseudo-header length (< 65536: one 16-bit word).
 	// Only from an even offset on: the skipped bytes keep their 16-bit words.
 	same = min(same, len(kept)) &^ 1
-	oldSum := sum(tcp[tcpMinHdr+same:tcpHdr], uint64(binary.BigEndian.Uint16(tcp[12:14]))+uint64(l4Len))
+	oldSum := packet.Sum(tcp[tcpMinHdr+same:tcpHdr], uint64(binary.BigEndian.Uint16(tcp[12:14]))+uint64(l4Len))
 
 	// Move the payload (memmove). delta is a multiple of 4, so each payload
 	// byte keeps its place in its 16-bit word and its checksum contribution.
@@ -353,11 +357,11 @@ func spliceOptions(buf []byte, total, l4Len, tcpOff, tcpHdr int, kept []byte, sa
 	}
 	copy(o[k+pad:], ours)
 	tcp[12] = byte((tcpMinHdr+newOpt)/4)<<4 | tcp[12]&0x0f
-	newSum := sum(o[same:], uint64(binary.BigEndian.Uint16(tcp[12:14]))+uint64(l4Len+delta))
+	newSum := packet.Sum(o[same:], uint64(binary.BigEndian.Uint16(tcp[12:14]))+uint64(l4Len+delta))
 
 	// RFC 1624 eqn 3 over several words: HC' = ~(~HC + ~m + m').
 	hc := binary.BigEndian.Uint16(tcp[16:18])
-	binary.BigEndian.PutUint16(tcp[16:], ^fold(uint64(^hc)+uint64(^fold(oldSum))+newSum))
+	binary.BigEndian.PutUint16(tcp[16:], packet.AdjustSum(hc, oldSum, newSum))
 	return newTotal, Written
 }
 

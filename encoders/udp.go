@@ -1,6 +1,10 @@
 package encoders
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/natreveal/natreveal/packet"
+)
 
 const (
 	protoUDP  = 17 // RFC 768 / IANA protocol numbers
@@ -67,5 +71,5 @@ func UDPChecksumOK(pkt []byte) bool {
 	if d[6] == 0 && d[7] == 0 {
 		return true
 	}
-	return fold(sum(d, sum(pkt[12:20], uint64(protoUDP)+uint64(u.Len)))) == 0xffff
+	return packet.OK(d, packet.PseudoSum4(pkt, protoUDP, u.Len))
 }

@@ -1,21 +1,14 @@
 package handler
 
 import (
-	"net/netip"
 	"time"
+
+	"github.com/natreveal/natreveal/packet"
+	"github.com/natreveal/natreveal/stream"
 )
 
-// FlowKey is a TCP or UDP flow seen from its inside end: protocol, inside
-// host and port, server and port. Addresses are IPv4 (Is4, never
-// IPv4-mapped) or IPv6, without zone: netip.Addr is comparable and built
-// without allocation.
-type FlowKey struct {
-	Proto      uint8 // 6 TCP, 17 UDP
-	Inside     netip.Addr
-	InsidePort uint16
-	Server     netip.Addr
-	ServerPort uint16
-}
+// FlowKey is a TCP or UDP flow seen from its inside end (packet.FlowKey).
+type FlowKey = packet.FlowKey
 
 // flow is a UDP flow whose first datagrams carry the HOST_ID: how many went
 // through so far. (TCP flows are followed by the ruleset: rules.Spec.Track.)
@@ -25,19 +18,19 @@ type flow struct {
 }
 
 // Flows is the bounded table of followed flows.
-type Flows struct{ table[flow] }
+type Flows struct{ stream.Table[flow] }
 
 // NewFlows holds at most max flows.
 func NewFlows(max int) *Flows {
 	f := &Flows{}
-	f.init(max)
+	f.Init(max)
 	return f
 }
 
 // start records a new flow at its first datagram; false when the table is
 // full. An existing entry starts over.
 func (f *Flows) start(k FlowKey, now int64) bool {
-	return f.add(k,
+	return f.Add(k,
 		func() *flow { return &flow{segs: 1, added: now} },
 		func(e *flow) *flow { e.segs, e.added = 1, now; return e })
 }
@@ -46,5 +39,5 @@ func (f *Flows) start(k FlowKey, now int64) bool {
 // saw (lost events, a server that never answers).
 func (f *Flows) Sweep(now time.Time, maxAge time.Duration) int {
 	cut := now.Add(-maxAge).Unix()
-	return f.deleteIf(func(e *flow) bool { return e.added < cut })
+	return f.DeleteIf(func(e *flow) bool { return e.added < cut })
 }

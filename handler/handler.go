@@ -2,8 +2,8 @@
 // flows of inside hosts get their HOST_ID (RFC 6967 §3) by the configured
 // methods, with the flow tables that follow flows after their first packet,
 // the counters, the MTU lookup and the in-kernel ip-id learner; selected
-// flows get their payload rewritten (sequence translation, HTTP fields, the
-// PROXY header). It is pure: the queue (package queue) reads and answers
+// flows go to package stream (sequence translation, HTTP fields, the PROXY
+// header). It is pure: the queue (package queue) reads and answers
 // the packets, and conntrack, the HOST_ID source and the MTU are injected.
 package handler
 
@@ -17,6 +17,7 @@ import (
 	"github.com/natreveal/natreveal/hostid"
 	"github.com/natreveal/natreveal/markbits"
 	"github.com/natreveal/natreveal/queue"
+	"github.com/natreveal/natreveal/stream"
 )
 
 // Meta, Verdict and AfterSend are the queue's (queue.PacketHandler).
@@ -46,7 +47,7 @@ type HandlerConfig struct {
 	TrackBit  uint32
 	DoneBit   uint32
 
-	// Payload insertion for selected flows (select.go): IPv4, pre-NAT.
+	// Payload insertion for selected flows (package stream): IPv4, pre-NAT.
 	HTTPHeader bool
 	HTTPSel    []Selector // destinations whose flows get the HTTP fields
 	HTTPFields HTTPFields
@@ -57,7 +58,7 @@ type HandlerConfig struct {
 	IDAddress  bool   // the text form is the inside address (hostid source "address")
 	SelectBit  uint32 // verdict mark the remember chain copies to the ct mark
 	// SeqAdjBit: the ct mark bit that keeps an http-header flow's server
-	// segments out of the queue (rules.Spec.SeqAdjBit, kernelack.go); 0:
+	// segments out of the queue (rules.Spec.SeqAdjBit, stream/kernelack.go); 0:
 	// they are always queued.
 	SeqAdjBit   uint32
 	MaxSelected int // selected flows held at once; past that new flows are not selected
@@ -77,10 +78,9 @@ type Handler struct {
 	flows   *Flows
 	stats   *Stats
 	now     func() time.Time
-	track   bool        // follow flows after the SYN (RFC 7974 §4.2, ip-id scope new)
-	track6  bool        // the same for IPv6 flows: tcp-option only (no IP-ID in IPv6)
-	streams *Streams    // selected flows (payload insertion); nil when none are
-	seqadj  SeqAdjuster // hands proxy-protocol flows to the kernel (handoff.go); nil: never
+	track   bool           // follow flows after the SYN (RFC 7974 §4.2, ip-id scope new)
+	track6  bool           // the same for IPv6 flows: tcp-option only (no IP-ID in IPv6)
+	sel     *stream.Engine // selected flows (payload insertion); nil when none are
 }
 
 // NewHandler builds a Handler. resolve may be nil unless cfg.PostNAT.
@@ -90,9 +90,7 @@ func NewHandler(cfg HandlerConfig, src hostid.Source, resolve func(conntrack.Key
 		cfg: cfg, src: src, resolve: resolve, mtu: mtu, flows: flows, stats: stats, now: time.Now,
 		track: cfg.Tracks(), track6: cfg.Tracks6(),
 	}
-	if cfg.Selects() {
-		h.streams = NewStreams(max(cfg.MaxSelected, 1))
-	}
+	h.sel = stream.New(cfg.streamConfig(), &stats.Counters)
 	return h
 }
 
@@ -184,8 +182,10 @@ func (h *Handler) handle(buf []byte, n int, m Meta, tag netip.Addr) Verdict {
 	// Reply packets head for an inside host: the reverse NAT is done by now.
 	if dst := netip.AddrFrom4(ip.Dst); h.inside(dst) {
 		key := FlowKey{Proto: 6, Inside: dst, InsidePort: tcp.DstPort, Server: netip.AddrFrom4(ip.Src), ServerPort: tcp.SrcPort}
-		if v, ok := h.selReply(key, ip, tcp, pkt, m); ok {
-			return v
+		if h.sel != nil {
+			if v, ok := h.sel.Reply(key, ip, tcp, pkt); ok {
+				return h.modified(v)
+			}
 		}
 		return h.reply()
 	}
@@ -356,8 +356,8 @@ func (h *Handler) original(ip encoders.IPv4, tcp encoders.TCP, buf []byte, n int
 	if mark && h.cfg.TCPOption {
 		h.tcpOption(&v, encoders.AddHostIDOption, buf, length, id, m)
 	}
-	if h.streams != nil {
-		v = h.selOriginal(key, id, syn, ip, tcp, buf, n, m, v)
+	if h.sel != nil {
+		v = h.sel.Original(key, id, syn, ip, tcp, buf, n, m, h.outMTU(m), v)
 	}
 	return h.modified(v)
 }
@@ -468,7 +468,7 @@ func (h *Handler) udpSeq(key FlowKey, m Meta, limit int) (v Verdict, seq int, ok
 	// A finished flow stays in the table (until conntrack destroys it or it
 	// ages out) so that packets queued before the ct mark said done are
 	// not taken for a new flow.
-	if !h.flows.with(key, func(f *flow) bool {
+	if !h.flows.With(key, func(f *flow) bool {
 		if f.segs < 0xffff {
 			f.segs++
 		}
@@ -532,7 +532,7 @@ func (h *Handler) setMark(v Verdict, m Meta, bit uint32) Verdict {
 // keyed by the port after NAT, so both ports are tried.
 func (h *Handler) ForgetFlow(k FlowKey, natPort uint16) {
 	evicted := h.flows.Delete(k)
-	if h.streams != nil && h.streams.Delete(k) {
+	if h.sel != nil && h.sel.Forget(k) {
 		evicted = true
 	}
 	if h.cfg.PostNAT && natPort != k.InsidePort {

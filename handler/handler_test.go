@@ -13,6 +13,7 @@ import (
 	"github.com/natreveal/natreveal/conntrack"
 	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/hostid"
+	"github.com/natreveal/natreveal/stream"
 )
 
 var (
@@ -366,7 +367,7 @@ func TestHandlerTrackedAndSelected(t *testing.T) {
 	}
 	check(t, buf[:v.Len])
 
-	fieldsText := httpHeaderBytes(HTTPFields{XFF: true}, IDText(7, 16, client, false), false)
+	fieldsText := stream.HeaderBytes(HTTPFields{XFF: true}, stream.IDText(7, 16, client, false), false)
 	ins := len(fieldsText)
 	const kernelMSS = 1460 - 8 // what the mss chain left
 	buf, n = build(t, seg{src: server, dst: client, sport: 80, dport: 40030, syn: true, ack: true, seq: 5000, ackn: 1001, mss: kernelMSS})

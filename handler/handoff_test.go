@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/natreveal/natreveal/conntrack"
+	"github.com/natreveal/natreveal/stream"
 )
 
 // fakeSeqAdj records the handoff's ctnetlink calls.
@@ -37,7 +38,7 @@ func (f *fakeSeqAdj) SetMark(src, dst netip.AddrPort, bits uint32) error {
 }
 
 func TestHandoff(t *testing.T) {
-	hdr, _ := BuildProxyHeader(2, true, netip.AddrPortFrom(selClient, cliPort), netip.AddrPortFrom(selServer, 80), "_0x0007")
+	hdr, _ := stream.BuildProxyHeader(2, true, netip.AddrPortFrom(selClient, cliPort), netip.AddrPortFrom(selServer, 80), "_0x0007")
 	n := uint32(len(hdr))
 	for _, c := range []struct {
 		name  string
@@ -89,7 +90,7 @@ func TestHandoff(t *testing.T) {
 			}
 			// Handed off: the state is gone, later packets pass unchanged.
 			handedOff := c.proxy && c.err == nil
-			if got := h.streams.Len() == 0; got != handedOff {
+			if got := h.sel.Len() == 0; got != handedOff {
 				t.Errorf("state dropped %v, want %v", got, handedOff)
 			}
 			var p []byte

@@ -9,7 +9,11 @@ import (
 	"testing"
 
 	"github.com/gopacket/gopacket/layers"
+
+	"github.com/natreveal/natreveal/stream"
 )
+
+const kernelAckAfter = stream.KernelAckAfter
 
 // kernelSeqAdj is fakeSeqAdj that also holds the offset the kernel would
 // apply, so the test can check the numbers the server and the client end
@@ -28,8 +32,7 @@ func (k *kernelSeqAdj) SetSeqAdj(src, dst netip.AddrPort, pos uint32, delta, pre
 }
 
 func TestKernelAcks(t *testing.T) {
-	h, st := selHandler(t, false)
-	h.cfg.SeqAdjBit = 0x80000
+	h, st := selHandler(t, false, func(c *HandlerConfig) { c.SeqAdjBit = 0x80000 })
 	k := &kernelSeqAdj{}
 	h.SetSeqAdj(k)
 	// run handles p and sends its verdict; d is the kernel's offset then,

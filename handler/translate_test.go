@@ -4,14 +4,13 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net/netip"
-	"runtime"
-	"strings"
 	"testing"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
 	"github.com/natreveal/natreveal/hostid"
+	"github.com/natreveal/natreveal/stream"
 )
 
 var (
@@ -26,13 +25,18 @@ const (
 	cliPort = 40000
 )
 
-func selHandler(t testing.TB, proxy bool) (*Handler, *Stats) {
+// selHandler builds a handler that selects port 80 (http-header) or
+// 198.51.100.0/24 port 80 (proxy-protocol); tweaks change its config first.
+func selHandler(t testing.TB, proxy bool, tweaks ...func(*HandlerConfig)) (*Handler, *Stats) {
 	st := &Stats{}
 	cfg := HandlerConfig{
 		Inside: []netip.Prefix{netip.MustParsePrefix("100.64.0.0/24")}, SelectBit: selBit, MaxSelected: 16,
 		HTTPHeader: !proxy, HTTPSel: []Selector{{Port: 80}}, HTTPFields: HTTPFields{XFF: true, Forwarded: true},
 		Proxy: proxy, ProxySel: []Selector{{Prefix: netip.MustParsePrefix("198.51.100.0/24"), Port: 80}},
 		ProxyCfg: ProxyConfig{Version: 2, CRC32C: true}, IDBits: 16,
+	}
+	for _, tw := range tweaks {
+		tw(&cfg)
 	}
 	return NewHandler(cfg, hostid.Lower16{}, nil, nil, NewFlows(16), st), st
 }
@@ -199,21 +203,22 @@ func TestTranslateHTTP(t *testing.T) {
 		t.Errorf("FIN ack %#x, want %#x", got, cEnd+1)
 	}
 	handle(t, h, pkt{ack: true, seq: cEnd + 1, ackn: srvISN + 2})
-	if h.streams.Len() != 0 || st.Get(SelDone) != 1 {
-		t.Errorf("state not freed: %d streams, %v", h.streams.Len(), st.Snapshot())
+	if h.sel.Len() != 0 || st.Get(SelDone) != 1 {
+		t.Errorf("state not freed: %d streams, %v", h.sel.Len(), st.Snapshot())
 	}
 }
 
 func TestTranslateProxyOnAck(t *testing.T) {
-	h, st := selHandler(t, true)
-	h.cfg.ProxyCfg.OnAck = true
-	for i := range h.cfg.ProxySel {
-		h.cfg.ProxySel[i].OnAck = true
-	}
+	h, st := selHandler(t, true, func(c *HandlerConfig) {
+		c.ProxyCfg.OnAck = true
+		for i := range c.ProxySel {
+			c.ProxySel[i].OnAck = true
+		}
+	})
 	handshake(t, h)
 	out, _ := handle(t, h, pkt{ack: true, seq: selISN + 1, ackn: srvISN + 1})
 	tcp := decode(t, out)
-	want, err := BuildProxyHeader(2, true, netip.AddrPortFrom(selClient, cliPort), netip.AddrPortFrom(selServer, 80), "_0x0007")
+	want, err := stream.BuildProxyHeader(2, true, netip.AddrPortFrom(selClient, cliPort), netip.AddrPortFrom(selServer, 80), "_0x0007")
 	if err != nil || !bytes.Equal(tcp.Payload, want) || tcp.Seq != selISN+1 {
 		t.Fatalf("handshake ACK carries %x, want %x (%v)", tcp.Payload, want, err)
 	}
@@ -234,8 +239,7 @@ func TestTranslateProxyOnAck(t *testing.T) {
 
 func TestTranslateProxyForged(t *testing.T) {
 	for _, replace := range []bool{false, true} {
-		h, st := selHandler(t, true)
-		h.cfg.ProxyCfg.ReplaceClient = replace
+		h, st := selHandler(t, true, func(c *HandlerConfig) { c.ProxyCfg.ReplaceClient = replace })
 		handshake(t, h)
 		// The first 4 bytes could start a signature: held.
 		if out, v := handle(t, h, pkt{ack: true, seq: selISN + 1, ackn: srvISN + 1, payload: []byte("PROX")}); out != nil || !v.Drop {
@@ -255,14 +259,16 @@ func TestTranslateProxyForged(t *testing.T) {
 
 func TestTableCap(t *testing.T) {
 	h, st := selHandler(t, false)
-	h.streams = NewStreams(1) // one per shard at most: 64
+	cfg := h.cfg.streamConfig()
+	cfg.MaxSelected = 1 // one per shard at most: 64
+	h.sel = stream.New(cfg, &st.Counters)
 	for i := 0; i < 200; i++ {
 		buf, n := buildPkt(t, pkt{syn: true, seq: uint32(i)})
 		binary.BigEndian.PutUint16(buf[20:], uint16(1000+i)) // source port: checksum not checked here
 		h.Handle(buf, n, Meta{})
 	}
-	if st.Get(SelFull) == 0 || st.Get(SelFlows)+st.Get(SelFull) != 200 || h.streams.Len() > flowShards {
-		t.Errorf("cap: %v, held %d", st.Snapshot(), h.streams.Len())
+	if st.Get(SelFull) == 0 || st.Get(SelFlows)+st.Get(SelFull) != 200 || h.sel.Len() > stream.Shards {
+		t.Errorf("cap: %v, held %d", st.Snapshot(), h.sel.Len())
 	}
 }
 
@@ -326,88 +332,21 @@ func serverStream(t *testing.T, data, cuts []byte) []byte {
 	return got
 }
 
-// FuzzHTTPParser: arbitrary bytes never panic and leave sorted,
-// non-overlapping edits at or beyond their parse position.
-func FuzzHTTPParser(f *testing.F) {
-	f.Add([]byte("GET / HTTP/1.1\r\nX-Forwarded-For: a\r\n\r\n"))
-	f.Add([]byte("POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n"))
-	f.Add([]byte("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		st := &Stats{}
-		s := newStream(0, []byte(fields), newHTTPParser(st))
-		for len(data) > 0 {
-			n, _ := s.p.feed(s, data)
-			if n == 0 {
-				break
-			}
-			s.pos += int64(n)
-			data = data[n:]
-		}
-		for i := 1; i < len(s.edits); i++ {
-			if a, b := s.edits[i-1], s.edits[i]; b.at < a.at+a.rem {
-				t.Fatalf("edits overlap: %+v %+v", a, b)
-			}
-		}
-		var last int64 = -1
-		for x := int64(0); x <= s.pos; x++ {
-			if o := s.outStart(x); o < last {
-				t.Fatalf("outStart not monotonic at %d", x)
-			} else {
-				last = o
-			}
-			if y := s.invFloor(s.outStart(x)); y < x {
-				t.Fatalf("invFloor(outStart(%d)) = %d", x, y)
-			}
-		}
-	})
-}
-
-// BenchmarkSelectedFlowState reports the state bytes a selected HTTP flow
-// holds after its first request.
-func BenchmarkSelectedFlowState(b *testing.B) {
-	const flows = 10000
-	req := []byte("GET / HTTP/1.1\r\nHost: example\r\n\r\n")
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	st := &Stats{}
-	tab := NewStreams(flows)
-	for i := 0; i < flows; i++ {
-		k := FlowKey{Proto: 6, Inside: selClient, InsidePort: uint16(i), Server: selServer, ServerPort: 80}
-		s := newStream(uint32(i), httpHeaderBytes(HTTPFields{XFF: true}, "_0x0007", false), newHTTPParser(st))
-		n, _ := s.p.feed(s, req)
-		s.pos += int64(n)
-		tab.start(k, s)
-	}
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	per := float64(after.HeapAlloc-before.HeapAlloc) / flows
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		tab.with(FlowKey{Proto: 6, Inside: selClient, InsidePort: uint16(i % flows), Server: selServer, ServerPort: 80},
-			func(s *stream) bool { _ = s.outStart(int64(len(req))); return false })
-	}
-	b.ReportMetric(per, "B/flow")
-	if !strings.Contains(string(req), "Host") {
-		b.Fatal()
-	}
-}
-
 // A reload builds a new handler; KeepStreams hands it the selected flows in
 // progress, so their translation goes on with the same state.
 func TestKeepStreamsOnReload(t *testing.T) {
 	old, _ := selHandler(t, false)
 	h, _ := selHandler(t, false)
-	if h.streams == old.streams {
+	if h.sel.Streams() == old.sel.Streams() {
 		t.Fatal("two handlers share a stream table before KeepStreams")
 	}
 	h.KeepStreams(old)
-	if h.streams != old.streams {
+	if h.sel.Streams() != old.sel.Streams() {
 		t.Error("KeepStreams did not carry the selected flows over")
 	}
 	plain, _ := newHandler(HandlerConfig{TCPOption: true})
 	plain.KeepStreams(old)
-	if plain.streams != nil {
+	if plain.sel != nil {
 		t.Error("a handler that selects nothing took a stream table")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 
 	"github.com/natreveal/natreveal/encoders"
+	"github.com/natreveal/natreveal/packet"
 )
 
 // Checksums of packets the kernel queued with their checksum not ready
@@ -43,21 +44,21 @@ func gsoTCP(pkt []byte) bool {
 func finishL4Checksum(pkt []byte, gso bool) {
 	var l4 []byte
 	var proto uint8
-	var ps uint32
+	var ps uint64
 	if len(pkt) > 0 && pkt[0]>>4 == 6 {
 		ip, r := encoders.ParseIPv6(pkt)
 		if r != encoders.Unchanged || ip.Frag {
 			return
 		}
 		l4, proto = pkt[ip.Off:ip.TotalLen], ip.Proto
-		ps = sum16(pkt[8:40]) // RFC 8200 §8.1: source, destination, length, next header
+		ps = packet.Sum(pkt[8:40], 0) // RFC 8200 §8.1: source, destination, length, next header
 	} else {
 		ip, r := encoders.ParseIPv4(pkt)
 		if r != encoders.Unchanged || ip.IsFragment() {
 			return
 		}
 		l4, proto = pkt[ip.HdrLen:ip.TotalLen], ip.Proto
-		ps = sum16(pkt[12:20]) // RFC 9293 §3.1: source, destination, protocol, length
+		ps = packet.Sum(pkt[12:20], 0) // RFC 9293 §3.1: source, destination, protocol, length
 	}
 	var off int
 	switch proto {
@@ -74,24 +75,15 @@ func finishL4Checksum(pkt []byte, gso bool) {
 	default:
 		return
 	}
-	ps += uint32(proto) + uint32(len(l4)>>16) + uint32(len(l4)&0xffff)
+	ps += uint64(proto) + uint64(len(l4)>>16) + uint64(len(l4)&0xffff)
 	if gso {
-		binary.BigEndian.PutUint16(l4[off:], ^encoders.Checksum(nil, ps))
+		binary.BigEndian.PutUint16(l4[off:], packet.Fold(ps))
 		return
 	}
 	l4[off], l4[off+1] = 0, 0
-	c := encoders.Checksum(l4, ps)
+	c := ^packet.Fold(packet.Sum(l4, ps))
 	if c == 0 && proto == protoUDPNum {
 		c = 0xffff // RFC 768: 0 means no checksum
 	}
 	binary.BigEndian.PutUint16(l4[off:], c)
-}
-
-// sum16 adds b as big-endian 16-bit words (b has an even length).
-func sum16(b []byte) uint32 {
-	var s uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		s += uint32(binary.BigEndian.Uint16(b[i:]))
-	}
-	return s
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/natreveal/natreveal/encoders"
+	"github.com/natreveal/natreveal/packet"
 )
 
 // A packet queued with its checksum not ready holds the folded
@@ -15,7 +16,7 @@ func TestFinishL4Checksum(t *testing.T) {
 	pkt[0], pkt[8], pkt[9] = 0x45, 64, 6
 	binary.BigEndian.PutUint16(pkt[2:], uint16(len(pkt)))
 	copy(pkt[12:], []byte{100, 64, 0, 2, 198, 51, 100, 1})
-	ipChecksum(pkt, 20)
+	packet.SetIPv4HeaderChecksum(pkt, 20)
 	tcp := pkt[20:]
 	binary.BigEndian.PutUint16(tcp[0:], 40000)
 	binary.BigEndian.PutUint16(tcp[2:], 80)
@@ -24,10 +25,9 @@ func TestFinishL4Checksum(t *testing.T) {
 		tcp[20+i] = byte(i * 13)
 	}
 	// Partial: the pseudo-header sum, as tcp_v4_send_check leaves it.
-	ps := sum16(pkt[12:20]) + 6 + uint32(len(tcp))
-	partial := ^encoders.Checksum(nil, ps)
+	partial := packet.Fold(packet.PseudoSum4(pkt, 6, len(tcp)))
 	binary.BigEndian.PutUint16(tcp[16:], partial)
-	setSeq(tcp, 12345) // a handler's incremental update on top
+	packet.SetField32(tcp, 4, 12345) // a handler's incremental update on top
 
 	gso := append([]byte(nil), pkt...)
 	finishL4Checksum(gso, true)
@@ -38,20 +38,4 @@ func TestFinishL4Checksum(t *testing.T) {
 	if !encoders.TCPChecksumOK(pkt) {
 		t.Errorf("checksum not complete")
 	}
-}
-
-// ipChecksum recomputes the IPv4 header checksum (RFC 791 §3.1).
-func ipChecksum(pkt []byte, hdrLen int) {
-	pkt[10], pkt[11] = 0, 0
-	binary.BigEndian.PutUint16(pkt[10:], encoders.Checksum(pkt[:hdrLen], 0))
-}
-
-// setSeq sets a TCP segment's sequence number and updates its checksum
-// incrementally (RFC 1624 eqn 3), as a handler does.
-func setSeq(seg []byte, seq uint32) {
-	oldSum := ^encoders.Checksum(seg[4:8], 0)
-	binary.BigEndian.PutUint32(seg[4:], seq)
-	newSum := ^encoders.Checksum(seg[4:8], 0)
-	cs := binary.BigEndian.Uint16(seg[16:])
-	binary.BigEndian.PutUint16(seg[16:], encoders.ChecksumAdjust(cs, oldSum, newSum))
 }

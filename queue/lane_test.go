@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/natreveal/natreveal/packet"
 )
 
 // fakeSocket is a bound queue without a kernel: reads take the datagrams
@@ -132,7 +134,7 @@ type marker struct {
 	after int
 }
 
-func (m *marker) Settled() {
+func (m *marker) Settled(packet.FlowKey) {
 	m.mu.Lock()
 	m.after++
 	m.mu.Unlock()

@@ -1,5 +1,7 @@
 package queue
 
+import "github.com/natreveal/natreveal/packet"
+
 // Meta is what the kernel tells about a queued packet besides its bytes.
 type Meta struct {
 	Mark  uint32
@@ -25,13 +27,18 @@ type Verdict struct {
 	After   AfterSend
 }
 
-// Settler is told that a verdict it asked for has been sent.
-type Settler interface{ Settled() }
+// Settler is told that a verdict it asked for, for the flow k, has been
+// sent.
+type Settler interface{ Settled(k packet.FlowKey) }
 
 // AfterSend is what runs once a verdict has been sent: a Settler (for a
-// selected flow, its stream), held by value so that no packet allocates a
-// closure. The zero value runs nothing.
-type AfterSend struct{ S Settler }
+// selected flow, the stream engine) and the flow it settles, held by value
+// so that no packet allocates a closure and no flow state keeps its own
+// key. The zero value runs nothing.
+type AfterSend struct {
+	S   Settler
+	Key packet.FlowKey
+}
 
 // Set reports whether there is something to run.
 func (a AfterSend) Set() bool { return a.S != nil }
@@ -39,7 +46,7 @@ func (a AfterSend) Set() bool { return a.S != nil }
 // Run runs it (nothing when not Set).
 func (a AfterSend) Run() {
 	if a.S != nil {
-		a.S.Settled()
+		a.S.Settled(a.Key)
 	}
 }
 

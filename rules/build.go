@@ -181,7 +181,7 @@ func describeTable(s Spec, f family) *tableDesc {
 	if f.sel {
 		if s.SeqAdjBit != 0 {
 			// The kernel's sequence adjustment maps these server segments
-			// (nfq/kernelack.go); FIN, SYN and RST still go to the daemon,
+			// (stream/kernelack.go); FIN, SYN and RST still go to the daemon,
 			// which follows the flow's end.
 			steer.add(markBitSet(true, s.SeqAdjBit), ctDirection(ctDirReply),
 				tcpFlags(expr.CmpOpEq, tcpFlagFIN|tcpFlagSYN|tcpFlagRST, 0), verdict(expr.VerdictAccept))

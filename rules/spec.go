@@ -124,13 +124,13 @@ type Spec struct {
 	// such as "ftp") that the remember chain assigns to selected flows
 	// through the ct helper object SeqAdjObject: only so that their
 	// conntrack entries get the seqadj extension, which the daemon's
-	// handoff to the kernel's sequence adjustment needs (nfq/handoff.go).
+	// handoff to the kernel's sequence adjustment needs (stream/handoff.go).
 	// The daemon removes the helper again on the flow's SYN-ACK, before it
 	// has looked at any data.
 	SeqAdjHelper string
 	// SeqAdjBit, with SeqAdjHelper, lets the daemon stop queueing a
 	// selected flow's server segments while the kernel's sequence
-	// adjustment maps their acknowledgements (nfq/kernelack.go): the steer
+	// adjustment maps their acknowledgements (stream/kernelack.go): the steer
 	// chain accepts reply-direction segments without FIN, SYN or RST of
 	// flows whose ct mark has it. The daemon sets and clears it over
 	// ctnetlink. 0: every segment of a selected flow is queued.

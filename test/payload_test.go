@@ -200,7 +200,7 @@ func TestHTTPHeader(t *testing.T) {
 		t.Errorf("counters %v", st)
 	}
 	// The bulk transfers' server segments went to the kernel's sequence
-	// adjustment, and came back for the next request (nfq/kernelack.go).
+	// adjustment, and came back for the next request (stream/kernelack.go).
 	if st["select-kernel-acks"] < 2 || st["select-user-acks"] < 1 || st["select-kernel-failed"] != 0 {
 		t.Errorf("kernel acks %d, back %d, failed %d", st["select-kernel-acks"], st["select-user-acks"], st["select-kernel-failed"])
 	}
@@ -394,7 +394,7 @@ proxy_protocol:
 	}
 	// The two bulk flows went to the kernel's sequence adjustment once their
 	// header was acknowledged: a handful of packets per flow through the
-	// queue, not the 20 MiB (nfq/handoff.go). The banner flow may end before
+	// queue, not the 20 MiB (stream/handoff.go). The banner flow may end before
 	// its verdicts ever settle (QUIT, FIN and the server's answer in flight
 	// together), and then it ends in user space, which is as correct.
 	if st["select-kernel"] < 2 || st["select-kernel-failed"] != 0 {

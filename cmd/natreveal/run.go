@@ -55,7 +55,7 @@ func runCmd() *cobra.Command {
 
 func run(c *config.Config, src hostid.Source, statsEvery time.Duration, load func() (*config.Config, hostid.Source, error)) error {
 	slogger := cli.NewLogger(c.Log.Format, os.Stderr)
-	logger := slog.NewLogLogger(slogger.Handler(), slog.LevelInfo) // Printf-style parts: ident, nfq
+	logger := slog.NewLogLogger(slogger.Handler(), slog.LevelInfo) // Printf-style parts: ident, handler
 	notify := notifier{log: slogger}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

@@ -62,7 +62,7 @@ func idBits(c *config.Config) int {
 	return 32
 }
 
-// selectors turns configured destinations (and bare ports) into nfq's form.
+// selectors turns configured destinations (and bare ports) into stream's form.
 func selectors(ports []uint16, ds []config.Destination) []handler.Selector {
 	var out []handler.Selector
 	for _, p := range ports {
@@ -152,7 +152,7 @@ func ruleSpec(c *config.Config, mech rules.Mechanism) rules.Spec {
 
 // seqAdjHelper is the conntrack helper whose assignment gives selected flows
 // the seqadj extension, so that proxy-protocol flows can be handed to the
-// kernel once their header is in (nfq/handoff.go); "" without proxy-protocol.
+// kernel once their header is in (stream/handoff.go); "" without proxy-protocol.
 func seqAdjHelper(c *config.Config) string {
 	if c.Selects() && c.HasIPv4() && c.Placement != "post-nat" {
 		return "ftp"
@@ -161,7 +161,7 @@ func seqAdjHelper(c *config.Config) string {
 }
 
 // seqAdjBit is the ct mark bit that keeps http-header flows' server
-// segments out of the queue while the kernel maps them (nfq/kernelack.go).
+// segments out of the queue while the kernel maps them (stream/kernelack.go).
 func seqAdjBit(c *config.Config) uint32 {
 	if seqAdjHelper(c) != "" && c.Has(config.MethodHTTPHeader) {
 		return c.Marks.SeqAdj

@@ -1,4 +1,4 @@
-package handler
+package stream
 
 // The http-header method: in every HTTP/1.0 and HTTP/1.1 request of a
 // selected flow (RFC 9112: keep-alive and pipelining; bodies framed by
@@ -27,6 +27,8 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+
+	"github.com/natreveal/natreveal/queue"
 )
 
 type httpState uint8
@@ -78,10 +80,10 @@ type httpParser struct {
 	tunnel     bool
 	badFraming bool
 	first      bool // no byte seen yet
-	stats      *Stats
+	stats      *queue.Counters
 }
 
-func newHTTPParser(st *Stats) *httpParser { return &httpParser{first: true, stats: st} }
+func newHTTPParser(st *queue.Counters) *httpParser { return &httpParser{first: true, stats: st} }
 
 func (p *httpParser) skippable() int64 {
 	switch p.st {
@@ -162,9 +164,9 @@ func (p *httpParser) nameIs(t string) bool {
 	return true
 }
 
-func (p *httpParser) pass(r Reason) {
+func (p *httpParser) pass(r queue.Reason) {
 	p.st = hsPass
-	p.stats.inc(r)
+	p.stats.Inc(r)
 }
 
 func (p *httpParser) feed(s *stream, data []byte) (int, bool) {
@@ -175,7 +177,7 @@ func (p *httpParser) feed(s *stream, data []byte) (int, bool) {
 		if p.first {
 			p.first = false
 			if c == 0x16 { // TLS handshake record (RFC 8446 §5.1)
-				p.pass(HTTPTLS)
+				p.pass(queue.HTTPTLS)
 				return len(data), false
 			}
 		}
@@ -187,7 +189,7 @@ func (p *httpParser) feed(s *stream, data []byte) (int, bool) {
 				continue
 			}
 			if !isTchar(c) {
-				p.pass(HTTPNonHTTP)
+				p.pass(queue.HTTPNonHTTP)
 				return len(data), false
 			}
 			p.st, p.n, p.methodLen, p.verLen = hsMethod, 1, 0, 0
@@ -199,7 +201,7 @@ func (p *httpParser) feed(s *stream, data []byte) (int, bool) {
 			case c == ' ':
 				p.st = hsTarget
 			case !isTchar(c) || p.methodLen >= 32:
-				p.pass(HTTPNonHTTP)
+				p.pass(queue.HTTPNonHTTP)
 				return len(data), false
 			default:
 				if p.methodLen < len(p.method) {
@@ -213,7 +215,7 @@ func (p *httpParser) feed(s *stream, data []byte) (int, bool) {
 			case c == ' ':
 				p.st = hsVersion
 			case c <= 0x20 || c == 0x7f || p.n > maxRequestLine:
-				p.pass(HTTPNonHTTP)
+				p.pass(queue.HTTPNonHTTP)
 				return len(data), false
 			}
 		case hsVersion:
@@ -221,19 +223,19 @@ func (p *httpParser) feed(s *stream, data []byte) (int, bool) {
 				v := p.ver[:p.verLen]
 				v = bytes.TrimSuffix(v, []byte("\r"))
 				if string(v) != "HTTP/1.1" && string(v) != "HTTP/1.0" {
-					p.pass(HTTPNonHTTP)
+					p.pass(queue.HTTPNonHTTP)
 					return len(data), false
 				}
 				if p.methodLen == 7 && string(p.method[:7]) == "CONNECT" {
 					p.tunnel = true
 				}
-				p.stats.inc(HTTPRequests)
+				p.stats.Inc(queue.HTTPRequests)
 				s.addInsert(at+1, false)
 				p.st, p.prevRem = hsLineStart, false
 				continue
 			}
 			if p.verLen >= len(p.ver) {
-				p.pass(HTTPNonHTTP)
+				p.pass(queue.HTTPNonHTTP)
 				return len(data), false
 			}
 			p.ver[p.verLen] = c
@@ -259,7 +261,7 @@ func (p *httpParser) feed(s *stream, data []byte) (int, bool) {
 			if c == '\n' {
 				p.endHeaders()
 			} else {
-				p.pass(HTTPNonHTTP)
+				p.pass(queue.HTTPNonHTTP)
 				return len(data), false
 			}
 		case hsName:
@@ -268,7 +270,7 @@ func (p *httpParser) feed(s *stream, data []byte) (int, bool) {
 				p.prevRem = false
 				if p.nameIs(nameXFF) || p.nameIs(nameFwd) {
 					s.removeTo(p.lineStart, at+1)
-					p.stats.inc(HTTPForged)
+					p.stats.Inc(queue.HTTPForged)
 					p.st, p.prevRem = hsRemove, true
 					continue
 				}
@@ -316,7 +318,7 @@ func (p *httpParser) feed(s *stream, data []byte) (int, bool) {
 			switch {
 			case c == '\n':
 				if p.n < 0 {
-					p.pass(HTTPNonHTTP)
+					p.pass(queue.HTTPNonHTTP)
 					return len(data), false
 				}
 				if p.n == 0 {
@@ -404,7 +406,7 @@ func (p *httpParser) field() {
 func (p *httpParser) endHeaders() {
 	switch {
 	case p.badFraming && !p.chunked:
-		p.pass(HTTPNonHTTP)
+		p.pass(queue.HTTPNonHTTP)
 	case p.chunked:
 		p.st, p.n, p.valLen = hsChunkSize, 0, 0
 	case p.clen > 0:
@@ -416,7 +418,7 @@ func (p *httpParser) endHeaders() {
 
 // HTTPFields are the fields natreveal adds.
 type HTTPFields struct {
-	XFF       bool // X-Forwarded-For (de facto, seed §3.4)
+	XFF       bool // X-Forwarded-For (de facto; RFC 7239 §1 names it)
 	Forwarded bool // Forwarded: for= (RFC 7239)
 }
 
@@ -434,9 +436,9 @@ func IDText(id uint32, bits int, addr netip.Addr, useAddr bool) string {
 	return fmt.Sprintf("_0x%08x", id)
 }
 
-// httpHeaderBytes is what one insertion adds: the configured fields, each
+// HeaderBytes is what one insertion adds: the configured fields, each
 // ending in CRLF.
-func httpHeaderBytes(f HTTPFields, idText string, v6 bool) []byte {
+func HeaderBytes(f HTTPFields, idText string, v6 bool) []byte {
 	var b []byte
 	if f.XFF {
 		b = append(b, "X-Forwarded-For: "+idText+"\r\n"...)

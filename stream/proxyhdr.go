@@ -1,4 +1,4 @@
-package handler
+package stream
 
 // The proxy-protocol method: a PROXY protocol header (haproxy
 // doc/proxy-protocol.txt: v1 text line §2.1, v2 binary header §2.2) before
@@ -26,6 +26,8 @@ import (
 	"net/netip"
 
 	proxyproto "github.com/pires/go-proxyproto"
+
+	"github.com/natreveal/natreveal/queue"
 )
 
 var (
@@ -37,7 +39,7 @@ var (
 const maxV1 = 107
 
 type proxyParser struct {
-	stats   *Stats
+	stats   *queue.Counters
 	replace bool
 	done    bool
 	inV1    bool // removing a client's v1 line that spans segments
@@ -72,7 +74,7 @@ func (p *proxyParser) feed(s *stream, data []byte) (int, bool) {
 			return 0, true
 		}
 		p.inV1 = true
-		p.stats.inc(ProxyForgedReplaced)
+		p.stats.Inc(queue.ProxyForgedReplaced)
 		return p.v1(s, data)
 	case bytes.HasPrefix(data, sigV2):
 		if !p.replace {
@@ -80,7 +82,7 @@ func (p *proxyParser) feed(s *stream, data []byte) (int, bool) {
 		}
 		l := 16 + int64(binary.BigEndian.Uint16(data[14:16]))
 		s.removeTo(0, l)
-		p.stats.inc(ProxyForgedReplaced)
+		p.stats.Inc(queue.ProxyForgedReplaced)
 		p.done = true
 		return len(data), false
 	}

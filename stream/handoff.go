@@ -1,4 +1,4 @@
-package handler
+package stream
 
 // Handing a proxy-protocol flow to the kernel. Once the PROXY header is in
 // and acknowledged, the flow's translation is one constant offset D: client
@@ -32,6 +32,7 @@ import (
 	"net/netip"
 
 	"github.com/natreveal/natreveal/conntrack"
+	"github.com/natreveal/natreveal/queue"
 )
 
 // SeqAdjuster sets conntrack state of selected flows (conntrack.Conn).
@@ -44,26 +45,17 @@ type SeqAdjuster interface {
 
 var _ SeqAdjuster = (*conntrack.Conn)(nil)
 
-// SetSeqAdj makes h hand proxy-protocol flows to the kernel through a, and
-// the server segments of http-header flows when HandlerConfig.SeqAdjBit is
-// set (kernelack.go); pre-NAT placement only: the flow's original tuple is
-// what the packets show. The ruleset must assign the helper
+// SetSeqAdj makes e hand proxy-protocol flows to the kernel through a, and
+// the server segments of http-header flows when Config.SeqAdjBit is set
+// (kernelack.go). Pre-NAT placement only: the flow's original tuple is what
+// the packets show. The ruleset must assign the helper
 // (rules.Spec.SeqAdjHelper).
-func (h *Handler) SetSeqAdj(a SeqAdjuster) {
-	if !h.cfg.PostNAT {
-		h.seqadj = a
-	}
-}
-
-// tuple is the flow's original tuple.
-func (k FlowKey) tuple() (src, dst netip.AddrPort) {
-	return netip.AddrPortFrom(k.Inside, k.InsidePort), netip.AddrPortFrom(k.Server, k.ServerPort)
-}
+func (e *Engine) SetSeqAdj(a SeqAdjuster) { e.seqadj = a }
 
 // handsOff reports whether s may go to the kernel at all.
-func (h *Handler) handsOff(s *stream) bool {
+func (e *Engine) handsOff(s *stream) bool {
 	_, proxy := s.p.(*proxyParser)
-	return h.seqadj != nil && proxy && !s.noHandoff
+	return e.seqadj != nil && proxy && !s.noHandoff
 }
 
 // constant returns the flow's offset D when its translation is D for every
@@ -96,64 +88,59 @@ func (s *stream) ackedDelta() (int64, bool) {
 }
 
 // dropHelper removes the flow's conntrack helper (on its SYN-ACK).
-func (h *Handler) dropHelper(key FlowKey, s *stream) {
-	if h.seqadj == nil || s.helperGone {
+func (e *Engine) dropHelper(key FlowKey, s *stream) {
+	if e.seqadj == nil || s.helperGone {
 		return
 	}
 	s.helperGone = true
-	src, dst := key.tuple()
-	if err := h.seqadj.DropHelper(src, dst); err != nil {
-		h.stats.inc(SelKernelFailed)
+	src, dst := key.Tuple()
+	if err := e.seqadj.DropHelper(src, dst); err != nil {
+		e.st.Inc(queue.SelKernelFailed)
 		s.noHandoff = true
 	}
 }
 
 // queued notes that a packet of s handled here awaits its verdict, and
 // returns what the verdict must run once sent.
-func (h *Handler) queued(key FlowKey, s *stream) AfterSend {
-	if !h.handsOff(s) && !h.kernelAcks(s) {
-		return AfterSend{}
+func (e *Engine) queued(key FlowKey, s *stream) queue.AfterSend {
+	if !e.handsOff(s) && !e.kernelAcks(s) {
+		return queue.AfterSend{}
 	}
 	s.inflight++
-	s.owner.Store(h)
-	return AfterSend{S: s}
+	return queue.AfterSend{S: e, Key: key}
 }
 
-// Settled runs the settled step of the handler that handled the flow's
-// last packet (queue.Settler).
-func (s *stream) Settled() { s.owner.Load().settled(s.key) }
-
-// settled runs after a verdict of the flow was sent: when none is left and
-// the translation is constant, the flow goes to the kernel (an http-header
-// flow's server segments only, kernelack.go).
-func (h *Handler) settled(key FlowKey) {
-	h.streams.with(key, func(s *stream) bool {
+// Settled runs after a verdict of the flow key was sent (queue.Settler):
+// when none is left and the translation is constant, the flow goes to the
+// kernel (an http-header flow's server segments only, kernelack.go).
+func (e *Engine) Settled(key FlowKey) {
+	e.streams.With(key, func(s *stream) bool {
 		s.inflight--
 		if s.inflight > 0 {
 			return false
 		}
-		if h.kernelAcks(s) {
-			h.toKernelAcks(key, s)
+		if e.kernelAcks(s) {
+			e.toKernelAcks(key, s)
 			return false
 		}
-		if !h.handsOff(s) {
+		if !e.handsOff(s) {
 			return false
 		}
 		d, ok := s.constant()
 		if !ok {
 			return false
 		}
-		src, dst := key.tuple()
-		if err := h.seqadj.SetSeqAdj(src, dst, s.isn1-1, int32(d), 0); err != nil {
-			h.stats.inc(SelKernelFailed)
+		src, dst := key.Tuple()
+		if err := e.seqadj.SetSeqAdj(src, dst, s.isn1-1, int32(d), 0); err != nil {
+			e.st.Inc(queue.SelKernelFailed)
 			s.noHandoff = true
 			return false
 		}
-		h.stats.inc(SelKernel)
-		if err := h.seqadj.ClearMark(src, dst, h.cfg.SelectBit); err != nil {
+		e.st.Inc(queue.SelKernel)
+		if err := e.seqadj.ClearMark(src, dst, e.cfg.SelectBit); err != nil {
 			// The kernel translates; the flow's packets keep coming here
 			// and pass unchanged.
-			h.stats.inc(SelKernelFailed)
+			e.st.Inc(queue.SelKernelFailed)
 		}
 		return true // the kernel translates from now on: forget the flow
 	})

@@ -1,4 +1,6 @@
-package handler
+package stream
+
+import "github.com/natreveal/natreveal/queue"
 
 // The server's segments of an http-header flow, mapped in the kernel. A
 // keep-alive flow gets a new edit with every request, so, unlike a
@@ -19,7 +21,7 @@ package handler
 //
 // Order:
 //   - the bit is set only after a verdict, with no verdict of the flow in
-//     flight, when every edit is acknowledged, after kernelAckAfter server
+//     flight, when every edit is acknowledged, after KernelAckAfter server
 //     segments in that state (short responses never pay the ctnetlink
 //     calls); kernD is moved to D first when they differ, and only then,
 //     since a segment handled before the move and re-injected after it
@@ -36,19 +38,19 @@ package handler
 // output offset minus kernD is their own), so uploads cost a verdict
 // without a packet too.
 
-// kernelAckAfter is how many server segments, every edit acknowledged,
+// KernelAckAfter is how many server segments, every edit acknowledged,
 // make a flow's server segments go to the kernel.
-const kernelAckAfter = 16
+const KernelAckAfter = 16
 
 // kernelAcks reports whether s's server segments may go to the kernel.
-func (h *Handler) kernelAcks(s *stream) bool {
+func (e *Engine) kernelAcks(s *stream) bool {
 	_, http := s.p.(*httpParser)
-	return http && h.seqadj != nil && h.cfg.SeqAdjBit != 0 && !s.noHandoff
+	return http && e.seqadj != nil && e.cfg.SeqAdjBit != 0 && !s.noHandoff
 }
 
-// serverSeen counts a server segment handled here towards kernelAckAfter.
-func (h *Handler) serverSeen(s *stream) {
-	if !h.kernelAcks(s) || s.kernAck {
+// serverSeen counts a server segment handled here towards KernelAckAfter.
+func (e *Engine) serverSeen(s *stream) {
+	if !e.kernelAcks(s) || s.kernAck {
 		return
 	}
 	if _, ok := s.ackedDelta(); ok {
@@ -60,8 +62,8 @@ func (h *Handler) serverSeen(s *stream) {
 
 // toKernelAcks runs with no verdict of the flow in flight: it moves kernD
 // to the flow's offset and sets SeqAdjBit once the flow qualifies.
-func (h *Handler) toKernelAcks(key FlowKey, s *stream) {
-	if s.kernAck || s.stable < kernelAckAfter {
+func (e *Engine) toKernelAcks(key FlowKey, s *stream) {
+	if s.kernAck || s.stable < KernelAckAfter {
 		return
 	}
 	d, ok := s.ackedDelta()
@@ -69,31 +71,31 @@ func (h *Handler) toKernelAcks(key FlowKey, s *stream) {
 		s.stable = 0
 		return
 	}
-	src, dst := key.tuple()
+	src, dst := key.Tuple()
 	if d != s.kernD {
-		if err := h.seqadj.SetSeqAdj(src, dst, s.isn1-1, int32(d), int32(s.kernD)); err != nil {
+		if err := e.seqadj.SetSeqAdj(src, dst, s.isn1-1, int32(d), int32(s.kernD)); err != nil {
 			// Not taken (no extension) or set back: nothing changed.
-			h.stats.inc(SelKernelFailed)
+			e.st.Inc(queue.SelKernelFailed)
 			s.noHandoff = true
 			return
 		}
 		s.kernD = d
 	}
-	if err := h.seqadj.SetMark(src, dst, h.cfg.SeqAdjBit); err != nil {
+	if err := e.seqadj.SetMark(src, dst, e.cfg.SeqAdjBit); err != nil {
 		// The server's segments stay queued, mapped here for kernD.
-		h.stats.inc(SelKernelFailed)
+		e.st.Inc(queue.SelKernelFailed)
 		s.stable = 0
 		return
 	}
 	s.kernAck = true
-	h.stats.inc(SelKernelAcks)
+	e.st.Inc(queue.SelKernelAcks)
 }
 
 // clientEdits runs on every client segment of s before its verdict: when
 // the server's segments go to the kernel but an edit it has not
 // acknowledged exists, they come back to the queue first. false: the bit
 // could not be cleared, drop the segment.
-func (h *Handler) clientEdits(key FlowKey, s *stream) bool {
+func (e *Engine) clientEdits(key FlowKey, s *stream) bool {
 	d, ok := s.ackedDelta()
 	if !ok {
 		s.stable = 0 // counted from the acknowledgement of the new edit
@@ -101,12 +103,12 @@ func (h *Handler) clientEdits(key FlowKey, s *stream) bool {
 	if !s.kernAck || (ok && d == s.kernD) {
 		return true
 	}
-	src, dst := key.tuple()
-	if err := h.seqadj.ClearMark(src, dst, h.cfg.SeqAdjBit); err != nil {
-		h.stats.inc(SelKernelFailed)
+	src, dst := key.Tuple()
+	if err := e.seqadj.ClearMark(src, dst, e.cfg.SeqAdjBit); err != nil {
+		e.st.Inc(queue.SelKernelFailed)
 		return false
 	}
 	s.kernAck, s.stable = false, 0
-	h.stats.inc(SelUserAcks)
+	e.st.Inc(queue.SelUserAcks)
 	return true
 }

@@ -1,22 +1,31 @@
-package handler
+package stream
 
-import "sync"
+import (
+	"sync"
 
-const flowShards = 64
+	"github.com/natreveal/natreveal/packet"
+)
 
-// table is a bounded map of per-flow state V, sharded by FlowKey so that
+// Shards is how many locks a Table spreads its flows over.
+const Shards = 64
+
+// FlowKey is the flow a table entry belongs to.
+type FlowKey = packet.FlowKey
+
+// Table is a bounded map of per-flow state V, sharded by FlowKey so that
 // workers on different flows rarely share a lock. The bound is per shard
-// (max/flowShards rounded up), so a full table costs no global counter.
-type table[V any] struct {
+// (max/Shards rounded up), so a full table costs no global counter.
+type Table[V any] struct {
 	max    int
-	shards [flowShards]struct {
+	shards [Shards]struct {
 		mu sync.Mutex
 		m  map[FlowKey]*V
 		n  int
 	}
 }
 
-func (t *table[V]) init(max int) {
+// Init makes t hold at most max flows.
+func (t *Table[V]) Init(max int) {
 	t.max = max
 	for i := range t.shards {
 		t.shards[i].m = make(map[FlowKey]*V)
@@ -27,12 +36,12 @@ func shardOf(k FlowKey) int {
 	a := k.Inside.As16() // IPv4 as ::ffff:a.b.c.d: the same low bytes
 	h := uint32(k.InsidePort)*31 + uint32(k.ServerPort)
 	h = h*31 + uint32(a[15]) + uint32(a[14])<<8
-	return int(h % flowShards)
+	return int(h % Shards)
 }
 
-// add stores refresh(old) if k is held, else fresh(); false when k is new
+// Add stores refresh(old) if k is held, else fresh(); false when k is new
 // and its shard is full.
-func (t *table[V]) add(k FlowKey, fresh func() *V, refresh func(old *V) *V) bool {
+func (t *Table[V]) Add(k FlowKey, fresh func() *V, refresh func(old *V) *V) bool {
 	s := &t.shards[shardOf(k)]
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -40,7 +49,7 @@ func (t *table[V]) add(k FlowKey, fresh func() *V, refresh func(old *V) *V) bool
 		s.m[k] = refresh(e)
 		return true
 	}
-	if s.n >= (t.max+flowShards-1)/flowShards {
+	if s.n >= (t.max+Shards-1)/Shards {
 		return false
 	}
 	s.m[k] = fresh()
@@ -48,9 +57,9 @@ func (t *table[V]) add(k FlowKey, fresh func() *V, refresh func(old *V) *V) bool
 	return true
 }
 
-// with runs fn on the state of k under its shard's lock; false when k is
+// With runs fn on the state of k under its shard's lock; false when k is
 // unknown. fn returns whether the flow is done, which deletes it.
-func (t *table[V]) with(k FlowKey, fn func(*V) (done bool)) bool {
+func (t *Table[V]) With(k FlowKey, fn func(*V) (done bool)) bool {
 	s := &t.shards[shardOf(k)]
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -67,12 +76,12 @@ func (t *table[V]) with(k FlowKey, fn func(*V) (done bool)) bool {
 
 // Delete forgets a flow (e.g. on a conntrack destroy event) and reports
 // whether it was held.
-func (t *table[V]) Delete(k FlowKey) bool {
-	return t.with(k, func(*V) bool { return true })
+func (t *Table[V]) Delete(k FlowKey) bool {
+	return t.With(k, func(*V) bool { return true })
 }
 
 // Len counts the flows held.
-func (t *table[V]) Len() int {
+func (t *Table[V]) Len() int {
 	n := 0
 	for i := range t.shards {
 		s := &t.shards[i]
@@ -83,8 +92,8 @@ func (t *table[V]) Len() int {
 	return n
 }
 
-// deleteIf deletes every flow for which old is true and counts them.
-func (t *table[V]) deleteIf(old func(*V) bool) int {
+// DeleteIf deletes every flow for which old is true and counts them.
+func (t *Table[V]) DeleteIf(old func(*V) bool) int {
 	n := 0
 	for i := range t.shards {
 		s := &t.shards[i]

@@ -1,14 +1,18 @@
-package handler
+// Package stream rewrites the payload of selected flows (http-header,
+// proxy-protocol): sequence translation, the HTTP/1.x parser, the PROXY
+// header, and the handoff of a flow's translation to conntrack.
+package stream
 
 // Payload insertion with sequence translation (http-header, proxy-protocol).
 //
 // A selected flow's client->server byte stream is rewritten: bytes are
 // inserted (the HOST_ID header, the PROXY header) and removed (headers the
 // client forged). The kernel does not adjust sequence numbers for queued
-// packets whose length changed (DESIGN.md), so every later packet of the flow
-// passes through here: client segments get their sequence number (and
-// payload) rewritten, server segments their acknowledgement number and SACK
-// blocks (RFC 2018; D-SACK, RFC 2883, maps the same way) mapped back.
+// packets whose length changed (nf_queue only fixes their checksums), so
+// every later packet of the flow passes through the engine: client
+// segments get their sequence number (and payload) rewritten, server
+// segments their acknowledgement number and SACK blocks (RFC 2018; D-SACK,
+// RFC 2883, maps the same way) mapped back.
 //
 // The rewrite is a pure function of a list of edits keyed by client stream
 // offset (offset 0 is the byte after the SYN, ISN+1): an edit at offset p
@@ -29,9 +33,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net/netip"
-	"sync/atomic"
 
 	"github.com/natreveal/natreveal/encoders"
+	"github.com/natreveal/natreveal/packet"
+	"github.com/natreveal/natreveal/queue"
 )
 
 // edit removes rem client bytes at offset at and inserts the stream's header
@@ -95,11 +100,6 @@ type stream struct {
 	kernD   int64
 	kernAck bool // the ct mark has SeqAdjBit: the server's segments are not queued
 	stable  int  // server segments handled since every edit was acknowledged
-
-	// After a verdict is sent (Settled): the flow's key and the handler
-	// that handled its last packet (handoff.go).
-	key   FlowKey
-	owner atomic.Pointer[Handler]
 }
 
 func newStream(isn uint32, hdr []byte, p parser) *stream {
@@ -274,7 +274,7 @@ const (
 // client translates a client->server segment in buf[:n] (an IPv4 packet,
 // parsed as ip/t), with room up to cap(buf). limit is the largest packet
 // the path takes. It returns the result and the new length.
-func (s *stream) client(buf []byte, n int, ip encoders.IPv4, t encoders.TCP, limit int, st *Stats) (segResult, int) {
+func (s *stream) client(buf []byte, n int, ip encoders.IPv4, t encoders.TCP, limit int, st *queue.Counters) (segResult, int) {
 	pkt := buf[:n]
 	seg := pkt[t.Off:ip.TotalLen]
 	S := s.off(t.Seq, s.pos)
@@ -302,7 +302,7 @@ func (s *stream) client(buf []byte, n int, ip encoders.IPv4, t encoders.TCP, lim
 	}
 	if S > s.pos {
 		if k := s.p.skippable(); k >= 0 && S > s.pos+k {
-			st.inc(SelOutOfOrder)
+			st.Inc(queue.SelOutOfOrder)
 			return segDrop, 0
 		}
 		s.p.skip(S - s.pos)
@@ -318,13 +318,13 @@ func (s *stream) client(buf []byte, n int, ip encoders.IPv4, t encoders.TCP, lim
 		used, reset := s.p.feed(s, P[s.pos-S:])
 		if reset {
 			s.reset = true
-			st.inc(ProxyForgedReset)
+			st.Inc(queue.ProxyForgedReset)
 			return segReset, s.toRST(buf, ip, t, s.outSeq(s.outStart(S)))
 		}
 		s.pos += int64(used)
 		if s.pos < E {
 			cut = s.pos
-			st.inc(SelHeld)
+			st.Inc(queue.SelHeld)
 		}
 	}
 	if cut <= S {
@@ -349,7 +349,7 @@ func (s *stream) client(buf []byte, n int, ip encoders.IPv4, t encoders.TCP, lim
 			e := &s.edits[i]
 			if e.at > S && e.at < cut && s.outStart(e.at)-o <= room {
 				cut = e.at
-				st.inc(SelCutMTU)
+				st.Inc(queue.SelCutMTU)
 				break
 			}
 		}
@@ -357,7 +357,7 @@ func (s *stream) client(buf []byte, n int, ip encoders.IPv4, t encoders.TCP, lim
 		// 64 KiB): cut the payload; the client sends the rest again.
 		for cut > S && s.outStart(cut)-o > room {
 			cut -= max(1, s.outStart(cut)-o-room)
-			st.inc(SelCutMTU)
+			st.Inc(queue.SelCutMTU)
 		}
 		if cut <= S {
 			return segDrop, 0
@@ -374,7 +374,7 @@ func (s *stream) client(buf []byte, n int, ip encoders.IPv4, t encoders.TCP, lim
 		// No room past the packet to render it (a packet near the job
 		// buffer's size): the client sends it again, maybe smaller.
 		// Passing it unchanged would let untranslated bytes through.
-		st.inc(Oversize)
+		st.Inc(queue.Oversize)
 		return segDrop, 0
 	}
 	if cut == E && s.outSeq(o) == t.Seq && bytes.Equal(out, P) {
@@ -412,7 +412,7 @@ func (s *stream) renumber(seg []byte, t encoders.TCP, o int64) segResult {
 // write replaces the segment's payload with pay (which may live in buf past
 // n), sets its sequence number to output offset o and fixes the IPv4 total
 // length and both checksums. It returns the new length.
-func (s *stream) write(buf []byte, n int, ip encoders.IPv4, t encoders.TCP, o int64, pay []byte, st *Stats) int {
+func (s *stream) write(buf []byte, n int, ip encoders.IPv4, t encoders.TCP, o int64, pay []byte, st *queue.Counters) int {
 	hl := t.Off + t.HdrLen
 	nl := hl + len(pay)
 	if nl > cap(buf) || nl > 0xffff {
@@ -422,10 +422,10 @@ func (s *stream) write(buf []byte, n int, ip encoders.IPv4, t encoders.TCP, o in
 	copy(buf[hl:], pay) // copy handles the overlap of a payload rendered past n
 	pkt := buf[:nl]
 	binary.BigEndian.PutUint16(pkt[2:], uint16(nl))
-	ipChecksum(pkt, ip.HdrLen)
+	packet.SetIPv4HeaderChecksum(pkt, ip.HdrLen)
 	seg := pkt[t.Off:]
 	binary.BigEndian.PutUint32(seg[4:], s.outSeq(o))
-	tcpChecksum(pkt, t.Off)
+	packet.SetTCPChecksum4(pkt, t.Off)
 	return nl
 }
 
@@ -434,11 +434,11 @@ func (s *stream) toRST(buf []byte, ip encoders.IPv4, t encoders.TCP, seq uint32)
 	nl := t.Off + t.HdrLen
 	pkt := buf[:nl]
 	binary.BigEndian.PutUint16(pkt[2:], uint16(nl))
-	ipChecksum(pkt, ip.HdrLen)
+	packet.SetIPv4HeaderChecksum(pkt, ip.HdrLen)
 	seg := pkt[t.Off:]
 	binary.BigEndian.PutUint32(seg[4:], seq)
 	seg[13] = encoders.FlagRST | encoders.FlagACK
-	tcpChecksum(pkt, t.Off)
+	packet.SetTCPChecksum4(pkt, t.Off)
 	return nl
 }
 
@@ -461,7 +461,7 @@ func (s *stream) server(pkt []byte, ip encoders.IPv4, t encoders.TCP) (changed, 
 			s.finCAcked = true
 		}
 		if na := s.ackSeq(ac); na != t.Ack {
-			setField32(seg, 8, na)
+			packet.SetField32(seg, 8, na)
 			changed = true
 		}
 		if sackBlocks(seg, t.HdrLen, func(l, r uint32) (uint32, uint32) {
@@ -512,8 +512,8 @@ func sackBlocks(seg []byte, hdrLen int, f func(l, r uint32) (uint32, uint32)) bo
 				or := binary.BigEndian.Uint32(opts[b+4:])
 				nl, nr := f(ol, or)
 				if nl != ol || nr != or {
-					setField32(seg, 20+b, nl)
-					setField32(seg, 20+b+4, nr)
+					packet.SetField32(seg, 20+b, nl)
+					packet.SetField32(seg, 20+b+4, nr)
 					changed = true
 				}
 			}
@@ -524,57 +524,22 @@ func sackBlocks(seg []byte, hdrLen int, f func(l, r uint32) (uint32, uint32)) bo
 }
 
 // setSeq sets the sequence number, checksum adjusted (RFC 1624).
-func setSeq(seg []byte, seq uint32) { setField32(seg, 4, seq) }
-
-// setField32 writes v at seg[off:off+4] and updates the TCP checksum at
-// seg[16:18] incrementally (RFC 1624 eqn 3) over the 16-bit-aligned words
-// the field touches: the segment starts 4-byte aligned in the pseudo-header
-// sum, so alignment within seg is alignment within the checksum.
-func setField32(seg []byte, off int, v uint32) {
-	if binary.BigEndian.Uint32(seg[off:]) == v {
-		return
-	}
-	lo, hi := off&^1, (off+4+1)&^1
-	if hi > len(seg) {
-		hi = len(seg)
-	}
-	oldSum := ^encoders.Checksum(seg[lo:hi], 0)
-	binary.BigEndian.PutUint32(seg[off:], v)
-	newSum := ^encoders.Checksum(seg[lo:hi], 0)
-	cs := binary.BigEndian.Uint16(seg[16:])
-	binary.BigEndian.PutUint16(seg[16:], encoders.ChecksumAdjust(cs, oldSum, newSum))
-}
-
-// ipChecksum recomputes the IPv4 header checksum (RFC 791 §3.1).
-func ipChecksum(pkt []byte, hdrLen int) {
-	pkt[10], pkt[11] = 0, 0
-	binary.BigEndian.PutUint16(pkt[10:], encoders.Checksum(pkt[:hdrLen], 0))
-}
-
-// tcpChecksum recomputes the TCP checksum over the pseudo-header and the
-// segment (RFC 9293 §3.1) of an IPv4 packet.
-func tcpChecksum(pkt []byte, off int) {
-	seg := pkt[off:]
-	seg[16], seg[17] = 0, 0
-	ps := sum16(pkt[12:20]) + 6 + uint32(len(seg)) // protocol 6: TCP
-	binary.BigEndian.PutUint16(seg[16:], encoders.Checksum(seg, ps))
-}
+func setSeq(seg []byte, seq uint32) { packet.SetField32(seg, 4, seq) }
 
 // Streams is the bounded table of selected flows' translation state.
-type Streams struct{ table[stream] }
+type Streams struct{ Table[stream] }
 
 // NewStreams holds at most max selected flows.
 func NewStreams(max int) *Streams {
 	s := &Streams{}
-	s.init(max)
+	s.Init(max)
 	return s
 }
 
 // start adds a stream; false when the table is full. A retransmitted SYN
 // replaces the state.
 func (t *Streams) start(k FlowKey, s *stream) bool {
-	s.key = k
-	return t.add(k, func() *stream { return s }, func(*stream) *stream { return s })
+	return t.Add(k, func() *stream { return s }, func(*stream) *stream { return s })
 }
 
 // selector matches a destination: a prefix (any address when invalid) and
@@ -587,13 +552,4 @@ type Selector struct {
 
 func (sel Selector) match(a netip.Addr, port uint16) bool {
 	return (!sel.Prefix.IsValid() || sel.Prefix.Contains(a)) && (sel.Port == 0 || sel.Port == port)
-}
-
-// sum16 adds b as big-endian 16-bit words (b has an even length).
-func sum16(b []byte) uint32 {
-	var s uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		s += uint32(binary.BigEndian.Uint16(b[i:]))
-	}
-	return s
 }

@@ -1,0 +1,214 @@
+package stream
+
+import (
+	"net/netip"
+
+	"github.com/natreveal/natreveal/encoders"
+	"github.com/natreveal/natreveal/queue"
+)
+
+// Config is which flows are selected and what they get.
+type Config struct {
+	HTTPHeader bool
+	HTTPSel    []Selector // destinations whose flows get the HTTP fields
+	HTTPFields HTTPFields
+	Proxy      bool
+	ProxySel   []Selector // destinations whose flows get a PROXY header
+	ProxyCfg   ProxyConfig
+	IDBits     int    // HOST_ID width for its text form (16 or 32)
+	IDAddress  bool   // the text form is the inside address (hostid source "address")
+	SelectBit  uint32 // verdict mark the remember chain copies to the ct mark
+	// SeqAdjBit: the ct mark bit that keeps an http-header flow's server
+	// segments out of the queue (rules.Spec.SeqAdjBit, kernelack.go); 0:
+	// they are always queued.
+	SeqAdjBit   uint32
+	MaxSelected int // selected flows held at once; past that new flows are not selected
+}
+
+// Selects reports whether some flows are selected for payload insertion
+// (http-header, proxy-protocol): their SYN verdict sets SelectBit, which the
+// remember chain copies into the ct mark, and the steer chain then queues
+// every packet of those flows in both directions.
+func (c Config) Selects() bool { return c.HTTPHeader || c.Proxy }
+
+// Engine is the selected flows' path: their settings, counters, the
+// kernel handoff and the table of their translation state. It settles
+// verdicts by flow key (queue.Settler).
+type Engine struct {
+	cfg     Config
+	st      *queue.Counters
+	streams *Streams
+	seqadj  SeqAdjuster // hands flows to the kernel (handoff.go); nil: never
+}
+
+// New builds an engine that counts into st; nil when cfg selects nothing.
+func New(cfg Config, st *queue.Counters) *Engine {
+	if !cfg.Selects() {
+		return nil
+	}
+	return &Engine{cfg: cfg, st: st, streams: NewStreams(max(cfg.MaxSelected, 1))}
+}
+
+// Keep makes e continue the selected flows of old (a reload): their
+// translation state must outlive the engine, or their packets would go on
+// untranslated. Nothing changes when either is nil.
+func (e *Engine) Keep(old *Engine) {
+	if e != nil && old != nil {
+		e.streams = old.streams
+	}
+}
+
+// Streams is the table of the flows e holds.
+func (e *Engine) Streams() *Streams { return e.streams }
+
+// Len counts the selected flows held.
+func (e *Engine) Len() int { return e.streams.Len() }
+
+// Forget drops a flow conntrack destroyed; false when it was not held.
+func (e *Engine) Forget(k FlowKey) bool { return e.streams.Delete(k) }
+
+// selectFor returns which method a new flow to dst:port gets: 'p' PROXY,
+// 'h' HTTP fields, 0 none. PROXY wins when both match (the header must come
+// first; HTTP fields behind it are not added).
+func (e *Engine) selectFor(dst netip.Addr, port uint16) (byte, bool) {
+	if e.cfg.Proxy {
+		for _, s := range e.cfg.ProxySel {
+			if s.match(dst, port) {
+				return 'p', s.OnAck || e.cfg.ProxyCfg.OnAck
+			}
+		}
+	}
+	if e.cfg.HTTPHeader {
+		for _, s := range e.cfg.HTTPSel {
+			if s.match(dst, port) {
+				return 'h', false
+			}
+		}
+	}
+	return 0, false
+}
+
+// Original handles a client->server TCP segment (IPv4, pre-NAT) for
+// payload insertion: a SYN may select its flow; a later segment of a
+// selected flow is translated. v is the verdict so far (other methods);
+// buf[:v.Len] (or buf[:n], parsed as ip/tcp) is the packet; mtu is the
+// largest packet the output path takes (0: unknown).
+func (e *Engine) Original(key FlowKey, id uint32, syn bool, ip encoders.IPv4, tcp encoders.TCP,
+	buf []byte, n int, m queue.Meta, mtu int, v queue.Verdict) queue.Verdict {
+	if !key.Inside.Is4() {
+		return v
+	}
+	cur := n
+	if v.Len > 0 {
+		// Another method rewrote the packet: its headers moved.
+		cur = v.Len
+		var r encoders.Result
+		if ip, tcp, r = encoders.ParseIPv4TCP(buf[:cur]); r != encoders.Unchanged {
+			return v
+		}
+	}
+	if syn {
+		kind, onAck := e.selectFor(key.Server, key.ServerPort)
+		if kind == 0 || tcp.PayloadLen > 0 { // TCP Fast Open data: not selected
+			return v
+		}
+		text := IDText(id, e.cfg.IDBits, key.Inside, e.cfg.IDAddress)
+		var s *stream
+		switch kind {
+		case 'h':
+			s = newStream(tcp.Seq, HeaderBytes(e.cfg.HTTPFields, text, false), newHTTPParser(e.st))
+		case 'p':
+			hdr, err := BuildProxyHeader(e.cfg.ProxyCfg.Version, e.cfg.ProxyCfg.CRC32C,
+				netip.AddrPortFrom(key.Inside, key.InsidePort), netip.AddrPortFrom(key.Server, key.ServerPort), text)
+			if err != nil {
+				e.st.Inc(queue.NotParsed)
+				return v
+			}
+			s = newStream(tcp.Seq, hdr, &proxyParser{stats: e.st, replace: e.cfg.ProxyCfg.ReplaceClient})
+			s.addInsert(0, onAck)
+		}
+		s.maxIns = len(s.hdr)
+		if !e.streams.start(key, s) {
+			e.st.Inc(queue.SelFull)
+			return v
+		}
+		e.st.Inc(queue.SelFlows)
+		if kind == 'p' {
+			e.st.Inc(queue.ProxyWritten)
+		}
+		return setMark(v, m, e.cfg.SelectBit)
+	}
+	res, nl := segPass, cur
+	var after queue.AfterSend
+	known := e.streams.With(key, func(s *stream) bool {
+		res, nl = s.client(buf, cur, ip, tcp, mtu, e.st)
+		if res != segDrop && !e.clientEdits(key, s) {
+			res = segDrop
+		}
+		after = e.queued(key, s)
+		if res == segDrop {
+			return false
+		}
+		done := tcp.Flags&encoders.FlagRST != 0 || s.clientAck(tcp)
+		if done {
+			e.st.Inc(queue.SelDone)
+		}
+		return done
+	})
+	if !known {
+		e.st.Inc(queue.SelUnknown)
+		return v
+	}
+	v.After = after
+	switch res {
+	case segDrop:
+		return queue.Verdict{Drop: true, After: after}
+	case segWritten, segReset:
+		v.Len = nl
+	}
+	return v
+}
+
+// Reply handles a server->client segment of a selected flow: the
+// SYN-ACK's MSS is lowered by the largest insertion (so a client segment
+// plus the insertion still fits the path: RFC 9293 §3.7.1, the MSS the
+// client sends with is the one the SYN-ACK announces), and acknowledgement
+// and SACK blocks are mapped back. ok is false when the flow is not
+// selected (the caller goes on with the tracking path).
+func (e *Engine) Reply(key FlowKey, ip encoders.IPv4, tcp encoders.TCP, pkt []byte) (queue.Verdict, bool) {
+	var v queue.Verdict // a tracked flow's SYN-ACK (tcp-option) had its MSS lowered in the kernel already
+	synack := tcp.Flags&(encoders.FlagSYN|encoders.FlagACK) == encoders.FlagSYN|encoders.FlagACK
+	known := e.streams.With(key, func(s *stream) bool {
+		if synack {
+			if r := encoders.LowerMSS(pkt, uint16(s.maxIns)); r == encoders.Written {
+				e.st.Inc(queue.SelMSS)
+				v.Len = len(pkt)
+			}
+			e.dropHelper(key, s)
+		}
+		v.After = e.queued(key, s)
+		changed, done := s.server(pkt, ip, tcp)
+		if changed {
+			v.Len = len(pkt)
+		}
+		e.serverSeen(s)
+		if done {
+			e.st.Inc(queue.SelDone)
+		}
+		return done
+	})
+	if !known {
+		e.st.Inc(queue.SelUnknown) // a selected flow whose state ended: nothing to map
+		return queue.Verdict{}, true
+	}
+	return v, true
+}
+
+// setMark adds bit to the packet's mark, keeping the bits others set.
+func setMark(v queue.Verdict, m queue.Meta, bit uint32) queue.Verdict {
+	if !v.SetMark {
+		v.Mark = m.Mark
+	}
+	v.SetMark, v.Mark = true, v.Mark|bit
+	return v
+}
