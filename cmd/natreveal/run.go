@@ -59,6 +59,16 @@ func run(c *config.Config, src hostid.Source, statsEvery time.Duration, load fun
 	slogger := newLogger(c.Log.Format, os.Stderr)
 	logger := slog.NewLogLogger(slogger.Handler(), slog.LevelInfo) // Printf-style parts: ident, nfq
 	notify := notifier{log: slogger}
+	// Sysctls a killed predecessor left set: back to what it found, except
+	// those this run sets again (sysctlOn restores their record at exit).
+	var keep []string
+	if c.Selects() {
+		keep = append(keep, beLiberal)
+	}
+	if tracksTCP(c) {
+		keep = append(keep, ctAcct)
+	}
+	restoreLeftSysctls(slogger, keep...)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
