@@ -248,8 +248,14 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (*Config, error) {
 }
 
 func readFile(v *viper.Viper, file string) error {
-	if _, err := os.Stat(file); err != nil {
+	fi, err := os.Stat(file)
+	if err != nil {
 		return bad("config", "cannot read %s: %v", file, err)
+	}
+	// Whoever can write the file chooses what a root daemon runs with (its
+	// key and map files, its listeners): refuse one any user can write.
+	if fi.Mode().Perm()&0o002 != 0 {
+		return bad("config", "%s is writable by every user (mode %04o); remove that (chmod o-w)", file, fi.Mode().Perm())
 	}
 	v.SetConfigFile(file)
 	v.SetConfigType("yaml")
