@@ -129,6 +129,9 @@ func run(c *config.Config, src hostid.Source, statsEvery time.Duration, load fun
 		}
 		defer func() { stop(); wait() }() // stop ends ctx also on an error return
 		if !c.PacketMethods() {
+			if err := dropCaps(slogger, keptCaps(true)); err != nil {
+				slogger.Warn("keeping every capability: "+err.Error(), "err", err)
+			}
 			slogger.Info("running: ident only, no ruleset", "ident", c.Ident.Listen)
 			notify.ready()
 			notify.watchdog(ctx, func() bool { return true })
@@ -190,6 +193,11 @@ func run(c *config.Config, src hostid.Source, statsEvery time.Duration, load fun
 				d.mu.Lock()
 				d.countPackets(false)
 				d.mu.Unlock()
+			}
+			// Sockets bound, tables installed, sysctls set: the rest needs
+			// only the network capabilities.
+			if err := dropCaps(slogger, keptCaps(c.Has(config.MethodIdent))); err != nil {
+				slogger.Warn("keeping every capability: "+err.Error(), "err", err)
 			}
 			slogger.Info("running: "+installed(c, d.spec, d.mech), "table", d.spec.Table, "methods", c.Methods,
 				"mechanism", d.mech.String(), "placement", c.Placement, "version", version)
