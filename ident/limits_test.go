@@ -64,7 +64,7 @@ func TestServerMaxPerSource(t *testing.T) {
 	}
 }
 
-// Issue 17 item 10: 64 idle connections from one address (DefaultMaxConns)
+// Issue 17 item 10: 64 idle connections from one address (then MaxConns)
 // locked every other querier out. With the defaults, one source holds
 // DefaultMaxPerSource of them and the others are answered.
 func TestServerIdleFloodFromOneSource(t *testing.T) {

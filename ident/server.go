@@ -26,8 +26,8 @@ type Lookup func(local, remote netip.AddrPort) (hostID uint32, ok bool, err erro
 
 // Defaults for the zero fields of Server.
 const (
-	DefaultMaxConns     = 64
-	DefaultMaxPerSource = 8
+	DefaultMaxConns     = 256
+	DefaultMaxPerSource = 32
 	DefaultTimeout      = 10 * time.Second
 	DefaultMaxQueries   = 16
 )
@@ -54,8 +54,9 @@ type Server struct {
 	// that one querier cannot take every MaxConns slot with idle
 	// connections and lock the others out. More are closed at once, like
 	// MaxConns's, and counted in Stats.RefusedSource. RFC 1413 sets no
-	// limit; the default DefaultMaxPerSource leaves a querier that asks
-	// about many connections in parallel room. Default DefaultMaxPerSource.
+	// limit; the default DefaultMaxPerSource leaves a server that asks
+	// about a burst of connections in parallel room (the lab's probes ask
+	// about 20 at once), and DefaultMaxConns takes 8 such sources.
 	MaxPerSource int
 	// MaxQueries is how many queries one connection may ask before the
 	// server closes it (RFC 1413 §2: the server may either shut the
