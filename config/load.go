@@ -47,8 +47,14 @@ func loadKeys(fs *pflag.FlagSet, getenv func(string) string) (*Keys, error) {
 		file = getenv(EnvPrefix + "_CONFIG")
 	}
 	if file != "" {
-		if _, err := os.Stat(file); err != nil {
+		fi, err := os.Stat(file)
+		if err != nil {
 			return nil, bad("config", "cannot read %s: %v", file, err)
+		}
+		// Whoever can write the file chooses what a root daemon runs with (its
+		// key and map files, its listeners): refuse one any user can write.
+		if fi.Mode().Perm()&0o002 != 0 {
+			return nil, bad("config", "%s is writable by every user (mode %04o); remove that (chmod o-w)", file, fi.Mode().Perm())
 		}
 		v.SetConfigFile(file)
 		v.SetConfigType("yaml")

@@ -3,6 +3,7 @@ package hostid
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"net/netip"
 	"sort"
@@ -29,6 +30,9 @@ type Map struct {
 }
 
 // ParseMap reads a map file. Identifiers must fit in bits (16 or 32).
+// Errors name the line and what is wrong with it, never its content: the
+// file may be one the caller should not see (a map_file pointed at a
+// secret), and the error reaches logs.
 func ParseMap(data []byte, bits int, ifIndex func(string) (uint32, error)) (*Map, error) {
 	if bits != 16 && bits != 32 {
 		return nil, fmt.Errorf("map width must be 16 or 32 bits, got %d", bits)
@@ -70,24 +74,24 @@ func ParseMap(data []byte, bits int, ifIndex func(string) (uint32, error)) (*Map
 func (m *Map) addLine(f []string, seen map[int]bool, ifIndex func(string) (uint32, error)) error {
 	if f[0] == "iface" {
 		if len(f) != 3 {
-			return fmt.Errorf("want \"iface NAME ID\", got %q", strings.Join(f, " "))
+			return fmt.Errorf("want \"iface NAME ID\", got %d fields", len(f))
 		}
 		id, err := m.parseID(f[2])
 		if err != nil {
 			return err
 		}
 		if ifIndex == nil {
-			return fmt.Errorf("interface %q: no interface resolver", f[1])
+			return errors.New("interface: no interface resolver")
 		}
 		idx, err := ifIndex(f[1])
 		if err != nil {
-			return fmt.Errorf("interface %q: %w", f[1], err)
+			return fmt.Errorf("interface: %w", err)
 		}
 		m.byIf[idx] = id
 		return nil
 	}
 	if len(f) != 2 {
-		return fmt.Errorf("want \"PREFIX ID\", got %q", strings.Join(f, " "))
+		return fmt.Errorf("want \"PREFIX ID\", got %d fields", len(f))
 	}
 	p, err := parsePrefix(f[0])
 	if err != nil {
@@ -98,7 +102,7 @@ func (m *Map) addLine(f []string, seen map[int]bool, ifIndex func(string) (uint3
 		return err
 	}
 	if _, dup := m.byPfx[p]; dup {
-		return fmt.Errorf("prefix %s listed twice", p)
+		return errors.New("prefix listed twice")
 	}
 	m.byPfx[p] = id
 	if p.Addr().Is4() {
@@ -112,22 +116,22 @@ func (m *Map) addLine(f []string, seen map[int]bool, ifIndex func(string) (uint3
 func parsePrefix(s string) (p netip.Prefix, err error) {
 	defer func() {
 		if err == nil && (p.Addr().Is4In6() || p.Addr().Zone() != "") {
-			p, err = netip.Prefix{}, fmt.Errorf("%q: write IPv4 as IPv4, IPv6 without a zone", s)
+			p, err = netip.Prefix{}, errors.New("prefix: write IPv4 as IPv4, IPv6 without a zone")
 		}
 	}()
 	if !strings.Contains(s, "/") {
 		a, err := netip.ParseAddr(s)
 		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("bad address %q", s)
+			return netip.Prefix{}, errors.New("bad address in the first field")
 		}
 		return netip.PrefixFrom(a, a.BitLen()), nil
 	}
 	p, err = netip.ParsePrefix(s)
 	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("bad prefix %q", s)
+		return netip.Prefix{}, errors.New("bad prefix in the first field")
 	}
 	if p.Masked() != p {
-		return netip.Prefix{}, fmt.Errorf("prefix %q has host bits set (did you mean %s?)", s, p.Masked())
+		return netip.Prefix{}, errors.New("prefix has host bits set")
 	}
 	return p, nil
 }
@@ -135,10 +139,10 @@ func parsePrefix(s string) (p netip.Prefix, err error) {
 func (m *Map) parseID(s string) (uint32, error) {
 	v, err := strconv.ParseUint(s, 0, 64)
 	if err != nil {
-		return 0, fmt.Errorf("bad identifier %q", s)
+		return 0, errors.New("bad identifier: want a decimal, 0x hex or 0o octal number")
 	}
 	if v > m.maxVal {
-		return 0, fmt.Errorf("identifier %d does not fit in %d bits", v, m.bits)
+		return 0, fmt.Errorf("identifier does not fit in %d bits", m.bits)
 	}
 	return uint32(v), nil
 }

@@ -26,9 +26,10 @@ type Lookup func(local, remote netip.AddrPort) (hostID uint32, ok bool, err erro
 
 // Defaults for the zero fields of Server.
 const (
-	DefaultMaxConns   = 64
-	DefaultTimeout    = 10 * time.Second
-	DefaultMaxQueries = 16
+	DefaultMaxConns     = 256
+	DefaultMaxPerSource = 32
+	DefaultTimeout      = 10 * time.Second
+	DefaultMaxQueries   = 16
 )
 
 // Server answers ident queries with HOST_IDs. Set Lookup; the other fields
@@ -48,6 +49,15 @@ type Server struct {
 	// because a NAT's sockets are a shared resource and queriers ask right
 	// after their connection arrives.
 	Timeout time.Duration
+	// MaxPerSource bounds the connections one source serves at once (an
+	// IPv4 address, or an IPv6 /64, which one host usually holds whole), so
+	// that one querier cannot take every MaxConns slot with idle
+	// connections and lock the others out. More are closed at once, like
+	// MaxConns's, and counted in Stats.RefusedSource. RFC 1413 sets no
+	// limit; the default DefaultMaxPerSource leaves a server that asks
+	// about a burst of connections in parallel room (the lab's probes ask
+	// about 20 at once), and DefaultMaxConns takes 8 such sources.
+	MaxPerSource int
 	// MaxQueries is how many queries one connection may ask before the
 	// server closes it (RFC 1413 §2: the server may either shut the
 	// connection down or continue with more queries). Default
@@ -66,24 +76,30 @@ type Server struct {
 	Stats Stats
 
 	active atomic.Int64 // connections being served, all Serve calls
+
+	mu      sync.Mutex
+	sources map[netip.Prefix]int // connections being served per source (sourceKey)
 }
 
 // Stats counts what a Server did. The counters only grow.
 type Stats struct {
 	Conns       atomic.Uint64 // connections served
 	RefusedBusy atomic.Uint64 // connections closed at once: MaxConns reached
-	Queries     atomic.Uint64 // query lines read, valid or not
-	Answered    atomic.Uint64 // USERID replies
-	NoUser      atomic.Uint64 // lookups without a HOST_ID (NO-USER, or UNKNOWN-ERROR with HideNoUser)
-	Invalid     atomic.Uint64 // INVALID-PORT replies: malformed, out-of-range or too long queries
-	Errors      atomic.Uint64 // UNKNOWN-ERROR replies for failures: lookup errors, bad formatter output, unknown addresses
-	Timeouts    atomic.Uint64 // connections closed for idleness
+	// RefusedSource: connections closed at once, their source at
+	// MaxPerSource.
+	RefusedSource atomic.Uint64
+	Queries       atomic.Uint64 // query lines read, valid or not
+	Answered      atomic.Uint64 // USERID replies
+	NoUser        atomic.Uint64 // lookups without a HOST_ID (NO-USER, or UNKNOWN-ERROR with HideNoUser)
+	Invalid       atomic.Uint64 // INVALID-PORT replies: malformed, out-of-range or too long queries
+	Errors        atomic.Uint64 // UNKNOWN-ERROR replies for failures: lookup errors, bad formatter output, unknown addresses
+	Timeouts      atomic.Uint64 // connections closed for idleness
 }
 
 // String renders the counters for a log line.
 func (s *Stats) String() string {
-	return fmt.Sprintf("conns=%d refused_busy=%d queries=%d answered=%d no_user=%d invalid=%d errors=%d timeouts=%d",
-		s.Conns.Load(), s.RefusedBusy.Load(), s.Queries.Load(), s.Answered.Load(),
+	return fmt.Sprintf("conns=%d refused_busy=%d refused_source=%d queries=%d answered=%d no_user=%d invalid=%d errors=%d timeouts=%d",
+		s.Conns.Load(), s.RefusedBusy.Load(), s.RefusedSource.Load(), s.Queries.Load(), s.Answered.Load(),
 		s.NoUser.Load(), s.Invalid.Load(), s.Errors.Load(), s.Timeouts.Load())
 }
 
@@ -122,11 +138,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}()
 
 	err := s.acceptLoop(ctx, ln, func(c net.Conn) {
+		release := func() {
+			s.active.Add(-1)
+			s.leave(c)
+		}
 		mu.Lock()
 		if done {
 			mu.Unlock()
 			c.Close()
-			s.active.Add(-1)
+			release()
 			return
 		}
 		conns[c] = struct{}{}
@@ -134,7 +154,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		mu.Unlock()
 		go func() {
 			defer wg.Done()
-			defer s.active.Add(-1)
+			defer release()
 			s.handle(c)
 			mu.Lock()
 			delete(conns, c)
@@ -152,8 +172,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-// acceptLoop hands each accepted connection that fits under MaxConns to
-// serve, its slot in s.active already taken.
+// acceptLoop hands each accepted connection that fits under MaxConns and
+// MaxPerSource to serve, its slots in s.active and s.sources already taken
+// (serve gives them back with s.active.Add(-1) and s.leave).
 func (s *Server) acceptLoop(ctx context.Context, ln net.Listener, serve func(net.Conn)) error {
 	var backoff time.Duration
 	for {
@@ -179,8 +200,14 @@ func (s *Server) acceptLoop(ctx context.Context, ln net.Listener, serve func(net
 			continue
 		}
 		backoff = 0
+		if !s.enter(c) {
+			s.Stats.RefusedSource.Add(1)
+			c.Close()
+			continue
+		}
 		if s.active.Add(1) > int64(s.maxConns()) {
 			s.active.Add(-1)
+			s.leave(c)
 			s.Stats.RefusedBusy.Add(1)
 			c.Close()
 			continue
@@ -266,6 +293,55 @@ func (s *Server) answer(line []byte, local, remote netip.Addr, known bool) Reply
 	return HostIDReply(sp, cp, uid)
 }
 
+// sourceKey is what MaxPerSource counts by: an IPv4 address, an IPv6 /64.
+func sourceKey(c net.Conn) (netip.Prefix, bool) {
+	a, ok := addrOf(c.RemoteAddr())
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	bits := 32
+	if a.Is6() {
+		bits = 64
+	}
+	p, err := a.WithZone("").Prefix(bits)
+	return p, err == nil
+}
+
+// enter takes a slot of c's source, or reports false when it has
+// MaxPerSource connections already. A connection without a usable remote
+// address is not counted (MaxConns still bounds it).
+func (s *Server) enter(c net.Conn) bool {
+	k, ok := sourceKey(c)
+	if !ok {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sources == nil {
+		s.sources = make(map[netip.Prefix]int)
+	}
+	if s.sources[k] >= s.maxPerSource() {
+		return false
+	}
+	s.sources[k]++
+	return true
+}
+
+// leave gives back the slot enter took for c.
+func (s *Server) leave(c net.Conn) {
+	k, ok := sourceKey(c)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sources[k] <= 1 {
+		delete(s.sources, k)
+	} else {
+		s.sources[k]--
+	}
+}
+
 // addrOf returns a connection end's IP address, IPv4-mapped IPv6 addresses
 // (dual-stack listeners) unmapped so that Lookup sees the conntrack form.
 func addrOf(a net.Addr) (netip.Addr, bool) {
@@ -288,6 +364,13 @@ func (s *Server) maxConns() int {
 		return s.MaxConns
 	}
 	return DefaultMaxConns
+}
+
+func (s *Server) maxPerSource() int {
+	if s.MaxPerSource > 0 {
+		return s.MaxPerSource
+	}
+	return DefaultMaxPerSource
 }
 
 func (s *Server) timeout() time.Duration {

@@ -192,17 +192,21 @@ func (d *packetDaemon) prepare(c *config.Config, src hostid.Source) (*handler.Ha
 	return h, flows, nil
 }
 
-// destroyed forgets a flow conntrack destroyed.
+// destroyed forgets a flow conntrack destroyed. The watcher starts in
+// prepare, before start stores the first handler: an event that comes
+// earlier finds no handler and no flow state to free.
 func (d *packetDaemon) destroyed(e conntrack.Destroyed) {
 	if e.Proto != 6 && e.Proto != 17 {
 		return
 	}
 	// IPv4 and IPv6 flows; keys hold IPv4 as Is4, never mapped.
-	d.h.Load().ForgetFlow(handler.FlowKey{
-		Proto:  e.Proto,
-		Inside: e.OrigSrc.Addr().Unmap().WithZone(""), InsidePort: e.OrigSrc.Port(),
-		Server: e.OrigDst.Addr().Unmap().WithZone(""), ServerPort: e.OrigDst.Port(),
-	}, e.NATSrc.Port())
+	if h := d.h.Load(); h != nil {
+		h.ForgetFlow(handler.FlowKey{
+			Proto:  e.Proto,
+			Inside: e.OrigSrc.Addr().Unmap().WithZone(""), InsidePort: e.OrigSrc.Port(),
+			Server: e.OrigDst.Addr().Unmap().WithZone(""), ServerPort: e.OrigDst.Port(),
+		}, e.NATSrc.Port())
+	}
 	if r := d.resolver.Load(); r != nil {
 		r.Forget(conntrack.Key{Proto: e.Proto, Src: e.NATSrc, Dst: e.OrigDst})
 	}
@@ -351,7 +355,9 @@ func sweep(ctx context.Context, flows func() *handler.Flows) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			flows().Sweep(now, 2*time.Minute)
+			if f := flows(); f != nil { // nil until start stores the first table
+				f.Sweep(now, 2*time.Minute)
+			}
 		}
 	}
 }

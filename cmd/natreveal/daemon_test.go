@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/natreveal/natreveal/config"
+	"github.com/natreveal/natreveal/conntrack"
 )
 
 // A reload cannot turn flow selection on or off: the queues' GSO setting and
@@ -48,5 +50,20 @@ func TestRepeat(t *testing.T) {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("repeat did not stop with its context")
+	}
+}
+
+// A conntrack destroy event can come before start stores the first handler
+// (the watcher starts in prepare): it must not dereference the missing
+// handler (issue 17 item 7: a nil pointer panic in ForgetFlow at startup).
+func TestDestroyedBeforeHandler(t *testing.T) {
+	d := &packetDaemon{}
+	for _, proto := range []uint8{6, 17} {
+		d.destroyed(conntrack.Destroyed{
+			Proto:   proto,
+			OrigSrc: netip.MustParseAddrPort("10.0.0.2:40000"),
+			OrigDst: netip.MustParseAddrPort("192.0.2.1:80"),
+			NATSrc:  netip.MustParseAddrPort("198.51.100.1:40000"),
+		})
 	}
 }

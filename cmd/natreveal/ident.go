@@ -27,18 +27,18 @@ func startIdent(ctx context.Context, c *config.Config, src hostid.Source, g conn
 	}
 	// A short cache: a public port is soon reused by another inside host.
 	res := conntrack.NewResolver(g, 4096, time.Second)
+	resolve := func(local, remote netip.AddrPort) (netip.AddrPort, bool, error) {
+		in, err := res.InsideSource(conntrack.Key{Proto: 6, Src: local, Dst: remote})
+		if errors.Is(err, conntrack.ErrNotFound) {
+			return netip.AddrPort{}, false, nil
+		}
+		return in, err == nil, err
+	}
+	hostID := func(a netip.Addr) (uint32, bool) { return src.HostID(a, 0) }
 	srv := &ident.Server{
-		Lookup: func(local, remote netip.AddrPort) (uint32, bool, error) {
-			in, err := res.InsideSource(conntrack.Key{Proto: 6, Src: local, Dst: remote})
-			if err != nil {
-				if errors.Is(err, conntrack.ErrNotFound) {
-					return 0, false, nil
-				}
-				return 0, false, err
-			}
-			id, ok := src.HostID(in.Addr(), 0)
-			return id, ok, nil
-		},
+		// Only connections of inside hosts are answered: the NAT's own
+		// get NO-USER.
+		Lookup: ident.NATLookup(resolve, c.Inside, hostID),
 		Format: func(id uint32) string { return fmt.Sprintf("0x%0*x", src.Bits()/4, id) }, // 0x0002 for 16 bits
 		Logf:   logger.Printf,
 	}
@@ -50,8 +50,28 @@ func startIdent(ctx context.Context, c *config.Config, src hostid.Source, g conn
 		}
 	}()
 	logger.Printf("ident: answering on %s", ln.Addr())
+	if wildcardListen(c.Ident.Listen) {
+		// Kept as the default: a router's public address is often dynamic
+		// (DHCP, PPPoE) and absent at boot, so binding it would fail or go
+		// stale. Inside hosts reach the responder too, but only about their
+		// own connections with the NAT (RFC 1413 §3), which are NO-USER.
+		logger.Printf("ident: listening on every interface (ident.listen %s); set it to the public address to answer only there", c.Ident.Listen)
+	}
 	return func() {
 		<-done
 		logger.Printf("ident counters: %s", srv.Stats.String())
 	}, nil
+}
+
+// wildcardListen reports whether addr (host:port) binds every address.
+func wildcardListen(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsUnspecified()
 }

@@ -49,7 +49,8 @@ func rulesCmd() *cobra.Command {
 }
 
 // rulesRemoveCmd deletes natreveal's tables, e.g. those a killed daemon
-// left behind (systemd's ExecStopPost). Other tables are never touched.
+// left behind (systemd's ExecStopPost), and restores the sysctls it left
+// set (restoreLeftSysctls). Other tables are never touched.
 func rulesRemoveCmd() *cobra.Command {
 	rm := &cobra.Command{
 		Use:   "remove",
@@ -75,7 +76,12 @@ func rulesRemoveCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return rules.Remove(nft, name)
+		if err := rules.Remove(nft, name); err != nil {
+			return err
+		}
+		// The sysctls such a daemon set, back to what it found.
+		restoreLeftSysctls(cli.NewLogger("text", cmd.ErrOrStderr()))
+		return nil
 	}
 	return rm
 }

@@ -57,6 +57,16 @@ func run(c *config.Config, src hostid.Source, statsEvery time.Duration, load fun
 	slogger := cli.NewLogger(c.Log.Format, os.Stderr)
 	logger := slog.NewLogLogger(slogger.Handler(), slog.LevelInfo) // Printf-style parts: ident, handler
 	notify := notifier{log: slogger}
+	// Sysctls a killed predecessor left set: back to what it found, except
+	// those this run sets again (sysctlOn restores their record at exit).
+	var keep []string
+	if c.Selects() {
+		keep = append(keep, beLiberal)
+	}
+	if tracksTCP(c) {
+		keep = append(keep, ctAcct)
+	}
+	restoreLeftSysctls(slogger, keep...)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -117,6 +127,9 @@ func run(c *config.Config, src hostid.Source, statsEvery time.Duration, load fun
 		}
 		defer func() { stop(); wait() }() // stop ends ctx also on an error return
 		if !c.PacketMethods() {
+			if err := dropCaps(slogger, keptCaps(true)); err != nil {
+				slogger.Warn("keeping every capability: "+err.Error(), "err", err)
+			}
 			slogger.Info("running: ident only, no ruleset", "ident", c.Ident.Listen)
 			notify.ready()
 			notify.watchdog(ctx, stop, func(time.Duration) string { return "" }) // ident's server has its own loop
@@ -178,6 +191,11 @@ func run(c *config.Config, src hostid.Source, statsEvery time.Duration, load fun
 				d.mu.Lock()
 				d.countPackets(false)
 				d.mu.Unlock()
+			}
+			// Sockets bound, tables installed, sysctls set: the rest needs
+			// only the network capabilities.
+			if err := dropCaps(slogger, keptCaps(c.Has(config.MethodIdent))); err != nil {
+				slogger.Warn("keeping every capability: "+err.Error(), "err", err)
 			}
 			slogger.Info("running: "+installed(c, d.spec, d.mech), "table", d.spec.Table, "methods", c.Methods,
 				"mechanism", d.mech.String(), "placement", c.Placement, "version", version)

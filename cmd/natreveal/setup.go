@@ -18,6 +18,9 @@ func hostIDSource(c *config.Config) (hostid.Source, error) {
 	var err error
 	switch c.HostID.Source {
 	case "hash":
+		if err := privateFile(c.HostID.KeyFile); err != nil {
+			return nil, &config.Error{Key: "hostid.key_file", Msg: err.Error()}
+		}
 		if key, err = os.ReadFile(c.HostID.KeyFile); err != nil {
 			return nil, &config.Error{Key: "hostid.key_file", Msg: err.Error()}
 		}
@@ -174,4 +177,19 @@ func wrap(what string, err error) error {
 		return nil
 	}
 	return fmt.Errorf("%s: %w", what, err)
+}
+
+// privateFile refuses a key file other users can read or write: the hash
+// key is the only secret between a HOST_ID and the inside address it was
+// derived from, so anyone who reads it can undo the obfuscation. A file
+// that cannot be inspected is left to the read that follows.
+func privateFile(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil || !fi.Mode().IsRegular() {
+		return nil
+	}
+	if p := fi.Mode().Perm(); p&0o006 != 0 {
+		return fmt.Errorf("%s is readable or writable by every user (mode %04o); make it private (chmod 600)", path, p)
+	}
+	return nil
 }

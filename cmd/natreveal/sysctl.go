@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 )
 
@@ -41,23 +40,21 @@ func countPackets(log *slog.Logger) (restore func(), err error) {
 // A failed read (the sysctl is not there: nf_conntrack not loaded yet) is
 // left to the caller.
 //
-// Under systemd (RuntimeDirectory=, kept across restarts) the value found is
-// also written to $RUNTIME_DIRECTORY, so that a daemon the watchdog or a crash
-// ended before it restored still restores what was there before the first
-// run, not the 1 its predecessor left.
+// The value found is also recorded in the state directory (sysctlstate.go:
+// $RUNTIME_DIRECTORY under systemd, else /run/natreveal), so that a daemon
+// the watchdog, a crash or SIGKILL ended before it restored still restores
+// what was there before the first run, not the 1 its predecessor left; so
+// does `natreveal rules remove` (restoreLeftSysctls).
 func sysctlOn(log *slog.Logger, path, who, why string) (restore func(), err error) {
 	name := strings.ReplaceAll(strings.TrimPrefix(path, "/proc/sys/"), "/", ".")
 	old, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("%s needs %s: %w (is nf_conntrack loaded?)", who, path, err)
 	}
-	saved := ""
-	if dir := os.Getenv("RUNTIME_DIRECTORY"); dir != "" {
-		saved = filepath.Join(strings.Split(dir, ":")[0], "sysctl."+name)
-		if prev, err := os.ReadFile(saved); err == nil && len(prev) > 0 {
-			log.Info(fmt.Sprintf("%s: restoring %s at exit, as found before a run that did not", name, strings.TrimSpace(string(prev))))
-			old = prev
-		}
+	saved := sysctlStateFile(name)
+	if prev, err := os.ReadFile(saved); err == nil && len(prev) > 0 {
+		log.Info(fmt.Sprintf("%s: restoring %s at exit, as found before a run that did not", name, strings.TrimSpace(string(prev))))
+		old = prev
 	}
 	was := strings.TrimSpace(string(old))
 	if was == "1" {
@@ -80,7 +77,7 @@ func sysctlOn(log *slog.Logger, path, who, why string) (restore func(), err erro
 		return restore, fmt.Errorf("setting %s=1: %w", name, err)
 	}
 	if saved != "" {
-		if err := os.WriteFile(saved, old, 0o600); err != nil {
+		if err := writeState(saved, old); err != nil {
 			log.Warn("recording "+name+" for a restart", "err", err)
 		}
 	}
