@@ -34,6 +34,7 @@ func main() {
 	root.AddCommand(labCmd())
 	root.AddCommand(uci2yamlCmd())
 	root.AddCommand(guardCmd())
+	root.AddCommand(whoCmd())
 	err := root.Execute()
 	if err == nil {
 		return
