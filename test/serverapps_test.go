@@ -7,7 +7,9 @@ package test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -321,4 +323,119 @@ func copyFile(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 	writeFile(t, to, string(b))
+}
+
+// httpStatus GETs url from ns and returns the status and the body, with
+// the X-Client header (nginx's $remote_addr) in front when there is one.
+func httpStatus(t *testing.T, ns, url string) (int, string) {
+	t.Helper()
+	c := client(ns)
+	c.Timeout = 5 * time.Second
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Errorf("%s: GET %s: %v", ns, url, err)
+		return 0, ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if c := resp.Header.Get("X-Client"); c != "" {
+		b = append([]byte(c+" "), b...)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// nginx with contrib/nginx's realip recipe denies c1 by the inside address
+// natreveal's http-header method writes into X-Forwarded-For, and serves its
+// neighbour c2.
+func TestNginxDeniesOneHost(t *testing.T) {
+	needTools(t, "nginx")
+	l := newLab(t)
+	dir := t.TempDir()
+	recipe, err := filepath.Abs("../contrib/nginx/natreveal-realip.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "nginx.conf")
+	writeFile(t, conf, fmt.Sprintf(`daemon off;
+master_process off;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log info;
+events { worker_connections 64; }
+http {
+	access_log off;
+	client_body_temp_path %[1]s/body;
+	proxy_temp_path %[1]s/proxy;
+	fastcgi_temp_path %[1]s/fastcgi;
+	uwsgi_temp_path %[1]s/uwsgi;
+	scgi_temp_path %[1]s/scgi;
+	server {
+		listen %[2]s;
+		include %[3]s;
+		# return would answer before the access phase, where deny acts.
+		location / { root %[1]s/www; add_header X-Client $remote_addr; }
+	}
+}
+`, dir, httpAddr, recipe))
+	os.MkdirAll(filepath.Join(dir, "www"), 0o755)
+	writeFile(t, filepath.Join(dir, "www/index.html"), "hello\n")
+	ng := startProc(t, l.Srv, "nginx", "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", conf)
+	if !waitFor(10*time.Second, func() bool { return dials(l.C2, httpAddr, 1) == 1 }) {
+		t.Fatalf("nginx does not answer:\n%s", ng.output())
+	}
+	d := startDaemon(t, l, "--config", writeConfig(t, `inside: [100.64.0.0/24]
+methods: [http-header]
+hostid:
+  source: address
+http_header:
+  ports: [80]
+  fields: [x-forwarded-for]
+`))
+	defer d.stop(t)
+	url := "http://" + httpAddr + "/"
+	for i := 0; i < 5; i++ {
+		if code, body := httpStatus(t, l.C1, url); code != http.StatusForbidden {
+			t.Errorf("c1, denied: %d %q, want 403", code, body)
+		}
+		if code, body := httpStatus(t, l.C2, url); code != http.StatusOK || body != lab.Client2+" hello\n" {
+			t.Errorf("c2, its neighbour: %d %q, want 200 from %s", code, body, lab.Client2)
+		}
+	}
+}
+
+// HAProxy with contrib/haproxy's recipe reads the PROXY header natreveal's
+// proxy-protocol method sends from the NAT, denies c1 by the revealed source
+// and serves its neighbour c2.
+func TestHAProxyDeniesOneHost(t *testing.T) {
+	needTools(t, "haproxy")
+	l := newLab(t)
+	dir := t.TempDir()
+	global := filepath.Join(dir, "global.cfg")
+	writeFile(t, global, fmt.Sprintf(`global
+	pidfile %s/haproxy.pid
+defaults
+	timeout connect 5s
+	timeout client 5s
+	timeout server 5s
+`, dir))
+	hp := startProc(t, l.Srv, "haproxy", "-db", "-f", global, "-f", "../contrib/haproxy/natreveal.cfg")
+	addr := lab.ServerAddr + ":7000"
+	if !waitFor(10*time.Second, func() bool { return dials(l.C2, addr, 1) == 1 }) {
+		t.Fatalf("haproxy does not answer:\n%s", hp.output())
+	}
+	d := startDaemon(t, l, "--config", writeConfig(t, `inside: [100.64.0.0/24]
+methods: [proxy-protocol]
+proxy_protocol:
+  version: 2
+  destinations: [198.51.100.1:7000]
+`))
+	defer d.stop(t)
+	url := "http://" + addr + "/"
+	for i := 0; i < 5; i++ {
+		if code, body := httpStatus(t, l.C1, url); code != http.StatusForbidden {
+			t.Errorf("c1, denied: %d %q, want 403", code, body)
+		}
+		if code, body := httpStatus(t, l.C2, url); code != http.StatusOK || body != "hello "+lab.Client2+"\n" {
+			t.Errorf("c2, its neighbour: %d %q, want 200 \"hello %s\"", code, body, lab.Client2)
+		}
+	}
 }
