@@ -135,7 +135,7 @@ func Install(conn Conn, c Config, replace bool) error {
 		els := b.elements[s.Name]
 		for _, e := range old {
 			if e.set == s.Name {
-				els = append(els, nftables.SetElement{Key: e.key, Timeout: e.left})
+				els = append(els, nftables.SetElement{Key: e.key, Timeout: e.left, Comment: e.note})
 			}
 		}
 		if err := conn.AddSet(s, els); err != nil {
@@ -175,6 +175,16 @@ type Pair struct {
 // that holds a HOST_ID of its width, for d (0: until unblocked or removed).
 // p.Addr must be in a trusted NAT prefix.
 func Block(conn Conn, table string, p Pair, d time.Duration) error {
+	return BlockNote(conn, table, p, d, "")
+}
+
+// BlockNote is Block with a note kept with the pair (an element comment):
+// where the pair came from, e.g. "from 192.0.2.1:40000" for a pair found
+// through observe, so that it can be unblocked by the same words.
+func BlockNote(conn Conn, table string, p Pair, d time.Duration, note string) error {
+	if len(note) > 128 {
+		return badInput("note: %d bytes, at most 128", len(note))
+	}
 	sets, err := pairSets(conn, table, p)
 	if err != nil {
 		return err
@@ -184,7 +194,7 @@ func Block(conn Conn, table string, p Pair, d time.Duration) error {
 	}
 	for _, s := range sets {
 		v, _ := variantOf(s.Name)
-		if err := conn.SetAddElements(s, []nftables.SetElement{{Key: key(v, p.Addr, p.HostID), Timeout: d}}); err != nil {
+		if err := conn.SetAddElements(s, []nftables.SetElement{{Key: key(v, p.Addr, p.HostID), Timeout: d, Comment: note}}); err != nil {
 			return fmt.Errorf("guard: block in %s: %w", s.Name, err)
 		}
 	}
@@ -235,6 +245,7 @@ type Entry struct {
 	Expires *time.Time `json:"expires,omitempty"` // nil: until unblocked
 	Packets uint64     `json:"packets_dropped"`
 	Bytes   uint64     `json:"bytes_dropped"`
+	Note    string     `json:"note,omitempty"` // BlockNote's note
 }
 
 // List returns every blocked pair, sorted by address, HOST_ID and method.
@@ -246,7 +257,7 @@ func List(conn Conn, table string, now time.Time) ([]Entry, error) {
 	out := make([]Entry, 0, len(bl))
 	for _, b := range bl {
 		e := Entry{Addr: b.addr, HostID: fmt.Sprintf("0x%0*x", 2*b.v.idLen, b.id), Method: b.v.method,
-			IDBytes: b.v.idLen, Packets: b.packets, Bytes: b.bytes}
+			IDBytes: b.v.idLen, Packets: b.packets, Bytes: b.bytes, Note: b.note}
 		if b.left > 0 {
 			t := now.Add(b.left).UTC().Truncate(time.Millisecond)
 			e.Expires = &t
@@ -276,6 +287,7 @@ type blocked struct {
 	left    time.Duration // 0: no timeout
 	packets uint64
 	bytes   uint64
+	note    string
 }
 
 // readBlocked reads every block set's elements.
@@ -303,7 +315,7 @@ func readBlocked(conn Conn, table string) ([]blocked, error) {
 			if !ok {
 				continue
 			}
-			b := blocked{set: s.Name, v: v, key: e.Key, addr: addr, id: id, left: e.Expires}
+			b := blocked{set: s.Name, v: v, key: e.Key, addr: addr, id: id, left: e.Expires, note: e.Comment}
 			if e.Counter != nil {
 				b.packets, b.bytes = e.Counter.Packets, e.Counter.Bytes
 			}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/natreveal/natreveal/guard"
 	"github.com/natreveal/natreveal/internal/cli"
+	"github.com/natreveal/natreveal/observe"
 )
 
 // guardCmd: the server acts on HOST_IDs in its own kernel (package guard).
@@ -87,38 +88,72 @@ func guardCmd() *cobra.Command {
 	}
 
 	block := &cobra.Command{
-		Use:   "block ADDR HOSTID",
+		Use:   "block {ADDR HOSTID | --from ADDR:PORT}",
 		Short: "Block one (public address, HOST_ID) pair: its new connections are dropped or rejected",
-		Args:  cobra.ExactArgs(2),
+		Long: `block adds one (public address, HOST_ID) pair to the block sets. With --from
+ADDR:PORT the pair is the one a running natreveal observe saw on the recent
+connection from ADDR:PORT (as natreveal-server who prints it): an application's log
+line leads to the host behind the NAT. Exit status 1 when observe saw no such
+connection, 2 on bad input.`,
 	}
 	dur := block.Flags().Duration("for", 0, "block for this long (0: until unblocked)")
+	from := block.Flags().String("from", "", "block the pair observe saw on the connection from ADDR:PORT")
+	control := cmd.PersistentFlags().String("control", observe.DefaultControl, "observe's control socket (for --from)")
+	block.Args = pairArgs(from)
 	block.RunE = func(cmd *cobra.Command, args []string) error {
-		p, err := parsePair(args)
+		p, note, err := resolvePair(cmd, *control, *from, args)
 		if err != nil {
-			return cli.UsageErr(err)
+			return err
 		}
 		nc, err := conn()
 		if err != nil {
 			return err
 		}
-		return run(guard.Block(nc, *table, p, *dur))
+		return run(guard.BlockNote(nc, *table, p, *dur, note))
 	}
 
 	unblock := &cobra.Command{
-		Use:   "unblock ADDR HOSTID",
+		Use:   "unblock {ADDR HOSTID | --from ADDR:PORT}",
 		Short: "Unblock one (public address, HOST_ID) pair",
-		Args:  cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := parsePair(args)
+		Long: `unblock deletes one pair from the block sets. With --from ADDR:PORT, the pairs
+blocked with the same --from are unblocked, or else the pair observe saw on
+that connection.`,
+	}
+	unFrom := unblock.Flags().String("from", "", "unblock the pair blocked --from ADDR:PORT")
+	unblock.Args = pairArgs(unFrom)
+	unblock.RunE = func(cmd *cobra.Command, args []string) error {
+		nc, err := conn()
+		if err != nil {
+			return err
+		}
+		if *unFrom != "" {
+			// The pair blocked --from this source, even after observe has
+			// forgotten the connection.
+			l, err := guard.List(nc, *table, time.Now())
 			if err != nil {
-				return cli.UsageErr(err)
+				return run(err)
 			}
-			nc, err := conn()
-			if err != nil {
-				return err
+			done := map[guard.Pair]bool{}
+			for _, e := range l {
+				id, _ := strconv.ParseUint(e.HostID, 0, 32)
+				p := guard.Pair{Addr: e.Addr, HostID: uint32(id)}
+				if e.Note != fromNote(*unFrom) || done[p] {
+					continue
+				}
+				done[p] = true
+				if err := guard.Unblock(nc, *table, p); err != nil {
+					return run(err)
+				}
 			}
-			return run(guard.Unblock(nc, *table, p))
-		},
+			if len(done) > 0 {
+				return nil
+			}
+		}
+		p, _, err := resolvePair(cmd, *control, *unFrom, args)
+		if err != nil {
+			return err
+		}
+		return run(guard.Unblock(nc, *table, p))
 	}
 
 	list := &cobra.Command{
@@ -154,6 +189,48 @@ func guardCmd() *cobra.Command {
 	}
 	cmd.AddCommand(install, block, unblock, list, remove)
 	return cmd
+}
+
+// pairArgs: ADDR HOSTID, or none with --from.
+func pairArgs(from *string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		switch {
+		case *from != "" && len(args) != 0:
+			return cli.UsageErr(fmt.Errorf("--from names the pair: no ADDR HOSTID with it"))
+		case *from == "" && len(args) != 2:
+			return cli.UsageErr(fmt.Errorf("want ADDR HOSTID or --from ADDR:PORT"))
+		}
+		return nil
+	}
+}
+
+// fromNote is the note a pair blocked --from src keeps.
+func fromNote(src string) string {
+	if ap, err := netip.ParseAddrPort(src); err == nil {
+		src = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).String()
+	}
+	return "from " + src
+}
+
+// resolvePair reads ADDR HOSTID, or asks observe which pair opened the
+// connection from --from.
+func resolvePair(cmd *cobra.Command, control, from string, args []string) (guard.Pair, string, error) {
+	if from == "" {
+		p, err := parsePair(args)
+		if err != nil {
+			return p, "", cli.UsageErr(err)
+		}
+		return p, "", nil
+	}
+	s, err := whoIs(cmd.Context(), control, from)
+	if err != nil {
+		return guard.Pair{}, "", err
+	}
+	p, err := parsePair([]string{s.Src.Addr().String(), s.HostID})
+	if err != nil {
+		return p, "", fmt.Errorf("observe's answer for %s: %w", from, err)
+	}
+	return p, fromNote(from), nil
 }
 
 // parsePrefix reads a prefix or a bare address (a host prefix).

@@ -21,6 +21,6 @@ func rootCmd() *cobra.Command {
 		Use:   "natreveal-server",
 		Short: "Read the HOST_IDs a NAT wrote (RFC 6967): a demo server, an NFLOG observer, a capture decoder, port-set lookup",
 	}
-	root.AddCommand(serveCmd(), observeCmd(), decodeCmd(), portsetCmd(), guardCmd())
+	root.AddCommand(serveCmd(), observeCmd(), decodeCmd(), portsetCmd(), guardCmd(), whoCmd())
 	return root
 }

@@ -2,10 +2,15 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
+	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -24,7 +29,13 @@ with --udp-ports the first datagram of each new UDP flow, with hip every HIP
 packet (IP protocol 139). It prints one line per HOST_ID found until SIGINT or
 SIGTERM, which remove the table again. The log rules only copy packets: if
 observe is slow or killed, log records are lost, never packets. A table left by
-a killed observe is replaced by the next one. Needs CAP_NET_ADMIN.`,
+a killed observe is replaced by the next one. Needs CAP_NET_ADMIN.
+
+observe also remembers, for --recent-ttl and at most --recent-max entries, the
+HOST_ID of each recent connection by its source (address, port), and answers
+` + "`natreveal-server who ADDR:PORT`" + ` and ` + "`natreveal-server guard block --from ADDR:PORT`" + ` on the
+unix socket --control: an address and port from an application's log lead to
+the host behind the NAT.`,
 		Args: cli.NoArgs,
 	}
 	cli.FlagErrorsAreUsage(cmd)
@@ -33,6 +44,9 @@ a killed observe is replaced by the next one. Needs CAP_NET_ADMIN.`,
 	ports := fs.StringSlice("ports", nil, "TCP destination ports to watch (default: all)")
 	udpPorts := fs.StringSlice("udp-ports", nil, "UDP destination ports to watch (default: none)")
 	all := fs.Bool("all", false, "also report connections that carry no HOST_ID")
+	control := fs.String("control", observe.DefaultControl, "unix socket answering who and guard block --from (empty: none)")
+	recentMax := fs.Int("recent-max", observe.DefaultRecentMax, "connections remembered for who, at most")
+	recentTTL := fs.Duration("recent-ttl", observe.DefaultRecentTTL, "how long a connection is remembered for who")
 	rf := addRevealFlags(fs, "json")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		d, format, err := rf.decoder()
@@ -58,11 +72,25 @@ a killed observe is replaced by the next one. Needs CAP_NET_ADMIN.`,
 		if len(observe.Build(cfg).Rules) == 0 {
 			return cli.UsageErr(fmt.Errorf("--methods: nothing to observe with %v (UDP needs --udp-ports)", d.Methods))
 		}
+		if *recentMax <= 0 || *recentTTL <= 0 {
+			return cli.UsageErr(fmt.Errorf("--recent-max and --recent-ttl must be positive"))
+		}
 		ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
+		recent := observe.NewRecent(*recentMax, *recentTTL)
+		if *control != "" {
+			ln, err := listenControl(*control)
+			if err != nil {
+				return err
+			}
+			defer ln.Close() // also unlinks the socket file
+			go observe.ServeControl(ln, recent)
+			logger.Printf("observe: answering who on %s", *control)
+		}
 		out := &lineWriter{w: cmd.OutOrStdout(), f: format}
 		var outErr error
 		st, err := observe.Run(ctx, cfg, func(r reveal.Record) {
+			recent.Add(r)
 			if err := out.record(r); err != nil && outErr == nil {
 				outErr = err
 				logger.Printf("observe: output: %v", err)
@@ -77,6 +105,30 @@ a killed observe is replaced by the next one. Needs CAP_NET_ADMIN.`,
 		return err
 	}
 	return cmd
+}
+
+// listenControl binds the control socket at path: a socket file left by a
+// killed observe is replaced; one another observe answers on is refused.
+func listenControl(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("--control: %w", err)
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, cli.UsageErr(fmt.Errorf("--control: another observe answers on %s (choose another --control)", path))
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("--control: %w", err)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("--control: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil { // who answers root only
+		ln.Close()
+		return nil, fmt.Errorf("--control: %w", err)
+	}
+	return ln, nil
 }
 
 // parsePorts reads port numbers (1-65535); its errors are usage errors.
