@@ -1,0 +1,137 @@
+package main
+
+// mapping lookup: merge the RFC 6888 §4 mapping logs of several NAT nodes
+// (an HA pair, or several active NATs) by time and name the inside host that
+// held a public address:port at a time.
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/natreveal/natreveal/config"
+	"github.com/natreveal/natreveal/internal/cli"
+	"github.com/natreveal/natreveal/mapping"
+)
+
+func mappingCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "mapping",
+		Short: "RFC 6888 mapping logs of one or more NAT nodes: merge them, look up a public address:port at a time",
+	}
+	cmd.AddCommand(mappingMergeCmd(), mappingLookupCmd())
+	return cmd
+}
+
+// readLogs reads and merges the logs named by --log.
+func readLogs(files []string) ([]mapping.Binding, error) {
+	if len(files) == 0 {
+		return nil, cli.UsageErr(&config.Error{Key: "log", Msg: "required: one mapping log per node (mapping_log.file)"})
+	}
+	var logs [][]mapping.Record
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			return nil, cli.UsageErr(&config.Error{Key: "log", Msg: err.Error()})
+		}
+		recs, err := mapping.Read(fh, f)
+		fh.Close()
+		if err != nil {
+			return nil, cli.Failed(err)
+		}
+		logs = append(logs, recs)
+	}
+	return mapping.Merge(logs...), nil
+}
+
+func mappingMergeCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "merge --log FILE [--log FILE]...",
+		Short: "Print the merged bindings, one JSON object per line, by start time",
+		Args:  cobra.NoArgs,
+	}
+	logs := cmd.Flags().StringArray("log", nil, "a node's mapping log (repeat for each node)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		bs, err := readLogs(*logs)
+		if err != nil {
+			return err
+		}
+		enc := json.NewEncoder(cmd.OutOrStdout())
+		for _, b := range bs {
+			if err := enc.Encode(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return cmd
+}
+
+type mappingAnswer struct {
+	Public   string            `json:"public"`
+	Time     string            `json:"time"`
+	Inside   string            `json:"inside,omitempty"`
+	HostID   string            `json:"host_id,omitempty"`
+	Bindings []mapping.Binding `json:"bindings,omitempty"`
+	Error    string            `json:"error,omitempty"`
+}
+
+func mappingLookupCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "lookup --log FILE [--log FILE]... [--at TIME] ADDR:PORT...",
+		Short: "Name the inside host (and HOST_ID) that held a public address:port at a time",
+		Args:  cobra.MinimumNArgs(1),
+	}
+	logs := cmd.Flags().StringArray("log", nil, "a node's mapping log (repeat for each node)")
+	proto := cmd.Flags().String("proto", "tcp", "protocol: tcp, udp, ...")
+	atFlag := cmd.Flags().String("at", "", "time of the lookup, RFC 3339 (default: now)")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		t := time.Now()
+		if *atFlag != "" {
+			var err error
+			if t, err = time.Parse(time.RFC3339Nano, *atFlag); err != nil {
+				return cli.UsageErr(&config.Error{Key: "at", Msg: fmt.Sprintf("%q is not an RFC 3339 time", *atFlag)})
+			}
+		}
+		var aps []netip.AddrPort
+		for _, a := range args {
+			ap, err := netip.ParseAddrPort(a)
+			if err != nil {
+				return cli.UsageErr(&config.Error{Key: "ADDR:PORT", Msg: fmt.Sprintf("%q is not an address:port", a)})
+			}
+			aps = append(aps, ap)
+		}
+		bs, err := readLogs(*logs)
+		if err != nil {
+			return err
+		}
+		enc := json.NewEncoder(cmd.OutOrStdout())
+		missing := 0
+		for _, ap := range aps {
+			found := mapping.Lookup(bs, *proto, ap, t)
+			r := mappingAnswer{Public: ap.String(), Time: t.UTC().Format(time.RFC3339Nano), Bindings: found}
+			switch hosts := mapping.Hosts(found); len(hosts) {
+			case 0:
+				missing++
+				r.Error = "no binding at that time"
+			case 1:
+				r.Inside, r.HostID = hosts[0], found[len(found)-1].HostID
+			default:
+				missing++
+				r.Error = fmt.Sprintf("%d inside hosts shared the port then (different destinations): log the destination (mapping_log.destination) to tell them apart", len(hosts))
+			}
+			if err := enc.Encode(r); err != nil {
+				return err
+			}
+		}
+		if missing > 0 {
+			return cli.Failed(fmt.Errorf("mapping lookup: %d of %d without one answer", missing, len(aps)))
+		}
+		return nil
+	}
+	return cmd
+}
