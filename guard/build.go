@@ -9,6 +9,8 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
+
+	"github.com/natreveal/natreveal/rules"
 )
 
 // DefaultTable is guard's table: family inet, so one chain sees IPv4 and
@@ -304,29 +306,13 @@ func parseKey(v variant, k []byte) (netip.Addr, uint32, bool) {
 	return addr, binary.BigEndian.Uint32(k[n:]), true
 }
 
-// prefixElements are the interval elements of the prefixes of one family
-// (nftables intervals: a start element and an IntervalEnd one past the end).
+// prefixElements are the interval elements of the prefixes of one family.
 func prefixElements(ps []netip.Prefix, v6 bool) []nftables.SetElement {
-	var els []nftables.SetElement
+	var fam []netip.Prefix
 	for _, p := range ps {
-		if p.Addr().Is6() != v6 {
-			continue
-		}
-		p = p.Masked()
-		start := p.Addr().AsSlice()
-		end := p.Addr().AsSlice()
-		for b := p.Bits(); b < len(end)*8; b++ {
-			end[b/8] |= 0x80 >> (b % 8)
-		}
-		carry := true
-		for j := len(end) - 1; j >= 0 && carry; j-- {
-			end[j]++
-			carry = end[j] == 0
-		}
-		els = append(els, nftables.SetElement{Key: start})
-		if !carry {
-			els = append(els, nftables.SetElement{Key: end, IntervalEnd: true})
+		if p.Addr().Is6() == v6 {
+			fam = append(fam, p.Masked())
 		}
 	}
-	return els
+	return rules.IntervalElements(fam)
 }

@@ -242,6 +242,11 @@ func ctHelperObj(t *nftables.Table, helper string) object {
 	}
 }
 
+// IntervalElements returns the elements of an ipv4_addr or ipv6_addr
+// interval set holding ps (one family), as nft(8) sends them; guard's trusted
+// NAT sets use it too.
+func IntervalElements(ps []netip.Prefix) []nftables.SetElement { return intervalElements(ps) }
+
 // intervalElements returns the elements of an ipv4_addr or ipv6_addr
 // interval set holding ps (one family) the way nft(8) 1.0.6 sends them: a
 // closing element at the zero address when the first range does not start
