@@ -11,6 +11,8 @@ import (
 
 	ct "github.com/ti-mo/conntrack"
 	"github.com/ti-mo/netfilter"
+
+	"github.com/natreveal/natreveal/mapping"
 )
 
 // Mapping is one NAT binding seen in a conntrack event: a flow whose source
@@ -71,17 +73,7 @@ func mappingOf(f *ct.Flow, kind string, now time.Time) (Mapping, bool) {
 // port, time). The destination is left out unless asked for: RFC 6888 §4
 // notes that logging destinations is a privacy concern and not needed to
 // identify the subscriber.
-type MappingRecord struct {
-	Time       string `json:"time"` // RFC 3339, UTC, nanoseconds
-	Event      string `json:"event"`
-	Proto      string `json:"proto"`
-	Inside     string `json:"inside"`
-	InsidePort uint16 `json:"inside_port"`
-	HostID     string `json:"host_id,omitempty"`
-	Public     string `json:"public"`
-	PublicPort uint16 `json:"public_port"`
-	Dst        string `json:"dst,omitempty"`
-}
+type MappingRecord = mapping.Record
 
 // ProtoName is the name of an IP protocol number for logs.
 func ProtoName(p uint8) string {
@@ -103,7 +95,7 @@ func ProtoName(p uint8) string {
 // Record builds the log line of m; hostID is "" when there is none.
 func (m Mapping) Record(hostID string, withDst bool) MappingRecord {
 	r := MappingRecord{
-		Time:       m.Time.UTC().Format(time.RFC3339Nano),
+		Time:       m.Time.UTC(),
 		Event:      m.Event,
 		Proto:      ProtoName(m.Proto),
 		Inside:     m.Inside.Addr().String(),

@@ -23,7 +23,8 @@ import (
 	"time"
 )
 
-// Record is one line of a mapping log (conntrack.MappingRecord's fields).
+// Record is one line of a mapping log (RFC 6888 §4), as natreveal run writes
+// it (conntrack.MappingRecord) and the merge reads it.
 type Record struct {
 	Time       time.Time `json:"time"`
 	Event      string    `json:"event"` // "new" or "destroy"
