@@ -45,18 +45,29 @@ func TestMain(m *testing.M) {
 // needRoot skips without root, except in CI where a missing prerequisite fails.
 func needRoot(t *testing.T) {
 	t.Helper()
-	var missing []string
 	if os.Geteuid() != 0 {
-		missing = append(missing, "root")
+		missingPrereqs(t, []string{"root"})
 	}
-	for _, tool := range []string{"ip", "nft", "iptables-nft"} {
+	needTools(t, "ip", "nft", "iptables-nft")
+}
+
+// needTools skips without the programs named, except in CI where a missing
+// prerequisite fails.
+func needTools(t *testing.T, tools ...string) {
+	t.Helper()
+	var missing []string
+	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
 			missing = append(missing, tool)
 		}
 	}
-	if len(missing) == 0 {
-		return
+	if len(missing) > 0 {
+		missingPrereqs(t, missing)
 	}
+}
+
+func missingPrereqs(t *testing.T, missing []string) {
+	t.Helper()
 	if os.Getenv("CI") == "true" {
 		t.Fatalf("end-to-end prerequisites missing in CI: %s", strings.Join(missing, ", "))
 	}

@@ -77,7 +77,7 @@ func TestGuardBlocksOneHost(t *testing.T) {
 	if err := l.Nft(l.Srv, "add table inet theirs; add chain inet theirs in { type filter hook input priority 0; }; add rule inet theirs in tcp dport 8080 accept"); err != nil {
 		t.Fatal(err)
 	}
-	withTheirs := srvRuleset(t, l)
+	withTheirs := rulesetIn(t, l, l.Srv)
 
 	for _, tc := range []struct {
 		method, inside, dst, pub string
@@ -109,7 +109,7 @@ func TestGuardBlocksOneHost(t *testing.T) {
 				t.Errorf("guard list counts %d packets for c1's pair, want at least 20", dropped)
 			}
 			mustGuard(t, l, "remove")
-			if after := srvRuleset(t, l); after != withTheirs {
+			if after := rulesetIn(t, l, l.Srv); after != withTheirs {
 				t.Errorf("ruleset after guard remove:\n%s\nwant as before install:\n%s", after, withTheirs)
 			}
 		})
@@ -138,7 +138,7 @@ func TestGuardLimitExpiryTrust(t *testing.T) {
 			t.Errorf("guard %s: exit %d, output %q; want exit 2 and one line", strings.Join(args, " "), code, out)
 		}
 	}
-	if r := srvRuleset(t, l); strings.Contains(r, "natreveal_guard") {
+	if r := rulesetIn(t, l, l.Srv); strings.Contains(r, "natreveal_guard") {
 		t.Fatalf("bad input left a table:\n%s", r)
 	}
 
@@ -228,13 +228,4 @@ func exitCode(err error) int {
 		return ee.ExitCode()
 	}
 	return -1
-}
-
-func srvRuleset(t *testing.T, l *lab.Lab) string {
-	t.Helper()
-	r, err := l.Ruleset(l.Srv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
 }

@@ -23,25 +23,6 @@ import (
 	"github.com/natreveal/natreveal/lab"
 )
 
-// needTools skips without the tools, except in CI where a missing
-// prerequisite fails.
-func needTools(t *testing.T, tools ...string) {
-	t.Helper()
-	var missing []string
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			missing = append(missing, tool)
-		}
-	}
-	if len(missing) == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("end-to-end prerequisites missing in CI: %s", strings.Join(missing, ", "))
-	}
-	t.Skipf("needs %s", strings.Join(missing, ", "))
-}
-
 // proc is a program running in a namespace, its output in a file; the test
 // ends it by its PID.
 type proc struct {

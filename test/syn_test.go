@@ -57,9 +57,13 @@ func waitSeen(t *testing.T, s *lab.Server, label string) lab.Seen {
 // that, or fewer than want, is a bug.
 func retx[T uint64 | float64](got, want T) bool { return want <= got && got <= 2*want }
 
-func ruleset(t *testing.T, l *lab.Lab) string {
+// ruleset is the NAT's ruleset.
+func ruleset(t *testing.T, l *lab.Lab) string { t.Helper(); return rulesetIn(t, l, l.NAT) }
+
+// rulesetIn is namespace ns's ruleset.
+func rulesetIn(t *testing.T, l *lab.Lab, ns string) string {
 	t.Helper()
-	r, err := l.Ruleset(l.NAT)
+	r, err := l.Ruleset(ns)
 	if err != nil {
 		t.Fatal(err)
 	}

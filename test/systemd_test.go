@@ -179,22 +179,10 @@ const rootPackages = "systemd,systemd-sysv,dbus,nftables"
 // debootstrap and systemd-container).
 func needContainer(t *testing.T) {
 	t.Helper()
-	var missing []string
 	if os.Geteuid() != 0 {
-		missing = append(missing, "root")
+		missingPrereqs(t, []string{"root"})
 	}
-	for _, tool := range []string{"debootstrap", "systemd-nspawn", "nsenter"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			missing = append(missing, tool)
-		}
-	}
-	if len(missing) == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("systemd PID 1 prerequisites missing in CI: %s", strings.Join(missing, ", "))
-	}
-	t.Skipf("needs %s", strings.Join(missing, ", "))
+	needTools(t, "debootstrap", "systemd-nspawn", "nsenter")
 }
 
 // debianMirror is the mirror apt uses here ($NATREVEAL_DEBIAN_MIRROR first).
