@@ -8,6 +8,10 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
+
+	"github.com/natreveal/natreveal/method"
+	"github.com/natreveal/natreveal/method/all"
 )
 
 // Methods the SYN path knows.
@@ -16,15 +20,11 @@ const (
 	MethodIPID      = "ip-id"
 	MethodIPOption  = "ip-option"
 	MethodIdent     = "ident"
-	MethodDestOpt   = "dest-opt"
 )
 
-// allMethods lists every method, in the order messages and --help name
-// them: the one list of methods in config.
-var allMethods = []string{
-	MethodTCPOption, MethodIPID, MethodIPOption, MethodDestOpt,
-	MethodHTTPHeader, MethodProxy, MethodPortSet, MethodIdent,
-}
+// allMethods lists every method a NAT configures, in the order messages and
+// --help name them: the registry's (method/all).
+var allMethods = all.Router()
 
 // Methods returns the names of every method natreveal knows.
 func Methods() []string { return slices.Clone(allMethods) }
@@ -32,7 +32,27 @@ func Methods() []string { return slices.Clone(allMethods) }
 // PacketMethods reports whether a method that rewrites packets is enabled
 // (ident answers queries and needs no queue).
 func (c *Config) PacketMethods() bool {
-	return c.Has(MethodTCPOption) || c.Has(MethodIPID) || c.Has(MethodIPOption) || c.Has(MethodDestOpt) || c.Selects()
+	return c.carriesIn(method.Both) || c.Selects()
+}
+
+// carriesIn reports whether an enabled method carries the HOST_ID in the
+// packets of family f (a decoder reads it from the packet: not a payload or
+// lookup method).
+func (c *Config) carriesIn(f method.Family) bool {
+	for _, m := range all.List {
+		if c.Has(m.Name) && m.Decoder.Packet != nil && m.Family.Has(f) {
+			return true
+		}
+	}
+	return false
+}
+
+// carriers lists the router methods whose HOST_ID rides in packets of
+// family f alone (only) or of f among others, joined with sep.
+func carriers(f method.Family, only bool, sep string) string {
+	return strings.Join(all.Names(func(m method.Method) bool {
+		return m.Router && m.Decoder.Packet != nil && m.Family.Has(f) && (!only || m.Family == f)
+	}), sep)
 }
 
 // IP-ID scopes (which packets carry the HOST_ID in their Identification).
@@ -68,12 +88,8 @@ type Config struct {
 		Length     int  // HOST_ID bytes: 2 or 4
 		UDPPackets int  // first packets of each UDP flow carrying it; 0: no UDP
 	}
-	DestOpt struct {
-		Type       byte // IPv6 option type, RFC 4727 experimental: low 5 bits 0x1E
-		Length     int  // HOST_ID bytes: 2 or 4
-		UDPPackets int  // first packets of each IPv6 UDP flow carrying it; 0: no UDP
-	}
-	Ident struct {
+	all.Configs // the blocks of the methods that declare their own (method/all)
+	Ident       struct {
 		Listen string // address of the RFC 1413 responder, e.g. ":113"
 	}
 	Queue struct {

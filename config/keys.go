@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+
+	"github.com/natreveal/natreveal/method/all"
 )
 
 // Keys is every configuration key, as a file, the environment and the
@@ -58,11 +60,7 @@ type Keys struct {
 		UDPPackets int `mapstructure:"udp_packets" default:"3" help:"ip-option: first packets of each UDP flow that carry the HOST_ID (0: no UDP)"`
 	} `mapstructure:"ip_option"`
 
-	DestOpt struct {
-		Type       int `mapstructure:"type" default:"0x1E" help:"IPv6 Destination Option type of the dest-opt method (RFC 4727 experimental, low 5 bits 0x1E)"`
-		Length     int `mapstructure:"length" default:"2" help:"HOST_ID bytes in the IPv6 Destination Option: 2 or 4"`
-		UDPPackets int `mapstructure:"udp_packets" default:"3" help:"dest-opt: first packets of each IPv6 UDP flow that carry the HOST_ID (0: no UDP)"`
-	} `mapstructure:"dest_opt"`
+	all.Keys `mapstructure:",squash"` // the blocks of the methods that declare their own (method/all)
 
 	Ident struct {
 		Listen string `mapstructure:"listen" default:":113" type:"host:port" arg:"address" help:"address of the ident (RFC 1413) responder of the ident method"`
@@ -174,13 +172,18 @@ func walkKeys(t reflect.Type, prefix string, index []int) []Key {
 	for i := range t.NumField() {
 		f := t.Field(i)
 		name := f.Tag.Get("mapstructure")
+		idx := append(append([]int(nil), index...), i)
+		if name == ",squash" && f.Anonymous {
+			// Embedded blocks (method/all.Keys) add their sections here.
+			out = append(out, walkKeys(f.Type, prefix, idx)...)
+			continue
+		}
 		if name == "" {
 			panic("config: field " + f.Name + " of Keys has no mapstructure tag")
 		}
 		if prefix != "" {
 			name = prefix + "." + name
 		}
-		idx := append(append([]int(nil), index...), i)
 		if f.Type.Kind() == reflect.Struct {
 			out = append(out, walkKeys(f.Type, name, idx)...)
 			continue

@@ -1,12 +1,16 @@
 package config
 
 import (
+	"errors"
 	"math/bits"
 	"net"
 	"net/netip"
 	"runtime"
 	"slices"
 	"strings"
+
+	"github.com/natreveal/natreveal/method"
+	"github.com/natreveal/natreveal/method/all"
 )
 
 // fromKeys converts and checks every key; the first bad one is returned.
@@ -65,23 +69,11 @@ func fromKeys(k *Keys) (*Config, error) {
 	if c.IPOption.UDPPackets, err = intIn("ip_option.udp_packets", k.IPOption.UDPPackets, 0, 1000); err != nil {
 		return nil, err
 	}
-	dt, err := intIn("dest_opt.type", k.DestOpt.Type, 0, 255)
-	if err != nil {
-		return nil, err
-	}
-	// RFC 4727 §2.5: 0x1E with any of the 3 high bits (RFC 8200 §4.2 action
-	// and change bits).
-	if dt&0x1f != 0x1e {
-		return nil, bad("dest_opt.type", "%#x is not an RFC 4727 experimental IPv6 option type (low 5 bits 0x1E: 0x1E, 0x3E, ... 0xFE)", dt)
-	}
-	c.DestOpt.Type = byte(dt)
-	if c.DestOpt.Length, err = intIn("dest_opt.length", k.DestOpt.Length, 2, 4); err != nil {
-		return nil, err
-	}
-	if c.DestOpt.Length == 3 {
-		return nil, bad("dest_opt.length", "must be 2 or 4, got 3")
-	}
-	if c.DestOpt.UDPPackets, err = intIn("dest_opt.udp_packets", k.DestOpt.UDPPackets, 0, 1000); err != nil {
+	if c.Configs, err = k.Keys.Validate(); err != nil {
+		var ke *method.KeyError
+		if errors.As(err, &ke) {
+			return nil, bad(ke.Key, "%s", ke.Msg)
+		}
 		return nil, err
 	}
 	c.Ident.Listen = k.Ident.Listen
@@ -162,8 +154,10 @@ func (c *Config) crossCheck() error {
 		if c.Has(MethodTCPOption) && c.TCPOption.Length != 4 {
 			return bad("tcp_option.length", "hostid.source address needs 4 bytes, got %d", c.TCPOption.Length)
 		}
-		if c.Has(MethodDestOpt) && c.DestOpt.Length != 4 {
-			return bad("dest_opt.length", "hostid.source address needs 4 bytes, got %d", c.DestOpt.Length)
+		for _, m := range all.List {
+			if n, ok := c.Configs.Needs(m.Name); ok && c.Has(m.Name) && n.IDBits != 32 {
+				return bad(m.Section+".length", "hostid.source address needs 4 bytes, got %d", n.IDBits/8)
+			}
 		}
 		if c.Has(MethodIPOption) && c.IPOption.Length != 4 {
 			return bad("ip_option.length", "hostid.source address needs 4 bytes, got %d", c.IPOption.Length)
@@ -178,14 +172,18 @@ func (c *Config) crossCheck() error {
 	if c.Placement == "post-nat" && c.Has(MethodTCPOption) && c.Has(MethodIPID) && c.IPID.Scope == ScopeAll {
 		return bad("ip_id.scope", "all queues every TCP segment, and post-nat the packet mark holds the inside address, so segments of a flow still waiting for the server's answer (RFC 7974 §4.2) cannot be told apart for tcp-option; use pre-nat, or scope new")
 	}
-	if c.Has(MethodDestOpt) && !c.HasIPv6() {
-		return bad("methods", "dest-opt marks IPv6 packets only, but inside holds no IPv6 prefix")
+	for _, m := range all.List {
+		if c.Has(m.Name) && m.Family == method.IPv6 && !c.HasIPv6() {
+			return bad("methods", "%s marks IPv6 packets only, but inside holds no IPv6 prefix", m.Name)
+		}
 	}
-	if c.HasIPv4() && !(c.Has(MethodTCPOption) || c.Has(MethodIPID) || c.Has(MethodIPOption) || c.Selects()) && c.PacketMethods() {
-		return bad("methods", "inside holds IPv4 prefixes but dest-opt marks IPv6 packets only; add an IPv4 method (tcp-option, ip-id, ip-option)")
+	if c.HasIPv4() && !(c.carriesIn(method.IPv4) || c.Selects()) && c.PacketMethods() {
+		return bad("methods", "inside holds IPv4 prefixes but %s marks IPv6 packets only; add an IPv4 method (%s)",
+			carriers(method.IPv6, true, " and "), carriers(method.IPv4, false, ", "))
 	}
-	if c.HasIPv6() && !(c.Has(MethodTCPOption) || c.Has(MethodDestOpt)) && c.PacketMethods() {
-		return bad("methods", "inside holds IPv6 prefixes but ip-id and ip-option mark IPv4 packets only; add tcp-option or dest-opt")
+	if c.HasIPv6() && !c.carriesIn(method.IPv6) && c.PacketMethods() {
+		return bad("methods", "inside holds IPv6 prefixes but %s mark IPv4 packets only; add %s",
+			carriers(method.IPv4, true, " and "), carriers(method.IPv6, false, " or "))
 	}
 	if c.Has(MethodTCPOption) && !c.TCPOption.CGN {
 		for _, p := range c.Inside {

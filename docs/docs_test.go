@@ -11,6 +11,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/natreveal/natreveal/method"
+	"github.com/natreveal/natreveal/method/all"
 )
 
 // readmeMax is the README's size limit: a front door, not a manual.
@@ -23,9 +26,8 @@ const readmeStart = "```sh\n" +
 	"```\n"
 
 // methods are the methods docs/methods.md describes, one "## <name>"
-// section each. The method registry's own test checks it against the
-// registered methods.
-var methods = []string{"tcp-option", "ip-id", "ip-option", "dest-opt", "http-header", "proxy-protocol", "port-set", "ident", "hip"}
+// section each: every registered method.
+var methods = all.Names(func(method.Method) bool { return true })
 
 func TestReadme(t *testing.T) {
 	b, err := os.ReadFile("../README.md")

@@ -99,6 +99,20 @@ func (s *Stats) DestOpt(r encoders.Result) uint64 {
 	return s.dstopt[r].Load()
 }
 
+// Result returns encoder result r of the method named method (its counter
+// label in the registry, method/all); 0 for a method without encoder results.
+func (s *Stats) Result(method string, r encoders.Result) uint64 {
+	for _, c := range []struct {
+		name string
+		ctr  *[encoders.NumResults]atomic.Uint64
+	}{{"tcp-option", &s.option}, {"ip-id", &s.ipid}, {"ip-option", &s.ipopt}, {"dest-opt", &s.dstopt}} {
+		if c.name == method {
+			return c.ctr[r].Load()
+		}
+	}
+	return 0
+}
+
 // Snapshot returns the non-zero counters by name; encoder results appear as
 // "tcp-option/<result>", "ip-id/<result>", "ip-option/<result>" and
 // "dest-opt/<result>".

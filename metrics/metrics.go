@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/handler"
+	"github.com/natreveal/natreveal/method/all"
 )
 
 // QueueFile is the kernel's per-namespace list of bound NFQUEUE instances.
@@ -79,14 +81,28 @@ var (
 		"A constant 1 labelled with the build.", []string{"version", "goversion"}, nil)
 )
 
-var methods = []struct {
+// methods are the registered methods (method/all) whose counters are the
+// packet path's encoder results, labelled with the method's name.
+var methods = resultMethods()
+
+func resultMethods() []struct {
 	name string
 	get  func(*handler.Stats, encoders.Result) uint64
-}{
-	{"tcp-option", (*handler.Stats).Option},
-	{"ip-id", (*handler.Stats).IPID},
-	{"ip-option", (*handler.Stats).IPOpt},
-	{"dest-opt", (*handler.Stats).DestOpt},
+} {
+	var out []struct {
+		name string
+		get  func(*handler.Stats, encoders.Result) uint64
+	}
+	for _, m := range all.List {
+		if slices.Contains(m.Counters, m.Name) {
+			name := m.Name
+			out = append(out, struct {
+				name string
+				get  func(*handler.Stats, encoders.Result) uint64
+			}{name, func(s *handler.Stats, r encoders.Result) uint64 { return s.Result(name, r) }})
+		}
+	}
+	return out
 }
 
 var unchangedReasons = []handler.Reason{handler.NotParsed, handler.NoHostID, handler.BacklogFull, handler.Oversize}

@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/natreveal/natreveal/method/all"
 )
 
 // Method names a HOST_ID encoding (DESIGN.md, "The encodings").
@@ -40,12 +42,21 @@ const (
 	HIP Method = "hip"
 )
 
-// Methods lists every method.
-var Methods = []Method{TCPOption, IPOption, DestOpt, HIP, IPID}
+// Methods lists every method the decoder reads, from the registry
+// (method/all): those read by default first.
+var Methods = methodsOf(all.Reveal())
 
 // DefaultMethods are the methods a server enables when told nothing: all
 // but ip-id, which is only meaningful when the server knows the NAT writes it.
-var DefaultMethods = []Method{TCPOption, IPOption, DestOpt, HIP}
+var DefaultMethods = methodsOf(all.RevealDefault())
+
+func methodsOf(names []string) []Method {
+	out := make([]Method, len(names))
+	for i, n := range names {
+		out[i] = Method(n)
+	}
+	return out
+}
 
 // Known reports whether m names a method.
 func (m Method) Known() bool {

@@ -8,6 +8,9 @@ import (
 	"github.com/natreveal/natreveal/config"
 	"github.com/natreveal/natreveal/handler"
 	"github.com/natreveal/natreveal/hostid"
+	"github.com/natreveal/natreveal/method"
+	"github.com/natreveal/natreveal/method/all"
+	"github.com/natreveal/natreveal/method/destopt"
 	"github.com/natreveal/natreveal/rules"
 )
 
@@ -56,13 +59,25 @@ func idBits(c *config.Config) int {
 	if c.Has(config.MethodIPID) ||
 		(c.Has(config.MethodTCPOption) && c.TCPOption.Length == 2) ||
 		(c.Has(config.MethodIPOption) && c.IPOption.Length == 2) ||
-		(c.Has(config.MethodDestOpt) && c.DestOpt.Length == 2) {
+		methodNeeds(c).IDBits == 16 {
 		return 16
 	}
 	if c.HostID.Source == "lower16" {
 		return 16
 	}
 	return 32
+}
+
+// methodNeeds ORs the ruleset needs of the enabled methods that declare
+// their own (method/all).
+func methodNeeds(c *config.Config) method.Needs {
+	var n method.Needs
+	for _, m := range all.List {
+		if mn, ok := c.Configs.Needs(m.Name); ok && c.Has(m.Name) {
+			n = n.Or(mn)
+		}
+	}
+	return n
 }
 
 // selectors turns configured destinations (and bare ports) into stream's form.
@@ -91,7 +106,7 @@ func handlerConfig(c *config.Config) handler.HandlerConfig {
 		IPOptType: c.IPOption.Type,
 		IPOptLen:  c.IPOption.Length,
 		IPOptUDP:  c.IPOption.UDPPackets,
-		DestOpt:   c.Has(config.MethodDestOpt),
+		DestOpt:   c.Has(destopt.Name),
 		DestType:  c.DestOpt.Type,
 		DestLen:   c.DestOpt.Length,
 		DestUDP:   c.DestOpt.UDPPackets,
@@ -139,7 +154,7 @@ func ruleSpec(c *config.Config, mech rules.Mechanism) rules.Spec {
 		TrackMSS:     c.Has(config.MethodTCPOption),
 		TrackPackets: uint64(c.TCPOption.MaxSegments) + 1, // the SYN and max_segments more
 		UDP:          hc.UDP(),
-		SYN6:         c.Has(config.MethodTCPOption) || c.Has(config.MethodDestOpt),
+		SYN6:         c.Has(config.MethodTCPOption) || methodNeeds(c).SYN6,
 		Track6:       hc.Tracks6(),
 		UDP6:         hc.UDP6(),
 		AllTCP:       c.Has(config.MethodIPID) && c.IPID.Scope == config.ScopeAll,

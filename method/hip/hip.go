@@ -1,0 +1,17 @@
+// Package hip is the hip method: HIP hosts name themselves by their Host
+// Identity Tag (RFC 7401 §5.1, IP protocol 139); the NAT only passes the
+// packets through, and a server reads the sender's HIT.
+package hip
+
+import "github.com/natreveal/natreveal/method"
+
+// Name is the method's name.
+const Name = "hip"
+
+// Method describes hip: nothing to configure on the NAT.
+var Method = method.Method{
+	Name: Name, Family: method.Both,
+	NoCounters: "the NAT never queues HIP packets",
+	Decoder:    method.Decoder{Why: "the sender HIT of a HIP packet (RFC 7401 §5.1), 128 bits, not a HOST_ID word", Default: true, Reveal: true},
+	Lab:        method.Lab{Column: "HIP", Family: 4, Reading: method.HIPStack},
+}
