@@ -119,6 +119,10 @@ type Config struct {
 	Log struct {
 		Format string // "text" or "json"
 	}
+	Status struct {
+		Socket string // control socket of run (internal/control); empty: none
+	}
+	File       string           // the configuration file read; "" for none
 	PortSet    PortSetConfig    // port-set method (config/portset.go)
 	IPIDKernel IPIDKernelConfig // in-kernel ip-id path (config/ipidkernel.go)
 	MappingLog MappingLogConfig // mapping log of run (config/portset.go)

@@ -37,6 +37,7 @@ var sectionTitles = map[string]string{
 	"marks":          "`marks`: packet and conntrack mark bits",
 	"metrics":        "`metrics`: the Prometheus endpoint",
 	"log":            "`log`: logging",
+	"status":         "`status`: the control socket of natreveal status",
 }
 
 func section(name string) string {

@@ -123,6 +123,10 @@ type Keys struct {
 	Log struct {
 		Format string `mapstructure:"format" default:"text" help:"log format: text or json"`
 	} `mapstructure:"log"`
+
+	Status struct {
+		Socket string `mapstructure:"socket" default:"/run/natreveal/control.sock" type:"path" arg:"file" help:"unix socket file where run answers natreveal status (empty: none)"`
+	} `mapstructure:"status"`
 }
 
 // Key describes one configuration key, derived from its field in Keys.

@@ -23,7 +23,14 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	return fromKeys(k)
+	c, err := fromKeys(k)
+	if c != nil {
+		c.File, _ = fs.GetString("config")
+		if c.File == "" && getenv != nil {
+			c.File = getenv(EnvPrefix + "_CONFIG")
+		}
+	}
+	return c, err
 }
 
 // loadKeys merges defaults, file, environment and flags into Keys.

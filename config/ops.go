@@ -1,6 +1,9 @@
 package config
 
-import "net"
+import (
+	"net"
+	"path/filepath"
+)
 
 // DefaultMetricsListen is where `natreveal run` serves Prometheus metrics
 // unless metrics.listen says otherwise: loopback only. The port is an
@@ -17,6 +20,9 @@ func (c *Config) ops(k *Keys) error {
 		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
 			return bad("metrics.listen", "%q is not host:port (e.g. 127.0.0.1:9850) or empty: %v", c.Metrics.Listen, err)
 		}
+	}
+	if c.Status.Socket = k.Status.Socket; c.Status.Socket != "" && !filepath.IsAbs(c.Status.Socket) {
+		return bad("status.socket", "%q is not an absolute path", c.Status.Socket)
 	}
 	if c.Log.Format, err = oneOf("log.format", k.Log.Format, "text", "json"); err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/natreveal/natreveal/internal/cli"
+	"github.com/natreveal/natreveal/internal/progress"
 	"github.com/natreveal/natreveal/lab"
 	"github.com/natreveal/natreveal/lab/table"
 )
@@ -25,6 +26,10 @@ kernel's masquerade and natreveal, a transit router, a server), runs every
 method over UDP, TCP, HTTP and TLS, on a clean path, through a router that
 drops packets carrying IP options and through a second NAT, and prints
 the analysis's Table 1 (RFC 6967) with its claim and the measured value in each cell.
+On a terminal it shows its progress on one line of stderr and prints a
+compact table (a method per row, within 100 columns); piped, it writes a
+plain line per step to stderr and the Markdown table to stdout. --html writes
+one self-contained page: the table, contradictions highlighted, and charts.
 It deletes its namespaces at the end, also on SIGINT/SIGTERM, and those of an
 earlier run that was killed. Needs root, ip, nft.`,
 		Args: cli.NoArgs,
@@ -36,6 +41,8 @@ earlier run that was killed. Needs root, ip, nft.`,
 	only := cmd.Flags().StringSlice("methods", nil, "measure only these methods (default: all)")
 	md := cmd.Flags().String("markdown", "", "also write the table as Markdown to this file")
 	js := cmd.Flags().String("json", "", "also write the measurements as JSON to this file")
+	page := cmd.Flags().String("html", "", "also write a self-contained HTML report (table and charts) to this file")
+	format := cmd.Flags().String("format", "auto", "the table on stdout: compact (100 columns), markdown, or auto (compact on a terminal, else markdown)")
 	verbose := cmd.Flags().BoolP("verbose", "v", false, "log each step to stderr")
 	bin := natrevealFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -65,8 +72,21 @@ earlier run that was killed. Needs root, ip, nft.`,
 			}
 		}
 		o.Only = *only
+		switch *format {
+		case "auto":
+			if progress.IsTerminal(os.Stdout) {
+				*format = "compact"
+			} else {
+				*format = "markdown"
+			}
+		case "compact", "markdown":
+		default:
+			return cli.UsageErr(fmt.Errorf("--format: %q: want compact, markdown or auto", *format))
+		}
 		if *verbose {
 			o.Log = cmd.ErrOrStderr()
+		} else {
+			o.Progress = progress.Stderr()
 		}
 		if os.Geteuid() != 0 {
 			return errors.New("lab: needs root (network namespaces, nftables)")
@@ -90,7 +110,16 @@ earlier run that was killed. Needs root, ip, nft.`,
 			return err
 		}
 		table := res.Markdown()
-		fmt.Fprint(cmd.OutOrStdout(), table)
+		if *format == "compact" {
+			fmt.Fprint(cmd.OutOrStdout(), res.Compact())
+		} else {
+			fmt.Fprint(cmd.OutOrStdout(), table)
+		}
+		if *page != "" {
+			if err := os.WriteFile(*page, []byte(res.HTML()), 0o644); err != nil {
+				return err
+			}
+		}
 		if *md != "" {
 			if err := os.WriteFile(*md, []byte(table), 0o644); err != nil {
 				return err

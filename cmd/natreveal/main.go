@@ -21,6 +21,6 @@ func rootCmd() *cobra.Command {
 		Use:   "natreveal",
 		Short: "Reveal a HOST_ID for each host behind a Linux NAT (the router daemon)",
 	}
-	root.AddCommand(runCmd(), rulesCmd(), checkCmd(), portsetCmd(), uci2yamlCmd())
+	root.AddCommand(runCmd(), rulesCmd(), checkCmd(), statusCmd(), portsetCmd(), uci2yamlCmd())
 	return root
 }

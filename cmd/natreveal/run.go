@@ -81,6 +81,7 @@ func run(c *config.Config, src hostid.Source, statsEvery time.Duration, load fun
 	d := &packetDaemon{ctx: ctx, log: slogger, nft: nft, st: st, mtu: handler.NewMTUs(10 * time.Second).MTU, src: &swapSource{}}
 	d.src.Store(src)
 	defer d.close()
+	defer serveControl(c, d, slogger)()
 
 	if c.Metrics.Listen != "" {
 		reg := metrics.NewRegistry(metrics.Source{

@@ -20,6 +20,7 @@ import (
 
 	proxyproto "github.com/pires/go-proxyproto"
 
+	"github.com/natreveal/natreveal/internal/progress"
 	"github.com/natreveal/natreveal/lab"
 )
 
@@ -337,14 +338,17 @@ func runBulk(ctx context.Context, l *lab.Lab, modes []bulkMode, binary, dir stri
 		return nil, fmt.Errorf("bulk warm-up: %w", err)
 	}
 	samples := make([][]bulkSample, len(modes))
+	pl := progress.Stderr()
+	defer pl.Done()
 	for r := 0; r < rounds; r++ {
 		for k := range modes {
 			i := (r + k) % len(modes)
+			stepProgress(pl, r, rounds, k, len(modes), "bulk "+modes[i].name)
 			s, err := measureBulk(ctx, l, modes[i], binary, dir, mib)
 			if err != nil {
 				return nil, fmt.Errorf("round %d, bulk %s: %w", r+1, modes[i].name, err)
 			}
-			fmt.Fprintf(os.Stderr, "round %d bulk %-14s down %6.0f Mbit/s  up %6.0f Mbit/s  queued %6.0f/MiB  cpu %5.2f ms/MiB  drops %d\n",
+			pl.Printf("round %d bulk %-14s down %6.0f Mbit/s  up %6.0f Mbit/s  queued %6.0f/MiB  cpu %5.2f ms/MiB  drops %d\n",
 				r+1, modes[i].name, s.Down, s.Up, s.QueuedPerMiB, s.CPUPerMiB, s.Drops)
 			samples[i] = append(samples[i], s)
 		}

@@ -42,6 +42,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/natreveal/natreveal/internal/progress"
 	"github.com/natreveal/natreveal/lab"
 )
 
@@ -279,18 +280,22 @@ func runSYN(ctx context.Context, l *lab.Lab, rep *report, p params, modes []mode
 	fmt.Fprintf(os.Stderr, "kernel-only warm-up: %.0f conn/s; latency runs at %.0f conn/s\n", kr, rep.LatRate)
 
 	samples := make([][]sample, len(modes))
+	pl := progress.Stderr()
 	for r := 0; r < p.rounds; r++ {
 		for k := range modes {
 			i := (r + k) % len(modes)
+			stepProgress(pl, r, p.rounds, k, len(modes), modes[i].name)
 			s, err := measure(ctx, l, modes[i], binary, queues, clients, p, rep.LatRate)
 			if err != nil {
+				pl.Done()
 				return fmt.Errorf("round %d, %s: %w", r+1, modes[i].name, err)
 			}
-			fmt.Fprintf(os.Stderr, "round %d %-13s %8.0f conn/s  %8.0f SYN/s (sent %8.0f)  cpu %6.0f ns/pkt  p50 %6.0f us  p99 %6.0f us  drops %d\n",
+			pl.Printf("round %d %-13s %8.0f conn/s  %8.0f SYN/s (sent %8.0f)  cpu %6.0f ns/pkt  p50 %6.0f us  p99 %6.0f us  drops %d\n",
 				r+1, modes[i].name, s.ConnRate, s.SYNRate, s.SYNSent, s.CPUPerPkt, us(s.P50), us(s.P99), s.Drops)
 			samples[i] = append(samples[i], s)
 		}
 	}
+	pl.Done()
 	for i, m := range modes {
 		rep.Results = append(rep.Results, summarize(m.name, samples[i]))
 	}
@@ -540,4 +545,18 @@ func printSYN(f *os.File, rep *report) {
 			r.Mode, r.ConnRate, r.ConnRatio, r.SYNRate, r.SYNRatio, cpu, user, ppc, r.P50, r.P99, r.AddedP50, r.AddedP99, r.Drops)
 	}
 	w.Flush()
+}
+
+// stepProgress shows, on a terminal only, the round and mode about to be
+// measured and the time left; piped, the result lines are the progress.
+func stepProgress(pl *progress.Line, round, rounds, k, modes int, name string) {
+	if !pl.Terminal() {
+		return
+	}
+	done, total := round*modes+k, rounds*modes
+	left := pl.Left(done, total)
+	if left != "" {
+		left = ", " + left
+	}
+	pl.Update("bench: round %d/%d, %s (%d/%d)%s", round+1, rounds, name, k+1, modes, left)
 }

@@ -3,6 +3,7 @@ package table
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -161,7 +162,7 @@ func (r *Result) Markdown() string {
 	cells = []string{"OS TCP/IP Modif (how the server read it)"}
 	for _, m := range r.Methods {
 		c := claimOr(m.Seed.OSModif) + " → " + yesNo(m.KernelChange)
-		if yn(m.Seed.OSModif) != "" && yn(m.Seed.OSModif) != yesNo(m.KernelChange) {
+		if osDiffers(m) {
 			c += differs
 		}
 		cells = append(cells, c+": "+strings.TrimPrefix(strings.TrimPrefix(m.ServerReads, "no: "), "yes: "))
@@ -170,7 +171,7 @@ func (r *Result) Markdown() string {
 	cells = []string{"Deployable Today (what was configured where)"}
 	for _, m := range r.Methods {
 		c := claimOr(m.Seed.Deployable) + " → " + m.Deployable
-		if s := yn(m.Seed.Deployable); s != "" && s != m.Deployable {
+		if deployDiffers(m) {
 			c += differs
 		}
 		cells = append(cells, c+"; "+m.Configured)
@@ -240,7 +241,7 @@ func carriedCell(m MethodResult, tr Transport) string {
 		got += " (" + strings.Join(ids, ", ") + ")"
 	}
 	cell := claimOr(claim) + " → " + got
-	if s := yn(claim); s != "" && s != yesNo(c.OK) {
+	if carriedDiffers(m, tr) {
 		cell += differs
 	}
 	return cell
@@ -256,12 +257,41 @@ func successCell(m MethodResult, p lab.Path) string {
 		cell += fmt.Sprintf(", HOST_ID %d", s.Revealed)
 	}
 	cell += ")"
-	if want, ok := claimRatio(m.Seed.Success); ok {
-		if (m.Seed.Success == "Low" && s.Ratio > 0.5) || (m.Seed.Success != "Low" && abs(s.Ratio-want) > 0.25) {
-			cell += differs
-		}
+	if successDiffers(m, s) {
+		cell += differs
 	}
 	return cell
+}
+
+// The measurements that contradict the analysis's claim, cell by cell.
+
+func carriedDiffers(m MethodResult, tr Transport) bool {
+	c, ok := m.Carried[tr]
+	s := yn(m.Seed.claim(tr))
+	return ok && s != "" && s != yesNo(c.OK)
+}
+
+func successDiffers(m MethodResult, s *Success) bool {
+	want, ok := claimRatio(m.Seed.Success)
+	if !ok || s == nil {
+		return false
+	}
+	return (m.Seed.Success == "Low" && s.Ratio > 0.5) || (m.Seed.Success != "Low" && abs(s.Ratio-want) > 0.25)
+}
+
+func perfDiffers(m MethodResult) bool {
+	levels := perfClaim(m.Seed.Perf)
+	return m.Perf != nil && levels != nil && !slices.Contains(levels, m.Perf.Level)
+}
+
+func osDiffers(m MethodResult) bool {
+	s := yn(m.Seed.OSModif)
+	return s != "" && s != yesNo(m.KernelChange)
+}
+
+func deployDiffers(m MethodResult) bool {
+	s := yn(m.Seed.Deployable)
+	return s != "" && s != m.Deployable
 }
 
 // claimRatio reads "30%" or "Low" (taken as below one half).
@@ -288,14 +318,8 @@ func perfCell(m MethodResult) string {
 		return claimOr(m.Seed.Perf) + " → n/a"
 	}
 	cell := fmt.Sprintf("%s → %.2f× (%s)", claimOr(m.Seed.Perf), m.Perf.Ratio, m.Perf.Level)
-	if levels := perfClaim(m.Seed.Perf); levels != nil {
-		in := false
-		for _, l := range levels {
-			in = in || l == m.Perf.Level
-		}
-		if !in {
-			cell += differs
-		}
+	if perfDiffers(m) {
+		cell += differs
 	}
 	return cell
 }

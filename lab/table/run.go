@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/natreveal/natreveal/internal/progress"
 	"github.com/natreveal/natreveal/lab"
 )
 
@@ -26,7 +27,10 @@ type Options struct {
 	PerfTime time.Duration // length of each new-connection rate measurement
 	Quick    bool          // recorded in the result
 	Only     []string      // run only these methods (nil: all of Methods)
-	Log      io.Writer     // progress lines; nil: none
+	Log      io.Writer     // a log line per step (--verbose); nil: none
+	// Progress shows which method, path and transport, probes done and
+	// time left; nil: none.
+	Progress *progress.Line
 }
 
 // Defaults for a full run and for --quick.
@@ -55,6 +59,8 @@ type runner struct {
 	seq   atomic.Int64
 	perfN int
 	logMu sync.Mutex
+	tr    *tracker // nil: no progress shown
+	nth   int      // the method being measured, from 1
 }
 
 func (r *runner) logf(format string, args ...any) {
@@ -126,6 +132,9 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 		}
 		if !r.available(m) {
 			r.logf("%s: not in this natreveal yet, left out", m.Name)
+			if o.Progress != nil {
+				o.Progress.Printf("lab: %s: not in this natreveal yet, left out", m.Name)
+			}
 			continue
 		}
 		methods = append(methods, m)
@@ -141,13 +150,19 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 			families[m.Family] = true
 		}
 	}
+	if o.Progress != nil {
+		r.tr = newTracker(o.Progress, methods, len(families))
+		defer o.Progress.Done()
+	}
 	base := map[int][]float64{}
 	measureOff := func() error {
 		for _, f := range []int{4, 6} {
 			if !families[f] {
 				continue
 			}
+			r.tr.begin("", 0, fmt.Sprintf("IPv%d rate", f), 0)
 			_, rt, err := r.perf(nil, f)
+			r.tr.end()
 			if err != nil {
 				return err
 			}
@@ -160,10 +175,11 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 		return nil, err
 	}
 	var results []*MethodResult
-	for _, m := range methods {
+	for i, m := range methods {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		r.nth = i + 1
 		mr, err := r.method(m)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", m.Name, err)
@@ -254,7 +270,9 @@ func (r *runner) method(m *Method) (*MethodResult, error) {
 		defer d.Stop()
 	}
 	for _, tr := range m.Transports {
+		r.tr.begin(m.Name, r.nth, "carried over "+string(tr), len(r.t.Hosts))
 		c := r.carried(m, tr)
+		r.tr.end()
 		mr.Carried[tr] = c
 		r.logf("%s: carried over %s: %v %v", m.Name, tr, c.OK, c.Hosts)
 		if err := r.ctx.Err(); err != nil {
@@ -265,7 +283,18 @@ func (r *runner) method(m *Method) (*MethodResult, error) {
 		if err := r.t.SetPath(p); err != nil {
 			return nil, err
 		}
+		probes := 0
+		if m.Custom == nil {
+			if slices.Contains(m.Transports, TCP) || slices.Contains(m.Transports, HTTP) {
+				probes += r.o.N
+			}
+			if slices.Contains(m.Transports, UDP) {
+				probes += r.o.N
+			}
+		}
+		r.tr.begin(m.Name, r.nth, string(p)+" path", probes)
 		s, err := r.success(m)
+		r.tr.end()
 		if err != nil {
 			return nil, err
 		}
@@ -283,7 +312,9 @@ func (r *runner) method(m *Method) (*MethodResult, error) {
 		mr.Notes = append(mr.Notes, fmt.Sprintf("lab: the sender HITs of both hosts arrived intact: %s", yesNo(ok)))
 	}
 	if m.ReadConn != nil && slices.Contains(m.Transports, TCP) {
+		r.tr.begin(m.Name, r.nth, "new connections/s", 0)
 		n, rt, err := r.perf(m, m.Family)
+		r.tr.end()
 		if err != nil {
 			return nil, err
 		}
@@ -326,6 +357,7 @@ func (r *runner) carried(m *Method, tr Transport) *Carried {
 		}
 		c.OK = c.OK && hr.OK
 		c.Hosts = append(c.Hosts, hr)
+		r.tr.probe()
 	}
 	return c
 }
@@ -386,6 +418,7 @@ func (r *runner) success(m *Method) (*Success, error) {
 			default:
 				err = tcpProbe(h.NS, m.Family, labels[i], probeTimeout)
 			}
+			r.tr.probe()
 			if err != nil {
 				labels[i] = ""
 				mu.Lock()
