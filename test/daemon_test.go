@@ -101,7 +101,9 @@ func startDaemon(t *testing.T, l *lab.Lab, args ...string) *daemon {
 // startDaemonEnv is startDaemon with extra environment variables ("K=V").
 func startDaemonEnv(t *testing.T, l *lab.Lab, env []string, args ...string) *daemon {
 	t.Helper()
-	return startDaemonArgv(t, l, env, append([]string{binary, "run"}, args...))
+	// A test daemon serves no status socket unless the test asks: the host's
+	// /run/natreveal/control.sock is not the lab's.
+	return startDaemonArgv(t, l, env, append([]string{binary, "run", "--status-socket="}, args...))
 }
 
 // startDaemonArgv runs argv (a natreveal run, possibly behind a wrapper

@@ -57,7 +57,7 @@ func demo(ctx context.Context, bin string) error {
 	fmt.Printf("lab: inside %s and %s -> NAT %s (kernel masquerade) -> server %s\n",
 		lab.Client1, lab.Client2, lab.NATPublic, lab.ServerAddr)
 	fmt.Printf("$ natreveal run %s\n", strings.Join(args, " "))
-	d, err := lab.StartInNS(ctx, l.NAT, append([]string{bin, "run"}, args...), nil, 0)
+	d, err := lab.StartInNS(ctx, l.NAT, append([]string{bin, "run", "--status-socket="}, args...), nil, 0)
 	if err != nil {
 		return err
 	}

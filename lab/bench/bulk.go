@@ -278,7 +278,7 @@ func measureBulk(ctx context.Context, l *lab.Lab, m bulkMode, binary, dir string
 		if err := os.WriteFile(cfg, []byte(m.config), 0o644); err != nil {
 			return s, err
 		}
-		if d, err = startDaemonArgs(l, m.name, []string{binary, "run", "--config", cfg}); err != nil {
+		if d, err = startDaemonArgs(l, m.name, []string{binary, "run", "--status-socket=", "--config", cfg}); err != nil {
 			return s, err
 		}
 		defer func() {

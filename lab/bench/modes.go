@@ -63,7 +63,7 @@ func startDaemon(l *lab.Lab, m mode, binary string, queues int) (*daemon, error)
 		}
 		args = []string{self, "bench", "-role", "passthrough", "-queues", strconv.Itoa(queues)}
 	} else {
-		args = []string{binary, "run", "--inside", lab.InsidePrefix, "--methods", m.methods,
+		args = []string{binary, "run", "--status-socket=", "--inside", lab.InsidePrefix, "--methods", m.methods,
 			"--queue-count", strconv.Itoa(queues)}
 		args = append(args, m.args...)
 	}

@@ -263,7 +263,7 @@ func (r *runner) method(m *Method) (*MethodResult, error) {
 	if m.NATArgs != nil {
 		args := append([]string{"--inside", inside(m)}, m.NATArgs...)
 		r.logf("%s: natreveal run %s", m.Name, strings.Join(args, " "))
-		d, err := lab.StartInNS(r.ctx, r.t.NAT, append([]string{r.o.Binary, "run"}, args...), nil, 15*time.Second)
+		d, err := lab.StartInNS(r.ctx, r.t.NAT, append([]string{r.o.Binary, "run", "--status-socket="}, args...), nil, 15*time.Second)
 		if err != nil {
 			return nil, err
 		}
