@@ -518,7 +518,8 @@ func measure(ctx context.Context, l *lab.Lab, m mode, binary string, queues int,
 		s.CPUPerPkt = float64(cpu1-cpu0) / float64(n)
 		s.UserPerPkt = float64(user1-user0) / float64(n)
 	}
-	time.Sleep(200 * time.Millisecond) // let the queue and the links empty
+	waitQueueEmpty(l.NAT, 5*time.Second)
+	time.Sleep(200 * time.Millisecond) // let the links empty
 	q2, _ := readQueueStats(l.NAT)
 	s.Drops = q2.dropped - q0.dropped
 	drops1, err := readDrops(l)

@@ -169,7 +169,7 @@ func userNanos(pid int) uint64 {
 // queueStats sums /proc/net/netfilter/nfnetlink_queue of namespace ns:
 // packets queued so far (id_sequence) and kernel drops (queue_dropped +
 // queue_user_dropped).
-type queueStats struct{ queued, dropped, full, userDropped uint64 }
+type queueStats struct{ queued, dropped, full, userDropped, waiting uint64 }
 
 func readQueueStats(ns string) (queueStats, error) {
 	var b []byte
@@ -193,6 +193,8 @@ func readQueueStats(ns string) (queueStats, error) {
 		s.dropped += d1 + d2
 		s.full += d1
 		s.userDropped += d2
+		w, _ := strconv.ParseUint(f[2], 10, 64) // queue_total: packets waiting for a verdict
+		s.waiting += w
 		s.queued += seq
 	}
 	return s, err
@@ -291,9 +293,27 @@ func passthrough(queues int, lanes bool) error {
 		},
 		Unbinding: func() { rules.Remove(nft, "") },
 	})
-	b, _ := json.Marshal(st)
+	counts := map[string]uint64{}
+	for r := range queue.NumReasons {
+		if n := st.Load(r); n > 0 {
+			counts[r.String()] = n
+		}
+	}
+	b, _ := json.Marshal(counts)
 	fmt.Fprintf(os.Stderr, "stats %s\n", b)
 	return err
+}
+
+// waitQueueEmpty waits until namespace ns's queues hold no packet (each
+// got its verdict or was dropped), at most limit: a slow client can still
+// hold thousands when the flood ends, and those are neither received nor
+// dropped yet.
+func waitQueueEmpty(ns string, limit time.Duration) {
+	for end := time.Now().Add(limit); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if q, err := readQueueStats(ns); err != nil || q.waiting == 0 {
+			return
+		}
+	}
 }
 
 type acceptAll struct{}
