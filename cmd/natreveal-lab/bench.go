@@ -10,13 +10,16 @@ import (
 
 func benchCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "bench [-quick] [-json FILE] [-modes M,...] [-rounds N] [-queues N] [-bulk-mib N] [-hold D]",
-		Short: "Measure natreveal's SYN path and selected flows against the kernel's NAT alone (root)",
+		Use:   "bench [-quick] [-json FILE] [-modes M,...] [-rounds N] [-queues N] [-rate N] [-gens N] [-cpus N,...] [-bulk-mib N] [-hold D]",
+		Short: "Measure natreveal's own cost against the kernel's NAT alone (root)",
 		Long: `bench builds its own network namespaces (package lab), alternates the modes
-in rounds and prints new connections/s, connect() latency, SYN flood rate,
-CPU per queued packet and kernel queue drops per mode; selected flows
-(http-header, proxy-protocol) move bulk transfers through the daemon. Its
-flags are single-dash; -h lists them.`,
+in rounds with generators pinned on every CPU, and prints per mode the whole
+machine's added CPU per new connection and added latency at a paced load,
+saturation conn/s and SYN/s with every flooded SYN accounted, and the goals
+beside them; go-nfqueue serves the same pass-through as natreveal's queue
+client; selected flows (http-header, proxy-protocol) move bulk transfers
+through the daemon; -cpus runs it per CPU count (scaling). Its flags are
+single-dash; -h lists them.`,
 		DisableFlagParsing: true,
 		RunE: func(_ *cobra.Command, args []string) error {
 			if code := bench.Main(args); code != 0 {

@@ -88,8 +88,12 @@ func connectOnce() (time.Duration, error) {
 
 // connRate runs workers closed-loop handshakes per client namespace for d
 // and returns the connections completed within d per second, and the
-// failures by error.
+// failures by error. The workers are pinned round-robin to the CPUs the
+// bench may use, so the load comes from every CPU (a NIC's receive queues
+// spread over the router's CPUs the same way).
 func connRate(ctx context.Context, clients []string, workers int, d time.Duration) (float64, map[string]int, error) {
+	cpus := cpuList()
+	next := 0
 	var ok atomic.Uint64
 	var mu sync.Mutex
 	fails := map[string]int{}
@@ -98,10 +102,16 @@ func connRate(ctx context.Context, clients []string, workers int, d time.Duratio
 	deadline := time.Now().Add(d)
 	for _, ns := range clients {
 		for range workers {
+			cpu := cpus[next%len(cpus)]
+			next++
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := lab.Enter(ns); err != nil {
+				err := lab.Enter(ns)
+				if err == nil {
+					err = pinThread(cpu)
+				}
+				if err != nil {
 					select {
 					case errc <- err:
 					default:
@@ -132,22 +142,41 @@ func connRate(ctx context.Context, clients []string, workers int, d time.Duratio
 	return float64(ok.Load()) / d.Seconds(), fails, ctx.Err()
 }
 
-// latency paces new connections at rate per second (open loop) for d,
-// alternating the client namespaces, and returns the connect() durations.
-// Starts that find every worker busy are counted as late, not queued.
-func latency(ctx context.Context, clients []string, rate float64, d time.Duration) (durs []time.Duration, late, failed int, err error) {
-	const workersPerNS = 32
+// pacedResult is one paced run: connect() durations, and the whole
+// machine's CPU time per completed connection in its measured window.
+type pacedResult struct {
+	durs         []time.Duration
+	late, failed int
+	conns        uint64  // completed in the measured window
+	cpuUsPerConn float64 // all CPUs (/proc/stat), µs per completed connection
+}
+
+// paced offers new connections at rate per second (open loop) for d from
+// one slot per CPU the bench may use: a few workers pinned to that CPU in a
+// client namespace (the slots alternate between the clients), the starts
+// dealt round-robin over the slots. Starts that find a slot's workers all
+// busy are counted as late, not queued. Between 20 % and 95 % of d it reads
+// /proc/stat and the completions, for the CPU time per connection.
+func paced(ctx context.Context, clients []string, rate float64, d time.Duration) (res pacedResult, err error) {
+	const workersPerSlot = 8
+	cpus := cpuList()
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	starts := make([]chan struct{}, len(clients))
+	var done atomic.Uint64
+	starts := make([]chan struct{}, len(cpus))
 	errc := make(chan error, 1)
-	for i, ns := range clients {
-		starts[i] = make(chan struct{}, workersPerNS)
-		for range workersPerNS {
+	for i, cpu := range cpus {
+		ns := clients[i%len(clients)]
+		starts[i] = make(chan struct{}, workersPerSlot)
+		for range workersPerSlot {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := lab.Enter(ns); err != nil {
+				err := lab.Enter(ns)
+				if err == nil {
+					err = pinThread(cpu)
+				}
+				if err != nil {
 					select {
 					case errc <- err:
 					default:
@@ -160,41 +189,74 @@ func latency(ctx context.Context, clients []string, rate float64, d time.Duratio
 					dt, err := connectOnce()
 					mu.Lock()
 					if err != nil {
-						failed++
+						res.failed++
 					} else {
-						durs = append(durs, dt)
+						res.durs = append(res.durs, dt)
 					}
 					mu.Unlock()
+					if err == nil {
+						done.Add(1)
+					}
 				}
 			}()
 		}
 	}
 	interval := time.Duration(float64(time.Second) / rate)
+	w0, w1 := d/5, d*19/20
+	var t0, t1 cpuTicks
+	var n0, n1 uint64
+	var terr error
+	read := func(t *cpuTicks, n *uint64) {
+		*n = done.Load()
+		var e error
+		if *t, e = readCPUTicks(); e != nil {
+			terr = e
+		}
+	}
 	start := time.Now()
+	began, ended := false, false
 	for i := 0; ctx.Err() == nil; i++ {
 		next := start.Add(time.Duration(i) * interval)
-		if next.Sub(start) >= d {
+		at := next.Sub(start)
+		if at >= d {
 			break
 		}
-		if w := time.Until(next); w > 0 {
-			time.Sleep(w)
+		if wait := time.Until(next); wait > 0 {
+			time.Sleep(wait)
+		}
+		if !began && at >= w0 {
+			read(&t0, &n0)
+			began = true
+		}
+		if !ended && at >= w1 {
+			read(&t1, &n1)
+			ended = true
 		}
 		select {
 		case starts[i%len(starts)] <- struct{}{}:
 		default:
-			late++
+			res.late++
 		}
+	}
+	if began && !ended {
+		read(&t1, &n1)
 	}
 	for _, c := range starts {
 		close(c)
 	}
 	wg.Wait()
+	if terr != nil {
+		return res, terr
+	}
+	if res.conns = n1 - n0; res.conns > 0 {
+		res.cpuUsPerConn = float64(t1.busy-t0.busy) * (1e6 / userHZ) / float64(res.conns)
+	}
 	select {
 	case err = <-errc:
 	default:
 		err = ctx.Err()
 	}
-	return durs, late, failed, err
+	return res, err
 }
 
 func percentile(durs []time.Duration, p float64) time.Duration {
@@ -208,15 +270,19 @@ func percentile(durs []time.Duration, p float64) time.Duration {
 }
 
 // flood sends raw TCP SYNs from the client namespace ns to the server's
-// closed floodPort as fast as one thread can for d (at most maxPkts), each
-// with the next source port of a ring of ports (so conntrack entries are
-// reused once the server's RST closed them: the table stays bounded). It
-// returns the number sent.
-func flood(ctx context.Context, ns, src string, d time.Duration, maxPkts int, sent *atomic.Uint64) error {
+// closed floodPort as fast as one thread pinned to CPU cpu can for d (at
+// most maxPkts), each with the next source port of a ring of ports from
+// firstPort (so conntrack entries are reused once the server's RST closed
+// them: the table stays bounded; each generator of a client has a ring of
+// its own). It counts what it sent into sent.
+func flood(ctx context.Context, ns, src string, cpu, firstPort, ports int, d time.Duration, maxPkts int, sent *atomic.Uint64) error {
 	errc := make(chan error, 1)
 	go func() {
 		errc <- func() error {
 			if err := lab.Enter(ns); err != nil {
+				return err
+			}
+			if err := pinThread(cpu); err != nil {
 				return err
 			}
 			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
@@ -229,7 +295,6 @@ func flood(ctx context.Context, ns, src string, d time.Duration, maxPkts int, se
 			}
 			pkt := synTemplate(net.ParseIP(src).To4(), serverSA.Addr[:])
 			deadline := time.Now().Add(d)
-			const firstPort, ports = 20000, 30000
 			for i := 0; i < maxPkts; i++ {
 				if i&255 == 0 && (ctx.Err() != nil || time.Now().After(deadline)) {
 					return nil

@@ -50,8 +50,10 @@ type params struct {
 	rounds                      int
 	conn, lat, flood, floodWarm time.Duration
 	workers                     int
-	gens                        int
+	gens                        int // flood generators; 0: one per CPU
 	maxFlood                    int
+	rate                        float64 // paced load; 0: half the warm-up rates
+	lanes                       bool
 }
 
 // sample is one mode's measurement in one round.
@@ -68,24 +70,38 @@ type sample struct {
 	PktPerConn float64           `json:"queued_per_conn"`
 	Drops      uint64            `json:"kernel_drops"`
 	Stats      map[string]uint64 `json:"daemon_stats,omitempty"`
+	// The paced load: the whole machine's CPU time per new connection.
+	CPUPerConn float64 `json:"cpu_us_per_conn"`
+	PacedConns uint64  `json:"paced_conns"`
+	LatFailed  int     `json:"lat_failed"`
+	// The flood's balance: every SYN sent, received or dropped somewhere.
+	Account synAccount `json:"syn_account"`
 }
 
 // Result is a mode's median over the rounds and its ratios to kernel only.
 type Result struct {
-	Mode       string   `json:"mode"`
-	ConnRate   float64  `json:"conn_per_s"`
-	ConnRatio  float64  `json:"conn_ratio"`
-	SYNRate    float64  `json:"syn_per_s"`
-	SYNRatio   float64  `json:"syn_ratio"`
-	CPUPerPkt  float64  `json:"cpu_ns_per_pkt"`
-	UserPerPkt float64  `json:"user_ns_per_pkt"`
-	PktPerConn float64  `json:"queued_per_conn"`
-	P50        float64  `json:"lat_p50_us"`
-	P99        float64  `json:"lat_p99_us"`
-	AddedP50   float64  `json:"added_p50_us"`
-	AddedP99   float64  `json:"added_p99_us"`
-	Drops      uint64   `json:"kernel_drops"`
-	Rounds     []sample `json:"rounds"`
+	Mode       string  `json:"mode"`
+	ConnRate   float64 `json:"conn_per_s"`
+	ConnRatio  float64 `json:"sat_conn_ratio"` // saturation conn/s, x kernel only
+	SYNRate    float64 `json:"syn_per_s"`
+	SYNRatio   float64 `json:"sat_syn_ratio"` // saturation SYN/s with the HOST_ID, x kernel only
+	CPUPerPkt  float64 `json:"cpu_ns_per_pkt"`
+	UserPerPkt float64 `json:"user_ns_per_pkt"`
+	PktPerConn float64 `json:"queued_per_conn"`
+	P50        float64 `json:"lat_p50_us"`
+	P99        float64 `json:"lat_p99_us"`
+	AddedP50   float64 `json:"added_p50_us"`
+	AddedP99   float64 `json:"added_p99_us"`
+	Drops      uint64  `json:"kernel_drops"`
+	// CPUPerConn is the whole machine's CPU µs per new connection at the
+	// paced load; AddedCPU the median over rounds of its difference to
+	// kernel only in the same round, AddedCPUMin/Max the spread.
+	CPUPerConn  float64  `json:"cpu_us_per_conn"`
+	AddedCPU    float64  `json:"added_cpu_us_per_conn"`
+	AddedCPUMin float64  `json:"added_cpu_us_per_conn_min"`
+	AddedCPUMax float64  `json:"added_cpu_us_per_conn_max"`
+	Unaccounted int64    `json:"unaccounted_syns"` // over all rounds' floods
+	Rounds      []sample `json:"rounds"`
 }
 
 type report struct {
@@ -93,9 +109,19 @@ type report struct {
 	Kernel  string   `json:"kernel"`
 	CPUs    int      `json:"cpus"`
 	Quick   bool     `json:"quick"`
+	CPUList []int    `json:"cpu_list"` // the CPUs the bench and its daemons ran on
 	Queues  int      `json:"queues"`
-	LatRate float64  `json:"latency_rate_per_s"`
+	Lanes   bool     `json:"lanes"` // queue-only mode: per-CPU pinned lanes (natreveal run: whenever queues > 1)
+	Gens    int      `json:"flood_generators"`
+	LatRate float64  `json:"latency_rate_per_s"` // the paced load of the CPU and latency figures
 	Results []Result `json:"results"`
+	// Unaccounted is true when some flood left SYNs that no counter
+	// explains (see each round's syn_account).
+	Unaccounted bool   `json:"unaccounted_syns"`
+	Goals       []goal `json:"goals"`
+	// Scaling is the -cpus table: one row per CPU count, queue count,
+	// lanes setting and mode.
+	Scaling []scaleRow `json:"scaling,omitempty"`
 	// Bulk is the selected-flow table: one connection's download and
 	// upload with every packet through the daemon.
 	Bulk []BulkResult `json:"selected_bulk,omitempty"`
@@ -105,30 +131,49 @@ type report struct {
 // program and subcommand names) and returns the exit code.
 func Main(args []string) int {
 	fs := flag.NewFlagSet("bench", flag.ExitOnError)
-	role := fs.String("role", "", "internal: passthrough serves the queue for the queue-only mode")
-	quick := fs.Bool("quick", false, "one short round (about 30 s)")
+	role := fs.String("role", "", "internal: passthrough or gonfqueue serves the queue for the queue-only modes")
+	quick := fs.Bool("quick", false, "one short round (under 60 s)")
 	jsonOut := fs.String("json", "", "also write the results to this file")
 	modesFlag := fs.String("modes", "", "comma-separated subset of modes (default all)")
 	queues := fs.Int("queues", 0, "NFQUEUE queues (queue.count) for the daemons; 0: one per CPU, natreveal's default")
 	rounds := fs.Int("rounds", 0, "rounds (default 3, -quick 1)")
 	bulkMiB := fs.Int("bulk-mib", 0, "MiB per bulk transfer of the selected-flow modes (default 128, -quick 32)")
 	hold := fs.Duration("hold", 0, "only run the closed loop of the first mode of -modes for this long (for profiling it), print its rate")
+	lanes := fs.Bool("lanes", true, "queue-only mode: per-CPU pinned lanes when queues > 1 (natreveal run always uses them then)")
+	rate := fs.Float64("rate", 0, "paced load in conn/s for CPU per connection and latency (default: half the kernel-only or queue-only warm-up rate)")
+	gens := fs.Int("gens", 0, "SYN flood generators, pinned one per CPU in turn (default one per CPU)")
+	cpusFlag := fs.String("cpus", "", "scaling: run the bench once per CPU count of this list (e.g. 1,2,4,8,16), each under taskset on the first N CPUs")
+	queueCounts := fs.String("queue-counts", "", "scaling: queue counts per CPU count (default 1 and N); each count > 1 with lanes on and off")
 	fs.Parse(args)
 	if *queues <= 0 {
-		*queues = runtime.NumCPU()
+		*queues = len(cpuList())
 	}
-	if *role == "passthrough" {
-		if err := passthrough(*queues); err != nil {
+	switch *role {
+	case "passthrough":
+		if err := passthrough(*queues, *lanes); err != nil {
 			fmt.Fprintln(os.Stderr, "passthrough:", err)
 			return 1
 		}
 		return 0
+	case "gonfqueue":
+		if err := goNFQueue(*queues); err != nil {
+			fmt.Fprintln(os.Stderr, "go-nfqueue:", err)
+			return 1
+		}
+		return 0
+	}
+	if *cpusFlag != "" {
+		return scaling(fs, *cpusFlag, *queueCounts, *jsonOut)
 	}
 	p := params{rounds: 3, conn: 4 * time.Second, lat: 1500 * time.Millisecond, flood: 1500 * time.Millisecond,
-		floodWarm: 300 * time.Millisecond, workers: 32, gens: 1, maxFlood: 3_000_000}
+		floodWarm: 300 * time.Millisecond, workers: 32, maxFlood: 3_000_000}
 	if *quick {
 		p = params{rounds: 1, conn: time.Second, lat: time.Second, flood: time.Second,
-			floodWarm: 200 * time.Millisecond, workers: 32, gens: 1, maxFlood: 2_000_000}
+			floodWarm: 200 * time.Millisecond, workers: 32, maxFlood: 2_000_000}
+	}
+	p.gens, p.rate, p.lanes = *gens, *rate, *lanes
+	if p.gens <= 0 {
+		p.gens = len(cpuList())
 	}
 	if *rounds > 0 {
 		p.rounds = *rounds
@@ -182,6 +227,7 @@ func Main(args []string) int {
 		return 0
 	}
 	rep.Quick = *quick
+	rep.Goals = evalGoals(rep)
 	printTable(os.Stdout, rep)
 	if *jsonOut != "" {
 		b, _ := json.MarshalIndent(rep, "", "  ")
@@ -232,7 +278,7 @@ func run(ctx context.Context, p params, modes []mode, bulk []bulkMode, queues, m
 	defer srv.close()
 	clients := []string{l.C1, l.C2}
 	rep := &report{Date: time.Now().UTC().Format("2006-01-02"), Kernel: kernelRelease(), CPUs: runtime.NumCPU(),
-		Queues: queues}
+		CPUList: cpuList(), Queues: queues, Lanes: p.lanes, Gens: p.gens}
 	if hold {
 		return rep, holdMode(ctx, l, modes[len(modes)-1], binary, queues, clients, p)
 	}
@@ -253,6 +299,7 @@ func run(ctx context.Context, p params, modes []mode, bulk []bulkMode, queues, m
 func runSYN(ctx context.Context, l *lab.Lab, rep *report, p params, modes []mode, binary string, queues int, clients []string) error {
 	// Warm up, and find the paced rate for the latency runs: half the
 	// kernel-only connection rate.
+	progress("warm-up on CPUs %v, %d queue(s), %d flood generator(s)", cpuList(), queues, p.gens)
 	kr, _, err := connRate(ctx, clients, p.workers, time.Second)
 	if err != nil {
 		return err
@@ -262,10 +309,10 @@ func runSYN(ctx context.Context, l *lab.Lab, rep *report, p params, modes []mode
 	// round trip alone bounds the queued modes, so half the queue-only
 	// rate when that is lower.
 	for _, m := range modes {
-		if !m.passthrough {
+		if !m.passthrough || p.rate > 0 {
 			continue
 		}
-		d, err := startDaemon(l, m, binary, queues)
+		d, err := startDaemon(l, m, binary, queues, p.lanes)
 		if err != nil {
 			return err
 		}
@@ -274,10 +321,13 @@ func runSYN(ctx context.Context, l *lab.Lab, rep *report, p params, modes []mode
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stderr, "queue-only warm-up: %.0f conn/s\n", qr)
+		progress("%s warm-up: %.0f conn/s", m.name, qr)
 		rep.LatRate = min(rep.LatRate, qr/2)
 	}
-	fmt.Fprintf(os.Stderr, "kernel-only warm-up: %.0f conn/s; latency runs at %.0f conn/s\n", kr, rep.LatRate)
+	if p.rate > 0 {
+		rep.LatRate = p.rate
+	}
+	progress("kernel-only warm-up: %.0f conn/s; paced load (CPU per connection, latency) at %.0f conn/s", kr, rep.LatRate)
 
 	samples := make([][]sample, len(modes))
 	pl := progress.Stderr()
@@ -290,8 +340,11 @@ func runSYN(ctx context.Context, l *lab.Lab, rep *report, p params, modes []mode
 				pl.Done()
 				return fmt.Errorf("round %d, %s: %w", r+1, modes[i].name, err)
 			}
-			pl.Printf("round %d %-13s %8.0f conn/s  %8.0f SYN/s (sent %8.0f)  cpu %6.0f ns/pkt  p50 %6.0f us  p99 %6.0f us  drops %d\n",
-				r+1, modes[i].name, s.ConnRate, s.SYNRate, s.SYNSent, s.CPUPerPkt, us(s.P50), us(s.P99), s.Drops)
+			pl.Printf("round %d %-13s %8.0f conn/s  %8.0f SYN/s (sent %8.0f)  %6.1f µs CPU/conn  p50 %6.0f µs  p99 %6.0f µs  %s\n",
+				r+1, modes[i].name, s.ConnRate, s.SYNRate, s.SYNSent, s.CPUPerConn, us(s.P50), us(s.P99), s.Account)
+			if !s.Account.unaccountedOK() {
+				pl.Printf("round %d %s: %d SYNs unaccounted\n", r+1, modes[i].name, s.Account.Unaccounted)
+			}
 			samples[i] = append(samples[i], s)
 		}
 	}
@@ -309,6 +362,20 @@ func runSYN(ctx context.Context, l *lab.Lab, rep *report, p params, modes []mode
 		res.SYNRatio = pairedRatio(res.Rounds, k.Rounds, func(s sample) float64 { return s.SYNRate })
 		res.AddedP50 = res.P50 - k.P50
 		res.AddedP99 = res.P99 - k.P99
+		var added []float64
+		for j := range min(len(res.Rounds), len(k.Rounds)) {
+			added = append(added, res.Rounds[j].CPUPerConn-k.Rounds[j].CPUPerConn)
+		}
+		res.AddedCPU = median(added, func(x float64) float64 { return x })
+		if len(added) > 0 {
+			res.AddedCPUMin, res.AddedCPUMax = slices.Min(added), slices.Max(added)
+		}
+		for _, s := range res.Rounds {
+			res.Unaccounted += s.Account.Unaccounted
+			if !s.Account.unaccountedOK() {
+				rep.Unaccounted = true
+			}
+		}
 	}
 	return nil
 }
@@ -317,7 +384,7 @@ func runSYN(ctx context.Context, l *lab.Lab, rep *report, p params, modes []mode
 // profile (perf, /proc/stat) from outside.
 func holdMode(ctx context.Context, l *lab.Lab, m mode, binary string, queues int, clients []string, p params) error {
 	if m.methods != "" || m.passthrough {
-		d, err := startDaemon(l, m, binary, queues)
+		d, err := startDaemon(l, m, binary, queues, p.lanes)
 		if err != nil {
 			return err
 		}
@@ -332,9 +399,9 @@ func holdMode(ctx context.Context, l *lab.Lab, m mode, binary string, queues int
 	if err := lab.FlushConntrack(l.NAT); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "holding %s for %v\n", m.name, p.conn)
+	progress("holding %s for %v", m.name, p.conn)
 	rate, fails, err := connRate(ctx, clients, p.workers, p.conn)
-	fmt.Fprintf(os.Stderr, "%s: %.0f conn/s, failures %v\n", m.name, rate, fails)
+	progress("%s: %.0f conn/s, failures %v", m.name, rate, fails)
 	return err
 }
 
@@ -356,7 +423,7 @@ func measure(ctx context.Context, l *lab.Lab, m mode, binary string, queues int,
 	var d *daemon
 	switch {
 	case m.methods != "" || m.passthrough:
-		if d, err = startDaemon(l, m, binary, queues); err != nil {
+		if d, err = startDaemon(l, m, binary, queues, p.lanes); err != nil {
 			return s, err
 		}
 		defer func() {
@@ -390,19 +457,36 @@ func measure(ctx context.Context, l *lab.Lab, m mode, binary string, queues int,
 		s.PktPerConn = float64(q1.queued-q0.queued) / n
 	}
 
-	// Latency at half the kernel-only rate.
-	durs, late, _, err := latency(ctx, clients, latRate, p.lat)
+	// The paced load (below every mode's saturation): the whole machine's
+	// CPU per connection and connect() latency.
+	pr, err := paced(ctx, clients, latRate, p.lat)
 	if err != nil {
 		return s, err
 	}
-	s.P50, s.P99, s.LatLate = percentile(durs, 0.5), percentile(durs, 0.99), late
+	s.P50, s.P99, s.LatLate, s.LatFailed = percentile(pr.durs, 0.5), percentile(pr.durs, 0.99), pr.late, pr.failed
+	s.CPUPerConn, s.PacedConns = pr.cpuUsPerConn, pr.conns
 
-	// SYN flood from raw sockets: delivered rate between warm-up and end.
+	// Saturation: a SYN flood from raw sockets, one generator pinned to
+	// each CPU. Delivered rate between warm-up and end; every SYN's fate
+	// from the totals before and after (sent = received + drops).
+	drops0, err := readDrops(l)
+	if err != nil {
+		return s, err
+	}
+	all0, _, errA := readCounterNS(l, l.Srv, "syn")
+	mk0, _, errM := readCounter(l, m)
+	if errA != nil || errM != nil {
+		return s, fmt.Errorf("syn counter: %v %v", errA, errM)
+	}
+	cpus := cpuList()
+	perClient := (p.gens + len(clients) - 1) / len(clients)
+	ring := 30000 / perClient
 	var sent atomic.Uint64
 	errc := make(chan error, p.gens)
 	for g := 0; g < p.gens; g++ {
-		ns, src := clients[g%2], []string{lab.Client1, lab.Client2}[g%2]
-		go func() { errc <- flood(ctx, ns, src, p.flood, p.maxFlood, &sent) }()
+		ns, src := clients[g%len(clients)], []string{lab.Client1, lab.Client2}[g%len(clients)]
+		cpu, first := cpus[g%len(cpus)], 20000+(g/len(clients))*ring
+		go func() { errc <- flood(ctx, ns, src, cpu, first, ring, p.flood, p.maxFlood, &sent) }()
 	}
 	time.Sleep(p.floodWarm)
 	c0, t0, err0 := readCounter(l, m)
@@ -420,10 +504,14 @@ func measure(ctx context.Context, l *lab.Lab, m mode, binary string, queues int,
 		cpu1, user1 = cpuNanos(d.Pid()), userNanos(d.Pid())
 	}
 	sent1 := sent.Load()
+	var ferr error
 	for g := 0; g < p.gens; g++ {
-		if err := <-errc; err != nil {
-			return s, fmt.Errorf("flood: %w", err)
+		if err := <-errc; err != nil && ferr == nil {
+			ferr = fmt.Errorf("flood: %w", err)
 		}
+	}
+	if ferr != nil {
+		return s, ferr
 	}
 	if err0 != nil || err1 != nil {
 		return s, fmt.Errorf("syn counter: %v %v", err0, err1)
@@ -435,9 +523,24 @@ func measure(ctx context.Context, l *lab.Lab, m mode, binary string, queues int,
 		s.CPUPerPkt = float64(cpu1-cpu0) / float64(n)
 		s.UserPerPkt = float64(user1-user0) / float64(n)
 	}
-	time.Sleep(100 * time.Millisecond) // let the queue empty
+	waitQueueEmpty(l.NAT, 5*time.Second)
+	time.Sleep(200 * time.Millisecond) // let the links empty
 	q2, _ := readQueueStats(l.NAT)
 	s.Drops = q2.dropped - q0.dropped
+	drops1, err := readDrops(l)
+	if err != nil {
+		return s, err
+	}
+	all1, _, errA := readCounterNS(l, l.Srv, "syn")
+	mk1, _, errM := readCounter(l, m)
+	if errA != nil || errM != nil {
+		return s, fmt.Errorf("syn counter: %v %v", errA, errM)
+	}
+	s.Account = synAccount{Sent: sent.Load(), Received: all1 - all0, WithHostID: mk1 - mk0, Drops: map[string]uint64{}}
+	for _, place := range dropPlaces {
+		s.Account.Drops[place] = drops1[place] - drops0[place]
+	}
+	s.Account.balance()
 
 	if d != nil {
 		st, err := d.stop()
@@ -446,6 +549,7 @@ func measure(ctx context.Context, l *lab.Lab, m mode, binary string, queues int,
 			return s, err
 		}
 		s.Stats = st
+		s.Account.BacklogFull = st["backlog-full"]
 	}
 	return s, ctx.Err()
 }
@@ -474,6 +578,7 @@ func summarize(name string, ss []sample) Result {
 	r.PktPerConn = median(ss, func(s sample) float64 { return s.PktPerConn })
 	r.P50 = median(ss, func(s sample) float64 { return us(s.P50) })
 	r.P99 = median(ss, func(s sample) float64 { return us(s.P99) })
+	r.CPUPerConn = median(ss, func(s sample) float64 { return s.CPUPerConn })
 	for _, s := range ss {
 		r.Drops += s.Drops
 	}
@@ -505,6 +610,7 @@ func printTable(f *os.File, rep *report) {
 		}
 		printBulk(f, rep)
 	}
+	printGoals(f, rep.Goals)
 }
 
 // printBulk prints the selected-flow table: each mode's rates and their
@@ -528,23 +634,42 @@ func printBulk(f *os.File, rep *report) {
 }
 
 func printSYN(f *os.File, rep *report) {
-	fmt.Fprintf(f, "natreveal bench %s, Linux %s, %d CPUs, %d queue(s), latency at %.0f conn/s, median of %d round(s)\n\n",
-		rep.Date, rep.Kernel, rep.CPUs, rep.Queues, rep.LatRate, len(rep.Results[0].Rounds))
+	fmt.Fprintf(f, "natreveal bench %s, Linux %s, CPUs %v, %d queue(s), %d flood generator(s), paced load %.0f conn/s, median of %d round(s)\n\n",
+		rep.Date, rep.Kernel, rep.CPUList, rep.Queues, rep.Gens, rep.LatRate, len(rep.Results[0].Rounds))
 	w := tabwriter.NewWriter(f, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "mode\tconn/s\tx kernel\tSYN/s\tx kernel\tCPU µs/pkt\tuser µs/pkt\tqueued/conn\tp50 µs\tp99 µs\t+p50 µs\t+p99 µs\tdrops\t")
+	fmt.Fprintln(w, "mode\tsat conn/s\tx kernel\tsat SYN/s\tx kernel\tCPU µs/conn\t+CPU µs/conn\t(min..max)\tCPU µs/pkt\tqueued/conn\tp50 µs\tp99 µs\t+p50 µs\t+p99 µs\tdrops\tunaccounted\t")
 	for _, r := range rep.Results {
-		cpu, user, ppc := "-", "-", "-"
+		cpu, ppc := "-", "-"
 		if r.CPUPerPkt > 0 {
 			cpu = fmt.Sprintf("%.2f", r.CPUPerPkt/1e3)
-			user = fmt.Sprintf("%.2f", r.UserPerPkt/1e3)
 		}
 		if r.PktPerConn > 0.01 {
 			ppc = fmt.Sprintf("%.1f", r.PktPerConn)
 		}
-		fmt.Fprintf(w, "%s\t%.0f\t%.2f\t%.0f\t%.2f\t%s\t%s\t%s\t%.0f\t%.0f\t%+.0f\t%+.0f\t%d\t\n",
-			r.Mode, r.ConnRate, r.ConnRatio, r.SYNRate, r.SYNRatio, cpu, user, ppc, r.P50, r.P99, r.AddedP50, r.AddedP99, r.Drops)
+		fmt.Fprintf(w, "%s\t%.0f\t%.2f\t%.0f\t%.2f\t%.1f\t%+.2f\t%.1f..%.1f\t%s\t%s\t%.0f\t%.0f\t%+.0f\t%+.0f\t%d\t%d\t\n",
+			r.Mode, r.ConnRate, r.ConnRatio, r.SYNRate, r.SYNRatio, r.CPUPerConn, r.AddedCPU, r.AddedCPUMin, r.AddedCPUMax,
+			cpu, ppc, r.P50, r.P99, r.AddedP50, r.AddedP99, r.Drops, r.Unaccounted)
 	}
 	w.Flush()
+	fmt.Fprintln(f, "\nSYN accounting of the floods (all rounds): sent = received at the server + drops by place + unaccounted")
+	for _, r := range rep.Results {
+		var sum synAccount
+		sum.Drops = map[string]uint64{}
+		for _, s := range r.Rounds {
+			sum.Sent += s.Account.Sent
+			sum.Received += s.Account.Received
+			sum.WithHostID += s.Account.WithHostID
+			sum.BacklogFull += s.Account.BacklogFull
+			for k, v := range s.Account.Drops {
+				sum.Drops[k] += v
+			}
+		}
+		sum.balance()
+		fmt.Fprintf(f, "  %-13s %s; with HOST_ID %d, passed unmarked (backlog-full) %d\n", r.Mode, sum, sum.WithHostID, sum.BacklogFull)
+	}
+	if rep.Unaccounted {
+		fmt.Fprintln(f, "WARNING: this run has unaccounted SYNs (more than 0.1 % of a flood): no counter explains them")
+	}
 }
 
 // stepProgress shows, on a terminal only, the round and mode about to be

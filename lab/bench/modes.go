@@ -26,8 +26,10 @@ type mode struct {
 	// methods for `natreveal run`; empty: no daemon.
 	methods string
 	// passthrough: the bench itself serves the queue, accepting every
-	// packet unchanged (the cost of the NFQUEUE round trip alone).
+	// packet unchanged (the cost of the NFQUEUE round trip alone), with
+	// natreveal's queue client or, role "gonfqueue", go-nfqueue's.
 	passthrough bool
+	role        string
 	// nft is a script loaded in the NAT namespace for the mode, removed
 	// after it (ip-id in the kernel).
 	nft, nftTable string
@@ -40,7 +42,10 @@ type mode struct {
 
 var allModes = []mode{
 	{name: "kernel", counter: "syn"},
-	{name: "queue", passthrough: true, counter: "pass"},
+	{name: "queue", passthrough: true, role: "passthrough", counter: "pass"},
+	// The same pass-through with github.com/florianl/go-nfqueue/v2 as the
+	// queue client (issue 15: the library against the hand-written one).
+	{name: "go-nfqueue", passthrough: true, role: "gonfqueue", counter: "pass"},
 	{name: "tcp-option", methods: "tcp-option", counter: "tcpopt"},
 	{name: "ip-id", methods: "ip-id", counter: "ipid"},
 	// ip-id in the kernel (ip_id.kernel): the daemon learns each host from
@@ -54,14 +59,14 @@ var allModes = []mode{
 // binary in passthrough role.
 type daemon struct{ *lab.Process }
 
-func startDaemon(l *lab.Lab, m mode, binary string, queues int) (*daemon, error) {
+func startDaemon(l *lab.Lab, m mode, binary string, queues int, lanes bool) (*daemon, error) {
 	var args []string
 	if m.passthrough {
 		self, err := os.Executable()
 		if err != nil {
 			return nil, err
 		}
-		args = []string{self, "bench", "-role", "passthrough", "-queues", strconv.Itoa(queues)}
+		args = []string{self, "bench", "-role", m.role, "-queues", strconv.Itoa(queues), "-lanes=" + strconv.FormatBool(lanes)}
 	} else {
 		args = []string{binary, "run", "--status-socket=", "--inside", lab.InsidePrefix, "--methods", m.methods,
 			"--queue-count", strconv.Itoa(queues)}
@@ -164,7 +169,7 @@ func userNanos(pid int) uint64 {
 // queueStats sums /proc/net/netfilter/nfnetlink_queue of namespace ns:
 // packets queued so far (id_sequence) and kernel drops (queue_dropped +
 // queue_user_dropped).
-type queueStats struct{ queued, dropped uint64 }
+type queueStats struct{ queued, dropped, full, userDropped, waiting uint64 }
 
 func readQueueStats(ns string) (queueStats, error) {
 	var b []byte
@@ -186,6 +191,10 @@ func readQueueStats(ns string) (queueStats, error) {
 		d2, _ := strconv.ParseUint(f[6], 10, 64)
 		seq, _ := strconv.ParseUint(f[7], 10, 64)
 		s.dropped += d1 + d2
+		s.full += d1
+		s.userDropped += d2
+		w, _ := strconv.ParseUint(f[2], 10, 64) // queue_total: packets waiting for a verdict
+		s.waiting += w
 		s.queued += seq
 	}
 	return s, err
@@ -231,8 +240,14 @@ func readCounter(l *lab.Lab, m mode) (uint64, time.Time, error) {
 	if m.counter == "pass" {
 		ns = l.NAT
 	}
+	return readCounterNS(l, ns, m.counter)
+}
+
+// readCounterNS reads nft counter name of table ip bench in namespace ns,
+// and when (the middle of the read).
+func readCounterNS(l *lab.Lab, ns, name string) (uint64, time.Time, error) {
 	t0 := time.Now()
-	out, err := l.Exec(ns, "nft", "list", "counter", "ip", "bench", m.counter)
+	out, err := l.Exec(ns, "nft", "list", "counter", "ip", "bench", name)
 	mid := t0.Add(time.Since(t0) / 2)
 	if err != nil {
 		return 0, mid, err
@@ -251,7 +266,7 @@ func readCounter(l *lab.Lab, m mode) (uint64, time.Time, error) {
 // "queue" mode: natreveal's own ruleset (SYNs of inside hosts) and queue.Serve
 // with the daemon's queue settings, but a handler that accepts every packet
 // as it is, only marked (passMark) so that the bench can count them.
-func passthrough(queues int) error {
+func passthrough(queues int, lanes bool) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	nft, err := nftables.New()
@@ -267,7 +282,7 @@ func passthrough(queues int) error {
 		Mechanism: mech, Placement: rules.PreNAT, SYN: true,
 	}
 	st := &queue.Counters{}
-	qc := queue.Config{Count: uint16(queues), MaxLen: 4096, Backlog: 1024, RcvBuf: 8 << 20, PerCPU: queues > 1}
+	qc := queue.Config{Count: uint16(queues), MaxLen: 4096, Backlog: 1024, RcvBuf: 8 << 20, PerCPU: lanes && queues > 1}
 	err = queue.Serve(ctx, qc, acceptAll{}, st, queue.Hooks{
 		Bound: func() error {
 			if err := rules.Apply(nft, spec); err != nil {
@@ -278,9 +293,27 @@ func passthrough(queues int) error {
 		},
 		Unbinding: func() { rules.Remove(nft, "") },
 	})
-	b, _ := json.Marshal(st)
+	counts := map[string]uint64{}
+	for r := range queue.NumReasons {
+		if n := st.Load(r); n > 0 {
+			counts[r.String()] = n
+		}
+	}
+	b, _ := json.Marshal(counts)
 	fmt.Fprintf(os.Stderr, "stats %s\n", b)
 	return err
+}
+
+// waitQueueEmpty waits until namespace ns's queues hold no packet (each
+// got its verdict or was dropped), at most limit: a slow client can still
+// hold thousands when the flood ends, and those are neither received nor
+// dropped yet.
+func waitQueueEmpty(ns string, limit time.Duration) {
+	for end := time.Now().Add(limit); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if q, err := readQueueStats(ns); err != nil || q.waiting == 0 {
+			return
+		}
+	}
 }
 
 type acceptAll struct{}
