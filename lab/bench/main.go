@@ -299,7 +299,7 @@ func run(ctx context.Context, p params, modes []mode, bulk []bulkMode, queues, m
 func runSYN(ctx context.Context, l *lab.Lab, rep *report, p params, modes []mode, binary string, queues int, clients []string) error {
 	// Warm up, and find the paced rate for the latency runs: half the
 	// kernel-only connection rate.
-	progress("warm-up on CPUs %v, %d queue(s), %d flood generator(s)", cpuList(), queues, p.gens)
+	note("warm-up on CPUs %v, %d queue(s), %d flood generator(s)", cpuList(), queues, p.gens)
 	kr, _, err := connRate(ctx, clients, p.workers, time.Second)
 	if err != nil {
 		return err
@@ -321,13 +321,13 @@ func runSYN(ctx context.Context, l *lab.Lab, rep *report, p params, modes []mode
 		if err != nil {
 			return err
 		}
-		progress("%s warm-up: %.0f conn/s", m.name, qr)
+		note("%s warm-up: %.0f conn/s", m.name, qr)
 		rep.LatRate = min(rep.LatRate, qr/2)
 	}
 	if p.rate > 0 {
 		rep.LatRate = p.rate
 	}
-	progress("kernel-only warm-up: %.0f conn/s; paced load (CPU per connection, latency) at %.0f conn/s", kr, rep.LatRate)
+	note("kernel-only warm-up: %.0f conn/s; paced load (CPU per connection, latency) at %.0f conn/s", kr, rep.LatRate)
 
 	samples := make([][]sample, len(modes))
 	pl := progress.Stderr()
@@ -399,9 +399,9 @@ func holdMode(ctx context.Context, l *lab.Lab, m mode, binary string, queues int
 	if err := lab.FlushConntrack(l.NAT); err != nil {
 		return err
 	}
-	progress("holding %s for %v", m.name, p.conn)
+	note("holding %s for %v", m.name, p.conn)
 	rate, fails, err := connRate(ctx, clients, p.workers, p.conn)
-	progress("%s: %.0f conn/s, failures %v", m.name, rate, fails)
+	note("%s: %.0f conn/s, failures %v", m.name, rate, fails)
 	return err
 }
 

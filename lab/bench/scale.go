@@ -63,7 +63,7 @@ func scaling(fs *flag.FlagSet, cpusList, queueCounts, jsonOut string) int {
 			return 2
 		}
 		if n > len(avail) {
-			progress("scaling: %d CPUs asked, this machine lets the bench use %d: skipped", n, len(avail))
+			note("scaling: %d CPUs asked, this machine lets the bench use %d: skipped", n, len(avail))
 			continue
 		}
 		set := make([]string, n)
@@ -95,7 +95,7 @@ func scaling(fs *flag.FlagSet, cpusList, queueCounts, jsonOut string) int {
 				out := filepath.Join(dir, fmt.Sprintf("%d-%d-%t.json", n, q, lanes))
 				args := append([]string{"-c", strings.Join(set, ","), self, "bench", "-queues", strconv.Itoa(q),
 					"-lanes=" + strconv.FormatBool(lanes), "-json", out}, pass...)
-				progress("scaling: %d CPU(s) (%s), %d queue(s), lanes %t", n, strings.Join(set, ","), q, lanes)
+				note("scaling: %d CPU(s) (%s), %d queue(s), lanes %t", n, strings.Join(set, ","), q, lanes)
 				cmd := exec.Command("taskset", args...)
 				cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 				if err := cmd.Run(); err != nil {
