@@ -154,7 +154,7 @@ func FuzzParseIPv6(f *testing.F) {
 		TCPChecksumOK6(pkt)
 		DestOptHostID(pkt, DestOptType)
 		HostIDFromDestOpts(pkt, DestOptType)
-		LowerMSS6(bytes.Clone(pkt), 40)
+		LowerMSS6(pv(bytes.Clone(pkt), len(bytes.Clone(pkt))), bytes.Clone(pkt), 40)
 	})
 }
 
@@ -169,7 +169,7 @@ func FuzzAddHostIDOption6(f *testing.F) {
 		inOK := TCPChecksumOK6(pkt)
 		gpOK := gopacketValid6(pkt)
 		idLen := fuzzIDLen(long)
-		n, res, stripped := AddHostIDOption6(pkt, len(pkt), id, idLen, int(mtu))
+		n, res, stripped := AddHostIDOption6(pv(pkt, len(pkt)), pkt, id, idLen, int(mtu))
 		after, changed := checkAdded(t, pkt, before, n, res, stripped, func(after []byte) bool {
 			_, _, ok := HostIDOption6(after)
 			return ok
@@ -203,7 +203,7 @@ func FuzzAddHostIDOption6(f *testing.F) {
 				t.Fatalf("option length %d", len(newOpts))
 			}
 			again := bytes.Clone(after)
-			if _, res, _ := AddHostIDOption6(again, len(again), id, idLen, int(mtu)); res != Unchanged {
+			if _, res, _ := AddHostIDOption6(pv(again, len(again)), again, id, idLen, int(mtu)); res != Unchanged {
 				t.Fatalf("second pass: %v", res)
 			}
 		} else if countHostIDs(newOpts) != 0 || n >= len(before) {
@@ -224,7 +224,7 @@ func FuzzAddDestOpt(f *testing.F) {
 		inOK := TCPChecksumOK6(pkt)
 		gpOK := gopacketValid6(pkt)
 		idLen := fuzzIDLen(long)
-		n, res, stripped := AddDestOpt(pkt, len(pkt), optType, id, idLen, int(mtu))
+		n, res, stripped := AddDestOpt(pv(pkt, len(pkt)), pkt, optType, id, idLen, int(mtu))
 		after, changed := checkAdded(t, pkt, before, n, res, stripped, func(after []byte) bool {
 			got, l, ok := DestOptHostID(after, optType)
 			return ok && l == idLen && got == id&uint32(1<<(8*idLen)-1)
@@ -256,10 +256,10 @@ func FuzzAddDestOpt(f *testing.F) {
 			t.Fatalf("header %x: padding ok %v, %d options of ours", after[ip.DestOff:ip.Off], ok, count)
 		}
 		again := bytes.Clone(after)
-		if _, res, _ := AddDestOpt(again, len(again), optType, id, idLen, int(mtu)); res != Unchanged {
+		if _, res, _ := AddDestOpt(pv(again, len(again)), again, optType, id, idLen, int(mtu)); res != Unchanged {
 			t.Fatalf("second pass: %v", res)
 		}
-		n2, res := StripDestOpt(again, len(again), optType)
+		n2, res := StripDestOpt(pv(again, len(again)), again, optType)
 		if res != Written {
 			t.Fatalf("strip: %v", res)
 		}

@@ -158,7 +158,7 @@ func FuzzAddHostIDOption(f *testing.F) {
 		inOK := checksumsOK(pkt)
 		gpOK := gopacketValid(pkt)
 		idLen := fuzzIDLen(long)
-		n, res, stripped := AddHostIDOption(pkt, len(pkt), id, idLen, int(mtu))
+		n, res, stripped := AddHostIDOption(pv(pkt, len(pkt)), pkt, id, idLen, int(mtu))
 		after, changed := checkAdded(t, pkt, before, n, res, stripped, func(after []byte) bool {
 			_, _, ok := HostIDOption(after)
 			return ok
@@ -194,7 +194,7 @@ func FuzzAddHostIDOption(f *testing.F) {
 				t.Fatalf("option length %d", len(newOpts))
 			}
 			again := bytes.Clone(after)
-			if _, res, _ := AddHostIDOption(again, len(again), id, idLen, int(mtu)); res != Unchanged {
+			if _, res, _ := AddHostIDOption(pv(again, len(again)), again, id, idLen, int(mtu)); res != Unchanged {
 				t.Fatalf("second pass: %v", res)
 			}
 		default: // stripped, ours not added
@@ -212,7 +212,7 @@ func FuzzStrip(f *testing.F) {
 		before := bytes.Clone(pkt)
 		inOK := checksumsOK(pkt)
 		gpOK := gopacketValid(pkt)
-		n, res := StripHostIDOption(pkt, len(pkt))
+		n, res := StripHostIDOption(pv(pkt, len(pkt)), pkt)
 		if res != Written {
 			if n != len(before) || !bytes.Equal(pkt, before) {
 				t.Fatalf("%v but packet changed", res)
@@ -247,7 +247,7 @@ func FuzzLowerMSS(f *testing.F) {
 		pkt := prepare(data, fix)
 		before := bytes.Clone(pkt)
 		inOK := checksumsOK(pkt)
-		res := LowerMSS(pkt, delta)
+		res := LowerMSS(pv(pkt, len(pkt)), pkt, delta)
 		if res != Written {
 			if !bytes.Equal(pkt, before) {
 				t.Fatalf("%v but packet changed", res)
@@ -281,7 +281,7 @@ func FuzzSetIPID(f *testing.F) {
 		pkt := prepare(data, fix)
 		before := bytes.Clone(pkt)
 		ipOK := IPv4ChecksumOK(pkt)
-		res := SetIPID(pkt, id)
+		res := SetIPID(pv(pkt, len(pkt)), pkt, id)
 		if res != Written {
 			if !bytes.Equal(pkt, before) {
 				t.Fatalf("%v but packet changed", res)
