@@ -134,7 +134,9 @@ func FuzzAddIPOption(f *testing.F) {
 		before := bytes.Clone(pkt)
 		ipOK, l4OK, gpOK := IPv4ChecksumOK(pkt), l4ChecksumOK(pkt), gopacketIPValid(pkt)
 		idLen := fuzzIDLen(long)
-		n, res, stripped := AddIPOption(pv(pkt, len(pkt)), pkt, typ, id, idLen, int(mtu))
+		view := pv(pkt, len(pkt))
+		n, res, stripped := AddIPOption(view, pkt, typ, id, idLen, int(mtu))
+		checkView(t, view, pkt)
 		after, changed := checkAdded(t, pkt, before, n, res, stripped, func(after []byte) bool {
 			got, l, ok := IPOptionHostID(after, typ)
 			return ok && l == idLen && got == id&uint32(1<<(8*idLen)-1)
@@ -175,7 +177,9 @@ func FuzzAddIPOption(f *testing.F) {
 			if _, res, _ := AddIPOption(pv(again, len(again)), again, typ, id, idLen, int(mtu)); res != Unchanged {
 				t.Fatalf("second pass: %v", res)
 			}
-			sn, sres := StripIPOption(pv(again, len(again)), again, typ)
+			view := pv(again, len(again))
+			sn, sres := StripIPOption(view, again, typ)
+			checkView(t, view, again)
 			if _, _, ok := IPOptionHostID(again[:sn], typ); sres != Written || ok {
 				t.Fatalf("strip after add: %v", sres)
 			}
@@ -220,7 +224,9 @@ func FuzzIPOptionHostID(f *testing.F) {
 		}
 		before := bytes.Clone(pkt)
 		ipOK := IPv4ChecksumOK(pkt)
-		n, res := StripIPOption(pv(pkt, len(pkt)), pkt, typ)
+		view := pv(pkt, len(pkt))
+		n, res := StripIPOption(view, pkt, typ)
+		checkView(t, view, pkt)
 		switch res {
 		case Written:
 			if _, _, ok := IPOptionHostID(pkt[:n], typ); ok {

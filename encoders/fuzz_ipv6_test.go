@@ -154,7 +154,8 @@ func FuzzParseIPv6(f *testing.F) {
 		TCPChecksumOK6(pkt)
 		DestOptHostID(pkt, DestOptType)
 		HostIDFromDestOpts(pkt, DestOptType)
-		LowerMSS6(pv(bytes.Clone(pkt), len(bytes.Clone(pkt))), bytes.Clone(pkt), 40)
+		b := bytes.Clone(pkt)
+		LowerMSS6(pv(b, len(b)), b, 40)
 	})
 }
 
@@ -169,7 +170,9 @@ func FuzzAddHostIDOption6(f *testing.F) {
 		inOK := TCPChecksumOK6(pkt)
 		gpOK := gopacketValid6(pkt)
 		idLen := fuzzIDLen(long)
-		n, res, stripped := AddHostIDOption6(pv(pkt, len(pkt)), pkt, id, idLen, int(mtu))
+		view := pv(pkt, len(pkt))
+		n, res, stripped := AddHostIDOption6(view, pkt, id, idLen, int(mtu))
+		checkView(t, view, pkt)
 		after, changed := checkAdded(t, pkt, before, n, res, stripped, func(after []byte) bool {
 			_, _, ok := HostIDOption6(after)
 			return ok
@@ -224,7 +227,9 @@ func FuzzAddDestOpt(f *testing.F) {
 		inOK := TCPChecksumOK6(pkt)
 		gpOK := gopacketValid6(pkt)
 		idLen := fuzzIDLen(long)
-		n, res, stripped := AddDestOpt(pv(pkt, len(pkt)), pkt, optType, id, idLen, int(mtu))
+		view := pv(pkt, len(pkt))
+		n, res, stripped := AddDestOpt(view, pkt, optType, id, idLen, int(mtu))
+		checkView(t, view, pkt)
 		after, changed := checkAdded(t, pkt, before, n, res, stripped, func(after []byte) bool {
 			got, l, ok := DestOptHostID(after, optType)
 			return ok && l == idLen && got == id&uint32(1<<(8*idLen)-1)
@@ -259,7 +264,9 @@ func FuzzAddDestOpt(f *testing.F) {
 		if _, res, _ := AddDestOpt(pv(again, len(again)), again, optType, id, idLen, int(mtu)); res != Unchanged {
 			t.Fatalf("second pass: %v", res)
 		}
-		n2, res := StripDestOpt(pv(again, len(again)), again, optType)
+		view = pv(again, len(again))
+		n2, res := StripDestOpt(view, again, optType)
+		checkView(t, view, again)
 		if res != Written {
 			t.Fatalf("strip: %v", res)
 		}

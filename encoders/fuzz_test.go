@@ -158,7 +158,9 @@ func FuzzAddHostIDOption(f *testing.F) {
 		inOK := checksumsOK(pkt)
 		gpOK := gopacketValid(pkt)
 		idLen := fuzzIDLen(long)
-		n, res, stripped := AddHostIDOption(pv(pkt, len(pkt)), pkt, id, idLen, int(mtu))
+		view := pv(pkt, len(pkt))
+		n, res, stripped := AddHostIDOption(view, pkt, id, idLen, int(mtu))
+		checkView(t, view, pkt)
 		after, changed := checkAdded(t, pkt, before, n, res, stripped, func(after []byte) bool {
 			_, _, ok := HostIDOption(after)
 			return ok
@@ -212,7 +214,9 @@ func FuzzStrip(f *testing.F) {
 		before := bytes.Clone(pkt)
 		inOK := checksumsOK(pkt)
 		gpOK := gopacketValid(pkt)
-		n, res := StripHostIDOption(pv(pkt, len(pkt)), pkt)
+		view := pv(pkt, len(pkt))
+		n, res := StripHostIDOption(view, pkt)
+		checkView(t, view, pkt)
 		if res != Written {
 			if n != len(before) || !bytes.Equal(pkt, before) {
 				t.Fatalf("%v but packet changed", res)
@@ -247,7 +251,9 @@ func FuzzLowerMSS(f *testing.F) {
 		pkt := prepare(data, fix)
 		before := bytes.Clone(pkt)
 		inOK := checksumsOK(pkt)
-		res := LowerMSS(pv(pkt, len(pkt)), pkt, delta)
+		view := pv(pkt, len(pkt))
+		res := LowerMSS(view, pkt, delta)
+		checkView(t, view, pkt)
 		if res != Written {
 			if !bytes.Equal(pkt, before) {
 				t.Fatalf("%v but packet changed", res)
@@ -281,7 +287,9 @@ func FuzzSetIPID(f *testing.F) {
 		pkt := prepare(data, fix)
 		before := bytes.Clone(pkt)
 		ipOK := IPv4ChecksumOK(pkt)
-		res := SetIPID(pv(pkt, len(pkt)), pkt, id)
+		view := pv(pkt, len(pkt))
+		res := SetIPID(view, pkt, id)
+		checkView(t, view, pkt)
 		if res != Written {
 			if !bytes.Equal(pkt, before) {
 				t.Fatalf("%v but packet changed", res)

@@ -336,3 +336,15 @@ func pvAt(v *packet.View, buf []byte, n int) *packet.View {
 	v.Parse(buf, n)
 	return v
 }
+
+// checkView fails unless v, the view an encoder got and kept up to date,
+// equals a fresh parse of the packet buf[:v.N].
+func checkView(tb testing.TB, v *packet.View, buf []byte) {
+	tb.Helper()
+	if v.N < 0 || v.N > cap(buf) {
+		return
+	}
+	if fresh, _ := packet.Parse(buf, v.N); fresh != *v {
+		tb.Fatalf("view not kept up to date:\n got %+v\nwant %+v", *v, fresh)
+	}
+}
