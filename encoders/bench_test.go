@@ -2,40 +2,45 @@ package encoders
 
 import (
 	"testing"
+
+	"github.com/natreveal/natreveal/packet"
 )
 
 func BenchmarkAddHostIDOption(b *testing.B) {
+	var view packet.View // on the stack: a caller keeps its view there
 	orig := build(b, ipHdr(), synHdr(linuxSYN()...), nil)
 	buf := make([]byte, len(orig), len(orig)+Headroom)
 	b.ReportAllocs()
 	for b.Loop() {
 		copy(buf[:len(orig)], orig)
-		if _, res, _ := AddHostIDOption(buf, len(orig), 0xa1b2c3d4, 4, 1500); res != Written {
+		if _, res, _ := AddHostIDOption(pvAt(&view, buf, len(orig)), buf, 0xa1b2c3d4, 4, 1500); res != Written {
 			b.Fatal(res)
 		}
 	}
 }
 
 func BenchmarkAddHostIDOptionData(b *testing.B) {
+	var view packet.View // on the stack: a caller keeps its view there
 	orig := build(b, ipHdr(), dataHdr(oNOP(), oNOP(), oTS()), make([]byte, 1400))
 	buf := make([]byte, len(orig), len(orig)+Headroom)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(orig)))
 	for b.Loop() {
 		copy(buf[:len(orig)], orig)
-		if _, res, _ := AddHostIDOption(buf, len(orig), 0xa1b2c3d4, 4, 1500); res != Written {
+		if _, res, _ := AddHostIDOption(pvAt(&view, buf, len(orig)), buf, 0xa1b2c3d4, 4, 1500); res != Written {
 			b.Fatal(res)
 		}
 	}
 }
 
 func BenchmarkSetIPID(b *testing.B) {
+	var view packet.View // on the stack: a caller keeps its view there
 	pkt := build(b, ipHdr(), synHdr(linuxSYN()...), nil)
 	b.ReportAllocs()
 	id := uint16(0)
 	for b.Loop() {
 		id++
-		SetIPID(pkt, id)
+		SetIPID(pvAt(&view, pkt, len(pkt)), pkt, id)
 	}
 }
 
@@ -65,6 +70,7 @@ func BenchmarkHostIDOption(b *testing.B) {
 
 // TestZeroAllocs asserts that no hot function allocates.
 func TestZeroAllocs(t *testing.T) {
+	var view packet.View // on the stack: a caller keeps its view there
 	syn := build(t, ipHdr(), synHdr(append(linuxSYN(), oHostID(9, 9))...), nil)
 	data := build(t, ipHdr(), dataHdr(oNOP(), oNOP(), oTS()), make([]byte, 1400))
 	buf := make([]byte, 0, 2000)
@@ -75,27 +81,27 @@ func TestZeroAllocs(t *testing.T) {
 		"ParseTCP":  func() { ParseTCP(syn, ip) },
 		"AddHostIDOption": func() {
 			buf = append(buf[:0], syn...)
-			AddHostIDOption(buf, len(buf), 0x01020304, 4, 1500)
+			AddHostIDOption(pvAt(&view, buf, len(buf)), buf, 0x01020304, 4, 1500)
 		},
 		"AddHostIDOption data": func() {
 			buf = append(buf[:0], data...)
-			AddHostIDOption(buf, len(buf), 0x0102, 2, 0)
+			AddHostIDOption(pvAt(&view, buf, len(buf)), buf, 0x0102, 2, 0)
 		},
 		"AddHostIDOption no room": func() {
 			buf = append(buf[:0], data...)
-			AddHostIDOption(buf[:len(data):len(data)], len(data), 0x0102, 2, 0)
+			AddHostIDOption(pvAt(&view, buf[:len(data):len(data)], len(data)), buf[:len(data):len(data)], 0x0102, 2, 0)
 		},
 		"StripHostIDOption": func() {
 			buf = append(buf[:0], syn...)
-			StripHostIDOption(buf, len(buf))
+			StripHostIDOption(pvAt(&view, buf, len(buf)), buf)
 		},
 		"HostIDOption":        func() { HostIDOption(syn) },
 		"HostIDFromTCPHeader": func() { HostIDFromTCPHeader(syn[20:]) },
 		"LowerMSS": func() {
 			buf = append(buf[:0], syn...)
-			LowerMSS(buf, 8)
+			LowerMSS(pvAt(&view, buf, len(buf)), buf, 8)
 		},
-		"SetIPID":        func() { id++; SetIPID(syn, id) },
+		"SetIPID":        func() { id++; SetIPID(pvAt(&view, syn, len(syn)), syn, id) },
 		"IPID":           func() { IPID(syn) },
 		"TCPChecksumOK":  func() { TCPChecksumOK(data) },
 		"IPv4ChecksumOK": func() { IPv4ChecksumOK(data) },

@@ -1,6 +1,10 @@
 package encoders
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/natreveal/natreveal/packet"
+)
 
 // DestOptType is the default option type of the HOST_ID Destination Option:
 // 0x1E, the first of the RFC 4727 §2.3 experimental values (0x1E, 0x3E, ...,
@@ -121,7 +125,8 @@ func layoutDestOpts(h []byte, hl int, optType byte, ours []byte, write bool) (de
 	return lay, Unchanged
 }
 
-// AddDestOpt writes the HOST_ID into the IPv6 packet buf[:n] as a
+// AddDestOpt writes the HOST_ID into the IPv6 packet buf[:v.N], parsed as
+// v, as a
 // Destination Option of type optType (an IsDestOptType value, normally
 // DestOptType) whose data is id in idLen (2 or 4) bytes, big endian.
 //
@@ -144,31 +149,33 @@ func layoutDestOpts(h []byte, hl int, optType byte, ours []byte, write bool) (de
 // untouched. Fragment (any Fragment header), NotTCP (an AH is present: its
 // ICV covers the Payload Length and the headers after it, RFC 4302
 // §3.3.3), Truncated and BadHeader (also for a bad optType or idLen, or a
-// malformed final Destination Options header) leave it untouched.
-func AddDestOpt(buf []byte, n int, optType byte, id uint32, idLen int, mtu int) (newLen int, res Result, stripped bool) {
-	return rewriteDestOpt(buf, n, optType, id, idLen, mtu, true)
+// malformed final Destination Options header) leave it untouched. Whenever
+// the packet changes, v is updated to match it.
+func AddDestOpt(v *packet.View, buf []byte, optType byte, id uint32, idLen int, mtu int) (newLen int, res Result, stripped bool) {
+	return rewriteDestOpt(v, buf, optType, id, idLen, mtu, true)
 }
 
 // StripDestOpt removes every option of optType from the final Destination
-// Options header of buf[:n], and the header itself when no other option is
-// left. Unchanged when there is none; other results as for AddDestOpt.
-func StripDestOpt(buf []byte, n int, optType byte) (newLen int, res Result) {
-	newLen, res, _ = rewriteDestOpt(buf, n, optType, 0, 0, 0, false)
+// Options header of buf[:v.N], and the header itself when no other option
+// is left. Unchanged when there is none; other results as for AddDestOpt.
+func StripDestOpt(v *packet.View, buf []byte, optType byte) (newLen int, res Result) {
+	newLen, res, _ = rewriteDestOpt(v, buf, optType, 0, 0, 0, false)
 	return newLen, res
 }
 
-func rewriteDestOpt(buf []byte, n int, optType byte, id uint32, idLen, mtu int, add bool) (int, Result, bool) {
+func rewriteDestOpt(v *packet.View, buf []byte, optType byte, id uint32, idLen, mtu int, add bool) (int, Result, bool) {
+	n := v.N
 	if n < 0 || n > cap(buf) {
 		return n, Truncated, false
 	}
 	if !IsDestOptType(optType) || (add && idLen != 2 && idLen != 4) {
 		return n, BadHeader, false
 	}
-	pkt := buf[:n]
-	ip, res := ParseIPv6(pkt)
-	if res != Unchanged {
+	if res := v.Res6(); res != Unchanged {
 		return n, res, false
 	}
+	pkt := buf[:n]
+	ip := &v.IP6
 	if ip.Frag {
 		return n, Fragment, false
 	}
@@ -199,6 +206,7 @@ func rewriteDestOpt(buf []byte, n int, optType byte, id uint32, idLen, mtu int, 
 		copy(b[ip.Off:], h[:])
 		b[ip.ProtoField] = protoDestOpts
 		binary.BigEndian.PutUint16(b[4:], uint16(newTotal-ipv6HdrLen))
+		v.InsertDestOpts(len(h))
 		return newTotal, Written, false
 	}
 
@@ -225,21 +233,36 @@ func rewriteDestOpt(buf []byte, n int, optType byte, id uint32, idLen, mtu int, 
 	}
 	newLen, wr := writeDestOpts(buf, n, ip, hl, lay.len, optType, ours[:oursLen], mtu)
 	if wr == Written {
+		destOptsResized(v, buf, newLen, hl, lay.len)
 		return newLen, res, stripped
 	}
 	if stripped { // OverMTU or NoBufferRoom: still remove received options
 		lay, _ = layoutDestOpts(hdr, hl, optType, nil, false)
 		if newLen, r := writeDestOpts(buf, n, ip, hl, lay.len, optType, nil, 0); r == Written {
+			destOptsResized(v, buf, newLen, hl, lay.len)
 			return newLen, wr, true
 		}
 	}
 	return n, wr, false
 }
 
+// destOptsResized updates v for its final Destination Options header
+// rewritten from hl to newHL bytes. A header removed (newHL 0) may leave
+// another Destination Options header last in the chain: v is parsed again
+// then (only when a forged option was the header's only one).
+func destOptsResized(v *packet.View, buf []byte, newLen, hl, newHL int) {
+	if newHL == 0 {
+		v.Parse(buf, newLen)
+		return
+	}
+	v.ResizeDestOpts(newHL - hl)
+	v.N = newLen
+}
+
 // writeDestOpts replaces the final Destination Options header of the parsed
 // packet (hl bytes) with its new layout of newHL bytes (0: remove the
 // header), moving what follows, and updates the Payload Length.
-func writeDestOpts(buf []byte, n int, ip IPv6, hl, newHL int, optType byte, ours []byte, mtu int) (int, Result) {
+func writeDestOpts(buf []byte, n int, ip *IPv6, hl, newHL int, optType byte, ours []byte, mtu int) (int, Result) {
 	d := ip.DestOff
 	delta := newHL - hl // a multiple of 8
 	newTotal := ip.TotalLen + delta

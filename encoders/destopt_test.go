@@ -167,7 +167,7 @@ func TestAddDestOpt(t *testing.T) {
 			const id = 0xa1b2c3d4
 			pkt := build6(t, ip6Hdr(), tc.ls...)
 			before := clone(pkt)
-			n, res, stripped := AddDestOpt(pkt, len(pkt), tc.optType, id, tc.idLen, 1500)
+			n, res, stripped := AddDestOpt(pv(pkt, len(pkt)), pkt, tc.optType, id, tc.idLen, 1500)
 			if res != Written || stripped != tc.stripped {
 				t.Fatalf("got %v stripped=%v, want written stripped=%v", res, stripped, tc.stripped)
 			}
@@ -181,11 +181,11 @@ func TestAddDestOpt(t *testing.T) {
 			}
 			// Idempotent.
 			again := clone(after)
-			if n2, res, _ := AddDestOpt(again, len(again), tc.optType, id, tc.idLen, 1500); res != Unchanged || n2 != n || !bytes.Equal(again, after) {
+			if n2, res, _ := AddDestOpt(pv(again, len(again)), again, tc.optType, id, tc.idLen, 1500); res != Unchanged || n2 != n || !bytes.Equal(again, after) {
 				t.Errorf("second pass: %v", res)
 			}
 			// Stripping removes ours; a header we inserted goes entirely.
-			n3, res := StripDestOpt(again, len(again), tc.optType)
+			n3, res := StripDestOpt(pv(again, len(again)), again, tc.optType)
 			if res != Written {
 				t.Fatalf("strip: %v", res)
 			}
@@ -210,7 +210,7 @@ func TestAddDestOptLimits(t *testing.T) {
 			want Result
 		}{{80, OverMTU}, {87, OverMTU}, {88, Written}, {0, Written}, {-1, Written}} {
 			pkt := clone(syn)
-			n, res, stripped := AddDestOpt(pkt, len(pkt), DestOptType, 7, 4, tc.mtu)
+			n, res, stripped := AddDestOpt(pv(pkt, len(pkt)), pkt, DestOptType, 7, 4, tc.mtu)
 			if res != tc.want || stripped {
 				t.Errorf("mtu %d: %v stripped=%v, want %v", tc.mtu, res, stripped, tc.want)
 			}
@@ -226,7 +226,7 @@ func TestAddDestOptLimits(t *testing.T) {
 		}{{7, OverMTU}, {8, Written}} {
 			big := build6(t, ip6Hdr(), &layers.UDP{SrcPort: 1, DstPort: 2}, gopacket.Payload(make([]byte, 0xffff-8-tc.extra)))
 			pkt := clone(big)
-			n, res, _ := AddDestOpt(pkt, len(pkt), DestOptType, 7, 4, 0)
+			n, res, _ := AddDestOpt(pv(pkt, len(pkt)), pkt, DestOptType, 7, 4, 0)
 			if res != tc.want {
 				t.Fatalf("room %d: %v", tc.extra, res)
 			}
@@ -239,11 +239,11 @@ func TestAddDestOptLimits(t *testing.T) {
 	})
 	t.Run("buffer capacity", func(t *testing.T) {
 		pkt := clone(syn)[: len(syn) : len(syn)+7]
-		if n, res, stripped := AddDestOpt(pkt, len(pkt), DestOptType, 7, 4, 0); res != NoBufferRoom || stripped || n != len(syn) || !bytes.Equal(pkt, syn) {
+		if n, res, stripped := AddDestOpt(pv(pkt, len(pkt)), pkt, DestOptType, 7, 4, 0); res != NoBufferRoom || stripped || n != len(syn) || !bytes.Equal(pkt, syn) {
 			t.Errorf("cap+7: %v stripped=%v", res, stripped)
 		}
 		pkt = clone(syn)[: len(syn) : len(syn)+8]
-		if n, res, _ := AddDestOpt(pkt, len(pkt), DestOptType, 7, 4, 0); res != Written {
+		if n, res, _ := AddDestOpt(pv(pkt, len(pkt)), pkt, DestOptType, 7, 4, 0); res != Written {
 			t.Errorf("cap+8: %v", res)
 		} else {
 			checkDestRewritten(t, syn, pkt[:n], DestOptType, wantDestOpt(7, 4))
@@ -251,7 +251,7 @@ func TestAddDestOptLimits(t *testing.T) {
 		// Merging into a header that must grow.
 		grow := build6(t, ip6Hdr(), dest6(dOpt(0x11, []byte{1, 2, 3})), synHdr())
 		pkt = clone(grow)[:len(grow):len(grow)]
-		if n, res, stripped := AddDestOpt(pkt, len(pkt), DestOptType, 7, 4, 0); res != NoBufferRoom || stripped || n != len(grow) || !bytes.Equal(pkt, grow) {
+		if n, res, stripped := AddDestOpt(pv(pkt, len(pkt)), pkt, DestOptType, 7, 4, 0); res != NoBufferRoom || stripped || n != len(grow) || !bytes.Equal(pkt, grow) {
 			t.Errorf("merge: %v stripped=%v", res, stripped)
 		}
 	})
@@ -267,7 +267,7 @@ func TestAddDestOptLimits(t *testing.T) {
 			want      Result
 		}{{len(orig) + 7, 8, OverMTU}, {0, 7, NoBufferRoom}} {
 			pkt := clone(orig)[: len(orig) : len(orig)+tc.room]
-			n, res, stripped := AddDestOpt(pkt, len(pkt), DestOptType, 7, 4, tc.mtu)
+			n, res, stripped := AddDestOpt(pv(pkt, len(pkt)), pkt, DestOptType, 7, 4, tc.mtu)
 			if res != tc.want || !stripped || n != len(orig) {
 				t.Fatalf("%v stripped=%v n=%d, want %v", res, stripped, n, tc.want)
 			}
@@ -275,14 +275,14 @@ func TestAddDestOptLimits(t *testing.T) {
 		}
 		// A 2-byte id fits in place (at 4).
 		pkt := clone(orig)[:len(orig):len(orig)]
-		if n, res, stripped := AddDestOpt(pkt, len(pkt), DestOptType, 7, 2, 0); res != Written || !stripped || n != len(orig) {
+		if n, res, stripped := AddDestOpt(pv(pkt, len(pkt)), pkt, DestOptType, 7, 2, 0); res != Written || !stripped || n != len(orig) {
 			t.Fatalf("2-byte id: %v stripped=%v", res, stripped)
 		}
 		checkDestRewritten(t, orig, pkt, DestOptType, wantDestOpt(7, 2))
 		// No growth: an MTU below the packet does not matter.
 		orig = build6(t, ip6Hdr(), dest6(dOpt(0x11, make([]byte, 10)), dOpt(DestOptType, make([]byte, 6))), synHdr())
 		pkt = clone(orig)[:len(orig):len(orig)]
-		n, res, stripped := AddDestOpt(pkt, len(pkt), DestOptType, 7, 4, len(orig)-8)
+		n, res, stripped := AddDestOpt(pv(pkt, len(pkt)), pkt, DestOptType, 7, 4, len(orig)-8)
 		if res != Written || !stripped || n != len(orig) { // 2+12+8 -> 24; 2+12+6 -> 24
 			t.Fatalf("%v stripped=%v n=%d", res, stripped, n)
 		}
@@ -293,18 +293,18 @@ func TestAddDestOptLimits(t *testing.T) {
 		orig = build6(t, ip6Hdr(), hbh6(), dest6(dOpt(DestOptType, []byte{1, 2})), udp(), gopacket.Payload("hi"))
 		want := build6(t, ip6Hdr(), hbh6(), udp(), gopacket.Payload("hi"))
 		pkt = clone(orig)[:len(orig):len(orig)]
-		if n, res, stripped = AddDestOpt(pkt, len(pkt), DestOptType, 7, 4, 0); res != Written || !stripped || n != len(orig) {
+		if n, res, stripped = AddDestOpt(pv(pkt, len(pkt)), pkt, DestOptType, 7, 4, 0); res != Written || !stripped || n != len(orig) {
 			t.Errorf("in place: %v stripped=%v n=%d", res, stripped, n)
 		}
 		checkDestRewritten(t, orig, pkt[:n], DestOptType, wantDestOpt(7, 4))
 		pkt = clone(orig)
-		if n, res = StripDestOpt(pkt, len(pkt), DestOptType); res != Written || !bytes.Equal(pkt[:n], want) {
+		if n, res = StripDestOpt(pv(pkt, len(pkt)), pkt, DestOptType); res != Written || !bytes.Equal(pkt[:n], want) {
 			t.Errorf("strip: %v\n%x\n%x", res, pkt[:n], want)
 		}
 		// A long forged option: the header shrinks.
 		orig = build6(t, ip6Hdr(), dest6(dOpt(DestOptType, []byte{1, 2, 3, 4, 5, 6, 7})), udp(), gopacket.Payload("hi"))
 		pkt = clone(orig)
-		n, res, stripped = AddDestOpt(pkt, len(pkt), DestOptType, 7, 2, 0)
+		n, res, stripped = AddDestOpt(pv(pkt, len(pkt)), pkt, DestOptType, 7, 2, 0)
 		if res != Written || !stripped || n != len(orig)-8 {
 			t.Fatalf("shrinks: %v stripped=%v n=%d", res, stripped, n)
 		}
@@ -317,12 +317,12 @@ func TestAddDestOptLimits(t *testing.T) {
 		}
 		full := build6(t, ip6Hdr(), dest6(opts...), synHdr())
 		pkt := clone(full)
-		if n, res, stripped := AddDestOpt(pkt, len(pkt), DestOptType, 7, 4, 0); res != NoOptionSpace || stripped || n != len(full) || !bytes.Equal(pkt, full) {
+		if n, res, stripped := AddDestOpt(pv(pkt, len(pkt)), pkt, DestOptType, 7, 4, 0); res != NoOptionSpace || stripped || n != len(full) || !bytes.Equal(pkt, full) {
 			t.Errorf("%v stripped=%v", res, stripped)
 		}
 		forged := build6(t, ip6Hdr(), dest6(append(opts, dOpt(DestOptType, []byte{1, 2}))...), synHdr())
 		pkt = clone(forged)
-		n, res, stripped := AddDestOpt(pkt, len(pkt), DestOptType, 7, 4, 0)
+		n, res, stripped := AddDestOpt(pv(pkt, len(pkt)), pkt, DestOptType, 7, 4, 0)
 		if res != NoOptionSpace || !stripped {
 			t.Fatalf("forged: %v stripped=%v", res, stripped)
 		}
@@ -330,7 +330,7 @@ func TestAddDestOptLimits(t *testing.T) {
 		// Seven fit.
 		seven := build6(t, ip6Hdr(), dest6(opts[:7]...), synHdr())
 		pkt = clone(seven)
-		if n, res, _ := AddDestOpt(pkt, len(pkt), DestOptType, 7, 4, 0); res != Written {
+		if n, res, _ := AddDestOpt(pv(pkt, len(pkt)), pkt, DestOptType, 7, 4, 0); res != Written {
 			t.Errorf("seven: %v", res)
 		} else {
 			checkDestRewritten(t, seven, pkt[:n], DestOptType, wantDestOpt(7, 4))
@@ -347,14 +347,14 @@ func TestAddDestOptLimits(t *testing.T) {
 			t.Fatalf("header %d bytes", ip.Off-ip.DestOff)
 		}
 		pkt := clone(big)
-		if _, res, _ := AddDestOpt(pkt, len(pkt), DestOptType, 7, 2, 0); res != NoOptionSpace || !bytes.Equal(pkt, big) {
+		if _, res, _ := AddDestOpt(pv(pkt, len(pkt)), pkt, DestOptType, 7, 2, 0); res != NoOptionSpace || !bytes.Equal(pkt, big) {
 			t.Errorf("%v", res)
 		}
 		// One option less: ours fits, the header still below 2048 bytes.
 		big = build6(t, ip6Hdr(), dest6(opts[:7]...), synHdr())
 		pkt = make([]byte, len(big), len(big)+100)
 		copy(pkt, big)
-		n, res, _ := AddDestOpt(pkt, len(pkt), DestOptType, 7, 2, 0)
+		n, res, _ := AddDestOpt(pv(pkt, len(pkt)), pkt, DestOptType, 7, 2, 0)
 		if res != Written {
 			t.Fatalf("%v", res)
 		}
@@ -362,7 +362,7 @@ func TestAddDestOptLimits(t *testing.T) {
 	})
 	t.Run("trailing bytes dropped", func(t *testing.T) {
 		pkt := append(clone(syn), 0xee, 0xee, 0xee)
-		n, res, _ := AddDestOpt(pkt, len(pkt), DestOptType, 7, 4, 0)
+		n, res, _ := AddDestOpt(pv(pkt, len(pkt)), pkt, DestOptType, 7, 4, 0)
 		if res != Written || n != len(syn)+8 {
 			t.Fatalf("%v n=%d", res, n)
 		}
@@ -370,7 +370,7 @@ func TestAddDestOptLimits(t *testing.T) {
 	})
 	t.Run("n within capacity but beyond len", func(t *testing.T) {
 		pkt := clone(syn)
-		n, res, _ := AddDestOpt(pkt[:10], len(syn), DestOptType, 7, 4, 0)
+		n, res, _ := AddDestOpt(pv(pkt[:10], len(syn)), pkt[:10], DestOptType, 7, 4, 0)
 		if res != Written {
 			t.Fatalf("%v", res)
 		}
@@ -417,12 +417,12 @@ func TestAddDestOptRejects(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := clone(tc.pkt)
-			n, res, stripped := AddDestOpt(tc.pkt, tc.n, tc.optType, 1, tc.idLen, 0)
+			n, res, stripped := AddDestOpt(pv(tc.pkt, tc.n), tc.pkt, tc.optType, 1, tc.idLen, 0)
 			if res != tc.want || stripped || n != tc.n || !bytes.Equal(tc.pkt, before) {
 				t.Errorf("got %v stripped=%v n=%d, want %v, unchanged", res, stripped, n, tc.want)
 			}
 			if tc.idLen == 4 {
-				if n, res := StripDestOpt(tc.pkt, tc.n, tc.optType); res != tc.want || n != tc.n || !bytes.Equal(tc.pkt, before) {
+				if n, res := StripDestOpt(pv(tc.pkt, tc.n), tc.pkt, tc.optType); res != tc.want || n != tc.n || !bytes.Equal(tc.pkt, before) {
 					t.Errorf("strip: %v", res)
 				}
 			}
@@ -431,7 +431,7 @@ func TestAddDestOptRejects(t *testing.T) {
 	// Nothing to strip.
 	for _, p := range [][]byte{syn, build6(t, ip6Hdr(), dest6(dOpt(0x3E, []byte{1, 2})), synHdr())} {
 		pkt := clone(p)
-		if n, res := StripDestOpt(pkt, len(pkt), DestOptType); res != Unchanged || n != len(p) || !bytes.Equal(pkt, p) {
+		if n, res := StripDestOpt(pv(pkt, len(pkt)), pkt, DestOptType); res != Unchanged || n != len(p) || !bytes.Equal(pkt, p) {
 			t.Errorf("strip without option: %v", res)
 		}
 	}
@@ -504,7 +504,7 @@ func TestLayoutDestOptsAlignment(t *testing.T) {
 					opts = append(opts, dOpt(0x11, bytes.Repeat([]byte{0xaa}, dataLen)), dOpt(DestOptType, []byte{1, 2}), dOpt(0x12, []byte{3}))
 					orig := build6(t, ip6Hdr(), dest6(opts...), synHdr())
 					pkt := clone(orig)
-					n, res, _ := AddDestOpt(pkt, len(pkt), DestOptType, 0xfedcba98, idLen, 0)
+					n, res, _ := AddDestOpt(pv(pkt, len(pkt)), pkt, DestOptType, 0xfedcba98, idLen, 0)
 					if res != Written {
 						t.Fatalf("%v", res)
 					}

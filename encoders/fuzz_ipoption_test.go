@@ -8,6 +8,8 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+
+	"github.com/natreveal/natreveal/packet"
 )
 
 // ipSeeds adds the edge cases the IPv4 option, UDP and HIP fuzzers start
@@ -132,7 +134,9 @@ func FuzzAddIPOption(f *testing.F) {
 		before := bytes.Clone(pkt)
 		ipOK, l4OK, gpOK := IPv4ChecksumOK(pkt), l4ChecksumOK(pkt), gopacketIPValid(pkt)
 		idLen := fuzzIDLen(long)
-		n, res, stripped := AddIPOption(pkt, len(pkt), typ, id, idLen, int(mtu))
+		view := pv(pkt, len(pkt))
+		n, res, stripped := AddIPOption(view, pkt, typ, id, idLen, int(mtu))
+		checkView(t, view, pkt)
 		after, changed := checkAdded(t, pkt, before, n, res, stripped, func(after []byte) bool {
 			got, l, ok := IPOptionHostID(after, typ)
 			return ok && l == idLen && got == id&uint32(1<<(8*idLen)-1)
@@ -170,10 +174,12 @@ func FuzzAddIPOption(f *testing.F) {
 				t.Fatalf("grew to %d over mtu %d", n, mtu)
 			}
 			again := bytes.Clone(after)
-			if _, res, _ := AddIPOption(again, len(again), typ, id, idLen, int(mtu)); res != Unchanged {
+			if _, res, _ := AddIPOption(pv(again, len(again)), again, typ, id, idLen, int(mtu)); res != Unchanged {
 				t.Fatalf("second pass: %v", res)
 			}
-			sn, sres := StripIPOption(again, len(again), typ)
+			view := pv(again, len(again))
+			sn, sres := StripIPOption(view, again, typ)
+			checkView(t, view, again)
 			if _, _, ok := IPOptionHostID(again[:sn], typ); sres != Written || ok {
 				t.Fatalf("strip after add: %v", sres)
 			}
@@ -218,7 +224,9 @@ func FuzzIPOptionHostID(f *testing.F) {
 		}
 		before := bytes.Clone(pkt)
 		ipOK := IPv4ChecksumOK(pkt)
-		n, res := StripIPOption(pkt, len(pkt), typ)
+		view := pv(pkt, len(pkt))
+		n, res := StripIPOption(view, pkt, typ)
+		checkView(t, view, pkt)
 		switch res {
 		case Written:
 			if _, _, ok := IPOptionHostID(pkt[:n], typ); ok {
@@ -309,25 +317,27 @@ func FuzzHIPSenderHIT(f *testing.F) {
 }
 
 func BenchmarkAddIPOption(b *testing.B) {
+	var view packet.View // on the stack: a caller keeps its view there
 	orig := mkIP(b, kTCP, nil, nil)
 	buf := make([]byte, len(orig), len(orig)+Headroom)
 	b.ReportAllocs()
 	for b.Loop() {
 		copy(buf[:len(orig)], orig)
-		if _, res, _ := AddIPOption(buf, len(orig), IPOptionExp, 0xa1b2c3d4, 4, 1500); res != Written {
+		if _, res, _ := AddIPOption(pvAt(&view, buf, len(orig)), buf, IPOptionExp, 0xa1b2c3d4, 4, 1500); res != Written {
 			b.Fatal(res)
 		}
 	}
 }
 
 func BenchmarkAddIPOptionUDP(b *testing.B) {
+	var view packet.View // on the stack: a caller keeps its view there
 	orig := mkIP(b, kUDP, ipOpts(ioRA(), ioExp(IPOptionExp, 1, 2)), make([]byte, 1400))
 	buf := make([]byte, len(orig), len(orig)+Headroom)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(orig)))
 	for b.Loop() {
 		copy(buf[:len(orig)], orig)
-		if _, res, _ := AddIPOption(buf, len(orig), IPOptionExp, 0xa1b2c3d4, 4, 1500); res != Written {
+		if _, res, _ := AddIPOption(pvAt(&view, buf, len(orig)), buf, IPOptionExp, 0xa1b2c3d4, 4, 1500); res != Written {
 			b.Fatal(res)
 		}
 	}
@@ -366,6 +376,7 @@ func BenchmarkHIPSenderHIT(b *testing.B) {
 
 // TestZeroAllocsIPOption asserts that the new hot functions never allocate.
 func TestZeroAllocsIPOption(t *testing.T) {
+	var view packet.View // on the stack: a caller keeps its view there
 	const T = IPOptionExp
 	syn := mkIP(t, kTCP, nil, nil)
 	forged := mkIP(t, kUDP, ipOpts(ioRA(), ioExp(T, 1, 2)), make([]byte, 1400))
@@ -376,19 +387,19 @@ func TestZeroAllocsIPOption(t *testing.T) {
 	for name, f := range map[string]func(){
 		"AddIPOption": func() {
 			buf = append(buf[:0], syn...)
-			AddIPOption(buf, len(buf), T, 0x01020304, 4, 1500)
+			AddIPOption(pvAt(&view, buf, len(buf)), buf, T, 0x01020304, 4, 1500)
 		},
 		"AddIPOption forged": func() {
 			buf = append(buf[:0], forged...)
-			AddIPOption(buf, len(buf), T, 0x01020304, 4, 0)
+			AddIPOption(pvAt(&view, buf, len(buf)), buf, T, 0x01020304, 4, 0)
 		},
 		"AddIPOption no room": func() {
 			buf = append(buf[:0], forged...)
-			AddIPOption(buf[:len(forged):len(forged)], len(forged), T, 0x01020304, 4, 0)
+			AddIPOption(pvAt(&view, buf[:len(forged):len(forged)], len(forged)), buf[:len(forged):len(forged)], T, 0x01020304, 4, 0)
 		},
 		"StripIPOption": func() {
 			buf = append(buf[:0], forged...)
-			StripIPOption(buf, len(buf), T)
+			StripIPOption(pvAt(&view, buf, len(buf)), buf, T)
 		},
 		"IPOptionHostID":      func() { IPOptionHostID(forged, T) },
 		"HostIDFromIPOptions": func() { HostIDFromIPOptions(forged[20:28], T) },

@@ -154,7 +154,8 @@ func FuzzParseIPv6(f *testing.F) {
 		TCPChecksumOK6(pkt)
 		DestOptHostID(pkt, DestOptType)
 		HostIDFromDestOpts(pkt, DestOptType)
-		LowerMSS6(bytes.Clone(pkt), 40)
+		b := bytes.Clone(pkt)
+		LowerMSS6(pv(b, len(b)), b, 40)
 	})
 }
 
@@ -169,7 +170,9 @@ func FuzzAddHostIDOption6(f *testing.F) {
 		inOK := TCPChecksumOK6(pkt)
 		gpOK := gopacketValid6(pkt)
 		idLen := fuzzIDLen(long)
-		n, res, stripped := AddHostIDOption6(pkt, len(pkt), id, idLen, int(mtu))
+		view := pv(pkt, len(pkt))
+		n, res, stripped := AddHostIDOption6(view, pkt, id, idLen, int(mtu))
+		checkView(t, view, pkt)
 		after, changed := checkAdded(t, pkt, before, n, res, stripped, func(after []byte) bool {
 			_, _, ok := HostIDOption6(after)
 			return ok
@@ -203,7 +206,7 @@ func FuzzAddHostIDOption6(f *testing.F) {
 				t.Fatalf("option length %d", len(newOpts))
 			}
 			again := bytes.Clone(after)
-			if _, res, _ := AddHostIDOption6(again, len(again), id, idLen, int(mtu)); res != Unchanged {
+			if _, res, _ := AddHostIDOption6(pv(again, len(again)), again, id, idLen, int(mtu)); res != Unchanged {
 				t.Fatalf("second pass: %v", res)
 			}
 		} else if countHostIDs(newOpts) != 0 || n >= len(before) {
@@ -224,7 +227,9 @@ func FuzzAddDestOpt(f *testing.F) {
 		inOK := TCPChecksumOK6(pkt)
 		gpOK := gopacketValid6(pkt)
 		idLen := fuzzIDLen(long)
-		n, res, stripped := AddDestOpt(pkt, len(pkt), optType, id, idLen, int(mtu))
+		view := pv(pkt, len(pkt))
+		n, res, stripped := AddDestOpt(view, pkt, optType, id, idLen, int(mtu))
+		checkView(t, view, pkt)
 		after, changed := checkAdded(t, pkt, before, n, res, stripped, func(after []byte) bool {
 			got, l, ok := DestOptHostID(after, optType)
 			return ok && l == idLen && got == id&uint32(1<<(8*idLen)-1)
@@ -256,10 +261,12 @@ func FuzzAddDestOpt(f *testing.F) {
 			t.Fatalf("header %x: padding ok %v, %d options of ours", after[ip.DestOff:ip.Off], ok, count)
 		}
 		again := bytes.Clone(after)
-		if _, res, _ := AddDestOpt(again, len(again), optType, id, idLen, int(mtu)); res != Unchanged {
+		if _, res, _ := AddDestOpt(pv(again, len(again)), again, optType, id, idLen, int(mtu)); res != Unchanged {
 			t.Fatalf("second pass: %v", res)
 		}
-		n2, res := StripDestOpt(again, len(again), optType)
+		view = pv(again, len(again))
+		n2, res := StripDestOpt(view, again, optType)
+		checkView(t, view, again)
 		if res != Written {
 			t.Fatalf("strip: %v", res)
 		}

@@ -158,7 +158,9 @@ func FuzzAddHostIDOption(f *testing.F) {
 		inOK := checksumsOK(pkt)
 		gpOK := gopacketValid(pkt)
 		idLen := fuzzIDLen(long)
-		n, res, stripped := AddHostIDOption(pkt, len(pkt), id, idLen, int(mtu))
+		view := pv(pkt, len(pkt))
+		n, res, stripped := AddHostIDOption(view, pkt, id, idLen, int(mtu))
+		checkView(t, view, pkt)
 		after, changed := checkAdded(t, pkt, before, n, res, stripped, func(after []byte) bool {
 			_, _, ok := HostIDOption(after)
 			return ok
@@ -194,7 +196,7 @@ func FuzzAddHostIDOption(f *testing.F) {
 				t.Fatalf("option length %d", len(newOpts))
 			}
 			again := bytes.Clone(after)
-			if _, res, _ := AddHostIDOption(again, len(again), id, idLen, int(mtu)); res != Unchanged {
+			if _, res, _ := AddHostIDOption(pv(again, len(again)), again, id, idLen, int(mtu)); res != Unchanged {
 				t.Fatalf("second pass: %v", res)
 			}
 		default: // stripped, ours not added
@@ -212,7 +214,9 @@ func FuzzStrip(f *testing.F) {
 		before := bytes.Clone(pkt)
 		inOK := checksumsOK(pkt)
 		gpOK := gopacketValid(pkt)
-		n, res := StripHostIDOption(pkt, len(pkt))
+		view := pv(pkt, len(pkt))
+		n, res := StripHostIDOption(view, pkt)
+		checkView(t, view, pkt)
 		if res != Written {
 			if n != len(before) || !bytes.Equal(pkt, before) {
 				t.Fatalf("%v but packet changed", res)
@@ -247,7 +251,9 @@ func FuzzLowerMSS(f *testing.F) {
 		pkt := prepare(data, fix)
 		before := bytes.Clone(pkt)
 		inOK := checksumsOK(pkt)
-		res := LowerMSS(pkt, delta)
+		view := pv(pkt, len(pkt))
+		res := LowerMSS(view, pkt, delta)
+		checkView(t, view, pkt)
 		if res != Written {
 			if !bytes.Equal(pkt, before) {
 				t.Fatalf("%v but packet changed", res)
@@ -281,7 +287,9 @@ func FuzzSetIPID(f *testing.F) {
 		pkt := prepare(data, fix)
 		before := bytes.Clone(pkt)
 		ipOK := IPv4ChecksumOK(pkt)
-		res := SetIPID(pkt, id)
+		view := pv(pkt, len(pkt))
+		res := SetIPID(view, pkt, id)
+		checkView(t, view, pkt)
 		if res != Written {
 			if !bytes.Equal(pkt, before) {
 				t.Fatalf("%v but packet changed", res)

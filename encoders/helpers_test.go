@@ -8,6 +8,8 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+
+	"github.com/natreveal/natreveal/packet"
 )
 
 // Packets are built and checked with gopacket, an independent encoder and
@@ -312,12 +314,37 @@ func checkAdded(t *testing.T, pkt, before []byte, n int, res Result, stripped bo
 // benchAddDestOpt times AddDestOpt adding a 4-byte id to a fresh copy of
 // orig at MTU 1500.
 func benchAddDestOpt(b *testing.B, orig []byte) {
+	var view packet.View // on the stack: a caller keeps its view there
 	buf := make([]byte, len(orig), len(orig)+Headroom)
 	b.ReportAllocs()
 	for b.Loop() {
 		copy(buf[:len(orig)], orig)
-		if _, res, _ := AddDestOpt(buf, len(orig), DestOptType, 0xa1b2c3d4, 4, 1500); res != Written {
+		if _, res, _ := AddDestOpt(pvAt(&view, buf, len(orig)), buf, DestOptType, 0xa1b2c3d4, 4, 1500); res != Written {
 			b.Fatal(res)
 		}
+	}
+}
+
+// pv parses buf[:n] for an encoder call: the view every encoder takes.
+func pv(buf []byte, n int) *packet.View {
+	v, _ := packet.Parse(buf, n)
+	return &v
+}
+
+// pvAt is pv into v: no allocation.
+func pvAt(v *packet.View, buf []byte, n int) *packet.View {
+	v.Parse(buf, n)
+	return v
+}
+
+// checkView fails unless v, the view an encoder got and kept up to date,
+// equals a fresh parse of the packet buf[:v.N].
+func checkView(tb testing.TB, v *packet.View, buf []byte) {
+	tb.Helper()
+	if v.N < 0 || v.N > cap(buf) {
+		return
+	}
+	if fresh, _ := packet.Parse(buf, v.N); fresh != *v {
+		tb.Fatalf("view not kept up to date:\n got %+v\nwant %+v", *v, fresh)
 	}
 }

@@ -12,11 +12,12 @@ import (
 // ID is used for reassembly and must not change: Fragment when MF or the
 // offset is set, NotAtomic when DF is clear. The header checksum is updated
 // incrementally (RFC 1624 eqn 3). Unchanged when the ID already equals id.
-func SetIPID(pkt []byte, id uint16) Result {
-	ip, res := ParseIPv4(pkt)
-	if res != Unchanged {
+// The packet is buf[:v.N], parsed as v; v.IP4.ID follows.
+func SetIPID(v *packet.View, buf []byte, id uint16) Result {
+	if res := v.Res4(); res != Unchanged {
 		return res
 	}
+	ip := &v.IP4
 	if ip.IsFragment() {
 		return Fragment
 	}
@@ -26,8 +27,9 @@ func SetIPID(pkt []byte, id uint16) Result {
 	if ip.ID == id {
 		return Unchanged
 	}
-	binary.BigEndian.PutUint16(pkt[4:], id)
-	binary.BigEndian.PutUint16(pkt[10:], packet.Adjust(binary.BigEndian.Uint16(pkt[10:12]), ip.ID, id))
+	binary.BigEndian.PutUint16(buf[4:], id)
+	binary.BigEndian.PutUint16(buf[10:], packet.Adjust(binary.BigEndian.Uint16(buf[10:12]), ip.ID, id))
+	ip.ID = id
 	return Written
 }
 

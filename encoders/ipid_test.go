@@ -11,7 +11,7 @@ func TestSetIPID(t *testing.T) {
 	atomic := build(t, ipHdr(), synHdr(linuxSYN()...), nil)
 	for _, id := range []uint16{0, 1, 0x1234, 0xfffe, 0xffff, 0x8000} {
 		pkt := clone(atomic)
-		res := SetIPID(pkt, id)
+		res := SetIPID(pv(pkt, len(pkt)), pkt, id)
 		want := Written
 		if id == 0x1234 {
 			want = Unchanged
@@ -53,14 +53,14 @@ func TestSetIPID(t *testing.T) {
 		ip.Flags, ip.FragOffset = tc.flags, tc.off
 		pkt := build(t, ip, synHdr(), nil)
 		before := bytes.Clone(pkt)
-		if res := SetIPID(pkt, 7); res != tc.want || !bytes.Equal(pkt, before) {
+		if res := SetIPID(pv(pkt, len(pkt)), pkt, 7); res != tc.want || !bytes.Equal(pkt, before) {
 			t.Errorf("%s: %v, want %v, unchanged", tc.name, res, tc.want)
 		}
 		if _, at, ok := IPID(pkt); at || !ok {
 			t.Errorf("%s: IPID atomic=%v ok=%v", tc.name, at, ok)
 		}
 	}
-	if res := SetIPID(atomic[:19], 1); res != Truncated {
+	if res := SetIPID(pv(atomic[:19], len(atomic[:19])), atomic[:19], 1); res != Truncated {
 		t.Errorf("truncated: %v", res)
 	}
 	if _, _, ok := IPID(nil); ok {
@@ -70,7 +70,7 @@ func TestSetIPID(t *testing.T) {
 	udp := clone(atomic)
 	udp[9] = 17
 	fixChecksums(udp)
-	if res := SetIPID(udp, 99); res != Written || !IPv4ChecksumOK(udp) {
+	if res := SetIPID(pv(udp, len(udp)), udp, 99); res != Written || !IPv4ChecksumOK(udp) {
 		t.Errorf("UDP: %v", res)
 	}
 }

@@ -47,8 +47,8 @@ func encodeIPOption(o *[ipOptionMaxSpace]byte, optType byte, id uint32, idLen in
 	return 2 + idLen
 }
 
-// AddIPOption rewrites the IPv4 datagram buf[:n] (any upper protocol) in
-// place so that its header carries exactly one option of type optType,
+// AddIPOption rewrites the IPv4 datagram buf[:v.N], parsed as v (any upper
+// protocol), in place so that its header carries exactly one option of type optType,
 // ours: id in idLen (2 or 4) bytes, big endian (a 2-byte id keeps the low
 // 16 bits). Options of type optType already present are removed first
 // (anti-spoofing: the inside host must not choose its own HOST_ID). The
@@ -71,32 +71,34 @@ func encodeIPOption(o *[ipOptionMaxSpace]byte, optType byte, id uint32, idLen in
 // 4) and Fragment (MF or offset set: only whole datagrams are rewritten)
 // leave it untouched too.
 //
-// The header checksum is updated incrementally (RFC 1624).
-func AddIPOption(buf []byte, n int, optType byte, id uint32, idLen int, mtu int) (newLen int, res Result, stripped bool) {
-	return rewriteIPOption(buf, n, optType, id, idLen, mtu, true)
+// The header checksum is updated incrementally (RFC 1624). Whenever the
+// packet changes, v is updated to match it (packet.View.ResizeIPv4Header).
+func AddIPOption(v *packet.View, buf []byte, optType byte, id uint32, idLen int, mtu int) (newLen int, res Result, stripped bool) {
+	return rewriteIPOption(v, buf, optType, id, idLen, mtu, true)
 }
 
 // StripIPOption removes every option of type optType from the IPv4 header
-// of buf[:n] (the header shrinks, same rebuild as AddIPOption). Unchanged
+// of buf[:v.N] (the header shrinks, same rebuild as AddIPOption). Unchanged
 // when there is none; results as for AddIPOption otherwise.
-func StripIPOption(buf []byte, n int, optType byte) (newLen int, res Result) {
-	newLen, res, _ = rewriteIPOption(buf, n, optType, 0, 0, 0, false)
+func StripIPOption(v *packet.View, buf []byte, optType byte) (newLen int, res Result) {
+	newLen, res, _ = rewriteIPOption(v, buf, optType, 0, 0, 0, false)
 	return newLen, res
 }
 
-// rewriteIPOption rebuilds the option list of buf[:n]; add appends ours.
-func rewriteIPOption(buf []byte, n int, optType byte, id uint32, idLen, mtu int, add bool) (int, Result, bool) {
+// rewriteIPOption rebuilds the option list of buf[:v.N]; add appends ours.
+func rewriteIPOption(v *packet.View, buf []byte, optType byte, id uint32, idLen, mtu int, add bool) (int, Result, bool) {
+	n := v.N
 	if n < 0 || n > cap(buf) {
 		return n, Truncated, false
 	}
 	if !IPOptionTypeValid(optType) || add && idLen != 2 && idLen != 4 {
 		return n, BadHeader, false
 	}
-	pkt := buf[:n]
-	ip, res := ParseIPv4(pkt)
-	if res != Unchanged {
+	if res := v.Res4(); res != Unchanged {
 		return n, res, false
 	}
+	pkt := buf[:n]
+	ip := v.IP4
 	if ip.IsFragment() {
 		return n, Fragment, false
 	}
@@ -141,7 +143,7 @@ func rewriteIPOption(buf []byte, n int, optType byte, id uint32, idLen, mtu int,
 	w = last // trailing NOPs were padding; we pad again
 	stripped := found > 0
 
-	res = Written
+	res := Written
 	if add && roundUp4(w+oursLen) > MaxIPOptions {
 		res, oursLen = NoOptionSpace, 0
 		if !stripped {
@@ -150,11 +152,13 @@ func rewriteIPOption(buf []byte, n int, optType byte, id uint32, idLen, mtu int,
 	}
 	newLen, wr := writeIPOptions(buf, n, ip, kept[:w], ours[:oursLen], mtu)
 	if wr == Written {
+		v.ResizeIPv4Header(newLen)
 		return newLen, res, stripped
 	}
 	// OverMTU or NoBufferRoom: still remove received options (never grows).
 	if stripped {
 		if newLen, r := writeIPOptions(buf, n, ip, kept[:w], nil, 0); r == Written {
+			v.ResizeIPv4Header(newLen)
 			return newLen, wr, true
 		}
 	}

@@ -280,7 +280,7 @@ func TestAddIPOption(t *testing.T) {
 			const id = 0xa1b2c3d4
 			pkt := mkIP(t, tc.kind, tc.opts, tc.payload)
 			before := clone(pkt)
-			n, res, stripped := AddIPOption(pkt, len(pkt), tc.typ, id, tc.idLen, 1500)
+			n, res, stripped := AddIPOption(pv(pkt, len(pkt)), pkt, tc.typ, id, tc.idLen, 1500)
 			if res != Written || stripped != tc.stripped {
 				t.Fatalf("got %v stripped=%v, want written stripped=%v", res, stripped, tc.stripped)
 			}
@@ -295,11 +295,11 @@ func TestAddIPOption(t *testing.T) {
 			}
 			// Idempotent: a second pass (a retransmission queued again) changes nothing.
 			again := clone(after)
-			if n2, res, _ := AddIPOption(again, len(again), tc.typ, id, tc.idLen, 1500); res != Unchanged || n2 != n || !bytes.Equal(again, after) {
+			if n2, res, _ := AddIPOption(pv(again, len(again)), again, tc.typ, id, tc.idLen, 1500); res != Unchanged || n2 != n || !bytes.Equal(again, after) {
 				t.Errorf("second pass: %v", res)
 			}
 			// Stripping gives back the original options without ours.
-			if n3, res := StripIPOption(again, len(again), tc.typ); res != Written {
+			if n3, res := StripIPOption(pv(again, len(again)), again, tc.typ); res != Written {
 				t.Errorf("strip: %v", res)
 			} else {
 				checkIPRewritten(t, before, again[:n3], tc.typ, nil)
@@ -320,7 +320,7 @@ func TestAddIPOptionNoSpace(t *testing.T) {
 			pkt := mkIP(t, kUDP, opts, []byte("x"))
 			before := clone(pkt)
 			for _, idLen := range []int{2, 4} {
-				n, res, stripped := AddIPOption(pkt, len(pkt), T, 42, idLen, 0)
+				n, res, stripped := AddIPOption(pv(pkt, len(pkt)), pkt, T, 42, idLen, 0)
 				if res != NoOptionSpace || stripped || n != len(before) || !bytes.Equal(pkt, before) {
 					t.Fatalf("%v idLen %d: %v stripped=%v n=%d, want no-option-space and no change", opts, idLen, res, stripped, n)
 				}
@@ -330,7 +330,7 @@ func TestAddIPOptionNoSpace(t *testing.T) {
 	t.Run("trailing NOPs are padding: room after all", func(t *testing.T) {
 		orig := mkIP(t, kUDP, ipOpts(ioTS(8), ioNOP(), ioNOP(), ioNOP(), ioEOL()), []byte("x"))
 		pkt := clone(orig)
-		n, res, _ := AddIPOption(pkt, len(pkt), T, 42, 2, 0)
+		n, res, _ := AddIPOption(pv(pkt, len(pkt)), pkt, T, 42, 2, 0)
 		if res != Written || n != len(orig) {
 			t.Fatalf("%v n=%d", res, n)
 		}
@@ -340,14 +340,14 @@ func TestAddIPOptionNoSpace(t *testing.T) {
 		// Timestamp (36) + forged (4) = 40; ours (6) does not fit after 36.
 		orig := mkIP(t, kTCP, ipOpts(ioTS(8), ioExp(T, 0xde, 0xad)), nil)
 		pkt := clone(orig)
-		n, res, stripped := AddIPOption(pkt, len(pkt), T, 42, 4, 0)
+		n, res, stripped := AddIPOption(pv(pkt, len(pkt)), pkt, T, 42, 4, 0)
 		if res != NoOptionSpace || !stripped || n != len(orig)-4 {
 			t.Fatalf("%v stripped=%v n=%d, want no-option-space, stripped, 4 bytes shorter", res, stripped, n)
 		}
 		checkIPRewritten(t, orig, pkt[:n], T, nil)
 		// A 2-byte id still fits exactly in the same packet.
 		pkt = clone(orig)
-		if n, res, _ = AddIPOption(pkt, len(pkt), T, 42, 2, 0); res != Written || n != len(orig) {
+		if n, res, _ = AddIPOption(pv(pkt, len(pkt)), pkt, T, 42, 2, 0); res != Written || n != len(orig) {
 			t.Fatalf("2-byte id: %v", res)
 		}
 		checkIPRewritten(t, orig, pkt[:n], T, wantIPHostID(42, 2))
@@ -363,7 +363,7 @@ func TestAddIPOptionLimits(t *testing.T) {
 			want Result
 		}{{59, OverMTU}, {60, OverMTU}, {67, OverMTU}, {68, Written}, {0, Written}, {-1, Written}} {
 			pkt := clone(syn)
-			n, res, stripped := AddIPOption(pkt, len(pkt), T, 7, 4, tc.mtu)
+			n, res, stripped := AddIPOption(pv(pkt, len(pkt)), pkt, T, 7, 4, tc.mtu)
 			if res != tc.want || stripped {
 				t.Errorf("mtu %d: %v stripped=%v, want %v", tc.mtu, res, stripped, tc.want)
 			}
@@ -373,12 +373,12 @@ func TestAddIPOptionLimits(t *testing.T) {
 		}
 		full := mkIP(t, kUDP, nil, make([]byte, 1472)) // 1500 bytes
 		pkt := clone(full)
-		if _, res, _ := AddIPOption(pkt, len(pkt), T, 7, 2, 1500); res != OverMTU || !bytes.Equal(pkt, full) {
+		if _, res, _ := AddIPOption(pv(pkt, len(pkt)), pkt, T, 7, 2, 1500); res != OverMTU || !bytes.Equal(pkt, full) {
 			t.Errorf("1500-byte datagram at mtu 1500: %v", res)
 		}
 		big := mkIP(t, kUDP, nil, make([]byte, 0xffff-28))
 		pkt = clone(big)
-		if _, res, _ := AddIPOption(pkt, len(pkt), T, 7, 2, 0); res != OverMTU || !bytes.Equal(pkt, big) {
+		if _, res, _ := AddIPOption(pv(pkt, len(pkt)), pkt, T, 7, 2, 0); res != OverMTU || !bytes.Equal(pkt, big) {
 			t.Errorf("65535-byte datagram, no mtu: %v", res)
 		}
 	})
@@ -386,7 +386,7 @@ func TestAddIPOptionLimits(t *testing.T) {
 		// A forged 2-byte option (4) replaced by ours (6, padded to 8) grows the header.
 		orig := mkIP(t, kUDP, ipOpts(ioExp(T, 1, 2)), []byte("hello"))
 		pkt := clone(orig)
-		n, res, stripped := AddIPOption(pkt, len(pkt), T, 7, 4, len(orig))
+		n, res, stripped := AddIPOption(pv(pkt, len(pkt)), pkt, T, 7, 4, len(orig))
 		if res != OverMTU || !stripped || n != len(orig)-4 {
 			t.Fatalf("%v stripped=%v n=%d", res, stripped, n)
 		}
@@ -396,7 +396,7 @@ func TestAddIPOptionLimits(t *testing.T) {
 		// RA (4) + class 2 option (6) + forged (2) = 12; without it 10, still 12 with padding.
 		orig := mkIP(t, kTCP, ipOpts(ioRA(), ioExp(IPOptionExpClass2, 1, 2, 3, 4), ioExp(T)), nil)
 		pkt := clone(orig)
-		n, res, stripped := AddIPOption(pkt, len(pkt), T, 7, 2, len(orig))
+		n, res, stripped := AddIPOption(pv(pkt, len(pkt)), pkt, T, 7, 2, len(orig))
 		if res != OverMTU || !stripped || n != len(orig) {
 			t.Fatalf("%v stripped=%v n=%d", res, stripped, n)
 		}
@@ -404,25 +404,25 @@ func TestAddIPOptionLimits(t *testing.T) {
 	})
 	t.Run("buffer capacity", func(t *testing.T) {
 		pkt := clone(syn)[: len(syn) : len(syn)+7]
-		if n, res, stripped := AddIPOption(pkt, len(pkt), T, 7, 4, 0); res != NoBufferRoom || stripped || n != len(syn) || !bytes.Equal(pkt, syn) {
+		if n, res, stripped := AddIPOption(pv(pkt, len(pkt)), pkt, T, 7, 4, 0); res != NoBufferRoom || stripped || n != len(syn) || !bytes.Equal(pkt, syn) {
 			t.Errorf("cap+7: %v stripped=%v", res, stripped)
 		}
 		pkt = clone(syn)[: len(syn) : len(syn)+8]
-		if n, res, _ := AddIPOption(pkt, len(pkt), T, 7, 4, 0); res != Written {
+		if n, res, _ := AddIPOption(pv(pkt, len(pkt)), pkt, T, 7, 4, 0); res != Written {
 			t.Errorf("cap+8: %v", res)
 		} else {
 			checkIPRewritten(t, syn, pkt[:n], T, wantIPHostID(7, 4))
 		}
 		forged := mkIP(t, kUDP, ipOpts(ioExp(T, 1, 2)), []byte("hello"))
 		pkt = clone(forged)[:len(forged):len(forged)]
-		n, res, stripped := AddIPOption(pkt, len(pkt), T, 7, 4, 0)
+		n, res, stripped := AddIPOption(pv(pkt, len(pkt)), pkt, T, 7, 4, 0)
 		if res != NoBufferRoom || !stripped {
 			t.Fatalf("forged, no room: %v stripped=%v", res, stripped)
 		}
 		checkIPRewritten(t, forged, pkt[:n], T, nil)
 		// Replacing a forged option by one of the same size needs no room.
 		pkt = clone(forged)[:len(forged):len(forged)]
-		if n, res, _ := AddIPOption(pkt, len(pkt), T, 7, 2, 0); res != Written {
+		if n, res, _ := AddIPOption(pv(pkt, len(pkt)), pkt, T, 7, 2, 0); res != Written {
 			t.Errorf("same size, no room: %v", res)
 		} else {
 			checkIPRewritten(t, forged, pkt[:n], T, wantIPHostID(7, 2))
@@ -431,7 +431,7 @@ func TestAddIPOptionLimits(t *testing.T) {
 	t.Run("n within capacity but beyond len", func(t *testing.T) {
 		pkt := clone(syn)
 		short := pkt[:10]
-		n, res, _ := AddIPOption(short, len(syn), T, 7, 4, 0)
+		n, res, _ := AddIPOption(pv(short, len(syn)), short, T, 7, 4, 0)
 		if res != Written {
 			t.Fatalf("%v", res)
 		}
@@ -439,7 +439,7 @@ func TestAddIPOptionLimits(t *testing.T) {
 	})
 	t.Run("trailing bytes past Total Length dropped", func(t *testing.T) {
 		pkt := append(clone(syn), 0xee, 0xee, 0xee, 0xee)
-		n, res, _ := AddIPOption(pkt, len(pkt), T, 7, 4, 0)
+		n, res, _ := AddIPOption(pv(pkt, len(pkt)), pkt, T, 7, 4, 0)
 		if res != Written || n != len(syn)+8 {
 			t.Fatalf("%v n=%d", res, n)
 		}
@@ -451,7 +451,7 @@ func TestAddIPOptionLimits(t *testing.T) {
 			pkt[11] += 3
 			hl := int(pkt[0]&0x0f) * 4
 			errBefore := packet.Fold(packet.Sum(pkt[:hl], 0))
-			n, res, _ := AddIPOption(pkt, len(pkt), T, 0x0102, 2, 0)
+			n, res, _ := AddIPOption(pv(pkt, len(pkt)), pkt, T, 0x0102, 2, 0)
 			if res != Written {
 				t.Fatalf("%v", res)
 			}
@@ -519,12 +519,12 @@ func TestAddIPOptionRejects(t *testing.T) {
 				tc.n = len(tc.pkt)
 			}
 			before := clone(tc.pkt)
-			n, res, stripped := AddIPOption(tc.pkt, tc.n, tc.typ, 1, tc.idLen, 0)
+			n, res, stripped := AddIPOption(pv(tc.pkt, tc.n), tc.pkt, tc.typ, 1, tc.idLen, 0)
 			if res != tc.want || stripped || n != tc.n || !bytes.Equal(tc.pkt, before) {
 				t.Errorf("got %v stripped=%v n=%d, want %v, unchanged", res, stripped, n, tc.want)
 			}
 			if tc.idLen == 4 {
-				if _, res := StripIPOption(tc.pkt, tc.n, tc.typ); res != tc.want || !bytes.Equal(tc.pkt, before) {
+				if _, res := StripIPOption(pv(tc.pkt, tc.n), tc.pkt, tc.typ); res != tc.want || !bytes.Equal(tc.pkt, before) {
 					t.Errorf("strip: %v", res)
 				}
 			}
@@ -542,7 +542,7 @@ func TestStripIPOption(t *testing.T) {
 		for _, opts := range [][]layers.IPv4Option{nil, {ioRA()}, {ioExp(94, 1, 2), ioExp(158, 1, 2), ioExp(222, 1, 2)}, {ioRA(), ioEOL(), ioExp(T, 1, 2)}} {
 			pkt := mkIP(t, kUDP, opts, []byte("x"))
 			before := clone(pkt)
-			if n, res := StripIPOption(pkt, len(pkt), T); res != Unchanged || n != len(before) || !bytes.Equal(pkt, before) {
+			if n, res := StripIPOption(pv(pkt, len(pkt)), pkt, T); res != Unchanged || n != len(before) || !bytes.Equal(pkt, before) {
 				t.Errorf("%v: %v", opts, res)
 			}
 		}
@@ -564,7 +564,7 @@ func TestStripIPOption(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			pkt := mkIP(t, tc.kind, tc.opts, []byte("payload"))
 			before := clone(pkt)
-			n, res := StripIPOption(pkt, len(pkt), tc.typ)
+			n, res := StripIPOption(pv(pkt, len(pkt)), pkt, tc.typ)
 			if res != Written {
 				t.Fatalf("%v", res)
 			}

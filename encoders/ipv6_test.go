@@ -9,6 +9,8 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+
+	"github.com/natreveal/natreveal/packet"
 )
 
 // IPv6 packets are built and checked with gopacket too (lab addresses in
@@ -519,7 +521,7 @@ func TestAddHostIDOption6(t *testing.T) {
 			const id = 0xa1b2c3d4
 			pkt := build6(t, ip6Hdr(), tc.ls...)
 			before := clone(pkt)
-			n, res, stripped := AddHostIDOption6(pkt, len(pkt), id, tc.idLen, 1500)
+			n, res, stripped := AddHostIDOption6(pv(pkt, len(pkt)), pkt, id, tc.idLen, 1500)
 			if res != Written || stripped != tc.stripped {
 				t.Fatalf("got %v stripped=%v, want written stripped=%v", res, stripped, tc.stripped)
 			}
@@ -532,10 +534,10 @@ func TestAddHostIDOption6(t *testing.T) {
 				t.Errorf("HostIDOption6 = %#x, %d, %v", gotID, gotLen, ok)
 			}
 			again := clone(after)
-			if n2, res, _ := AddHostIDOption6(again, len(again), id, tc.idLen, 1500); res != Unchanged || n2 != n || !bytes.Equal(again, after) {
+			if n2, res, _ := AddHostIDOption6(pv(again, len(again)), again, id, tc.idLen, 1500); res != Unchanged || n2 != n || !bytes.Equal(again, after) {
 				t.Errorf("second pass: %v", res)
 			}
-			if n3, res := StripHostIDOption6(again, len(again)); res != Written {
+			if n3, res := StripHostIDOption6(pv(again, len(again)), again); res != Written {
 				t.Errorf("strip: %v", res)
 			} else {
 				checkRewritten6(t, before, again[:n3], nil)
@@ -552,7 +554,7 @@ func TestAddHostIDOption6Limits(t *testing.T) {
 			want Result
 		}{{88, OverMTU}, {95, OverMTU}, {96, Written}, {0, Written}, {-1, Written}} {
 			pkt := clone(syn)
-			n, res, stripped := AddHostIDOption6(pkt, len(pkt), 7, 4, tc.mtu)
+			n, res, stripped := AddHostIDOption6(pv(pkt, len(pkt)), pkt, 7, 4, tc.mtu)
 			if res != tc.want || stripped {
 				t.Errorf("mtu %d: %v stripped=%v, want %v", tc.mtu, res, stripped, tc.want)
 			}
@@ -564,12 +566,12 @@ func TestAddHostIDOption6Limits(t *testing.T) {
 	t.Run("Payload Length limit", func(t *testing.T) {
 		big := build6(t, ip6Hdr(), dataHdr(), gopacket.Payload(make([]byte, 0xffff-20-4)))
 		pkt := clone(big)
-		if _, res, _ := AddHostIDOption6(pkt, len(pkt), 7, 4, 0); res != OverMTU || !bytes.Equal(pkt, big) {
+		if _, res, _ := AddHostIDOption6(pv(pkt, len(pkt)), pkt, 7, 4, 0); res != OverMTU || !bytes.Equal(pkt, big) {
 			t.Errorf("%v", res)
 		}
 		big = build6(t, ip6Hdr(), dataHdr(), gopacket.Payload(make([]byte, 0xffff-20-8)))
 		pkt = clone(big)
-		if n, res, _ := AddHostIDOption6(pkt, len(pkt), 7, 4, 0); res != Written || n != 0xffff+40 {
+		if n, res, _ := AddHostIDOption6(pv(pkt, len(pkt)), pkt, 7, 4, 0); res != Written || n != 0xffff+40 {
 			t.Errorf("to the limit: %v %d", res, n)
 		} else {
 			checkRewritten6(t, big, pkt[:n], wantHostID(7, 4))
@@ -578,7 +580,7 @@ func TestAddHostIDOption6Limits(t *testing.T) {
 	t.Run("MTU with forged option: still stripped", func(t *testing.T) {
 		orig := build6(t, ip6Hdr(), synHdr(oMSS(1400), oHostID()))
 		pkt := clone(orig)
-		n, res, stripped := AddHostIDOption6(pkt, len(pkt), 7, 4, len(orig))
+		n, res, stripped := AddHostIDOption6(pv(pkt, len(pkt)), pkt, 7, 4, len(orig))
 		if res != OverMTU || !stripped || n != len(orig)-4 {
 			t.Fatalf("%v stripped=%v n=%d", res, stripped, n)
 		}
@@ -586,11 +588,11 @@ func TestAddHostIDOption6Limits(t *testing.T) {
 	})
 	t.Run("buffer capacity", func(t *testing.T) {
 		pkt := clone(syn)[: len(syn) : len(syn)+7]
-		if n, res, stripped := AddHostIDOption6(pkt, len(pkt), 7, 4, 0); res != NoBufferRoom || stripped || n != len(syn) || !bytes.Equal(pkt, syn) {
+		if n, res, stripped := AddHostIDOption6(pv(pkt, len(pkt)), pkt, 7, 4, 0); res != NoBufferRoom || stripped || n != len(syn) || !bytes.Equal(pkt, syn) {
 			t.Errorf("cap+7: %v stripped=%v", res, stripped)
 		}
 		pkt = clone(syn)[: len(syn) : len(syn)+8]
-		if n, res, _ := AddHostIDOption6(pkt, len(pkt), 7, 4, 0); res != Written {
+		if n, res, _ := AddHostIDOption6(pv(pkt, len(pkt)), pkt, 7, 4, 0); res != Written {
 			t.Errorf("cap+8: %v", res)
 		} else {
 			checkRewritten6(t, syn, pkt[:n], wantHostID(7, 4))
@@ -599,7 +601,7 @@ func TestAddHostIDOption6Limits(t *testing.T) {
 	t.Run("buffer capacity with forged option: still stripped", func(t *testing.T) {
 		orig := build6(t, ip6Hdr(), hbh6(), synHdr(append(linuxSYN(), oHostID())...))
 		pkt := clone(orig)[:len(orig):len(orig)] // ours needs 4 more bytes
-		n, res, stripped := AddHostIDOption6(pkt, len(pkt), 7, 4, 0)
+		n, res, stripped := AddHostIDOption6(pv(pkt, len(pkt)), pkt, 7, 4, 0)
 		if res != NoBufferRoom || !stripped || n != len(orig)-4 {
 			t.Fatalf("%v stripped=%v n=%d", res, stripped, n)
 		}
@@ -608,12 +610,12 @@ func TestAddHostIDOption6Limits(t *testing.T) {
 	t.Run("option space full", func(t *testing.T) {
 		full := build6(t, ip6Hdr(), synHdr(append(linuxSYN(), oTFO(16), oNOP(), oNOP())...))
 		pkt := clone(full)
-		if n, res, stripped := AddHostIDOption6(pkt, len(pkt), 7, 2, 0); res != NoOptionSpace || stripped || n != len(full) || !bytes.Equal(pkt, full) {
+		if n, res, stripped := AddHostIDOption6(pv(pkt, len(pkt)), pkt, 7, 2, 0); res != NoOptionSpace || stripped || n != len(full) || !bytes.Equal(pkt, full) {
 			t.Errorf("%v stripped=%v", res, stripped)
 		}
 		forged := build6(t, ip6Hdr(), synHdr(append(linuxSYN(), oTFO(12), oHostID(0xde, 0xad))...))
 		pkt = clone(forged)
-		n, res, stripped := AddHostIDOption6(pkt, len(pkt), 7, 4, 0)
+		n, res, stripped := AddHostIDOption6(pv(pkt, len(pkt)), pkt, 7, 4, 0)
 		if res != NoOptionSpace || !stripped {
 			t.Fatalf("forged: %v stripped=%v", res, stripped)
 		}
@@ -621,7 +623,7 @@ func TestAddHostIDOption6Limits(t *testing.T) {
 	})
 	t.Run("trailing bytes dropped", func(t *testing.T) {
 		pkt := append(clone(syn), 0xee, 0xee, 0xee)
-		n, res, _ := AddHostIDOption6(pkt, len(pkt), 7, 4, 0)
+		n, res, _ := AddHostIDOption6(pv(pkt, len(pkt)), pkt, 7, 4, 0)
 		if res != Written || n != len(syn)+8 {
 			t.Fatalf("%v n=%d", res, n)
 		}
@@ -654,11 +656,11 @@ func TestAddHostIDOption6Rejects(t *testing.T) {
 		{"id length 3", syn, len(syn), 3, BadHeader},
 	} {
 		before := clone(tc.pkt)
-		n, res, stripped := AddHostIDOption6(tc.pkt, tc.n, 1, tc.idLen, 0)
+		n, res, stripped := AddHostIDOption6(pv(tc.pkt, tc.n), tc.pkt, 1, tc.idLen, 0)
 		if res != tc.want || stripped || n != tc.n || !bytes.Equal(tc.pkt, before) {
 			t.Errorf("%s: got %v stripped=%v n=%d, want %v, unchanged", tc.name, res, stripped, n, tc.want)
 		}
-		if res := LowerMSS6(tc.pkt, 8); tc.n == len(tc.pkt) && tc.idLen == 4 && res != tc.want {
+		if res := LowerMSS6(pv(tc.pkt, len(tc.pkt)), tc.pkt, 8); tc.n == len(tc.pkt) && tc.idLen == 4 && res != tc.want {
 			t.Errorf("%s: LowerMSS6 %v", tc.name, res)
 		}
 	}
@@ -709,11 +711,11 @@ func TestAddHostIDOption6BadOptions(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := clone(tc.pkt)
-			n, res, stripped := AddHostIDOption6(tc.pkt, len(tc.pkt), 1, 4, 0)
+			n, res, stripped := AddHostIDOption6(pv(tc.pkt, len(tc.pkt)), tc.pkt, 1, 4, 0)
 			if res != tc.want || stripped || n != len(before) || !bytes.Equal(tc.pkt, before) {
 				t.Errorf("got %v stripped=%v n=%d, want %v, unchanged", res, stripped, n, tc.want)
 			}
-			if n, res := StripHostIDOption6(tc.pkt, len(tc.pkt)); res != tc.want || n != len(before) || !bytes.Equal(tc.pkt, before) {
+			if n, res := StripHostIDOption6(pv(tc.pkt, len(tc.pkt)), tc.pkt); res != tc.want || n != len(before) || !bytes.Equal(tc.pkt, before) {
 				t.Errorf("strip: got %v n=%d, want %v, unchanged", res, n, tc.want)
 			}
 		})
@@ -732,7 +734,7 @@ func TestLowerMSS6(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			pkt := build6(t, ip6Hdr(), hbh6(), tc.tcp)
 			before := clone(pkt)
-			if res := LowerMSS6(pkt, tc.delta); res != tc.want {
+			if res := LowerMSS6(pv(pkt, len(pkt)), pkt, tc.delta); res != tc.want {
 				t.Fatalf("%v, want %v", res, tc.want)
 			}
 			d := decode6(t, pkt)
@@ -770,25 +772,27 @@ func BenchmarkParseIPv6(b *testing.B) {
 }
 
 func BenchmarkAddHostIDOption6(b *testing.B) {
+	var view packet.View // on the stack: a caller keeps its view there
 	orig := build6(b, ip6Hdr(), synHdr(linuxSYN()...))
 	buf := make([]byte, len(orig), len(orig)+Headroom)
 	b.ReportAllocs()
 	for b.Loop() {
 		copy(buf[:len(orig)], orig)
-		if _, res, _ := AddHostIDOption6(buf, len(orig), 0xa1b2c3d4, 4, 1500); res != Written {
+		if _, res, _ := AddHostIDOption6(pvAt(&view, buf, len(orig)), buf, 0xa1b2c3d4, 4, 1500); res != Written {
 			b.Fatal(res)
 		}
 	}
 }
 
 func BenchmarkAddHostIDOption6Data(b *testing.B) {
+	var view packet.View                                                                              // on the stack: a caller keeps its view there
 	orig := build6(b, ip6Hdr(), dataHdr(oNOP(), oNOP(), oTS()), gopacket.Payload(make([]byte, 1420))) // 1500 after
 	buf := make([]byte, len(orig), len(orig)+Headroom)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(orig)))
 	for b.Loop() {
 		copy(buf[:len(orig)], orig)
-		if _, res, _ := AddHostIDOption6(buf, len(orig), 0xa1b2c3d4, 4, 1500); res != Written {
+		if _, res, _ := AddHostIDOption6(pvAt(&view, buf, len(orig)), buf, 0xa1b2c3d4, 4, 1500); res != Written {
 			b.Fatal(res)
 		}
 	}
@@ -807,6 +811,7 @@ func BenchmarkTCPChecksumOK6(b *testing.B) {
 
 // TestZeroAllocs6 asserts that no IPv6 hot function allocates.
 func TestZeroAllocs6(t *testing.T) {
+	var view packet.View // on the stack: a caller keeps its view there
 	syn := build6(t, ip6Hdr(), hbh6(), synHdr(append(linuxSYN(), oHostID(9, 9))...))
 	data := build6(t, ip6Hdr(), dataHdr(oNOP(), oNOP(), oTS()), gopacket.Payload(make([]byte, 1400)))
 	merge := build6(t, ip6Hdr(), dest6(homeAddr(), dOpt(DestOptType, []byte{1, 2})), synHdr(linuxSYN()...))
@@ -817,33 +822,33 @@ func TestZeroAllocs6(t *testing.T) {
 		"ParseTCP6": func() { ParseTCP6(syn, ip) },
 		"AddHostIDOption6": func() {
 			buf = append(buf[:0], syn...)
-			AddHostIDOption6(buf, len(buf), 0x01020304, 4, 1500)
+			AddHostIDOption6(pvAt(&view, buf, len(buf)), buf, 0x01020304, 4, 1500)
 		},
 		"AddHostIDOption6 no room": func() {
 			buf = append(buf[:0], data...)
-			AddHostIDOption6(buf[:len(data):len(data)], len(data), 0x0102, 2, 0)
+			AddHostIDOption6(pvAt(&view, buf[:len(data):len(data)], len(data)), buf[:len(data):len(data)], 0x0102, 2, 0)
 		},
 		"StripHostIDOption6": func() {
 			buf = append(buf[:0], syn...)
-			StripHostIDOption6(buf, len(buf))
+			StripHostIDOption6(pvAt(&view, buf, len(buf)), buf)
 		},
 		"HostIDOption6":  func() { HostIDOption6(syn) },
 		"TCPChecksumOK6": func() { TCPChecksumOK6(data) },
 		"LowerMSS6": func() {
 			buf = append(buf[:0], syn...)
-			LowerMSS6(buf, 8)
+			LowerMSS6(pvAt(&view, buf, len(buf)), buf, 8)
 		},
 		"AddDestOpt insert": func() {
 			buf = append(buf[:0], data...)
-			AddDestOpt(buf, len(buf), DestOptType, 0x01020304, 4, 0)
+			AddDestOpt(pvAt(&view, buf, len(buf)), buf, DestOptType, 0x01020304, 4, 0)
 		},
 		"AddDestOpt merge": func() {
 			buf = append(buf[:0], merge...)
-			AddDestOpt(buf, len(buf), DestOptType, 0x01020304, 4, 0)
+			AddDestOpt(pvAt(&view, buf, len(buf)), buf, DestOptType, 0x01020304, 4, 0)
 		},
 		"StripDestOpt": func() {
 			buf = append(buf[:0], merge...)
-			StripDestOpt(buf, len(buf), DestOptType)
+			StripDestOpt(pvAt(&view, buf, len(buf)), buf, DestOptType)
 		},
 		"DestOptHostID": func() { DestOptHostID(merge, DestOptType) },
 	} {

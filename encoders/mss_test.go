@@ -35,7 +35,7 @@ func TestLowerMSS(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			pkt := build(t, ipHdr(), tc.tcp, nil)
 			before := bytes.Clone(pkt)
-			if res := LowerMSS(pkt, tc.delta); res != tc.want {
+			if res := LowerMSS(pv(pkt, len(pkt)), pkt, tc.delta); res != tc.want {
 				t.Fatalf("%v, want %v", res, tc.want)
 			}
 			if got := mssOf(t, pkt); got != tc.mss {
@@ -52,10 +52,10 @@ func TestLowerMSS(t *testing.T) {
 	syn := build(t, ipHdr(), synHdr(linuxSYN()...), nil)
 	frag := clone(syn)
 	frag[6] |= 0x20
-	if res := LowerMSS(frag, 8); res != Fragment {
+	if res := LowerMSS(pv(frag, len(frag)), frag, 8); res != Fragment {
 		t.Errorf("fragment: %v", res)
 	}
-	if res := LowerMSS(syn[:30], 8); res != Truncated {
+	if res := LowerMSS(pv(syn[:30], len(syn[:30])), syn[:30], 8); res != Truncated {
 		t.Errorf("truncated: %v", res)
 	}
 }

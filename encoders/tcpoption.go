@@ -16,50 +16,9 @@ const (
 
 // Option kinds, RFC 9293 §3.2.
 const (
-	optEOL = 0
 	optNOP = 1
 	optMSS = 2
 )
-
-// optLen returns the length of the option at opts[i]: 1 for NOP, 0 for EOL
-// (end of list), -1 when malformed (RFC 9293 §3.1: a length byte below 2 or
-// running past the option space).
-func optLen(opts []byte, i int) int {
-	switch opts[i] {
-	case optEOL:
-		return 0
-	case optNOP:
-		return 1
-	}
-	if i+1 >= len(opts) {
-		return -1
-	}
-	l := int(opts[i+1])
-	if l < 2 || l > len(opts)-i {
-		return -1
-	}
-	return l
-}
-
-// findOption returns the offset in opts of the first option of kind with
-// length want, or -1. It stops at EOL and reports a malformed list met
-// before the option as BadHeader.
-func findOption(opts []byte, kind byte, want int) (int, Result) {
-	for i := 0; i < len(opts); {
-		l := optLen(opts, i)
-		if l == 0 {
-			break
-		}
-		if l < 0 {
-			return -1, BadHeader
-		}
-		if opts[i] == kind && l == want {
-			return i, Unchanged
-		}
-		i += l
-	}
-	return -1, Unchanged
-}
 
 // isHostID reports whether option o is a HOST_ID option of any length:
 // kind 253 with ExID 0x0348 (RFC 7974 §3). RFC 6994 §3.1: "All ExIDs MUST
@@ -83,14 +42,14 @@ func encodeHostID(o *[HostIDOptionSpace]byte, id uint32, idLen int) int {
 	return 4 + idLen
 }
 
-// AddHostIDOption rewrites the IPv4/TCP packet buf[:n] in place so that its
-// TCP header carries exactly one HOST_ID option, ours: id in idLen (2 or 4)
-// bytes, big endian (RFC 7974 §3; a 2-byte id keeps the low 16 bits). HOST_ID
-// options already present are removed first (anti-spoofing; see
-// RFC7974-NOTES.md on §4.3). The other options keep their order; NOPs that
-// only padded before a removed option or at the end are dropped, ours is
-// appended and NOP-padded so the list ends on a word boundary. Bytes after
-// EOL are not kept.
+// AddHostIDOption rewrites the IPv4/TCP packet buf[:v.N], parsed as v, in
+// place so that its TCP header carries exactly one HOST_ID option, ours: id
+// in idLen (2 or 4) bytes, big endian (RFC 7974 §3; a 2-byte id keeps the
+// low 16 bits). HOST_ID options already present are removed first
+// (anti-spoofing; see RFC7974-NOTES.md on §4.3). The other options keep
+// their order; NOPs that only padded before a removed option or at the end
+// are dropped, ours is appended and NOP-padded so the list ends on a word
+// boundary. Bytes after EOL are not kept.
 //
 // Results: Written (newLen is the new Total Length); Unchanged when exactly
 // one HOST_ID option, equal to ours, is already there; NoOptionSpace when
@@ -101,15 +60,16 @@ func encodeHostID(o *[HostIDOptionSpace]byte, id uint32, idLen int) int {
 // the packet (newLen then shrinks); otherwise the packet is untouched.
 // Truncated, BadHeader, NotTCP and Fragment leave it untouched too.
 //
-// Checksums are updated incrementally (RFC 1624).
-func AddHostIDOption(buf []byte, n int, id uint32, idLen int, mtu int) (newLen int, res Result, stripped bool) {
-	return rewriteHostID(buf, n, id, idLen, mtu, addHostID)
+// Checksums are updated incrementally (RFC 1624). Whenever the packet
+// changes, v is updated to match it (packet.View.ResizeTCPHeader).
+func AddHostIDOption(v *packet.View, buf []byte, id uint32, idLen int, mtu int) (newLen int, res Result, stripped bool) {
+	return rewriteHostID(v, buf, id, idLen, mtu, addHostID)
 }
 
-// StripHostIDOption removes every HOST_ID option from buf[:n] (the header
+// StripHostIDOption removes every HOST_ID option from buf[:v.N] (the header
 // shrinks, same rebuild as AddHostIDOption). Unchanged when there is none.
-func StripHostIDOption(buf []byte, n int) (newLen int, res Result) {
-	newLen, res, _ = rewriteHostID(buf, n, 0, 0, 0, 0)
+func StripHostIDOption(v *packet.View, buf []byte) (newLen int, res Result) {
+	newLen, res, _ = rewriteHostID(v, buf, 0, 0, 0, 0)
 	return newLen, res
 }
 
@@ -123,28 +83,42 @@ const (
 	hostIDv6                          // the packet is IPv6 (AddHostIDOption6)
 )
 
-// rewriteHostID rebuilds the option list of buf[:n]. Only finding the TCP
-// header (tcpBounds, tcpBounds6) and the IP length fields (writeOptions)
-// depend on the address family.
-func rewriteHostID(buf []byte, n int, id uint32, idLen, mtu int, mode hostIDMode) (int, Result, bool) {
+// tcpRes is what the TCP encoders of the family (v6: IPv6) say of the
+// parsed packet before looking at the options: the IP header's result,
+// NotTCP, Fragment, the TCP header's result; for IPv6 then NotTCP when an
+// AH was walked (see AddHostIDOption6). ParseTCP's walk of the options up
+// to MSS may have found them malformed: every caller walks the whole list
+// and is BadHeader there too.
+func tcpRes(v *packet.View, v6 bool) Result {
+	res := v.Res4()
+	if v6 {
+		res = v.Res6()
+	}
+	if res == Unchanged {
+		res = v.TCPRes()
+	}
+	if res == Unchanged && v6 && v.IP6.AH {
+		return NotTCP
+	}
+	return res
+}
+
+// rewriteHostID rebuilds the option list of buf[:v.N]. Only the IP length
+// fields (writeOptions) depend on the address family.
+func rewriteHostID(v *packet.View, buf []byte, id uint32, idLen, mtu int, mode hostIDMode) (int, Result, bool) {
 	add, keep, v6 := mode&addHostID != 0, mode&keepHostID != 0, mode&hostIDv6 != 0
+	n := v.N
 	if n < 0 || n > cap(buf) {
 		return n, Truncated, false
 	}
 	if add && idLen != 2 && idLen != 4 {
 		return n, BadHeader, false
 	}
-	pkt := buf[:n]
-	var tcpOff, total, tcpHdr int
-	var res Result
-	if v6 {
-		tcpOff, total, tcpHdr, res = tcpBounds6(pkt)
-	} else {
-		tcpOff, total, tcpHdr, res = tcpBounds(pkt)
-	}
-	if res != Unchanged {
+	if res := tcpRes(v, v6); res != Unchanged {
 		return n, res, false
 	}
+	pkt := buf[:n]
+	tcpOff, total, tcpHdr := v.TCP.Off, v.Total, v.TCP.HdrLen
 	opts := pkt[tcpOff+tcpMinHdr : tcpOff+tcpHdr]
 
 	var ours [HostIDOptionSpace]byte
@@ -175,11 +149,13 @@ func rewriteHostID(buf []byte, n int, id uint32, idLen, mtu int, mode hostIDMode
 	}
 	newLen, wr := writeOptions(buf, n, tcpOff, total, tcpHdr, keptList[:w], same, ours[:oursLen], mtu, v6)
 	if wr == Written {
+		v.ResizeTCPHeader(newLen)
 		return newLen, res, stripped
 	}
 	// OverMTU or NoBufferRoom: still remove received options (never grows).
 	if stripped {
 		if newLen, r := writeOptions(buf, n, tcpOff, total, tcpHdr, keptList[:w], same, nil, 0, v6); r == Written {
+			v.ResizeTCPHeader(newLen)
 			return newLen, wr, true
 		}
 	}
@@ -233,57 +209,6 @@ func filterHostID(opts []byte, kept *[MaxTCPOptions]byte, ours []byte, keep bool
 }
 
 func roundUp4(x int) int { return (x + 3) &^ 3 }
-
-// tcpBounds is ParseIPv4TCP reduced to what rewriteHostID needs: the same
-// checks, in the same order, with the same results, without building the
-// IPv4 and TCP views or walking the options (rewriteHostID walks the whole
-// list with filterHostID, a stricter check than ParseTCP's walk up to MSS).
-func tcpBounds(pkt []byte) (ipHdr, total, tcpHdr int, res Result) {
-	if len(pkt) < ipv4MinHdr {
-		return 0, 0, 0, Truncated
-	}
-	if pkt[0]>>4 != 4 {
-		return 0, 0, 0, BadHeader
-	}
-	ipHdr = int(pkt[0]&0x0f) * 4
-	if ipHdr < ipv4MinHdr {
-		return 0, 0, 0, BadHeader
-	}
-	total = int(binary.BigEndian.Uint16(pkt[2:4]))
-	if total < ipHdr {
-		return 0, 0, 0, BadHeader
-	}
-	if total > len(pkt) {
-		return 0, 0, 0, Truncated
-	}
-	if pkt[9] != protoTCP {
-		return 0, 0, 0, NotTCP
-	}
-	if binary.BigEndian.Uint16(pkt[6:8])&(ipFlagMF|ipFragOffMsk) != 0 {
-		return 0, 0, 0, Fragment
-	}
-	if tcpHdr, res = tcpHdrLen(pkt[ipHdr:total]); res != Unchanged {
-		return 0, 0, 0, res
-	}
-	return ipHdr, total, tcpHdr, Unchanged
-}
-
-// tcpHdrLen returns the length of the TCP header at the start of the
-// segment seg (Data Offset * 4, RFC 9293 §3.1): Truncated when seg is
-// shorter than 20 bytes or than the header, BadHeader when Data Offset < 5.
-func tcpHdrLen(seg []byte) (int, Result) {
-	if len(seg) < tcpMinHdr {
-		return 0, Truncated
-	}
-	l := int(seg[12]>>4) * 4
-	if l < tcpMinHdr {
-		return 0, BadHeader
-	}
-	if l > len(seg) {
-		return 0, Truncated
-	}
-	return l, Unchanged
-}
 
 // writeOptions replaces the TCP option list of the packet, whose TCP header
 // (tcpHdr bytes) is at tcpOff and whose datagram is total bytes, with kept,

@@ -49,7 +49,7 @@ func TestAddHostIDOption(t *testing.T) {
 			const id = 0xa1b2c3d4
 			pkt := build(t, ipHdr(), tc.tcp, tc.payload)
 			before := clone(pkt)
-			n, res, stripped := AddHostIDOption(pkt, len(pkt), id, tc.idLen, 1500)
+			n, res, stripped := AddHostIDOption(pv(pkt, len(pkt)), pkt, id, tc.idLen, 1500)
 			if res != Written || stripped != tc.stripped {
 				t.Fatalf("got %v stripped=%v, want written stripped=%v", res, stripped, tc.stripped)
 			}
@@ -64,11 +64,11 @@ func TestAddHostIDOption(t *testing.T) {
 			}
 			// Idempotent: a second pass (a retransmission queued again) changes nothing.
 			again := clone(after)
-			if n2, res, _ := AddHostIDOption(again, len(again), id, tc.idLen, 1500); res != Unchanged || n2 != n || !bytes.Equal(again, after) {
+			if n2, res, _ := AddHostIDOption(pv(again, len(again)), again, id, tc.idLen, 1500); res != Unchanged || n2 != n || !bytes.Equal(again, after) {
 				t.Errorf("second pass: %v", res)
 			}
 			// Stripping gives back a packet without HOST_ID and the original options.
-			if n3, res := StripHostIDOption(again, len(again)); res != Written {
+			if n3, res := StripHostIDOption(pv(again, len(again)), again); res != Written {
 				t.Errorf("strip: %v", res)
 			} else {
 				checkRewritten(t, before, again[:n3], nil)
@@ -82,7 +82,7 @@ func TestAddHostIDOptionNoSpace(t *testing.T) {
 		pkt := build(t, ipHdr(), synHdr(append(linuxSYN(), oTFO(16), oNOP(), oNOP())...), nil)
 		before := clone(pkt)
 		for _, idLen := range []int{2, 4} {
-			n, res, stripped := AddHostIDOption(pkt, len(pkt), 42, idLen, 0)
+			n, res, stripped := AddHostIDOption(pv(pkt, len(pkt)), pkt, 42, idLen, 0)
 			if res != NoOptionSpace || stripped || n != len(before) || !bytes.Equal(pkt, before) {
 				t.Fatalf("idLen %d: %v stripped=%v n=%d, want no-option-space and no change", idLen, res, stripped, n)
 			}
@@ -92,7 +92,7 @@ func TestAddHostIDOptionNoSpace(t *testing.T) {
 		// 20 + TFO(12) + 2 = 34, forged 6: 40. Ours (8) does not fit in 40-34.
 		pkt := build(t, ipHdr(), synHdr(append(linuxSYN(), oTFO(12), oHostID(0xde, 0xad))...), nil)
 		before := clone(pkt)
-		n, res, stripped := AddHostIDOption(pkt, len(pkt), 42, 4, 0)
+		n, res, stripped := AddHostIDOption(pv(pkt, len(pkt)), pkt, 42, 4, 0)
 		if res != NoOptionSpace || !stripped {
 			t.Fatalf("%v stripped=%v, want no-option-space, stripped", res, stripped)
 		}
@@ -102,7 +102,7 @@ func TestAddHostIDOptionNoSpace(t *testing.T) {
 		}
 		// A 2-byte id still fits exactly in the same packet.
 		pkt = clone(before)
-		if n, res, _ = AddHostIDOption(pkt, len(pkt), 42, 2, 0); res != Written {
+		if n, res, _ = AddHostIDOption(pv(pkt, len(pkt)), pkt, 42, 2, 0); res != Written {
 			t.Fatalf("2-byte id: %v", res)
 		}
 		checkRewritten(t, before, pkt[:n], wantHostID(42, 2))
@@ -117,7 +117,7 @@ func TestAddHostIDOptionLimits(t *testing.T) {
 			want Result
 		}{{59, OverMTU}, {60, OverMTU}, {67, OverMTU}, {68, Written}, {0, Written}, {-1, Written}} {
 			pkt := clone(syn)
-			n, res, stripped := AddHostIDOption(pkt, len(pkt), 7, 4, tc.mtu)
+			n, res, stripped := AddHostIDOption(pv(pkt, len(pkt)), pkt, 7, 4, tc.mtu)
 			if res != tc.want || stripped {
 				t.Errorf("mtu %d: %v stripped=%v, want %v", tc.mtu, res, stripped, tc.want)
 			}
@@ -127,7 +127,7 @@ func TestAddHostIDOptionLimits(t *testing.T) {
 		}
 		full := build(t, ipHdr(), dataHdr(oNOP(), oNOP(), oTS()), make([]byte, 1448)) // 1500 bytes
 		pkt := clone(full)
-		if _, res, _ := AddHostIDOption(pkt, len(pkt), 7, 2, 1500); res != OverMTU || !bytes.Equal(pkt, full) {
+		if _, res, _ := AddHostIDOption(pv(pkt, len(pkt)), pkt, 7, 2, 1500); res != OverMTU || !bytes.Equal(pkt, full) {
 			t.Errorf("1500-byte segment at mtu 1500: %v", res)
 		}
 	})
@@ -135,7 +135,7 @@ func TestAddHostIDOptionLimits(t *testing.T) {
 		// A forged ExID-only option (4 bytes) replaced by ours (8) grows the header.
 		orig := build(t, ipHdr(), synHdr(oMSS(1400), oHostID()), nil)
 		pkt := clone(orig)
-		n, res, stripped := AddHostIDOption(pkt, len(pkt), 7, 4, len(orig))
+		n, res, stripped := AddHostIDOption(pv(pkt, len(pkt)), pkt, 7, 4, len(orig))
 		if res != OverMTU || !stripped || n != len(orig)-4 {
 			t.Fatalf("%v stripped=%v n=%d", res, stripped, n)
 		}
@@ -143,18 +143,18 @@ func TestAddHostIDOptionLimits(t *testing.T) {
 	})
 	t.Run("buffer capacity", func(t *testing.T) {
 		pkt := clone(syn)[: len(syn) : len(syn)+7]
-		if n, res, stripped := AddHostIDOption(pkt, len(pkt), 7, 4, 0); res != NoBufferRoom || stripped || n != len(syn) || !bytes.Equal(pkt, syn) {
+		if n, res, stripped := AddHostIDOption(pv(pkt, len(pkt)), pkt, 7, 4, 0); res != NoBufferRoom || stripped || n != len(syn) || !bytes.Equal(pkt, syn) {
 			t.Errorf("cap+7: %v stripped=%v", res, stripped)
 		}
 		pkt = clone(syn)[: len(syn) : len(syn)+8]
-		if n, res, _ := AddHostIDOption(pkt, len(pkt), 7, 4, 0); res != Written {
+		if n, res, _ := AddHostIDOption(pv(pkt, len(pkt)), pkt, 7, 4, 0); res != Written {
 			t.Errorf("cap+8: %v", res)
 		} else {
 			checkRewritten(t, syn, pkt[:n], wantHostID(7, 4))
 		}
 		forged := build(t, ipHdr(), synHdr(oMSS(1400), oHostID()), nil)
 		pkt = clone(forged)[:len(forged):len(forged)]
-		n, res, stripped := AddHostIDOption(pkt, len(pkt), 7, 4, 0)
+		n, res, stripped := AddHostIDOption(pv(pkt, len(pkt)), pkt, 7, 4, 0)
 		if res != NoBufferRoom || !stripped {
 			t.Fatalf("forged, no room: %v stripped=%v", res, stripped)
 		}
@@ -163,7 +163,7 @@ func TestAddHostIDOptionLimits(t *testing.T) {
 	t.Run("n within capacity but beyond len", func(t *testing.T) {
 		pkt := clone(syn)
 		short := pkt[:10]
-		n, res, _ := AddHostIDOption(short, len(syn), 7, 4, 0)
+		n, res, _ := AddHostIDOption(pv(short, len(syn)), short, 7, 4, 0)
 		if res != Written {
 			t.Fatalf("%v", res)
 		}
@@ -171,7 +171,7 @@ func TestAddHostIDOptionLimits(t *testing.T) {
 	})
 	t.Run("trailing bytes past Total Length dropped", func(t *testing.T) {
 		pkt := append(clone(syn), 0xee, 0xee, 0xee, 0xee)
-		n, res, _ := AddHostIDOption(pkt, len(pkt), 7, 4, 0)
+		n, res, _ := AddHostIDOption(pv(pkt, len(pkt)), pkt, 7, 4, 0)
 		if res != Written || n != len(syn)+8 {
 			t.Fatalf("%v n=%d", res, n)
 		}
@@ -185,7 +185,7 @@ func TestAddHostIDOptionLimits(t *testing.T) {
 			t.Fatalf("IHL %d", orig[0]&0x0f)
 		}
 		pkt := clone(orig)
-		n, res, _ := AddHostIDOption(pkt, len(pkt), 0xbeef, 2, 0)
+		n, res, _ := AddHostIDOption(pv(pkt, len(pkt)), pkt, 0xbeef, 2, 0)
 		if res != Written {
 			t.Fatalf("%v", res)
 		}
@@ -250,12 +250,12 @@ func TestAddHostIDOptionRejects(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			before := clone(tc.pkt)
-			n, res, stripped := AddHostIDOption(tc.pkt, tc.n, 1, tc.idLen, 0)
+			n, res, stripped := AddHostIDOption(pv(tc.pkt, tc.n), tc.pkt, 1, tc.idLen, 0)
 			if res != tc.want || stripped || n != tc.n || !bytes.Equal(tc.pkt, before) {
 				t.Errorf("got %v stripped=%v n=%d, want %v, unchanged", res, stripped, n, tc.want)
 			}
 			if tc.idLen == 4 {
-				if _, res := StripHostIDOption(tc.pkt, tc.n); res != tc.want && !(res == Unchanged && tc.want == BadHeader) {
+				if _, res := StripHostIDOption(pv(tc.pkt, tc.n), tc.pkt); res != tc.want && !(res == Unchanged && tc.want == BadHeader) {
 					t.Errorf("strip: %v", res)
 				}
 			}
@@ -267,7 +267,7 @@ func TestStripHostIDOption(t *testing.T) {
 	t.Run("none", func(t *testing.T) {
 		pkt := build(t, ipHdr(), synHdr(linuxSYN()...), nil)
 		before := clone(pkt)
-		if n, res := StripHostIDOption(pkt, len(pkt)); res != Unchanged || n != len(before) || !bytes.Equal(pkt, before) {
+		if n, res := StripHostIDOption(pv(pkt, len(pkt)), pkt); res != Unchanged || n != len(before) || !bytes.Equal(pkt, before) {
 			t.Errorf("%v", res)
 		}
 	})
@@ -286,7 +286,7 @@ func TestStripHostIDOption(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			pkt := build(t, ipHdr(), tc.tcp, tc.payload)
 			before := clone(pkt)
-			n, res := StripHostIDOption(pkt, len(pkt))
+			n, res := StripHostIDOption(pv(pkt, len(pkt)), pkt)
 			if res != Written {
 				t.Fatalf("%v", res)
 			}
@@ -302,7 +302,7 @@ func TestKeepReceivedHostID(t *testing.T) {
 	// RFC 7974 §4.3 propagate-forward mode: the received option stays, ours follows.
 	orig := build(t, ipHdr(), synHdr(append(linuxSYN(), oNOP(), oNOP(), oHostID(0xbe, 0xef))...), nil)
 	pkt := clone(orig)
-	n, res, stripped := rewriteHostID(pkt, len(pkt), 0x01020304, 4, 0, addHostID|keepHostID)
+	n, res, stripped := rewriteHostID(pv(pkt, len(pkt)), pkt, 0x01020304, 4, 0, addHostID|keepHostID)
 	if res != Written || stripped {
 		t.Fatalf("%v %v", res, stripped)
 	}
@@ -311,7 +311,7 @@ func TestKeepReceivedHostID(t *testing.T) {
 	if len(ids) != 2 || !bytes.Equal(ids[0].OptionData, wantHostID(0xbeef, 2)) || !bytes.Equal(ids[1].OptionData, wantHostID(0x01020304, 4)) {
 		t.Errorf("options %v", a.tcp.Options)
 	}
-	if _, res, _ := rewriteHostID(pkt, n, 0x01020304, 4, 0, addHostID|keepHostID); res != Unchanged {
+	if _, res, _ := rewriteHostID(pv(pkt, n), pkt, 0x01020304, 4, 0, addHostID|keepHostID); res != Unchanged {
 		t.Errorf("second pass %v", res)
 	}
 }

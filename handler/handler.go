@@ -16,6 +16,7 @@ import (
 	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/hostid"
 	"github.com/natreveal/natreveal/markbits"
+	"github.com/natreveal/natreveal/packet"
 	"github.com/natreveal/natreveal/queue"
 	"github.com/natreveal/natreveal/stream"
 )
@@ -134,7 +135,7 @@ func (c HandlerConfig) udpPackets(v6 bool) int {
 // 8200 §3) picks the path.
 func (h *Handler) Handle(buf []byte, n int, m Meta) Verdict {
 	if n > 0 && buf[0]>>4 == 6 {
-		return h.handle6(buf, n, m) // pre-NAT only (config refuses post-nat with IPv6)
+		return h.handle(buf, n, m, netip.Addr{}) // pre-NAT only (config refuses post-nat with IPv6)
 	}
 	if !h.cfg.PostNAT {
 		return h.handle(buf, n, m, netip.Addr{})
@@ -154,25 +155,32 @@ func (h *Handler) Handle(buf []byte, n int, m Meta) Verdict {
 	return v
 }
 
-// handle is Handle; tag is the inside source a post-NAT tag rule reported,
-// or the zero Addr.
+// handle is Handle for either family; tag is the inside source a
+// post-NAT tag rule reported, or the zero Addr. The packet is parsed once
+// here (packet.View) and the view goes to every step, which keeps it true
+// when it rewrites the packet. IPv6 (RFC 8200) is queued before NAT66: TCP
+// gets the RFC 7974 option and the Destination Option on the SYN, UDP the
+// Destination Option on the first packets of a flow.
 func (h *Handler) handle(buf []byte, n int, m Meta, tag netip.Addr) Verdict {
-	pkt := buf[:n]
-	ip, r := encoders.ParseIPv4(pkt)
-	if r != encoders.Unchanged {
+	var v packet.View
+	r := v.Parse(buf, n)
+	if v.IPRes != packet.Unchanged {
 		h.stats.inc(NotParsed)
 		return Verdict{}
 	}
-	if ip.Proto == 17 {
-		return h.udp(ip, buf, n, m, tag)
+	if v.Proto == packet.ProtoUDP {
+		if r != packet.Unchanged {
+			h.stats.inc(NotParsed)
+			return Verdict{}
+		}
+		return h.udp(&v, buf, m, tag)
 	}
-	tcp, r := encoders.ParseTCP(pkt, ip)
-	if r != encoders.Unchanged {
+	if r != packet.Unchanged {
 		// A SYN from an inside host with a malformed option list could hide
-		// its own HOST_ID from the rewrite: refuse it (anti-spoofing, seed
-		// §5). No real TCP stack sends one.
-		fromInside := tag.IsValid() || (!h.cfg.PostNAT && h.inside(netip.AddrFrom4(ip.Src)))
-		if r == encoders.BadHeader && fromInside && isSYN(pkt, ip.Proto, ip.HdrLen, ip.IsFragment()) {
+		// its own HOST_ID from the rewrite: refuse it (anti-spoofing, RFC
+		// 6967 §3). No real TCP stack sends one. IPv6 is pre-NAT only.
+		fromInside := tag.IsValid() || ((!h.cfg.PostNAT || v.Version == 6) && h.inside(v.Src))
+		if r == packet.BadHeader && fromInside && isSYN(buf[:n], v.Proto, v.L4Off, v.Frag) {
 			h.stats.inc(Refused)
 			return Verdict{Drop: true}
 		}
@@ -180,70 +188,32 @@ func (h *Handler) handle(buf []byte, n int, m Meta, tag netip.Addr) Verdict {
 		return Verdict{}
 	}
 	// Reply packets head for an inside host: the reverse NAT is done by now.
-	if dst := netip.AddrFrom4(ip.Dst); h.inside(dst) {
-		key := FlowKey{Proto: 6, Inside: dst, InsidePort: tcp.DstPort, Server: netip.AddrFrom4(ip.Src), ServerPort: tcp.SrcPort}
-		if h.sel != nil {
-			if v, ok := h.sel.Reply(key, ip, tcp, pkt); ok {
-				return h.modified(v)
+	if h.inside(v.Dst) {
+		if h.sel != nil && v.Version == 4 {
+			key := FlowKey{Proto: 6, Inside: v.Dst, InsidePort: v.TCP.DstPort, Server: v.Src, ServerPort: v.TCP.SrcPort}
+			if vd, ok := h.sel.Reply(key, &v, buf); ok {
+				return h.modified(vd)
 			}
 		}
 		return h.reply()
 	}
-	return h.original(ip, tcp, buf, n, m, tag)
+	return h.original(&v, buf, m, tag)
 }
 
-// handle6 is handle for IPv6 (RFC 8200), queued before NAT66: TCP gets the
-// RFC 7974 option and the Destination Option on the SYN, UDP the
-// Destination Option on the first packets of a flow.
-func (h *Handler) handle6(buf []byte, n int, m Meta) Verdict {
-	pkt := buf[:n]
-	ip, r := encoders.ParseIPv6(pkt)
-	if r != encoders.Unchanged {
-		h.stats.inc(NotParsed)
-		return Verdict{}
+// tcpOption adds the RFC 7974 option (AddHostIDOption or, IPv6,
+// AddHostIDOption6).
+func (h *Handler) tcpOption(vd *Verdict, pv *packet.View, buf []byte, id uint32, m Meta) {
+	var nl int
+	var r encoders.Result
+	var stripped bool
+	if pv.Version == 6 { // a direct call: pv stays on the caller's stack
+		nl, r, stripped = encoders.AddHostIDOption6(pv, buf, id, h.cfg.OptionLen, h.outMTU(m))
+	} else {
+		nl, r, stripped = encoders.AddHostIDOption(pv, buf, id, h.cfg.OptionLen, h.outMTU(m))
 	}
-	src, dst := netip.AddrFrom16(ip.Src), netip.AddrFrom16(ip.Dst)
-	if ip.Proto == 17 && !ip.Frag {
-		return h.udp6(ip, src, dst, buf, n, m)
-	}
-	tcp, r := encoders.ParseTCP6(pkt, ip)
-	if r != encoders.Unchanged {
-		// Anti-spoofing as for IPv4 (seed §5).
-		if r == encoders.BadHeader && h.inside(src) && isSYN(pkt, ip.Proto, ip.Off, ip.Frag) {
-			h.stats.inc(Refused)
-			return Verdict{Drop: true}
-		}
-		h.stats.inc(NotParsed)
-		return Verdict{}
-	}
-	if h.inside(dst) {
-		return h.reply()
-	}
-	id, ok := h.src.HostID(src, m.InIf)
-	if !ok {
-		h.stats.inc(NoHostID)
-		return Verdict{}
-	}
-	v, syn, mark := h.follow(tcp, m, h.track6)
-	length := n
-	if syn && h.cfg.DestOpt {
-		if nl, ok := h.destOpt(buf, length, id, m); ok {
-			length, v.Len = nl, nl
-		}
-	}
-	if mark && h.cfg.TCPOption {
-		h.tcpOption(&v, encoders.AddHostIDOption6, buf, length, id, m)
-	}
-	return h.modified(v)
-}
-
-// tcpOption adds the RFC 7974 option with add (the IPv4 or IPv6 encoder).
-func (h *Handler) tcpOption(v *Verdict, add func([]byte, int, uint32, int, int) (int, encoders.Result, bool),
-	buf []byte, n int, id uint32, m Meta) {
-	nl, r, stripped := add(buf, n, id, h.cfg.OptionLen, h.outMTU(m))
 	h.stats.option[r].Add(1)
 	if r == encoders.Written || stripped {
-		v.Len = nl
+		vd.Len = nl
 	}
 }
 
@@ -255,43 +225,12 @@ func (h *Handler) modified(v Verdict) Verdict {
 	return v
 }
 
-// destOpt writes the Destination Options header into buf[:n]; ok reports a
-// new packet of length nl (written, or a forged option stripped).
-func (h *Handler) destOpt(buf []byte, n int, id uint32, m Meta) (nl int, ok bool) {
-	nl, r, stripped := encoders.AddDestOpt(buf, n, h.cfg.DestType, id, h.cfg.DestLen, h.outMTU(m))
+// destOpt writes the Destination Options header into the packet; ok
+// reports a new packet of length nl (written, or a forged option stripped).
+func (h *Handler) destOpt(pv *packet.View, buf []byte, id uint32, m Meta) (nl int, ok bool) {
+	nl, r, stripped := encoders.AddDestOpt(pv, buf, h.cfg.DestType, id, h.cfg.DestLen, h.outMTU(m))
 	h.stats.dstopt[r].Add(1)
 	return nl, r == encoders.Written || stripped
-}
-
-// udp6 is udp for IPv6: the Destination Option on the first DestUDP
-// datagrams of each flow.
-func (h *Handler) udp6(ip encoders.IPv6, src, dst netip.Addr, buf []byte, n int, m Meta) Verdict {
-	if ip.Off+8 > n { // UDP header, RFC 768
-		h.stats.inc(NotParsed)
-		return Verdict{}
-	}
-	if h.inside(dst) {
-		return Verdict{} // a reply of a followed flow: nothing to write
-	}
-	u := buf[ip.Off:]
-	key := FlowKey{Proto: 17, Inside: src, InsidePort: uint16(u[0])<<8 | uint16(u[1]),
-		Server: dst, ServerPort: uint16(u[2])<<8 | uint16(u[3])}
-	v, seq, ok := h.udpSeq(key, m, h.cfg.udpPackets(true))
-	if !ok {
-		return v
-	}
-	id, ok := h.src.HostID(src, m.InIf)
-	if !ok {
-		h.stats.inc(NoHostID)
-		return v
-	}
-	if h.cfg.DestOpt && seq <= h.cfg.DestUDP {
-		if nl, ok := h.destOpt(buf, n, id, m); ok {
-			v.Len = nl
-			h.stats.inc(Modified)
-		}
-	}
-	return v
 }
 
 func (h *Handler) inside(a netip.Addr) bool {
@@ -303,63 +242,87 @@ func (h *Handler) inside(a netip.Addr) bool {
 	return false
 }
 
-// original handles a client->server packet.
-func (h *Handler) original(ip encoders.IPv4, tcp encoders.TCP, buf []byte, n int, m Meta, tag netip.Addr) Verdict {
-	key := FlowKey{Proto: 6, Inside: netip.AddrFrom4(ip.Src), InsidePort: tcp.SrcPort, Server: netip.AddrFrom4(ip.Dst), ServerPort: tcp.DstPort}
+// insideEnd fills in the inside end of key, a flow seen at the queue: the
+// tag, or post-NAT (IPv4 only) what conntrack says; ok false when that
+// failed (counted).
+func (h *Handler) insideEnd(key *FlowKey, tag netip.Addr, v4 bool) (ok bool) {
 	switch {
 	case tag.IsValid():
 		// The port is the one after NAT: replies match it as long as the
 		// NAT kept the client's port (masquerade does unless ports clash).
 		key.Inside = tag
-	case h.cfg.PostNAT:
+	case h.cfg.PostNAT && v4:
 		in, err := h.resolve(conntrack.Key{
-			Proto: 6,
-			Src:   netip.AddrPortFrom(netip.AddrFrom4(ip.Src), tcp.SrcPort),
-			Dst:   netip.AddrPortFrom(netip.AddrFrom4(ip.Dst), tcp.DstPort),
+			Proto: key.Proto,
+			Src:   netip.AddrPortFrom(key.Inside, key.InsidePort),
+			Dst:   netip.AddrPortFrom(key.Server, key.ServerPort),
 		})
 		if err != nil {
 			h.countCtErr(err)
-			return Verdict{}
+			return false
 		}
 		key.Inside, key.InsidePort = in.Addr().Unmap(), in.Port()
+	}
+	return true
+}
+
+// original handles a client->server TCP segment.
+func (h *Handler) original(pv *packet.View, buf []byte, m Meta, tag netip.Addr) Verdict {
+	v4 := pv.Version == 4
+	key := FlowKey{Proto: 6, Inside: pv.Src, InsidePort: pv.TCP.SrcPort, Server: pv.Dst, ServerPort: pv.TCP.DstPort}
+	if !h.insideEnd(&key, tag, v4) {
+		return Verdict{}
 	}
 	id, ok := h.src.HostID(key.Inside, m.InIf)
 	if !ok {
 		h.stats.inc(NoHostID)
 		return Verdict{}
 	}
-	v, syn, mark := h.follow(tcp, m, h.track)
-	ipid := false
-	switch {
-	case syn:
-		ipid = h.cfg.IPID
-	case h.track:
-		ipid = h.cfg.IPID && h.cfg.IPIDScope != "syn" && mark
+	track := h.track
+	if !v4 {
+		track = h.track6
 	}
-	if h.cfg.IPID && h.cfg.IPIDScope == "all" {
-		ipid = true
-	}
-
-	length := n
-	if ipid && !(syn && h.kernelIPID(ip, key.Inside, uint16(id))) {
-		r := encoders.SetIPID(buf[:length], uint16(id))
-		h.stats.ipid[r].Add(1)
-		if r == encoders.Written {
-			v.Len = length
+	v, syn, mark := h.follow(pv.TCP, m, track)
+	if v4 {
+		ipid := false
+		switch {
+		case syn:
+			ipid = h.cfg.IPID
+		case h.track:
+			ipid = h.cfg.IPID && h.cfg.IPIDScope != "syn" && mark
 		}
-	}
-	if syn && h.cfg.IPOption {
-		if nl, ok := h.ipOption(buf, length, id, m); ok {
-			length, v.Len = nl, nl
+		if h.cfg.IPID && h.cfg.IPIDScope == "all" {
+			ipid = true
+		}
+		if ipid && !(syn && h.kernelIPID(pv.IP4, key.Inside, uint16(id))) {
+			h.ipID(&v, pv, buf, id)
+		}
+		if syn && h.cfg.IPOption {
+			if nl, ok := h.ipOption(pv, buf, id, m); ok {
+				v.Len = nl
+			}
+		}
+	} else if syn && h.cfg.DestOpt {
+		if nl, ok := h.destOpt(pv, buf, id, m); ok {
+			v.Len = nl
 		}
 	}
 	if mark && h.cfg.TCPOption {
-		h.tcpOption(&v, encoders.AddHostIDOption, buf, length, id, m)
+		h.tcpOption(&v, pv, buf, id, m)
 	}
-	if h.sel != nil {
-		v = h.sel.Original(key, id, syn, ip, tcp, buf, n, m, h.outMTU(m), v)
+	if h.sel != nil && v4 {
+		v = h.sel.Original(key, id, syn, pv, buf, m, h.outMTU(m), v)
 	}
 	return h.modified(v)
+}
+
+// ipID writes the HOST_ID into the IPv4 Identification field.
+func (h *Handler) ipID(v *Verdict, pv *packet.View, buf []byte, id uint32) {
+	r := encoders.SetIPID(pv, buf, uint16(id))
+	h.stats.ipid[r].Add(1)
+	if r == encoders.Written {
+		v.Len = pv.N
+	}
 }
 
 // follow classifies a client->server TCP segment: a SYN starts a followed
@@ -368,8 +331,8 @@ func (h *Handler) original(ip encoders.IPv4, tcp encoders.TCP, buf []byte, n int
 // 7974 §4.2, or tcp_option.max_segments is reached; rules.Spec.Track).
 // Those segments carry the option: no state is kept here. mark: the
 // segment carries the option.
-func (h *Handler) follow(tcp encoders.TCP, m Meta, track bool) (v Verdict, syn, mark bool) {
-	syn = tcp.Flags&(encoders.FlagSYN|encoders.FlagACK|encoders.FlagRST|encoders.FlagFIN) == encoders.FlagSYN
+func (h *Handler) follow(tcp packet.TCP, m Meta, track bool) (v Verdict, syn, mark bool) {
+	syn = tcp.Flags&(packet.FlagSYN|packet.FlagACK|packet.FlagRST|packet.FlagFIN) == packet.FlagSYN
 	switch {
 	case syn:
 		if track {
@@ -382,15 +345,15 @@ func (h *Handler) follow(tcp encoders.TCP, m Meta, track bool) (v Verdict, syn, 
 		// the tracked phase; post-NAT (no AllTCP with tcp-option, no
 		// selected flows: config) every queued later segment is one.
 		phase := h.cfg.PostNAT || m.Mark&h.cfg.TrackBit != 0
-		return v, false, phase && tcp.Flags&encoders.FlagRST == 0
+		return v, false, phase && tcp.Flags&packet.FlagRST == 0
 	}
 	return v, false, false
 }
 
-// ipOption writes the IPv4 option into buf[:n]; ok reports a new packet of
-// length nl (written, or a forged option stripped).
-func (h *Handler) ipOption(buf []byte, n int, id uint32, m Meta) (nl int, ok bool) {
-	nl, r, stripped := encoders.AddIPOption(buf, n, h.cfg.IPOptType, id, h.cfg.IPOptLen, h.outMTU(m))
+// ipOption writes the IPv4 option into the packet; ok reports a new packet
+// of length nl (written, or a forged option stripped).
+func (h *Handler) ipOption(pv *packet.View, buf []byte, id uint32, m Meta) (nl int, ok bool) {
+	nl, r, stripped := encoders.AddIPOption(pv, buf, h.cfg.IPOptType, id, h.cfg.IPOptLen, h.outMTU(m))
 	h.stats.ipopt[r].Add(1)
 	return nl, r == encoders.Written || stripped
 }
@@ -406,34 +369,19 @@ func (h *Handler) outMTU(m Meta) int {
 }
 
 // udp handles a UDP datagram: the first packets of each flow from an inside
-// host carry the HOST_ID (ip-option, ip-id); the flow is followed through
-// the ct mark until the last of them, then the ruleset stops queueing it.
-func (h *Handler) udp(ip encoders.IPv4, buf []byte, n int, m Meta, tag netip.Addr) Verdict {
-	udp, r := encoders.ParseUDP(buf[:n], ip)
-	if r != encoders.Unchanged {
-		h.stats.inc(NotParsed)
-		return Verdict{}
-	}
-	if h.inside(netip.AddrFrom4(ip.Dst)) {
+// host carry the HOST_ID (IPv4: ip-option, ip-id; IPv6: the Destination
+// Option); the flow is followed through the ct mark until the last of them,
+// then the ruleset stops queueing it.
+func (h *Handler) udp(pv *packet.View, buf []byte, m Meta, tag netip.Addr) Verdict {
+	if h.inside(pv.Dst) {
 		return Verdict{} // a reply of a followed flow: nothing to write
 	}
-	key := FlowKey{Proto: 17, Inside: netip.AddrFrom4(ip.Src), InsidePort: udp.SrcPort, Server: netip.AddrFrom4(ip.Dst), ServerPort: udp.DstPort}
-	switch {
-	case tag.IsValid():
-		key.Inside = tag
-	case h.cfg.PostNAT:
-		in, err := h.resolve(conntrack.Key{
-			Proto: 17,
-			Src:   netip.AddrPortFrom(netip.AddrFrom4(ip.Src), udp.SrcPort),
-			Dst:   netip.AddrPortFrom(netip.AddrFrom4(ip.Dst), udp.DstPort),
-		})
-		if err != nil {
-			h.countCtErr(err)
-			return Verdict{}
-		}
-		key.Inside, key.InsidePort = in.Addr().Unmap(), in.Port()
+	v4 := pv.Version == 4
+	key := FlowKey{Proto: 17, Inside: pv.Src, InsidePort: pv.UDP.SrcPort, Server: pv.Dst, ServerPort: pv.UDP.DstPort}
+	if !h.insideEnd(&key, tag, v4) {
+		return Verdict{}
 	}
-	v, seq, ok := h.udpSeq(key, m, h.cfg.udpPackets(false))
+	v, seq, ok := h.udpSeq(key, m, h.cfg.udpPackets(!v4))
 	if !ok {
 		return v
 	}
@@ -442,23 +390,21 @@ func (h *Handler) udp(ip encoders.IPv4, buf []byte, n int, m Meta, tag netip.Add
 		h.stats.inc(NoHostID)
 		return v
 	}
-	length := n
-	if h.cfg.IPID && seq <= h.cfg.IPIDUDP {
-		r := encoders.SetIPID(buf[:length], uint16(id))
-		h.stats.ipid[r].Add(1)
-		if r == encoders.Written {
-			v.Len = length
+	if v4 {
+		if h.cfg.IPID && seq <= h.cfg.IPIDUDP {
+			h.ipID(&v, pv, buf, id)
+		}
+		if h.cfg.IPOption && seq <= h.cfg.IPOptUDP {
+			if nl, ok := h.ipOption(pv, buf, id, m); ok {
+				v.Len = nl
+			}
+		}
+	} else if h.cfg.DestOpt && seq <= h.cfg.DestUDP {
+		if nl, ok := h.destOpt(pv, buf, id, m); ok {
+			v.Len = nl
 		}
 	}
-	if h.cfg.IPOption && seq <= h.cfg.IPOptUDP {
-		if nl, ok := h.ipOption(buf, length, id, m); ok {
-			length, v.Len = nl, nl
-		}
-	}
-	if v.Len > 0 {
-		h.stats.inc(Modified)
-	}
-	return v
+	return h.modified(v)
 }
 
 // udpSeq counts a datagram of a UDP flow that some method marks on its
@@ -516,7 +462,7 @@ func (h *Handler) reply() Verdict {
 func isSYN(pkt []byte, proto uint8, tcpOff int, frag bool) bool {
 	off := tcpOff + 13
 	return proto == 6 && !frag && off < len(pkt) &&
-		pkt[off]&(encoders.FlagSYN|encoders.FlagACK) == encoders.FlagSYN
+		pkt[off]&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN
 }
 
 // setMark adds bit to the packet's mark, keeping the bits others set.

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 
 	"github.com/natreveal/natreveal/encoders"
+	"github.com/natreveal/natreveal/packet"
 	"github.com/natreveal/natreveal/queue"
 )
 
@@ -91,22 +92,15 @@ func (e *Engine) selectFor(dst netip.Addr, port uint16) (byte, bool) {
 // Original handles a client->server TCP segment (IPv4, pre-NAT) for
 // payload insertion: a SYN may select its flow; a later segment of a
 // selected flow is translated. v is the verdict so far (other methods);
-// buf[:v.Len] (or buf[:n], parsed as ip/tcp) is the packet; mtu is the
-// largest packet the output path takes (0: unknown).
-func (e *Engine) Original(key FlowKey, id uint32, syn bool, ip encoders.IPv4, tcp encoders.TCP,
-	buf []byte, n int, m queue.Meta, mtu int, v queue.Verdict) queue.Verdict {
-	if !key.Inside.Is4() {
+// buf[:pv.N], parsed as pv, is the packet (the view follows what other
+// methods rewrote); mtu is the largest packet the output path takes (0:
+// unknown).
+func (e *Engine) Original(key FlowKey, id uint32, syn bool, pv *packet.View, buf []byte,
+	m queue.Meta, mtu int, v queue.Verdict) queue.Verdict {
+	if !key.Inside.Is4() || pv.Version != 4 {
 		return v
 	}
-	cur := n
-	if v.Len > 0 {
-		// Another method rewrote the packet: its headers moved.
-		cur = v.Len
-		var r encoders.Result
-		if ip, tcp, r = encoders.ParseIPv4TCP(buf[:cur]); r != encoders.Unchanged {
-			return v
-		}
-	}
+	cur, ip, tcp := pv.N, pv.IP4, pv.TCP
 	if syn {
 		kind, onAck := e.selectFor(key.Server, key.ServerPort)
 		if kind == 0 || tcp.PayloadLen > 0 { // TCP Fast Open data: not selected
@@ -174,13 +168,15 @@ func (e *Engine) Original(key FlowKey, id uint32, syn bool, ip encoders.IPv4, tc
 // plus the insertion still fits the path: RFC 9293 §3.7.1, the MSS the
 // client sends with is the one the SYN-ACK announces), and acknowledgement
 // and SACK blocks are mapped back. ok is false when the flow is not
-// selected (the caller goes on with the tracking path).
-func (e *Engine) Reply(key FlowKey, ip encoders.IPv4, tcp encoders.TCP, pkt []byte) (queue.Verdict, bool) {
+// selected (the caller goes on with the tracking path). The packet is
+// buf[:pv.N], parsed as pv.
+func (e *Engine) Reply(key FlowKey, pv *packet.View, buf []byte) (queue.Verdict, bool) {
+	pkt, ip, tcp := buf[:pv.N], pv.IP4, pv.TCP
 	var v queue.Verdict // a tracked flow's SYN-ACK (tcp-option) had its MSS lowered in the kernel already
 	synack := tcp.Flags&(encoders.FlagSYN|encoders.FlagACK) == encoders.FlagSYN|encoders.FlagACK
 	known := e.streams.With(key, func(s *stream) bool {
 		if synack {
-			if r := encoders.LowerMSS(pkt, uint16(s.maxIns)); r == encoders.Written {
+			if r := encoders.LowerMSS(pv, pkt, uint16(s.maxIns)); r == encoders.Written {
 				e.st.Inc(queue.SelMSS)
 				v.Len = len(pkt)
 			}
