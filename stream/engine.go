@@ -2,6 +2,7 @@ package stream
 
 import (
 	"net/netip"
+	"time"
 
 	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/queue"
@@ -38,7 +39,9 @@ type Engine struct {
 	cfg     Config
 	st      *queue.Counters
 	streams *Streams
-	seqadj  SeqAdjuster // hands flows to the kernel (handoff.go); nil: never
+	tombs   *tombs           // flows whose state ended here (orphan.go)
+	seqadj  SeqAdjuster      // hands flows to the kernel (handoff.go); nil: never
+	now     func() time.Time // the clock of the tombstones
 }
 
 // New builds an engine that counts into st; nil when cfg selects nothing.
@@ -46,7 +49,8 @@ func New(cfg Config, st *queue.Counters) *Engine {
 	if !cfg.Selects() {
 		return nil
 	}
-	return &Engine{cfg: cfg, st: st, streams: NewStreams(max(cfg.MaxSelected, 1))}
+	n := max(cfg.MaxSelected, 1)
+	return &Engine{cfg: cfg, st: st, streams: NewStreams(n), tombs: newTombs(n), now: time.Now}
 }
 
 // Keep makes e continue the selected flows of old (a reload): their
@@ -54,7 +58,7 @@ func New(cfg Config, st *queue.Counters) *Engine {
 // untranslated. Nothing changes when either is nil.
 func (e *Engine) Keep(old *Engine) {
 	if e != nil && old != nil {
-		e.streams = old.streams
+		e.streams, e.tombs = old.streams, old.tombs
 	}
 }
 
@@ -65,7 +69,10 @@ func (e *Engine) Streams() *Streams { return e.streams }
 func (e *Engine) Len() int { return e.streams.Len() }
 
 // Forget drops a flow conntrack destroyed; false when it was not held.
-func (e *Engine) Forget(k FlowKey) bool { return e.streams.Delete(k) }
+func (e *Engine) Forget(k FlowKey) bool {
+	e.tombs.Delete(k)
+	return e.streams.Delete(k)
+}
 
 // selectFor returns which method a new flow to dst:port gets: 'p' PROXY,
 // 'h' HTTP fields, 0 none. PROXY wins when both match (the header must come
@@ -153,11 +160,13 @@ func (e *Engine) Original(key FlowKey, id uint32, syn bool, ip encoders.IPv4, tc
 		if done {
 			e.st.Inc(queue.SelDone)
 		}
+		if done {
+			e.bury(key, false) // before the state goes: no packet finds neither
+		}
 		return done
 	})
 	if !known {
-		e.st.Inc(queue.SelUnknown)
-		return v
+		return e.orphanClient(key, ip, tcp, buf[:cur], m, v)
 	}
 	v.After = after
 	switch res {
@@ -195,11 +204,13 @@ func (e *Engine) Reply(key FlowKey, ip encoders.IPv4, tcp encoders.TCP, pkt []by
 		if done {
 			e.st.Inc(queue.SelDone)
 		}
+		if done {
+			e.bury(key, false) // before the state goes: no packet finds neither
+		}
 		return done
 	})
 	if !known {
-		e.st.Inc(queue.SelUnknown) // a selected flow whose state ended: nothing to map
-		return queue.Verdict{}, true
+		return e.orphanServer(key, ip, tcp, pkt), true
 	}
 	return v, true
 }
