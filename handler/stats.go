@@ -50,6 +50,7 @@ const (
 	SelKernel           = queue.SelKernel
 	SelKernelFailed     = queue.SelKernelFailed
 	SelKernelAcks       = queue.SelKernelAcks
+	SelReset            = queue.SelReset
 	SelUserAcks         = queue.SelUserAcks
 	numReasons          = queue.NumReasons
 )

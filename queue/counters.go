@@ -46,6 +46,7 @@ const (
 	SelKernelFailed                   // ctnetlink failures of the handoff (the flow stays in user space)
 	SelKernelAcks                     // http-header flows whose server segments went to the kernel's sequence adjustment
 	SelUserAcks                       // ... and came back to the queue for a new edit
+	SelReset                          // selected flows found without state (restart, failover): reset, never passed untranslated
 	NumReasons
 )
 
@@ -57,7 +58,7 @@ var reasonNames = [NumReasons]string{
 	"select-held", "select-cut-mtu", "select-mss-lowered", "http-requests", "http-forged-removed",
 	"http-non-http", "http-tls", "proxy-written", "proxy-forged-reset", "proxy-forged-replaced",
 	"gso-packets", "gso-passed", "select-kernel", "select-kernel-failed",
-	"select-kernel-acks", "select-user-acks",
+	"select-kernel-acks", "select-user-acks", "select-reset",
 }
 
 func (r Reason) String() string { return reasonNames[r] }

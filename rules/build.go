@@ -186,6 +186,11 @@ func describeTable(s Spec, f family) *tableDesc {
 			steer.add(markBitSet(true, s.SeqAdjBit), ctDirection(ctDirReply),
 				tcpFlags(expr.CmpOpEq, tcpFlagFIN|tcpFlagSYN|tcpFlagRST, 0), verdict(expr.VerdictAccept))
 		}
+		// SelectBit in the packet mark tells the daemon a client segment is
+		// a selected flow's even when it holds no state for it (a restart,
+		// an HA failover: stream/orphan.go resets such flows).
+		steer.add(markBitSet(true, s.SelectBit), ctDirection(ctDirOriginal), f.proto(unix.IPPROTO_TCP),
+			setMark(false, ^s.SelectBit, s.SelectBit), queue)
 		steer.add(markBitSet(true, s.SelectBit), f.proto(unix.IPPROTO_TCP), queue)
 	}
 	if f.allTCP {

@@ -2,6 +2,7 @@ package stream
 
 import (
 	"net/netip"
+	"time"
 
 	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/packet"
@@ -39,7 +40,9 @@ type Engine struct {
 	cfg     Config
 	st      *queue.Counters
 	streams *Streams
-	seqadj  SeqAdjuster // hands flows to the kernel (handoff.go); nil: never
+	tombs   *tombs           // flows whose state ended here (orphan.go)
+	seqadj  SeqAdjuster      // hands flows to the kernel (handoff.go); nil: never
+	now     func() time.Time // the clock of the tombstones
 }
 
 // New builds an engine that counts into st; nil when cfg selects nothing.
@@ -47,7 +50,8 @@ func New(cfg Config, st *queue.Counters) *Engine {
 	if !cfg.Selects() {
 		return nil
 	}
-	return &Engine{cfg: cfg, st: st, streams: NewStreams(max(cfg.MaxSelected, 1))}
+	n := max(cfg.MaxSelected, 1)
+	return &Engine{cfg: cfg, st: st, streams: NewStreams(n), tombs: newTombs(n), now: time.Now}
 }
 
 // Keep makes e continue the selected flows of old (a reload): their
@@ -55,7 +59,7 @@ func New(cfg Config, st *queue.Counters) *Engine {
 // untranslated. Nothing changes when either is nil.
 func (e *Engine) Keep(old *Engine) {
 	if e != nil && old != nil {
-		e.streams = old.streams
+		e.streams, e.tombs = old.streams, old.tombs
 	}
 }
 
@@ -66,7 +70,10 @@ func (e *Engine) Streams() *Streams { return e.streams }
 func (e *Engine) Len() int { return e.streams.Len() }
 
 // Forget drops a flow conntrack destroyed; false when it was not held.
-func (e *Engine) Forget(k FlowKey) bool { return e.streams.Delete(k) }
+func (e *Engine) Forget(k FlowKey) bool {
+	e.tombs.Delete(k)
+	return e.streams.Delete(k)
+}
 
 // selectFor returns which method a new flow to dst:port gets: 'p' PROXY,
 // 'h' HTTP fields, 0 none. PROXY wins when both match (the header must come
@@ -147,11 +154,13 @@ func (e *Engine) Original(key FlowKey, id uint32, syn bool, pv *packet.View, buf
 		if done {
 			e.st.Inc(queue.SelDone)
 		}
+		if done {
+			e.bury(key, false) // before the state goes: no packet finds neither
+		}
 		return done
 	})
 	if !known {
-		e.st.Inc(queue.SelUnknown)
-		return v
+		return e.orphanClient(key, ip, tcp, buf[:cur], m, v)
 	}
 	v.After = after
 	switch res {
@@ -191,11 +200,13 @@ func (e *Engine) Reply(key FlowKey, pv *packet.View, buf []byte) (queue.Verdict,
 		if done {
 			e.st.Inc(queue.SelDone)
 		}
+		if done {
+			e.bury(key, false) // before the state goes: no packet finds neither
+		}
 		return done
 	})
 	if !known {
-		e.st.Inc(queue.SelUnknown) // a selected flow whose state ended: nothing to map
-		return queue.Verdict{}, true
+		return e.orphanServer(key, ip, tcp, pkt), true
 	}
 	return v, true
 }

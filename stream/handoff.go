@@ -21,8 +21,8 @@ package stream
 //     verdict re-injects its packet through nf_confirm synchronously);
 //   - the adjustment is set before the mark is cleared; the flow's state is
 //     dropped with the switch, so packets still in the queue then (or queued
-//     until the mark is cleared) pass unchanged as packets of an unknown
-//     selected flow (select-unknown) and the kernel translates them.
+//     until the mark is cleared) pass unchanged as packets of a flow with a
+//     tombstone (select-unknown, orphan.go) and the kernel translates them.
 //
 // When the kernel does not take the adjustment (no extension: an older
 // kernel without the seqadj fix of nft_ct_helper_obj_eval), nothing has
@@ -137,10 +137,15 @@ func (e *Engine) Settled(key FlowKey) {
 			return false
 		}
 		e.st.Inc(queue.SelKernel)
+		// Packets queued before the mark is cleared pass (a tombstone,
+		// orphan.go), buried before the state goes.
+		e.bury(key, false)
 		if err := e.seqadj.ClearMark(src, dst, e.cfg.SelectBit); err != nil {
 			// The kernel translates; the flow's packets keep coming here
-			// and pass unchanged.
+			// and pass unchanged: the tombstone stays until conntrack
+			// destroys the flow.
 			e.st.Inc(queue.SelKernelFailed)
+			e.bury(key, true)
 		}
 		return true // the kernel translates from now on: forget the flow
 	})

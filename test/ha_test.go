@@ -792,20 +792,24 @@ func TestHAPairFailover(t *testing.T) {
 
 	// Assertions (issue 14): the SYN methods, port-set and kernel-handed
 	// proxy-protocol flows survive; nothing is ever corrupted; whatever does
-	// not survive ends cleanly (reset), never hangs.
+	// not survive ends cleanly (reset, counted), never hangs. http-header
+	// flows keep their edit list in the daemon: n2 has none and resets them
+	// (stream/orphan.go), each counted once in its select-reset.
+	n2st := (&daemon{n2.natreveal}).stop(t)
+	t.Logf("n2: select-reset %d, select-unknown %d", n2st["select-reset"], n2st["select-unknown"])
 	for _, k := range kinds {
 		r := rows[k]
-		if k == "http-header" {
-			// Measured, not yet asserted: the edit list lives in the
-			// daemon, the backup has none and passes the flow's
-			// segments untranslated (counter select-unknown), so the
-			// server reads a corrupted stream. docs/ha.md; issue 14
-			// item 2 is open.
-			t.Logf("http-header (open, issue 14 item 2): %d intact, %d reset, %d hung, %d corrupt", r.intact, r.reset, r.hung, r.corrupt)
-			continue
-		}
 		if r.corrupt > 0 {
 			t.Errorf("%s: %d flows corrupted", k, r.corrupt)
+		}
+		if k == "http-header" {
+			if r.hung > 0 || r.intact+r.reset != r.inFlight {
+				t.Errorf("http-header: %d of %d flows intact or reset, %d hung", r.intact+r.reset, r.inFlight, r.hung)
+			}
+			if n2st["select-reset"] < uint64(r.reset) {
+				t.Errorf("http-header: %d flows reset, n2 counted %d (select-reset)", r.reset, n2st["select-reset"])
+			}
+			continue
 		}
 		if r.intact != r.inFlight {
 			t.Errorf("%s: %d of %d flows survived", k, r.intact, r.inFlight)
