@@ -189,7 +189,8 @@ func (c *Config) crossCheck() error {
 		for _, p := range c.Inside {
 			if privateLAN(p) {
 				return bad("tcp_option.cgn", "inside prefix %s is private LAN space: RFC 7974 §8 forbids "+
-					"the option at the border of a private LAN; set tcp_option.cgn: true only if this NAT is a CGN", p)
+					"the option at the border of a private LAN; set tcp_option.cgn: true only if this NAT is a CGN "+
+					"(a home router uses ip-id, ip-option, port-set or http-header instead: docs/openwrt.md)", p)
 			}
 		}
 	}
