@@ -14,14 +14,6 @@ import (
 	"github.com/natreveal/natreveal/method/all"
 )
 
-// Methods the SYN path knows.
-const (
-	MethodTCPOption = "tcp-option"
-	MethodIPID      = "ip-id"
-	MethodIPOption  = "ip-option"
-	MethodIdent     = "ident"
-)
-
 // allMethods lists every method a NAT configures, in the order messages and
 // --help name them: the registry's (method/all).
 var allMethods = all.Router()
@@ -33,6 +25,20 @@ func Methods() []string { return slices.Clone(allMethods) }
 // (ident answers queries and needs no queue).
 func (c *Config) PacketMethods() bool {
 	return c.carriesIn(method.Both) || c.Selects()
+}
+
+// Selects reports whether a payload insertion method is enabled: one that
+// adds bytes to the TCP stream of selected flows, so natreveal follows those
+// flows for their whole life.
+func (c *Config) Selects() bool { return c.EnabledNeeds().Select }
+
+// EnabledNeeds is what the enabled methods need from the ruleset and the
+// packet path together: the OR of their declared Needs.
+func (c *Config) EnabledNeeds() method.Needs { return c.Configs.Enabled(c.env()) }
+
+// env is what the methods' blocks are checked against.
+func (c *Config) env() method.Env {
+	return method.Env{Methods: c.Methods, Inside: c.Inside, PreNAT: c.Placement == "pre-nat"}
 }
 
 // carriesIn reports whether an enabled method carries the HOST_ID in the
@@ -55,13 +61,6 @@ func carriers(f method.Family, only bool, sep string) string {
 	}), sep)
 }
 
-// IP-ID scopes (which packets carry the HOST_ID in their Identification).
-const (
-	ScopeSYN = "syn" // the SYN only
-	ScopeNew = "new" // the client's packets until the server acknowledges data
-	ScopeAll = "all" // every TCP packet from the inside hosts
-)
-
 // Config is the validated configuration.
 type Config struct {
 	Inside    []netip.Prefix
@@ -74,25 +73,8 @@ type Config struct {
 		KeyFile string
 		MapFile string
 	}
-	TCPOption struct {
-		Length      int  // HOST_ID bytes: 2 or 4 (RFC 7974 §3)
-		MaxSegments int  // client packets after the SYN that may carry it (conntrack's count: a GSO packet once)
-		CGN         bool // operator states this NAT is a CGN (RFC 7974 §8)
-	}
-	IPID struct {
-		Scope      string
-		UDPPackets int // first packets of each UDP flow carrying it; 0: no UDP
-	}
-	IPOption struct {
-		Type       byte // RFC 4727 experimental option type: 30, 94, 158 or 222
-		Length     int  // HOST_ID bytes: 2 or 4
-		UDPPackets int  // first packets of each UDP flow carrying it; 0: no UDP
-	}
-	all.Configs // the blocks of the methods that declare their own (method/all)
-	Ident       struct {
-		Listen string // address of the RFC 1413 responder, e.g. ":113"
-	}
-	Queue struct {
+	all.Configs // the methods' validated blocks (method/all): TCPOption, IPID, PortSet, ...
+	Queue       struct {
 		Num      uint16
 		Count    uint16
 		FailOpen bool
@@ -106,14 +88,12 @@ type Config struct {
 	Marks struct {
 		Track  uint32
 		Done   uint32
-		Select uint32 // payload insertion: the ct mark bit of selected flows (config/payload.go)
+		Select uint32 // payload insertion: the ct mark bit of selected flows (config/marks.go)
 		// SeqAdj: the ct mark bit of http-header flows whose server segments
 		// the kernel's sequence adjustment maps, so they are not queued.
 		SeqAdj uint32
 	}
-	HTTPHeader    HTTPHeaderConfig    // http-header method (config/payload.go)
-	ProxyProtocol ProxyProtocolConfig // proxy-protocol method (config/payload.go)
-	Metrics       struct {
+	Metrics struct {
 		Listen string // Prometheus endpoint of run; empty: none
 	}
 	Log struct {
@@ -123,9 +103,7 @@ type Config struct {
 		Socket string // control socket of run (internal/control); empty: none
 	}
 	File       string           // the configuration file read; "" for none
-	PortSet    PortSetConfig    // port-set method (config/portset.go)
-	IPIDKernel IPIDKernelConfig // in-kernel ip-id path (config/ipidkernel.go)
-	MappingLog MappingLogConfig // mapping log of run (config/portset.go)
+	MappingLog MappingLogConfig // mapping log of run (config/mappinglog.go)
 }
 
 // HasIPv4 and HasIPv6 report whether Inside holds prefixes of that family.

@@ -40,56 +40,7 @@ type Keys struct {
 		MapFile string `mapstructure:"map_file" arg:"file" help:"map file of the map source"`
 	} `mapstructure:"hostid"`
 
-	TCPOption struct {
-		Length      int  `mapstructure:"length" default:"2" help:"HOST_ID bytes in the RFC 7974 option: 2 or 4"`
-		MaxSegments int  `mapstructure:"max_segments" default:"8" help:"client packets after the SYN that may carry the option too (RFC 7974 §4.2; conntrack's count: a GSO packet once)"`
-		CGN         bool `mapstructure:"cgn" default:"false" help:"this NAT is a CGN: allow tcp-option for private (RFC 1918, RFC 4193) inside prefixes, which RFC 7974 §8 forbids at the border of a private LAN"`
-	} `mapstructure:"tcp_option"`
-
-	IPID struct {
-		Scope         string `mapstructure:"scope" default:"syn" help:"packets whose IP-ID carries the HOST_ID: syn, new, all"`
-		UDPPackets    int    `mapstructure:"udp_packets" default:"3" help:"ip-id: first packets of each UDP flow that carry the HOST_ID (0: no UDP)"`
-		Kernel        bool   `mapstructure:"kernel" default:"false" help:"ip-id: write the IP-ID of known hosts' SYNs in the kernel (nft map the daemon fills)"`
-		KernelSize    int    `mapstructure:"kernel_size" default:"65536" help:"ip-id kernel path: hosts in the nft map at most"`
-		KernelTimeout string `mapstructure:"kernel_timeout" default:"1h" type:"duration" arg:"duration" help:"ip-id kernel path: a host is forgotten this duration after it was learned (0: never)"`
-	} `mapstructure:"ip_id"`
-
-	IPOption struct {
-		Type       int `mapstructure:"type" default:"30" help:"IPv4 option type of the ip-option method (RFC 4727): 30, 94, 158 or 222"`
-		Length     int `mapstructure:"length" default:"2" help:"HOST_ID bytes in the IPv4 option: 2 or 4"`
-		UDPPackets int `mapstructure:"udp_packets" default:"3" help:"ip-option: first packets of each UDP flow that carry the HOST_ID (0: no UDP)"`
-	} `mapstructure:"ip_option"`
-
-	all.Keys `mapstructure:",squash"` // the blocks of the methods that declare their own (method/all)
-
-	Ident struct {
-		Listen string `mapstructure:"listen" default:":113" type:"host:port" arg:"address" help:"address of the ident (RFC 1413) responder of the ident method"`
-	} `mapstructure:"ident"`
-
-	HTTPHeader struct {
-		Ports        []string `mapstructure:"ports" default:"80" type:"list of ports" arg:"ports" help:"destination ports whose flows http-header selects (any server)"`
-		Destinations []string `mapstructure:"destinations" type:"list of PREFIX:PORT" arg:"destinations" help:"PREFIX:PORT destinations whose flows http-header selects (port 0: any)"`
-		Fields       []string `mapstructure:"fields" default:"x-forwarded-for" type:"list" arg:"fields" help:"header fields http-header adds: x-forwarded-for and/or forwarded (RFC 7239)"`
-	} `mapstructure:"http_header"`
-
-	ProxyProtocol struct {
-		Version      int      `mapstructure:"version" default:"2" help:"PROXY protocol version of the proxy-protocol header: 1 (text) or 2 (binary)"`
-		Destinations []string `mapstructure:"destinations" type:"list of PREFIX:PORT[+ack]" arg:"destinations" help:"PREFIX:PORT[+ack] destinations whose flows proxy-protocol selects (+ack: the header rides on the handshake's ACK)"`
-		OnAck        bool     `mapstructure:"on_ack" default:"false" help:"proxy-protocol: send the header on the handshake-completing ACK for every destination"`
-		ClientHeader string   `mapstructure:"client_header" default:"reset" help:"proxy-protocol: when a client sends a PROXY header itself: reset (the connection) or replace (the header)"`
-		CRC32C       bool     `mapstructure:"crc32c" default:"false" help:"proxy-protocol: add the PP2_TYPE_CRC32C checksum to v2 headers"`
-	} `mapstructure:"proxy_protocol"`
-
-	PortSet struct {
-		Public          []string `mapstructure:"public" type:"list of IPv4 addresses" arg:"addresses" help:"port-set: public IPv4 addresses whose ports are split into blocks (RFC 7422 O)"`
-		Ports           string   `mapstructure:"ports" default:"1024-65535" type:"port range" arg:"ports" help:"port-set: usable ports of each public address, FIRST-LAST; the rest are reserved (RFC 7422 R)"`
-		BlockSize       int      `mapstructure:"block_size" default:"0" help:"port-set: ports per inside host (RFC 7422 M)"`
-		Ratio           int      `mapstructure:"ratio" default:"0" help:"port-set: inside hosts per public address (RFC 7422 C); 0: ports / block size"`
-		Assignment      string   `mapstructure:"assignment" default:"sequential" help:"port-set: sequential or staggered (RFC 7422 A)"`
-		IncludeBoundary bool     `mapstructure:"include_boundary" default:"false" help:"port-set: number the network and broadcast addresses of inside prefixes shorter than /31 as hosts too"`
-		OIfName         string   `mapstructure:"oifname" arg:"interface" help:"port-set: translate only packets leaving through this interface"`
-		PolicyFile      string   `mapstructure:"policy_file" arg:"file" help:"port-set: a published policy file (JSON, as natreveal portset plan prints it) instead of the port_set keys"`
-	} `mapstructure:"port_set"`
+	all.Keys `mapstructure:",squash"` // the methods' blocks, each under its section (method/all)
 
 	MappingLog struct {
 		File        string `mapstructure:"file" flag:"mapping-log" arg:"file" help:"log each translation (conntrack new/destroy) as JSON lines to this file, - for standard output (RFC 6888 §4)"`

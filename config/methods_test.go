@@ -1,7 +1,16 @@
 package config
 
-import "github.com/natreveal/natreveal/method/destopt"
+import (
+	"github.com/natreveal/natreveal/method/destopt"
+	"github.com/natreveal/natreveal/method/ipid"
+	"github.com/natreveal/natreveal/method/tcpoption"
+)
 
-// MethodDestOpt names dest-opt for the tests; the method's own package
-// (method/destopt) declares it.
-const MethodDestOpt = destopt.Name
+// The tests name methods and scopes by these; the methods' own packages
+// (method/...) declare them.
+const (
+	MethodDestOpt   = destopt.Name
+	MethodTCPOption = tcpoption.Name
+	MethodIPID      = ipid.Name
+	ScopeSYN        = ipid.ScopeSYN
+)

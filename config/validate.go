@@ -3,7 +3,6 @@ package config
 import (
 	"errors"
 	"math/bits"
-	"net"
 	"net/netip"
 	"runtime"
 	"slices"
@@ -34,51 +33,12 @@ func fromKeys(k *Keys) (*Config, error) {
 		return nil, err
 	}
 	c.HostID.KeyFile, c.HostID.MapFile = k.HostID.KeyFile, k.HostID.MapFile
-	if c.TCPOption.Length, err = intIn("tcp_option.length", k.TCPOption.Length, 2, 4); err != nil {
-		return nil, err
-	}
-	if c.TCPOption.Length == 3 {
-		return nil, bad("tcp_option.length", "must be 2 or 4 (RFC 7974 §3), got 3")
-	}
-	if c.TCPOption.MaxSegments, err = intIn("tcp_option.max_segments", k.TCPOption.MaxSegments, 0, 1000); err != nil {
-		return nil, err
-	}
-	c.TCPOption.CGN = k.TCPOption.CGN
-	if c.IPID.Scope, err = oneOf("ip_id.scope", k.IPID.Scope, ScopeSYN, ScopeNew, ScopeAll); err != nil {
-		return nil, err
-	}
-	if c.IPID.UDPPackets, err = intIn("ip_id.udp_packets", k.IPID.UDPPackets, 0, 1000); err != nil {
-		return nil, err
-	}
-	t, err := intIn("ip_option.type", k.IPOption.Type, 0, 255)
-	if err != nil {
-		return nil, err
-	}
-	switch t {
-	case 30, 94, 158, 222:
-		c.IPOption.Type = byte(t)
-	default:
-		return nil, bad("ip_option.type", "%d is not an RFC 4727 experimental option type (30, 94, 158 or 222)", t)
-	}
-	if c.IPOption.Length, err = intIn("ip_option.length", k.IPOption.Length, 2, 4); err != nil {
-		return nil, err
-	}
-	if c.IPOption.Length == 3 {
-		return nil, bad("ip_option.length", "must be 2 or 4, got 3")
-	}
-	if c.IPOption.UDPPackets, err = intIn("ip_option.udp_packets", k.IPOption.UDPPackets, 0, 1000); err != nil {
-		return nil, err
-	}
-	if c.Configs, err = k.Keys.Validate(); err != nil {
+	if c.Configs, err = k.Keys.Validate(c.env()); err != nil {
 		var ke *method.KeyError
 		if errors.As(err, &ke) {
 			return nil, bad(ke.Key, "%s", ke.Msg)
 		}
 		return nil, err
-	}
-	c.Ident.Listen = k.Ident.Listen
-	if _, _, err := net.SplitHostPort(c.Ident.Listen); err != nil {
-		return nil, bad("ident.listen", "%q is not host:port (e.g. :113): %v", c.Ident.Listen, err)
 	}
 	n, err := intIn("queue.num", k.Queue.Num, 0, 65535)
 	if err != nil {
@@ -124,13 +84,9 @@ func fromKeys(k *Keys) (*Config, error) {
 	if err := c.ops(k); err != nil {
 		return nil, err
 	}
-	if err := c.portSet(k); err != nil {
-		return nil, err
-	}
-	if err := c.payload(k); err != nil {
-		return nil, err
-	}
-	if err := c.ipidKernel(k); err != nil {
+	c.MappingLog.File = k.MappingLog.File
+	c.MappingLog.Destination = k.MappingLog.Destination
+	if err := c.selectMarks(k); err != nil {
 		return nil, err
 	}
 	return c, c.crossCheck()
@@ -151,25 +107,27 @@ func (c *Config) crossCheck() error {
 		// For IPv6 hosts "address" is the low 32 bits of the address (the
 		// interface identifier's lower half, RFC 4291 §2.5.1): the whole
 		// address does not fit in any carrier.
-		if c.Has(MethodTCPOption) && c.TCPOption.Length != 4 {
-			return bad("tcp_option.length", "hostid.source address needs 4 bytes, got %d", c.TCPOption.Length)
-		}
-		for _, m := range all.List {
-			if n, ok := c.Configs.Needs(m.Name); ok && c.Has(m.Name) && n.IDBits != 32 {
+		// Methods whose length key chooses the width first, then those
+		// whose carrier fixes it.
+		for _, fixed := range []bool{false, true} {
+			for _, m := range all.List {
+				n, ok := c.Configs.Needs(m.Name)
+				if !ok || !c.Has(m.Name) || n.IDBits == 0 || n.IDBits == 32 || n.IDFixed != fixed {
+					continue
+				}
+				if fixed {
+					return bad("hostid.source", "address is 32 bits but %s carries %d; use lower16, hash or map", m.Name, n.IDBits)
+				}
 				return bad(m.Section+".length", "hostid.source address needs 4 bytes, got %d", n.IDBits/8)
 			}
-		}
-		if c.Has(MethodIPOption) && c.IPOption.Length != 4 {
-			return bad("ip_option.length", "hostid.source address needs 4 bytes, got %d", c.IPOption.Length)
-		}
-		if c.Has(MethodIPID) {
-			return bad("hostid.source", "address is 32 bits but ip-id carries 16; use lower16, hash or map")
 		}
 	}
 	if c.HasIPv6() && c.Placement == "post-nat" {
 		return bad("placement", "post-nat carries the inside source in the 32-bit packet mark, which cannot hold an IPv6 address; use pre-nat with IPv6 inside prefixes")
 	}
-	if c.Placement == "post-nat" && c.Has(MethodTCPOption) && c.Has(MethodIPID) && c.IPID.Scope == ScopeAll {
+	if n := c.EnabledNeeds(); c.Placement == "post-nat" && n.AllTCP && n.Track {
+		// AllTCP (ip-id scope all) beside a method that tracks flows after
+		// the SYN (tcp-option).
 		return bad("ip_id.scope", "all queues every TCP segment, and post-nat the packet mark holds the inside address, so segments of a flow still waiting for the server's answer (RFC 7974 §4.2) cannot be told apart for tcp-option; use pre-nat, or scope new")
 	}
 	for _, m := range all.List {
@@ -185,12 +143,14 @@ func (c *Config) crossCheck() error {
 		return bad("methods", "inside holds IPv6 prefixes but %s mark IPv4 packets only; add %s",
 			carriers(method.IPv4, true, " and "), carriers(method.IPv6, false, " or "))
 	}
-	if c.Has(MethodTCPOption) && !c.TCPOption.CGN {
-		for _, p := range c.Inside {
-			if privateLAN(p) {
-				return bad("tcp_option.cgn", "inside prefix %s is private LAN space: RFC 7974 §8 forbids "+
-					"the option at the border of a private LAN; set tcp_option.cgn: true only if this NAT is a CGN "+
-					"(a home router uses ip-id, ip-option, port-set or http-header instead: docs/openwrt.md)", p)
+	for _, m := range all.List {
+		if n, ok := c.Configs.Needs(m.Name); ok && c.Has(m.Name) && n.CGNOnly {
+			for _, p := range c.Inside {
+				if privateLAN(p) {
+					return bad(m.Section+".cgn", "inside prefix %s is private LAN space: RFC 7974 §8 forbids "+
+						"the option at the border of a private LAN; set "+m.Section+".cgn: true only if this NAT is a CGN "+
+						"(a home router uses ip-id, ip-option, port-set or http-header instead: docs/openwrt.md)", p)
+				}
 			}
 		}
 	}

@@ -7,7 +7,13 @@
 // code: no syscalls, nothing a router binary would not run.
 package method
 
-import "fmt"
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+)
 
 // Family is the address families a method marks.
 type Family uint8
@@ -32,9 +38,19 @@ type Needs struct {
 	UDP6   int  // first datagrams of each IPv6 UDP flow queued (0: none)
 	Select bool // selected flows (payload methods: stream/)
 	MSS    bool // SYN-ACKs of tracked flows get their MSS lowered (room for an option)
+	AllTCP bool // every IPv4 TCP segment from inside is queued
+	// TrackPackets bounds tracked flows: their first TrackPackets client
+	// packets are queued at most (0: no bound of this method's).
+	TrackPackets uint64
 	// IDBits is the HOST_ID width the method carries, 16 or 32; 0: any
 	// (payload and lookup methods).
 	IDBits int
+	// IDFixed: the carrier fixes IDBits (ip-id's 16-bit field); otherwise
+	// the method's length key chooses it.
+	IDFixed bool
+	// CGNOnly: the method is refused with private-LAN inside prefixes
+	// unless its section's cgn key says this NAT is a CGN (RFC 7974 §8).
+	CGNOnly bool
 }
 
 // Or merges n into m: the ruleset both methods need.
@@ -47,9 +63,13 @@ func (m Needs) Or(n Needs) Needs {
 	m.UDP6 = max(m.UDP6, n.UDP6)
 	m.Select = m.Select || n.Select
 	m.MSS = m.MSS || n.MSS
+	m.AllTCP = m.AllTCP || n.AllTCP
+	m.TrackPackets = max(m.TrackPackets, n.TrackPackets)
 	if n.IDBits != 0 && (m.IDBits == 0 || n.IDBits < m.IDBits) {
 		m.IDBits = n.IDBits
 	}
+	m.IDFixed = m.IDFixed || n.IDFixed
+	m.CGNOnly = m.CGNOnly || n.CGNOnly
 	return m
 }
 
@@ -149,4 +169,79 @@ func IntIn(key string, n, lo, hi int) (int, error) {
 		return 0, Bad(key, "%d is out of range %d..%d", n, lo, hi)
 	}
 	return n, nil
+}
+
+// OneOf checks that s is one of allowed.
+func OneOf(key, s string, allowed ...string) (string, error) {
+	if slices.Contains(allowed, s) {
+		return s, nil
+	}
+	return "", Bad(key, "%q is not one of %s", s, strings.Join(allowed, ", "))
+}
+
+// Env is what a method's configuration block is checked against besides
+// its own keys: the enabled methods, the inside prefixes and the placement.
+type Env struct {
+	Methods []string
+	Inside  []netip.Prefix
+	PreNAT  bool
+}
+
+// Has reports whether the method named name is enabled.
+func (e Env) Has(name string) bool { return slices.Contains(e.Methods, name) }
+
+// HasIPv4 reports whether the inside prefixes hold IPv4 ones.
+func (e Env) HasIPv4() bool {
+	for _, p := range e.Inside {
+		if p.Addr().Is4() {
+			return true
+		}
+	}
+	return false
+}
+
+// Destination selects flows by server prefix and port (0: any port); the
+// payload methods select by it.
+type Destination struct {
+	Prefix netip.Prefix
+	Port   uint16
+	OnAck  bool // proxy-protocol: "+ack" suffix, the header rides on the handshake ACK
+}
+
+// Destinations reads "PREFIX:PORT" entries (an address is a /32, port 0 or
+// omitted ":0" is any port); ack allows a "+ack" suffix.
+func Destinations(key string, items []string, ack bool) ([]Destination, error) {
+	var out []Destination
+	for _, it := range items {
+		var d Destination
+		s := it
+		if ack && strings.HasSuffix(s, "+ack") {
+			d.OnAck, s = true, strings.TrimSuffix(s, "+ack")
+		}
+		i := strings.LastIndexByte(s, ':')
+		if i < 0 {
+			return nil, Bad(key, "%q is not PREFIX:PORT (e.g. 198.51.100.0/24:443)", it)
+		}
+		port, err := strconv.Atoi(s[i+1:])
+		if err != nil || port < 0 || port > 65535 {
+			return nil, Bad(key, "%q: bad port", it)
+		}
+		d.Port = uint16(port)
+		if ps := s[:i]; ps != "" {
+			pf, err := netip.ParsePrefix(ps)
+			if err != nil {
+				a, aerr := netip.ParseAddr(ps)
+				if aerr != nil || !a.Is4() {
+					return nil, Bad(key, "%q: %q is not an IPv4 prefix (payload insertion is IPv4 only)", it, ps)
+				}
+				pf = netip.PrefixFrom(a, 32)
+			}
+			if !pf.Addr().Is4() || pf.Masked() != pf {
+				return nil, Bad(key, "%q: want an IPv4 prefix without host bits", it)
+			}
+			d.Prefix = pf
+		}
+		out = append(out, d)
+	}
+	return out, nil
 }

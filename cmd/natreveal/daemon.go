@@ -18,6 +18,7 @@ import (
 	"github.com/natreveal/natreveal/conntrack"
 	"github.com/natreveal/natreveal/handler"
 	"github.com/natreveal/natreveal/hostid"
+	"github.com/natreveal/natreveal/method/ident"
 	"github.com/natreveal/natreveal/queue"
 	"github.com/natreveal/natreveal/rules"
 )
@@ -304,7 +305,7 @@ func restartOnly(old, c *config.Config) string {
 	switch {
 	case old.Queue != c.Queue:
 		return "queue"
-	case old.Has(config.MethodIdent) != c.Has(config.MethodIdent) || old.Ident.Listen != c.Ident.Listen:
+	case old.Has(ident.Name) != c.Has(ident.Name) || old.Ident.Listen != c.Ident.Listen:
 		return "ident"
 	case !c.PacketMethods():
 		return "methods"

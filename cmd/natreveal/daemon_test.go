@@ -8,6 +8,7 @@ import (
 
 	"github.com/natreveal/natreveal/config"
 	"github.com/natreveal/natreveal/conntrack"
+	"github.com/natreveal/natreveal/method/ipid"
 )
 
 // A reload cannot turn flow selection on or off: the queues' GSO setting and
@@ -15,7 +16,7 @@ import (
 func TestRestartOnlySelection(t *testing.T) {
 	base := func(methods ...string) *config.Config {
 		c := &config.Config{Methods: methods}
-		c.IPID.Scope = config.ScopeSYN
+		c.IPID.Scope = ipid.ScopeSYN
 		return c
 	}
 	if k := restartOnly(base("tcp-option"), base("ip-id")); k != "" {
@@ -25,7 +26,7 @@ func TestRestartOnlySelection(t *testing.T) {
 		t.Errorf("turning http-header on: restartOnly = %q, want methods", k)
 	}
 	withNew := base("http-header", "ip-id")
-	withNew.IPID.Scope = config.ScopeNew
+	withNew.IPID.Scope = ipid.ScopeNew
 	if k := restartOnly(base("http-header", "ip-id"), withNew); k != "methods" {
 		t.Errorf("ip-id scope new beside a selecting method: restartOnly = %q, want methods (GSO)", k)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/natreveal/natreveal/config"
 	"github.com/natreveal/natreveal/handler"
+	"github.com/natreveal/natreveal/method/ipid"
 	"github.com/natreveal/natreveal/rules"
 )
 
@@ -19,7 +20,7 @@ func ipidMapSpec(c *config.Config) *rules.IPIDMap {
 	return &rules.IPIDMap{
 		Size:      uint32(c.IPIDKernel.Size),
 		Timeout:   c.IPIDKernel.Timeout,
-		SkipKnown: !c.Has(config.MethodTCPOption) && !c.Has(config.MethodIPOption) && !c.Selects(),
+		SkipKnown: !needsBesides(c, ipid.Name).SYN,
 	}
 }
 

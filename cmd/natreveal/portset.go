@@ -21,6 +21,7 @@ import (
 	"github.com/natreveal/natreveal/conntrack"
 	"github.com/natreveal/natreveal/hostid"
 	"github.com/natreveal/natreveal/internal/cli"
+	methodportset "github.com/natreveal/natreveal/method/portset"
 	"github.com/natreveal/natreveal/rules"
 )
 
@@ -92,7 +93,7 @@ func startPortSet(ctx context.Context, c *config.Config, src hostid.Source, log 
 			undo[i]()
 		}
 	}
-	if c.Has(config.MethodPortSet) {
+	if c.Has(methodportset.Name) {
 		nft, err := nftables.New()
 		if err != nil {
 			return nil, fmt.Errorf("nftables: %w", err)

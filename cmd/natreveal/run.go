@@ -17,6 +17,8 @@ import (
 	"github.com/natreveal/natreveal/handler"
 	"github.com/natreveal/natreveal/hostid"
 	"github.com/natreveal/natreveal/internal/cli"
+	"github.com/natreveal/natreveal/method/ident"
+	"github.com/natreveal/natreveal/method/portset"
 	"github.com/natreveal/natreveal/metrics"
 	"github.com/natreveal/natreveal/queue"
 	"github.com/natreveal/natreveal/rules"
@@ -105,18 +107,18 @@ func run(c *config.Config, src hostid.Source, statsEvery time.Duration, load fun
 	}
 
 	// port-set (RFC 7422 SNAT blocks) and the mapping log: no queue needed.
-	if c.Has(config.MethodPortSet) || c.MappingLog.File != "" {
+	if c.Has(portset.Name) || c.MappingLog.File != "" {
 		undo, err := startPortSet(ctx, c, d.src, slogger)
 		if err != nil {
 			return err
 		}
 		defer undo()
-		if !c.PacketMethods() && !c.Has(config.MethodIdent) {
+		if !c.PacketMethods() && !c.Has(ident.Name) {
 			return waitPortSetOnly(ctx, hup, slogger, notify.ready, notify.stopping)
 		}
 	}
 
-	if c.Has(config.MethodIdent) {
+	if c.Has(ident.Name) {
 		cc, err := conntrack.Dial()
 		if err != nil {
 			return err
@@ -195,7 +197,7 @@ func run(c *config.Config, src hostid.Source, statsEvery time.Duration, load fun
 			}
 			// Sockets bound, tables installed, sysctls set: the rest needs
 			// only the network capabilities.
-			if err := dropCaps(slogger, keptCaps(c.Has(config.MethodIdent))); err != nil {
+			if err := dropCaps(slogger, keptCaps(c.Has(ident.Name))); err != nil {
 				slogger.Warn("keeping every capability: "+err.Error(), "err", err)
 			}
 			slogger.Info("running: "+installed(c, d.spec, d.mech), "table", d.spec.Table, "methods", c.Methods,

@@ -11,6 +11,11 @@ import (
 	"github.com/natreveal/natreveal/method"
 	"github.com/natreveal/natreveal/method/all"
 	"github.com/natreveal/natreveal/method/destopt"
+	"github.com/natreveal/natreveal/method/httpheader"
+	"github.com/natreveal/natreveal/method/ipid"
+	"github.com/natreveal/natreveal/method/ipoption"
+	"github.com/natreveal/natreveal/method/proxyprotocol"
+	"github.com/natreveal/natreveal/method/tcpoption"
 	"github.com/natreveal/natreveal/rules"
 )
 
@@ -56,10 +61,7 @@ func hostIDSource(c *config.Config) (hostid.Source, error) {
 // idBits: the HOST_ID is as wide as the narrowest enabled carrier (the
 // payload methods carry any width).
 func idBits(c *config.Config) int {
-	if c.Has(config.MethodIPID) ||
-		(c.Has(config.MethodTCPOption) && c.TCPOption.Length == 2) ||
-		(c.Has(config.MethodIPOption) && c.IPOption.Length == 2) ||
-		methodNeeds(c).IDBits == 16 {
+	if c.EnabledNeeds().IDBits == 16 {
 		return 16
 	}
 	if c.HostID.Source == "lower16" {
@@ -68,12 +70,11 @@ func idBits(c *config.Config) int {
 	return 32
 }
 
-// methodNeeds ORs the ruleset needs of the enabled methods that declare
-// their own (method/all).
-func methodNeeds(c *config.Config) method.Needs {
+// needsBesides ORs the Needs of the enabled methods other than name.
+func needsBesides(c *config.Config, name string) method.Needs {
 	var n method.Needs
 	for _, m := range all.List {
-		if mn, ok := c.Configs.Needs(m.Name); ok && c.Has(m.Name) {
+		if mn, ok := c.Configs.Needs(m.Name); ok && c.Has(m.Name) && m.Name != name {
 			n = n.Or(mn)
 		}
 	}
@@ -81,7 +82,7 @@ func methodNeeds(c *config.Config) method.Needs {
 }
 
 // selectors turns configured destinations (and bare ports) into stream's form.
-func selectors(ports []uint16, ds []config.Destination) []handler.Selector {
+func selectors(ports []uint16, ds []method.Destination) []handler.Selector {
 	var out []handler.Selector
 	for _, p := range ports {
 		out = append(out, handler.Selector{Port: p})
@@ -97,12 +98,12 @@ func handlerConfig(c *config.Config) handler.HandlerConfig {
 	return handler.HandlerConfig{
 		Inside:    c.Inside,
 		PostNAT:   c.Placement == "post-nat",
-		TCPOption: c.Has(config.MethodTCPOption),
+		TCPOption: c.Has(tcpoption.Name),
 		OptionLen: c.TCPOption.Length,
-		IPID:      c.Has(config.MethodIPID),
+		IPID:      c.Has(ipid.Name),
 		IPIDScope: c.IPID.Scope,
 		IPIDUDP:   c.IPID.UDPPackets,
-		IPOption:  c.Has(config.MethodIPOption),
+		IPOption:  c.Has(ipoption.Name),
 		IPOptType: c.IPOption.Type,
 		IPOptLen:  c.IPOption.Length,
 		IPOptUDP:  c.IPOption.UDPPackets,
@@ -113,10 +114,10 @@ func handlerConfig(c *config.Config) handler.HandlerConfig {
 		TrackBit:  c.Marks.Track,
 		DoneBit:   c.Marks.Done,
 
-		HTTPHeader: c.Has(config.MethodHTTPHeader),
+		HTTPHeader: c.Has(httpheader.Name),
 		HTTPSel:    selectors(c.HTTPHeader.Ports, c.HTTPHeader.Destinations),
 		HTTPFields: handler.HTTPFields{XFF: c.HTTPHeader.XFF, Forwarded: c.HTTPHeader.Forwarded},
-		Proxy:      c.Has(config.MethodProxy),
+		Proxy:      c.Has(proxyprotocol.Name),
 		ProxySel:   selectors(nil, c.ProxyProtocol.Destinations),
 		ProxyCfg: handler.ProxyConfig{Version: c.ProxyProtocol.Version, CRC32C: c.ProxyProtocol.CRC32C,
 			OnAck: c.ProxyProtocol.OnAck, ReplaceClient: c.ProxyProtocol.ClientHeader == "replace"},
@@ -131,17 +132,23 @@ func handlerConfig(c *config.Config) handler.HandlerConfig {
 // tracksTCP reports whether the ruleset follows TCP flows after the SYN
 // (rules.Spec.Track), which bounds them with conntrack's packet counters.
 func tracksTCP(c *config.Config) bool {
-	hc := handlerConfig(c)
-	return hc.Tracks() || hc.Tracks6()
+	n := c.EnabledNeeds()
+	return n.Track || n.Track6
 }
 
-// ruleSpec is the ruleset the configuration needs.
+// ruleSpec is the ruleset the configuration needs: the OR of the enabled
+// methods' Needs (method/all) and the common keys.
 func ruleSpec(c *config.Config, mech rules.Mechanism) rules.Spec {
 	pl := rules.PreNAT
 	if c.Placement == "post-nat" {
 		pl = rules.PostNAT
 	}
-	hc := handlerConfig(c)
+	n := c.EnabledNeeds()
+	if n.TrackPackets == 0 {
+		// Without tcp-option (ip-id scope new alone) tracked flows keep
+		// tcp_option.max_segments's bound.
+		n.TrackPackets = c.TCPOption.Needs().TrackPackets
+	}
 	return rules.Spec{
 		Table:        c.Table,
 		Inside:       c.Inside,
@@ -149,18 +156,18 @@ func ruleSpec(c *config.Config, mech rules.Mechanism) rules.Spec {
 		QueueCount:   c.Queue.Count,
 		Mechanism:    mech,
 		Placement:    pl,
-		SYN:          c.Has(config.MethodTCPOption) || c.Has(config.MethodIPID) || c.Has(config.MethodIPOption) || hc.Selects(),
-		Track:        hc.Tracks(),
-		TrackMSS:     c.Has(config.MethodTCPOption),
-		TrackPackets: uint64(c.TCPOption.MaxSegments) + 1, // the SYN and max_segments more
-		UDP:          hc.UDP(),
-		SYN6:         c.Has(config.MethodTCPOption) || methodNeeds(c).SYN6,
-		Track6:       hc.Tracks6(),
-		UDP6:         hc.UDP6(),
-		AllTCP:       c.Has(config.MethodIPID) && c.IPID.Scope == config.ScopeAll,
+		SYN:          n.SYN,
+		Track:        n.Track,
+		TrackMSS:     n.MSS,
+		TrackPackets: n.TrackPackets, // the SYN and max_segments more
+		UDP:          n.UDP > 0,
+		SYN6:         n.SYN6,
+		Track6:       n.Track6,
+		UDP6:         n.UDP6 > 0,
+		AllTCP:       n.AllTCP,
 		TrackBit:     c.Marks.Track,
 		DoneBit:      c.Marks.Done,
-		Select:       hc.Selects() && c.HasIPv4(),
+		Select:       n.Select && c.HasIPv4(),
 		SelectBit:    c.Marks.Select,
 		SeqAdjHelper: seqAdjHelper(c),
 		SeqAdjBit:    seqAdjBit(c),
@@ -181,7 +188,7 @@ func seqAdjHelper(c *config.Config) string {
 // seqAdjBit is the ct mark bit that keeps http-header flows' server
 // segments out of the queue while the kernel maps them (stream/kernelack.go).
 func seqAdjBit(c *config.Config) uint32 {
-	if seqAdjHelper(c) != "" && c.Has(config.MethodHTTPHeader) {
+	if seqAdjHelper(c) != "" && c.Has(httpheader.Name) {
 		return c.Marks.SeqAdj
 	}
 	return 0

@@ -31,22 +31,60 @@ var List = []method.Method{
 	hip.Method,
 }
 
-// Keys holds the configuration blocks of the methods that declare their own;
-// config.Keys embeds it, so each block keeps its section name.
+// Keys holds the methods' configuration blocks, each under its section;
+// config.Keys embeds it, so each block keeps its section name. The order
+// is that of the configuration's documentation.
 type Keys struct {
-	DestOpt destopt.Keys `mapstructure:"dest_opt"`
+	TCPOption     tcpoption.Keys     `mapstructure:"tcp_option"`
+	IPID          ipid.Keys          `mapstructure:"ip_id"`
+	IPOption      ipoption.Keys      `mapstructure:"ip_option"`
+	DestOpt       destopt.Keys       `mapstructure:"dest_opt"`
+	Ident         ident.Keys         `mapstructure:"ident"`
+	HTTPHeader    httpheader.Keys    `mapstructure:"http_header"`
+	ProxyProtocol proxyprotocol.Keys `mapstructure:"proxy_protocol"`
+	PortSet       portset.Keys       `mapstructure:"port_set"`
 }
 
 // Configs holds the validated blocks; config.Config embeds it.
 type Configs struct {
-	DestOpt destopt.Config
+	TCPOption     tcpoption.Config
+	IPID          ipid.Config
+	IPIDKernel    ipid.KernelConfig // ip-id's in-kernel path (ip_id.kernel*)
+	IPOption      ipoption.Config
+	DestOpt       destopt.Config
+	Ident         ident.Config
+	HTTPHeader    httpheader.Config
+	ProxyProtocol proxyprotocol.Config
+	PortSet       portset.Config
 }
 
-// Validate checks every block of k.
-func (k *Keys) Validate() (Configs, error) {
+// Validate checks every block of k against e, in Keys' order; the first
+// error is a *method.KeyError.
+func (k *Keys) Validate(e method.Env) (Configs, error) {
 	var c Configs
 	var err error
-	if c.DestOpt, err = k.DestOpt.Validate(); err != nil {
+	if c.TCPOption, err = k.TCPOption.Validate(e); err != nil {
+		return c, err
+	}
+	if c.IPID, c.IPIDKernel, err = k.IPID.Validate(e); err != nil {
+		return c, err
+	}
+	if c.IPOption, err = k.IPOption.Validate(e); err != nil {
+		return c, err
+	}
+	if c.DestOpt, err = k.DestOpt.Validate(e); err != nil {
+		return c, err
+	}
+	if c.Ident, err = k.Ident.Validate(e); err != nil {
+		return c, err
+	}
+	if c.HTTPHeader, err = k.HTTPHeader.Validate(e); err != nil {
+		return c, err
+	}
+	if c.ProxyProtocol, err = k.ProxyProtocol.Validate(e); err != nil {
+		return c, err
+	}
+	if c.PortSet, err = k.PortSet.Validate(e); err != nil {
 		return c, err
 	}
 	return c, nil
@@ -56,10 +94,36 @@ func (k *Keys) Validate() (Configs, error) {
 // declares any.
 func (c *Configs) Needs(name string) (method.Needs, bool) {
 	switch name {
+	case tcpoption.Name:
+		return c.TCPOption.Needs(), true
+	case ipid.Name:
+		return c.IPID.Needs(), true
+	case ipoption.Name:
+		return c.IPOption.Needs(), true
 	case destopt.Name:
 		return c.DestOpt.Needs(), true
+	case ident.Name:
+		return c.Ident.Needs(), true
+	case httpheader.Name:
+		return c.HTTPHeader.Needs(), true
+	case proxyprotocol.Name:
+		return c.ProxyProtocol.Needs(), true
+	case portset.Name:
+		return c.PortSet.Needs(), true
 	}
 	return method.Needs{}, false
+}
+
+// Enabled ORs the Needs of the methods e enables: the ruleset and packet
+// path they need together.
+func (c *Configs) Enabled(e method.Env) method.Needs {
+	var n method.Needs
+	for _, m := range List {
+		if mn, ok := c.Needs(m.Name); ok && e.Has(m.Name) {
+			n = n.Or(mn)
+		}
+	}
+	return n
 }
 
 // Lookup returns the method named name.

@@ -68,15 +68,25 @@ func TestBlocks(t *testing.T) {
 		}
 	}
 	k := Keys{}
+	k.TCPOption.Length = 2
+	k.IPID.Scope, k.IPID.KernelSize, k.IPID.KernelTimeout = "syn", 1, "0"
+	k.IPOption.Type, k.IPOption.Length = 30, 2
 	k.DestOpt.Type, k.DestOpt.Length = 0x1E, 2
-	c, err := k.Validate()
+	k.Ident.Listen = ":113"
+	k.ProxyProtocol.Version, k.ProxyProtocol.ClientHeader = 2, "reset"
+	c, err := k.Validate(method.Env{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, m := range List {
 		n, ok := c.Needs(m.Name)
-		if ok && n.IDBits != 16 {
+		// Payload and lookup methods carry a HOST_ID of any width (0).
+		if ok && n.IDBits != 0 && n.IDBits != 16 {
 			t.Errorf("%s: 2-byte HOST_ID gives IDBits %d", m.Name, n.IDBits)
+		}
+		// Every method whose HOST_ID rides in packets declares its width.
+		if m.Decoder.Packet != nil && (!ok || n.IDBits != 16) {
+			t.Errorf("%s: in-packet carrier with no 2-byte width (declared %v, IDBits %d)", m.Name, ok, n.IDBits)
 		}
 	}
 }

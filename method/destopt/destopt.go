@@ -45,7 +45,7 @@ type Config struct {
 }
 
 // Validate checks k; errors are *method.KeyError naming the key.
-func (k Keys) Validate() (Config, error) {
+func (k Keys) Validate(method.Env) (Config, error) {
 	var c Config
 	dt, err := method.IntIn(Section+".type", k.Type, 0, 255)
 	if err != nil {

@@ -2,17 +2,47 @@
 // the connections it translated with the inside host's HOST_ID.
 package ident
 
-import "github.com/natreveal/natreveal/method"
+import (
+	"net"
 
-// Name is the method's name.
-const Name = "ident"
+	"github.com/natreveal/natreveal/method"
+)
+
+// Name is the method's name; Section its configuration section.
+const (
+	Name    = "ident"
+	Section = "ident"
+)
 
 // Method describes ident. It rewrites no packet; the responder counts the
 // queries it answers (ident.Stats).
 var Method = method.Method{
-	Name: Name, Section: "ident", Router: true, Family: method.IPv4,
+	Name: Name, Section: Section, Router: true, Family: method.IPv4,
 	Counters: []string{"conns", "refused-busy", "queries", "answered", "no-user", "invalid", "errors", "timeouts"},
 	Decoder:  method.Decoder{Why: "an RFC 1413 query from the server to the connection's source address, port 113"},
 	Lab: method.Lab{Family: 4, Transports: []string{"tcp", "http", "tls"},
 		NATArgs: []string{"--methods", Name}, Reading: method.IdentQuery},
 }
+
+// Keys is ident's configuration block (section ident), tagged as
+// config.Keys is.
+type Keys struct {
+	Listen string `mapstructure:"listen" default:":113" type:"host:port" arg:"address" help:"address of the ident (RFC 1413) responder of the ident method"`
+}
+
+// Config is ident's validated configuration.
+type Config struct {
+	Listen string // address of the RFC 1413 responder, e.g. ":113"
+}
+
+// Validate checks k; errors are *method.KeyError naming the key.
+func (k Keys) Validate(method.Env) (Config, error) {
+	c := Config{Listen: k.Listen}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return c, method.Bad(Section+".listen", "%q is not host:port (e.g. :113): %v", c.Listen, err)
+	}
+	return c, nil
+}
+
+// Needs: ident answers queries on its own socket and queues nothing.
+func (c Config) Needs() method.Needs { return method.Needs{} }
