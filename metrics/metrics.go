@@ -1,27 +1,24 @@
-// Package metrics exposes natreveal's counters to Prometheus on a registry
-// of its own. Nothing is counted twice: a Collector reads the packet path's
-// atomic counters (handler.Stats), the flow table's size and the kernel's queue
-// statistics when a scrape asks, so the packet path pays nothing.
+// Package metrics exposes natreveal's counters to Prometheus in the text
+// exposition format (version 0.0.4). Nothing is counted twice: a Collector
+// reads the packet path's atomic counters (handler.Stats), the flow table's
+// size and the kernel's queue statistics when a scrape asks, so the packet
+// path pays nothing. The Go runtime and process metrics (go_*, process_*)
+// come from github.com/VictoriaMetrics/metrics, which, unlike the Prometheus
+// client, links no protobuf: the router binary must fit a router's flash.
 package metrics
 
 import (
 	"bufio"
-	"context"
-	"errors"
+	"bytes"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	vm "github.com/VictoriaMetrics/metrics"
 
 	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/handler"
@@ -41,44 +38,43 @@ type Source struct {
 	Version   string                // natreveal_build_info
 }
 
-// Descriptions. Results and reasons are labels, so a dashboard sums them.
+// Families. Results and reasons are labels, so a dashboard sums them.
 var (
-	descPackets = prometheus.NewDesc("natreveal_packets_total",
+	descPackets = counterFamily("natreveal_packets_total",
 		"Packets an encoder looked at, by method and result (written: marked; any other result: passed unchanged and why).",
-		[]string{"method", "result"}, nil)
-	descQueued = prometheus.NewDesc("natreveal_queue_packets_total",
-		"Packets read from the NFQUEUE queues.", nil, nil)
-	descVerdicts = prometheus.NewDesc("natreveal_verdicts_total",
-		"Verdicts the kernel accepted.", nil, nil)
-	descModified = prometheus.NewDesc("natreveal_modified_packets_total",
-		"Packets re-injected rewritten.", nil, nil)
-	descUnchanged = prometheus.NewDesc("natreveal_unchanged_packets_total",
-		"Packets accepted unchanged before any encoder ran, by reason.", []string{"reason"}, nil)
-	descRefused = prometheus.NewDesc("natreveal_refused_packets_total",
-		"Inside SYNs with malformed options, dropped (anti-spoofing).", nil, nil)
-	descVerdictErrors = prometheus.NewDesc("natreveal_verdict_errors_total",
-		"Verdicts the kernel refused.", nil, nil)
-	descFlowEvents = prometheus.NewDesc("natreveal_flow_events_total",
-		"Flow tracking events: tracked, done, full (table at its cap), untracked, evicted.", []string{"event"}, nil)
-	descFlows = prometheus.NewDesc("natreveal_flows_tracked",
-		"UDP flows whose first datagrams the daemon follows right now (the ruleset follows TCP flows).", nil, nil)
-	descIPIDKernel = prometheus.NewDesc("natreveal_ip_id_kernel_events_total",
-		"In-kernel ip-id path (ip_id.kernel): SYNs whose IP-ID the kernel had written (by-kernel), hosts learned into the map, learns that failed or were dropped.",
-		[]string{"event"}, nil)
-	descMSS = prometheus.NewDesc("natreveal_mss_lowered_total",
-		"SYN-ACKs whose MSS was lowered to make room for the option (by the ruleset for tracked flows).", nil, nil)
-	descCtLookups = prometheus.NewDesc("natreveal_conntrack_lookups_total",
-		"Conntrack lookups of the post-NAT path.", nil, nil)
-	descCtMisses = prometheus.NewDesc("natreveal_conntrack_misses_total",
-		"Conntrack lookups that found no flow.", nil, nil)
-	descCtErrors = prometheus.NewDesc("natreveal_conntrack_errors_total",
-		"Conntrack lookups that failed.", nil, nil)
-	descKernelDropped = prometheus.NewDesc("natreveal_kernel_queue_dropped_total",
-		"Packets the kernel dropped because the queue was full (with queue.fail_open it accepts them unmarked instead, and counts nothing).", []string{"queue"}, nil)
-	descUserDropped = prometheus.NewDesc("natreveal_kernel_queue_user_dropped_total",
-		"Packets the kernel could not deliver to natreveal's netlink socket.", []string{"queue"}, nil)
-	descBuild = prometheus.NewDesc("natreveal_build_info",
-		"A constant 1 labelled with the build.", []string{"version", "goversion"}, nil)
+		"method", "result")
+	descQueued = counterFamily("natreveal_queue_packets_total",
+		"Packets read from the NFQUEUE queues.")
+	descVerdicts = counterFamily("natreveal_verdicts_total",
+		"Verdicts the kernel accepted.")
+	descModified = counterFamily("natreveal_modified_packets_total",
+		"Packets re-injected rewritten.")
+	descUnchanged = counterFamily("natreveal_unchanged_packets_total",
+		"Packets accepted unchanged before any encoder ran, by reason.", "reason")
+	descRefused = counterFamily("natreveal_refused_packets_total",
+		"Inside SYNs with malformed options, dropped (anti-spoofing).")
+	descVerdictErrors = counterFamily("natreveal_verdict_errors_total",
+		"Verdicts the kernel refused.")
+	descFlowEvents = counterFamily("natreveal_flow_events_total",
+		"Flow tracking events: tracked, done, full (table at its cap), untracked, evicted.", "event")
+	descFlows = gaugeFamily("natreveal_flows_tracked",
+		"UDP flows whose first datagrams the daemon follows right now (the ruleset follows TCP flows).")
+	descIPIDKernel = counterFamily("natreveal_ip_id_kernel_events_total",
+		"In-kernel ip-id path (ip_id.kernel): SYNs whose IP-ID the kernel had written (by-kernel), hosts learned into the map, learns that failed or were dropped.", "event")
+	descMSS = counterFamily("natreveal_mss_lowered_total",
+		"SYN-ACKs whose MSS was lowered to make room for the option (by the ruleset for tracked flows).")
+	descCtLookups = counterFamily("natreveal_conntrack_lookups_total",
+		"Conntrack lookups of the post-NAT path.")
+	descCtMisses = counterFamily("natreveal_conntrack_misses_total",
+		"Conntrack lookups that found no flow.")
+	descCtErrors = counterFamily("natreveal_conntrack_errors_total",
+		"Conntrack lookups that failed.")
+	descKernelDropped = counterFamily("natreveal_kernel_queue_dropped_total",
+		"Packets the kernel dropped because the queue was full (with queue.fail_open it accepts them unmarked instead, and counts nothing).", "queue")
+	descUserDropped = counterFamily("natreveal_kernel_queue_user_dropped_total",
+		"Packets the kernel could not deliver to natreveal's netlink socket.", "queue")
+	descBuild = gaugeFamily("natreveal_build_info",
+		"A constant 1 labelled with the build.", "goversion", "version")
 )
 
 // methods are the registered methods (method/all) whose counters are the
@@ -115,7 +111,7 @@ var flowEvents = []struct {
 	{"untracked", handler.Untracked}, {"evicted", handler.FlowsEvicted},
 }
 
-// Collector is a prometheus.Collector over a Source.
+// Collector reads a Source at scrape time.
 type Collector struct{ src Source }
 
 // NewCollector returns a Collector reading src at scrape time.
@@ -126,21 +122,20 @@ func NewCollector(src Source) *Collector {
 	return &Collector{src: src}
 }
 
-// Describe implements prometheus.Collector.
-func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPackets, descQueued, descVerdicts, descModified, descUnchanged,
-		descRefused, descVerdictErrors, descFlowEvents, descFlows, descIPIDKernel, descMSS, descCtLookups, descCtMisses,
-		descCtErrors, descKernelDropped, descUserDropped, descBuild} {
-		ch <- d
+// Expose writes natreveal's families in the text exposition format. An
+// unreadable queue file fails the scrape, as it did under the Prometheus
+// client.
+func (c *Collector) Expose(w io.Writer) error {
+	var e exposition
+	if err := c.collect(&e); err != nil {
+		return err
 	}
+	return e.write(w)
 }
 
-// Collect implements prometheus.Collector.
-func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
-	}
-	ch <- prometheus.MustNewConstMetric(descBuild, prometheus.GaugeValue, 1, c.src.Version, runtime.Version())
+func (c *Collector) collect(e *exposition) error {
+	counter := func(f *family, v uint64, labels ...string) { e.add(f, float64(v), labels...) }
+	e.add(descBuild, 1, runtime.Version(), c.src.Version)
 	if c.src.Refresh != nil {
 		c.src.Refresh()
 	}
@@ -162,8 +157,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			}
 			counter(descRefused, st.Get(handler.Refused))
 			counter(descVerdictErrors, st.Get(handler.VerdictErrors))
-			for _, e := range flowEvents {
-				counter(descFlowEvents, st.Get(e.r), e.name)
+			for _, ev := range flowEvents {
+				counter(descFlowEvents, st.Get(ev.r), ev.name)
 			}
 			counter(descMSS, st.Get(handler.MSSLowered))
 			by, learned, errs, dropped := st.IPIDKernel()
@@ -181,19 +176,20 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descCtLookups, 0)
 	}
 	if c.src.Flows != nil {
-		ch <- prometheus.MustNewConstMetric(descFlows, prometheus.GaugeValue, float64(c.src.Flows()))
+		e.add(descFlows, float64(c.src.Flows()))
 	}
 	if c.src.QueueFile != "-" {
-		if qs, err := ReadQueues(c.src.QueueFile); err == nil {
-			for _, q := range qs {
-				n := strconv.Itoa(int(q.Num))
-				counter(descKernelDropped, q.Dropped, n)
-				counter(descUserDropped, q.UserDropped, n)
-			}
-		} else {
-			ch <- prometheus.NewInvalidMetric(descKernelDropped, err)
+		qs, err := ReadQueues(c.src.QueueFile)
+		if err != nil {
+			return fmt.Errorf("metrics: %s: %w", descKernelDropped.Name, err)
+		}
+		for _, q := range qs {
+			n := strconv.Itoa(int(q.Num))
+			counter(descKernelDropped, q.Dropped, n)
+			counter(descUserDropped, q.UserDropped, n)
 		}
 	}
+	return nil
 }
 
 // Queue is one line of /proc/net/netfilter/nfnetlink_queue.
@@ -245,55 +241,22 @@ func ParseQueues(r io.Reader) ([]Queue, error) {
 	return out, sc.Err()
 }
 
+// Registry is what /metrics serves: natreveal's collector, then the Go
+// runtime and process metrics.
+type Registry struct{ c *Collector }
+
 // NewRegistry returns a registry holding natreveal's collector and the Go
-// runtime and process collectors.
-func NewRegistry(src Source) *prometheus.Registry {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(NewCollector(src),
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return reg
-}
+// runtime and process metrics.
+func NewRegistry(src Source) *Registry { return &Registry{c: NewCollector(src)} }
 
-// Server serves /metrics of a registry.
-type Server struct {
-	srv  *http.Server
-	ln   net.Listener
-	done chan error
-}
-
-// Listen starts serving reg on addr ("host:port").
-func Listen(addr string, reg *prometheus.Registry) (*Server, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("metrics: listen on %s: %w", addr, err)
+// Expose writes one scrape.
+func (r *Registry) Expose(w io.Writer) error {
+	var b bytes.Buffer
+	if err := r.c.Expose(&b); err != nil {
+		return err
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	s := &Server{
-		srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
-			WriteTimeout: 10 * time.Second, MaxHeaderBytes: 8 << 10},
-		ln: ln, done: make(chan error, 1),
-	}
-	go func() {
-		err := s.srv.Serve(ln)
-		if errors.Is(err, http.ErrServerClosed) {
-			err = nil
-		}
-		s.done <- err
-	}()
-	return s, nil
-}
-
-// Addr is the address the server listens on.
-func (s *Server) Addr() net.Addr { return s.ln.Addr() }
-
-// Close stops the server, waiting at most a second for scrapes in flight.
-func (s *Server) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	if err := s.srv.Shutdown(ctx); err != nil {
-		s.srv.Close()
-	}
-	return <-s.done
+	vm.WriteProcessMetrics(&b) // go_*, process_* (CPU, memory, I/O)
+	vm.WriteFDMetrics(&b)      // process_open_fds, process_max_fds
+	_, err := w.Write(b.Bytes())
+	return err
 }

@@ -1,17 +1,49 @@
 package metrics
 
 import (
+	"bytes"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/natreveal/natreveal/handler"
 )
+
+// gatherer reads what expose writes with the Prometheus text parser, as a
+// Prometheus server would, so the client library's test helpers check it.
+// The Prometheus client is a test dependency only: the router binary does
+// not link it.
+func gatherer(expose func(io.Writer) error) prometheus.Gatherer {
+	return prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		var b bytes.Buffer
+		if err := expose(&b); err != nil {
+			return nil, err
+		}
+		p := expfmt.NewTextParser(model.UTF8Validation)
+		byName, err := p.TextToMetricFamilies(&b)
+		if err != nil {
+			return nil, err
+		}
+		var out []*dto.MetricFamily
+		for _, mf := range byName {
+			out = append(out, mf)
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i].GetName() < out[j].GetName() })
+		return out, nil
+	})
+}
 
 // Two queues as the kernel prints them (nfnetlink_queue.c seq_show).
 const procQueues = `    0 4294963168     0 2 65531     7     3       42  1
@@ -42,22 +74,22 @@ func TestCollector(t *testing.T) {
 	}
 	st := &handler.Stats{}
 	refreshed := 0
-	c := NewCollector(Source{
+	c := gatherer(NewCollector(Source{
 		Stats: func() *handler.Stats { return st }, Flows: func() int { return 4 },
 		Lookups: func() uint64 { return 9 }, QueueFile: qf, Version: "v1.2.3",
 		// The ruleset's counters (tracked flows ended, MSS lowered) are
 		// read at scrape time.
 		Refresh: func() { refreshed++; st.SetRuleset(3, 5) },
-	})
-	if err := testutil.CollectAndCompare(c, strings.NewReader(`
+	}).Expose)
+	if err := testutil.GatherAndCompare(c, strings.NewReader(`
 # HELP natreveal_mss_lowered_total SYN-ACKs whose MSS was lowered to make room for the option (by the ruleset for tracked flows).
 # TYPE natreveal_mss_lowered_total counter
 natreveal_mss_lowered_total 5
 `), "natreveal_mss_lowered_total"); err != nil || refreshed == 0 {
 		t.Errorf("ruleset counters: %v (refreshed %d times)", err, refreshed)
 	}
-	if n := testutil.CollectAndCount(c, "natreveal_ip_id_kernel_events_total"); n != 4 {
-		t.Errorf("ip-id kernel events: %d series, want 4", n)
+	if n, err := testutil.GatherAndCount(c, "natreveal_ip_id_kernel_events_total"); err != nil || n != 4 {
+		t.Errorf("ip-id kernel events: %d series, want 4 (%v)", n, err)
 	}
 	want := `
 # HELP natreveal_flows_tracked UDP flows whose first datagrams the daemon follows right now (the ruleset follows TCP flows).
@@ -70,20 +102,20 @@ natreveal_kernel_queue_dropped_total{queue="3"} 11
 # TYPE natreveal_conntrack_lookups_total counter
 natreveal_conntrack_lookups_total 9
 `
-	if err := testutil.CollectAndCompare(c, strings.NewReader(want),
+	if err := testutil.GatherAndCompare(c, strings.NewReader(want),
 		"natreveal_flows_tracked", "natreveal_kernel_queue_dropped_total", "natreveal_conntrack_lookups_total"); err != nil {
 		t.Error(err)
 	}
-	if err := testutil.CollectAndCompare(c, strings.NewReader(`
+	if err := testutil.GatherAndCompare(c, strings.NewReader(`
 # HELP natreveal_packets_total Packets an encoder looked at, by method and result (written: marked; any other result: passed unchanged and why).
 # TYPE natreveal_packets_total counter
 `+packetsZero()), "natreveal_packets_total"); err != nil {
 		t.Error(err)
 	}
-	if n, err := testutil.GatherAndCount(NewRegistry(Source{QueueFile: "-", Version: "x"}), "natreveal_build_info"); err != nil || n != 1 {
+	if n, err := testutil.GatherAndCount(gatherer(NewRegistry(Source{QueueFile: "-", Version: "x"}).Expose), "natreveal_build_info"); err != nil || n != 1 {
 		t.Errorf("build_info: %d series, %v", n, err)
 	}
-	if problems, err := testutil.CollectAndLint(c); err != nil || len(problems) > 0 {
+	if problems, err := testutil.GatherAndLint(c); err != nil || len(problems) > 0 {
 		t.Errorf("lint: %v %v", problems, err)
 	}
 }
@@ -112,5 +144,111 @@ func TestServer(t *testing.T) {
 	resp.Body.Close()
 	if !strings.Contains(string(body), `natreveal_build_info{goversion="`) || !strings.Contains(string(body), `version="v9"`) {
 		t.Errorf("no build info in:\n%s", body)
+	}
+}
+
+// A whole scrape parses as Prometheus reads it, and carries the runtime
+// and process series the leak drills read.
+func TestRegistryParses(t *testing.T) {
+	mfs, err := gatherer(NewRegistry(Source{Stats: func() *handler.Stats { return &handler.Stats{} }, QueueFile: "-", Version: "v1"}).Expose).Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, mf := range mfs {
+		names[mf.GetName()] = true
+	}
+	for _, n := range []string{"go_goroutines", "process_open_fds", "natreveal_build_info", "natreveal_packets_total"} {
+		if !names[n] {
+			t.Errorf("no %s in the scrape", n)
+		}
+	}
+	if _, err := gatherer(NewRegistry(Source{QueueFile: filepath.Join(t.TempDir(), "none")}).Expose).Gather(); err == nil {
+		t.Error("an unreadable queue file did not fail the scrape")
+	}
+}
+
+// Label values and help text are escaped as the text format 0.0.4 says.
+func TestExpositionEscapes(t *testing.T) {
+	f := gaugeFamily("x_info", "a \\ b\nc", "v")
+	var e exposition
+	e.add(f, 1, "q\"\\\n")
+	e.add(counterFamily("a_total", "A."), 12345678)
+	var b bytes.Buffer
+	if err := e.write(&b); err != nil {
+		t.Fatal(err)
+	}
+	want := `# HELP a_total A.
+# TYPE a_total counter
+a_total 1.2345678e+07
+# HELP x_info a \\ b\nc
+# TYPE x_info gauge
+x_info{v="q\"\\\n"} 1
+`
+	if b.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := p.TextToMetricFamilies(strings.NewReader(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := mfs["x_info"].GetMetric()[0].GetLabel()[0].GetValue(); got != "q\"\\\n" {
+		t.Errorf("label value read back as %q", got)
+	}
+	if got := mfs["x_info"].GetHelp(); got != "a \\ b\nc" {
+		t.Errorf("help read back as %q", got)
+	}
+}
+
+// Every family's label names are sorted, as Prometheus clients print them.
+func TestFamilyLabelsSorted(t *testing.T) {
+	for _, f := range []*family{descPackets, descQueued, descVerdicts, descModified, descUnchanged, descRefused,
+		descVerdictErrors, descFlowEvents, descFlows, descIPIDKernel, descMSS, descCtLookups, descCtMisses,
+		descCtErrors, descKernelDropped, descUserDropped, descBuild} {
+		if !sort.StringsAreSorted(f.Labels) {
+			t.Errorf("%s: labels %v not sorted", f.Name, f.Labels)
+		}
+	}
+}
+
+// The server answers what a scrape sends and refuses the rest.
+func TestServerRequests(t *testing.T) {
+	s, err := Listen("127.0.0.1:0", NewRegistry(Source{QueueFile: "-", Version: "v9"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, c := range []struct {
+		req, status, body string
+	}{
+		{"GET /metrics?x=1 HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip\r\n\r\n", "HTTP/1.1 200 OK", "natreveal_build_info"},
+		{"HEAD /metrics HTTP/1.0\r\n\r\n", "HTTP/1.1 200 OK", ""},
+		{"GET / HTTP/1.1\r\nHost: a\r\n\r\n", "HTTP/1.1 404 Not Found", "404"},
+		{"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n", "HTTP/1.1 405 Method Not Allowed", "GET or HEAD"},
+		{"GARBAGE\r\n\r\n", "HTTP/1.1 400 Bad Request", "malformed"},
+		{"GET /metrics HTTP/1.1\r\nX: " + strings.Repeat("y", 9000) + "\r\n\r\n", "HTTP/1.1 400 Bad Request", "8 KiB"},
+	} {
+		conn, err := net.Dial("tcp", s.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(conn, c.req)
+		resp, err := io.ReadAll(conn)
+		conn.Close()
+		if err != nil {
+			t.Fatalf("%.40q: %v", c.req, err)
+		}
+		head, body, _ := strings.Cut(string(resp), "\r\n\r\n")
+		if !strings.HasPrefix(head, c.status+"\r\n") || !strings.Contains(body, c.body) || c.body == "" && body != "" {
+			t.Errorf("%.30q: got %q", c.req, resp)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Error(err)
+	}
+	if _, err := net.Dial("tcp", s.Addr().String()); err == nil {
+		t.Error("still listening after Close")
 	}
 }
