@@ -3,14 +3,12 @@ package metrics
 import (
 	"bytes"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -209,46 +207,5 @@ func TestFamilyLabelsSorted(t *testing.T) {
 		if !sort.StringsAreSorted(f.Labels) {
 			t.Errorf("%s: labels %v not sorted", f.Name, f.Labels)
 		}
-	}
-}
-
-// The server answers what a scrape sends and refuses the rest.
-func TestServerRequests(t *testing.T) {
-	s, err := Listen("127.0.0.1:0", NewRegistry(Source{QueueFile: "-", Version: "v9"}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	for _, c := range []struct {
-		req, status, body string
-	}{
-		{"GET /metrics?x=1 HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip\r\n\r\n", "HTTP/1.1 200 OK", "natreveal_build_info"},
-		{"HEAD /metrics HTTP/1.0\r\n\r\n", "HTTP/1.1 200 OK", ""},
-		{"GET / HTTP/1.1\r\nHost: a\r\n\r\n", "HTTP/1.1 404 Not Found", "404"},
-		{"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n", "HTTP/1.1 405 Method Not Allowed", "GET or HEAD"},
-		{"GARBAGE\r\n\r\n", "HTTP/1.1 400 Bad Request", "malformed"},
-		{"GET /metrics HTTP/1.1\r\nX: " + strings.Repeat("y", 9000) + "\r\n\r\n", "HTTP/1.1 400 Bad Request", "8 KiB"},
-	} {
-		conn, err := net.Dial("tcp", s.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		conn.SetDeadline(time.Now().Add(5 * time.Second))
-		io.WriteString(conn, c.req)
-		resp, err := io.ReadAll(conn)
-		conn.Close()
-		if err != nil {
-			t.Fatalf("%.40q: %v", c.req, err)
-		}
-		head, body, _ := strings.Cut(string(resp), "\r\n\r\n")
-		if !strings.HasPrefix(head, c.status+"\r\n") || !strings.Contains(body, c.body) || c.body == "" && body != "" {
-			t.Errorf("%.30q: got %q", c.req, resp)
-		}
-	}
-	if err := s.Close(); err != nil {
-		t.Error(err)
-	}
-	if _, err := net.Dial("tcp", s.Addr().String()); err == nil {
-		t.Error("still listening after Close")
 	}
 }
