@@ -11,6 +11,9 @@ import (
 	"github.com/natreveal/natreveal/method"
 	"github.com/natreveal/natreveal/method/all"
 	"github.com/natreveal/natreveal/method/destopt"
+	"github.com/natreveal/natreveal/method/ipid"
+	"github.com/natreveal/natreveal/method/ipoption"
+	"github.com/natreveal/natreveal/method/tcpoption"
 	"github.com/natreveal/natreveal/rules"
 )
 
@@ -92,26 +95,35 @@ func selectors(ports []uint16, ds []config.Destination) []handler.Selector {
 	return out
 }
 
+// steps builds the enabled methods' packet steps. An adapter until every
+// method's configuration block lives in its package (method/all.Configs):
+// the steps of tcp-option, ip-id and ip-option are built from today's
+// config fields here.
+func steps(c *config.Config) []method.Step {
+	var out []method.Step
+	if c.Has(config.MethodTCPOption) {
+		out = append(out, tcpoption.Step{Length: c.TCPOption.Length})
+	}
+	if c.Has(config.MethodIPID) {
+		out = append(out, ipid.Step{Scope: c.IPID.Scope, UDPPackets: c.IPID.UDPPackets})
+	}
+	if c.Has(config.MethodIPOption) {
+		out = append(out, ipoption.Step{Type: c.IPOption.Type, Length: c.IPOption.Length, UDPPackets: c.IPOption.UDPPackets})
+	}
+	if c.Has(destopt.Name) {
+		out = append(out, c.DestOpt.Step())
+	}
+	return out
+}
+
 // handlerConfig is the packet path's part of the configuration.
 func handlerConfig(c *config.Config) handler.HandlerConfig {
 	return handler.HandlerConfig{
-		Inside:    c.Inside,
-		PostNAT:   c.Placement == "post-nat",
-		TCPOption: c.Has(config.MethodTCPOption),
-		OptionLen: c.TCPOption.Length,
-		IPID:      c.Has(config.MethodIPID),
-		IPIDScope: c.IPID.Scope,
-		IPIDUDP:   c.IPID.UDPPackets,
-		IPOption:  c.Has(config.MethodIPOption),
-		IPOptType: c.IPOption.Type,
-		IPOptLen:  c.IPOption.Length,
-		IPOptUDP:  c.IPOption.UDPPackets,
-		DestOpt:   c.Has(destopt.Name),
-		DestType:  c.DestOpt.Type,
-		DestLen:   c.DestOpt.Length,
-		DestUDP:   c.DestOpt.UDPPackets,
-		TrackBit:  c.Marks.Track,
-		DoneBit:   c.Marks.Done,
+		Inside:   c.Inside,
+		PostNAT:  c.Placement == "post-nat",
+		Steps:    steps(c),
+		TrackBit: c.Marks.Track,
+		DoneBit:  c.Marks.Done,
 
 		HTTPHeader: c.Has(config.MethodHTTPHeader),
 		HTTPSel:    selectors(c.HTTPHeader.Ports, c.HTTPHeader.Destinations),
