@@ -11,6 +11,7 @@ import (
 
 	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/hostid"
+	"github.com/natreveal/natreveal/method/destopt"
 )
 
 var (
@@ -49,7 +50,7 @@ func newHandler6(cfg testConfig) (*Handler, *Stats) {
 		cfg.OptionLen = 2
 	}
 	if cfg.DestLen == 0 {
-		cfg.DestType, cfg.DestLen = encoders.DestOptType, 2
+		cfg.DestType, cfg.DestLen = destopt.DestOptType, 2
 	}
 	st := &Stats{}
 	return NewHandler(cfg.handler(), hostid.Lower16{}, nil, func(uint32) int { return 1500 }, NewFlows(16), st), st
@@ -108,7 +109,7 @@ func TestHandler6SYNBothMethods(t *testing.T) {
 	if id, l, ok := encoders.HostIDOption6(buf[:v.Len]); !ok || id != 7 || l != 2 {
 		t.Errorf("tcp option id %#x len %d ok %v, want 7", id, l, ok)
 	}
-	if id, l, ok := encoders.DestOptHostID(buf[:v.Len], encoders.DestOptType); !ok || id != 7 || l != 2 {
+	if id, l, ok := destopt.DestOptHostID(buf[:v.Len], destopt.DestOptType); !ok || id != 7 || l != 2 {
 		t.Errorf("destination option id %#x len %d ok %v, want 7", id, l, ok)
 	}
 
@@ -179,7 +180,7 @@ func TestHandler6ForgedAndOutside(t *testing.T) {
 	h, _ := newHandler6(testConfig{DestOpt: true})
 	ip := &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: layers.IPProtocolIPv6Destination, SrcIP: client6.AsSlice(), DstIP: server6.AsSlice()}
 	do := &layers.IPv6Destination{Options: []*layers.IPv6DestinationOption{
-		{OptionType: encoders.DestOptType, OptionData: []byte{0xde, 0xad}},
+		{OptionType: destopt.DestOptType, OptionData: []byte{0xde, 0xad}},
 		{OptionType: 1, OptionData: []byte{}}, // PadN: 8-octet header (RFC 8200 §4.2)
 	}}
 	do.NextHeader = layers.IPProtocolTCP
@@ -191,7 +192,7 @@ func TestHandler6ForgedAndOutside(t *testing.T) {
 		t.Fatalf("forged SYN verdict %+v", v)
 	}
 	check6(t, buf[:v.Len])
-	if id, _, ok := encoders.DestOptHostID(buf[:v.Len], encoders.DestOptType); !ok || id != 7 {
+	if id, _, ok := destopt.DestOptHostID(buf[:v.Len], destopt.DestOptType); !ok || id != 7 {
 		t.Fatalf("forged destination option kept: id %#x ok %v", id, ok)
 	}
 
@@ -223,7 +224,7 @@ func TestHandler6UDP(t *testing.T) {
 			if u := p.Layer(layers.LayerTypeUDP); u == nil {
 				t.Fatal("no UDP layer")
 			}
-			if id, _, ok := encoders.DestOptHostID(buf[:v.Len], encoders.DestOptType); !ok || id != 7 {
+			if id, _, ok := destopt.DestOptHostID(buf[:v.Len], destopt.DestOptType); !ok || id != 7 {
 				t.Fatalf("datagram %d: id %#x ok %v", i+1, id, ok)
 			}
 		}

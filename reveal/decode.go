@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/natreveal/natreveal/encoders"
+	"github.com/natreveal/natreveal/method/destopt"
 )
 
 // Found is one HOST_ID read from a packet.
@@ -92,7 +93,7 @@ func (d *Decoder) Decode(pkt []byte, out []Found) []Found {
 			if v4 || fl.DestOpts == 0 {
 				continue
 			}
-			if id, n, ok := encoders.DestOptHostID(pkt, d.destOptType()); ok {
+			if id, n, ok := destopt.DestOptHostID(pkt, d.destOptType()); ok {
 				out = append(out, Found{Method: m, HostID: id, Len: n})
 			}
 		case HIP:

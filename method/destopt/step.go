@@ -1,7 +1,6 @@
 package destopt
 
 import (
-	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/method"
 	"github.com/natreveal/natreveal/packet"
 )
@@ -24,7 +23,7 @@ func (s Step) Rewrite(v *packet.View, buf []byte, p method.Packet) (packet.Resul
 		v.Proto != packet.ProtoUDP && !p.SYN {
 		return method.Skip, 0
 	}
-	nl, r, stripped := encoders.AddDestOpt(v, buf, s.c.Type, p.ID, s.c.Length, p.MTU)
+	nl, r, stripped := AddDestOpt(v, buf, s.c.Type, p.ID, s.c.Length, p.MTU)
 	if r == packet.Written || stripped {
 		return r, nl
 	}
