@@ -9,6 +9,7 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
+	"github.com/natreveal/natreveal/method/destopt"
 	"github.com/natreveal/natreveal/packet"
 )
 
@@ -124,6 +125,8 @@ func FuzzParseIPv6(f *testing.F) {
 		}
 		HostIDOption6(pkt)
 		TCPChecksumOK6(pkt)
+		destopt.DestOptHostID(pkt, destOptType)
+		destopt.HostIDFromDestOpts(pkt, destOptType)
 		b := bytes.Clone(pkt)
 		LowerMSS6(pv(b, len(b)), b, 40)
 	})
@@ -184,7 +187,6 @@ func FuzzAddHostIDOption6(f *testing.F) {
 		}
 	})
 }
-
 
 // destOptType is dest-opt's option type (RFC 4727 §2.6, method/destopt):
 // the seeds carry Destination Options of it.

@@ -13,6 +13,7 @@ import (
 	"github.com/natreveal/natreveal/conntrack"
 	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/hostid"
+	"github.com/natreveal/natreveal/method/ipid"
 	"github.com/natreveal/natreveal/stream"
 )
 
@@ -238,7 +239,7 @@ func TestHandlerSegmentsWithoutSYN(t *testing.T) {
 				if c.ipid {
 					wantID = 7
 				}
-				if id, _, _ := encoders.IPID(buf[:v.Len]); id != wantID {
+				if id, _, _ := ipid.IPID(buf[:v.Len]); id != wantID {
 					t.Fatalf("segment %d: IP-ID %#x, want %#x", i+1, id, wantID)
 				}
 			}
@@ -457,7 +458,7 @@ func TestHandlerIPIDScopes(t *testing.T) {
 		if v.Len != wantLen || v.SetMark != c.track || (c.track && v.Mark != trackBit) {
 			t.Fatalf("%s: SYN verdict %+v, want length %d, TrackBit %v", name, v, wantLen, c.track)
 		}
-		if id, atomic, _ := encoders.IPID(buf[:v.Len]); id != 7 || !atomic {
+		if id, atomic, _ := ipid.IPID(buf[:v.Len]); id != 7 || !atomic {
 			t.Fatalf("%s: SYN IP-ID %#x", name, id)
 		}
 		check(t, buf[:v.Len])
@@ -479,7 +480,7 @@ func TestHandlerIPIDScopes(t *testing.T) {
 				t.Fatalf("%s: data verdict %+v (mark %#x), want length %d, no mark", name, v, mark, wantLen)
 			}
 			out := buf[:max(v.Len, n)]
-			if id, _, _ := encoders.IPID(out); (id == 7) != idSet {
+			if id, _, _ := ipid.IPID(out); (id == 7) != idSet {
 				t.Fatalf("%s: data segment (mark %#x) IP-ID %#x, want set=%v", name, mark, id, idSet)
 			}
 			if id, ok := hostIDOf(t, out); ok != option || (ok && id != 7) {
@@ -494,7 +495,7 @@ func TestHandlerIPIDScopes(t *testing.T) {
 		if all {
 			wantLen = n
 		}
-		if id, _, _ := encoders.IPID(buf[:n]); (id == 7) != all || v.Len != wantLen || v.SetMark {
+		if id, _, _ := ipid.IPID(buf[:n]); (id == 7) != all || v.Len != wantLen || v.SetMark {
 			t.Fatalf("%s: RST verdict %+v, IP-ID %#x", name, v, id)
 		}
 		if _, ok := hostIDOf(t, buf[:n]); ok {
@@ -672,7 +673,7 @@ func TestHandlerPostNATConntrackSegment(t *testing.T) {
 		if id, ok := hostIDOf(t, buf[:v.Len]); ok != c.option || (ok && id != 7) {
 			t.Fatalf("%s: HOST_ID %d %v, want option %v (the conntrack answer's host)", c.name, id, ok, c.option)
 		}
-		if id, _, _ := encoders.IPID(buf[:v.Len]); (id == 7) != c.ipid {
+		if id, _, _ := ipid.IPID(buf[:v.Len]); (id == 7) != c.ipid {
 			t.Fatalf("%s: IP-ID %#x, want set=%v", c.name, id, c.ipid)
 		}
 		if want := (conntrack.Key{Proto: 6, Src: netip.AddrPortFrom(public, 61000), Dst: netip.AddrPortFrom(server, 80)}); asked != want {

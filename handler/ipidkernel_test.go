@@ -9,6 +9,7 @@ import (
 
 	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/markbits"
+	"github.com/natreveal/natreveal/method/ipid"
 )
 
 type learned struct {
@@ -31,7 +32,7 @@ func TestHandlerIPIDKernel(t *testing.T) {
 	if v := h.Handle(buf, n, Meta{}); v.Len != n {
 		t.Fatalf("unknown host's SYN not rewritten: %+v", v)
 	}
-	if id, atomic, _ := encoders.IPID(buf[:n]); id != 7 || !atomic {
+	if id, atomic, _ := ipid.IPID(buf[:n]); id != 7 || !atomic {
 		t.Fatalf("IP-ID %#x", id)
 	}
 	check(t, buf[:n])

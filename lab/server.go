@@ -11,6 +11,7 @@ import (
 
 	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/method/destopt"
+	"github.com/natreveal/natreveal/method/ipid"
 	"github.com/natreveal/natreveal/reveal"
 	"github.com/natreveal/natreveal/reveal/listener"
 )
@@ -89,7 +90,7 @@ func (s *Server) accept() {
 					seen.DestOptID, seen.DestOptLen, seen.HasDestOpt = destopt.DestOptHostID(syn, destopt.DestOptType)
 				} else {
 					seen.OptionID, seen.OptionLen, seen.HasOption = encoders.HostIDOption(syn)
-					seen.IPID, seen.Atomic, _ = encoders.IPID(syn)
+					seen.IPID, seen.Atomic, _ = ipid.IPID(syn)
 				}
 			}
 			c.SetDeadline(time.Now().Add(30 * time.Second))

@@ -3,7 +3,6 @@
 package ipid
 
 import (
-	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/method"
 )
 
@@ -16,7 +15,7 @@ var Method = method.Method{
 	Name: Name, Section: "ip_id", Router: true, Family: method.IPv4,
 	Counters: []string{Name},
 	Decoder: method.Decoder{Packet: func(pkt []byte) (uint32, int, bool) {
-		id, atomic, ok := encoders.IPID(pkt)
+		id, atomic, ok := IPID(pkt)
 		return uint32(id), 2, ok && atomic
 	}, Reveal: true},
 	Lab: method.Lab{Column: "IP-ID", Family: 4, Transports: []string{"udp", "tcp", "http", "tls"},

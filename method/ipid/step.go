@@ -1,7 +1,6 @@
 package ipid
 
 import (
-	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/method"
 	"github.com/natreveal/natreveal/packet"
 )
@@ -41,7 +40,7 @@ func (s Step) Rewrite(v *packet.View, buf []byte, p method.Packet) (packet.Resul
 	} else if !(p.SYN || p.Tracked && s.Scope != ScopeSYN || s.Scope == ScopeAll) || p.SYN && p.KernelWrote {
 		return method.Skip, 0
 	}
-	r := encoders.SetIPID(v, buf, uint16(p.ID))
+	r := SetIPID(v, buf, uint16(p.ID))
 	if r == packet.Written {
 		return r, v.N
 	}
