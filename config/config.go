@@ -36,6 +36,9 @@ func (c *Config) Selects() bool { return c.EnabledNeeds().Select }
 // packet path together: the OR of their declared Needs.
 func (c *Config) EnabledNeeds() method.Needs { return c.Configs.Enabled(c.env()) }
 
+// Steps are the enabled methods' packet steps (method/all.Configs.Steps).
+func (c *Config) Steps() []method.Step { return c.Configs.Steps(c.env()) }
+
 // env is what the methods' blocks are checked against.
 func (c *Config) env() method.Env {
 	return method.Env{Methods: c.Methods, Inside: c.Inside, PreNAT: c.Placement == "pre-nat"}

@@ -33,17 +33,6 @@ func BenchmarkAddHostIDOptionData(b *testing.B) {
 	}
 }
 
-func BenchmarkSetIPID(b *testing.B) {
-	var view packet.View // on the stack: a caller keeps its view there
-	pkt := build(b, ipHdr(), synHdr(linuxSYN()...), nil)
-	b.ReportAllocs()
-	id := uint16(0)
-	for b.Loop() {
-		id++
-		SetIPID(pvAt(&view, pkt, len(pkt)), pkt, id)
-	}
-}
-
 func BenchmarkParse(b *testing.B) {
 	pkt := build(b, ipHdr(), synHdr(linuxSYN()...), nil)
 	b.ReportAllocs()
@@ -75,7 +64,6 @@ func TestZeroAllocs(t *testing.T) {
 	data := build(t, ipHdr(), dataHdr(oNOP(), oNOP(), oTS()), make([]byte, 1400))
 	buf := make([]byte, 0, 2000)
 	ip, _ := ParseIPv4(syn)
-	var id uint16
 	for name, f := range map[string]func(){
 		"ParseIPv4": func() { ParseIPv4(syn) },
 		"ParseTCP":  func() { ParseTCP(syn, ip) },
@@ -101,8 +89,6 @@ func TestZeroAllocs(t *testing.T) {
 			buf = append(buf[:0], syn...)
 			LowerMSS(pvAt(&view, buf, len(buf)), buf, 8)
 		},
-		"SetIPID":        func() { id++; SetIPID(pvAt(&view, syn, len(syn)), syn, id) },
-		"IPID":           func() { IPID(syn) },
 		"TCPChecksumOK":  func() { TCPChecksumOK(data) },
 		"IPv4ChecksumOK": func() { IPv4ChecksumOK(data) },
 		"Result.String":  func() { _ = Result(3).String() },

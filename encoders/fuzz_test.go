@@ -8,6 +8,8 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+
+	"github.com/natreveal/natreveal/method/ipid"
 )
 
 // seeds adds the edge cases every fuzzer starts from; each is also mutated
@@ -141,7 +143,7 @@ func FuzzParse(f *testing.F) {
 		}
 		HostIDOption(data)
 		HostIDFromTCPHeader(data)
-		IPID(data)
+		ipid.IPID(data)
 		TCPChecksumOK(data)
 		IPv4ChecksumOK(data)
 	})
@@ -276,36 +278,6 @@ func FuzzLowerMSS(f *testing.F) {
 			t.Fatalf("%d bytes besides the checksum changed", diff)
 		}
 		if inOK && !checksumsOK(pkt) {
-			t.Fatal("checksum broken")
-		}
-	})
-}
-
-func FuzzSetIPID(f *testing.F) {
-	seeds(f, func(p []byte) { f.Add(p, uint16(0), false); f.Add(p, uint16(0xfffe), true) })
-	f.Fuzz(func(t *testing.T, data []byte, id uint16, fix bool) {
-		pkt := prepare(data, fix)
-		before := bytes.Clone(pkt)
-		ipOK := IPv4ChecksumOK(pkt)
-		view := pv(pkt, len(pkt))
-		res := SetIPID(view, pkt, id)
-		checkView(t, view, pkt)
-		if res != Written {
-			if !bytes.Equal(pkt, before) {
-				t.Fatalf("%v but packet changed", res)
-			}
-			return
-		}
-		got, atomic, ok := IPID(pkt)
-		if got != id || !atomic || !ok {
-			t.Fatalf("IPID = %#x %v %v", got, atomic, ok)
-		}
-		for i := range pkt {
-			if pkt[i] != before[i] && i != 4 && i != 5 && i != 10 && i != 11 {
-				t.Fatalf("byte %d changed", i)
-			}
-		}
-		if ipOK && !IPv4ChecksumOK(pkt) {
 			t.Fatal("checksum broken")
 		}
 	})

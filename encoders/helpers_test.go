@@ -311,21 +311,6 @@ func checkAdded(t *testing.T, pkt, before []byte, n int, res Result, stripped bo
 	return after, true
 }
 
-// benchAddDestOpt times AddDestOpt adding a 4-byte id to a fresh copy of
-// orig at MTU 1500.
-func benchAddDestOpt(b *testing.B, orig []byte) {
-	var view packet.View // on the stack: a caller keeps its view there
-	buf := make([]byte, len(orig), len(orig)+Headroom)
-	b.ReportAllocs()
-	for b.Loop() {
-		copy(buf[:len(orig)], orig)
-		if _, res, _ := AddDestOpt(pvAt(&view, buf, len(orig)), buf, DestOptType, 0xa1b2c3d4, 4, 1500); res != Written {
-			b.Fatal(res)
-		}
-	}
-}
-
-// pv parses buf[:n] for an encoder call: the view every encoder takes.
 func pv(buf []byte, n int) *packet.View {
 	v, _ := packet.Parse(buf, n)
 	return &v

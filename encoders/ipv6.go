@@ -10,7 +10,6 @@ const (
 	protoRouting  = 43
 	protoFragment = 44
 	protoAH       = 51 // RFC 4302
-	protoDestOpts = 60
 	ipv6HdrLen    = 40 // RFC 8200 §3: fixed header
 	maxIPv6Pay    = 0xffff
 )
@@ -63,18 +62,6 @@ func AddHostIDOption6(v *packet.View, buf []byte, id uint32, idLen int, mtu int)
 func StripHostIDOption6(v *packet.View, buf []byte) (newLen int, res Result) {
 	newLen, res, _ = rewriteHostID(v, buf, 0, 0, 0, hostIDv6)
 	return newLen, res
-}
-
-// growOK checks a datagram growing to newTotal bytes against the Payload
-// Length limit and mtu (OverMTU) and against cap(buf) (NoBufferRoom).
-func growOK(buf []byte, newTotal, mtu int) Result {
-	if newTotal-ipv6HdrLen > maxIPv6Pay || (mtu > 0 && newTotal > mtu) {
-		return OverMTU
-	}
-	if newTotal > cap(buf) {
-		return NoBufferRoom
-	}
-	return Written
 }
 
 // HostIDOption6 decodes the first HOST_ID option of an IPv6/TCP packet, like

@@ -814,7 +814,6 @@ func TestZeroAllocs6(t *testing.T) {
 	var view packet.View // on the stack: a caller keeps its view there
 	syn := build6(t, ip6Hdr(), hbh6(), synHdr(append(linuxSYN(), oHostID(9, 9))...))
 	data := build6(t, ip6Hdr(), dataHdr(oNOP(), oNOP(), oTS()), gopacket.Payload(make([]byte, 1400)))
-	merge := build6(t, ip6Hdr(), dest6(homeAddr(), dOpt(DestOptType, []byte{1, 2})), synHdr(linuxSYN()...))
 	buf := make([]byte, 0, 2000)
 	ip, _ := ParseIPv6(syn)
 	for name, f := range map[string]func(){
@@ -838,19 +837,6 @@ func TestZeroAllocs6(t *testing.T) {
 			buf = append(buf[:0], syn...)
 			LowerMSS6(pvAt(&view, buf, len(buf)), buf, 8)
 		},
-		"AddDestOpt insert": func() {
-			buf = append(buf[:0], data...)
-			AddDestOpt(pvAt(&view, buf, len(buf)), buf, DestOptType, 0x01020304, 4, 0)
-		},
-		"AddDestOpt merge": func() {
-			buf = append(buf[:0], merge...)
-			AddDestOpt(pvAt(&view, buf, len(buf)), buf, DestOptType, 0x01020304, 4, 0)
-		},
-		"StripDestOpt": func() {
-			buf = append(buf[:0], merge...)
-			StripDestOpt(pvAt(&view, buf, len(buf)), buf, DestOptType)
-		},
-		"DestOptHostID": func() { DestOptHostID(merge, DestOptType) },
 	} {
 		if a := testing.AllocsPerRun(100, f); a != 0 {
 			t.Errorf("%s: %v allocs/op", name, a)

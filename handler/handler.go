@@ -10,12 +10,14 @@ package handler
 import (
 	"errors"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/natreveal/natreveal/conntrack"
-	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/hostid"
 	"github.com/natreveal/natreveal/markbits"
+	"github.com/natreveal/natreveal/method"
+	"github.com/natreveal/natreveal/method/all"
 	"github.com/natreveal/natreveal/packet"
 	"github.com/natreveal/natreveal/queue"
 	"github.com/natreveal/natreveal/stream"
@@ -30,23 +32,15 @@ type (
 
 // HandlerConfig is the SYN path's behaviour.
 type HandlerConfig struct {
-	Inside    []netip.Prefix
-	PostNAT   bool // packets are queued after source NAT: the tag mark or conntrack names the inside host
-	TCPOption bool
-	OptionLen int // 2 or 4
-	IPID      bool
-	IPIDScope string // "syn", "new", "all"
-	IPIDUDP   int    // first packets of a UDP flow whose IP-ID carries the HOST_ID
-	IPOption  bool
-	IPOptType byte // RFC 4727 experimental IPv4 option type
-	IPOptLen  int  // 2 or 4
-	IPOptUDP  int  // first packets of a UDP flow carrying the IPv4 option
-	DestOpt   bool // IPv6 Destination Options header with the HOST_ID (IPv6 counterpart of IPOption)
-	DestType  byte // RFC 4727 experimental IPv6 option type (0x1E, 0x3E, ...)
-	DestLen   int  // 2 or 4
-	DestUDP   int  // first packets of an IPv6 UDP flow carrying the option
-	TrackBit  uint32
-	DoneBit   uint32
+	Inside  []netip.Prefix
+	PostNAT bool // packets are queued after source NAT: the tag mark or conntrack names the inside host
+	// Steps are the enabled methods' packet steps, each built from its
+	// method's configuration block. They run in packet order (method.Layer)
+	// and registry order (method/all) within a layer, whatever their order
+	// here.
+	Steps    []method.Step
+	TrackBit uint32
+	DoneBit  uint32
 
 	// Payload insertion for selected flows (package stream): IPv4, pre-NAT.
 	HTTPHeader bool
@@ -82,6 +76,15 @@ type Handler struct {
 	track   bool           // follow flows after the SYN (RFC 7974 §4.2, ip-id scope new)
 	track6  bool           // the same for IPv6 flows: tcp-option only (no IP-ID in IPv6)
 	sel     *stream.Engine // selected flows (payload insertion); nil when none are
+	steps   []step         // cfg.Steps in the order they run
+	views   sync.Pool      // *packet.View: steps are called through an interface, so the view is not on the stack
+}
+
+// step is a method's packet step and its registry position, which indexes
+// its counters.
+type step struct {
+	method.Step
+	idx int
 }
 
 // NewHandler builds a Handler. resolve may be nil unless cfg.PostNAT.
@@ -89,21 +92,52 @@ func NewHandler(cfg HandlerConfig, src hostid.Source, resolve func(conntrack.Key
 	mtu func(uint32) int, flows *Flows, stats *Stats) *Handler {
 	h := &Handler{
 		cfg: cfg, src: src, resolve: resolve, mtu: mtu, flows: flows, stats: stats, now: time.Now,
-		track: cfg.Tracks(), track6: cfg.Tracks6(),
+		track: cfg.Tracks(), track6: cfg.Tracks6(), steps: orderSteps(cfg.Steps),
 	}
+	h.views.New = func() any { return new(packet.View) }
 	h.sel = stream.New(cfg.streamConfig(), &stats.Counters)
 	return h
+}
+
+// orderSteps puts steps in the order they run: by layer from the outside
+// in, then by registry position. A step of a method the registry does not
+// list panics: it has no counters.
+func orderSteps(steps []method.Step) []step {
+	var out []step
+	for l := method.LayerIP; l <= method.LayerTransport; l++ {
+		for i, m := range all.List {
+			for _, s := range steps {
+				if s.Layer() == l && s.Name() == m.Name {
+					if i >= maxMethods {
+						panic("handler: more methods than maxMethods")
+					}
+					out = append(out, step{s, i})
+				}
+			}
+		}
+	}
+	if len(out) != len(steps) {
+		panic("handler: a step of a method the registry does not list")
+	}
+	return out
+}
+
+// needs ORs the steps' needs.
+func (c HandlerConfig) needs() method.Needs {
+	var n method.Needs
+	for _, s := range c.Steps {
+		n = n.Or(s.Needs())
+	}
+	return n
 }
 
 // Tracks reports whether flows are followed after their SYN: the ruleset
 // queues their client segments until the server shows the connection
 // established (rules.Spec.Track).
-func (c HandlerConfig) Tracks() bool {
-	return c.TCPOption || (c.IPID && c.IPIDScope == "new")
-}
+func (c HandlerConfig) Tracks() bool { return c.needs().Track }
 
 // Tracks6 is Tracks for IPv6 flows: only the RFC 7974 option follows them.
-func (c HandlerConfig) Tracks6() bool { return c.TCPOption }
+func (c HandlerConfig) Tracks6() bool { return c.needs().Track6 }
 
 // UDP reports whether the first packets of IPv4 UDP flows carry a HOST_ID.
 func (c HandlerConfig) UDP() bool { return c.udpPackets(false) > 0 }
@@ -114,19 +148,9 @@ func (c HandlerConfig) UDP6() bool { return c.udpPackets(true) > 0 }
 // udpPackets is how many packets of a UDP flow some method marks.
 func (c HandlerConfig) udpPackets(v6 bool) int {
 	if v6 {
-		if c.DestOpt {
-			return c.DestUDP
-		}
-		return 0
+		return c.needs().UDP6
 	}
-	n := 0
-	if c.IPID {
-		n = c.IPIDUDP
-	}
-	if c.IPOption {
-		n = max(n, c.IPOptUDP)
-	}
-	return n
+	return c.needs().UDP
 }
 
 // Handle decides about the packet in buf[:n]; buf has room for growth up to
@@ -162,7 +186,13 @@ func (h *Handler) Handle(buf []byte, n int, m Meta) Verdict {
 // gets the RFC 7974 option and the Destination Option on the SYN, UDP the
 // Destination Option on the first packets of a flow.
 func (h *Handler) handle(buf []byte, n int, m Meta, tag netip.Addr) Verdict {
-	var v packet.View
+	pv := h.views.Get().(*packet.View)
+	defer h.views.Put(pv)
+	return h.parsed(pv, buf, n, m, tag)
+}
+
+// parsed is handle with the view v to parse into.
+func (h *Handler) parsed(v *packet.View, buf []byte, n int, m Meta, tag netip.Addr) Verdict {
 	r := v.Parse(buf, n)
 	if v.IPRes != packet.Unchanged {
 		h.stats.inc(NotParsed)
@@ -173,7 +203,7 @@ func (h *Handler) handle(buf []byte, n int, m Meta, tag netip.Addr) Verdict {
 			h.stats.inc(NotParsed)
 			return Verdict{}
 		}
-		return h.udp(&v, buf, m, tag)
+		return h.udp(v, buf, m, tag)
 	}
 	if r != packet.Unchanged {
 		// A SYN from an inside host with a malformed option list could hide
@@ -191,30 +221,13 @@ func (h *Handler) handle(buf []byte, n int, m Meta, tag netip.Addr) Verdict {
 	if h.inside(v.Dst) {
 		if h.sel != nil && v.Version == 4 {
 			key := FlowKey{Proto: 6, Inside: v.Dst, InsidePort: v.TCP.DstPort, Server: v.Src, ServerPort: v.TCP.SrcPort}
-			if vd, ok := h.sel.Reply(key, &v, buf); ok {
+			if vd, ok := h.sel.Reply(key, v, buf); ok {
 				return h.modified(vd)
 			}
 		}
 		return h.reply()
 	}
-	return h.original(&v, buf, m, tag)
-}
-
-// tcpOption adds the RFC 7974 option (AddHostIDOption or, IPv6,
-// AddHostIDOption6).
-func (h *Handler) tcpOption(vd *Verdict, pv *packet.View, buf []byte, id uint32, m Meta) {
-	var nl int
-	var r encoders.Result
-	var stripped bool
-	if pv.Version == 6 { // a direct call: pv stays on the caller's stack
-		nl, r, stripped = encoders.AddHostIDOption6(pv, buf, id, h.cfg.OptionLen, h.outMTU(m))
-	} else {
-		nl, r, stripped = encoders.AddHostIDOption(pv, buf, id, h.cfg.OptionLen, h.outMTU(m))
-	}
-	h.stats.option[r].Add(1)
-	if r == encoders.Written || stripped {
-		vd.Len = nl
-	}
+	return h.original(v, buf, m, tag)
 }
 
 // modified counts a rewritten packet.
@@ -223,14 +236,6 @@ func (h *Handler) modified(v Verdict) Verdict {
 		h.stats.inc(Modified)
 	}
 	return v
-}
-
-// destOpt writes the Destination Options header into the packet; ok
-// reports a new packet of length nl (written, or a forged option stripped).
-func (h *Handler) destOpt(pv *packet.View, buf []byte, id uint32, m Meta) (nl int, ok bool) {
-	nl, r, stripped := encoders.AddDestOpt(pv, buf, h.cfg.DestType, id, h.cfg.DestLen, h.outMTU(m))
-	h.stats.dstopt[r].Add(1)
-	return nl, r == encoders.Written || stripped
 }
 
 func (h *Handler) inside(a netip.Addr) bool {
@@ -283,45 +288,33 @@ func (h *Handler) original(pv *packet.View, buf []byte, m Meta, tag netip.Addr) 
 		track = h.track6
 	}
 	v, syn, mark := h.follow(pv.TCP, m, track)
-	if v4 {
-		ipid := false
-		switch {
-		case syn:
-			ipid = h.cfg.IPID
-		case h.track:
-			ipid = h.cfg.IPID && h.cfg.IPIDScope != "syn" && mark
-		}
-		if h.cfg.IPID && h.cfg.IPIDScope == "all" {
-			ipid = true
-		}
-		if ipid && !(syn && h.kernelIPID(pv.IP4, key.Inside, uint16(id))) {
-			h.ipID(&v, pv, buf, id)
-		}
-		if syn && h.cfg.IPOption {
-			if nl, ok := h.ipOption(pv, buf, id, m); ok {
-				v.Len = nl
-			}
-		}
-	} else if syn && h.cfg.DestOpt {
-		if nl, ok := h.destOpt(pv, buf, id, m); ok {
-			v.Len = nl
-		}
-	}
-	if mark && h.cfg.TCPOption {
-		h.tcpOption(&v, pv, buf, id, m)
-	}
+	// The in-kernel ip-id path (config: ip-id, pre-nat, scope syn) may
+	// have written the SYN's IP-ID already.
+	kern := syn && v4 && h.cfg.IPIDLearn != nil && h.kernelIPID(pv.IP4, key.Inside, uint16(id))
+	h.run(&v, pv, buf, method.Packet{ID: id, SYN: syn, Tracked: mark, KernelWrote: kern}, m)
 	if h.sel != nil && v4 {
 		v = h.sel.Original(key, id, syn, pv, buf, m, h.outMTU(m), v)
 	}
 	return h.modified(v)
 }
 
-// ipID writes the HOST_ID into the IPv4 Identification field.
-func (h *Handler) ipID(v *Verdict, pv *packet.View, buf []byte, id uint32) {
-	r := encoders.SetIPID(pv, buf, uint16(id))
-	h.stats.ipid[r].Add(1)
-	if r == encoders.Written {
-		v.Len = pv.N
+// run runs the methods' steps on the packet and counts their results; a
+// step that changed the packet sets its new length in vd.
+func (h *Handler) run(vd *Verdict, pv *packet.View, buf []byte, p method.Packet, m Meta) {
+	if len(h.steps) == 0 {
+		return
+	}
+	p.MTU = h.outMTU(m)
+	for i := range h.steps {
+		s := &h.steps[i]
+		r, nl := s.Rewrite(pv, buf, p)
+		if r == method.Skip {
+			continue
+		}
+		h.stats.results[s.idx][r].Add(1)
+		if nl > 0 {
+			vd.Len = nl
+		}
 	}
 }
 
@@ -348,14 +341,6 @@ func (h *Handler) follow(tcp packet.TCP, m Meta, track bool) (v Verdict, syn, ma
 		return v, false, phase && tcp.Flags&packet.FlagRST == 0
 	}
 	return v, false, false
-}
-
-// ipOption writes the IPv4 option into the packet; ok reports a new packet
-// of length nl (written, or a forged option stripped).
-func (h *Handler) ipOption(pv *packet.View, buf []byte, id uint32, m Meta) (nl int, ok bool) {
-	nl, r, stripped := encoders.AddIPOption(pv, buf, h.cfg.IPOptType, id, h.cfg.IPOptLen, h.outMTU(m))
-	h.stats.ipopt[r].Add(1)
-	return nl, r == encoders.Written || stripped
 }
 
 func (h *Handler) outMTU(m Meta) int {
@@ -390,20 +375,7 @@ func (h *Handler) udp(pv *packet.View, buf []byte, m Meta, tag netip.Addr) Verdi
 		h.stats.inc(NoHostID)
 		return v
 	}
-	if v4 {
-		if h.cfg.IPID && seq <= h.cfg.IPIDUDP {
-			h.ipID(&v, pv, buf, id)
-		}
-		if h.cfg.IPOption && seq <= h.cfg.IPOptUDP {
-			if nl, ok := h.ipOption(pv, buf, id, m); ok {
-				v.Len = nl
-			}
-		}
-	} else if h.cfg.DestOpt && seq <= h.cfg.DestUDP {
-		if nl, ok := h.destOpt(pv, buf, id, m); ok {
-			v.Len = nl
-		}
-	}
+	h.run(&v, pv, buf, method.Packet{ID: id, UDPSeq: seq}, m)
 	return h.modified(v)
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/hostid"
+	"github.com/natreveal/natreveal/method/destopt"
 )
 
 var (
@@ -42,17 +43,17 @@ func serialize6(t testing.TB, ls ...gopacket.SerializableLayer) ([]byte, int) {
 	return out, len(buf.Bytes())
 }
 
-func newHandler6(cfg HandlerConfig) (*Handler, *Stats) {
+func newHandler6(cfg testConfig) (*Handler, *Stats) {
 	cfg.Inside = []netip.Prefix{netip.MustParsePrefix("100.64.0.0/24"), netip.MustParsePrefix("2001:db8:1::/64")}
 	cfg.TrackBit, cfg.DoneBit = trackBit, 0x20000
 	if cfg.OptionLen == 0 {
 		cfg.OptionLen = 2
 	}
 	if cfg.DestLen == 0 {
-		cfg.DestType, cfg.DestLen = encoders.DestOptType, 2
+		cfg.DestType, cfg.DestLen = destopt.DestOptType, 2
 	}
 	st := &Stats{}
-	return NewHandler(cfg, hostid.Lower16{}, nil, func(uint32) int { return 1500 }, NewFlows(16), st), st
+	return NewHandler(cfg.handler(), hostid.Lower16{}, nil, func(uint32) int { return 1500 }, NewFlows(16), st), st
 }
 
 // check6 decodes a rewritten IPv6 packet independently (gopacket) and
@@ -95,7 +96,7 @@ func passes6Mark(t *testing.T, h *Handler, s seg, mark uint32, what string) {
 // unchanged; the server's packets (the SYN-ACK's MSS is the kernel's) pass
 // unchanged.
 func TestHandler6SYNBothMethods(t *testing.T) {
-	h, st := newHandler6(HandlerConfig{TCPOption: true, DestOpt: true})
+	h, st := newHandler6(testConfig{TCPOption: true, DestOpt: true})
 	buf, n := build6(t, seg{src: client6, dst: server6, sport: 40000, dport: 80, syn: true, seq: 100, mss: 1440})
 	v := h.Handle(buf, n, Meta{Mark: 0x5})
 	if v.Len != n+8+8 || !v.SetMark || v.Mark != 0x5|0x10000 {
@@ -108,7 +109,7 @@ func TestHandler6SYNBothMethods(t *testing.T) {
 	if id, l, ok := encoders.HostIDOption6(buf[:v.Len]); !ok || id != 7 || l != 2 {
 		t.Errorf("tcp option id %#x len %d ok %v, want 7", id, l, ok)
 	}
-	if id, l, ok := encoders.DestOptHostID(buf[:v.Len], encoders.DestOptType); !ok || id != 7 || l != 2 {
+	if id, l, ok := destopt.DestOptHostID(buf[:v.Len], destopt.DestOptType); !ok || id != 7 || l != 2 {
 		t.Errorf("destination option id %#x len %d ok %v, want 7", id, l, ok)
 	}
 
@@ -135,7 +136,7 @@ func TestHandler6SYNBothMethods(t *testing.T) {
 		}
 	}
 	passes6(t, h, seg{src: server6, dst: client6, sport: 80, dport: 40000, ack: true, seq: 5001, ackn: 201}, "server ACK of data")
-	if st.DestOpt(encoders.Written) != 1 || st.Option(encoders.Written) != 3 || st.Get(FlowsTracked) != 1 || st.Get(Untracked) != 2 ||
+	if st.Result("dest-opt", encoders.Written) != 1 || st.Result("tcp-option", encoders.Written) != 3 || st.Get(FlowsTracked) != 1 || st.Get(Untracked) != 2 ||
 		st.Get(TrackDone) != 0 || st.Get(MSSLowered) != 0 || h.flows.Len() != 0 {
 		t.Errorf("counters %v, %d flows held", st.Snapshot(), h.flows.Len())
 	}
@@ -147,7 +148,7 @@ func TestHandler6SYNBothMethods(t *testing.T) {
 // Without tcp-option (dest-opt alone, Tracks6 false) a later segment passes
 // unchanged, TrackBit or not.
 func TestHandler6Stateless(t *testing.T) {
-	h, st := newHandler6(HandlerConfig{TCPOption: true, DestOpt: true, OptionLen: 4})
+	h, st := newHandler6(testConfig{TCPOption: true, DestOpt: true, OptionLen: 4})
 	data := seg{src: client6, dst: server6, sport: 41000, dport: 443, ack: true, seq: 7001, ackn: 9001, payload: 517}
 	passes6(t, h, data, "segment without TrackBit")
 	buf, n := build6(t, data)
@@ -161,11 +162,11 @@ func TestHandler6Stateless(t *testing.T) {
 	}
 	passes6Mark(t, h, seg{src: client6, dst: server6, sport: 41000, dport: 443, rst: true, ack: true, seq: 7518, ackn: 9001}, 0x5|trackBit, "client RST")
 	passes6(t, h, seg{src: server6, dst: client6, sport: 443, dport: 41000, ack: true, seq: 9001, ackn: 7518, payload: 40}, "server data")
-	if st.Option(encoders.Written) != 1 || st.DestOpt(encoders.Written) != 0 || st.Get(Untracked) != 1 || st.Get(FlowsTracked) != 0 {
+	if st.Result("tcp-option", encoders.Written) != 1 || st.Result("dest-opt", encoders.Written) != 0 || st.Get(Untracked) != 1 || st.Get(FlowsTracked) != 0 {
 		t.Errorf("counters %v", st.Snapshot())
 	}
 
-	h, st = newHandler6(HandlerConfig{DestOpt: true})
+	h, st = newHandler6(testConfig{DestOpt: true})
 	passes6(t, h, seg{src: client6, dst: server6, sport: 41000, dport: 443, ack: true, seq: 7001, ackn: 9001, payload: 10}, "dest-opt only: segment")
 	passes6Mark(t, h, seg{src: client6, dst: server6, sport: 41000, dport: 443, ack: true, seq: 7001, ackn: 9001, payload: 10}, trackBit, "dest-opt only: segment with TrackBit")
 	if st.Get(Modified) != 0 {
@@ -176,10 +177,10 @@ func TestHandler6Stateless(t *testing.T) {
 // An inside host's own option of our type is replaced; a SYN with a
 // malformed option list is dropped.
 func TestHandler6ForgedAndOutside(t *testing.T) {
-	h, _ := newHandler6(HandlerConfig{DestOpt: true})
+	h, _ := newHandler6(testConfig{DestOpt: true})
 	ip := &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: layers.IPProtocolIPv6Destination, SrcIP: client6.AsSlice(), DstIP: server6.AsSlice()}
 	do := &layers.IPv6Destination{Options: []*layers.IPv6DestinationOption{
-		{OptionType: encoders.DestOptType, OptionData: []byte{0xde, 0xad}},
+		{OptionType: destopt.DestOptType, OptionData: []byte{0xde, 0xad}},
 		{OptionType: 1, OptionData: []byte{}}, // PadN: 8-octet header (RFC 8200 §4.2)
 	}}
 	do.NextHeader = layers.IPProtocolTCP
@@ -191,7 +192,7 @@ func TestHandler6ForgedAndOutside(t *testing.T) {
 		t.Fatalf("forged SYN verdict %+v", v)
 	}
 	check6(t, buf[:v.Len])
-	if id, _, ok := encoders.DestOptHostID(buf[:v.Len], encoders.DestOptType); !ok || id != 7 {
+	if id, _, ok := destopt.DestOptHostID(buf[:v.Len], destopt.DestOptType); !ok || id != 7 {
 		t.Fatalf("forged destination option kept: id %#x ok %v", id, ok)
 	}
 
@@ -205,7 +206,7 @@ func TestHandler6ForgedAndOutside(t *testing.T) {
 
 // IPv6 UDP: the first DestUDP datagrams of a flow carry the option.
 func TestHandler6UDP(t *testing.T) {
-	h, st := newHandler6(HandlerConfig{DestOpt: true, DestUDP: 2})
+	h, st := newHandler6(testConfig{DestOpt: true, DestUDP: 2})
 	dgram := func() ([]byte, int) {
 		ip := &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: layers.IPProtocolUDP, SrcIP: client6.AsSlice(), DstIP: server6.AsSlice()}
 		u := &layers.UDP{SrcPort: 5000, DstPort: 9999}
@@ -223,18 +224,18 @@ func TestHandler6UDP(t *testing.T) {
 			if u := p.Layer(layers.LayerTypeUDP); u == nil {
 				t.Fatal("no UDP layer")
 			}
-			if id, _, ok := encoders.DestOptHostID(buf[:v.Len], encoders.DestOptType); !ok || id != 7 {
+			if id, _, ok := destopt.DestOptHostID(buf[:v.Len], destopt.DestOptType); !ok || id != 7 {
 				t.Fatalf("datagram %d: id %#x ok %v", i+1, id, ok)
 			}
 		}
 	}
-	if st.DestOpt(encoders.Written) != 2 || st.Get(FlowsTracked) != 1 || st.Get(TrackDone) != 1 {
+	if st.Result("dest-opt", encoders.Written) != 2 || st.Get(FlowsTracked) != 1 || st.Get(TrackDone) != 1 {
 		t.Errorf("counters %v", st.Snapshot())
 	}
 }
 
 func TestHandler6NoAllocs(t *testing.T) {
-	h, _ := newHandler6(HandlerConfig{TCPOption: true, DestOpt: true})
+	h, _ := newHandler6(testConfig{TCPOption: true, DestOpt: true})
 	for _, s := range []seg{
 		{src: client6, dst: server6, sport: 40000, dport: 80, syn: true, seq: 1, mss: 1440},
 		{src: client6, dst: server6, sport: 40000, dport: 80, ack: true, seq: 2, ackn: 1, payload: 100},
@@ -255,7 +256,7 @@ func TestHandler6NoAllocs(t *testing.T) {
 }
 
 func BenchmarkHandleSYN6(b *testing.B) {
-	h, _ := newHandler6(HandlerConfig{TCPOption: true, DestOpt: true})
+	h, _ := newHandler6(testConfig{TCPOption: true, DestOpt: true})
 	tmpl, n := build6(b, seg{src: client6, dst: server6, sport: 40000, dport: 80, syn: true, seq: 1, mss: 1440})
 	buf := make([]byte, n, n+encoders.Headroom)
 	b.ReportAllocs()

@@ -13,6 +13,7 @@ import (
 	"github.com/natreveal/natreveal/conntrack"
 	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/hostid"
+	"github.com/natreveal/natreveal/method/ipid"
 	"github.com/natreveal/natreveal/stream"
 )
 
@@ -74,14 +75,14 @@ func check(t *testing.T, pkt []byte) *layers.TCP {
 	return p.Layer(layers.LayerTypeTCP).(*layers.TCP)
 }
 
-func newHandler(cfg HandlerConfig) (*Handler, *Stats) {
+func newHandler(cfg testConfig) (*Handler, *Stats) {
 	cfg.Inside = []netip.Prefix{netip.MustParsePrefix("100.64.0.0/24")}
 	cfg.TrackBit, cfg.DoneBit = trackBit, 0x20000
 	if cfg.OptionLen == 0 {
 		cfg.OptionLen = 2
 	}
 	st := &Stats{}
-	return NewHandler(cfg, hostid.Lower16{}, nil, func(uint32) int { return 1500 }, NewFlows(16), st), st
+	return NewHandler(cfg.handler(), hostid.Lower16{}, nil, func(uint32) int { return 1500 }, NewFlows(16), st), st
 }
 
 func hostIDOf(t *testing.T, pkt []byte) (uint32, bool) {
@@ -148,7 +149,7 @@ func clientSegment(t *testing.T, h *Handler, s seg, what string) *layers.TCP {
 // handler never says done; the server's packets are not queued, and one that reaches the
 // handler anyway passes unchanged (the kernel lowered the SYN-ACK's MSS).
 func TestHandlerTracksFlow(t *testing.T) {
-	h, st := newHandler(HandlerConfig{TCPOption: true})
+	h, st := newHandler(testConfig{TCPOption: true})
 	const isn, sisn = 1000, 5000
 
 	buf, n := build(t, seg{src: client, dst: server, sport: 40000, dport: 80, syn: true, seq: isn, mss: 1460})
@@ -179,7 +180,7 @@ func TestHandlerTracksFlow(t *testing.T) {
 	}
 	passes(t, h, seg{src: server, dst: client, sport: 80, dport: 40000, ack: true, seq: sisn + 1, ackn: isn + 1401}, "server ACK of data")
 
-	if st.Get(FlowsTracked) != 1 || st.Option(encoders.Written) != 5 || st.Get(Modified) != 5 || st.Get(Untracked) != 2 ||
+	if st.Get(FlowsTracked) != 1 || st.Result("tcp-option", encoders.Written) != 5 || st.Get(Modified) != 5 || st.Get(Untracked) != 2 ||
 		st.Get(TrackDone) != 0 || st.Get(MSSLowered) != 0 || st.Get(FlowsFull) != 0 {
 		t.Fatalf("counters %v", st.Snapshot())
 	}
@@ -197,13 +198,13 @@ func TestHandlerTracksFlow(t *testing.T) {
 func TestHandlerSegmentsWithoutSYN(t *testing.T) {
 	for _, c := range []struct {
 		name         string
-		cfg          HandlerConfig
+		cfg          testConfig
 		option, ipid bool
 	}{
-		{"tcp-option", HandlerConfig{TCPOption: true}, true, false},
-		{"tcp-option 4 bytes", HandlerConfig{TCPOption: true, OptionLen: 4}, true, false},
-		{"ip-id new", HandlerConfig{IPID: true, IPIDScope: "new"}, false, true},
-		{"both", HandlerConfig{TCPOption: true, IPID: true, IPIDScope: "new"}, true, true},
+		{"tcp-option", testConfig{TCPOption: true}, true, false},
+		{"tcp-option 4 bytes", testConfig{TCPOption: true, OptionLen: 4}, true, false},
+		{"ip-id new", testConfig{IPID: true, IPIDScope: "new"}, false, true},
+		{"both", testConfig{TCPOption: true, IPID: true, IPIDScope: "new"}, true, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			h, st := newHandler(c.cfg)
@@ -238,7 +239,7 @@ func TestHandlerSegmentsWithoutSYN(t *testing.T) {
 				if c.ipid {
 					wantID = 7
 				}
-				if id, _, _ := encoders.IPID(buf[:v.Len]); id != wantID {
+				if id, _, _ := ipid.IPID(buf[:v.Len]); id != wantID {
 					t.Fatalf("segment %d: IP-ID %#x, want %#x", i+1, id, wantID)
 				}
 			}
@@ -249,7 +250,7 @@ func TestHandlerSegmentsWithoutSYN(t *testing.T) {
 			if c.ipid {
 				wantIPID = 3
 			}
-			if st.Option(encoders.Written) != wantOpt || st.IPID(encoders.Written) != wantIPID || st.Get(Modified) != 3 ||
+			if st.Result("tcp-option", encoders.Written) != wantOpt || st.Result("ip-id", encoders.Written) != wantIPID || st.Get(Modified) != 3 ||
 				st.Get(FlowsTracked) != 0 || st.Get(Untracked) != 0 || h.flows.Len() != 0 {
 				t.Fatalf("counters %v, %d flows held", st.Snapshot(), h.flows.Len())
 			}
@@ -261,7 +262,7 @@ func TestHandlerSegmentsWithoutSYN(t *testing.T) {
 // the option (and without the IP-ID of scope new), unmarked, TrackBit in
 // its mark or not.
 func TestHandlerClientRSTPasses(t *testing.T) {
-	h, st := newHandler(HandlerConfig{TCPOption: true, IPID: true, IPIDScope: "new"})
+	h, st := newHandler(testConfig{TCPOption: true, IPID: true, IPIDScope: "new"})
 	buf, n := build(t, seg{src: client, dst: server, sport: 40010, dport: 80, syn: true, seq: 1, mss: 1460})
 	if v := h.Handle(buf, n, Meta{}); v.Len != n+8 || v.Mark != 0x10000 {
 		t.Fatalf("SYN verdict %+v", v)
@@ -271,7 +272,7 @@ func TestHandlerClientRSTPasses(t *testing.T) {
 	passes(t, h, seg{src: client, dst: server, sport: 40010, dport: 80, rst: true, ack: true, seq: 2, ackn: 77}, "RST-ACK")
 	// Without the SYN (stateless) the same.
 	passes(t, h, seg{src: client, dst: server, sport: 40011, dport: 80, rst: true, ack: true, seq: 2, ackn: 77}, "RST of another flow")
-	if st.Option(encoders.Written) != 1 || st.IPID(encoders.Written) != 1 || st.Get(Modified) != 1 || st.Get(TrackDone) != 0 {
+	if st.Result("tcp-option", encoders.Written) != 1 || st.Result("ip-id", encoders.Written) != 1 || st.Get(Modified) != 1 || st.Get(TrackDone) != 0 {
 		t.Fatalf("counters %v", st.Snapshot())
 	}
 }
@@ -281,7 +282,7 @@ func TestHandlerClientRSTPasses(t *testing.T) {
 // with a reload) passes unchanged, the SYN-ACK's MSS included, and counts
 // as untracked, whatever the methods.
 func TestHandlerServerReplyPasses(t *testing.T) {
-	for _, cfg := range []HandlerConfig{
+	for _, cfg := range []testConfig{
 		{TCPOption: true},
 		{TCPOption: true, IPID: true, IPIDScope: "new"},
 		{IPID: true, IPIDScope: "all"},
@@ -306,7 +307,7 @@ func TestHandlerServerReplyPasses(t *testing.T) {
 // only), every SYN still gets the option and TrackBit, and counts as
 // tracked; none is refused for want of room.
 func TestHandlerTCPKeepsNoState(t *testing.T) {
-	h, st := newHandler(HandlerConfig{TCPOption: true})
+	h, st := newHandler(testConfig{TCPOption: true})
 	h.flows = NewFlows(1)
 	for p := uint16(1); p <= 200; p++ {
 		buf, n := build(t, seg{src: client, dst: server, sport: p, dport: 80, syn: true, seq: 1})
@@ -327,7 +328,7 @@ func TestHandlerTCPKeepsNoState(t *testing.T) {
 // Only tracked configurations mark segments after the SYN: without
 // tcp-option or ip-id scope new, a client segment passes unchanged.
 func TestHandlerUntrackedConfigLeavesSegments(t *testing.T) {
-	for _, cfg := range []HandlerConfig{
+	for _, cfg := range []testConfig{
 		{IPID: true, IPIDScope: "syn"},
 		{IPOption: true, IPOptType: 158, IPOptLen: 2},
 	} {
@@ -358,7 +359,7 @@ func TestHandlerUntrackedConfigLeavesSegments(t *testing.T) {
 // once the kernel ended tracking the select rule queues them without
 // TrackBit: translated, the HTTP fields inserted, but no option.
 func TestHandlerTrackedAndSelected(t *testing.T) {
-	h, st := newHandler(HandlerConfig{TCPOption: true, HTTPHeader: true, HTTPSel: []Selector{{Port: 80}},
+	h, st := newHandler(testConfig{TCPOption: true, HTTPHeader: true, HTTPSel: []Selector{{Port: 80}},
 		HTTPFields: HTTPFields{XFF: true}, SelectBit: 0x40000, MaxSelected: 16, IDBits: 16})
 	buf, n := build(t, seg{src: client, dst: server, sport: 40030, dport: 80, syn: true, seq: 1000, mss: 1460})
 	v := h.Handle(buf, n, Meta{Mark: 0x5})
@@ -423,7 +424,7 @@ func TestHandlerTrackedAndSelected(t *testing.T) {
 	request("request after tracking", uint32(1001+req), uint32(1001+req+ins), 0x5, false)
 
 	if st.Get(SelMSS) != 1 || st.Get(MSSLowered) != 0 || st.Get(SelFlows) != 1 || st.Get(FlowsTracked) != 1 || st.Get(Untracked) != 0 ||
-		st.Option(encoders.Written) != 3 || st.Get(HTTPRequests) != 2 || st.Get(Oversize) != 0 {
+		st.Result("tcp-option", encoders.Written) != 3 || st.Get(HTTPRequests) != 2 || st.Get(Oversize) != 0 {
 		t.Fatalf("counters %v", st.Snapshot())
 	}
 }
@@ -447,7 +448,7 @@ func TestHandlerIPIDScopes(t *testing.T) {
 		{"all", true, true, true, true},
 	} {
 		name := fmt.Sprintf("scope %s, tcp-option %v", c.scope, c.option)
-		h, st := newHandler(HandlerConfig{IPID: true, IPIDScope: c.scope, TCPOption: c.option})
+		h, st := newHandler(testConfig{IPID: true, IPIDScope: c.scope, TCPOption: c.option})
 		buf, n := build(t, seg{src: client, dst: server, sport: 40003, dport: 80, syn: true, seq: 1})
 		v := h.Handle(buf, n, Meta{})
 		wantLen := n
@@ -457,7 +458,7 @@ func TestHandlerIPIDScopes(t *testing.T) {
 		if v.Len != wantLen || v.SetMark != c.track || (c.track && v.Mark != trackBit) {
 			t.Fatalf("%s: SYN verdict %+v, want length %d, TrackBit %v", name, v, wantLen, c.track)
 		}
-		if id, atomic, _ := encoders.IPID(buf[:v.Len]); id != 7 || !atomic {
+		if id, atomic, _ := ipid.IPID(buf[:v.Len]); id != 7 || !atomic {
 			t.Fatalf("%s: SYN IP-ID %#x", name, id)
 		}
 		check(t, buf[:v.Len])
@@ -479,7 +480,7 @@ func TestHandlerIPIDScopes(t *testing.T) {
 				t.Fatalf("%s: data verdict %+v (mark %#x), want length %d, no mark", name, v, mark, wantLen)
 			}
 			out := buf[:max(v.Len, n)]
-			if id, _, _ := encoders.IPID(out); (id == 7) != idSet {
+			if id, _, _ := ipid.IPID(out); (id == 7) != idSet {
 				t.Fatalf("%s: data segment (mark %#x) IP-ID %#x, want set=%v", name, mark, id, idSet)
 			}
 			if id, ok := hostIDOf(t, out); ok != option || (ok && id != 7) {
@@ -494,7 +495,7 @@ func TestHandlerIPIDScopes(t *testing.T) {
 		if all {
 			wantLen = n
 		}
-		if id, _, _ := encoders.IPID(buf[:n]); (id == 7) != all || v.Len != wantLen || v.SetMark {
+		if id, _, _ := ipid.IPID(buf[:n]); (id == 7) != all || v.Len != wantLen || v.SetMark {
 			t.Fatalf("%s: RST verdict %+v, IP-ID %#x", name, v, id)
 		}
 		if _, ok := hostIDOf(t, buf[:n]); ok {
@@ -504,7 +505,7 @@ func TestHandlerIPIDScopes(t *testing.T) {
 		if c.option {
 			wantOpt = 2 // the SYN and the segment with TrackBit
 		}
-		if st.Option(encoders.Written) != wantOpt {
+		if st.Result("tcp-option", encoders.Written) != wantOpt {
 			t.Fatalf("%s: counters %v, want %d options written", name, st.Snapshot(), wantOpt)
 		}
 	}
@@ -512,7 +513,7 @@ func TestHandlerIPIDScopes(t *testing.T) {
 
 // Garbage and foreign packets pass unchanged and are counted.
 func TestHandlerFailsOpen(t *testing.T) {
-	h, st := newHandler(HandlerConfig{TCPOption: true, IPID: true, IPIDScope: "syn"})
+	h, st := newHandler(testConfig{TCPOption: true, IPID: true, IPIDScope: "syn"})
 	for _, b := range [][]byte{nil, {0x45}, make([]byte, 60)} {
 		buf := make([]byte, len(b), len(b)+encoders.Headroom)
 		copy(buf, b)
@@ -551,7 +552,7 @@ func TestHandlerFailsOpen(t *testing.T) {
 
 // Neither the SYN nor a later segment of a tracked flow allocates.
 func TestHandlerNoAllocs(t *testing.T) {
-	h, _ := newHandler(HandlerConfig{TCPOption: true, IPID: true, IPIDScope: "new"})
+	h, _ := newHandler(testConfig{TCPOption: true, IPID: true, IPIDScope: "new"})
 	for _, s := range []seg{
 		{src: client, dst: server, sport: 40000, dport: 80, syn: true, seq: 1, mss: 1460},
 		{src: client, dst: server, sport: 40000, dport: 80, ack: true, seq: 2, ackn: 1, payload: 100},
@@ -572,7 +573,7 @@ func TestHandlerNoAllocs(t *testing.T) {
 }
 
 func BenchmarkHandleSYN(b *testing.B) {
-	h, _ := newHandler(HandlerConfig{TCPOption: true, IPID: true, IPIDScope: "syn"})
+	h, _ := newHandler(testConfig{TCPOption: true, IPID: true, IPIDScope: "syn"})
 	tmpl, n := build(b, seg{src: client, dst: server, sport: 40000, dport: 80, syn: true, seq: 1, mss: 1460})
 	buf := make([]byte, n, n+encoders.Headroom)
 	b.ReportAllocs()
@@ -588,7 +589,7 @@ func BenchmarkHandleSYN(b *testing.B) {
 func TestHandlerPostNATTag(t *testing.T) {
 	public := netip.MustParseAddr("192.0.2.1")
 	calls := 0
-	h, st := newHandler(HandlerConfig{TCPOption: true, PostNAT: true})
+	h, st := newHandler(testConfig{TCPOption: true, PostNAT: true})
 	h.resolve = func(conntrack.Key) (netip.AddrPort, error) {
 		calls++
 		return netip.AddrPort{}, conntrack.ErrNotFound
@@ -646,12 +647,12 @@ func TestHandlerPostNATConntrackSegment(t *testing.T) {
 	public := netip.MustParseAddr("192.0.2.1")
 	for _, c := range []struct {
 		name         string
-		cfg          HandlerConfig
+		cfg          testConfig
 		option, ipid bool
 	}{
-		{"tcp-option", HandlerConfig{TCPOption: true, PostNAT: true}, true, false},
-		{"ip-id new", HandlerConfig{IPID: true, IPIDScope: "new", PostNAT: true}, false, true},
-		{"both", HandlerConfig{TCPOption: true, IPID: true, IPIDScope: "new", PostNAT: true}, true, true},
+		{"tcp-option", testConfig{TCPOption: true, PostNAT: true}, true, false},
+		{"ip-id new", testConfig{IPID: true, IPIDScope: "new", PostNAT: true}, false, true},
+		{"both", testConfig{TCPOption: true, IPID: true, IPIDScope: "new", PostNAT: true}, true, true},
 	} {
 		var asked conntrack.Key
 		h, st := newHandler(c.cfg)
@@ -672,7 +673,7 @@ func TestHandlerPostNATConntrackSegment(t *testing.T) {
 		if id, ok := hostIDOf(t, buf[:v.Len]); ok != c.option || (ok && id != 7) {
 			t.Fatalf("%s: HOST_ID %d %v, want option %v (the conntrack answer's host)", c.name, id, ok, c.option)
 		}
-		if id, _, _ := encoders.IPID(buf[:v.Len]); (id == 7) != c.ipid {
+		if id, _, _ := ipid.IPID(buf[:v.Len]); (id == 7) != c.ipid {
 			t.Fatalf("%s: IP-ID %#x, want set=%v", c.name, id, c.ipid)
 		}
 		if want := (conntrack.Key{Proto: 6, Src: netip.AddrPortFrom(public, 61000), Dst: netip.AddrPortFrom(server, 80)}); asked != want {
@@ -685,7 +686,7 @@ func TestHandlerPostNATConntrackSegment(t *testing.T) {
 }
 
 func BenchmarkHandleSYNPostNATTag(b *testing.B) {
-	h, _ := newHandler(HandlerConfig{TCPOption: true, PostNAT: true})
+	h, _ := newHandler(testConfig{TCPOption: true, PostNAT: true})
 	ca := client.As4()
 	tag := binary.NativeEndian.Uint32(ca[:])
 	tmpl, n := build(b, seg{src: netip.MustParseAddr("192.0.2.1"), dst: server, sport: 40000, dport: 80, syn: true, seq: 1, mss: 1460})
@@ -718,7 +719,7 @@ func buildUDP(t testing.TB, src, dst netip.Addr, sport, dport uint16, payload in
 // own counts), the last of them tells the ruleset the flow is done, and
 // packets queued after that pass untouched and are not taken for a new flow.
 func TestHandlerUDPFirstPackets(t *testing.T) {
-	h, st := newHandler(HandlerConfig{IPOption: true, IPOptType: 30, IPOptLen: 2, IPOptUDP: 3, IPID: true, IPIDScope: "syn", IPIDUDP: 2})
+	h, st := newHandler(testConfig{IPOption: true, IPOptType: 30, IPOptLen: 2, IPOptUDP: 3, IPID: true, IPIDScope: "syn", IPIDUDP: 2})
 	for i := 1; i <= 5; i++ {
 		buf, n := buildUDP(t, client, server, 5000, 53, 100)
 		v := h.Handle(buf, n, Meta{})
@@ -763,14 +764,14 @@ func TestHandlerUDPFirstPackets(t *testing.T) {
 	if v := h.Handle(buf, n, Meta{}); v.Len != 0 || v.SetMark {
 		t.Fatalf("reply: %+v", v)
 	}
-	if st.Get(FlowsTracked) != 1 || st.Get(TrackDone) != 1 || st.IPOpt(encoders.Written) != 3 || st.IPID(encoders.Written) != 2 {
+	if st.Get(FlowsTracked) != 1 || st.Get(TrackDone) != 1 || st.Result("ip-option", encoders.Written) != 3 || st.Result("ip-id", encoders.Written) != 2 {
 		t.Fatalf("counters %v", st.Snapshot())
 	}
 }
 
 // ip-option rides on the TCP SYN only, together with the RFC 7974 option.
 func TestHandlerIPOptionOnSYN(t *testing.T) {
-	h, st := newHandler(HandlerConfig{IPOption: true, IPOptType: 158, IPOptLen: 4, TCPOption: true})
+	h, st := newHandler(testConfig{IPOption: true, IPOptType: 158, IPOptLen: 4, TCPOption: true})
 	buf, n := build(t, seg{src: client, dst: server, sport: 40000, dport: 80, syn: true, seq: 1, mss: 1460})
 	v := h.Handle(buf, n, Meta{})
 	if v.Len != n+8+8 {
@@ -784,7 +785,7 @@ func TestHandlerIPOptionOnSYN(t *testing.T) {
 		t.Fatal("TCP option missing next to the IP option")
 	}
 	buf, n = build(t, seg{src: client, dst: server, sport: 40000, dport: 80, ack: true, seq: 2, ackn: 1})
-	if v = h.Handle(buf, n, Meta{Mark: trackBit}); v.Len != n+8 || st.IPOpt(encoders.Written) != 1 {
-		t.Fatalf("later segment: %+v (ip-option written %d): want the TCP option only", v, st.IPOpt(encoders.Written))
+	if v = h.Handle(buf, n, Meta{Mark: trackBit}); v.Len != n+8 || st.Result("ip-option", encoders.Written) != 1 {
+		t.Fatalf("later segment: %+v (ip-option written %d): want the TCP option only", v, st.Result("ip-option", encoders.Written))
 	}
 }

@@ -12,8 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/markbits"
+	"github.com/natreveal/natreveal/packet"
 )
 
 // HostLearner takes a host the in-kernel ip-id map should learn. Learn is
@@ -50,7 +50,7 @@ func (k *kernStats) snapshot(m map[string]uint64) {
 // HOST_ID of an atomic datagram), nothing left to do. Otherwise the host
 // is learned (atomic SYNs only: the kernel rule writes no others) and the
 // handler writes the IP-ID of this SYN itself.
-func (h *Handler) kernelIPID(ip encoders.IPv4, inside netip.Addr, id uint16) (done bool) {
+func (h *Handler) kernelIPID(ip packet.IPv4, inside netip.Addr, id uint16) (done bool) {
 	l := h.cfg.IPIDLearn
 	if l == nil || !ip.DF || ip.IsFragment() {
 		return false

@@ -9,6 +9,7 @@ import (
 
 	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/markbits"
+	"github.com/natreveal/natreveal/method/ipid"
 )
 
 type learned struct {
@@ -26,12 +27,12 @@ func (l *learned) Learn(a netip.Addr, id uint16) {
 // left alone; one it did not write (host unknown) is written and learned.
 func TestHandlerIPIDKernel(t *testing.T) {
 	l := &learned{}
-	h, st := newHandler(HandlerConfig{IPID: true, IPIDScope: "syn", IPIDLearn: l})
+	h, st := newHandler(testConfig{IPID: true, IPIDScope: "syn", IPIDLearn: l})
 	buf, n := build(t, seg{src: client, dst: server, sport: 40003, dport: 80, syn: true, seq: 1})
 	if v := h.Handle(buf, n, Meta{}); v.Len != n {
 		t.Fatalf("unknown host's SYN not rewritten: %+v", v)
 	}
-	if id, atomic, _ := encoders.IPID(buf[:n]); id != 7 || !atomic {
+	if id, atomic, _ := ipid.IPID(buf[:n]); id != 7 || !atomic {
 		t.Fatalf("IP-ID %#x", id)
 	}
 	check(t, buf[:n])
@@ -42,7 +43,7 @@ func TestHandlerIPIDKernel(t *testing.T) {
 	if v := h.Handle(buf, n, Meta{}); v.Len != 0 {
 		t.Errorf("kernel-written SYN rewritten again: %+v", v)
 	}
-	if len(l.got) != 1 || st.Snapshot()["ip-id-kernel/by-kernel"] != 1 || st.IPID(encoders.Written) != 1 {
+	if len(l.got) != 1 || st.Snapshot()["ip-id-kernel/by-kernel"] != 1 || st.Result("ip-id", encoders.Written) != 1 {
 		t.Errorf("learned %v, counters %v", l.got, st.Snapshot())
 	}
 }

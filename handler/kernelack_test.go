@@ -32,7 +32,7 @@ func (k *kernelSeqAdj) SetSeqAdj(src, dst netip.AddrPort, pos uint32, delta, pre
 }
 
 func TestKernelAcks(t *testing.T) {
-	h, st := selHandler(t, false, func(c *HandlerConfig) { c.SeqAdjBit = 0x80000 })
+	h, st := selHandler(t, false, func(c *testConfig) { c.SeqAdjBit = 0x80000 })
 	k := &kernelSeqAdj{}
 	h.SetSeqAdj(k)
 	// run handles p and sends its verdict; d is the kernel's offset then,

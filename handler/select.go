@@ -1,6 +1,9 @@
 package handler
 
-import "github.com/natreveal/natreveal/stream"
+import (
+	"github.com/natreveal/natreveal/method"
+	"github.com/natreveal/natreveal/stream"
+)
 
 // The selected flows' settings, as package stream names them.
 type (
@@ -44,5 +47,13 @@ func (h *Handler) KeepStreams(old *Handler) { h.sel.Keep(old.sel) }
 // that must differ per segment (ip-id in scope new or all: the kernel
 // numbers the IP-IDs of a super-packet's segments up from the first).
 func (c HandlerConfig) WantsGSO() bool {
-	return c.Selects() && !(c.IPID && c.IPIDScope != "syn")
+	if !c.Selects() {
+		return false
+	}
+	for _, s := range c.Steps {
+		if p, ok := s.(method.PerSegment); ok && p.PerSegment() {
+			return false
+		}
+	}
+	return true
 }

@@ -4,9 +4,14 @@ import (
 	"encoding/json"
 	"sync/atomic"
 
-	"github.com/natreveal/natreveal/encoders"
+	"github.com/natreveal/natreveal/method/all"
+	"github.com/natreveal/natreveal/packet"
 	"github.com/natreveal/natreveal/queue"
 )
+
+// maxMethods bounds the registry's length (method/all.List): Stats holds
+// the step results of each method by its position there.
+const maxMethods = 16
 
 // Reason names a counter (queue.Reason).
 type Reason = queue.Reason
@@ -58,11 +63,10 @@ const (
 // Stats counts what the queue path did. Safe for concurrent use.
 type Stats struct {
 	queue.Counters
-	option [encoders.NumResults]atomic.Uint64 // tcp-option encoder results
-	ipid   [encoders.NumResults]atomic.Uint64 // ip-id encoder results
-	ipopt  [encoders.NumResults]atomic.Uint64 // ip-option encoder results
-	dstopt [encoders.NumResults]atomic.Uint64 // dest-opt encoder results
-	kern   kernStats                          // in-kernel ip-id path (ipidkernel.go)
+	// results counts the methods' packet steps' results, by registry
+	// position (method/all).
+	results [maxMethods][packet.NumResults]atomic.Uint64
+	kern    kernStats // in-kernel ip-id path (ipidkernel.go)
 	// What the ruleset did without the daemon (rules.Counters): tracked
 	// TCP flows it ended, SYN-ACK MSS values it lowered. Totals the daemon
 	// stores (SetRuleset); Get adds them to TrackDone and MSSLowered.
@@ -92,31 +96,21 @@ func (s *Stats) SetRuleset(done, mss uint64) {
 }
 
 // Ruleset returns the totals SetRuleset stored.
-func (s *Stats) Ruleset() (done, mss uint64)     { return s.ruleDone.Load(), s.ruleMSS.Load() }
-func (s *Stats) Option(r encoders.Result) uint64 { return s.option[r].Load() }
-func (s *Stats) IPID(r encoders.Result) uint64   { return s.ipid[r].Load() }
-func (s *Stats) IPOpt(r encoders.Result) uint64  { return s.ipopt[r].Load() }
-func (s *Stats) DestOpt(r encoders.Result) uint64 {
-	return s.dstopt[r].Load()
-}
+func (s *Stats) Ruleset() (done, mss uint64) { return s.ruleDone.Load(), s.ruleMSS.Load() }
 
 // Result returns encoder result r of the method named method (its counter
 // label in the registry, method/all); 0 for a method without encoder results.
-func (s *Stats) Result(method string, r encoders.Result) uint64 {
-	for _, c := range []struct {
-		name string
-		ctr  *[encoders.NumResults]atomic.Uint64
-	}{{"tcp-option", &s.option}, {"ip-id", &s.ipid}, {"ip-option", &s.ipopt}, {"dest-opt", &s.dstopt}} {
-		if c.name == method {
-			return c.ctr[r].Load()
+func (s *Stats) Result(method string, r packet.Result) uint64 {
+	for i, m := range all.List {
+		if m.Name == method && m.Counters != nil && r < packet.NumResults {
+			return s.results[i][r].Load()
 		}
 	}
 	return 0
 }
 
-// Snapshot returns the non-zero counters by name; encoder results appear as
-// "tcp-option/<result>", "ip-id/<result>", "ip-option/<result>" and
-// "dest-opt/<result>".
+// Snapshot returns the non-zero counters by name; the results of a
+// method's packet step appear as "<method>/<result>" (tcp-option/written).
 func (s *Stats) Snapshot() map[string]uint64 {
 	m := map[string]uint64{}
 	for i := Reason(0); i < numReasons; i++ {
@@ -124,18 +118,14 @@ func (s *Stats) Snapshot() map[string]uint64 {
 			m[i.String()] = v
 		}
 	}
-	for i := encoders.Result(0); i < encoders.NumResults; i++ {
-		if v := s.option[i].Load(); v != 0 {
-			m["tcp-option/"+i.String()] = v
+	for i, mt := range all.List {
+		if mt.Counters == nil {
+			continue
 		}
-		if v := s.ipid[i].Load(); v != 0 {
-			m["ip-id/"+i.String()] = v
-		}
-		if v := s.ipopt[i].Load(); v != 0 {
-			m["ip-option/"+i.String()] = v
-		}
-		if v := s.dstopt[i].Load(); v != 0 {
-			m["dest-opt/"+i.String()] = v
+		for r := packet.Result(0); r < packet.NumResults; r++ {
+			if v := s.results[i][r].Load(); v != 0 {
+				m[mt.Name+"/"+r.String()] = v
+			}
 		}
 	}
 	s.kern.snapshot(m)

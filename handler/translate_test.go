@@ -27,9 +27,9 @@ const (
 
 // selHandler builds a handler that selects port 80 (http-header) or
 // 198.51.100.0/24 port 80 (proxy-protocol); tweaks change its config first.
-func selHandler(t testing.TB, proxy bool, tweaks ...func(*HandlerConfig)) (*Handler, *Stats) {
+func selHandler(t testing.TB, proxy bool, tweaks ...func(*testConfig)) (*Handler, *Stats) {
 	st := &Stats{}
-	cfg := HandlerConfig{
+	cfg := testConfig{
 		Inside: []netip.Prefix{netip.MustParsePrefix("100.64.0.0/24")}, SelectBit: selBit, MaxSelected: 16,
 		HTTPHeader: !proxy, HTTPSel: []Selector{{Port: 80}}, HTTPFields: HTTPFields{XFF: true, Forwarded: true},
 		Proxy: proxy, ProxySel: []Selector{{Prefix: netip.MustParsePrefix("198.51.100.0/24"), Port: 80}},
@@ -38,7 +38,7 @@ func selHandler(t testing.TB, proxy bool, tweaks ...func(*HandlerConfig)) (*Hand
 	for _, tw := range tweaks {
 		tw(&cfg)
 	}
-	return NewHandler(cfg, hostid.Lower16{}, nil, nil, NewFlows(16), st), st
+	return NewHandler(cfg.handler(), hostid.Lower16{}, nil, nil, NewFlows(16), st), st
 }
 
 type pkt struct {
@@ -209,7 +209,7 @@ func TestTranslateHTTP(t *testing.T) {
 }
 
 func TestTranslateProxyOnAck(t *testing.T) {
-	h, st := selHandler(t, true, func(c *HandlerConfig) {
+	h, st := selHandler(t, true, func(c *testConfig) {
 		c.ProxyCfg.OnAck = true
 		for i := range c.ProxySel {
 			c.ProxySel[i].OnAck = true
@@ -239,7 +239,7 @@ func TestTranslateProxyOnAck(t *testing.T) {
 
 func TestTranslateProxyForged(t *testing.T) {
 	for _, replace := range []bool{false, true} {
-		h, st := selHandler(t, true, func(c *HandlerConfig) { c.ProxyCfg.ReplaceClient = replace })
+		h, st := selHandler(t, true, func(c *testConfig) { c.ProxyCfg.ReplaceClient = replace })
 		handshake(t, h)
 		// The first 4 bytes could start a signature: held.
 		if out, v := handle(t, h, pkt{ack: true, seq: selISN + 1, ackn: srvISN + 1, payload: []byte("PROX")}); out != nil || !v.Drop {
@@ -344,7 +344,7 @@ func TestKeepStreamsOnReload(t *testing.T) {
 	if h.sel.Streams() != old.sel.Streams() {
 		t.Error("KeepStreams did not carry the selected flows over")
 	}
-	plain, _ := newHandler(HandlerConfig{TCPOption: true})
+	plain, _ := newHandler(testConfig{TCPOption: true})
 	plain.KeepStreams(old)
 	if plain.sel != nil {
 		t.Error("a handler that selects nothing took a stream table")

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/natreveal/natreveal/encoders"
+	"github.com/natreveal/natreveal/method/destopt"
+	"github.com/natreveal/natreveal/method/ipid"
 	"github.com/natreveal/natreveal/reveal"
 	"github.com/natreveal/natreveal/reveal/listener"
 )
@@ -24,7 +26,7 @@ type Seen struct {
 	OptionLen  int
 	IPID       uint16
 	Atomic     bool // DF set, not a fragment (RFC 6864)
-	HasDestOpt bool // IPv6: a Destination Option of type encoders.DestOptType
+	HasDestOpt bool // IPv6: a Destination Option of type destopt.DestOptType
 	DestOptID  uint32
 	DestOptLen int
 	Bytes      int    // payload bytes received before EOF
@@ -85,10 +87,10 @@ func (s *Server) accept() {
 				seen.SYN = syn
 				if syn[0]>>4 == 6 {
 					seen.OptionID, seen.OptionLen, seen.HasOption = encoders.HostIDOption6(syn)
-					seen.DestOptID, seen.DestOptLen, seen.HasDestOpt = encoders.DestOptHostID(syn, encoders.DestOptType)
+					seen.DestOptID, seen.DestOptLen, seen.HasDestOpt = destopt.DestOptHostID(syn, destopt.DestOptType)
 				} else {
 					seen.OptionID, seen.OptionLen, seen.HasOption = encoders.HostIDOption(syn)
-					seen.IPID, seen.Atomic, _ = encoders.IPID(syn)
+					seen.IPID, seen.Atomic, _ = ipid.IPID(syn)
 				}
 			}
 			c.SetDeadline(time.Now().Add(30 * time.Second))

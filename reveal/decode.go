@@ -5,6 +5,8 @@ import (
 	"slices"
 
 	"github.com/natreveal/natreveal/encoders"
+	"github.com/natreveal/natreveal/method/destopt"
+	"github.com/natreveal/natreveal/method/ipid"
 )
 
 // Found is one HOST_ID read from a packet.
@@ -78,7 +80,7 @@ func (d *Decoder) Decode(pkt []byte, out []Found) []Found {
 				continue
 			}
 			// RFC 6864 §4: only an atomic datagram's ID is free to carry data.
-			if id, atomic, ok := encoders.IPID(pkt); ok && atomic {
+			if id, atomic, ok := ipid.IPID(pkt); ok && atomic {
 				out = append(out, Found{Method: m, HostID: uint32(id), Len: 2})
 			}
 		case IPOption:
@@ -92,7 +94,7 @@ func (d *Decoder) Decode(pkt []byte, out []Found) []Found {
 			if v4 || fl.DestOpts == 0 {
 				continue
 			}
-			if id, n, ok := encoders.DestOptHostID(pkt, d.destOptType()); ok {
+			if id, n, ok := destopt.DestOptHostID(pkt, d.destOptType()); ok {
 				out = append(out, Found{Method: m, HostID: id, Len: n})
 			}
 		case HIP:

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/natreveal/natreveal/encoders"
+	"github.com/natreveal/natreveal/method/destopt"
 )
 
 var when = time.Date(2026, 1, 2, 15, 4, 5, 1, time.UTC)
@@ -100,7 +101,7 @@ func TestParseOptionType(t *testing.T) {
 	// The lists are the values the encoders accept.
 	for v := range 256 {
 		in := func(l []byte) bool { return bytes.IndexByte(l, byte(v)) >= 0 }
-		if in(ExperimentalIPOptionTypes) != encoders.IPOptionTypeValid(byte(v)) || in(ExperimentalDestOptTypes) != encoders.IsDestOptType(byte(v)) {
+		if in(ExperimentalIPOptionTypes) != encoders.IPOptionTypeValid(byte(v)) || in(ExperimentalDestOptTypes) != destopt.IsDestOptType(byte(v)) {
 			t.Errorf("type %d: lists and encoders disagree", v)
 		}
 	}

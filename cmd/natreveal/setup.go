@@ -10,12 +10,8 @@ import (
 	"github.com/natreveal/natreveal/hostid"
 	"github.com/natreveal/natreveal/method"
 	"github.com/natreveal/natreveal/method/all"
-	"github.com/natreveal/natreveal/method/destopt"
 	"github.com/natreveal/natreveal/method/httpheader"
-	"github.com/natreveal/natreveal/method/ipid"
-	"github.com/natreveal/natreveal/method/ipoption"
 	"github.com/natreveal/natreveal/method/proxyprotocol"
-	"github.com/natreveal/natreveal/method/tcpoption"
 	"github.com/natreveal/natreveal/rules"
 )
 
@@ -96,23 +92,11 @@ func selectors(ports []uint16, ds []method.Destination) []handler.Selector {
 // handlerConfig is the packet path's part of the configuration.
 func handlerConfig(c *config.Config) handler.HandlerConfig {
 	return handler.HandlerConfig{
-		Inside:    c.Inside,
-		PostNAT:   c.Placement == "post-nat",
-		TCPOption: c.Has(tcpoption.Name),
-		OptionLen: c.TCPOption.Length,
-		IPID:      c.Has(ipid.Name),
-		IPIDScope: c.IPID.Scope,
-		IPIDUDP:   c.IPID.UDPPackets,
-		IPOption:  c.Has(ipoption.Name),
-		IPOptType: c.IPOption.Type,
-		IPOptLen:  c.IPOption.Length,
-		IPOptUDP:  c.IPOption.UDPPackets,
-		DestOpt:   c.Has(destopt.Name),
-		DestType:  c.DestOpt.Type,
-		DestLen:   c.DestOpt.Length,
-		DestUDP:   c.DestOpt.UDPPackets,
-		TrackBit:  c.Marks.Track,
-		DoneBit:   c.Marks.Done,
+		Inside:   c.Inside,
+		PostNAT:  c.Placement == "post-nat",
+		Steps:    c.Steps(),
+		TrackBit: c.Marks.Track,
+		DoneBit:  c.Marks.Done,
 
 		HTTPHeader: c.Has(httpheader.Name),
 		HTTPSel:    selectors(c.HTTPHeader.Ports, c.HTTPHeader.Destinations),

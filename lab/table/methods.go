@@ -13,6 +13,7 @@ import (
 	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/ident"
 	"github.com/natreveal/natreveal/lab"
+	"github.com/natreveal/natreveal/method/destopt"
 	"github.com/natreveal/natreveal/reveal"
 )
 
@@ -185,7 +186,7 @@ var Methods = []Method{
 		Transports: []Transport{UDP, TCP, HTTP, TLS},
 		ReadConn:   savedSYN(reveal.DestOpt),
 		ReadUDP: func(d *Datagram) (uint32, bool) {
-			id, _, ok := encoders.HostIDFromDestOpts(d.DestOpts, reveal.DefaultDestOptType)
+			id, _, ok := destopt.HostIDFromDestOpts(d.DestOpts, reveal.DefaultDestOptType)
 			return id, ok
 		},
 		ServerReads: "no: TCP_SAVED_SYN (TCP), IPV6_RECVDSTOPTS (UDP), both stock Linux",

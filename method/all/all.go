@@ -114,6 +114,28 @@ func (c *Configs) Needs(name string) (method.Needs, bool) {
 	return method.Needs{}, false
 }
 
+// Steps returns the packet steps of the methods e enables, in registry
+// order (the handler orders them by layer, then by this order).
+func (c *Configs) Steps(e method.Env) []method.Step {
+	var out []method.Step
+	for _, m := range List {
+		if !e.Has(m.Name) {
+			continue
+		}
+		switch m.Name {
+		case tcpoption.Name:
+			out = append(out, c.TCPOption.Step())
+		case ipid.Name:
+			out = append(out, c.IPID.Step())
+		case ipoption.Name:
+			out = append(out, c.IPOption.Step())
+		case destopt.Name:
+			out = append(out, c.DestOpt.Step())
+		}
+	}
+	return out
+}
+
 // Enabled ORs the Needs of the methods e enables: the ruleset and packet
 // path they need together.
 func (c *Configs) Enabled(e method.Env) method.Needs {

@@ -4,7 +4,6 @@
 package destopt
 
 import (
-	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/method"
 )
 
@@ -23,7 +22,7 @@ var Method = method.Method{
 	Name: Name, Section: Section, Router: true, Family: method.IPv6,
 	Counters: []string{Name},
 	Decoder: method.Decoder{Packet: func(pkt []byte) (uint32, int, bool) {
-		return encoders.DestOptHostID(pkt, DefaultType)
+		return DestOptHostID(pkt, DefaultType)
 	}, Default: true, Reveal: true},
 	Lab: method.Lab{Family: 6, Transports: []string{"udp", "tcp", "http", "tls"},
 		NATArgs: []string{"--methods", Name}, Reading: method.RecvDstOpts},

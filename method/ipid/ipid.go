@@ -5,7 +5,6 @@ package ipid
 import (
 	"time"
 
-	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/method"
 )
 
@@ -28,7 +27,7 @@ var Method = method.Method{
 	Name: Name, Section: Section, Router: true, Family: method.IPv4,
 	Counters: []string{Name},
 	Decoder: method.Decoder{Packet: func(pkt []byte) (uint32, int, bool) {
-		id, atomic, ok := encoders.IPID(pkt)
+		id, atomic, ok := IPID(pkt)
 		return uint32(id), 2, ok && atomic
 	}, Reveal: true},
 	Lab: method.Lab{Column: "IP-ID", Family: 4, Transports: []string{"udp", "tcp", "http", "tls"},

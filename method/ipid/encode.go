@@ -1,4 +1,4 @@
-package encoders
+package ipid
 
 import (
 	"encoding/binary"
@@ -13,31 +13,31 @@ import (
 // offset is set, NotAtomic when DF is clear. The header checksum is updated
 // incrementally (RFC 1624 eqn 3). Unchanged when the ID already equals id.
 // The packet is buf[:v.N], parsed as v; v.IP4.ID follows.
-func SetIPID(v *packet.View, buf []byte, id uint16) Result {
-	if res := v.Res4(); res != Unchanged {
+func SetIPID(v *packet.View, buf []byte, id uint16) packet.Result {
+	if res := v.Res4(); res != packet.Unchanged {
 		return res
 	}
 	ip := &v.IP4
 	if ip.IsFragment() {
-		return Fragment
+		return packet.Fragment
 	}
 	if !ip.DF {
-		return NotAtomic
+		return packet.NotAtomic
 	}
 	if ip.ID == id {
-		return Unchanged
+		return packet.Unchanged
 	}
 	binary.BigEndian.PutUint16(buf[4:], id)
 	binary.BigEndian.PutUint16(buf[10:], packet.Adjust(binary.BigEndian.Uint16(buf[10:12]), ip.ID, id))
 	ip.ID = id
-	return Written
+	return packet.Written
 }
 
 // IPID reads the Identification field and whether the datagram is atomic
 // (RFC 6864 §4). ok is false when the IPv4 header does not parse.
 func IPID(pkt []byte) (id uint16, atomic bool, ok bool) {
-	ip, res := ParseIPv4(pkt)
-	if res != Unchanged {
+	ip, res := packet.ParseIPv4(pkt)
+	if res != packet.Unchanged {
 		return 0, false, false
 	}
 	return ip.ID, ip.DF && !ip.IsFragment(), true

@@ -1,4 +1,4 @@
-package encoders
+package destopt
 
 import (
 	"encoding/binary"
@@ -72,7 +72,7 @@ type destLayout struct {
 // header into h (which must hold the new length) and sets Hdr Ext Len; kept
 // options never move right, so writing in place is safe. BadHeader when an
 // option overruns the header.
-func layoutDestOpts(h []byte, hl int, optType byte, ours []byte, write bool) (destLayout, Result) {
+func layoutDestOpts(h []byte, hl int, optType byte, ours []byte, write bool) (destLayout, packet.Result) {
 	var lay destLayout
 	w := 2 // after Next Header and Hdr Ext Len
 	for i := 2; i < hl; {
@@ -81,11 +81,11 @@ func layoutDestOpts(h []byte, hl int, optType byte, ours []byte, write bool) (de
 			continue
 		}
 		if i+1 >= hl {
-			return lay, BadHeader
+			return lay, packet.BadHeader
 		}
 		o, l := i, 2+int(h[i+1])
 		if o+l > hl {
-			return lay, BadHeader
+			return lay, packet.BadHeader
 		}
 		i += l
 		switch h[o] {
@@ -122,7 +122,7 @@ func layoutDestOpts(h []byte, hl int, optType byte, ours []byte, write bool) (de
 		padOpts(h[w:lay.len])
 		h[1] = byte(lay.len/8 - 1)
 	}
-	return lay, Unchanged
+	return lay, packet.Unchanged
 }
 
 // AddDestOpt writes the HOST_ID into the IPv6 packet buf[:v.N], parsed as
@@ -151,36 +151,36 @@ func layoutDestOpts(h []byte, hl int, optType byte, ours []byte, write bool) (de
 // §3.3.3), Truncated and BadHeader (also for a bad optType or idLen, or a
 // malformed final Destination Options header) leave it untouched. Whenever
 // the packet changes, v is updated to match it.
-func AddDestOpt(v *packet.View, buf []byte, optType byte, id uint32, idLen int, mtu int) (newLen int, res Result, stripped bool) {
+func AddDestOpt(v *packet.View, buf []byte, optType byte, id uint32, idLen int, mtu int) (newLen int, res packet.Result, stripped bool) {
 	return rewriteDestOpt(v, buf, optType, id, idLen, mtu, true)
 }
 
 // StripDestOpt removes every option of optType from the final Destination
 // Options header of buf[:v.N], and the header itself when no other option
 // is left. Unchanged when there is none; other results as for AddDestOpt.
-func StripDestOpt(v *packet.View, buf []byte, optType byte) (newLen int, res Result) {
+func StripDestOpt(v *packet.View, buf []byte, optType byte) (newLen int, res packet.Result) {
 	newLen, res, _ = rewriteDestOpt(v, buf, optType, 0, 0, 0, false)
 	return newLen, res
 }
 
-func rewriteDestOpt(v *packet.View, buf []byte, optType byte, id uint32, idLen, mtu int, add bool) (int, Result, bool) {
+func rewriteDestOpt(v *packet.View, buf []byte, optType byte, id uint32, idLen, mtu int, add bool) (int, packet.Result, bool) {
 	n := v.N
 	if n < 0 || n > cap(buf) {
-		return n, Truncated, false
+		return n, packet.Truncated, false
 	}
 	if !IsDestOptType(optType) || (add && idLen != 2 && idLen != 4) {
-		return n, BadHeader, false
+		return n, packet.BadHeader, false
 	}
-	if res := v.Res6(); res != Unchanged {
+	if res := v.Res6(); res != packet.Unchanged {
 		return n, res, false
 	}
 	pkt := buf[:n]
 	ip := &v.IP6
 	if ip.Frag {
-		return n, Fragment, false
+		return n, packet.Fragment, false
 	}
 	if ip.AH {
-		return n, NotTCP, false
+		return n, packet.NotTCP, false
 	}
 	var ours [destOptMaxSize]byte
 	oursLen := 0
@@ -190,7 +190,7 @@ func rewriteDestOpt(v *packet.View, buf []byte, optType byte, id uint32, idLen, 
 
 	if ip.DestOff == 0 {
 		if !add {
-			return n, Unchanged, false
+			return n, packet.Unchanged, false
 		}
 		// A new header: ours at offset 2 is 4n+2 and 2n aligned.
 		var h [8]byte
@@ -198,47 +198,47 @@ func rewriteDestOpt(v *packet.View, buf []byte, optType byte, id uint32, idLen, 
 		copy(h[2:], ours[:oursLen])
 		padOpts(h[2+oursLen:])
 		newTotal := ip.TotalLen + len(h)
-		if r := growOK(buf, newTotal, mtu); r != Written {
+		if r := growOK(buf, newTotal, mtu); r != packet.Written {
 			return n, r, false
 		}
 		b := buf[:newTotal]
 		copy(b[ip.Off+len(h):], b[ip.Off:ip.TotalLen])
 		copy(b[ip.Off:], h[:])
-		b[ip.ProtoField] = protoDestOpts
-		binary.BigEndian.PutUint16(b[4:], uint16(newTotal-ipv6HdrLen))
+		b[ip.ProtoField] = packet.ProtoDestOpts
+		binary.BigEndian.PutUint16(b[4:], uint16(newTotal-packet.IPv6HdrLen))
 		v.InsertDestOpts(len(h))
-		return newTotal, Written, false
+		return newTotal, packet.Written, false
 	}
 
-	hl := extLen(pkt[ip.DestOff+1])
+	hl := packet.ExtLen(pkt[ip.DestOff+1])
 	hdr := pkt[ip.DestOff:]
 	lay, res := layoutDestOpts(hdr, hl, optType, ours[:oursLen], false)
-	if res != Unchanged {
+	if res != packet.Unchanged {
 		return n, res, false
 	}
 	switch {
 	case !add && lay.found == 0,
 		add && lay.found == 1 && lay.same:
-		return n, Unchanged, false
+		return n, packet.Unchanged, false
 	}
 	stripped := lay.found > 0
 
-	res = Written
+	res = packet.Written
 	if add && (lay.len > maxExtHdrLen || lay.kept >= maxDestOpts) {
-		res, oursLen = NoOptionSpace, 0
+		res, oursLen = packet.NoOptionSpace, 0
 		if !stripped {
 			return n, res, false
 		}
 		lay, _ = layoutDestOpts(hdr, hl, optType, nil, false)
 	}
 	newLen, wr := writeDestOpts(buf, n, ip, hl, lay.len, optType, ours[:oursLen], mtu)
-	if wr == Written {
+	if wr == packet.Written {
 		destOptsResized(v, buf, newLen, hl, lay.len)
 		return newLen, res, stripped
 	}
-	if stripped { // OverMTU or NoBufferRoom: still remove received options
+	if stripped { // packet.OverMTU or packet.NoBufferRoom: still remove received options
 		lay, _ = layoutDestOpts(hdr, hl, optType, nil, false)
-		if newLen, r := writeDestOpts(buf, n, ip, hl, lay.len, optType, nil, 0); r == Written {
+		if newLen, r := writeDestOpts(buf, n, ip, hl, lay.len, optType, nil, 0); r == packet.Written {
 			destOptsResized(v, buf, newLen, hl, lay.len)
 			return newLen, wr, true
 		}
@@ -262,12 +262,12 @@ func destOptsResized(v *packet.View, buf []byte, newLen, hl, newHL int) {
 // writeDestOpts replaces the final Destination Options header of the parsed
 // packet (hl bytes) with its new layout of newHL bytes (0: remove the
 // header), moving what follows, and updates the Payload Length.
-func writeDestOpts(buf []byte, n int, ip *IPv6, hl, newHL int, optType byte, ours []byte, mtu int) (int, Result) {
+func writeDestOpts(buf []byte, n int, ip *packet.IPv6, hl, newHL int, optType byte, ours []byte, mtu int) (int, packet.Result) {
 	d := ip.DestOff
 	delta := newHL - hl // a multiple of 8
 	newTotal := ip.TotalLen + delta
 	if delta > 0 {
-		if r := growOK(buf, newTotal, mtu); r != Written {
+		if r := growOK(buf, newTotal, mtu); r != packet.Written {
 			return n, r
 		}
 	}
@@ -283,8 +283,8 @@ func writeDestOpts(buf []byte, n int, ip *IPv6, hl, newHL int, optType byte, our
 	if delta < 0 { // the new header is written; close the gap
 		copy(b[d+newHL:], b[d+hl:ip.TotalLen])
 	}
-	binary.BigEndian.PutUint16(b[4:], uint16(newTotal-ipv6HdrLen))
-	return newTotal, Written
+	binary.BigEndian.PutUint16(b[4:], uint16(newTotal-packet.IPv6HdrLen))
+	return newTotal, packet.Written
 }
 
 // DestOptHostID decodes the first option of optType in the final
@@ -293,8 +293,8 @@ func writeDestOpts(buf []byte, n int, ip *IPv6, hl, newHL int, optType byte, our
 // option of the header overruns it (RFC 8200 §4.2; a receiver drops such a
 // packet), and for fragments.
 func DestOptHostID(pkt []byte, optType byte) (id uint32, idLen int, ok bool) {
-	ip, res := ParseIPv6(pkt)
-	if res != Unchanged || ip.Frag || ip.DestOff == 0 {
+	ip, res := packet.ParseIPv6(pkt)
+	if res != packet.Unchanged || ip.Frag || ip.DestOff == 0 {
 		return 0, 0, false
 	}
 	return HostIDFromDestOpts(pkt[ip.DestOff:ip.Off], optType)
@@ -307,7 +307,7 @@ func HostIDFromDestOpts(hdr []byte, optType byte) (id uint32, idLen int, ok bool
 	if len(hdr) < 2 {
 		return 0, 0, false
 	}
-	hl := extLen(hdr[1])
+	hl := packet.ExtLen(hdr[1])
 	if hl > len(hdr) {
 		return 0, 0, false
 	}
@@ -337,4 +337,20 @@ func HostIDFromDestOpts(hdr []byte, optType byte) (id uint32, idLen int, ok bool
 		return binary.BigEndian.Uint32(hdr[first+2:]), 4, true
 	}
 	return 0, 0, false
+}
+
+// maxIPv6Pay is the largest IPv6 Payload Length (RFC 8200 §3; no
+// jumbograms, RFC 2675).
+const maxIPv6Pay = 0xffff
+
+// growOK checks a datagram growing to newTotal bytes against the Payload
+// Length limit and mtu (OverMTU) and against cap(buf) (NoBufferRoom).
+func growOK(buf []byte, newTotal, mtu int) packet.Result {
+	if newTotal-packet.IPv6HdrLen > maxIPv6Pay || (mtu > 0 && newTotal > mtu) {
+		return packet.OverMTU
+	}
+	if newTotal > cap(buf) {
+		return packet.NoBufferRoom
+	}
+	return packet.Written
 }

@@ -1,4 +1,4 @@
-package encoders
+package destopt
 
 import (
 	"bytes"
@@ -8,6 +8,8 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+
+	"github.com/natreveal/natreveal/packet"
 )
 
 // wantDestOpt is the option data of our HOST_ID Destination Option.
@@ -537,6 +539,33 @@ func BenchmarkDestOptHostID(b *testing.B) {
 	for b.Loop() {
 		if _, _, ok := DestOptHostID(pkt, DestOptType); !ok {
 			b.Fatal("no option")
+		}
+	}
+}
+
+// TestZeroAllocs asserts that no dest-opt hot function allocates.
+func TestZeroAllocs(t *testing.T) {
+	var view packet.View // on the stack: a caller keeps its view there
+	data := build6(t, ip6Hdr(), dataHdr(oNOP(), oNOP(), oTS()), gopacket.Payload(make([]byte, 1400)))
+	merge := build6(t, ip6Hdr(), dest6(homeAddr(), dOpt(DestOptType, []byte{1, 2})), synHdr(linuxSYN()...))
+	buf := make([]byte, 0, 2000)
+	for name, f := range map[string]func(){
+		"AddDestOpt insert": func() {
+			buf = append(buf[:0], data...)
+			AddDestOpt(pvAt(&view, buf, len(buf)), buf, DestOptType, 0x01020304, 4, 0)
+		},
+		"AddDestOpt merge": func() {
+			buf = append(buf[:0], merge...)
+			AddDestOpt(pvAt(&view, buf, len(buf)), buf, DestOptType, 0x01020304, 4, 0)
+		},
+		"StripDestOpt": func() {
+			buf = append(buf[:0], merge...)
+			StripDestOpt(pvAt(&view, buf, len(buf)), buf, DestOptType)
+		},
+		"DestOptHostID": func() { DestOptHostID(merge, DestOptType) },
+	} {
+		if a := testing.AllocsPerRun(100, f); a != 0 {
+			t.Errorf("%s: %v allocs/op", name, a)
 		}
 	}
 }
