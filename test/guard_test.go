@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -228,4 +229,113 @@ func exitCode(err error) int {
 		return ee.ExitCode()
 	}
 	return -1
+}
+
+// `guard metrics` serves guard's counters to Prometheus: after c1's blocked
+// connections its pair's dropped packets are scraped, the same number guard
+// list counts; c2's pair is not blocked and has no series; a scrape before
+// install says so (installed 0); SIGTERM ends it with status 0.
+func TestGuardMetrics(t *testing.T) {
+	l := newLab(t)
+	listen(t, l)
+	d := startDaemon(t, l, "--inside", lab.InsidePrefix, "--methods", "tcp-option")
+	defer d.stop(t)
+
+	const addr = "127.0.0.1:9851"
+	cmd := exec.Command("ip", "netns", "exec", l.Srv, serverBinary(t), "guard", "metrics", "--listen", addr)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	scrape := func() string {
+		t.Helper()
+		var body string
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			err := lab.Do(l.Srv, func() error {
+				c, err := net.DialTimeout("tcp", addr, time.Second)
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				if _, err := c.Write([]byte("GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")); err != nil {
+					return err
+				}
+				var b strings.Builder
+				buf := make([]byte, 4096)
+				for {
+					n, err := c.Read(buf)
+					b.Write(buf[:n])
+					if err != nil {
+						break
+					}
+				}
+				body = b.String()
+				return nil
+			})
+			if err == nil && strings.HasPrefix(body, "HTTP/1.0 200") {
+				return body
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("scrape %s: %v %q\n%s", addr, err, body, out.String())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if got := scrape(); !strings.Contains(got, "\nnatreveal_guard_installed 0\n") {
+		t.Errorf("scrape before install:\n%s", got)
+	}
+
+	mustGuard(t, l, "install", "--nat", lab.NATPublic, "--methods", "tcp-option", "--action", "reject")
+	t.Cleanup(func() { guardRun(t, l, "remove") })
+	mustGuard(t, l, "block", lab.NATPublic, "2")
+	if got := connects(l.C1, srvAddr, 20); got != 0 {
+		t.Errorf("c1, blocked: %d of 20 connections completed, want 0", got)
+	}
+	if got := connects(l.C2, srvAddr, 5); got != 5 {
+		t.Errorf("c2: %d of 5 connections completed, want 5", got)
+	}
+	var listed uint64
+	for _, e := range guardList(t, l) {
+		if e.Method == "tcp-option" && e.Addr == lab.NATPublic && e.HostID == "0x0002" && e.IDBytes == 2 {
+			listed = e.Packets
+		}
+	}
+	got := scrape()
+	series := `natreveal_guard_dropped_packets_total{addr="` + lab.NATPublic + `",family="ipv4",host_id="0x0002",id_bytes="2",method="tcp-option"} `
+	var scraped uint64
+	for ln := range strings.Lines(got) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(ln), series); ok {
+			fmt.Sscan(v, &scraped)
+		}
+	}
+	if listed < 20 || scraped != listed {
+		t.Errorf("c1's pair: scraped %d dropped packets, guard list %d; want equal, at least 20:\n%s", scraped, listed, got)
+	}
+	for _, want := range []string{"\nnatreveal_guard_installed 1\n",
+		`natreveal_guard_blocked_pairs{family="ipv4",id_bytes="2",method="tcp-option"} 1`,
+		`natreveal_guard_dropped_bytes_total{addr="` + lab.NATPublic + `",family="ipv4",host_id="0x0002",id_bytes="2",method="tcp-option"} `} {
+		if !strings.Contains(got, want) {
+			t.Errorf("scrape lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, `host_id="0x0003"`) {
+		t.Errorf("c2's pair, never blocked, has a series:\n%s", got)
+	}
+
+	cmd.Process.Signal(syscall.SIGTERM)
+	err := cmd.Wait()
+	stopped = true
+	if err != nil {
+		t.Errorf("guard metrics after SIGTERM: %v\n%s", err, out.String())
+	}
 }

@@ -152,6 +152,29 @@ func TestLabQuick(t *testing.T) {
 			t.Errorf("port-set: kernel change %v, deployable %q; want none, partly", m.KernelChange, m.Deployable)
 		}
 	}
+	// Blacklisting one host (RFC 6269 §13.1): the server blocks c1 by its
+	// HOST_ID; c2, behind the same public address, keeps connecting.
+	for name, where := range map[string]string{
+		"tcp-option": table.WhereKernel, "ip-id": table.WhereKernel, "ip-option": table.WhereKernel,
+		"dest-opt": table.WhereKernel, "port-set": table.WhereKernel,
+		"http-header": table.WhereApp, "proxy-protocol": table.WhereApp, "ident": table.WhereApp,
+	} {
+		m, ok := byName[name]
+		if !ok {
+			continue
+		}
+		b := m.Block
+		switch {
+		case b == nil:
+			t.Errorf("%s: no blacklisting measurement", name)
+		case b.Where != where || b.Blocked.Host != "c1" || b.Blocked.Attempted != res.N || b.Blocked.Completed != 0 ||
+			b.Blocked.Refused != res.N || b.Neighbour.Host != "c2" || b.Neighbour.Attempted != res.N || b.Neighbour.Completed != res.N:
+			t.Errorf("%s blacklisting c1: %+v, want c1 %d/%d refused and c2 %d/%d completed, blocked in the %s", name, b, res.N, res.N, res.N, res.N, where)
+		}
+	}
+	if m, ok := byName["hip"]; ok && m.Block != nil {
+		t.Errorf("hip blacklisting: %+v, want none measured (no HIP stack to refuse a HIT)", m.Block)
+	}
 }
 
 // SIGTERM in the middle of a run: the lab deletes its namespaces and exits.

@@ -187,7 +187,7 @@ that connection.`,
 			return run(guard.Remove(nc, *table))
 		},
 	}
-	cmd.AddCommand(install, block, unblock, list, remove)
+	cmd.AddCommand(install, block, unblock, list, remove, guardMetricsCmd(table))
 	return cmd
 }
 

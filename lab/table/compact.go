@@ -46,7 +46,39 @@ func (r *Result) Compact() string {
 		row = append(row, perf, yesNo(m.KernelChange)+mark(osDiffers(m)), deploy+mark(deployDiffers(m)))
 		rows = append(rows, row)
 	}
-	widths := make([]int, len(head))
+	var b strings.Builder
+	b.WriteString(aligned(rows))
+	if r.hasBlock() {
+		brows := [][]string{{"blacklisting c1", "c1 refused", "c2 completed", "where"}}
+		for _, m := range r.Methods {
+			if bl := m.Block; bl != nil {
+				mk := markNo
+				if bl.Holds() {
+					mk = markYes
+				}
+				brows = append(brows, []string{m.Name, fmt.Sprintf("%d/%d", bl.Blocked.Refused, bl.Blocked.Attempted),
+					fmt.Sprintf("%d/%d", bl.Neighbour.Completed, bl.Neighbour.Attempted), mk + " " + bl.Where})
+			}
+		}
+		b.WriteString("\n" + aligned(brows))
+	}
+	legend := fmt.Sprintf("%s carried the right HOST_ID of every host, %s did not, %s does not apply; paths: "+
+		"success ratio of %d probes (id: share with the right HOST_ID where less); conn/s: new connections/s "+
+		"against natreveal off; OS: the server needs a TCP/IP stack change; %s: the measurement contradicts the "+
+		"claim of RFC 6967's analysis (draft-boucadair-intarea-nat-reveal-analysis, Table 1). Linux %s, %.0f s%s. "+
+		"--markdown, --html: claim beside measurement.",
+		markYes, markNo, markNA, r.N, markDiffers, r.Kernel, r.Seconds, quick(r.Quick))
+	b.WriteString("\n" + wrap(legend, Width) + "\n")
+	if r.hasBlock() {
+		b.WriteString("\n" + wrap(fmt.Sprintf("Blacklisting one host (RFC 6269 §13.1): the server blocks c1 by its HOST_ID; "+
+			"%s every c1 connection refused and every c2 connection (same public address) completed.", markYes), Width) + "\n")
+	}
+	return b.String()
+}
+
+// aligned renders rows in columns, a rule under the first.
+func aligned(rows [][]string) string {
+	widths := make([]int, len(rows[0]))
 	for _, row := range rows {
 		for i, c := range row {
 			widths[i] = max(widths[i], utf8.RuneCountInString(c))
@@ -70,13 +102,6 @@ func (r *Result) Compact() string {
 			b.WriteString(strings.Repeat("─", min(n-2, Width)) + "\n")
 		}
 	}
-	legend := fmt.Sprintf("%s carried the right HOST_ID of every host, %s did not, %s does not apply; paths: "+
-		"success ratio of %d probes (id: share with the right HOST_ID where less); conn/s: new connections/s "+
-		"against natreveal off; OS: the server needs a TCP/IP stack change; %s: the measurement contradicts the "+
-		"claim of RFC 6967's analysis (draft-boucadair-intarea-nat-reveal-analysis, Table 1). Linux %s, %.0f s%s. "+
-		"--markdown, --html: claim beside measurement.",
-		markYes, markNo, markNA, r.N, markDiffers, r.Kernel, r.Seconds, quick(r.Quick))
-	b.WriteString("\n" + wrap(legend, Width) + "\n")
 	return b.String()
 }
 

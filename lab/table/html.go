@@ -38,8 +38,11 @@ func (r *Result) HTML() string {
 		`&lt;5 %% No, &lt;15 %% Low, &lt;40 %% Med, else High. Notes of the analysis: (1) requires a way to advertise that ` +
 		`the NAT takes part (e.g. a DNS PTR record); (4) client and server must be HIP-compliant, with HIP infrastructure; ` +
 		`(5) a HIP host needs no host-hint from the NAT.</p>
-</body></html>
 `)
+	if r.hasBlock() {
+		w("<p class=\"legend\">%s</p>\n", esc(blockLegend(r.N)))
+	}
+	b.WriteString("</body></html>\n")
 	return b.String()
 }
 
@@ -81,7 +84,11 @@ func (r *Result) htmlTable() string {
 	for _, p := range r.Paths {
 		b.WriteString("<th>success, " + esc(pathName(p)) + "</th>")
 	}
-	b.WriteString("<th>perf impact</th><th>OS TCP/IP change</th><th>deployable today</th><th>notes</th></tr></thead>\n<tbody>\n")
+	b.WriteString("<th>perf impact</th><th>OS TCP/IP change</th><th>deployable today</th>")
+	if r.hasBlock() {
+		b.WriteString("<th>" + esc(BlockRow) + "</th>")
+	}
+	b.WriteString("<th>notes</th></tr></thead>\n<tbody>\n")
 	for _, m := range r.Methods {
 		col := m.Column
 		if col == "" {
@@ -115,6 +122,13 @@ func (r *Result) htmlTable() string {
 		b.WriteString(cell(m.Seed.Perf, perf, perfDiffers(m), m.Perf == nil, ""))
 		b.WriteString(cell(m.Seed.OSModif, yesNo(m.KernelChange), osDiffers(m), false, m.ServerReads))
 		b.WriteString(cell(m.Seed.Deployable, m.Deployable, deployDiffers(m), false, m.Configured))
+		if r.hasBlock() {
+			title := ""
+			if m.Block != nil {
+				title = m.Block.How
+			}
+			b.WriteString(cell("", blockText(m.Block), false, m.Block == nil, title))
+		}
 		notes := strings.TrimSpace(m.Seed.Notes + " " + strings.Join(m.Notes, "; "))
 		b.WriteString(`<td class="notes">` + esc(notes) + "</td></tr>\n")
 	}

@@ -37,6 +37,7 @@ type MethodResult struct {
 	Deployable   string                 `json:"deployable"` // yes, partly: ..., no
 	Seed         Claims                 `json:"seed"`
 	Notes        []string               `json:"notes,omitempty"`
+	Block        *Block                 `json:"block,omitempty"` // the blacklisting row; nil: not measured
 }
 
 // Carried says whether the right HOST_ID of every host reached the server.
@@ -177,6 +178,13 @@ func (r *Result) Markdown() string {
 		cells = append(cells, c+"; "+m.Configured)
 	}
 	row(cells...)
+	if r.hasBlock() {
+		cells = []string{BlockRow}
+		for _, m := range r.Methods {
+			cells = append(cells, "– → "+blockText(m.Block))
+		}
+		row(cells...)
+	}
 	cells = []string{"Notes"}
 	for _, m := range r.Methods {
 		n := m.Seed.Notes
@@ -194,6 +202,9 @@ func (r *Result) Markdown() string {
 		strings.TrimSpace(differs), r.N, r.PerfSeconds, r.Baseline["ipv4"], r.Baseline["ipv6"], r.Kernel, r.Date, r.Seconds, quick(r.Quick))
 	b.WriteString("\nSeed notes: (1) requires a way to advertise that the NAT takes part (e.g. a DNS PTR record); " +
 		"(4) client and server must be HIP-compliant, with HIP infrastructure; (5) a HIP host needs no host-hint from the NAT.\n")
+	if r.hasBlock() {
+		b.WriteString("\n" + blockLegend(r.N) + "\n")
+	}
 	return b.String()
 }
 
@@ -344,4 +355,32 @@ func perfClaim(c string) []string {
 		return nil
 	}
 	return order[i : j+1]
+}
+
+// BlockRow names the blacklisting row; Table 1 has no such row, so its claim
+// is "–".
+const BlockRow = "Blacklisting one host (RFC 6269 §13.1)"
+
+// hasBlock: the blacklisting row was measured (a result of an older lab has
+// none, and its table stays as it was).
+func (r *Result) hasBlock() bool {
+	return slices.ContainsFunc(r.Methods, func(m MethodResult) bool { return m.Block != nil })
+}
+
+// blockText is the row's measurement: "c1 refused 50/50, c2 completed 50/50
+// (server kernel)".
+func blockText(b *Block) string {
+	if b == nil {
+		return "n/a"
+	}
+	return fmt.Sprintf("%s refused %d/%d, %s completed %d/%d (%s)", b.Blocked.Host, b.Blocked.Refused, b.Blocked.Attempted,
+		b.Neighbour.Host, b.Neighbour.Completed, b.Neighbour.Attempted, b.Where)
+}
+
+func blockLegend(n int) string {
+	return fmt.Sprintf("Blacklisting one host: the server blocks c1 by its HOST_ID, c2 shares c1's public address; "+
+		"%d new connections from each (HTTP requests for http-header), refused or completed. "+
+		"Server kernel: natreveal-server guard (package guard, rejecting the SYNs of the pair), or for port-set an nft rule "+
+		"on c1's source port block; application: the lab's server refuses after reading the HOST_ID (X-Forwarded-For, "+
+		"the ident reply, the PROXY header's source), trusted only from the NAT's address (RFC 6967 §5).", n)
 }

@@ -311,6 +311,22 @@ func (r *runner) method(m *Method) (*MethodResult, error) {
 		ok := mr.Success[lab.PathClean].Revealed == mr.Success[lab.PathClean].Attempted
 		mr.Notes = append(mr.Notes, fmt.Sprintf("lab: the sender HITs of both hosts arrived intact: %s", yesNo(ok)))
 	}
+	if _, ok := blockers[m.Name]; ok {
+		r.tr.begin(m.Name, r.nth, "blacklisting c1", 2*r.o.N)
+		b, err := r.block(m)
+		r.tr.end()
+		if err != nil {
+			return nil, err
+		}
+		mr.Block = b
+		if b != nil {
+			r.logf("%s: c1 blocked (%s): c1 %d/%d refused, c2 %d/%d completed", m.Name, b.Where,
+				b.Blocked.Refused, b.Blocked.Attempted, b.Neighbour.Completed, b.Neighbour.Attempted)
+		}
+		if err := r.ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
 	if m.ReadConn != nil && slices.Contains(m.Transports, TCP) {
 		r.tr.begin(m.Name, r.nth, "new connections/s", 0)
 		n, rt, err := r.perf(m, m.Family)

@@ -69,6 +69,16 @@ type store struct {
 	conns map[string]Record
 	dgram map[string]*Datagram
 	hip   map[string][16]byte // label (receiver HIT) -> sender HIT
+	// refuse, while set, is the application's block list (the
+	// blacklisting row): a connection it names is refused once its
+	// HOST_ID has been read.
+	refuse func(m *Method, c net.Conn, rec Record) bool
+}
+
+func (s *store) setRefuse(f func(m *Method, c net.Conn, rec Record) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refuse = f
 }
 
 func newStore(ns string) *store {
@@ -119,8 +129,9 @@ func revealConn(c net.Conn) *listener.Conn {
 	return nil
 }
 
-// read runs m's reader on c and records the outcome under label.
-func (s *store) read(m *Method, label string, c net.Conn, r *http.Request) {
+// read runs m's reader on c and records the outcome under label; refused:
+// the application's block list names the connection.
+func (s *store) read(m *Method, label string, c net.Conn, r *http.Request) (refused bool) {
 	rec := Record{Src: c.RemoteAddr().String()}
 	if m != nil && m.ReadConn != nil {
 		id, ok, err := m.ReadConn(s.env, c, r)
@@ -129,12 +140,13 @@ func (s *store) read(m *Method, label string, c net.Conn, r *http.Request) {
 			rec.Err = err.Error()
 		}
 	}
-	if label == "" {
-		return
-	}
 	s.mu.Lock()
-	s.conns[label] = rec
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	refused = s.refuse != nil && s.refuse(m, c, rec)
+	if label != "" {
+		s.conns[label] = rec
+	}
+	return refused
 }
 
 // servers are the TCP, HTTP and HTTPS servers of one method (nil: natreveal
@@ -202,7 +214,10 @@ func startServers(ns string, st *store, m *Method, cert tls.Certificate, perfPor
 						http.Error(w, "no connection", http.StatusInternalServerError)
 						return
 					}
-					st.read(m, strings.TrimPrefix(r.URL.Path, "/"), c, r)
+					if st.read(m, strings.TrimPrefix(r.URL.Path, "/"), c, r) {
+						http.Error(w, "blocked", http.StatusForbidden)
+						return
+					}
 					w.Write([]byte("ok\n"))
 				}),
 				ConnContext: func(ctx context.Context, c net.Conn) context.Context {
@@ -254,7 +269,9 @@ func (s *servers) serveTCP(ln net.Listener, st *store, m *Method, perf bool) {
 			if perf {
 				label = ""
 			}
-			st.read(m, label, c, nil)
+			if st.read(m, label, c, nil) {
+				return // refused: closed without an answer
+			}
 			c.Write([]byte("ok\n"))
 		}()
 	}
