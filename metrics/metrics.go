@@ -277,21 +277,22 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	w.Write(b.Bytes())
 }
 
-// Server serves /metrics of a registry.
+// Server serves /metrics.
 type Server struct {
 	srv  *http.Server
 	ln   net.Listener
 	done chan error
 }
 
-// Listen starts serving reg on addr ("host:port").
-func Listen(addr string, reg *Registry) (*Server, error) {
+// Listen starts serving h (a *Registry, or another exposition) as /metrics
+// on addr ("host:port").
+func Listen(addr string, h http.Handler) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: listen on %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", reg)
+	mux.Handle("/metrics", h)
 	s := &Server{
 		srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
 			WriteTimeout: 10 * time.Second, MaxHeaderBytes: 8 << 10},

@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	"github.com/natreveal/natreveal/guard"
@@ -110,7 +111,7 @@ guard install and outlive guard remove. Needs CAP_NET_ADMIN.`,
 			}
 			return guard.List(c, *table, time.Now())
 		}})
-		s, err := metrics.Listen(*listen, reg)
+		s, err := metrics.Listen(*listen, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		if err != nil {
 			return err
 		}
