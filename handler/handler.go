@@ -215,6 +215,9 @@ func (h *Handler) tcpOption(vd *Verdict, pv *packet.View, buf []byte, id uint32,
 	if r == encoders.Written || stripped {
 		vd.Len = nl
 	}
+	if r != encoders.Written && r != encoders.Unchanged && !stripped {
+		*vd = h.unmarked(*vd, pv, buf) // forged.go: no HOST_ID leaves unwritten
+	}
 }
 
 // modified counts a rewritten packet.
@@ -271,12 +274,12 @@ func (h *Handler) original(pv *packet.View, buf []byte, m Meta, tag netip.Addr) 
 	v4 := pv.Version == 4
 	key := FlowKey{Proto: 6, Inside: pv.Src, InsidePort: pv.TCP.SrcPort, Server: pv.Dst, ServerPort: pv.TCP.DstPort}
 	if !h.insideEnd(&key, tag, v4) {
-		return Verdict{}
+		return h.unmarkedSYN(Verdict{}, pv, buf) // forged.go
 	}
 	id, ok := h.src.HostID(key.Inside, m.InIf)
 	if !ok {
 		h.stats.inc(NoHostID)
-		return Verdict{}
+		return h.unmarkedSYN(Verdict{}, pv, buf) // forged.go
 	}
 	track := h.track
 	if !v4 {
