@@ -93,8 +93,9 @@ func gopacketIPValid(pkt []byte) bool {
 	return err == nil && len(bad) == 0
 }
 
-// ipOptList returns the options up to EOL that are neither NOP nor of type
-// t, the number of type t, and where the last option ends.
+// ipOptList returns the options up to EOL that are neither NOP nor of an
+// RFC 4727 experimental type (t is one: natreveal strips them all), the
+// number of those, and where the last option ends.
 func ipOptList(opts []byte, t byte) (others []string, ofType, end int) {
 	for i := 0; i < len(opts); {
 		l := optLen(opts, i)
@@ -103,7 +104,7 @@ func ipOptList(opts []byte, t byte) (others []string, ofType, end int) {
 		}
 		switch o := opts[i : i+l]; o[0] {
 		case optNOP:
-		case t:
+		case IPOptionExp, IPOptionExpClass2, IPOptionExpCopied, IPOptionExpCopiedClass2:
 			ofType++
 		default:
 			others = append(others, string(o))

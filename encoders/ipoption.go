@@ -50,8 +50,10 @@ func encodeIPOption(o *[ipOptionMaxSpace]byte, optType byte, id uint32, idLen in
 // AddIPOption rewrites the IPv4 datagram buf[:v.N], parsed as v (any upper
 // protocol), in place so that its header carries exactly one option of type optType,
 // ours: id in idLen (2 or 4) bytes, big endian (a 2-byte id keeps the low
-// 16 bits). Options of type optType already present are removed first
-// (anti-spoofing: the inside host must not choose its own HOST_ID). The
+// 16 bits). Options of any of the four RFC 4727 experimental types already
+// present are removed first (anti-spoofing: the inside host must not choose
+// its own HOST_ID, under optType or a type a server may be configured to
+// read instead). The
 // other options keep their order; NOPs that only padded before a removed
 // option or at the end are dropped, ours is appended and the list is padded
 // with EOL (zero) octets to a 32-bit boundary (RFC 791 §3.1 "Padding").
@@ -77,7 +79,8 @@ func AddIPOption(v *packet.View, buf []byte, optType byte, id uint32, idLen int,
 	return rewriteIPOption(v, buf, optType, id, idLen, mtu, true)
 }
 
-// StripIPOption removes every option of type optType from the IPv4 header
+// StripIPOption removes every option of an RFC 4727 experimental type
+// (optType must be one) from the IPv4 header
 // of buf[:v.N] (the header shrinks, same rebuild as AddIPOption). Unchanged
 // when there is none; results as for AddIPOption otherwise.
 func StripIPOption(v *packet.View, buf []byte, optType byte) (newLen int, res Result) {
@@ -126,7 +129,7 @@ func rewriteIPOption(v *packet.View, buf []byte, optType byte, id uint32, idLen,
 		}
 		o := opts[i : i+l]
 		i += l
-		if o[0] == optType {
+		if IPOptionTypeValid(o[0]) { // every RFC 4727 type, not only optType: a server may read any
 			found++
 			lastSame = add && string(o) == string(ours[:oursLen])
 			w = last // drop the NOPs that aligned it

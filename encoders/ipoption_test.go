@@ -125,28 +125,29 @@ func decodeIP(tb testing.TB, pkt []byte) (*layers.IPv4, gopacket.Packet) {
 }
 
 // ipOthers lists the options gopacket found up to EOL that are neither NOP
-// nor of type t.
+// nor of an RFC 4727 experimental type (t is one: natreveal strips them all).
 func ipOthers(ip *layers.IPv4, t byte) []layers.IPv4Option {
 	var out []layers.IPv4Option
 	for _, o := range ip.Options {
 		if o.OptionType == 0 {
 			break
 		}
-		if o.OptionType != 1 && o.OptionType != t {
+		if o.OptionType != 1 && !IPOptionTypeValid(o.OptionType) {
 			out = append(out, o)
 		}
 	}
 	return out
 }
 
-// ipOfType lists the options of type t up to EOL.
+// ipOfType lists the options of an RFC 4727 experimental type (t is one)
+// up to EOL.
 func ipOfType(ip *layers.IPv4, t byte) []layers.IPv4Option {
 	var out []layers.IPv4Option
 	for _, o := range ip.Options {
 		if o.OptionType == 0 {
 			break
 		}
-		if o.OptionType == t {
+		if IPOptionTypeValid(o.OptionType) {
 			out = append(out, o)
 		}
 	}
@@ -183,7 +184,7 @@ func checkIPRewritten(tb testing.TB, before, after []byte, t byte, want []byte) 
 	switch {
 	case want == nil && len(ours) != 0:
 		tb.Errorf("options of type %d left: %v", t, ours)
-	case want != nil && (len(ours) != 1 || !bytes.Equal(ours[0].OptionData, want) || int(ours[0].OptionLength) != 2+len(want)):
+	case want != nil && (len(ours) != 1 || ours[0].OptionType != t || !bytes.Equal(ours[0].OptionData, want) || int(ours[0].OptionLength) != 2+len(want)):
 		tb.Errorf("options of type %d: %v, want exactly one with data %x", t, ours, want)
 	}
 	// Padding after the last option is EOL and zeros (RFC 791 §3.1).
@@ -260,7 +261,7 @@ func TestAddIPOption(t *testing.T) {
 		{"record route, NOP", kUDP, ipOpts(ioRR(2), ioNOP()), payload, T, 2, 16, false},
 		{"NOPs and EOL", kTCP, ipOpts(ioNOP(), ioNOP(), ioNOP(), ioEOL()), nil, T, 4, 8, false},
 		{"timestamp, router alert", kUDP, ipOpts(ioTS(2), ioRA()), payload, T, 4, 24, false},
-		{"other experimental types kept", kTCP, ipOpts(ioExp(94, 1, 2), ioExp(158, 3, 4, 5, 6), ioExp(222, 7, 8)), nil, T, 4, 20, false},
+		{"other experimental types stripped (RFC 4727 §2.1)", kTCP, ipOpts(ioExp(94, 1, 2), ioExp(158, 3, 4, 5, 6), ioExp(222, 7, 8)), nil, T, 4, 8, true},
 		{"forged 2-byte replaced", kTCP, ipOpts(ioRA(), ioExp(T, 0xbe, 0xef)), nil, T, 4, 12, true},
 		{"forged 4-byte replaced, UDP", kUDP, ipOpts(ioExp(T, 1, 2, 3, 4), ioNOP(), ioNOP()), payload, T, 2, 4, true},
 		{"forged, NOP aligned, after RR", kUDP, ipOpts(ioRR(1), ioNOP(), ioExp(T, 9, 9)), payload, T, 2, 12, true},
@@ -393,8 +394,9 @@ func TestAddIPOptionLimits(t *testing.T) {
 		checkIPRewritten(t, orig, pkt[:n], T, nil)
 	})
 	t.Run("MTU, forged option of length 2: stripped, same length", func(t *testing.T) {
-		// RA (4) + class 2 option (6) + forged (2) = 12; without it 10, still 12 with padding.
-		orig := mkIP(t, kTCP, ipOpts(ioRA(), ioExp(IPOptionExpClass2, 1, 2, 3, 4), ioExp(T)), nil)
+		// RA (4) + an option of another type (6; 25 is not experimental) +
+		// forged (2) = 12; without it 10, still 12 with padding.
+		orig := mkIP(t, kTCP, ipOpts(ioRA(), ioExp(25, 1, 2, 3, 4), ioExp(T)), nil)
 		pkt := clone(orig)
 		n, res, stripped := AddIPOption(pv(pkt, len(pkt)), pkt, T, 7, 2, len(orig))
 		if res != OverMTU || !stripped || n != len(orig) {
@@ -539,7 +541,7 @@ func TestAddIPOptionRejects(t *testing.T) {
 func TestStripIPOption(t *testing.T) {
 	const T = IPOptionExp
 	t.Run("none", func(t *testing.T) {
-		for _, opts := range [][]layers.IPv4Option{nil, {ioRA()}, {ioExp(94, 1, 2), ioExp(158, 1, 2), ioExp(222, 1, 2)}, {ioRA(), ioEOL(), ioExp(T, 1, 2)}} {
+		for _, opts := range [][]layers.IPv4Option{nil, {ioRA()}, {ioRA(), ioEOL(), ioExp(T, 1, 2)}} {
 			pkt := mkIP(t, kUDP, opts, []byte("x"))
 			before := clone(pkt)
 			if n, res := StripIPOption(pv(pkt, len(pkt)), pkt, T); res != Unchanged || n != len(before) || !bytes.Equal(pkt, before) {
@@ -558,7 +560,8 @@ func TestStripIPOption(t *testing.T) {
 		{"only option, 4-byte", kUDP, ipOpts(ioExp(T, 1, 2, 3, 4), ioNOP(), ioNOP()), T, 0},
 		{"after RR, NOP aligned", kUDP, ipOpts(ioRR(2), ioNOP(), ioExp(T, 1, 2)), T, 12},
 		{"before timestamp, NOPs aligning it kept", kTCP, ipOpts(ioExp(T, 1, 2, 3, 4), ioNOP(), ioNOP(), ioTS(2)), T, 16},
-		{"copied class 2, among others", kICMP, ipOpts(ioExp(222, 1, 2), ioExp(30, 1, 2), ioExp(222, 3, 4)), 222, 4},
+		{"copied class 2, among others: every experimental type goes", kICMP, ipOpts(ioExp(222, 1, 2), ioExp(30, 1, 2), ioExp(222, 3, 4)), 222, 0},
+		{"the other experimental types (RFC 4727 §2.1)", kUDP, ipOpts(ioExp(94, 1, 2), ioExp(158, 1, 2), ioExp(222, 1, 2)), T, 0},
 		{"40 bytes", kUDP, ipOpts(ioTS(7), ioExp(T, 1, 2, 3, 4), ioNOP(), ioNOP()), T, 32},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -674,7 +674,7 @@ func TestAddHostIDOption6Rejects(t *testing.T) {
 
 // TestAddHostIDOption6BadOptions pins which result wins for malformed TCP
 // options (RFC 9293 §3.1), before or after MSS, with and without AH: the
-// checks ParseTCP6 makes come before AH's NotTCP; its walk stops at MSS.
+// checks ParseTCP6 makes come before AH's NotTCP; it walks the whole list.
 func TestAddHostIDOption6BadOptions(t *testing.T) {
 	exp := func() *layers.TCP { // MSS, then kind 30 with 2 data bytes, then NOP NOP
 		return synHdr(oMSS(1400), layers.TCPOption{OptionType: 30, OptionData: []byte{1, 2}}, oNOP(), oNOP())
@@ -703,7 +703,7 @@ func TestAddHostIDOption6BadOptions(t *testing.T) {
 		{"overrun after MSS", patched6(func(b []byte) { b[25] = 9 }, exp()), BadHeader},
 		{"Hop-by-Hop, length 0 after MSS", patched6(func(b []byte) { b[25] = 0 }, hbh6(), exp()), BadHeader},
 		{"AH, length 1 before MSS", patched6(func(b []byte) { b[21] = 1 }, ah(), expFirst()), BadHeader},
-		{"AH, length 1 after MSS", patched6(func(b []byte) { b[25] = 1 }, ah(), exp()), NotTCP},
+		{"AH, length 1 after MSS", patched6(func(b []byte) { b[25] = 1 }, ah(), exp()), BadHeader},
 		{"AH, data offset 4", patched6(func(b []byte) { b[12] = 4 << 4 }, ah(), exp()), BadHeader},
 		{"AH, data offset past segment", patched6(func(b []byte) { b[12] = 15 << 4 }, ah(), exp()), Truncated},
 		{"AH, UDP", build6(t, ip6Hdr(), &ahHdr{next: layers.IPProtocolUDP, icv: 4}, &layers.UDP{SrcPort: 1, DstPort: 2}), NotTCP},

@@ -18,6 +18,7 @@ import (
 	"github.com/natreveal/natreveal/markbits"
 	"github.com/natreveal/natreveal/method"
 	"github.com/natreveal/natreveal/method/all"
+	"github.com/natreveal/natreveal/method/tcpoption"
 	"github.com/natreveal/natreveal/packet"
 	"github.com/natreveal/natreveal/queue"
 	"github.com/natreveal/natreveal/stream"
@@ -77,6 +78,7 @@ type Handler struct {
 	track6  bool           // the same for IPv6 flows: tcp-option only (no IP-ID in IPv6)
 	sel     *stream.Engine // selected flows (payload insertion); nil when none are
 	steps   []step         // cfg.Steps in the order they run
+	tcpOpt  bool           // tcp-option is one of them (forged.go)
 	views   sync.Pool      // *packet.View: steps are called through an interface, so the view is not on the stack
 }
 
@@ -93,6 +95,9 @@ func NewHandler(cfg HandlerConfig, src hostid.Source, resolve func(conntrack.Key
 	h := &Handler{
 		cfg: cfg, src: src, resolve: resolve, mtu: mtu, flows: flows, stats: stats, now: time.Now,
 		track: cfg.Tracks(), track6: cfg.Tracks6(), steps: orderSteps(cfg.Steps),
+	}
+	for _, s := range h.steps {
+		h.tcpOpt = h.tcpOpt || s.Name() == tcpoption.Name
 	}
 	h.views.New = func() any { return new(packet.View) }
 	h.sel = stream.New(cfg.streamConfig(), &stats.Counters)
@@ -276,12 +281,12 @@ func (h *Handler) original(pv *packet.View, buf []byte, m Meta, tag netip.Addr) 
 	v4 := pv.Version == 4
 	key := FlowKey{Proto: 6, Inside: pv.Src, InsidePort: pv.TCP.SrcPort, Server: pv.Dst, ServerPort: pv.TCP.DstPort}
 	if !h.insideEnd(&key, tag, v4) {
-		return Verdict{}
+		return h.unmarkedSYN(Verdict{}, pv, buf) // forged.go
 	}
 	id, ok := h.src.HostID(key.Inside, m.InIf)
 	if !ok {
 		h.stats.inc(NoHostID)
-		return Verdict{}
+		return h.unmarkedSYN(Verdict{}, pv, buf) // forged.go
 	}
 	track := h.track
 	if !v4 {
@@ -314,6 +319,8 @@ func (h *Handler) run(vd *Verdict, pv *packet.View, buf []byte, p method.Packet,
 		h.stats.results[s.idx][r].Add(1)
 		if nl > 0 {
 			vd.Len = nl
+		} else if r != packet.Written && r != packet.Unchanged && s.Name() == tcpoption.Name {
+			*vd = h.unmarked(*vd, pv, buf) // forged.go: no HOST_ID leaves unwritten
 		}
 	}
 }

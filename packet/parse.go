@@ -113,8 +113,8 @@ type TCP struct {
 
 // ParseTCP reads the TCP header following ip in pkt. It returns NotTCP,
 // Fragment (any fragment: a first fragment's segment length is unknown),
-// Truncated, or BadHeader (data offset < 5, malformed option list). Options
-// are walked only as far as needed to find MSS. Unchanged means success.
+// Truncated, or BadHeader (data offset < 5, an option list malformed
+// anywhere before EOL). Unchanged means success.
 func ParseTCP(pkt []byte, ip IPv4) (TCP, Result) {
 	var t TCP
 	if ip.Proto != ProtoTCP {
@@ -151,7 +151,7 @@ func (t *TCP) parse(pkt []byte, off, total int) Result {
 	t.Seq = binary.BigEndian.Uint32(seg[4:8])
 	t.Ack = binary.BigEndian.Uint32(seg[8:12])
 	t.Flags = seg[13]
-	p, res := FindOption(seg[TCPMinHdr:t.HdrLen], optMSS, 4)
+	p, res := walkOptions(seg[TCPMinHdr:t.HdrLen])
 	if res != Unchanged {
 		return res
 	}
@@ -159,6 +159,30 @@ func (t *TCP) parse(pkt []byte, off, total int) Result {
 		t.MSS = binary.BigEndian.Uint16(seg[TCPMinHdr+p+2:])
 	}
 	return Unchanged
+}
+
+// walkOptions validates the whole TCP option list up to EOL (RFC 9293
+// §3.1: each option but EOL and NOP is kind, length >= 2, data within the
+// header) and returns the offset of the first 4-byte MSS option (§3.7.1),
+// or -1. A list malformed anywhere, not only before MSS, is BadHeader: an
+// option hidden behind a malformed one would otherwise reach a receiver
+// that reads the list as far as it goes.
+func walkOptions(opts []byte) (mss int, res Result) {
+	mss = -1
+	for i := 0; i < len(opts); {
+		l := OptLen(opts, i)
+		if l == 0 {
+			break
+		}
+		if l < 0 {
+			return -1, BadHeader
+		}
+		if mss < 0 && opts[i] == optMSS && l == 4 {
+			mss = i
+		}
+		i += l
+	}
+	return mss, Unchanged
 }
 
 // ParseIPv4TCP parses the IPv4 and TCP headers of pkt.

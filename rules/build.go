@@ -144,6 +144,7 @@ func describeTable(s Spec, f family) *tableDesc {
 	}
 
 	steer := chainDesc{name: steerChain, base: true, prio: steerPrio}
+	steer.rules = append(steer.rules, dropInvalid(f)...) // invalid.go
 	var skipKnown term
 	if s.IPIDMap != nil && !f.v6 {
 		d.hostID, d.mapText = hostIDMapSet(t, s.IPIDMap), ipidMapText(s.IPIDMap)

@@ -155,6 +155,9 @@ func TestText(t *testing.T) {
 
 	chain steer {
 		type filter hook postrouting priority srcnat - 1; policy accept;
+		ip saddr @inside ct state invalid drop
+		ip saddr @inside tcp flags fin,syn / fin,syn drop
+		ip saddr @inside tcp flags syn,rst / syn,rst drop
 		ip saddr @inside tcp flags syn / fin,syn,rst,ack queue num 0-1 bypass,fanout
 		ct mark & 0x00010000 == 0x00010000 ct direction reply tcp flags != syn,ack / syn,ack counter name "track_done" ct mark set ct mark & 0xfffeffff | 0x00020000
 		ct mark & 0x00010000 == 0x00010000 ct direction original tcp flags & rst == rst counter name "track_done" ct mark set ct mark & 0xfffeffff | 0x00020000
@@ -181,6 +184,9 @@ func TestText(t *testing.T) {
 
 	chain steer {
 		type filter hook postrouting priority srcnat - 1; policy accept;
+		ip saddr @inside ct state invalid drop
+		ip saddr @inside tcp flags fin,syn / fin,syn drop
+		ip saddr @inside tcp flags syn,rst / syn,rst drop
 		ip saddr @inside tcp flags syn / fin,syn,rst,ack queue num 3 bypass
 	}
 }
@@ -209,6 +215,9 @@ func TestText(t *testing.T) {
 
 	chain steer {
 		type filter hook postrouting priority srcnat + 1; policy accept;
+		ip saddr @inside ct state invalid drop
+		ip saddr @inside tcp flags fin,syn / fin,syn drop
+		ip saddr @inside tcp flags syn,rst / syn,rst drop
 		ct original ip saddr @inside tcp flags syn / fin,syn,rst,ack queue flags bypass,fanout to 10-13
 		ct mark 0x80000000/1 ct direction reply tcp flags != syn,ack / syn,ack counter name "track_done" ct mark set ct mark & 0x7fffffff | 0x40000000
 		ct mark 0x80000000/1 ct direction original tcp flags & rst == rst counter name "track_done" ct mark set ct mark & 0x7fffffff | 0x40000000
@@ -235,6 +244,9 @@ func TestText(t *testing.T) {
 
 	chain steer {
 		type filter hook postrouting priority srcnat - 1; policy accept;
+		ip saddr @inside ct state invalid drop
+		ip saddr @inside tcp flags fin,syn / fin,syn drop
+		ip saddr @inside tcp flags syn,rst / syn,rst drop
 		ip saddr @inside ip protocol tcp queue flags bypass to 0
 	}
 }
@@ -279,6 +291,9 @@ func TestText(t *testing.T) {
 
 	chain steer {
 		type filter hook postrouting priority srcnat - 1; policy accept;
+		ip saddr @inside ct state invalid drop
+		ip saddr @inside tcp flags fin,syn / fin,syn drop
+		ip saddr @inside tcp flags syn,rst / syn,rst drop
 		ip saddr @inside tcp flags syn / fin,syn,rst,ack queue flags bypass to 0
 		ct mark & 0x00010000 == 0x00010000 ct direction reply tcp flags syn,ack / syn,ack jump mss
 		ct mark & 0x00010000 == 0x00010000 ct direction reply tcp flags != syn,ack / syn,ack counter name "track_done" ct mark set ct mark & 0xfffeffff | 0x00020000
@@ -330,6 +345,9 @@ table ip6 natreveal {
 
 	chain steer {
 		type filter hook postrouting priority srcnat - 1; policy accept;
+		ip6 saddr @inside ct state invalid drop
+		ip6 saddr @inside tcp flags fin,syn / fin,syn drop
+		ip6 saddr @inside tcp flags syn,rst / syn,rst drop
 		ip6 saddr @inside tcp flags syn / fin,syn,rst,ack queue flags bypass to 0
 		ct mark & 0x00010000 == 0x00010000 ct direction reply tcp flags syn,ack / syn,ack jump mss
 		ct mark & 0x00010000 == 0x00010000 ct direction reply tcp flags != syn,ack / syn,ack counter name "track_done" ct mark set ct mark & 0xfffeffff | 0x00020000
@@ -476,13 +494,13 @@ func TestBuild(t *testing.T) {
 			t.Errorf("chain %s: %+v", ch.Name, ch)
 		}
 	}
-	if len(rs.Rules) != 9 {
-		t.Fatalf("%d rules, want 9", len(rs.Rules))
+	if len(rs.Rules) != 12 {
+		t.Fatalf("%d rules, want 12", len(rs.Rules))
 	}
 	for i, r := range rs.Rules {
 		want := rs.Chains[0]
 		switch {
-		case i >= 6:
+		case i >= 9:
 			want = rs.Chains[2]
 		case i >= 1:
 			want = rs.Chains[1]
@@ -500,8 +518,19 @@ func TestBuild(t *testing.T) {
 	if m, ok := tag[len(tag)-1].(*expr.Meta); !ok || m.Key != expr.MetaKeyMARK || !m.SourceRegister {
 		t.Errorf("tag rule ends with %#v, want meta mark set", tag[len(tag)-1])
 	}
-	// Post-NAT steer rules recognise inside hosts by the original source address.
-	steer := rs.Rules[1].Exprs
+	// The steer chain starts with the drops of invalid packets (not NATed:
+	// matched by their own source), then post-NAT steer rules recognise
+	// inside hosts by the original source address.
+	for i := 1; i <= 3; i++ {
+		e := rs.Rules[i].Exprs
+		if p, ok := e[0].(*expr.Payload); !ok || p.Offset != 12 || p.Len != 4 {
+			t.Errorf("drop rule %d starts with %#v, want ip saddr", i, e[0])
+		}
+		if v, ok := e[len(e)-1].(*expr.Verdict); !ok || v.Kind != expr.VerdictDrop {
+			t.Errorf("drop rule %d ends with %#v, want drop", i, e[len(e)-1])
+		}
+	}
+	steer := rs.Rules[4].Exprs
 	ct, ok := steer[0].(*expr.Ct)
 	if !ok || ct.Key != expr.CtKey(unix.NFT_CT_SRC_IP) || ct.Direction != 0 || ct.Register != 1 {
 		t.Errorf("first expression %#v, want ct original ip saddr", steer[0])
@@ -510,7 +539,7 @@ func TestBuild(t *testing.T) {
 	if !ok || tg.Name != "NFQUEUE" || tg.Rev != 3 {
 		t.Fatalf("last expression %#v, want NFQUEUE target", steer[len(steer)-1])
 	}
-	if got := rs.String(); got != "table ip natreveal: 3 chains, 9 rules, 3 set elements" {
+	if got := rs.String(); got != "table ip natreveal: 3 chains, 12 rules, 3 set elements" {
 		t.Errorf("String() = %q", got)
 	}
 }

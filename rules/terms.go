@@ -145,7 +145,7 @@ func tcpFlags(op expr.CmpOp, mask, val byte) term {
 // or FIN.
 func tcpSYN() term { return tcpFlags(expr.CmpOpEq, tcpFlagsMask, tcpFlagSYN) }
 
-var verdictNames = map[expr.VerdictKind]string{expr.VerdictAccept: "accept", expr.VerdictReturn: "return"}
+var verdictNames = map[expr.VerdictKind]string{expr.VerdictAccept: "accept", expr.VerdictReturn: "return", expr.VerdictDrop: "drop"}
 
 func verdict(k expr.VerdictKind) term {
 	return term{[]expr.Any{&expr.Verdict{Kind: k}}, verdictNames[k]}
@@ -155,8 +155,23 @@ func jump(chain string) term {
 	return term{[]expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: chain}}, "jump " + chain}
 }
 
-// ctStateNew is the conntrack state bit of IP_CT_NEW (NF_CT_STATE_BIT).
-const ctStateNew = 1 << (2 + 1)
+// ctStateNew is the conntrack state bit of IP_CT_NEW (NF_CT_STATE_BIT);
+// ctStateInvalid is NF_CT_STATE_INVALID_BIT.
+const (
+	ctStateNew     = 1 << (2 + 1)
+	ctStateInvalid = 1
+)
+
+// ctStateIsInvalid matches packets conntrack could not track: malformed
+// (a TCP data offset past the segment, a truncated header, a bad checksum,
+// a UDP length below 8), or a TCP flag combination no stack sends.
+func ctStateIsInvalid() term {
+	return term{[]expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: u32(ctStateInvalid), Xor: u32(0)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: u32(0)},
+	}, "ct state invalid"}
+}
 
 func ctStateIsNew() term {
 	return term{[]expr.Any{
