@@ -162,3 +162,59 @@ func TestKernelAcks(t *testing.T) {
 func be32(b []byte) uint32 {
 	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
 }
+
+// The client's pure ACKs pass the kernel while the bit is set (the rules'
+// pureack chain), so the server's FIN takes the bit away before its
+// verdict: the client's acknowledgement of it, which ends the flow here,
+// is queued again. When the bit cannot be cleared the FIN is dropped.
+func TestKernelAcksServerFin(t *testing.T) {
+	h, st := selHandler(t, false, func(c *HandlerConfig) { c.SeqAdjBit = 0x80000 })
+	k := &kernelSeqAdj{}
+	h.SetSeqAdj(k)
+	run := func(p pkt) Verdict {
+		t.Helper()
+		_, v := handle(t, h, p)
+		if v.After.Set() {
+			v.After.Run()
+		}
+		return v
+	}
+	run(pkt{syn: true, seq: selISN, mss: 1460})
+	run(pkt{fromServer: true, syn: true, ack: true, seq: srvISN, ackn: selISN + 1, mss: 1460})
+	req := []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	ins := uint32(len(fields))
+	srvSeq := uint32(srvISN + 1)
+	run(pkt{ack: true, seq: selISN + 1, ackn: srvSeq, payload: req})
+	end := selISN + 1 + uint32(len(req))
+	for range kernelAckAfter {
+		run(pkt{fromServer: true, ack: true, seq: srvSeq, ackn: end + ins, payload: bytes.Repeat([]byte{'x'}, 100)})
+		srvSeq += 100
+	}
+	if st.Get(SelKernelAcks) != 1 {
+		t.Fatalf("no handoff: calls %q", k.calls)
+	}
+	k.calls = nil
+
+	k.markErr = errors.New("ctnetlink down")
+	if v := run(pkt{fromServer: true, ack: true, fin: true, seq: srvSeq, ackn: end + ins}); !v.Drop {
+		t.Fatalf("server FIN sent though the bit stayed set: %+v", v)
+	}
+	k.markErr = nil
+	if v := run(pkt{fromServer: true, ack: true, fin: true, seq: srvSeq, ackn: end + ins}); v.Drop {
+		t.Fatalf("server FIN dropped: %+v", v)
+	}
+	if want := "[clear-mark 0x80000 clear-mark 0x80000]"; fmt.Sprint(k.calls) != want {
+		t.Errorf("calls %q, want %q", k.calls, want)
+	}
+	// The client's FIN and its acknowledgement of the server's FIN, both
+	// queued now, end the flow; no second handoff after the server's FIN.
+	run(pkt{ack: true, fin: true, seq: end, ackn: srvSeq + 1})
+	run(pkt{fromServer: true, ack: true, seq: srvSeq + 1, ackn: end + ins + 1})
+	if h.sel.Len() != 0 || st.Get(SelDone) != 1 {
+		t.Errorf("flow state kept after both FINs were acknowledged (%d held)", h.sel.Len())
+	}
+	if st.Get(SelKernelAcks) != 1 || st.Get(SelUserAcks) != 1 || st.Get(SelKernelFailed) != 1 {
+		t.Errorf("select-kernel-acks %d, select-user-acks %d, select-kernel-failed %d",
+			st.Get(SelKernelAcks), st.Get(SelUserAcks), st.Get(SelKernelFailed))
+	}
+}

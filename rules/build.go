@@ -47,7 +47,7 @@ type Ruleset struct {
 	Table    *nftables.Table
 	Set      *nftables.Set         // the inside prefixes, an interval set
 	Elements []nftables.SetElement // elements of Set, as nft(8) would send them
-	Chains   []*nftables.Chain     // tag (post-NAT), mss (Spec.TrackMSS), steer, then remember when flows are followed
+	Chains   []*nftables.Chain     // tag (post-NAT), mss (Spec.TrackMSS), pureack (Spec.SeqAdjBit), steer, then remember when flows are followed
 	Map      *nftables.Set         // the ip-id map (Spec.IPIDMap), or nil
 	Objs     []*nftables.NamedObj  // counters (Spec.Track), the ct helper object (Spec.SeqAdjHelper)
 	Rules    []*nftables.Rule      // in chain order; Rule.Chain tells which
@@ -143,6 +143,9 @@ func describeTable(s Spec, f family) *tableDesc {
 		}
 	}
 
+	if f.sel && s.SeqAdjBit != 0 {
+		d.chains = append(d.chains, pureAckChainDesc())
+	}
 	steer := chainDesc{name: steerChain, base: true, prio: steerPrio}
 	steer.rules = append(steer.rules, dropInvalid(f)...) // invalid.go
 	var skipKnown term
@@ -186,6 +189,9 @@ func describeTable(s Spec, f family) *tableDesc {
 			// which follows the flow's end.
 			steer.add(markBitSet(true, s.SeqAdjBit), ctDirection(ctDirReply),
 				tcpFlags(expr.CmpOpEq, tcpFlagFIN|tcpFlagSYN|tcpFlagRST, 0), verdict(expr.VerdictAccept))
+			// And the client's segments without payload (pureack.go).
+			steer.add(markBitSet(true, s.SeqAdjBit), ctDirection(ctDirOriginal),
+				tcpFlags(expr.CmpOpEq, tcpFlagFIN|tcpFlagSYN|tcpFlagRST, 0), jump(pureAckChain))
 		}
 		// SelectBit in the packet mark tells the daemon a client segment is
 		// a selected flow's even when it holds no state for it (a restart,

@@ -132,7 +132,8 @@ type Spec struct {
 	// selected flow's server segments while the kernel's sequence
 	// adjustment maps their acknowledgements (stream/kernelack.go): the steer
 	// chain accepts reply-direction segments without FIN, SYN or RST of
-	// flows whose ct mark has it. The daemon sets and clears it over
+	// flows whose ct mark has it, and the client's segments without payload
+	// either (pureack.go). The daemon sets and clears it over
 	// ctnetlink. 0: every segment of a selected flow is queued.
 	SeqAdjBit uint32
 	// IPIDMap, when set, adds the in-kernel ip-id fast path to the ip table

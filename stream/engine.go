@@ -182,6 +182,7 @@ func (e *Engine) Original(key FlowKey, id uint32, syn bool, pv *packet.View, buf
 func (e *Engine) Reply(key FlowKey, pv *packet.View, buf []byte) (queue.Verdict, bool) {
 	pkt, ip, tcp := buf[:pv.N], pv.IP4, pv.TCP
 	var v queue.Verdict // a tracked flow's SYN-ACK (tcp-option) had its MSS lowered in the kernel already
+	drop := false
 	synack := tcp.Flags&(encoders.FlagSYN|encoders.FlagACK) == encoders.FlagSYN|encoders.FlagACK
 	known := e.streams.With(key, func(s *stream) bool {
 		if synack {
@@ -192,6 +193,9 @@ func (e *Engine) Reply(key FlowKey, pv *packet.View, buf []byte) (queue.Verdict,
 			e.dropHelper(key, s)
 		}
 		v.After = e.queued(key, s)
+		if drop = !e.serverFin(key, s, tcp.Flags&encoders.FlagFIN != 0); drop {
+			return false
+		}
 		changed, done := s.server(pkt, ip, tcp)
 		if changed {
 			v.Len = len(pkt)
@@ -207,6 +211,9 @@ func (e *Engine) Reply(key FlowKey, pv *packet.View, buf []byte) (queue.Verdict,
 	})
 	if !known {
 		return e.orphanServer(key, ip, tcp, pkt), true
+	}
+	if drop {
+		return queue.Verdict{Drop: true, After: v.After}, true
 	}
 	return v, true
 }

@@ -37,6 +37,21 @@ import "github.com/natreveal/natreveal/queue"
 // Client segments past the last edit then leave the queue unchanged (their
 // output offset minus kernD is their own), so uploads cost a verdict
 // without a packet too.
+//
+// While the bit is set, the client's segments without payload (and without
+// SYN, FIN or RST) are not queued either (the ruleset's pureack chain):
+// a download then queues nothing. Their sequence number is the client's
+// next byte, past every edit the server acknowledged, so the kernel's kernD
+// is their whole translation; their acknowledgement numbers and SACK blocks
+// count the server's bytes, which no edit moves (nf_ct_sack_adjust maps
+// SACK blocks by the other direction's offset, 0 here). What the daemon no
+// longer sees is the client acknowledging the server's FIN, which ends the
+// flow's state here (stream.clientAck): a server FIN clears the bit before
+// its verdict, so the client cannot have seen it while its acknowledgements
+// pass the kernel. A client pure ACK that passes just before the bit is
+// cleared for a new edit carries an old offset; it reaches the server
+// before the edit's segment (which waits for the clearing) or is below the
+// server's window then and dropped there: an acknowledgement, not data.
 
 // KernelAckAfter is how many server segments, every edit acknowledged,
 // make a flow's server segments go to the kernel.
@@ -63,7 +78,7 @@ func (e *Engine) serverSeen(s *stream) {
 // toKernelAcks runs with no verdict of the flow in flight: it moves kernD
 // to the flow's offset and sets SeqAdjBit once the flow qualifies.
 func (e *Engine) toKernelAcks(key FlowKey, s *stream) {
-	if s.kernAck || s.stable < KernelAckAfter {
+	if s.kernAck || s.haveFinS || s.stable < KernelAckAfter {
 		return
 	}
 	d, ok := s.ackedDelta()
@@ -101,6 +116,24 @@ func (e *Engine) clientEdits(key FlowKey, s *stream) bool {
 		s.stable = 0 // counted from the acknowledgement of the new edit
 	}
 	if !s.kernAck || (ok && d == s.kernD) {
+		return true
+	}
+	src, dst := key.Tuple()
+	if err := e.seqadj.ClearMark(src, dst, e.cfg.SeqAdjBit); err != nil {
+		e.st.Inc(queue.SelKernelFailed)
+		return false
+	}
+	s.kernAck, s.stable = false, 0
+	e.st.Inc(queue.SelUserAcks)
+	return true
+}
+
+// serverFin runs on every server segment of s before its verdict: a FIN
+// brings the client's acknowledgements back to the queue (the flow's end is
+// seen here). false: the bit could not be cleared, drop the FIN (the server
+// sends it again).
+func (e *Engine) serverFin(key FlowKey, s *stream, fin bool) bool {
+	if !fin || !s.kernAck {
 		return true
 	}
 	src, dst := key.Tuple()

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -191,6 +192,18 @@ func TestHTTPHeader(t *testing.T) {
 	hs.mu.Unlock()
 
 	bulk(t, ka, url, "_0x0003")
+	// Another download on the same connection: once the kernel holds the
+	// offset, neither the server's segments nor the client's
+	// acknowledgements are queued (stream/kernelack.go, the pureack chain).
+	// What is queued is the request and the segments before the handoff
+	// (20-80 here); queueing the acknowledgements too was 400 or more.
+	q0 := queuedPackets(t, l)
+	download(t, ka, url, 32<<20)
+	if n := queuedPackets(t, l) - q0; n > 150 {
+		t.Errorf("a 32 MiB download queued %d packets, want at most 150", n)
+	} else {
+		t.Logf("a 32 MiB download queued %d packets", n)
+	}
 	st := d.stop(t)
 	if v := beLiberal(t, l); v != "0" {
 		t.Errorf("nf_conntrack_tcp_be_liberal is %s after stop, want 0 restored", v)
@@ -232,6 +245,12 @@ func bulk(t *testing.T, c *http.Client, url, id string) {
 			t.Errorf("upload (chunked %v): server answered %s, want %s", chunked, b, w)
 		}
 	}
+	download(t, c, url, size)
+}
+
+// download fetches size pseudo-random bytes and checks them.
+func download(t *testing.T, c *http.Client, url string, size int64) {
+	t.Helper()
 	resp, err := c.Get(fmt.Sprintf("%s/download?n=%d", url, size))
 	if err != nil {
 		t.Fatal(err)
@@ -486,4 +505,28 @@ func TestSelectedThroughputRatio(t *testing.T) {
 	mbps := func(d time.Duration) float64 { return float64(size) * 8 / d.Seconds() / 1e6 }
 	t.Logf("download %d MiB: natreveal off %.0f Mbit/s, selected flow %.0f Mbit/s, ratio %.2f",
 		size>>20, mbps(off), mbps(on), off.Seconds()/on.Seconds())
+}
+
+// queuedPackets is how many packets the NAT's queues have taken so far: the
+// sum of id_sequence, the last packet id, over its queues
+// (/proc/net/netfilter/nfnetlink_queue, per network namespace).
+func queuedPackets(t *testing.T, l *lab.Lab) uint64 {
+	t.Helper()
+	out, err := l.Exec(l.NAT, "cat", "/proc/net/netfilter/nfnetlink_queue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 8 {
+			continue
+		}
+		v, err := strconv.ParseUint(f[7], 10, 64)
+		if err != nil {
+			t.Fatalf("nfnetlink_queue: %q: %v", line, err)
+		}
+		n += v
+	}
+	return n
 }
