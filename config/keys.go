@@ -81,14 +81,14 @@ type Keys struct {
 	} `mapstructure:"proxy_protocol"`
 
 	PortSet struct {
-		Public          []string `mapstructure:"public" type:"list of IPv4 addresses" arg:"addresses" help:"port-set: public IPv4 addresses whose ports are split into blocks (RFC 7422 O)"`
+		Public          []string `mapstructure:"public" type:"list of IPv4 addresses" arg:"addresses" help:"port-set: public IPv4 addresses whose ports are split into blocks (RFC 7422 O); with policy_file, this box's own addresses among the policy's"`
 		Ports           string   `mapstructure:"ports" default:"1024-65535" type:"port range" arg:"ports" help:"port-set: usable ports of each public address, FIRST-LAST; the rest are reserved (RFC 7422 R)"`
 		BlockSize       int      `mapstructure:"block_size" default:"0" help:"port-set: ports per inside host (RFC 7422 M)"`
 		Ratio           int      `mapstructure:"ratio" default:"0" help:"port-set: inside hosts per public address (RFC 7422 C); 0: ports / block size"`
 		Assignment      string   `mapstructure:"assignment" default:"sequential" help:"port-set: sequential or staggered (RFC 7422 A)"`
 		IncludeBoundary bool     `mapstructure:"include_boundary" default:"false" help:"port-set: number the network and broadcast addresses of inside prefixes shorter than /31 as hosts too"`
 		OIfName         string   `mapstructure:"oifname" arg:"interface" help:"port-set: translate only packets leaving through this interface"`
-		PolicyFile      string   `mapstructure:"policy_file" arg:"file" help:"port-set: a published policy file (JSON, as natreveal portset plan prints it) instead of the port_set keys"`
+		PolicyFile      string   `mapstructure:"policy_file" arg:"file" help:"port-set: a published policy file (JSON, as natreveal portset plan prints it) instead of the port_set keys other than public"`
 	} `mapstructure:"port_set"`
 
 	MappingLog struct {

@@ -19,7 +19,18 @@ type PortSetConfig struct {
 	// Its Inside is empty when no policy is configured.
 	Policy     portset.Policy
 	PolicyFile string
-	OutIface   string // port_set.oifname: translate only packets leaving there
+	// Own are this box's public addresses when port_set.public comes with
+	// port_set.policy_file: one of several active NATs sharing a published
+	// policy translates to its own addresses only (Blocks). Empty: all.
+	Own      []netip.Addr
+	OutIface string // port_set.oifname: translate only packets leaving there
+}
+
+// Blocks are the policy's blocks this box installs: those on its own
+// public addresses (portset.Policy.PlanOn), validated by Load.
+func (ps *PortSetConfig) Blocks() []portset.Block {
+	b, _ := ps.Policy.PlanOn(ps.Own)
+	return b
 }
 
 // MappingLogConfig is the mapping log (RFC 6888 §4) of run.
@@ -41,15 +52,24 @@ func (c *Config) portSet(k *Keys) error {
 	ps.PolicyFile = k.PortSet.PolicyFile
 	public := k.PortSet.Public
 	if ps.PolicyFile != "" {
-		if len(public) > 0 {
-			return bad("port_set.public", "set either port_set.policy_file or the port_set keys, not both")
-		}
 		data, err := os.ReadFile(ps.PolicyFile)
 		if err != nil {
 			return bad("port_set.policy_file", "%v", err)
 		}
 		if ps.Policy, err = portset.ParsePolicy(data); err != nil {
 			return bad("port_set.policy_file", "%s: %v", ps.PolicyFile, err)
+		}
+		// With a policy file, port_set.public names this box's own
+		// addresses among the policy's (several active NATs).
+		for _, s := range public {
+			a, err := netip.ParseAddr(s)
+			if err != nil || !a.Is4() {
+				return bad("port_set.public", "%q is not an IPv4 address", s)
+			}
+			ps.Own = append(ps.Own, a)
+		}
+		if _, err := ps.Policy.PlanOn(ps.Own); err != nil {
+			return bad("port_set.public", "%s", strings.TrimPrefix(err.Error(), "public: "))
 		}
 		return nil
 	}
