@@ -37,6 +37,13 @@ func TestPortSetKeys(t *testing.T) {
 	if err != nil || c.PortSet.Policy.Ratio != 64 || c.PortSet.Policy.Public[0].String() != "192.0.2.9" {
 		t.Fatalf("policy file: %+v, %v", c, err)
 	}
+	// Several active NATs: one policy over both boxes' addresses, each box
+	// its own with port_set.public.
+	os.WriteFile(pf, []byte(`{"inside":["100.64.0.0/24"],"public":["192.0.2.11","192.0.2.12"],"block_size":256}`), 0o644)
+	c, err = loadArgs(t, "--inside", "100.64.0.0/24", "--methods", "port-set", "--port-set-policy-file", pf, "--port-set-public", "192.0.2.12")
+	if err != nil || len(c.PortSet.Policy.Public) != 2 || len(c.PortSet.Blocks()) != 127 || c.PortSet.Blocks()[0].Inside.String() != "100.64.0.128" {
+		t.Fatalf("policy file and own public address: %+v, %v", c.PortSet, err)
+	}
 	for _, bad := range []struct {
 		key  string
 		args []string
@@ -48,6 +55,7 @@ func TestPortSetKeys(t *testing.T) {
 		{"port_set.ports", []string{"--methods", "port-set", "--port-set-public", "192.0.2.1", "--port-set-block-size", "256", "--port-set-ports", "9-2"}},
 		{"port_set.assignment", []string{"--methods", "port-set", "--port-set-public", "192.0.2.1", "--port-set-block-size", "256", "--port-set-assignment", "random"}},
 		{"port_set.policy_file", []string{"--methods", "port-set", "--port-set-policy-file", "/nonexistent"}},
+		{"port_set.public", []string{"--methods", "port-set", "--port-set-policy-file", pf, "--port-set-public", "192.0.2.13"}},
 		{"port_set.oifname", []string{"--methods", "port-set", "--port-set-public", "192.0.2.1", "--port-set-block-size", "256", "--port-set-oifname", "a b"}},
 	} {
 		_, err := loadArgs(t, append([]string{"--inside", "100.64.0.0/24"}, bad.args...)...)

@@ -168,7 +168,7 @@ func be32(b []byte) uint32 {
 // verdict: the client's acknowledgement of it, which ends the flow here,
 // is queued again. When the bit cannot be cleared the FIN is dropped.
 func TestKernelAcksServerFin(t *testing.T) {
-	h, st := selHandler(t, false, func(c *HandlerConfig) { c.SeqAdjBit = 0x80000 })
+	h, st := selHandler(t, false, func(c *testConfig) { c.SeqAdjBit = 0x80000 })
 	k := &kernelSeqAdj{}
 	h.SetSeqAdj(k)
 	run := func(p pkt) Verdict {

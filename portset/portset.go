@@ -520,3 +520,35 @@ func (p Policy) Doc() PlanDoc {
 		Fallback:         "masquerade",
 	}
 }
+
+// PlanOn returns the blocks of p on the public addresses own, each one of
+// p.Public; an empty own is every address (Plan). Several active NATs
+// publish one policy, RFC 7422 §2's O being all their public addresses, and
+// each translates only to its own: the boxes' blocks cannot overlap, and
+// Lookup names the host behind a port of either. A host whose block lies on
+// another box's address gets none here: crossing this box, it meets the
+// operator's masquerade.
+func (p Policy) PlanOn(own []netip.Addr) ([]Block, error) {
+	all := p.Plan()
+	if len(own) == 0 {
+		return all, nil
+	}
+	for i, a := range own {
+		if !slices.Contains(p.Public, a.Unmap()) {
+			return nil, fmt.Errorf("public: %s is not one of the policy's public addresses %v", a, p.Public)
+		}
+		if slices.Contains(own[:i], a) {
+			return nil, fmt.Errorf("public: %s listed twice", a)
+		}
+	}
+	var out []Block
+	for _, b := range all {
+		if slices.Contains(own, b.Public) {
+			out = append(out, b)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("public: no host has a block on %v", own)
+	}
+	return out, nil
+}

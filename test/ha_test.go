@@ -36,6 +36,7 @@ import (
 	"time"
 
 	proxyproto "github.com/pires/go-proxyproto"
+	"golang.org/x/sys/unix"
 
 	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/lab"
@@ -48,29 +49,24 @@ const (
 	haSrv    = "198.51.100.1"
 )
 
-// haLab is the HA topology; its namespaces are named nrha<pid>-<role>.
+// haLab is the HA topology (natLab's, namespaces nrha<pid>-<role>): the
+// pair's sync link, keepalived and conntrackd.
 type haLab struct {
-	dir                   string
-	c1, c2, lan, wan, srv string
+	*natLab
+	c1, c2                string
 	nodes                 [2]*haNode
-	all                   []string
 	keepalivedBin, ctdBin string
 	serverBin             string
 	natCfg, notify        string
-	procs                 []*exec.Cmd
-	mu                    sync.Mutex
 }
 
 // haNode is one NAT of the pair.
 type haNode struct {
-	name, ns              string
-	lanAddr, pubAddr      string
+	*natBox
 	syncAddr, peerSync    string
 	peerLan               string
 	prio                  int
 	ctdConf, kaConf       string
-	mappingLog            string
-	natreveal             *lab.Process
 	keepalived, conntrack *exec.Cmd
 }
 
@@ -97,62 +93,24 @@ func needHA(t *testing.T) (ka, ctd string) {
 	return ka, ctd
 }
 
-func ipOrFatal(t *testing.T, args ...string) {
-	t.Helper()
-	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-		t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-}
-
-func nsExec(t *testing.T, ns string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %s: %v: %s", ns, strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
 func newHALab(t *testing.T) *haLab {
 	t.Helper()
 	ka, ctd := needHA(t)
-	p := fmt.Sprintf("nrha%d-", os.Getpid())
-	h := &haLab{dir: t.TempDir(), c1: p + "c1", c2: p + "c2", lan: p + "lan", wan: p + "wan", srv: p + "srv",
-		keepalivedBin: ka, ctdBin: ctd, serverBin: serverBinary(t)}
+	h := &haLab{keepalivedBin: ka, ctdBin: ctd, serverBin: serverBinary(t)}
+	h.nodes[0] = &haNode{natBox: &natBox{name: "n1", lanAddr: "100.64.0.251", pubAddr: "192.0.2.11"}, syncAddr: "198.18.0.1", peerSync: "198.18.0.2", peerLan: "100.64.0.252", prio: 150}
+	h.nodes[1] = &haNode{natBox: &natBox{name: "n2", lanAddr: "100.64.0.252", pubAddr: "192.0.2.12"}, syncAddr: "198.18.0.2", peerSync: "198.18.0.1", peerLan: "100.64.0.251", prio: 100}
+	h.natLab = newNATLab(t, "nrha", []*natBox{h.nodes[0].natBox, h.nodes[1].natBox},
+		[]natClient{{lab.Client1, haVIPIn}, {lab.Client2, haVIPIn}}, haVIPPub)
+	h.c1, h.c2 = h.clients[0], h.clients[1]
 	// The sockets of conntrackd and keepalived's files must not be in a
 	// world-writable directory's tree for keepalived's script checks.
 	os.Chmod(h.dir, 0o755)
-	h.nodes[0] = &haNode{name: "n1", ns: p + "n1", lanAddr: "100.64.0.251", pubAddr: "192.0.2.11", syncAddr: "198.18.0.1", peerSync: "198.18.0.2", peerLan: "100.64.0.252", prio: 150}
-	h.nodes[1] = &haNode{name: "n2", ns: p + "n2", lanAddr: "100.64.0.252", pubAddr: "192.0.2.12", syncAddr: "198.18.0.2", peerSync: "198.18.0.1", peerLan: "100.64.0.251", prio: 100}
-	h.all = []string{h.c1, h.c2, h.lan, h.wan, h.srv, h.nodes[0].ns, h.nodes[1].ns}
-	t.Cleanup(h.close)
-	for _, ns := range h.all {
-		exec.Command("ip", "netns", "del", ns).Run()
-		ipOrFatal(t, "netns", "add", ns)
-		ipOrFatal(t, "-n", ns, "link", "set", "lo", "up")
-	}
-	for _, br := range []string{h.lan, h.wan} {
-		ipOrFatal(t, "-n", br, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0")
-		ipOrFatal(t, "-n", br, "link", "set", "br0", "up")
-	}
-	port := func(ns, ifname, br, brport string) {
-		ipOrFatal(t, "-n", ns, "link", "add", ifname, "type", "veth", "peer", "name", brport, "netns", br)
-		ipOrFatal(t, "-n", br, "link", "set", brport, "master", "br0")
-		ipOrFatal(t, "-n", br, "link", "set", brport, "up")
-	}
 	for _, n := range h.nodes {
-		port(n.ns, "lan", h.lan, n.name)
-		port(n.ns, "pub", h.wan, n.name)
-		ipOrFatal(t, "-n", n.ns, "addr", "add", n.lanAddr+"/24", "dev", "lan")
-		ipOrFatal(t, "-n", n.ns, "addr", "add", n.pubAddr+"/24", "dev", "pub")
-		ipOrFatal(t, "-n", n.ns, "link", "set", "lan", "up")
-		ipOrFatal(t, "-n", n.ns, "link", "set", "pub", "up")
-		ipOrFatal(t, "-n", n.ns, "route", "add", "198.51.100.0/24", "via", "192.0.2.2")
 		// tcp_loose 0: a mid-flow packet reaching the backup before
 		// conntrackd committed its entry is invalid (dropped below, the
 		// endpoint retransmits), not picked up as a new flow with a new
 		// NAT binding (the conntrack-tools manual's advice).
-		nsExec(t, n.ns, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.netfilter.nf_conntrack_tcp_loose=0")
+		nsExec(t, n.ns, "sysctl", "-qw", "net.netfilter.nf_conntrack_tcp_loose=0")
 		if err := (&lab.Lab{}).Nft(n.ns, `table ip nat {
 	chain postrouting {
 		type nat hook postrouting priority srcnat; policy accept;
@@ -175,17 +133,6 @@ table inet hafilter {
 		ipOrFatal(t, "-n", n.ns, "addr", "add", n.syncAddr+"/30", "dev", "sync")
 		ipOrFatal(t, "-n", n.ns, "link", "set", "sync", "up")
 	}
-	for i, c := range []string{h.c1, h.c2} {
-		port(c, "eth0", h.lan, fmt.Sprintf("c%d", i+1))
-		ipOrFatal(t, "-n", c, "addr", "add", fmt.Sprintf("100.64.0.%d/24", i+2), "dev", "eth0")
-		ipOrFatal(t, "-n", c, "link", "set", "eth0", "up")
-		ipOrFatal(t, "-n", c, "route", "add", "default", "via", haVIPIn)
-	}
-	port(h.srv, "eth0", h.wan, "srv")
-	ipOrFatal(t, "-n", h.srv, "addr", "add", "192.0.2.2/24", "dev", "eth0")
-	ipOrFatal(t, "-n", h.srv, "addr", "add", haSrv+"/32", "dev", "lo")
-	ipOrFatal(t, "-n", h.srv, "link", "set", "eth0", "up")
-	ipOrFatal(t, "-n", h.srv, "route", "add", "default", "via", haVIPPub)
 
 	// One natreveal configuration for both nodes; each its own mapping log.
 	pol, err := portset.Policy{Inside: []netip.Prefix{netip.MustParsePrefix(lab.InsidePrefix)},
@@ -218,7 +165,6 @@ exit 0
 `)
 	os.Chmod(h.notify, 0o755)
 	for _, n := range h.nodes {
-		n.mappingLog = filepath.Join(h.dir, n.name+"-mapping.jsonl")
 		n.ctdConf = h.write(t, n.name+"-conntrackd.conf", fmt.Sprintf(`Sync {
 	Mode FTFW {
 	}
@@ -287,34 +233,6 @@ vrrp_instance nat {
 	return h
 }
 
-func (h *haLab) write(t *testing.T, name, data string) string {
-	t.Helper()
-	p := filepath.Join(h.dir, name)
-	if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// spawn starts a long-running process in ns, its output in dir/<log>.
-func (h *haLab) spawn(t *testing.T, ns, log string, argv ...string) *exec.Cmd {
-	t.Helper()
-	f, err := os.Create(filepath.Join(h.dir, log))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...)
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { cmd.Wait(); f.Close() }()
-	h.mu.Lock()
-	h.procs = append(h.procs, cmd)
-	h.mu.Unlock()
-	return cmd
-}
-
 // start runs conntrackd, natreveal and keepalived on node n.
 func (h *haLab) start(t *testing.T, n *haNode, gen int) {
 	t.Helper()
@@ -334,11 +252,7 @@ func (h *haLab) start(t *testing.T, n *haNode, gen int) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	p, err := lab.StartInNS(t.Context(), n.ns, []string{binary, "run", "--config", h.natCfg, "--mapping-log", n.mappingLog}, nil, 30*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.natreveal = p
+	h.startNatreveal(t, n.natBox, h.natCfg)
 	k := filepath.Join(h.dir, fmt.Sprintf("%s-keepalived", n.name))
 	n.keepalived = h.spawn(t, n.ns, fmt.Sprintf("%s-keepalived-%d.out", n.name, gen), h.keepalivedBin,
 		"-n", "-l", "-D", "-P", "-f", n.kaConf, "-p", k+".pid", "-r", k+"-vrrp.pid", "-c", k+"-checkers.pid")
@@ -385,32 +299,6 @@ func (h *haLab) revive(t *testing.T, n *haNode) {
 		ipOrFatal(t, "-n", n.ns, "link", "set", l, "up")
 	}
 	h.start(t, n, 1)
-}
-
-// killIn SIGKILLs the processes in namespace ns, by id.
-func killIn(ns string) {
-	out, _ := exec.Command("ip", "netns", "pids", ns).Output()
-	for _, f := range strings.Fields(string(out)) {
-		if pid, err := strconv.Atoi(f); err == nil && pid != os.Getpid() {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
-}
-
-func (h *haLab) close() {
-	for _, ns := range h.all {
-		killIn(ns)
-	}
-	h.mu.Lock()
-	for _, c := range h.procs {
-		if c.Process != nil {
-			c.Process.Kill()
-		}
-	}
-	h.mu.Unlock()
-	for _, ns := range h.all {
-		exec.Command("ip", "netns", "del", ns).Run()
-	}
 }
 
 // haEcho echoes what it reads on a plain TCP port, recording each
@@ -476,6 +364,11 @@ const (
 type haFlow struct {
 	kind, host, outcome, detail string
 	local                       string
+	// UDP: the flow's label, datagrams sent and echoed, and when the
+	// last echo came.
+	label        string
+	sent, echoed int
+	lastEcho     time.Time
 }
 
 // classify turns a flow's error into an outcome.
@@ -578,6 +471,144 @@ func httpFlow(ns, xff string, num int64, stop <-chan struct{}, f *haFlow) {
 	f.outcome, f.detail = classify(err), err.Error()
 }
 
+// udpEcho echoes every datagram and keeps, per flow (the label heading the
+// payload), the IPv4 options of its first datagrams and the sources it came
+// from.
+type udpEcho struct {
+	c     *net.UDPConn
+	mu    sync.Mutex
+	first map[string][][]byte // options of datagrams 0..2, by label
+	srcs  map[string]map[string]bool
+}
+
+func haUDPEcho(t *testing.T, ns, addr string) *udpEcho {
+	t.Helper()
+	e := &udpEcho{first: map[string][][]byte{}, srcs: map[string]map[string]bool{}}
+	err := lab.Do(ns, func() error {
+		ua, err := net.ResolveUDPAddr("udp4", addr)
+		if err != nil {
+			return err
+		}
+		if e.c, err = net.ListenUDP("udp4", ua); err != nil {
+			return err
+		}
+		rc, err := e.c.SyscallConn()
+		if err != nil {
+			return err
+		}
+		var serr error
+		if err := rc.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_RECVOPTS, 1)
+		}); err != nil {
+			return err
+		}
+		return serr
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.c.Close() })
+	go func() {
+		buf, oob := make([]byte, 2048), make([]byte, 256)
+		for {
+			n, oobn, _, from, err := e.c.ReadMsgUDP(buf, oob)
+			if err != nil {
+				return
+			}
+			e.c.WriteToUDP(buf[:n], from)
+			label, seq, ok := udpHead(buf[:n])
+			if !ok {
+				continue
+			}
+			var opts []byte
+			if cms, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
+				for _, cm := range cms {
+					if cm.Header.Level == unix.IPPROTO_IP && cm.Header.Type == unix.IP_RECVOPTS {
+						opts = append([]byte(nil), cm.Data...)
+					}
+				}
+			}
+			e.mu.Lock()
+			if seq < 3 {
+				e.first[label] = append(e.first[label], opts)
+			}
+			if e.srcs[label] == nil {
+				e.srcs[label] = map[string]bool{}
+			}
+			e.srcs[label][from.String()] = true
+			e.mu.Unlock()
+		}
+	}()
+	return e
+}
+
+// udpPayload is datagram seq of flow label: "label seq " and bytes derived
+// from both, so that an echo is checked whole whichever datagram it is.
+func udpPayload(label string, seq int) []byte {
+	h := sha256.Sum256([]byte(fmt.Sprintf("%s/%d", label, seq)))
+	return []byte(fmt.Sprintf("%s %d %s%s", label, seq, hex.EncodeToString(h[:]), hex.EncodeToString(h[:])))
+}
+
+func udpHead(b []byte) (label string, seq int, ok bool) {
+	f := strings.SplitN(string(b), " ", 3)
+	if len(f) != 3 {
+		return "", 0, false
+	}
+	seq, err := strconv.Atoi(f[1])
+	return f[0], seq, err == nil
+}
+
+// udpFlow sends a datagram every 20 ms on one socket until stop closes and
+// checks every echo whole; lastEcho is when the last one came back. UDP may
+// lose datagrams during the takeover: what counts is that they pass both
+// ways after it (the caller compares lastEcho with the takeover).
+func udpFlow(ns, addr, label string, stop <-chan struct{}, f *haFlow) {
+	var c net.Conn
+	if err := lab.Do(ns, func() (err error) { c, err = net.Dial("udp4", addr); return }); err != nil {
+		f.outcome, f.detail = outReset, err.Error()
+		return
+	}
+	defer c.Close()
+	f.local, f.label = c.LocalAddr().String(), label
+	got := make([]byte, 2048)
+	for seq := 0; ; seq++ {
+		select {
+		case <-stop:
+			f.outcome = outIntact
+			f.detail = fmt.Sprintf("%d datagrams, %d echoed", f.sent, f.echoed)
+			return
+		default:
+		}
+		if _, err := c.Write(udpPayload(label, seq)); err != nil {
+			if errors.Is(err, syscall.ECONNREFUSED) {
+				f.outcome, f.detail = outReset, err.Error()
+				return
+			}
+		}
+		f.sent++
+		until := time.Now().Add(20 * time.Millisecond)
+		for {
+			c.SetReadDeadline(until)
+			n, err := c.Read(got)
+			if errors.Is(err, syscall.ECONNREFUSED) {
+				f.outcome, f.detail = outReset, err.Error()
+				return
+			}
+			if err != nil {
+				break
+			}
+			l, s, ok := udpHead(got[:n])
+			if !ok || l != label || !bytes.Equal(got[:n], udpPayload(label, s)) {
+				f.outcome, f.detail = outCorrupt, fmt.Sprintf("echo %.40q", got[:n])
+				return
+			}
+			f.echoed++
+			f.lastEcho = time.Now()
+		}
+		time.Sleep(time.Until(until))
+	}
+}
+
 // newConn is one connection of the stream of new connections.
 type newConn struct {
 	host, label string
@@ -608,6 +639,7 @@ func TestHAPairFailover(t *testing.T) {
 	haEcho(t, h.srv, haSrv+":9000", false, nil)
 	haEcho(t, h.srv, haSrv+":7000", true, &ppIDs)
 	haHTTP(t, h.srv)
+	udpEchoes := haUDPEcho(t, h.srv, haSrv+":9003")
 
 	h.start(t, n1, 0)
 	h.waitMaster(t, n1, 15*time.Second)
@@ -620,7 +652,7 @@ func TestHAPairFailover(t *testing.T) {
 	var wg sync.WaitGroup
 	for i, hst := range hosts {
 		for k := range 3 {
-			for _, kind := range []string{"syn-methods", "proxy-protocol", "http-header"} {
+			for _, kind := range []string{"syn-methods", "proxy-protocol", "http-header", "udp"} {
 				f := &haFlow{kind: kind, host: hst.addr}
 				flows = append(flows, f)
 				num := int64(i*100 + k*10 + len(kind))
@@ -632,6 +664,8 @@ func TestHAPairFailover(t *testing.T) {
 						echoFlow(hst.ns, haSrv+":9000", num, stop, f)
 					case "proxy-protocol":
 						echoFlow(hst.ns, haSrv+":7000", num, stop, f)
+					case "udp":
+						udpFlow(hst.ns, haSrv+":9003", fmt.Sprintf("u%d", num), stop, f)
 					default:
 						httpFlow(hst.ns, fmt.Sprintf("_0x%04x", hst.id), num, stop, f)
 					}
@@ -692,9 +726,56 @@ func TestHAPairFailover(t *testing.T) {
 	// The table: per kind, in flight, intact, reset, hung, corrupt.
 	type row struct{ inFlight, intact, reset, hung, corrupt int }
 	rows := map[string]*row{}
-	kinds := []string{"syn-methods", "proxy-protocol", "http-header"}
+	kinds := []string{"syn-methods", "proxy-protocol", "http-header", "udp"}
 	for _, k := range kinds {
 		rows[k] = &row{}
+	}
+	// A UDP flow survives when its datagrams pass both ways after the
+	// takeover: an echo came back later than a second after it.
+	passedAfter := failAt.Add(takeover + time.Second)
+	pol, _ := portset.Policy{Inside: []netip.Prefix{netip.MustParsePrefix(lab.InsidePrefix)},
+		Public: []netip.Addr{netip.MustParseAddr(haVIPPub)}, BlockSize: 2048}.Normalize()
+	udpFirstRight, udpSameSrc, udpFlows := 0, 0, 0
+	for _, f := range flows {
+		if f.kind != "udp" {
+			continue
+		}
+		udpFlows++
+		if f.outcome == outIntact && !f.lastEcho.After(passedAfter) {
+			f.outcome = outHung
+			f.detail += fmt.Sprintf("; last echo %v after the failure", f.lastEcho.Sub(failAt).Round(time.Millisecond))
+		}
+		// The first datagrams (ip-option's udp_packets, 3) carry the
+		// host's HOST_ID, all of them.
+		want := uint32(2)
+		if f.host == lab.Client2 {
+			want = 3
+		}
+		udpEchoes.mu.Lock()
+		firsts, srcs := udpEchoes.first[f.label], udpEchoes.srcs[f.label]
+		udpEchoes.mu.Unlock()
+		right := len(firsts) == 3
+		for _, o := range firsts {
+			if id, _, ok := encoders.HostIDFromIPOptions(o, 30); !ok || id != want {
+				right = false
+			}
+		}
+		if right {
+			udpFirstRight++
+		} else {
+			t.Errorf("udp flow %s from %s: first datagrams' options % x, want HOST_ID %#x in all 3", f.label, f.host, firsts, want)
+		}
+		if len(srcs) == 1 {
+			udpSameSrc++
+		} else {
+			t.Logf("udp flow %s: the server saw it from %v", f.label, srcs)
+		}
+		// A new binding the backup made is still in the host's block.
+		for src := range srcs {
+			if in, ok := pol.Lookup(netip.MustParseAddrPort(src)); !ok || in.String() != f.host {
+				t.Errorf("udp flow %s from %s: the server saw it from %s, port-set names %v", f.label, f.host, src, in)
+			}
+		}
 	}
 	for _, f := range flows {
 		r := rows[f.kind]
@@ -722,8 +803,6 @@ func TestHAPairFailover(t *testing.T) {
 	for _, d := range u.Seen() {
 		udpSeen[d.Head] = d
 	}
-	pol, _ := portset.Policy{Inside: []netip.Prefix{netip.MustParsePrefix(lab.InsidePrefix)},
-		Public: []netip.Addr{netip.MustParseAddr(haVIPPub)}, BlockSize: 2048}.Normalize()
 	type phase struct{ tried, ok, rightID, udpRight int }
 	phases := map[string]*phase{"before": {}, "takeover": {}, "after n2": {}, "after n1 back": {}}
 	afterTakeover := failAt.Add(takeover + 2*time.Second)
@@ -782,6 +861,8 @@ func TestHAPairFailover(t *testing.T) {
 		r := rows[k]
 		fmt.Fprintf(&tbl, "| %s | %d | %d | %d | %d | %d |\n", k, r.inFlight, r.intact, r.reset, r.hung, r.corrupt)
 	}
+	fmt.Fprintf(&tbl, "\nudp flows in flight: %d of %d with the right HOST_ID in their first 3 datagrams (ip-option), %d of %d seen by the server from one public address:port throughout (a new one: still in the host's port-set block)\n",
+		udpFirstRight, udpFlows, udpSameSrc, udpFlows)
 	fmt.Fprintf(&tbl, "\n| new connections | tried | connected | right HOST_ID (tcp-option, ip-id, ip-option, port-set) | UDP first datagram right HOST_ID (ip-option) |\n|---|---|---|---|---|\n")
 	for _, name := range []string{"before", "takeover", "after n2", "after n1 back"} {
 		p := phases[name]

@@ -41,7 +41,7 @@ func portsetPlanCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 	}
 	config.AddFlags(cmd.Flags())
-	format := cmd.Flags().String("format", "json", "json (policy, blocks, hosts that are not deterministic), rfc7422 (one line) or nft (the table run installs)")
+	format := cmd.Flags().String("format", "json", "json (policy, blocks, hosts that are not deterministic), rfc7422 (one line) or nft (the table run installs: with port_set.public beside port_set.policy_file, only this box's blocks)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		c, err := config.Load(cmd.Flags(), os.Getenv)
 		if err != nil {
@@ -78,7 +78,7 @@ func portsetPlanCmd() *cobra.Command {
 func portSetSpec(c *config.Config) rules.PortSetSpec {
 	return rules.PortSetSpec{
 		Table:    c.Table + "_portset",
-		Blocks:   c.PortSet.Policy.Plan(),
+		Blocks:   c.PortSet.Blocks(),
 		OutIface: c.PortSet.OutIface,
 	}
 }
@@ -112,7 +112,7 @@ func startPortSet(ctx context.Context, c *config.Config, src hostid.Source, log 
 			return rec
 		}
 		log.Info("port-set: table installed", "table", "ip "+spec.Table, "rfc7422", record(),
-			"deterministic", c.PortSet.Policy.Deterministic(), "hosts", c.PortSet.Policy.Hosts())
+			"deterministic", c.PortSet.Policy.Deterministic(), "hosts", c.PortSet.Policy.Hosts(), "blocks here", len(spec.Blocks))
 		dctx, stopDaily := context.WithCancel(ctx)
 		go repeat(dctx, policyLogEvery, func() { log.Info("port-set: policy", "rfc7422", record()) })
 		undo = append(undo, stopDaily)

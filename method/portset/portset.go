@@ -31,14 +31,14 @@ var Method = method.Method{
 // Keys is port-set's configuration block (section port_set), tagged as
 // config.Keys is.
 type Keys struct {
-	Public          []string `mapstructure:"public" type:"list of IPv4 addresses" arg:"addresses" help:"port-set: public IPv4 addresses whose ports are split into blocks (RFC 7422 O)"`
+	Public          []string `mapstructure:"public" type:"list of IPv4 addresses" arg:"addresses" help:"port-set: public IPv4 addresses whose ports are split into blocks (RFC 7422 O); with policy_file, this box's own addresses among the policy's"`
 	Ports           string   `mapstructure:"ports" default:"1024-65535" type:"port range" arg:"ports" help:"port-set: usable ports of each public address, FIRST-LAST; the rest are reserved (RFC 7422 R)"`
 	BlockSize       int      `mapstructure:"block_size" default:"0" help:"port-set: ports per inside host (RFC 7422 M)"`
 	Ratio           int      `mapstructure:"ratio" default:"0" help:"port-set: inside hosts per public address (RFC 7422 C); 0: ports / block size"`
 	Assignment      string   `mapstructure:"assignment" default:"sequential" help:"port-set: sequential or staggered (RFC 7422 A)"`
 	IncludeBoundary bool     `mapstructure:"include_boundary" default:"false" help:"port-set: number the network and broadcast addresses of inside prefixes shorter than /31 as hosts too"`
 	OIfName         string   `mapstructure:"oifname" arg:"interface" help:"port-set: translate only packets leaving through this interface"`
-	PolicyFile      string   `mapstructure:"policy_file" arg:"file" help:"port-set: a published policy file (JSON, as natreveal portset plan prints it) instead of the port_set keys"`
+	PolicyFile      string   `mapstructure:"policy_file" arg:"file" help:"port-set: a published policy file (JSON, as natreveal portset plan prints it) instead of the port_set keys other than public"`
 }
 
 // Config is port-set's validated configuration.
@@ -48,7 +48,18 @@ type Config struct {
 	// Its Inside is empty when no policy is configured.
 	Policy     portset.Policy
 	PolicyFile string
-	OutIface   string // port_set.oifname: translate only packets leaving there
+	// Own are this box's public addresses when port_set.public comes with
+	// port_set.policy_file: one of several active NATs sharing a published
+	// policy translates to its own addresses only (Blocks). Empty: all.
+	Own      []netip.Addr
+	OutIface string // port_set.oifname: translate only packets leaving there
+}
+
+// Blocks are the policy's blocks this box installs: those on its own
+// public addresses (portset.Policy.PlanOn), validated by Validate.
+func (c *Config) Blocks() []portset.Block {
+	b, _ := c.Policy.PlanOn(c.Own)
+	return b
 }
 
 // Validate checks k against e, reading the policy file if one is named;
@@ -63,15 +74,24 @@ func (k Keys) Validate(e method.Env) (Config, error) {
 	ps.PolicyFile = k.PolicyFile
 	public := k.Public
 	if ps.PolicyFile != "" {
-		if len(public) > 0 {
-			return ps, method.Bad(Section+".public", "set either port_set.policy_file or the port_set keys, not both")
-		}
 		data, err := os.ReadFile(ps.PolicyFile)
 		if err != nil {
 			return ps, method.Bad(Section+".policy_file", "%v", err)
 		}
 		if ps.Policy, err = portset.ParsePolicy(data); err != nil {
 			return ps, method.Bad(Section+".policy_file", "%s: %v", ps.PolicyFile, err)
+		}
+		// With a policy file, port_set.public names this box's own
+		// addresses among the policy's (several active NATs).
+		for _, s := range public {
+			a, err := netip.ParseAddr(s)
+			if err != nil || !a.Is4() {
+				return ps, method.Bad(Section+".public", "%q is not an IPv4 address", s)
+			}
+			ps.Own = append(ps.Own, a)
+		}
+		if _, err := ps.Policy.PlanOn(ps.Own); err != nil {
+			return ps, method.Bad(Section+".public", "%s", strings.TrimPrefix(err.Error(), "public: "))
 		}
 		return ps, nil
 	}
