@@ -3,7 +3,7 @@ package queue
 import "sync/atomic"
 
 // Reason names a counter: what happened to a queued packet. The queue
-// counts Packets, Accepted, BacklogFull, Oversize, VerdictErrors,
+// counts Packets, Accepted, BacklogFull, BacklogDropped, Oversize, VerdictErrors,
 // GSOPackets and GSOPassed itself; the rest are the packet path's.
 type Reason uint8
 
@@ -46,6 +46,10 @@ const (
 	SelKernelFailed                   // ctnetlink failures of the handoff (the flow stays in user space)
 	SelKernelAcks                     // http-header flows whose server segments went to the kernel's sequence adjustment
 	SelUserAcks                       // ... and came back to the queue for a new edit
+	BacklogDropped                    // backlog full with fail_open false: dropped, not accepted unmarked
+	SelHostFull                       // SYNs of a host at its selected-flow cap, or the table full: reset, not passed unrewritten
+	HTTPRefused                       // HTTP/1.x requests whose framing a lenient server could read differently: reset (RFC 9112)
+	ProxyBadHeader                    // client PROXY headers too long or malformed to remove in replace mode: reset
 	NumReasons
 )
 
@@ -58,6 +62,7 @@ var reasonNames = [NumReasons]string{
 	"http-non-http", "http-tls", "proxy-written", "proxy-forged-reset", "proxy-forged-replaced",
 	"gso-packets", "gso-passed", "select-kernel", "select-kernel-failed",
 	"select-kernel-acks", "select-user-acks",
+	"backlog-dropped", "select-host-full", "http-refused", "proxy-bad-header",
 }
 
 func (r Reason) String() string { return reasonNames[r] }
