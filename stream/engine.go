@@ -187,6 +187,9 @@ func (e *Engine) Reply(key FlowKey, ip encoders.IPv4, tcp encoders.TCP, pkt []by
 			e.dropHelper(key, s)
 		}
 		v.After = e.queued(key, s)
+		if hp, ok := s.p.(*httpParser); ok && tcp.PayloadLen > 0 {
+			hp.serverSaid(pkt[tcp.Off+tcp.HdrLen : ip.TotalLen])
+		}
 		changed, done := s.server(pkt, ip, tcp)
 		if changed {
 			v.Len = len(pkt)

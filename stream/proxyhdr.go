@@ -71,6 +71,7 @@ func (p *proxyParser) feed(s *stream, data []byte) (int, bool) {
 		return 0, false // undecided: wait for more bytes
 	case bytes.HasPrefix(data, sigV1):
 		if !p.replace {
+			p.stats.Inc(queue.ProxyForgedReset)
 			return 0, true
 		}
 		p.inV1 = true
@@ -78,6 +79,7 @@ func (p *proxyParser) feed(s *stream, data []byte) (int, bool) {
 		return p.v1(s, data)
 	case bytes.HasPrefix(data, sigV2):
 		if !p.replace {
+			p.stats.Inc(queue.ProxyForgedReset)
 			return 0, true
 		}
 		l := 16 + int64(binary.BigEndian.Uint16(data[14:16]))

@@ -280,10 +280,16 @@ func (s *stream) client(buf []byte, n int, ip encoders.IPv4, t encoders.TCP, lim
 	S := s.off(t.Seq, s.pos)
 	P := seg[t.HdrLen:]
 	L := int64(len(P))
-	if t.Flags&encoders.FlagRST != 0 || s.reset {
+	if t.Flags&encoders.FlagRST != 0 {
 		// A RST must carry a sequence number the server accepts.
 		setSeq(seg, s.outSeq(s.outStart(S)))
 		return segWritten, n
+	}
+	if s.reset {
+		// Refused: whatever the client sends again goes as a RST, never
+		// with its bytes (a RST the server took as out of window is sent
+		// again with the retransmission).
+		return segReset, s.toRST(buf, ip, t, s.outSeq(s.outStart(min(S, s.pos))))
 	}
 	if t.Flags&encoders.FlagFIN != 0 {
 		s.finC = S + L
@@ -317,8 +323,8 @@ func (s *stream) client(buf []byte, n int, ip encoders.IPv4, t encoders.TCP, lim
 	if E > s.pos {
 		used, reset := s.p.feed(s, P[s.pos-S:])
 		if reset {
+			// The parser counted why (proxy-forged-reset, http-refused).
 			s.reset = true
-			st.Inc(queue.ProxyForgedReset)
 			return segReset, s.toRST(buf, ip, t, s.outSeq(s.outStart(S)))
 		}
 		s.pos += int64(used)
