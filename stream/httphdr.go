@@ -12,8 +12,9 @@ package stream
 // or a chunk-size line may be split across segments anywhere. The one
 // decision it cannot defer is whether a field line is removed: its first
 // byte must not be sent before its name is known. A segment that ends inside
-// a field name that is a prefix of one of the two names is cut before that
-// line (translate.go), and the client's retransmission completes it.
+// a field name that is a prefix of one of the two names holds that prefix
+// back (removed, and so acknowledged to the client, translate.go); the
+// segment that decides gives it back when the field is kept.
 //
 // Where natreveal and a lenient server could disagree on where a message
 // ends or which fields it has, the connection is reset (http-refused), never
@@ -91,13 +92,14 @@ type httpParser struct {
 	methodLen int
 	ver       [10]byte
 	verLen    int
-	prevRem   bool // the previous field line was removed (obs-fold continues it)
-	cr        bool // the previous byte was a CR: only LF may follow (RFC 9112 §2.2)
-	reqs      int  // requests seen: after one, bytes that are not HTTP are refused
-	switched  bool // the server answered the CONNECT or Upgrade: the rest is a tunnel
-	major     bool // HTTP/1.1 (else 1.0)
-	teSeen    bool // a Transfer-Encoding field was seen
-	clSeen    bool // a Content-Length field was seen
+	prevRem   bool  // the previous field line was removed (obs-fold continues it)
+	cr        bool  // the previous byte was a CR: only LF may follow (RFC 9112 §2.2)
+	heldTo    int64 // a field name prefix [lineStart, heldTo) is held back, undecided
+	reqs      int   // requests seen: after one, bytes that are not HTTP are refused
+	switched  bool  // the server answered the CONNECT or Upgrade: the rest is a tunnel
+	major     bool  // HTTP/1.1 (else 1.0)
+	teSeen    bool  // a Transfer-Encoding field was seen
+	clSeen    bool  // a Content-Length field was seen
 	// per request
 	clen    int64
 	chunked bool
@@ -365,9 +367,10 @@ func (p *httpParser) feed(s *stream, data []byte) (int, bool) {
 				if p.nameIs(nameXFF) || p.nameIs(nameFwd) {
 					s.removeTo(p.lineStart, at+1)
 					p.stats.Inc(queue.HTTPForged)
-					p.st, p.prevRem = hsRemove, true
+					p.st, p.prevRem, p.heldTo = hsRemove, true, 0
 					continue
 				}
+				p.giveBack(s)
 				p.interest = 0
 				switch {
 				case p.nameIs("content-length"):
@@ -386,6 +389,9 @@ func (p *httpParser) feed(s *stream, data []byte) (int, bool) {
 					p.name[p.nameLen] = c
 				}
 				p.nameLen++
+				if p.heldTo > 0 && !p.prefixOfTarget() {
+					p.giveBack(s)
+				}
 			}
 		case hsRemove:
 			s.removeTo(p.lineStart, at+1)
@@ -475,14 +481,24 @@ func (p *httpParser) feed(s *stream, data []byte) (int, bool) {
 		}
 	}
 	if p.st == hsName && p.prefixOfTarget() {
-		// Undecided: cut the segment before this line.
-		p.st = hsLineStart
-		if p.lineStart < base {
-			return 0, false // cannot happen: a line start is never sent undecided
-		}
-		return int(p.lineStart - base), false
+		// Undecided: hold the name back (removed, so acknowledged to the
+		// client) until the segment that decides it; kept, it is given
+		// back there.
+		end := base + int64(len(data))
+		s.removeTo(p.lineStart, end)
+		p.heldTo = end
+		p.stats.Inc(queue.SelHeld)
 	}
 	return len(data), false
+}
+
+// giveBack puts a held name prefix back into the stream where the hold
+// ended: the name is kept.
+func (p *httpParser) giveBack(s *stream) {
+	if p.heldTo > 0 {
+		s.addData(p.heldTo, p.name[:p.heldTo-p.lineStart])
+		p.heldTo = 0
+	}
 }
 
 func hexVal(c byte) int {
