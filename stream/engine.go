@@ -22,7 +22,10 @@ type Config struct {
 	// segments out of the queue (rules.Spec.SeqAdjBit, kernelack.go); 0:
 	// they are always queued.
 	SeqAdjBit   uint32
-	MaxSelected int // selected flows held at once; past that new flows are not selected
+	MaxSelected int // selected flows held at once; past that a SYN to select is dropped (fail closed)
+	// MaxSelectedPerHost: selected flows one inside host may hold (0:
+	// MaxSelected/8): one host cannot take every place.
+	MaxSelectedPerHost int
 }
 
 // Selects reports whether some flows are selected for payload insertion
@@ -46,7 +49,7 @@ func New(cfg Config, st *queue.Counters) *Engine {
 	if !cfg.Selects() {
 		return nil
 	}
-	return &Engine{cfg: cfg, st: st, streams: NewStreams(max(cfg.MaxSelected, 1))}
+	return &Engine{cfg: cfg, st: st, streams: NewStreams(max(cfg.MaxSelected, 1), cfg.MaxSelectedPerHost)}
 }
 
 // Keep makes e continue the selected flows of old (a reload): their
@@ -128,9 +131,15 @@ func (e *Engine) Original(key FlowKey, id uint32, syn bool, ip encoders.IPv4, tc
 			s.addInsert(0, onAck)
 		}
 		s.maxIns = len(s.hdr)
-		if !e.streams.start(key, s) {
+		if r := e.streams.start(key, s); r != started {
+			// Fail closed: a flow that should be selected never passes
+			// unrewritten (the client's own fields would reach the
+			// server). The SYN is dropped; the client tries again.
 			e.st.Inc(queue.SelFull)
-			return v
+			if r == fullHost {
+				e.st.Inc(queue.SelHostFull)
+			}
+			return queue.Verdict{Drop: true}
 		}
 		e.st.Inc(queue.SelFlows)
 		if kind == 'p' {

@@ -33,6 +33,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net/netip"
+	"sync"
+	"sync/atomic"
 
 	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/packet"
@@ -576,20 +578,83 @@ func sackBlocks(seg []byte, hdrLen int, f func(l, r uint32) (uint32, uint32)) bo
 // setSeq sets the sequence number, checksum adjusted (RFC 1624).
 func setSeq(seg []byte, seq uint32) { packet.SetField32(seg, 4, seq) }
 
-// Streams is the bounded table of selected flows' translation state.
-type Streams struct{ Table[stream] }
+// Streams is the bounded table of selected flows' translation state. The
+// bound is global (not per shard: a host filling every shard with idle
+// connections would lock everyone else out) and per inside host.
+type Streams struct {
+	Table[stream]
+	max, perHost int
+	total        atomic.Int64
+	hosts        [Shards]struct {
+		mu sync.Mutex
+		m  map[netip.Addr]int
+	}
+}
 
-// NewStreams holds at most max selected flows.
-func NewStreams(max int) *Streams {
-	s := &Streams{}
-	s.Init(max)
+// NewStreams holds at most max selected flows, at most perHost of them from
+// one inside host (0: max/8, at least 1).
+func NewStreams(limit, perHost int) *Streams {
+	if perHost <= 0 {
+		perHost = limit / 8
+	}
+	s := &Streams{max: limit, perHost: min(limit, max(1, perHost))}
+	s.Init(limit * Shards) // each shard may hold all: the bound is s.max
+	for i := range s.hosts {
+		s.hosts[i].m = make(map[netip.Addr]int)
+	}
+	s.OnDelete = s.release
 	return s
 }
 
-// start adds a stream; false when the table is full. A retransmitted SYN
-// replaces the state.
-func (t *Streams) start(k FlowKey, s *stream) bool {
-	return t.Add(k, func() *stream { return s }, func(*stream) *stream { return s })
+// startResult is what start did.
+type startResult uint8
+
+const (
+	started  startResult = iota
+	fullAll              // the table holds max flows
+	fullHost             // the inside host holds perHost flows
+)
+
+func hostShard(a netip.Addr) int {
+	b := a.As16()
+	return int(b[15]^b[14]^b[13]^b[11]) % Shards
+}
+
+// start adds a stream. A retransmitted SYN replaces the state.
+func (t *Streams) start(k FlowKey, s *stream) startResult {
+	if t.With(k, func(old *stream) bool { *old = *s; return false }) {
+		return started
+	}
+	if t.total.Add(1) > int64(t.max) {
+		t.total.Add(-1)
+		return fullAll
+	}
+	h := &t.hosts[hostShard(k.Inside)]
+	h.mu.Lock()
+	if h.m[k.Inside] >= t.perHost {
+		h.mu.Unlock()
+		t.total.Add(-1)
+		return fullHost
+	}
+	h.m[k.Inside]++
+	h.mu.Unlock()
+	added := false
+	t.Add(k, func() *stream { added = true; return s }, func(*stream) *stream { return s })
+	if !added {
+		t.release(k) // a retransmission raced this one in
+	}
+	return started
+}
+
+// release gives back a deleted flow's places.
+func (t *Streams) release(k FlowKey) {
+	t.total.Add(-1)
+	h := &t.hosts[hostShard(k.Inside)]
+	h.mu.Lock()
+	if h.m[k.Inside]--; h.m[k.Inside] <= 0 {
+		delete(h.m, k.Inside)
+	}
+	h.mu.Unlock()
 }
 
 // selector matches a destination: a prefix (any address when invalid) and
