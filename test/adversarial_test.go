@@ -200,4 +200,3 @@ proxy_protocol:
 		t.Errorf("counters %v", st)
 	}
 }
-
