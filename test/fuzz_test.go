@@ -1,7 +1,7 @@
 package test
 
-// Every fuzz target of the module runs for a short time beyond its seed
-// corpus (the seed corpus alone runs with every plain `go test`). `make
+// Every fuzz target of the module runs for a short time beyond the inputs it
+// lists (those alone run with every plain `go test`). `make
 // fuzz FUZZTIME=60s` runs them longer.
 
 import (
