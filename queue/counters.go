@@ -26,7 +26,7 @@ const (
 	Refused                           // inside SYNs with malformed options, dropped (anti-spoofing)
 	FlowsEvicted                      // followed flows forgotten on a conntrack destroy event
 	SelFlows                          // flows selected for payload insertion (http-header, proxy-protocol)
-	SelFull                           // selected-flow table at its cap: SYN passed, flow not selected
+	SelFull                           // selected-flow table (or the host's share) at its cap: SYN dropped, fail closed
 	SelDone                           // selected flows whose state ended (both FINs acknowledged, RST)
 	SelUnknown                        // packets of a selected flow without state (restart, ended): unchanged
 	SelOutOfOrder                     // client segments past a gap the parser must see first: dropped
@@ -47,7 +47,7 @@ const (
 	SelKernelAcks                     // http-header flows whose server segments went to the kernel's sequence adjustment
 	SelUserAcks                       // ... and came back to the queue for a new edit
 	BacklogDropped                    // backlog full with fail_open false: dropped, not accepted unmarked
-	SelHostFull                       // SYNs of a host at its selected-flow cap, or the table full: reset, not passed unrewritten
+	SelHostFull                       // ... of them, the inside host at its share (flows.max/8): dropped, not passed unrewritten
 	HTTPRefused                       // HTTP/1.x requests whose framing a lenient server could read differently: reset (RFC 9112)
 	ProxyBadHeader                    // client PROXY headers too long or malformed to remove in replace mode: reset
 	NumReasons
