@@ -49,3 +49,9 @@ uninstall:
 
 test:
 	$(GO) test -count=1 -timeout 30m ./...
+
+# Every fuzz target for FUZZTIME each (CI runs them for 2s in go test).
+FUZZTIME ?= 60s
+.PHONY: fuzz
+fuzz:
+	FUZZTIME=$(FUZZTIME) $(GO) test -count=1 -timeout 0 -run '^TestFuzzTargetsRun$$' -v ./test/

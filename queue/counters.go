@@ -3,7 +3,7 @@ package queue
 import "sync/atomic"
 
 // Reason names a counter: what happened to a queued packet. The queue
-// counts Packets, Accepted, BacklogFull, Oversize, VerdictErrors,
+// counts Packets, Accepted, BacklogFull, BacklogDropped, Oversize, VerdictErrors,
 // GSOPackets and GSOPassed itself; the rest are the packet path's.
 type Reason uint8
 
@@ -26,7 +26,7 @@ const (
 	Refused                           // inside SYNs with malformed options, dropped (anti-spoofing)
 	FlowsEvicted                      // followed flows forgotten on a conntrack destroy event
 	SelFlows                          // flows selected for payload insertion (http-header, proxy-protocol)
-	SelFull                           // selected-flow table at its cap: SYN passed, flow not selected
+	SelFull                           // selected-flow table (or the host's share) at its cap: SYN dropped, fail closed
 	SelDone                           // selected flows whose state ended (both FINs acknowledged, RST)
 	SelUnknown                        // packets of a selected flow without state (restart, ended): unchanged
 	SelOutOfOrder                     // client segments past a gap the parser must see first: dropped
@@ -47,6 +47,10 @@ const (
 	SelKernelAcks                     // http-header flows whose server segments went to the kernel's sequence adjustment
 	SelUserAcks                       // ... and came back to the queue for a new edit
 	SelReset                          // selected flows found without state (restart, failover): reset, never passed untranslated
+	BacklogDropped                    // backlog full with fail_open false: dropped, not accepted unmarked
+	SelHostFull                       // ... of them, the inside host at its share (flows.max/8): dropped, not passed unrewritten
+	HTTPRefused                       // HTTP/1.x requests whose framing a lenient server could read differently: reset (RFC 9112)
+	ProxyBadHeader                    // client PROXY headers too long or malformed to remove in replace mode: reset
 	NumReasons
 )
 
@@ -59,6 +63,7 @@ var reasonNames = [NumReasons]string{
 	"http-non-http", "http-tls", "proxy-written", "proxy-forged-reset", "proxy-forged-replaced",
 	"gso-packets", "gso-passed", "select-kernel", "select-kernel-failed",
 	"select-kernel-acks", "select-user-acks", "select-reset",
+	"backlog-dropped", "select-host-full", "http-refused", "proxy-bad-header",
 }
 
 func (r Reason) String() string { return reasonNames[r] }

@@ -235,6 +235,44 @@ func TestLaneBacklogFull(t *testing.T) {
 	<-done
 }
 
+// Fail closed (Config.FailOpen false): a packet the backlog cannot take is
+// dropped and counted, never accepted unmarked; fail open accepts it.
+func TestLaneBacklogFullFailClosed(t *testing.T) {
+	for _, failOpen := range []bool{false, true} {
+		sock := newFakeSocket()
+		release := make(chan struct{})
+		var st Counters
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- serve(ctx, Config{Workers: 1, Backlog: 1, FailOpen: failOpen}, []socket{sock}, blocking{release}, &st, Hooks{})
+		}()
+		sock.deliver(packetMsg(1, 0, 0, 0, pkt(40), false))
+		waitFor(t, "packet 1 read", func() bool { return st.Load(Packets) == 1 })
+		time.Sleep(10 * time.Millisecond)
+		for id := uint32(2); id <= 5; id++ {
+			sock.deliver(packetMsg(id, 0, 0, 0, pkt(40), false))
+		}
+		waitFor(t, "4 verdicts", func() bool { return sock.count() == 4 })
+		want, dropped := uint32(nfDrop), uint64(4)
+		if failOpen {
+			want, dropped = nfAccept, 0
+		}
+		for id := uint32(2); id <= 5; id++ {
+			if v, _ := sock.answered(id); v.verdict != want || v.hasMark {
+				t.Errorf("fail_open %v: packet %d: %+v, want verdict %d", failOpen, id, v, want)
+			}
+		}
+		if st.Load(BacklogFull) != 4 || st.Load(BacklogDropped) != dropped {
+			t.Errorf("fail_open %v: backlog-full %d backlog-dropped %d", failOpen, st.Load(BacklogFull), st.Load(BacklogDropped))
+		}
+		close(release)
+		waitFor(t, "packet 1's verdict", func() bool { _, ok := sock.answered(1); return ok })
+		cancel()
+		<-done
+	}
+}
+
 type blocking struct{ release chan struct{} }
 
 func (b blocking) Handle([]byte, int, Meta) Verdict {

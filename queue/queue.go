@@ -1,7 +1,9 @@
 // Package queue reads packets from NFQUEUE, hands them to a bounded worker
 // pool, and returns verdicts: accept, possibly rewritten and marked. It never
 // drops: on any failure the packet goes on unchanged (fail open), and the
-// ruleset's bypass flag lets traffic flow when no daemon listens.
+// ruleset's bypass flag lets traffic flow when no daemon listens. With
+// Config.FailOpen false, a packet the backlog cannot take is dropped
+// instead (backlog-dropped): fail closed means no SYN leaves unmarked.
 //
 // Each queue is a lane of its own: a reader takes every packet waiting on
 // the queue's netlink socket in one system call (recvmmsg, nlsock.go), copies
@@ -30,7 +32,7 @@ import (
 type Config struct {
 	Num, Count uint16
 	MaxLen     uint32 // packets the kernel holds per queue
-	FailOpen   bool   // kernel accepts instead of dropping when a queue is full
+	FailOpen   bool   // kernel accepts instead of dropping when a queue is full; false: a full backlog drops too
 	Workers    int    // 0: one per CPU; spread over the queues, at least one each
 	Backlog    int    // packets waiting for a worker; past that, accepted unchanged
 	RcvBuf     int    // socket receive buffer bytes
@@ -116,6 +118,9 @@ type lane struct {
 	spare  chan *group // empty groups
 	big    chan *job   // big job buffers not in use (GSO)
 	pktMax int         // largest packet read whole
+	// failClosed: a packet the backlog cannot take is dropped, not
+	// accepted unchanged (Config.FailOpen false): no SYN leaves unmarked.
+	failClosed bool
 
 	busy []atomic.Int64 // the reader's (0) and each worker's busy mark (liveness.go)
 }
@@ -189,7 +194,8 @@ func serve(ctx context.Context, cfg Config, socks []socket, h PacketHandler, st 
 	}
 	for _, q := range socks {
 		l := &lane{q: q, free: make(chan *job, backlog), groups: make(chan *group, backlog+1),
-			spare: make(chan *group, backlog+1), pktMax: bufSize, busy: make([]atomic.Int64, 1+workers)}
+			spare: make(chan *group, backlog+1), pktMax: bufSize, busy: make([]atomic.Int64, 1+workers),
+			failClosed: !cfg.FailOpen}
 		for range backlog {
 			l.free <- &job{buf: make([]byte, bufSize+encoders.Headroom)}
 		}
@@ -395,7 +401,12 @@ func (l *lane) read(stopping *atomic.Bool, st Counter, live *Liveness, fatal cha
 						g.n++
 					default:
 						st.Add(BacklogFull, 1)
-						out = appendVerdict(out, l.q.number(), p.id, nfAccept, false, 0, nil)
+						verdict := uint32(nfAccept)
+						if l.failClosed {
+							verdict = nfDrop // the sender retransmits; nothing leaves unmarked
+							st.Add(BacklogDropped, 1)
+						}
+						out = appendVerdict(out, l.q.number(), p.id, verdict, false, 0, nil)
 						own++
 					}
 				}

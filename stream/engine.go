@@ -24,7 +24,10 @@ type Config struct {
 	// segments out of the queue (rules.Spec.SeqAdjBit, kernelack.go); 0:
 	// they are always queued.
 	SeqAdjBit   uint32
-	MaxSelected int // selected flows held at once; past that new flows are not selected
+	MaxSelected int // selected flows held at once; past that a SYN to select is dropped (fail closed)
+	// MaxSelectedPerHost: selected flows one inside host may hold (0:
+	// MaxSelected/8): one host cannot take every place.
+	MaxSelectedPerHost int
 }
 
 // Selects reports whether some flows are selected for payload insertion
@@ -51,7 +54,7 @@ func New(cfg Config, st *queue.Counters) *Engine {
 		return nil
 	}
 	n := max(cfg.MaxSelected, 1)
-	return &Engine{cfg: cfg, st: st, streams: NewStreams(n), tombs: newTombs(n), now: time.Now}
+	return &Engine{cfg: cfg, st: st, streams: NewStreams(n, cfg.MaxSelectedPerHost), tombs: newTombs(n), now: time.Now}
 }
 
 // Keep makes e continue the selected flows of old (a reload): their
@@ -129,9 +132,15 @@ func (e *Engine) Original(key FlowKey, id uint32, syn bool, pv *packet.View, buf
 			s.addInsert(0, onAck)
 		}
 		s.maxIns = len(s.hdr)
-		if !e.streams.start(key, s) {
+		if r := e.streams.start(key, s); r != started {
+			// Fail closed: a flow that should be selected never passes
+			// unrewritten (the client's own fields would reach the
+			// server). The SYN is dropped; the client tries again.
 			e.st.Inc(queue.SelFull)
-			return v
+			if r == fullHost {
+				e.st.Inc(queue.SelHostFull)
+			}
+			return queue.Verdict{Drop: true}
 		}
 		e.st.Inc(queue.SelFlows)
 		if kind == 'p' {
@@ -195,6 +204,9 @@ func (e *Engine) Reply(key FlowKey, pv *packet.View, buf []byte) (queue.Verdict,
 		v.After = e.queued(key, s)
 		if drop = !e.serverFin(key, s, tcp.Flags&encoders.FlagFIN != 0); drop {
 			return false
+		}
+		if hp, ok := s.p.(*httpParser); ok && tcp.PayloadLen > 0 {
+			hp.serverSaid(pkt[tcp.Off+tcp.HdrLen : ip.TotalLen])
 		}
 		changed, done := s.server(pkt, ip, tcp)
 		if changed {

@@ -16,7 +16,10 @@ package stream
 //
 // A PROXY header the client sent itself (either signature at the stream
 // start) is never passed on: the connection is reset (client_header reset)
-// or the client's header removed and ours put in its place (replace).
+// or the client's header removed and ours put in its place (replace); in
+// replace mode, a second client header behind the first, a v1 line longer
+// than §2.1 allows or a v2 header claiming more than maxV2 bytes reset it
+// (proxy-bad-header).
 
 import (
 	"bytes"
@@ -35,15 +38,31 @@ var (
 	sigV2 = []byte("\r\n\r\n\x00\r\nQUIT\n") // §2.2: the 12-byte v2 signature
 )
 
-// maxV1 is the longest v1 line, CRLF included (§2.1).
-const maxV1 = 107
+// maxV1 is the longest v1 line, CRLF included (§2.1); maxV2 the longest
+// client v2 header removed in replace mode: §2.2 has receivers expect 536
+// bytes at most with TLVs; a longer claim is refused (reset) rather than
+// let it swallow the stream.
+const (
+	maxV1 = 107
+	maxV2 = 536
+)
 
+// proxyParser looks for a client's own PROXY header at the stream start.
+// The bytes of a possible signature are held back (removed, so acknowledged
+// to the client) until they decide, and given back when they are not one:
+// a client sending one byte at a time never waits on natreveal. In replace
+// mode the client's header is removed as it arrives, bounded (maxV1,
+// maxV2); a second header right behind it is refused.
 type proxyParser struct {
 	stats   *queue.Counters
 	replace bool
 	done    bool
-	inV1    bool // removing a client's v1 line that spans segments
-	seen    int  // bytes of the client's v1 line seen
+	inV1    bool  // removing a client's v1 line
+	v2left  int64 // bytes of a client's v2 header still to remove
+	seen    int   // bytes of the client's v1 line seen
+	removed bool  // one client header was removed
+	pend    [16]byte
+	npend   int // signature bytes held back
 }
 
 func (p *proxyParser) skippable() int64 {
@@ -58,54 +77,76 @@ func (p *proxyParser) skip(int64) {}
 // isPrefixOf reports whether b is a proper prefix of sig.
 func isPrefixOf(b, sig []byte) bool { return len(b) < len(sig) && bytes.HasPrefix(sig, b) }
 
-func (p *proxyParser) feed(s *stream, data []byte) (int, bool) {
-	if p.done {
-		return len(data), false
-	}
-	if p.inV1 {
-		return p.v1(s, data)
-	}
-	// s.pos is 0: the first client bytes.
-	switch {
-	case isPrefixOf(data, sigV1) || isPrefixOf(data, sigV2) || (bytes.HasPrefix(data, sigV2) && len(data) < 16):
-		return 0, false // undecided: wait for more bytes
-	case bytes.HasPrefix(data, sigV1):
-		if !p.replace {
-			return 0, true
-		}
-		p.inV1 = true
-		p.stats.Inc(queue.ProxyForgedReplaced)
-		return p.v1(s, data)
-	case bytes.HasPrefix(data, sigV2):
-		if !p.replace {
-			return 0, true
-		}
-		l := 16 + int64(binary.BigEndian.Uint16(data[14:16]))
-		s.removeTo(0, l)
-		p.stats.Inc(queue.ProxyForgedReplaced)
-		p.done = true
-		return len(data), false
-	}
-	p.done = true
-	return len(data), false
+// refuse resets the connection, counting why.
+func (p *proxyParser) refuse(r queue.Reason) (int, bool) {
+	p.stats.Inc(r)
+	return 0, true
 }
 
-// v1 removes the client's v1 line up to its LF.
-func (p *proxyParser) v1(s *stream, data []byte) (int, bool) {
-	i := bytes.IndexByte(data, '\n')
-	if i < 0 {
-		if p.seen+len(data) >= maxV1 {
-			return 0, true
+func (p *proxyParser) feed(s *stream, data []byte) (int, bool) {
+	for i := 0; i < len(data); i++ {
+		if p.done {
+			return len(data), false
 		}
-		s.removeTo(s.pos, s.pos+int64(len(data)))
-		p.seen += len(data)
-		return len(data), false
+		at := s.pos + int64(i)
+		c := data[i]
+		switch {
+		case p.inV1:
+			s.removeTo(at, at+1)
+			p.seen++
+			if p.seen > maxV1 {
+				return p.refuse(queue.ProxyBadHeader)
+			}
+			if c == '\n' {
+				p.inV1, p.removed, p.npend = false, true, 0
+			}
+		case p.v2left > 0:
+			k := min(p.v2left, int64(len(data)-i))
+			s.removeTo(at, at+k)
+			p.v2left -= k
+			i += int(k) - 1
+			if p.v2left == 0 {
+				p.removed, p.npend = true, 0
+			}
+		default:
+			p.pend[p.npend] = c
+			p.npend++
+			b := p.pend[:p.npend]
+			v2 := bytes.HasPrefix(b, sigV2)
+			switch {
+			case isPrefixOf(b, sigV1) || isPrefixOf(b, sigV2) || (v2 && len(b) < 16):
+				s.removeTo(at, at+1) // undecided: held back
+				continue
+			case bytes.Equal(b, sigV1) || v2:
+				if !p.replace {
+					return p.refuse(queue.ProxyForgedReset)
+				}
+				if p.removed {
+					return p.refuse(queue.ProxyBadHeader) // a second header stacked behind the first
+				}
+				s.removeTo(at, at+1)
+				p.stats.Inc(queue.ProxyForgedReplaced)
+				if v2 {
+					l := int64(binary.BigEndian.Uint16(b[14:16]))
+					if 16+l > maxV2 {
+						return p.refuse(queue.ProxyBadHeader)
+					}
+					p.v2left = l
+					if l == 0 {
+						p.removed, p.npend = true, 0
+					}
+				} else {
+					p.inV1, p.seen = true, len(sigV1)
+				}
+				continue
+			}
+			// Not a header: give back what was held, this byte passes.
+			if p.npend > 1 {
+				s.addData(at, p.pend[:p.npend-1])
+			}
+			p.npend, p.done = 0, true
+		}
 	}
-	if p.seen+i+1 > maxV1 {
-		return 0, true
-	}
-	s.removeTo(s.pos, s.pos+int64(i)+1)
-	p.inV1, p.done = false, true
 	return len(data), false
 }
 

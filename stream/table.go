@@ -16,8 +16,11 @@ type FlowKey = packet.FlowKey
 // workers on different flows rarely share a lock. The bound is per shard
 // (max/Shards rounded up), so a full table costs no global counter.
 type Table[V any] struct {
-	max    int
-	shards [Shards]struct {
+	// OnDelete, when set, is told of every flow deleted (With, Delete,
+	// DeleteIf), under its shard's lock.
+	OnDelete func(FlowKey)
+	max      int
+	shards   [Shards]struct {
 		mu sync.Mutex
 		m  map[FlowKey]*V
 		n  int
@@ -70,6 +73,9 @@ func (t *Table[V]) With(k FlowKey, fn func(*V) (done bool)) bool {
 	if fn(e) {
 		delete(s.m, k)
 		s.n--
+		if t.OnDelete != nil {
+			t.OnDelete(k)
+		}
 	}
 	return true
 }
@@ -103,6 +109,9 @@ func (t *Table[V]) DeleteIf(old func(*V) bool) int {
 				delete(s.m, k)
 				s.n--
 				n++
+				if t.OnDelete != nil {
+					t.OnDelete(k)
+				}
 			}
 		}
 		s.mu.Unlock()

@@ -33,6 +33,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net/netip"
+	"sync"
+	"sync/atomic"
 
 	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/packet"
@@ -47,6 +49,7 @@ type edit struct {
 	rem   int64
 	ins   bool
 	eager bool
+	data  []byte // inserted instead of the header: client bytes held back and given back (addData)
 }
 
 // foldMargin: edits ending this far below what the server acknowledged can
@@ -106,16 +109,29 @@ func newStream(isn uint32, hdr []byte, p parser) *stream {
 	return &stream{isn1: isn + 1, hdr: hdr, p: p, ackOut: -1, finC: -1}
 }
 
-func (s *stream) insLen(e *edit) int64 {
-	if e.ins {
-		return int64(len(s.hdr))
+func (s *stream) insLen(e *edit) int64 { return int64(len(s.insBytes(e))) }
+
+// insBytes is what e inserts.
+func (s *stream) insBytes(e *edit) []byte {
+	switch {
+	case e.data != nil:
+		return e.data
+	case e.ins:
+		return s.hdr
 	}
-	return 0
+	return nil
+}
+
+// addData gives back, at at (>= pos), client bytes the parser removed while
+// it could not decide about them (a field name, a PROXY signature prefix):
+// they were acknowledged to the client, so the client never waits on them.
+func (s *stream) addData(at int64, b []byte) {
+	s.edits = append(s.edits, edit{at: at, data: append([]byte(nil), b...)})
 }
 
 // addInsert records an insertion at at (at >= pos).
 func (s *stream) addInsert(at int64, eager bool) {
-	if n := len(s.edits); n > 0 && s.edits[n-1].at == at && s.edits[n-1].rem == 0 && !s.edits[n-1].ins {
+	if n := len(s.edits); n > 0 && s.edits[n-1].at == at && s.edits[n-1].rem == 0 && !s.edits[n-1].ins && s.edits[n-1].data == nil {
 		s.edits[n-1].ins, s.edits[n-1].eager = true, eager
 		return
 	}
@@ -125,7 +141,7 @@ func (s *stream) addInsert(at int64, eager bool) {
 // removeTo makes client bytes [at, end) vanish, merging with the last edit
 // when it ends at at.
 func (s *stream) removeTo(at, end int64) {
-	if n := len(s.edits); n > 0 {
+	if n := len(s.edits); n > 0 && s.edits[n-1].data == nil {
 		if l := &s.edits[n-1]; l.at+l.rem == at || (l.at <= at && at < l.at+l.rem) {
 			if end > l.at+l.rem {
 				l.rem = end - l.at
@@ -156,14 +172,17 @@ func (s *stream) outStart(x int64) int64 {
 
 // invFloor is the largest client offset whose boundary maps at or before
 // output offset o: what an acknowledgement or a SACK right edge means.
+// Removed bytes count as received once the server has everything before
+// them: the server never sees them, so the client must not wait for them
+// (a long removed field would stall the client's window for good).
 func (s *stream) invFloor(o int64) int64 {
 	d := s.base
 	for i := range s.edits {
 		e := &s.edits[i]
-		if o <= e.at+d {
+		l := s.insLen(e)
+		if o < e.at+d || (o == e.at+d && (l > 0 || e.rem == 0)) {
 			return o - d
 		}
-		l := s.insLen(e)
 		if e.rem > 0 {
 			if o < e.at+d+l {
 				return e.at
@@ -203,9 +222,7 @@ func (s *stream) render(dst []byte, S int64, P []byte) []byte {
 		}
 		if e.at >= S {
 			dst = append(dst, P[cur-S:e.at-S]...)
-			if e.ins {
-				dst = append(dst, s.hdr...)
-			}
+			dst = append(dst, s.insBytes(e)...)
 			cur = e.at
 		}
 		if end := min(e.at+e.rem, E); end > cur {
@@ -213,6 +230,27 @@ func (s *stream) render(dst []byte, S int64, P []byte) []byte {
 		}
 	}
 	return append(dst, P[cur-S:]...)
+}
+
+// byteBefore is the output byte before the boundary that client offset x,
+// inside a removal, maps to: the last inserted byte, or the client's LF
+// that ends the line before a removed field line (RFC 9112 §2.1).
+func (s *stream) byteBefore(x int64) byte {
+	for i := len(s.edits) - 1; i >= 0; i-- {
+		e := &s.edits[i]
+		if e.at > x {
+			continue
+		}
+		if b := s.insBytes(e); len(b) > 0 && x <= e.at+e.rem {
+			return b[len(b)-1]
+		}
+		if e.rem > 0 && x <= e.at+e.rem {
+			x = e.at
+			continue
+		}
+		break
+	}
+	return '\n'
 }
 
 // eagerAt returns the eager edit at x, if any.
@@ -280,10 +318,16 @@ func (s *stream) client(buf []byte, n int, ip encoders.IPv4, t encoders.TCP, lim
 	S := s.off(t.Seq, s.pos)
 	P := seg[t.HdrLen:]
 	L := int64(len(P))
-	if t.Flags&encoders.FlagRST != 0 || s.reset {
+	if t.Flags&encoders.FlagRST != 0 {
 		// A RST must carry a sequence number the server accepts.
 		setSeq(seg, s.outSeq(s.outStart(S)))
 		return segWritten, n
+	}
+	if s.reset {
+		// Refused: whatever the client sends again goes as a RST, never
+		// with its bytes (a RST the server took as out of window is sent
+		// again with the retransmission).
+		return segReset, s.toRST(buf, ip, t, s.outSeq(s.outStart(min(S, s.pos))))
 	}
 	if t.Flags&encoders.FlagFIN != 0 {
 		s.finC = S + L
@@ -317,8 +361,8 @@ func (s *stream) client(buf []byte, n int, ip encoders.IPv4, t encoders.TCP, lim
 	if E > s.pos {
 		used, reset := s.p.feed(s, P[s.pos-S:])
 		if reset {
+			// The parser counted why (proxy-forged-reset, http-refused).
 			s.reset = true
-			st.Inc(queue.ProxyForgedReset)
 			return segReset, s.toRST(buf, ip, t, s.outSeq(s.outStart(S)))
 		}
 		s.pos += int64(used)
@@ -370,6 +414,14 @@ func (s *stream) client(buf []byte, n int, ip encoders.IPv4, t encoders.TCP, lim
 	}
 	tail := buf[n:cap(buf)]
 	out := s.render(tail[:0], S, P[:cut-S])
+	if len(out) == 0 && o > 0 {
+		// Every byte removed: an empty segment would draw no
+		// acknowledgement, and the client would send these bytes again
+		// forever. Send the output byte before them again instead: the
+		// server answers a duplicate at once (RFC 9293 §3.10.7.4), and its
+		// acknowledgement maps past the removed bytes (invFloor).
+		return segWritten, s.write(buf, n, ip, t, o-1, []byte{s.byteBefore(S)}, st)
+	}
 	if len(out) > len(tail) {
 		// No room past the packet to render it (a packet near the job
 		// buffer's size): the client sends it again, maybe smaller.
@@ -526,20 +578,83 @@ func sackBlocks(seg []byte, hdrLen int, f func(l, r uint32) (uint32, uint32)) bo
 // setSeq sets the sequence number, checksum adjusted (RFC 1624).
 func setSeq(seg []byte, seq uint32) { packet.SetField32(seg, 4, seq) }
 
-// Streams is the bounded table of selected flows' translation state.
-type Streams struct{ Table[stream] }
+// Streams is the bounded table of selected flows' translation state. The
+// bound is global (not per shard: a host filling every shard with idle
+// connections would lock everyone else out) and per inside host.
+type Streams struct {
+	Table[stream]
+	max, perHost int
+	total        atomic.Int64
+	hosts        [Shards]struct {
+		mu sync.Mutex
+		m  map[netip.Addr]int
+	}
+}
 
-// NewStreams holds at most max selected flows.
-func NewStreams(max int) *Streams {
-	s := &Streams{}
-	s.Init(max)
+// NewStreams holds at most max selected flows, at most perHost of them from
+// one inside host (0: max/8, at least 1).
+func NewStreams(limit, perHost int) *Streams {
+	if perHost <= 0 {
+		perHost = limit / 8
+	}
+	s := &Streams{max: limit, perHost: min(limit, max(1, perHost))}
+	s.Init(limit * Shards) // each shard may hold all: the bound is s.max
+	for i := range s.hosts {
+		s.hosts[i].m = make(map[netip.Addr]int)
+	}
+	s.OnDelete = s.release
 	return s
 }
 
-// start adds a stream; false when the table is full. A retransmitted SYN
-// replaces the state.
-func (t *Streams) start(k FlowKey, s *stream) bool {
-	return t.Add(k, func() *stream { return s }, func(*stream) *stream { return s })
+// startResult is what start did.
+type startResult uint8
+
+const (
+	started  startResult = iota
+	fullAll              // the table holds max flows
+	fullHost             // the inside host holds perHost flows
+)
+
+func hostShard(a netip.Addr) int {
+	b := a.As16()
+	return int(b[15]^b[14]^b[13]^b[11]) % Shards
+}
+
+// start adds a stream. A retransmitted SYN replaces the state.
+func (t *Streams) start(k FlowKey, s *stream) startResult {
+	if t.With(k, func(old *stream) bool { *old = *s; return false }) {
+		return started
+	}
+	if t.total.Add(1) > int64(t.max) {
+		t.total.Add(-1)
+		return fullAll
+	}
+	h := &t.hosts[hostShard(k.Inside)]
+	h.mu.Lock()
+	if h.m[k.Inside] >= t.perHost {
+		h.mu.Unlock()
+		t.total.Add(-1)
+		return fullHost
+	}
+	h.m[k.Inside]++
+	h.mu.Unlock()
+	added := false
+	t.Add(k, func() *stream { added = true; return s }, func(*stream) *stream { return s })
+	if !added {
+		t.release(k) // a retransmission raced this one in
+	}
+	return started
+}
+
+// release gives back a deleted flow's places.
+func (t *Streams) release(k FlowKey) {
+	t.total.Add(-1)
+	h := &t.hosts[hostShard(k.Inside)]
+	h.mu.Lock()
+	if h.m[k.Inside]--; h.m[k.Inside] <= 0 {
+		delete(h.m, k.Inside)
+	}
+	h.mu.Unlock()
 }
 
 // selector matches a destination: a prefix (any address when invalid) and

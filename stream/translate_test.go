@@ -61,7 +61,7 @@ func BenchmarkSelectedFlowState(b *testing.B) {
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	st := &queue.Counters{}
-	tab := NewStreams(flows)
+	tab := NewStreams(flows, flows)
 	for i := 0; i < flows; i++ {
 		k := FlowKey{Proto: 6, Inside: selClient, InsidePort: uint16(i), Server: selServer, ServerPort: 80}
 		s := newStream(uint32(i), HeaderBytes(HTTPFields{XFF: true}, "_0x0007", false), newHTTPParser(st))
