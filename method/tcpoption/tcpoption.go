@@ -23,7 +23,8 @@ var Method = method.Method{
 			return encoders.HostIDOption6(pkt)
 		}
 		return encoders.HostIDOption(pkt)
-	}, Default: true, Reveal: true},
+	}, Default: true, Reveal: true,
+		Proto: 6}, // RFC 7974: a TCP option
 	Lab: method.Lab{Column: "TCP Option", Family: 4, Transports: []string{"tcp", "http", "tls"},
 		NATArgs: []string{"--methods", Name}, Reading: method.SavedSYN},
 }
