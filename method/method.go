@@ -142,7 +142,36 @@ type Decoder struct {
 	// HIT reads the sender's Host Identity Tag (RFC 7401 §5.1) of a method
 	// whose hosts identify themselves (hip) instead of a HOST_ID.
 	HIT func(pkt []byte) (hit [16]byte, ok bool)
+	// Match is where a server's firewall (guard) finds the HOST_ID in a
+	// packet's headers; nil when no header carries it.
+	Match *Match
 }
+
+// Match is a method's "server-side match": the header field that carries
+// its HOST_ID, as a firewall rule matches it.
+type Match struct {
+	Carrier Carrier
+	// Kind and ExID identify a TCPOptionExp option (RFC 6994 §3).
+	Kind byte
+	ExID uint16
+	// Widths are the HOST_ID lengths in bytes a NAT writes.
+	Widths []int
+	// UDP: the NAT also marks the first datagrams of UDP flows.
+	UDP bool
+	// Set names the method in firewall set names: "tcpopt".
+	Set string
+}
+
+// Carrier is the kind of header field a HOST_ID rides in; option carriers
+// are of the method's Decoder.Types.
+type Carrier int
+
+const (
+	TCPOptionExp Carrier = iota + 1 // an RFC 6994 shared experimental TCP option (RFC 7974)
+	IPv4ID                          // the IPv4 Identification of atomic datagrams (RFC 6864 §4)
+	IPv4Opt                         // the first IPv4 option (RFC 791 §3.1)
+	IPv6DstOpt                      // the first option of a Destination Options header (RFC 8200 §4.6)
+)
 
 // Lab is a method's column in the lab's Table 1.
 type Lab struct {

@@ -32,7 +32,8 @@ var Method = method.Method{
 	}, Default: true, Reveal: true,
 		Typed: encoders.DestOptHostID, Opts: encoders.HostIDFromDestOpts, Types: Types, TypeHex: true,
 		TypeHelp: "IPv6 destination option type of dest-opt: 0x1E, 0x3E, ..., 0xFE (RFC 4727)",
-		Ext:      60}, // RFC 8200 §4.6: Destination Options
+		Ext:      60, // RFC 8200 §4.6: Destination Options
+		Match:    &method.Match{Carrier: method.IPv6DstOpt, Widths: []int{2, 4}, UDP: true, Set: "dstopt"}},
 	Lab: method.Lab{Family: 6, Transports: []string{"udp", "tcp", "http", "tls"},
 		NATArgs: []string{"--methods", Name}, Reading: method.RecvDstOpts},
 }

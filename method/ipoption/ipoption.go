@@ -29,7 +29,8 @@ var Method = method.Method{
 		return encoders.IPOptionHostID(pkt, DefaultType)
 	}, Default: true, Reveal: true,
 		Typed: encoders.IPOptionHostID, Opts: encoders.HostIDFromIPOptions, Types: Types,
-		TypeHelp: "IPv4 option type of ip-option: 30, 94, 158 or 222 (RFC 4727)"},
+		TypeHelp: "IPv4 option type of ip-option: 30, 94, 158 or 222 (RFC 4727)",
+		Match:    &method.Match{Carrier: method.IPv4Opt, Widths: []int{2, 4}, UDP: true, Set: "ipopt"}},
 	Lab: method.Lab{Column: "IP Option", Family: 4, Transports: []string{"udp", "tcp", "http", "tls"},
 		NATArgs: []string{"--methods", Name}, Reading: method.RecvOpts},
 }
