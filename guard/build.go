@@ -10,6 +10,8 @@ import (
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
 
+	"github.com/natreveal/natreveal/method"
+	"github.com/natreveal/natreveal/method/all"
 	"github.com/natreveal/natreveal/rules"
 )
 
@@ -54,10 +56,19 @@ type Config struct {
 	NAT     []netip.Prefix // trusted NAT addresses (required): IDs from elsewhere are ignored
 	Reject  bool           // reject (TCP reset, ICMP port unreachable) instead of drop
 	Limit   *Rate          // per-pair limit on new connections; nil: none
-	// IPOptionType is the RFC 4727 experimental IPv4 option type the NAT
-	// writes (30, 94, 158 or 222); DestOptType the IPv6 one (low 5 bits 0x1E).
-	IPOptionType byte
-	DestOptType  byte
+	// Types are the RFC 4727 experimental option types the NAT writes, by
+	// method (those whose carrier is an option); a method not here has its
+	// registry entry's default (method.Decoder.Types[0]).
+	Types map[string]byte
+}
+
+// optionType is the option type the NAT writes for the named method.
+func (c *Config) optionType(name string) byte {
+	if t := c.Types[name]; t != 0 {
+		return t
+	}
+	m, _ := all.Lookup(name)
+	return m.Decoder.Types[0]
 }
 
 func (c *Config) table() string {
@@ -199,17 +210,19 @@ func matches(c *Config, v variant, nat *nftables.Set, udp bool) []expr.Any {
 			&expr.Cmp{Op: expr.CmpOpEq, Register: regScratch, Data: []byte{tcpSYN}})
 	}
 	var id expr.Any
-	switch v.method {
-	case TCPOption:
+	mt := v.match()
+	switch mt.Carrier {
+	case method.TCPOptionExp:
 		// RFC 7974 §3 / RFC 6994 §3: kind 253, length 4+idLen, ExID 0x0348,
 		// then the HOST_ID.
+		kind := uint8(mt.Kind)
 		e = append(e,
-			&expr.Exthdr{Op: expr.ExthdrOpTcpopt, Type: 253, Offset: 1, Len: 1, DestRegister: regScratch},
+			&expr.Exthdr{Op: expr.ExthdrOpTcpopt, Type: kind, Offset: 1, Len: 1, DestRegister: regScratch},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: regScratch, Data: []byte{byte(4 + v.idLen)}},
-			&expr.Exthdr{Op: expr.ExthdrOpTcpopt, Type: 253, Offset: 2, Len: 2, DestRegister: regScratch},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: regScratch, Data: []byte{0x03, 0x48}})
-		id = &expr.Exthdr{Op: expr.ExthdrOpTcpopt, Type: 253, Offset: 4, Len: uint32(v.idLen), DestRegister: idReg}
-	case IPID:
+			&expr.Exthdr{Op: expr.ExthdrOpTcpopt, Type: kind, Offset: 2, Len: 2, DestRegister: regScratch},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: regScratch, Data: binary.BigEndian.AppendUint16(nil, mt.ExID)})
+		id = &expr.Exthdr{Op: expr.ExthdrOpTcpopt, Type: kind, Offset: 4, Len: uint32(v.idLen), DestRegister: idReg}
+	case method.IPv4ID:
 		// RFC 6864 §4: only atomic datagrams (DF set, MF clear, offset 0)
 		// may carry an ID that is not a fragment's.
 		e = append(e,
@@ -218,7 +231,7 @@ func matches(c *Config, v variant, nat *nftables.Set, udp bool) []expr.Any {
 				Mask: []byte{0x7f, 0xff}, Xor: []byte{0, 0}},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: regScratch, Data: []byte{0x40, 0x00}})
 		id = &expr.Payload{DestRegister: idReg, Base: expr.PayloadBaseNetworkHeader, Offset: 4, Len: 2}
-	case IPOption:
+	case method.IPv4Opt:
 		// RFC 791 §3.1: IHL > 5 means options follow the 20 fixed bytes;
 		// natreveal's is the first when the host sent none (type, length
 		// 2+idLen, HOST_ID).
@@ -227,14 +240,14 @@ func matches(c *Config, v variant, nat *nftables.Set, udp bool) []expr.Any {
 			&expr.Bitwise{SourceRegister: regScratch, DestRegister: regScratch, Len: 1, Mask: []byte{0x0f}, Xor: []byte{0}},
 			&expr.Cmp{Op: expr.CmpOpNeq, Register: regScratch, Data: []byte{5}},
 			&expr.Payload{DestRegister: regScratch, Base: expr.PayloadBaseNetworkHeader, Offset: 20, Len: 2},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: regScratch, Data: []byte{c.IPOptionType, byte(2 + v.idLen)}})
+			&expr.Cmp{Op: expr.CmpOpEq, Register: regScratch, Data: []byte{c.optionType(v.method), byte(2 + v.idLen)}})
 		id = &expr.Payload{DestRegister: idReg, Base: expr.PayloadBaseNetworkHeader, Offset: 22, Len: uint32(v.idLen)}
-	case DestOpt:
+	case method.IPv6DstOpt:
 		// RFC 8200 §4.6: Next Header, Hdr Ext Len, then options; natreveal's
 		// (type, Opt Data Len, HOST_ID) is the first when it made the header.
 		e = append(e,
 			&expr.Exthdr{Op: expr.ExthdrOpIpv6, Type: unix.IPPROTO_DSTOPTS, Offset: 2, Len: 2, DestRegister: regScratch},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: regScratch, Data: []byte{c.DestOptType, byte(v.idLen)}})
+			&expr.Cmp{Op: expr.CmpOpEq, Register: regScratch, Data: []byte{c.optionType(v.method), byte(v.idLen)}})
 		id = &expr.Exthdr{Op: expr.ExthdrOpIpv6, Type: unix.IPPROTO_DSTOPTS, Offset: 4, Len: uint32(v.idLen), DestRegister: idReg}
 	}
 	return append(e,

@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/google/nftables"
+
+	"github.com/natreveal/natreveal/method/all"
 )
 
 // Conn is the part of *nftables.Conn guard uses: the syscall edge.
@@ -77,20 +79,24 @@ func (c *Config) Validate() error {
 			return badInput("--methods: unknown method %q (guard acts on %s)", m, strings.Join(Methods, ", "))
 		}
 	}
-	if c.IPOptionType == 0 {
-		c.IPOptionType = 30
+	// Each option carrier's type: the registry entry's default, or one of
+	// its RFC 4727 experimental types (method.Decoder.Types).
+	types := map[string]byte{}
+	for _, name := range Methods {
+		m, _ := all.Lookup(name)
+		if len(m.Decoder.Types) == 0 {
+			continue
+		}
+		t := c.Types[name]
+		if t == 0 {
+			t = m.Decoder.Types[0]
+		}
+		if !slices.Contains(m.Decoder.Types, t) {
+			return badInput("--%s-type: %s is not an RFC 4727 experimental type (%s)", name, TypeText(m.Decoder, t), TypeList(m.Decoder))
+		}
+		types[name] = t
 	}
-	switch c.IPOptionType {
-	case 30, 94, 158, 222: // RFC 4727 §2.1
-	default:
-		return badInput("--ip-option-type: %d is not an RFC 4727 experimental type (30, 94, 158, 222)", c.IPOptionType)
-	}
-	if c.DestOptType == 0 {
-		c.DestOptType = 0x1e
-	}
-	if c.DestOptType&0x1f != 0x1e { // RFC 4727 §2.3
-		return badInput("--dest-opt-type: %#x is not an RFC 4727 experimental type (low 5 bits 0x1E)", c.DestOptType)
-	}
+	c.Types = types
 	if c.Limit != nil && (c.Limit.N == 0 || c.Limit.Burst == 0) {
 		return badInput("--limit: the rate and the burst must be at least 1")
 	}

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/google/nftables"
+
+	"github.com/natreveal/natreveal/method/destopt"
 )
 
 func TestKeyRoundTrip(t *testing.T) {
@@ -65,9 +67,9 @@ func TestValidate(t *testing.T) {
 		"no nat":       {},
 		"overlap":      {NAT: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("192.0.2.1/32")}},
 		"method":       {NAT: v4, Methods: []string{"http-header"}},
-		"ip option":    {NAT: v4, IPOptionType: 31},
-		"dest opt":     {NAT: v4, DestOptType: 0x1f},
-		"no family":    {NAT: v4, Methods: []string{DestOpt}},
+		"ip option":    {NAT: v4, Types: map[string]byte{IPOption: 31}},
+		"dest opt":     {NAT: v4, Types: map[string]byte{destopt.Name: 0x1f}},
+		"no family":    {NAT: v4, Methods: []string{destopt.Name}},
 		"limit 0":      {NAT: v4, Limit: &Rate{N: 0, Burst: 1}},
 		"limit burst0": {NAT: v4, Limit: &Rate{N: 1, Burst: 0}},
 	} {
@@ -78,7 +80,7 @@ func TestValidate(t *testing.T) {
 		}
 	}
 	c := Config{NAT: v4}
-	if err := c.Validate(); err != nil || c.IPOptionType != 30 || c.DestOptType != 0x1e || len(c.Methods) != len(Methods) {
+	if err := c.Validate(); err != nil || c.Types[IPOption] != 30 || c.Types[destopt.Name] != 0x1e || len(c.Methods) != len(Methods) {
 		t.Errorf("defaults: %v %+v", err, c)
 	}
 	// IPv4 only: tcpopt4_2, tcpopt4_4, ipid4_2, ipopt4_2, ipopt4_4.

@@ -20,18 +20,21 @@ import (
 // with TCP_SAVED_SYN (IP header, IPv6 extension headers included, and TCP
 // header as they arrived).
 type Seen struct {
-	Src        string // source address:port as the server saw it
-	HasOption  bool   // an RFC 7974 HOST_ID option was present
-	OptionID   uint32
-	OptionLen  int
-	IPID       uint16
-	Atomic     bool // DF set, not a fragment (RFC 6864)
-	HasDestOpt bool // IPv6: a Destination Option of type destopt.DestOptType
-	DestOptID  uint32
-	DestOptLen int
-	Bytes      int    // payload bytes received before EOF
-	Head       string // the first bytes of the payload (tests put a label there)
-	SYN        []byte // the saved SYN: IPv4 header (options included) or IPv6 header chain, and TCP header
+	Src       string // source address:port as the server saw it
+	HasOption bool   // an RFC 7974 HOST_ID option was present
+	OptionID  uint32
+	OptionLen int
+	IPID      uint16
+	Atomic    bool // DF set, not a fragment (RFC 6864)
+	// HasDstOpt: IPv6, a HOST_ID option of the default type in a
+	// Destination Options header (RFC 8200 §4.6), read by that method's
+	// registry entry.
+	HasDstOpt bool
+	DstOptID  uint32
+	DstOptLen int
+	Bytes     int    // payload bytes received before EOF
+	Head      string // the first bytes of the payload (tests put a label there)
+	SYN       []byte // the saved SYN: IPv4 header (options included) or IPv6 header chain, and TCP header
 }
 
 // Server is a TCP server that saves every SYN (Linux TCP_SAVE_SYN) and echoes
@@ -87,7 +90,7 @@ func (s *Server) accept() {
 				seen.SYN = syn
 				if syn[0]>>4 == 6 {
 					seen.OptionID, seen.OptionLen, seen.HasOption = encoders.HostIDOption6(syn)
-					seen.DestOptID, seen.DestOptLen, seen.HasDestOpt = destopt.DestOptHostID(syn, destopt.DestOptType)
+					seen.DstOptID, seen.DstOptLen, seen.HasDstOpt = destopt.Method.Decoder.Packet(syn)
 				} else {
 					seen.OptionID, seen.OptionLen, seen.HasOption = encoders.HostIDOption(syn)
 					seen.IPID, seen.Atomic, _ = ipid.IPID(syn)

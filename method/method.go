@@ -115,7 +115,63 @@ type Decoder struct {
 	// Reveal: reveal.Decoder handles the method in packets (RFC 6967 §5
 	// packet methods and HIP).
 	Reveal bool
+
+	// What reveal.Decoder, a server's flags and the lab's readers need
+	// besides Packet; zero where a method has no use for it.
+
+	// Typed is Packet with an option type the server is told, one of
+	// Types (the methods whose carrier is an RFC 4727 option).
+	Typed func(pkt []byte, typ byte) (id uint32, idLen int, ok bool)
+	// Opts is Typed on the option bytes alone, as the IP_RECVOPTS (IPv4
+	// options) and IPV6_RECVDSTOPTS (one Destination Options header,
+	// RFC 3542 §4) ancillary data deliver them.
+	Opts func(opts []byte, typ byte) (id uint32, idLen int, ok bool)
+	// Types are the option types a server may be told, RFC 4727's
+	// experimental ones; Types[0] is the default.
+	Types []byte
+	// TypeHelp is the help of the server's --<name>-type flag; TypeHex
+	// shows its default in hex.
+	TypeHelp string
+	TypeHex  bool
+	// Proto is the IP protocol of the packets that carry the method (IPv4
+	// Protocol, the IPv6 Next Header after the extension headers); 0: any.
+	Proto uint8
+	// Ext is the IPv6 extension header that carries it (RFC 8200 §4);
+	// packets without one are skipped. 0: none.
+	Ext uint8
+	// HIT reads the sender's Host Identity Tag (RFC 7401 §5.1) of a method
+	// whose hosts identify themselves (hip) instead of a HOST_ID.
+	HIT func(pkt []byte) (hit [16]byte, ok bool)
+	// Match is where a server's firewall (guard) finds the HOST_ID in a
+	// packet's headers; nil when no header carries it.
+	Match *Match
 }
+
+// Match is a method's "server-side match": the header field that carries
+// its HOST_ID, as a firewall rule matches it.
+type Match struct {
+	Carrier Carrier
+	// Kind and ExID identify a TCPOptionExp option (RFC 6994 §3).
+	Kind byte
+	ExID uint16
+	// Widths are the HOST_ID lengths in bytes a NAT writes.
+	Widths []int
+	// UDP: the NAT also marks the first datagrams of UDP flows.
+	UDP bool
+	// Set names the method in firewall set names: "tcpopt".
+	Set string
+}
+
+// Carrier is the kind of header field a HOST_ID rides in; option carriers
+// are of the method's Decoder.Types.
+type Carrier int
+
+const (
+	TCPOptionExp Carrier = iota + 1 // an RFC 6994 shared experimental TCP option (RFC 7974)
+	IPv4ID                          // the IPv4 Identification of atomic datagrams (RFC 6864 §4)
+	IPv4Opt                         // the first IPv4 option (RFC 791 §3.1)
+	IPv6DstOpt                      // the first option of a Destination Options header (RFC 8200 §4.6)
+)
 
 // Lab is a method's column in the lab's Table 1.
 type Lab struct {
@@ -134,7 +190,7 @@ type Lab struct {
 
 // Method is one HOST_ID method.
 type Method struct {
-	Name    string // as --methods spells it: dest-opt
+	Name    string // as --methods spells it: ip-option
 	Section string // its configuration section: dest_opt; "" for none
 	// Router: the NAT side configures the method (config's methods key);
 	// false for methods only end hosts implement (hip).

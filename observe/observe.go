@@ -19,6 +19,7 @@ import (
 	"github.com/google/nftables"
 	"golang.org/x/sys/unix"
 
+	"github.com/natreveal/natreveal/method/all"
 	"github.com/natreveal/natreveal/reveal"
 )
 
@@ -67,22 +68,17 @@ func (c Config) withDefaults() Config {
 }
 
 // wantTCP: a method that applies to TCP is enabled (all but hip).
-func (c Config) wantTCP() bool {
-	for _, m := range []reveal.Method{reveal.TCPOption, reveal.IPOption, reveal.DestOpt, reveal.IPID} {
-		if c.Decoder.Enabled(m) {
-			return true
-		}
-	}
-	return false
-}
+func (c Config) wantTCP() bool { return c.wantProto(reveal.ProtoTCP) }
 
 // wantUDP: UDP ports are named and a method that applies to UDP is enabled.
-func (c Config) wantUDP() bool {
-	if len(c.UDPPorts) == 0 {
-		return false
-	}
-	for _, m := range []reveal.Method{reveal.IPOption, reveal.DestOpt, reveal.IPID} {
-		if c.Decoder.Enabled(m) {
+func (c Config) wantUDP() bool { return len(c.UDPPorts) > 0 && c.wantProto(reveal.ProtoUDP) }
+
+// wantProto: an enabled method rides in packets of IP protocol proto, by
+// its registry entry (method.Decoder.Proto, 0 for any; hip is the one
+// method on a protocol of its own, which its own rule logs).
+func (c Config) wantProto(proto uint8) bool {
+	for _, m := range reveal.Methods {
+		if md, _ := all.Lookup(string(m)); c.Decoder.Enabled(m) && (md.Decoder.Proto == 0 || md.Decoder.Proto == proto) {
 			return true
 		}
 	}

@@ -68,9 +68,10 @@ type portSet struct {
 //
 // The log statement only copies packets: it never delays or drops them.
 // The TCP rule is there when a method applies to TCP (all but hip), the UDP
-// rule when UDP ports are named and a method applies to UDP (ip-option,
-// dest-opt, ip-id), the HIP rule when hip is enabled. Without --ports the
-// TCP rule matches every destination port. Build is pure.
+// rule when UDP ports are named and a method applies to UDP (those whose
+// registry entry names no IP protocol: the IP-layer carriers), the HIP
+// rule when hip is enabled. Without --ports the TCP rule matches every
+// destination port. Build is pure.
 func Build(cfg Config) *Ruleset {
 	cfg = cfg.withDefaults()
 	t := &nftables.Table{Family: nftables.TableFamilyINet, Name: cfg.Table}

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/natreveal/natreveal/lab"
+	"github.com/natreveal/natreveal/method/destopt"
 	"github.com/natreveal/natreveal/reveal"
 )
 
@@ -263,7 +264,7 @@ func hipSend(t *testing.T, n *netns, hit [16]byte) {
 func TestObserveSystem(t *testing.T) {
 	n := newNetNS(t)
 	cfg := Config{
-		Decoder:    reveal.Decoder{Methods: []reveal.Method{reveal.TCPOption, reveal.IPOption, reveal.DestOpt, reveal.HIP}},
+		Decoder:    reveal.Decoder{Methods: []reveal.Method{reveal.TCPOption, reveal.IPOption, reveal.Method(destopt.Name), reveal.HIP}},
 		Group:      7,
 		TCPPorts:   []uint16{8080, 8443, 8080},
 		UDPPorts:   []uint16{5353},

@@ -3,10 +3,9 @@ package reveal
 import (
 	"encoding/binary"
 	"slices"
+	"sync"
 
-	"github.com/natreveal/natreveal/encoders"
-	"github.com/natreveal/natreveal/method/destopt"
-	"github.com/natreveal/natreveal/method/ipid"
+	"github.com/natreveal/natreveal/method"
 )
 
 // Found is one HOST_ID read from a packet.
@@ -28,99 +27,89 @@ type Decoder struct {
 	// Methods are tried in this order; nil means DefaultMethods. ip-id is
 	// reported only when named here (and only for atomic IPv4 datagrams).
 	Methods []Method
-	// IPOptionType is the IPv4 option type of ip-option (RFC 4727 §2.5);
-	// 0 means DefaultIPOptionType (30).
-	IPOptionType byte
-	// DestOptType is the IPv6 option type of dest-opt (RFC 4727 §2.6);
-	// 0 means DefaultDestOptType (0x1E).
-	DestOptType byte
+	// Types are the option types (RFC 4727) of the methods whose carrier is
+	// an option, by method; a method not here reads its registry entry's
+	// default (method.Decoder.Types[0]).
+	Types map[Method]byte
 }
 
 // scratchLen bounds the copy Decode makes of a packet cut short after its
 // headers: IPv6 with a few extension headers and a full TCP header fits.
 const scratchLen = 512
 
+// scratch holds the copies of cut packets. The registry's decoders are
+// called through function values, so the compiler cannot prove that a
+// stack copy stays on the stack; a pooled one keeps Decode allocation-free.
+var scratch = sync.Pool{New: func() any { return new([scratchLen]byte) }}
+
 // Decode appends to out what pkt carries for each enabled method, in the
 // order of d.Methods, and returns out. pkt starts at the IPv4 or IPv6
 // header. It may be cut short (NFLOG copy range, pcap snap length): then
 // the IP length field is taken to be the captured length, so the headers
 // that were captured still decode. Decode allocates nothing when out has
-// room for what it finds.
+// room for what it finds. Each method is read as its registry entry
+// (method/all) says: its family, the IP protocol and IPv6 extension header
+// that carry it, and its decoder.
 func (d *Decoder) Decode(pkt []byte, out []Found) []Found {
 	fl, ok := ParseFlow(pkt)
 	if !ok {
 		return out
 	}
-	var scratch [scratchLen]byte
-	pkt = whole(pkt, &scratch)
-	v4 := pkt[0]>>4 == 4
+	if cut(pkt) {
+		s := scratch.Get().(*[scratchLen]byte)
+		defer scratch.Put(s)
+		pkt = whole(pkt, s)
+	} else {
+		pkt = whole(pkt, nil)
+	}
+	fam := method.IPv6
+	if pkt[0]>>4 == 4 {
+		fam = method.IPv4
+	}
 	methods := d.Methods
 	if methods == nil {
 		methods = DefaultMethods
 	}
 	for _, m := range methods {
-		switch m {
-		case TCPOption:
-			if fl.Proto != ProtoTCP {
-				continue
-			}
-			var id uint32
-			var n int
-			var ok bool
-			if v4 {
-				id, n, ok = encoders.HostIDOption(pkt)
-			} else {
-				id, n, ok = encoders.HostIDOption6(pkt)
-			}
-			if ok {
-				out = append(out, Found{Method: m, HostID: id, Len: n})
-			}
-		case IPID:
-			if !v4 {
-				continue
-			}
-			// RFC 6864 §4: only an atomic datagram's ID is free to carry data.
-			if id, atomic, ok := ipid.IPID(pkt); ok && atomic {
-				out = append(out, Found{Method: m, HostID: uint32(id), Len: 2})
-			}
-		case IPOption:
-			if !v4 {
-				continue
-			}
-			if id, n, ok := encoders.IPOptionHostID(pkt, d.ipOptionType()); ok {
-				out = append(out, Found{Method: m, HostID: id, Len: n})
-			}
-		case DestOpt:
-			if v4 || fl.DestOpts == 0 {
-				continue
-			}
-			if id, n, ok := destopt.DestOptHostID(pkt, d.destOptType()); ok {
-				out = append(out, Found{Method: m, HostID: id, Len: n})
-			}
-		case HIP:
-			if fl.Proto != ProtoHIP {
-				continue
-			}
-			if hit, ok := encoders.HIPSenderHIT(pkt); ok {
+		md := lookup(m)
+		if md == nil || !md.Family.Has(fam) {
+			continue
+		}
+		dec := &md.Decoder
+		if dec.Proto != 0 && fl.Proto != dec.Proto {
+			continue
+		}
+		if dec.Ext == ProtoDstOpts && (fam != method.IPv6 || fl.DstOpts == 0) {
+			continue
+		}
+		var id uint32
+		var n int
+		switch {
+		case dec.HIT != nil:
+			if hit, ok := dec.HIT(pkt); ok {
 				out = append(out, Found{Method: m, Len: 16, HIT: hit})
 			}
+			continue
+		case dec.Typed != nil:
+			id, n, ok = dec.Typed(pkt, d.optionType(m, dec))
+		case dec.Packet != nil:
+			id, n, ok = dec.Packet(pkt)
+		default:
+			continue
+		}
+		if ok {
+			out = append(out, Found{Method: m, HostID: id, Len: n})
 		}
 	}
 	return out
 }
 
-func (d *Decoder) ipOptionType() byte {
-	if d.IPOptionType == 0 {
-		return DefaultIPOptionType
+// optionType is the option type d reads for m.
+func (d *Decoder) optionType(m Method, dec *method.Decoder) byte {
+	if t, ok := d.Types[m]; ok && t != 0 {
+		return t
 	}
-	return d.IPOptionType
-}
-
-func (d *Decoder) destOptType() byte {
-	if d.DestOptType == 0 {
-		return DefaultDestOptType
-	}
-	return d.DestOptType
+	return dec.Types[0]
 }
 
 // Enabled reports whether d decodes m.
@@ -138,16 +127,27 @@ func (d *Decoder) Enabled(m Method) bool {
 // is the copied length. The IPv4 header checksum of such a copy is stale;
 // nothing here checks it.
 func whole(pkt []byte, s *[scratchLen]byte) []byte {
-	var ipLen, hdr, field int
-	if pkt[0]>>4 == 4 {
-		ipLen, hdr, field = int(binary.BigEndian.Uint16(pkt[2:4])), 0, 2
-	} else {
-		ipLen, hdr, field = 40+int(binary.BigEndian.Uint16(pkt[4:6])), 40, 4
-	}
+	ipLen, hdr, field := ipLength(pkt)
 	if ipLen <= len(pkt) {
 		return pkt[:ipLen]
 	}
 	n := copy(s[:], pkt)
 	binary.BigEndian.PutUint16(s[field:], uint16(n-hdr))
 	return s[:n]
+}
+
+// cut reports whether pkt (parsed by ParseFlow) is shorter than its IP
+// length says.
+func cut(pkt []byte) bool {
+	ipLen, _, _ := ipLength(pkt)
+	return ipLen > len(pkt)
+}
+
+// ipLength returns the packet's length by its IP header, the offset its
+// length field counts from and the field's offset.
+func ipLength(pkt []byte) (ipLen, hdr, field int) {
+	if pkt[0]>>4 == 4 {
+		return int(binary.BigEndian.Uint16(pkt[2:4])), 0, 2
+	}
+	return 40 + int(binary.BigEndian.Uint16(pkt[4:6])), 40, 4
 }

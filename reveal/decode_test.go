@@ -80,7 +80,7 @@ func TestDecodeIPOption(t *testing.T) {
 	}{
 		{"type 30, 2 bytes", Decoder{Methods: []Method{IPOption}}, tcp4(t, 1, opt(30, 0x12, 0x34)), []Found{{Method: IPOption, HostID: 0x1234, Len: 2}}},
 		{"type 30, 4 bytes", Decoder{Methods: []Method{IPOption}}, tcp4(t, 1, opt(30, 1, 2, 3, 4)), []Found{{Method: IPOption, HostID: 0x01020304, Len: 4}}},
-		{"type 158 configured", Decoder{Methods: []Method{IPOption}, IPOptionType: 158}, tcp4(t, 1, opt(158, 0xbe, 0xef)), []Found{{Method: IPOption, HostID: 0xbeef, Len: 2}}},
+		{"type 158 configured", Decoder{Methods: []Method{IPOption}, Types: map[Method]byte{IPOption: 158}}, tcp4(t, 1, opt(158, 0xbe, 0xef)), []Found{{Method: IPOption, HostID: 0xbeef, Len: 2}}},
 		{"type 158 not configured", Decoder{Methods: []Method{IPOption}}, tcp4(t, 1, opt(158, 0xbe, 0xef)), nil},
 		{"UDP", Decoder{Methods: []Method{IPOption}}, serialize(t,
 			&layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: client4, DstIP: server4, Options: opt(30, 0x55, 0x66)},
@@ -108,7 +108,7 @@ func TestDecodeDestOpt(t *testing.T) {
 	}{
 		{"0x1E, 2 bytes", Decoder{Methods: []Method{DestOpt}}, serialize(t, ip6(layers.IPProtocolIPv6Destination), dst(0x1e, 0x12, 0x34), syn()), []Found{{Method: DestOpt, HostID: 0x1234, Len: 2}}},
 		{"0x1E, 4 bytes", Decoder{Methods: []Method{DestOpt}}, serialize(t, ip6(layers.IPProtocolIPv6Destination), dst(0x1e, 1, 2, 3, 4), syn()), []Found{{Method: DestOpt, HostID: 0x01020304, Len: 4}}},
-		{"0x3E configured", Decoder{Methods: []Method{DestOpt}, DestOptType: 0x3e}, serialize(t, ip6(layers.IPProtocolIPv6Destination), dst(0x3e, 0xca, 0xfe), syn()), []Found{{Method: DestOpt, HostID: 0xcafe, Len: 2}}},
+		{"0x3E configured", Decoder{Methods: []Method{DestOpt}, Types: map[Method]byte{DestOpt: 0x3e}}, serialize(t, ip6(layers.IPProtocolIPv6Destination), dst(0x3e, 0xca, 0xfe), syn()), []Found{{Method: DestOpt, HostID: 0xcafe, Len: 2}}},
 		{"other type", Decoder{Methods: []Method{DestOpt}}, serialize(t, ip6(layers.IPProtocolIPv6Destination), dst(0x3e, 0xca, 0xfe), syn()), nil},
 		{"UDP", Decoder{Methods: []Method{DestOpt}}, serialize(t, ip6(layers.IPProtocolIPv6Destination), destOpts(layers.IPProtocolUDP, 0x1e, 0, 9), &layers.UDP{SrcPort: 1, DstPort: 443}), []Found{{Method: DestOpt, HostID: 9, Len: 2}}},
 		{"none", Decoder{Methods: []Method{DestOpt}}, serialize(t, ip6(layers.IPProtocolTCP), syn()), nil},

@@ -15,7 +15,7 @@ const (
 	ProtoFragment = 44  // RFC 8200 §4.5
 	ProtoAH       = 51  // RFC 4302 §2.2: length in 4-byte units, minus 2
 	ProtoNoNext   = 59  // RFC 8200 §4.7
-	ProtoDestOpts = 60  // RFC 8200 §4.6
+	ProtoDstOpts  = 60  // RFC 8200 §4.6
 	ProtoHIP      = 139 // RFC 7401 §5.1
 )
 
@@ -42,9 +42,9 @@ type Flow struct {
 	// Fragment is set for any fragment (IPv4 MF or offset, an IPv6
 	// Fragment header). Ports are known for first fragments only.
 	Fragment bool
-	// DestOpts is the offset of the first IPv6 Destination Options header,
+	// DstOpts is the offset of the first IPv6 Destination Options header,
 	// 0 when there is none.
-	DestOpts int
+	DstOpts int
 }
 
 // HasPorts reports whether the flow's protocol has ports and they were read.
@@ -130,7 +130,7 @@ func parseFlow6(pkt []byte) (f Flow, ok bool) {
 	next, off := pkt[6], 40
 	for range maxExtHeaders {
 		switch next {
-		case ProtoHopByHop, ProtoRouting, ProtoDestOpts, ProtoFragment, ProtoAH:
+		case ProtoHopByHop, ProtoRouting, ProtoDstOpts, ProtoFragment, ProtoAH:
 		default:
 			f.Proto = next
 			f.transport(pkt[:end], off)
@@ -155,8 +155,8 @@ func parseFlow6(pkt []byte) (f Flow, ok bool) {
 		default: // RFC 8200 §4.3, §4.4, §4.6: 8-octet units, not counting the first
 			l = (int(h[1]) + 1) * 8
 		}
-		if next == ProtoDestOpts && f.DestOpts == 0 {
-			f.DestOpts = off
+		if next == ProtoDstOpts && f.DstOpts == 0 {
+			f.DstOpts = off
 		}
 		next, off = h[0], off+l
 	}

@@ -46,7 +46,7 @@ func FuzzDecode(f *testing.F) {
 		}
 		d := &Decoder{Methods: ms}
 		if sel&0x80 != 0 {
-			d.IPOptionType, d.DestOptType = 158, 0x3e
+			d.Types = map[Method]byte{IPOption: 158, DestOpt: 0x3e}
 		}
 		orig := bytes.Clone(pkt)
 		got := d.Decode(pkt, nil)

@@ -6,7 +6,13 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+
+	"github.com/natreveal/natreveal/method/destopt"
 )
+
+// DestOpt is dest-opt, which reveal reads through its registry entry
+// (method/destopt) and names nowhere else.
+const DestOpt = Method(destopt.Name)
 
 // Test addresses (RFC 5737, RFC 3849).
 var (

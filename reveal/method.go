@@ -1,6 +1,6 @@
 // Package reveal is the server side of natreveal: it reads back the HOST_ID
-// that a NAT running natreveal wrote into a packet (RFC 6967 and the methods
-// of DESIGN.md), and describes each finding as a Record, the JSON line that
+// that a NAT running natreveal wrote into a packet (RFC 6967 §5, the methods
+// under method/), and describes each finding as a Record, the JSON line that
 // `natreveal observe`, `decode` and `serve` print.
 //
 // Everything here is pure: no syscalls, no allocation on the packet path
@@ -14,33 +14,79 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/natreveal/natreveal/method"
 	"github.com/natreveal/natreveal/method/all"
+	"github.com/natreveal/natreveal/method/hip"
+	"github.com/natreveal/natreveal/method/ipid"
+	"github.com/natreveal/natreveal/method/ipoption"
+	"github.com/natreveal/natreveal/method/tcpoption"
 )
 
-// Method names a HOST_ID encoding (DESIGN.md, "The encodings").
+// Method names a HOST_ID method as the registry (method/all) spells it.
 type Method string
 
+// The methods a server reads from packets, each described in its package
+// under method/; the others are read the same way by name (Method(name)).
 const (
 	// TCPOption is the RFC 7974 TCP option: kind 253, ExID 0x0348, a 2- or
 	// 4-byte HOST_ID (IPv4 and IPv6).
-	TCPOption Method = "tcp-option"
+	TCPOption Method = tcpoption.Name
 	// IPID is the IPv4 Identification field of atomic datagrams (RFC 6864
 	// §4: DF set, not a fragment), 16 bits. Any IPv4 host puts some value
 	// there, so a server must only trust it when it knows that the NAT in
 	// front of its clients writes it.
-	IPID Method = "ip-id"
+	IPID Method = ipid.Name
 	// IPOption is an IPv4 option of an experimental type (RFC 4727 §2.5:
 	// 30, 94, 158 or 222) carrying the HOST_ID (RFC 6967 §5.1, RFC 791).
-	IPOption Method = "ip-option"
-	// DestOpt is an IPv6 Destination Options header (RFC 8200 §4.6) option
-	// of an experimental type (RFC 4727 §2.6, default 0x1E) carrying the
-	// HOST_ID.
-	DestOpt Method = "dest-opt"
+	IPOption Method = ipoption.Name
 	// HIP reports the sender's Host Identity Tag of a HIP packet (RFC 7401
 	// §5.1, IP protocol 139): HIP hosts identify themselves, the NAT only
 	// passes the packets through.
-	HIP Method = "hip"
+	HIP Method = hip.Name
 )
+
+// registered holds the registry's entries of the methods the decoder
+// reads, in Methods' order.
+var registered = func() []method.Method {
+	var out []method.Method
+	for _, n := range all.Reveal() {
+		m, _ := all.Lookup(n)
+		out = append(out, m)
+	}
+	return out
+}()
+
+// lookup returns the registry's entry of m, nil for a method the decoder
+// does not read.
+func lookup(m Method) *method.Method {
+	for i := range registered {
+		if registered[i].Name == string(m) {
+			return &registered[i]
+		}
+	}
+	return nil
+}
+
+// OptionTyped lists the methods whose carrier is an option of a type a
+// server may be told (RFC 4727), with the types allowed, the default first.
+func OptionTyped() []Method {
+	var out []Method
+	for _, m := range registered {
+		if m.Decoder.Typed != nil {
+			out = append(out, Method(m.Name))
+		}
+	}
+	return out
+}
+
+// Types returns the option types m may be told (RFC 4727), the default
+// first; nil for a method without an option type.
+func (m Method) Types() []byte {
+	if md := lookup(m); md != nil {
+		return md.Decoder.Types
+	}
+	return nil
+}
 
 // Methods lists every method the decoder reads, from the registry
 // (method/all): those read by default first.
@@ -105,23 +151,6 @@ func joinMethods(ms []Method) string {
 	}
 	return strings.Join(s, ", ")
 }
-
-// Option types reserved for experiments (RFC 4727).
-var (
-	// ExperimentalIPOptionTypes: RFC 4727 §2.5, IPv4 option number 30 with
-	// each combination of the copy flag and class: 30, 94, 158, 222.
-	ExperimentalIPOptionTypes = []byte{30, 94, 158, 222}
-	// ExperimentalDestOptTypes: RFC 4727 §2.6, IPv6 option type 0x1E with
-	// each combination of the two action bits and the change bit
-	// (RFC 8200 §4.2): 0x1E, 0x3E, ..., 0xFE.
-	ExperimentalDestOptTypes = []byte{0x1E, 0x3E, 0x5E, 0x7E, 0x9E, 0xBE, 0xDE, 0xFE}
-)
-
-// Defaults for Decoder's option types.
-const (
-	DefaultIPOptionType = 30   // RFC 4727 §2.5, copy 0, class 0, number 30
-	DefaultDestOptType  = 0x1E // RFC 4727 §2.6, act 00, chg 0, rest 11110
-)
 
 // ParseOptionType reads an option type given as decimal or 0x-prefixed hex
 // and checks it against the experimental values in allowed.

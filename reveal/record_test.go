@@ -10,6 +10,7 @@ import (
 
 	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/method/destopt"
+	"github.com/natreveal/natreveal/method/ipoption"
 )
 
 var when = time.Date(2026, 1, 2, 15, 4, 5, 1, time.UTC)
@@ -87,21 +88,21 @@ func TestParseOptionType(t *testing.T) {
 		want byte
 		ok   bool
 	}{{"30", 30, true}, {"0x9e", 158, true}, {"222", 222, true}, {"31", 0, false}, {"256", 0, false}, {"x", 0, false}} {
-		got, err := ParseOptionType(c.s, ExperimentalIPOptionTypes)
+		got, err := ParseOptionType(c.s, ipoption.Types)
 		if (err == nil) != c.ok || got != c.want {
 			t.Errorf("%q: %d, %v", c.s, got, err)
 		}
 	}
-	if v, err := ParseOptionType("0x1E", ExperimentalDestOptTypes); err != nil || v != 0x1e {
+	if v, err := ParseOptionType("0x1E", destopt.Types); err != nil || v != 0x1e {
 		t.Errorf("0x1E: %d, %v", v, err)
 	}
-	if _, err := ParseOptionType("31", ExperimentalDestOptTypes); err == nil || !strings.Contains(err.Error(), "0x1E") {
+	if _, err := ParseOptionType("31", destopt.Types); err == nil || !strings.Contains(err.Error(), "0x1E") {
 		t.Errorf("dest-opt 31: %v", err)
 	}
 	// The lists are the values the encoders accept.
 	for v := range 256 {
 		in := func(l []byte) bool { return bytes.IndexByte(l, byte(v)) >= 0 }
-		if in(ExperimentalIPOptionTypes) != encoders.IPOptionTypeValid(byte(v)) || in(ExperimentalDestOptTypes) != destopt.IsDestOptType(byte(v)) {
+		if in(ipoption.Types) != encoders.IPOptionTypeValid(byte(v)) || in(destopt.Types) != destopt.IsDestOptType(byte(v)) {
 			t.Errorf("type %d: lists and encoders disagree", v)
 		}
 	}

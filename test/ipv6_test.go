@@ -31,7 +31,7 @@ func TestIPv6TCPOptionAndDestOpt(t *testing.T) {
 	if err := lab.Connect(l.C1, srvAddr6, []byte(fmt.Sprintf("%-16s", "plain6")), 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if got := waitSeen(t, s, "plain6"); !strings.HasPrefix(got.Src, "["+lab.NATPublic6+"]:") || got.HasOption || got.HasDestOpt {
+	if got := waitSeen(t, s, "plain6"); !strings.HasPrefix(got.Src, "["+lab.NATPublic6+"]:") || got.HasOption || got.HasDstOpt {
 		t.Fatalf("without natreveal: server saw %+v", got)
 	}
 
@@ -60,8 +60,8 @@ func TestIPv6TCPOptionAndDestOpt(t *testing.T) {
 		if !got.HasOption || got.OptionLen != 2 || got.OptionID != c.want {
 			t.Errorf("%s: HOST_ID option %v len %d id %#x, want %#x", label, got.HasOption, got.OptionLen, got.OptionID, c.want)
 		}
-		if !got.HasDestOpt || got.DestOptLen != 2 || got.DestOptID != c.want {
-			t.Errorf("%s: Destination Option %v len %d id %#x, want %#x (saved SYN % x)", label, got.HasDestOpt, got.DestOptLen, got.DestOptID, c.want, got.SYN)
+		if !got.HasDstOpt || got.DstOptLen != 2 || got.DstOptID != c.want {
+			t.Errorf("%s: Destination Option %v len %d id %#x, want %#x (saved SYN % x)", label, got.HasDstOpt, got.DstOptLen, got.DstOptID, c.want, got.SYN)
 		}
 		if got.Bytes != 16+extra {
 			t.Errorf("%s: server received %d bytes, want %d", label, got.Bytes, 16+extra)

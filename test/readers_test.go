@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/natreveal/natreveal/lab"
+	"github.com/natreveal/natreveal/method/destopt"
 	"github.com/natreveal/natreveal/reveal"
 	"github.com/natreveal/natreveal/reveal/listener"
 )
@@ -42,7 +43,7 @@ type appServer struct {
 func startAppServer(t *testing.T, ns string, addrs ...string) *appServer {
 	t.Helper()
 	a := &appServer{seen: map[string][]reveal.Found{}, head: map[string]string{}}
-	d := &reveal.Decoder{Methods: []reveal.Method{reveal.TCPOption, reveal.IPOption, reveal.DestOpt, reveal.IPID}}
+	d := &reveal.Decoder{Methods: []reveal.Method{reveal.TCPOption, reveal.IPOption, reveal.Method(destopt.Name), reveal.IPID}}
 	for _, addr := range addrs {
 		var ln *listener.Listener
 		err := lab.Do(ns, func() error {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/natreveal/natreveal/guard"
 	"github.com/natreveal/natreveal/internal/cli"
+	"github.com/natreveal/natreveal/method/all"
 	"github.com/natreveal/natreveal/observe"
 )
 
@@ -51,11 +52,17 @@ func guardCmd() *cobra.Command {
 	action := install.Flags().String("action", "drop", "what a blocked pair's new connections get: drop, or reject (TCP reset, ICMP port unreachable)")
 	limit := install.Flags().String("limit", "", "per-pair limit on new connections, e.g. 10/second (unit second, minute, hour or day)")
 	burst := install.Flags().Uint32("burst", 5, "connections a pair may open at once beyond --limit")
-	ipOpt := install.Flags().Uint8("ip-option-type", 30, "the NAT's ip_option.type (RFC 4727: 30, 94, 158, 222)")
-	destOpt := install.Flags().String("dest-opt-type", "0x1e", "the NAT's dest_opt.type (RFC 4727: low 5 bits 0x1E)")
+	// --<method>-type for each method whose carrier is an option (RFC 4727).
+	types := map[string]*string{}
+	for _, name := range guard.Methods {
+		if m, _ := all.Lookup(name); len(m.Decoder.Types) > 0 {
+			types[name] = install.Flags().String(name+"-type", guard.TypeText(m.Decoder, m.Decoder.Types[0]),
+				"the NAT's "+m.Section+".type (RFC 4727: "+guard.TypeList(m.Decoder)+")")
+		}
+	}
 	replace := install.Flags().Bool("replace", false, "replace an installed table atomically, keeping its blocked pairs")
 	install.RunE = func(cmd *cobra.Command, _ []string) error {
-		c := guard.Config{Table: *table, Reject: *action == "reject", IPOptionType: *ipOpt}
+		c := guard.Config{Table: *table, Reject: *action == "reject", Types: map[string]byte{}}
 		if *action != "drop" && *action != "reject" {
 			return cli.UsageErr(fmt.Errorf("--action: %q is not drop or reject", *action))
 		}
@@ -70,11 +77,13 @@ func guardCmd() *cobra.Command {
 			}
 			c.NAT = append(c.NAT, p)
 		}
-		t, err := strconv.ParseUint(*destOpt, 0, 8)
-		if err != nil {
-			return cli.UsageErr(fmt.Errorf("--dest-opt-type: %q is not a byte", *destOpt))
+		for name, s := range types {
+			t, err := strconv.ParseUint(*s, 0, 8)
+			if err != nil {
+				return cli.UsageErr(fmt.Errorf("--%s-type: %q is not a byte", name, *s))
+			}
+			c.Types[name] = byte(t)
 		}
-		c.DestOptType = byte(t)
 		if *limit != "" {
 			if c.Limit, err = parseRate(*limit, *burst); err != nil {
 				return cli.UsageErr(fmt.Errorf("--limit: %w", err))

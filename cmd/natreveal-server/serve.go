@@ -19,27 +19,44 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/natreveal/natreveal/internal/cli"
+	"github.com/natreveal/natreveal/method/all"
 	"github.com/natreveal/natreveal/reveal"
 	"github.com/natreveal/natreveal/reveal/listener"
 )
 
 // revealFlags are the decoding flags serve, observe and decode share.
 type revealFlags struct {
-	methods     []string
-	ipOptType   string
-	destOptType string
-	format      string
+	methods []string
+	// types holds the --<method>-type flag of each method whose carrier is
+	// an option of a type a server may be told (RFC 4727).
+	types  map[reveal.Method]*string
+	format string
 }
 
 func addRevealFlags(fs *pflag.FlagSet, format string) *revealFlags {
-	f := &revealFlags{}
+	f := &revealFlags{types: map[reveal.Method]*string{}}
 	def := make([]string, len(reveal.DefaultMethods))
 	for i, m := range reveal.DefaultMethods {
 		def[i] = string(m)
 	}
-	fs.StringSliceVar(&f.methods, "methods", def, "HOST_ID methods to read: tcp-option, ip-option, dest-opt, hip, ip-id (ip-id only if the NAT in front of the clients writes it)")
-	fs.StringVar(&f.ipOptType, "ip-option-type", strconv.Itoa(reveal.DefaultIPOptionType), "IPv4 option type of ip-option: 30, 94, 158 or 222 (RFC 4727)")
-	fs.StringVar(&f.destOptType, "dest-opt-type", fmt.Sprintf("0x%02X", reveal.DefaultDestOptType), "IPv6 destination option type of dest-opt: 0x1E, 0x3E, ..., 0xFE (RFC 4727)")
+	var names, opt []string
+	for _, m := range reveal.Methods {
+		if md, _ := all.Lookup(string(m)); md.Decoder.Default {
+			names = append(names, string(m))
+		} else {
+			opt = append(opt, string(m))
+		}
+	}
+	fs.StringSliceVar(&f.methods, "methods", def, "HOST_ID methods to read: "+strings.Join(append(names, opt...), ", ")+
+		" ("+strings.Join(opt, ", ")+" only if the NAT in front of the clients writes it)")
+	for _, m := range reveal.OptionTyped() {
+		md, _ := all.Lookup(string(m))
+		dflt := strconv.Itoa(int(md.Decoder.Types[0]))
+		if md.Decoder.TypeHex {
+			dflt = fmt.Sprintf("0x%02X", md.Decoder.Types[0])
+		}
+		f.types[m] = fs.String(string(m)+"-type", dflt, md.Decoder.TypeHelp)
+	}
 	fs.StringVar(&f.format, "format", format, "output: json (one JSON object per line) or text")
 	return f
 }
@@ -50,19 +67,17 @@ func (f *revealFlags) decoder() (*reveal.Decoder, reveal.Format, error) {
 	if err != nil {
 		return nil, "", cli.UsageErr(fmt.Errorf("--methods: %v", err))
 	}
-	ipt, err := reveal.ParseOptionType(f.ipOptType, reveal.ExperimentalIPOptionTypes)
-	if err != nil {
-		return nil, "", cli.UsageErr(fmt.Errorf("--ip-option-type: %v", err))
-	}
-	dt, err := reveal.ParseOptionType(f.destOptType, reveal.ExperimentalDestOptTypes)
-	if err != nil {
-		return nil, "", cli.UsageErr(fmt.Errorf("--dest-opt-type: %v", err))
+	d := &reveal.Decoder{Methods: ms, Types: map[reveal.Method]byte{}}
+	for _, m := range reveal.OptionTyped() {
+		if d.Types[m], err = reveal.ParseOptionType(*f.types[m], m.Types()); err != nil {
+			return nil, "", cli.UsageErr(fmt.Errorf("--%s-type: %v", m, err))
+		}
 	}
 	format, err := reveal.ParseFormat(f.format)
 	if err != nil {
 		return nil, "", cli.UsageErr(fmt.Errorf("--format: %v", err))
 	}
-	return &reveal.Decoder{Methods: ms, IPOptionType: ipt, DestOptType: dt}, format, nil
+	return d, format, nil
 }
 
 // lineWriter writes whole lines to w, one Write each, from any goroutine.

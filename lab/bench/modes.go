@@ -16,6 +16,10 @@ import (
 	"github.com/google/nftables"
 
 	"github.com/natreveal/natreveal/lab"
+	"github.com/natreveal/natreveal/method/all"
+	"github.com/natreveal/natreveal/method/ipid"
+	"github.com/natreveal/natreveal/method/ipoption"
+	"github.com/natreveal/natreveal/method/tcpoption"
 	"github.com/natreveal/natreveal/queue"
 	"github.com/natreveal/natreveal/rules"
 )
@@ -40,19 +44,43 @@ type mode struct {
 	args []string
 }
 
-var allModes = []mode{
+// allModes are the bench's own modes (no daemon, the pass-throughs), then
+// one per registered method (method/all) whose marked SYNs serverCounters
+// counts, in the registry's order, each followed by its variants.
+var allModes = append([]mode{
 	{name: "kernel", counter: "syn"},
 	{name: "queue", passthrough: true, role: "passthrough", counter: "pass"},
 	// The same pass-through with github.com/florianl/go-nfqueue/v2 as the
 	// queue client (issue 15: the library against the hand-written one).
 	{name: "go-nfqueue", passthrough: true, role: "gonfqueue", counter: "pass"},
-	{name: "tcp-option", methods: "tcp-option", counter: "tcpopt"},
-	{name: "ip-id", methods: "ip-id", counter: "ipid"},
+}, methodModes()...)
+
+// methodCounters names serverCounters' counter of each method the bench
+// measures: how a SYN it marked looks at the server is the bench's match
+// (an nft rule), not the method's.
+var methodCounters = map[string]string{tcpoption.Name: "tcpopt", ipid.Name: "ipid", ipoption.Name: "ipopt"}
+
+// methodVariants are modes that run a method another way.
+var methodVariants = map[string][]mode{
 	// ip-id in the kernel (ip_id.kernel): the daemon learns each host from
 	// its first SYN into an nft map; the kernel writes the IP-ID of later
 	// atomic SYNs itself and queues none of them.
-	{name: "ip-id-kernel", methods: "ip-id", args: []string{"--ip-id-kernel"}, counter: "ipid"},
-	{name: "ip-option", methods: "ip-option", counter: "ipopt"},
+	ipid.Name: {{name: "ip-id-kernel", methods: ipid.Name, args: []string{"--ip-id-kernel"}, counter: "ipid"}},
+}
+
+// methodModes returns a mode per registered router method that
+// methodCounters counts, each followed by its variants.
+func methodModes() []mode {
+	var out []mode
+	for _, m := range all.List {
+		c, ok := methodCounters[m.Name]
+		if !ok || !m.Router {
+			continue
+		}
+		out = append(out, mode{name: m.Name, methods: m.Name, counter: c})
+		out = append(out, methodVariants[m.Name]...)
+	}
+	return out
 }
 
 // daemon is a queue reader in the NAT namespace: `natreveal run`, or this

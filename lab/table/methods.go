@@ -6,14 +6,24 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/ident"
 	"github.com/natreveal/natreveal/lab"
+	"github.com/natreveal/natreveal/method"
+	"github.com/natreveal/natreveal/method/all"
 	"github.com/natreveal/natreveal/method/destopt"
+	"github.com/natreveal/natreveal/method/hip"
+	"github.com/natreveal/natreveal/method/httpheader"
+	identm "github.com/natreveal/natreveal/method/ident"
+	"github.com/natreveal/natreveal/method/ipid"
+	"github.com/natreveal/natreveal/method/ipoption"
+	"github.com/natreveal/natreveal/method/portset"
+	"github.com/natreveal/natreveal/method/proxyprotocol"
+	"github.com/natreveal/natreveal/method/tcpoption"
 	"github.com/natreveal/natreveal/reveal"
 )
 
@@ -106,74 +116,49 @@ func (c Claims) claim(t Transport) string {
 var notInTable = Claims{}
 
 // Methods are the methods the lab runs, in the table's column order (the
-// analysis's order first).
-var Methods = []Method{
+// analysis's order first): each method's lab column as its package declares
+// it (method/all), with the lab's readers for its reading mechanism (see
+// fromRegistry) and the lab's own cells given here.
+var Methods = fromRegistry([]Method{
 	{
-		Name: "ip-option", Column: "IP Option", Family: 4,
-		NATArgs:    []string{"--methods", "ip-option"},
-		Transports: []Transport{UDP, TCP, HTTP, TLS},
-		ReadConn:   savedSYN(reveal.IPOption),
-		ReadUDP: func(d *Datagram) (uint32, bool) {
-			id, _, ok := encoders.HostIDFromIPOptions(d.IPOptions, reveal.DefaultIPOptionType)
-			return id, ok
-		},
+		Name:         ipoption.Name,
 		ServerReads:  "no: socket options of stock Linux, TCP_SAVED_SYN (TCP), IP_RECVOPTS (UDP)",
 		KernelChange: false,
 		Configured:   "NAT: natreveal run --methods ip-option; server app: TCP_SAVE_SYN / IP_RECVOPTS; every router on the path must pass IP options",
 		Seed:         Claims{UDP: "Yes", TCP: "Yes", HTTP: "Yes", Encrypted: "Yes", Success: "30%", Perf: "High", OSModif: "Yes", Deployable: "Yes"},
 	},
 	{
-		Name: "tcp-option", Column: "TCP Option", Family: 4,
-		NATArgs:     []string{"--methods", "tcp-option"},
-		Transports:  []Transport{TCP, HTTP, TLS},
-		ReadConn:    savedSYN(reveal.TCPOption),
+		Name:        tcpoption.Name,
 		ServerReads: "no: TCP_SAVED_SYN, a socket option of stock Linux (4.2+)",
 		Configured:  "NAT: natreveal run --methods tcp-option; server app: TCP_SAVE_SYN on the listener",
 		Seed:        Claims{UDP: "No", TCP: "Yes", HTTP: "Yes", Encrypted: "Yes", Success: "99%", Perf: "Med to High", OSModif: "Yes", Deployable: "Yes"},
 	},
 	{
-		Name: "ip-id", Column: "IP-ID", Family: 4,
-		NATArgs:     []string{"--methods", "ip-id"},
-		Transports:  []Transport{UDP, TCP, HTTP, TLS},
-		ReadConn:    savedSYN(reveal.IPID),
-		ReadUDP:     func(d *Datagram) (uint32, bool) { return uint32(d.IPID), d.Raw && d.Atomic },
+		Name:        ipid.Name,
 		ServerReads: "no: TCP_SAVED_SYN (TCP); a raw IP socket, i.e. packet capture (UDP: no socket option shows the ID)",
 		Configured:  "NAT: natreveal run --methods ip-id; server app: TCP_SAVE_SYN, raw socket for UDP; the server must know the NAT writes it (seed note 1)",
 		Seed:        Claims{UDP: "Yes", TCP: "Yes", HTTP: "Yes", Encrypted: "Yes", Success: "100%", Perf: "Low to Med", OSModif: "Yes", Deployable: "Yes", Notes: "(1)"},
 	},
 	{
-		Name: "http-header", Column: "HTTP Header (XFF)", Family: 4,
-		NATArgs:     httpHeaderArgs,
-		Transports:  []Transport{HTTP, TLS},
-		ReadConn:    xffRead,
+		Name:        httpheader.Name,
 		ServerReads: "no: the X-Forwarded-For header of each request, read by the application",
 		Configured:  "NAT: natreveal run --methods http-header --http-header-ports ...; server app: trust X-Forwarded-For from the NAT's address",
 		Seed:        Claims{UDP: "No", TCP: "No", HTTP: "Yes", Encrypted: "No", Success: "100%", Perf: "Med to High", OSModif: "No", Deployable: "Yes", Notes: "(2)"},
 	},
 	{
-		Name: "proxy-protocol", Column: "Proxy Protocol", Family: 4,
-		NATArgs:     proxyArgs,
-		Transports:  []Transport{TCP, HTTP, TLS},
-		Wrap:        proxyWrap,
-		ReadConn:    proxyRead,
+		Name:        proxyprotocol.Name,
 		ServerReads: "no: a PROXY v2 header before the stream (TLV UNIQUE_ID), read by the application (go-proxyproto)",
 		Configured:  "NAT: natreveal run --methods proxy-protocol --proxy-protocol-destinations ...; server app: must expect the PROXY header on that port (fails without it)",
 		Seed:        Claims{UDP: "No", TCP: "Yes", HTTP: "Yes", Encrypted: "Yes", Success: "Low", Perf: "High", OSModif: "No", Deployable: "No"},
 	},
 	{
-		Name: "port-set", Column: "Port Set", Family: 4,
-		NATArgs:     portSetArgs,
-		NATPrep:     portSetPrep,
-		Transports:  []Transport{UDP, TCP, HTTP, TLS},
-		ReadConn:    portSetConn,
-		ReadUDP:     portSetUDP,
+		Name:        portset.Name,
 		ServerReads: "no: the source address:port the server sees, looked up in the published policy (package portset, Lookup)",
 		Configured:  "NAT: natreveal run --methods port-set --port-set-public " + lab.NATPublic + " --port-set-block-size " + strconv.Itoa(PortSetBlock) + " (kernel SNAT blocks, nothing queued); the NAT's policy published to servers (natreveal portset plan); server app: a lookup of each source address:port",
 		Seed:        Claims{UDP: "Yes", TCP: "Yes", HTTP: "Yes", Encrypted: "Yes", Success: "100%", Perf: "No", OSModif: "No", Deployable: "Yes", Notes: "(1) (3)"},
 	},
 	{
-		Name: "hip", Column: "HIP", Family: 4,
-		Custom:        hipProbe,
+		Name:          hip.Name,
 		ServerReads:   "yes: a HIP stack (the lab reads the sender HIT from raw HIP packets)",
 		KernelChange:  true,
 		Configured:    "NAT: nothing (natreveal never queues HIP); clients and server: a HIP stack and HIP infrastructure",
@@ -181,27 +166,67 @@ var Methods = []Method{
 		Seed:          Claims{Success: "Low", Perf: "N/A", Deployable: "No", Notes: "(4) (5)"},
 	},
 	{
-		Name: "dest-opt", Family: 6,
-		NATArgs:    []string{"--methods", "dest-opt"},
-		Transports: []Transport{UDP, TCP, HTTP, TLS},
-		ReadConn:   savedSYN(reveal.DestOpt),
-		ReadUDP: func(d *Datagram) (uint32, bool) {
-			id, _, ok := destopt.HostIDFromDestOpts(d.DestOpts, reveal.DefaultDestOptType)
-			return id, ok
-		},
+		Name:        destopt.Name,
 		ServerReads: "no: TCP_SAVED_SYN (TCP), IPV6_RECVDSTOPTS (UDP), both stock Linux",
-		Configured:  "NAT: natreveal run --methods dest-opt (IPv6, NAT66); server app: TCP_SAVE_SYN / IPV6_RECVDSTOPTS; routers must pass extension headers",
+		Configured:  "NAT: natreveal run --methods " + destopt.Name + " (IPv6, NAT66); server app: TCP_SAVE_SYN / IPV6_RECVDSTOPTS; routers must pass extension headers",
 		Seed:        notInTable,
 	},
 	{
-		Name: "ident", Family: 4,
-		NATArgs:     []string{"--methods", "ident", "--ident-listen", lab.NATPublic + ":113"},
-		Transports:  []Transport{TCP, HTTP, TLS},
-		ReadConn:    identQuery,
+		Name:        identm.Name,
 		ServerReads: "no: an RFC 1413 query from the application to the connection's source, port 113",
 		Configured:  "NAT: natreveal run --methods ident, port 113 open to servers; server app: an ident client",
 		Seed:        notInTable,
 	},
+})
+
+// fromRegistry fills each of ms, by its name, from the method's registry
+// entry: its column, family, transports and NAT arguments, and the lab's
+// readers for the entry's reading mechanism (method.Reading): the lab
+// implements each mechanism, a method package only names one.
+func fromRegistry(ms []Method) []Method {
+	for i := range ms {
+		m, ok := all.Lookup(ms[i].Name)
+		if !ok {
+			panic("lab/table: method " + ms[i].Name + " is not registered")
+		}
+		lm := &ms[i]
+		lm.Column, lm.Family, lm.NATArgs = m.Lab.Column, m.Lab.Family, m.Lab.NATArgs
+		for _, t := range m.Lab.Transports {
+			lm.Transports = append(lm.Transports, Transport(t))
+		}
+		dec := m.Decoder
+		switch m.Lab.Reading {
+		case method.SavedSYN:
+			lm.ReadConn = savedSYN(reveal.Method(m.Name))
+		case method.RecvOpts: // TCP_SAVED_SYN; IP_RECVOPTS on UDP
+			lm.ReadConn = savedSYN(reveal.Method(m.Name))
+			lm.ReadUDP = func(d *Datagram) (uint32, bool) {
+				id, _, ok := dec.Opts(d.IPOptions, dec.Types[0])
+				return id, ok
+			}
+		case method.RecvDstOpts: // TCP_SAVED_SYN; IPV6_RECVDSTOPTS on UDP
+			lm.ReadConn = savedSYN(reveal.Method(m.Name))
+			lm.ReadUDP = func(d *Datagram) (uint32, bool) {
+				id, _, ok := dec.Opts(d.DstOpts, dec.Types[0])
+				return id, ok
+			}
+		case method.RawSocket: // TCP_SAVED_SYN; a raw socket's IP-ID on UDP
+			lm.ReadConn = savedSYN(reveal.Method(m.Name))
+			lm.ReadUDP = func(d *Datagram) (uint32, bool) { return uint32(d.IPID), d.Raw && d.Atomic }
+		case method.HTTPHeader:
+			lm.NATArgs, lm.ReadConn = httpHeaderArgs, xffRead
+		case method.ProxyHeader:
+			lm.NATArgs, lm.Wrap, lm.ReadConn = proxyArgs, proxyWrap, proxyRead
+		case method.PortSetLookup:
+			lm.NATArgs, lm.NATPrep, lm.ReadConn, lm.ReadUDP = portSetArgs, portSetPrep, portSetConn, portSetUDP
+		case method.IdentQuery:
+			lm.NATArgs = append(slices.Clip(m.Lab.NATArgs), "--ident-listen", lab.NATPublic+":113")
+			lm.ReadConn = identQuery
+		case method.HIPStack:
+			lm.Custom = hipProbe
+		}
+	}
+	return ms
 }
 
 // savedSYN reads method m from the connection's saved SYN (the listener

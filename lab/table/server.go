@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/natreveal/natreveal/lab"
+	"github.com/natreveal/natreveal/method/all"
 	"github.com/natreveal/natreveal/reveal"
 	"github.com/natreveal/natreveal/reveal/listener"
 )
@@ -52,7 +53,7 @@ type Datagram struct {
 	Src       string
 	Sock      bool   // delivered to the UDP socket
 	IPOptions []byte // IP_RECVOPTS
-	DestOpts  []byte // IPV6_DSTOPTS ancillary data
+	DstOpts   []byte // IPV6_DSTOPTS ancillary data
 	Raw       bool   // seen on the raw socket
 	IPID      uint16
 	Atomic    bool // DF set, not a fragment (RFC 6864)
@@ -60,7 +61,19 @@ type Datagram struct {
 
 // decodeAll is the listener's decoder: every method a saved SYN can hold;
 // the method descriptors pick theirs.
-var decodeAll = &reveal.Decoder{Methods: []reveal.Method{reveal.TCPOption, reveal.IPOption, reveal.DestOpt, reveal.IPID}}
+var decodeAll = &reveal.Decoder{Methods: inPackets()}
+
+// inPackets lists the methods whose HOST_ID the registry's decoders read
+// from a packet (method.Decoder.Packet), in the decoder's order.
+func inPackets() []reveal.Method {
+	var out []reveal.Method
+	for _, m := range reveal.Methods {
+		if md, _ := all.Lookup(string(m)); md.Decoder.Packet != nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
 
 // store holds what the servers saw, by label.
 type store struct {
@@ -364,7 +377,7 @@ func (u *udpServers) readSock(c *net.UDPConn, st *store) {
 			}
 		}
 		st.updateDatagram(string(buf[:n]), func(d *Datagram) {
-			d.Sock, d.Src, d.IPOptions, d.DestOpts = true, from.String(), opts, dst
+			d.Sock, d.Src, d.IPOptions, d.DstOpts = true, from.String(), opts, dst
 		})
 	}
 }

@@ -17,13 +17,22 @@ const (
 // (RFC 4727 §2.6: act 00, chg 0, rest 11110).
 const DefaultType = 0x1E
 
+// Types are the option types a server may be told: 0x1E with each
+// combination of the two action bits and the change bit (RFC 4727 §2.6,
+// RFC 8200 §4.2); the default first.
+var Types = []byte{DefaultType, 0x3E, 0x5E, 0x7E, 0x9E, 0xBE, 0xDE, 0xFE}
+
 // Method describes dest-opt.
 var Method = method.Method{
 	Name: Name, Section: Section, Router: true, Family: method.IPv6,
 	Counters: []string{Name},
 	Decoder: method.Decoder{Packet: func(pkt []byte) (uint32, int, bool) {
 		return DestOptHostID(pkt, DefaultType)
-	}, Default: true, Reveal: true},
+	}, Default: true, Reveal: true,
+		Typed: DestOptHostID, Opts: HostIDFromDestOpts, Types: Types, TypeHex: true,
+		TypeHelp: "IPv6 destination option type of dest-opt: 0x1E, 0x3E, ..., 0xFE (RFC 4727)",
+		Ext:      60, // RFC 8200 §4.6: Destination Options
+		Match:    &method.Match{Carrier: method.IPv6DstOpt, Widths: []int{2, 4}, UDP: true, Set: "dstopt"}},
 	Lab: method.Lab{Family: 6, Transports: []string{"udp", "tcp", "http", "tls"},
 		NATArgs: []string{"--methods", Name}, Reading: method.RecvDstOpts},
 }

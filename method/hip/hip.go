@@ -3,7 +3,10 @@
 // packets through, and a server reads the sender's HIT.
 package hip
 
-import "github.com/natreveal/natreveal/method"
+import (
+	"github.com/natreveal/natreveal/encoders"
+	"github.com/natreveal/natreveal/method"
+)
 
 // Name is the method's name.
 const Name = "hip"
@@ -12,6 +15,7 @@ const Name = "hip"
 var Method = method.Method{
 	Name: Name, Family: method.Both,
 	NoCounters: "the NAT never queues HIP packets",
-	Decoder:    method.Decoder{Why: "the sender HIT of a HIP packet (RFC 7401 §5.1), 128 bits, not a HOST_ID word", Default: true, Reveal: true},
-	Lab:        method.Lab{Column: "HIP", Family: 4, Reading: method.HIPStack},
+	Decoder: method.Decoder{Why: "the sender HIT of a HIP packet (RFC 7401 §5.1), 128 bits, not a HOST_ID word", Default: true, Reveal: true,
+		Proto: 139, HIT: encoders.HIPSenderHIT}, // RFC 7401 §5.1: HIP packets, IP protocol 139
+	Lab: method.Lab{Column: "HIP", Family: 4, Reading: method.HIPStack},
 }

@@ -29,7 +29,8 @@ var Method = method.Method{
 	Decoder: method.Decoder{Packet: func(pkt []byte) (uint32, int, bool) {
 		id, atomic, ok := IPID(pkt)
 		return uint32(id), 2, ok && atomic
-	}, Reveal: true},
+	}, Reveal: true,
+		Match: &method.Match{Carrier: method.IPv4ID, Widths: []int{2}, UDP: true, Set: "ipid"}},
 	Lab: method.Lab{Column: "IP-ID", Family: 4, Transports: []string{"udp", "tcp", "http", "tls"},
 		NATArgs: []string{"--methods", Name}, Reading: method.RawSocket},
 }

@@ -17,13 +17,20 @@ const (
 // (RFC 4727 §2.5: copy 0, class 0, number 30).
 const DefaultType = 30
 
+// Types are the option types a server may be told: number 30 with each
+// combination of the copy flag and class (RFC 4727 §2.5); the default first.
+var Types = []byte{DefaultType, 94, 158, 222}
+
 // Method describes ip-option.
 var Method = method.Method{
 	Name: Name, Section: Section, Router: true, Family: method.IPv4,
 	Counters: []string{Name},
 	Decoder: method.Decoder{Packet: func(pkt []byte) (uint32, int, bool) {
 		return encoders.IPOptionHostID(pkt, DefaultType)
-	}, Default: true, Reveal: true},
+	}, Default: true, Reveal: true,
+		Typed: encoders.IPOptionHostID, Opts: encoders.HostIDFromIPOptions, Types: Types,
+		TypeHelp: "IPv4 option type of ip-option: 30, 94, 158 or 222 (RFC 4727)",
+		Match:    &method.Match{Carrier: method.IPv4Opt, Widths: []int{2, 4}, UDP: true, Set: "ipopt"}},
 	Lab: method.Lab{Column: "IP Option", Family: 4, Transports: []string{"udp", "tcp", "http", "tls"},
 		NATArgs: []string{"--methods", Name}, Reading: method.RecvOpts},
 }

@@ -23,7 +23,9 @@ var Method = method.Method{
 			return encoders.HostIDOption6(pkt)
 		}
 		return encoders.HostIDOption(pkt)
-	}, Default: true, Reveal: true},
+	}, Default: true, Reveal: true,
+		Proto: 6, // RFC 7974: a TCP option
+		Match: &method.Match{Carrier: method.TCPOptionExp, Kind: 253, ExID: 0x0348, Widths: []int{2, 4}, Set: "tcpopt"}},
 	Lab: method.Lab{Column: "TCP Option", Family: 4, Transports: []string{"tcp", "http", "tls"},
 		NATArgs: []string{"--methods", Name}, Reading: method.SavedSYN},
 }

@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/natreveal/natreveal/method/destopt"
 	"github.com/natreveal/natreveal/reveal"
 )
 
@@ -190,7 +191,7 @@ func TestListenIPv6(t *testing.T) {
 	if len(syn) < 48 || syn[6] != unix.IPPROTO_DSTOPTS {
 		t.Fatalf("saved SYN % x: want a Destination Options header", syn)
 	}
-	want := []reveal.Found{{Method: reveal.DestOpt, HostID: 0x1234, Len: 2}}
+	want := []reveal.Found{{Method: reveal.Method(destopt.Name), HostID: 0x1234, Len: 2}}
 	if got := c2.HostIDs(); !reflect.DeepEqual(got, want) {
 		t.Errorf("HostIDs %+v, want %+v", got, want)
 	}
