@@ -108,7 +108,7 @@ func FuzzParseIPv6(f *testing.F) {
 				t.Fatalf("lengths %+v", ip)
 			case ip.ProtoField >= ip.Off || pkt[ip.ProtoField] != ip.Proto:
 				t.Fatalf("Proto field %+v", ip)
-			case ip.DestOff != 0 && (pkt[ip.DestField] != packet.ProtoDestOpts || ip.DestOff+extLen(pkt[ip.DestOff+1]) != ip.Off || ip.ProtoField != ip.DestOff):
+			case ip.DestOff != 0 && (pkt[ip.DestField] != packet.ProtoDstOpts || ip.DestOff+extLen(pkt[ip.DestOff+1]) != ip.Off || ip.ProtoField != ip.DestOff):
 				t.Fatalf("final Destination Options %+v", ip)
 			case ip.RoutingOff != 0 && (ip.RoutingOff >= ip.Off || pkt[ip.RoutingOff+3] == 0):
 				t.Fatalf("Routing %+v", ip)

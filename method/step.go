@@ -10,7 +10,7 @@ import "github.com/natreveal/natreveal/packet"
 type Layer uint8
 
 const (
-	LayerIP        Layer = iota // the IPv4 header or the IPv6 header chain (ip-id, ip-option, dest-opt)
+	LayerIP        Layer = iota // the IPv4 header or the IPv6 header chain (IP-ID, IPv4 options, IPv6 extension headers)
 	LayerTransport              // the TCP header (tcp-option)
 )
 

@@ -14,7 +14,7 @@ const (
 	ProtoRouting  = 43
 	ProtoFragment = 44
 	ProtoAH       = 51
-	ProtoDestOpts = 60
+	ProtoDstOpts = 60
 )
 
 // Fixed header sizes.
@@ -360,7 +360,7 @@ func (ip *IPv6) Parse(pkt []byte) Result {
 	for {
 		var l int
 		switch nh {
-		case ProtoHopByHop, ProtoRouting, ProtoDestOpts:
+		case ProtoHopByHop, ProtoRouting, ProtoDstOpts:
 			if nh == ProtoHopByHop && off != IPv6HdrLen {
 				return BadHeader // §4.1: only right after the IPv6 header
 			}
@@ -389,7 +389,7 @@ func (ip *IPv6) Parse(pkt []byte) Result {
 			return Unchanged
 		default:
 			ip.Proto, ip.ProtoField, ip.Off = nh, field, off
-			if last == ProtoDestOpts {
+			if last == ProtoDstOpts {
 				ip.DestOff, ip.DestField = lastOff, lastField
 			}
 			return Unchanged

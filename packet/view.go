@@ -170,23 +170,23 @@ func (v *View) ResizeIPv4Header(total int) {
 	v.setTotal(total)
 }
 
-// InsertDestOpts updates v for a Destination Options header of hl bytes
+// InsertDstOpts updates v for a Destination Options header of hl bytes
 // inserted right before the upper-layer header (RFC 8200 §4.1): the field
 // that named the upper layer now names it.
-func (v *View) InsertDestOpts(hl int) {
+func (v *View) InsertDstOpts(hl int) {
 	ip := &v.IP6
 	ip.DestOff, ip.DestField, ip.ProtoField = v.L4Off, ip.ProtoField, v.L4Off
 	if ip.DestField == 6 {
-		ip.NextHdr = ProtoDestOpts
+		ip.NextHdr = ProtoDstOpts
 	}
 	v.shiftL4(hl)
 	ip.Off = v.L4Off
 	v.setTotal(v.Total + hl)
 }
 
-// ResizeDestOpts updates v for the final Destination Options header grown
+// ResizeDstOpts updates v for the final Destination Options header grown
 // or shrunk by d bytes (it stays).
-func (v *View) ResizeDestOpts(d int) {
+func (v *View) ResizeDstOpts(d int) {
 	v.shiftL4(d)
 	v.IP6.Off = v.L4Off
 	v.setTotal(v.Total + d)

@@ -18,6 +18,8 @@ import (
 
 	"github.com/natreveal/natreveal/guard"
 	"github.com/natreveal/natreveal/lab"
+	"github.com/natreveal/natreveal/method"
+	"github.com/natreveal/natreveal/method/all"
 )
 
 // Where a block happened.
@@ -59,17 +61,27 @@ type blocker struct {
 	on func(r *runner, m *Method, h lab.Host) (how string, off func() error, err error)
 }
 
-// blockers: how the server blocks one host, by method. A method missing here
-// (hip: the lab has no HIP stack to refuse a HIT) gets no measurement.
-var blockers = map[string]blocker{
-	"tcp-option":     {WhereKernel, guardBlock},
-	"ip-id":          {WhereKernel, guardBlock},
-	"ip-option":      {WhereKernel, guardBlock},
-	"dest-opt":       {WhereKernel, guardBlock},
-	"port-set":       {WhereKernel, portSetBlock},
-	"http-header":    {WhereApp, appBlock(byHostID)},
-	"ident":          {WhereApp, appBlock(byHostID)},
-	"proxy-protocol": {WhereApp, appBlock(byProxySource)},
+// blockerFor says how the server blocks one host for the method name, from its
+// registry entry: a method whose HOST_ID a firewall can match (Decoder.Match)
+// in the server's kernel with guard, the others where the server reads the
+// HOST_ID. false: the lab has no way to block for m (hip).
+func blockerFor(name string) (blocker, bool) {
+	e, ok := all.Lookup(name)
+	switch {
+	case !ok:
+		return blocker{}, false
+	case e.Decoder.Match != nil:
+		return blocker{WhereKernel, guardBlock}, true
+	}
+	switch e.Lab.Reading {
+	case method.PortSetLookup:
+		return blocker{WhereKernel, portSetBlock}, true
+	case method.HTTPHeader, method.IdentQuery:
+		return blocker{WhereApp, appBlock(byHostID)}, true
+	case method.ProxyHeader:
+		return blocker{WhereApp, appBlock(byProxySource)}, true
+	}
+	return blocker{}, false
 }
 
 // guardBlock: `natreveal-server guard` in the server's namespace (package
@@ -199,7 +211,7 @@ func peer(c net.Conn) netip.Addr {
 // c1 blocked, N connections from each host, the block lifted again. nil: the
 // lab has no way to block for m.
 func (r *runner) block(m *Method) (*Block, error) {
-	bl, ok := blockers[m.Name]
+	bl, ok := blockerFor(m.Name)
 	if !ok || len(r.t.Hosts) < 2 {
 		return nil, nil
 	}

@@ -38,7 +38,7 @@ func stepsOf(m *Method) int {
 	if m.ReadConn != nil && slices.Contains(m.Transports, TCP) {
 		n++
 	}
-	if _, ok := blockers[m.Name]; ok {
+	if _, ok := blockerFor(m.Name); ok {
 		n++ // the blacklisting row
 	}
 	return n

@@ -311,7 +311,7 @@ func (r *runner) method(m *Method) (*MethodResult, error) {
 		ok := mr.Success[lab.PathClean].Revealed == mr.Success[lab.PathClean].Attempted
 		mr.Notes = append(mr.Notes, fmt.Sprintf("lab: the sender HITs of both hosts arrived intact: %s", yesNo(ok)))
 	}
-	if _, ok := blockers[m.Name]; ok {
+	if _, ok := blockerFor(m.Name); ok {
 		r.tr.begin(m.Name, r.nth, "blacklisting c1", 2*r.o.N)
 		b, err := r.block(m)
 		r.tr.end()

@@ -204,9 +204,9 @@ func rewriteDestOpt(v *packet.View, buf []byte, optType byte, id uint32, idLen, 
 		b := buf[:newTotal]
 		copy(b[ip.Off+len(h):], b[ip.Off:ip.TotalLen])
 		copy(b[ip.Off:], h[:])
-		b[ip.ProtoField] = packet.ProtoDestOpts
+		b[ip.ProtoField] = packet.ProtoDstOpts
 		binary.BigEndian.PutUint16(b[4:], uint16(newTotal-packet.IPv6HdrLen))
-		v.InsertDestOpts(len(h))
+		v.InsertDstOpts(len(h))
 		return newTotal, packet.Written, false
 	}
 
@@ -255,7 +255,7 @@ func destOptsResized(v *packet.View, buf []byte, newLen, hl, newHL int) {
 		v.Parse(buf, newLen)
 		return
 	}
-	v.ResizeDestOpts(newHL - hl)
+	v.ResizeDstOpts(newHL - hl)
 	v.N = newLen
 }
 
