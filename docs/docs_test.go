@@ -54,12 +54,16 @@ func TestMethodSections(t *testing.T) {
 	}
 }
 
-// outside matches references to documents that are not in the repository.
-var outside = regexp.MustCompile(`\.\./shared|DESIGN\.md|(?i:\bseed\b)`)
+// outside matches references to documents that are not in the repository;
+// outsideGo is the same for Go files, where "seed" is also fuzzing's word.
+var (
+	outside   = regexp.MustCompile(`\.\./shared|DESIGN\.md|(?i:\bseed\b)`)
+	outsideGo = regexp.MustCompile(`\.\./shared|DESIGN\.md|(?i:\bseed (§|note)|\bthe seed\b|\bseed's)`)
+)
 
-// Text files refer to RFCs and to RFC 6967 /
+// Text and Go files refer to RFCs and to RFC 6967 /
 // draft-boucadair-intarea-nat-reveal-analysis, never to documents a reader
-// does not get. Go files are left to their own review.
+// does not get.
 func TestNoOutsideReferences(t *testing.T) {
 	err := filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -71,8 +75,12 @@ func TestNoOutsideReferences(t *testing.T) {
 			}
 			return nil
 		}
-		if strings.HasSuffix(path, ".go") || !d.Type().IsRegular() {
+		if !d.Type().IsRegular() {
 			return nil
+		}
+		re := outside
+		if strings.HasSuffix(path, ".go") {
+			re = outsideGo
 		}
 		b, err := os.ReadFile(path)
 		if err != nil {
@@ -82,7 +90,7 @@ func TestNoOutsideReferences(t *testing.T) {
 			return nil // binary
 		}
 		for i, line := range strings.Split(string(b), "\n") {
-			if outside.MatchString(line) {
+			if re.MatchString(line) && !strings.Contains(line, "regexp.MustCompile") {
 				t.Errorf("%s:%d refers to a document outside the repository: %s", path, i+1, line)
 			}
 		}

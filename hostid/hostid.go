@@ -21,7 +21,7 @@ type Source interface {
 }
 
 // Lower16 is the draft's example: the low 16 bits of the inside IPv4 address
-// (RFC 6967 §3; seed §3.1). For an IPv6 host, the low 16 bits of its
+// (RFC 6967 §3; draft-boucadair-intarea-nat-reveal-analysis §3.1). For an IPv6 host, the low 16 bits of its
 // address, i.e. of its interface identifier (RFC 4291 §2.5.1).
 type Lower16 struct{}
 

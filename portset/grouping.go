@@ -7,7 +7,7 @@ import (
 	"math/bits"
 )
 
-// Grouping is the server side of seed §3.6.1, for when the operator publishes
+// Grouping is the server side of draft-boucadair-intarea-nat-reveal-analysis §3.6.1, for when the operator publishes
 // no policy: the source ports seen from one public address are grouped into
 // port sets, each presumed to be one inside host, so that a misbehaving host
 // can be handled (rate-limited, blocked) without punishing every host behind
@@ -15,7 +15,7 @@ import (
 // or, with a key, a keyed random partition of the port space into sets of
 // that width. A set can be narrowed (split in two) when the misbehaviour goes
 // on, which spares the innocent hosts it held, or widened (merged with its
-// neighbour) when it stopped, as the seed describes.
+// neighbour) when it stopped, as the analysis describes.
 //
 // Internally every port has a position: itself for contiguous sets, a keyed
 // pseudo-random permutation of it otherwise. Sets are aligned power-of-two
@@ -110,7 +110,7 @@ func (g *Grouping) Ports(s Set) []uint16 {
 	return out
 }
 
-// Narrow halves the set holding port (seed §3.6.1: "reduce ... the width of
+// Narrow halves the set holding port (the analysis, §3.6.1: "reduce ... the width of
 // the ports set of the misbehaving" host); a set of one port stays. It
 // returns the new set of port.
 func (g *Grouping) Narrow(port uint16) Set {

@@ -122,7 +122,7 @@ func randomTrace(hosts, perHost int, r *Rand) trace {
 	return trace{fmt.Sprintf("random, %d hosts x %d", hosts, perHost), cs}
 }
 
-// The seed's widths (8, 32, 64, 512, 1024) and more, on synthetic traces:
+// The analysis's widths (draft-boucadair-intarea-nat-reveal-analysis §3.6.1) (8, 32, 64, 512, 1024) and more, on synthetic traces:
 // how often a host shares a set with another host and how often one host's
 // connections are split over several sets. Wider sets share more and split
 // less (the sets are nested: each width's sets are unions of the narrower

@@ -3,7 +3,7 @@
 // every inside host gets a fixed block of ports on one public address,
 // computed from a handful of published parameters, so that a public
 // address:port names the inside host without any per-connection log. It also
-// holds the server side of seed §3.6.1 for when no policy is published
+// holds the server side of draft-boucadair-intarea-nat-reveal-analysis §3.6.1 for when no policy is published
 // (grouping.go).
 //
 // RFC 7422 §2 names the variables of the algorithm: the inside address range

@@ -22,7 +22,7 @@ func hipI1(sender byte) []byte {
 	return p
 }
 
-// HIP (seed §3.7): natreveal never touches HIP (IP protocol 139). With every
+// HIP (draft-boucadair-intarea-nat-reveal-analysis §3.7): natreveal never touches HIP (IP protocol 139). With every
 // packet method on, the HIP packets of two hosts cross the masquerade with
 // their HIP header byte-identical, and the sender HIT found at the server
 // tells the hosts apart.

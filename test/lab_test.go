@@ -90,7 +90,7 @@ func TestLabQuick(t *testing.T) {
 			}
 			if m.Name == "http-header" && tr == table.TLS {
 				// Truth: natreveal cannot write into TLS; those bytes pass
-				// unchanged (seed: Encrypted Traffic "No").
+				// unchanged (Table 1: Encrypted Traffic "No").
 				if c.OK {
 					t.Errorf("http-header over TLS reached the server: %+v", c.Hosts)
 				}

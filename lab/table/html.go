@@ -101,7 +101,7 @@ func (r *Result) htmlTable() string {
 			if ok {
 				meas = yesNo(c.OK)
 			}
-			b.WriteString(cell(m.Seed.claim(tr), meas, carriedDiffers(m, tr), !ok, hostsTitle(c)))
+			b.WriteString(cell(m.Claim.claim(tr), meas, carriedDiffers(m, tr), !ok, hostsTitle(c)))
 		}
 		for _, p := range r.Paths {
 			s := m.Success[p]
@@ -113,15 +113,15 @@ func (r *Result) htmlTable() string {
 				}
 				meas += ")"
 			}
-			b.WriteString(cell(m.Seed.Success, meas, successDiffers(m, s), s == nil, ""))
+			b.WriteString(cell(m.Claim.Success, meas, successDiffers(m, s), s == nil, ""))
 		}
 		perf := "n/a"
 		if m.Perf != nil {
 			perf = fmt.Sprintf("%.2f× (%s)", m.Perf.Ratio, m.Perf.Level)
 		}
-		b.WriteString(cell(m.Seed.Perf, perf, perfDiffers(m), m.Perf == nil, ""))
-		b.WriteString(cell(m.Seed.OSModif, yesNo(m.KernelChange), osDiffers(m), false, m.ServerReads))
-		b.WriteString(cell(m.Seed.Deployable, m.Deployable, deployDiffers(m), false, m.Configured))
+		b.WriteString(cell(m.Claim.Perf, perf, perfDiffers(m), m.Perf == nil, ""))
+		b.WriteString(cell(m.Claim.OSModif, yesNo(m.KernelChange), osDiffers(m), false, m.ServerReads))
+		b.WriteString(cell(m.Claim.Deployable, m.Deployable, deployDiffers(m), false, m.Configured))
 		if r.hasBlock() {
 			title := ""
 			if m.Block != nil {
@@ -129,7 +129,7 @@ func (r *Result) htmlTable() string {
 			}
 			b.WriteString(cell("", blockText(m.Block), false, m.Block == nil, title))
 		}
-		notes := strings.TrimSpace(m.Seed.Notes + " " + strings.Join(m.Notes, "; "))
+		notes := strings.TrimSpace(m.Claim.Notes + " " + strings.Join(m.Notes, "; "))
 		b.WriteString(`<td class="notes">` + esc(notes) + "</td></tr>\n")
 	}
 	b.WriteString("</tbody></table>\n")

@@ -21,7 +21,7 @@ func sample() *Result {
 	for i, m := range Methods {
 		mr := MethodResult{Name: m.Name, Column: m.Column, Family: m.Family, Carried: map[Transport]*Carried{},
 			Success: map[lab.Path]*Success{}, ServerReads: m.ServerReads, KernelChange: m.KernelChange,
-			Configured: m.Configured, Seed: m.Seed, Deployable: "yes"}
+			Configured: m.Configured, Claim: m.Claim, Deployable: "yes"}
 		for _, tr := range m.Transports {
 			ok := i%3 != 2 || tr != TLS
 			mr.Carried[tr] = &Carried{OK: ok, Hosts: []HostResult{{Host: "c1", Want: "0x0002", Got: "0x0002", Completed: true, OK: ok}}}

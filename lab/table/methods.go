@@ -88,7 +88,7 @@ type Method struct {
 	// NeedsEndHosts: deployment needs changes on the clients (hip).
 	NeedsEndHosts bool
 
-	Seed Claims // the analysis's Table 1 column
+	Claim Claims // the analysis's Table 1 column
 }
 
 // Claims is a column of the analysis's Table 1, as printed there ("" for a
@@ -125,37 +125,37 @@ var Methods = fromRegistry([]Method{
 		ServerReads:  "no: socket options of stock Linux, TCP_SAVED_SYN (TCP), IP_RECVOPTS (UDP)",
 		KernelChange: false,
 		Configured:   "NAT: natreveal run --methods ip-option; server app: TCP_SAVE_SYN / IP_RECVOPTS; every router on the path must pass IP options",
-		Seed:         Claims{UDP: "Yes", TCP: "Yes", HTTP: "Yes", Encrypted: "Yes", Success: "30%", Perf: "High", OSModif: "Yes", Deployable: "Yes"},
+		Claim:        Claims{UDP: "Yes", TCP: "Yes", HTTP: "Yes", Encrypted: "Yes", Success: "30%", Perf: "High", OSModif: "Yes", Deployable: "Yes"},
 	},
 	{
 		Name:        tcpoption.Name,
 		ServerReads: "no: TCP_SAVED_SYN, a socket option of stock Linux (4.2+)",
 		Configured:  "NAT: natreveal run --methods tcp-option; server app: TCP_SAVE_SYN on the listener",
-		Seed:        Claims{UDP: "No", TCP: "Yes", HTTP: "Yes", Encrypted: "Yes", Success: "99%", Perf: "Med to High", OSModif: "Yes", Deployable: "Yes"},
+		Claim:       Claims{UDP: "No", TCP: "Yes", HTTP: "Yes", Encrypted: "Yes", Success: "99%", Perf: "Med to High", OSModif: "Yes", Deployable: "Yes"},
 	},
 	{
 		Name:        ipid.Name,
 		ServerReads: "no: TCP_SAVED_SYN (TCP); a raw IP socket, i.e. packet capture (UDP: no socket option shows the ID)",
-		Configured:  "NAT: natreveal run --methods ip-id; server app: TCP_SAVE_SYN, raw socket for UDP; the server must know the NAT writes it (seed note 1)",
-		Seed:        Claims{UDP: "Yes", TCP: "Yes", HTTP: "Yes", Encrypted: "Yes", Success: "100%", Perf: "Low to Med", OSModif: "Yes", Deployable: "Yes", Notes: "(1)"},
+		Configured:  "NAT: natreveal run --methods ip-id; server app: TCP_SAVE_SYN, raw socket for UDP; the server must know the NAT writes it (Table 1 note 1)",
+		Claim:       Claims{UDP: "Yes", TCP: "Yes", HTTP: "Yes", Encrypted: "Yes", Success: "100%", Perf: "Low to Med", OSModif: "Yes", Deployable: "Yes", Notes: "(1)"},
 	},
 	{
 		Name:        httpheader.Name,
 		ServerReads: "no: the X-Forwarded-For header of each request, read by the application",
 		Configured:  "NAT: natreveal run --methods http-header --http-header-ports ...; server app: trust X-Forwarded-For from the NAT's address",
-		Seed:        Claims{UDP: "No", TCP: "No", HTTP: "Yes", Encrypted: "No", Success: "100%", Perf: "Med to High", OSModif: "No", Deployable: "Yes", Notes: "(2)"},
+		Claim:       Claims{UDP: "No", TCP: "No", HTTP: "Yes", Encrypted: "No", Success: "100%", Perf: "Med to High", OSModif: "No", Deployable: "Yes", Notes: "(2)"},
 	},
 	{
 		Name:        proxyprotocol.Name,
 		ServerReads: "no: a PROXY v2 header before the stream (TLV UNIQUE_ID), read by the application (go-proxyproto)",
 		Configured:  "NAT: natreveal run --methods proxy-protocol --proxy-protocol-destinations ...; server app: must expect the PROXY header on that port (fails without it)",
-		Seed:        Claims{UDP: "No", TCP: "Yes", HTTP: "Yes", Encrypted: "Yes", Success: "Low", Perf: "High", OSModif: "No", Deployable: "No"},
+		Claim:       Claims{UDP: "No", TCP: "Yes", HTTP: "Yes", Encrypted: "Yes", Success: "Low", Perf: "High", OSModif: "No", Deployable: "No"},
 	},
 	{
 		Name:        portset.Name,
 		ServerReads: "no: the source address:port the server sees, looked up in the published policy (package portset, Lookup)",
 		Configured:  "NAT: natreveal run --methods port-set --port-set-public " + lab.NATPublic + " --port-set-block-size " + strconv.Itoa(PortSetBlock) + " (kernel SNAT blocks, nothing queued); the NAT's policy published to servers (natreveal portset plan); server app: a lookup of each source address:port",
-		Seed:        Claims{UDP: "Yes", TCP: "Yes", HTTP: "Yes", Encrypted: "Yes", Success: "100%", Perf: "No", OSModif: "No", Deployable: "Yes", Notes: "(1) (3)"},
+		Claim:       Claims{UDP: "Yes", TCP: "Yes", HTTP: "Yes", Encrypted: "Yes", Success: "100%", Perf: "No", OSModif: "No", Deployable: "Yes", Notes: "(1) (3)"},
 	},
 	{
 		Name:          hip.Name,
@@ -163,19 +163,19 @@ var Methods = fromRegistry([]Method{
 		KernelChange:  true,
 		Configured:    "NAT: nothing (natreveal never queues HIP); clients and server: a HIP stack and HIP infrastructure",
 		NeedsEndHosts: true,
-		Seed:          Claims{Success: "Low", Perf: "N/A", Deployable: "No", Notes: "(4) (5)"},
+		Claim:         Claims{Success: "Low", Perf: "N/A", Deployable: "No", Notes: "(4) (5)"},
 	},
 	{
 		Name:        destopt.Name,
 		ServerReads: "no: TCP_SAVED_SYN (TCP), IPV6_RECVDSTOPTS (UDP), both stock Linux",
 		Configured:  "NAT: natreveal run --methods " + destopt.Name + " (IPv6, NAT66); server app: TCP_SAVE_SYN / IPV6_RECVDSTOPTS; routers must pass extension headers",
-		Seed:        notInTable,
+		Claim:       notInTable,
 	},
 	{
 		Name:        identm.Name,
 		ServerReads: "no: an RFC 1413 query from the application to the connection's source, port 113",
 		Configured:  "NAT: natreveal run --methods ident, port 113 open to servers; server app: an ident client",
-		Seed:        notInTable,
+		Claim:       notInTable,
 	},
 })
 

@@ -26,7 +26,7 @@ type Result struct {
 // MethodResult is one column of the table.
 type MethodResult struct {
 	Name         string                 `json:"name"`
-	Column       string                 `json:"seed_column,omitempty"`
+	Column       string                 `json:"column,omitempty"`
 	Family       int                    `json:"family"`
 	Carried      map[Transport]*Carried `json:"carried"` // the transports that apply
 	Success      map[lab.Path]*Success  `json:"success"`
@@ -35,7 +35,7 @@ type MethodResult struct {
 	KernelChange bool                   `json:"kernel_change"`
 	Configured   string                 `json:"configured"`
 	Deployable   string                 `json:"deployable"` // yes, partly: ..., no
-	Seed         Claims                 `json:"seed"`
+	Claim        Claims                 `json:"claim"`
 	Notes        []string               `json:"notes,omitempty"`
 	Block        *Block                 `json:"block,omitempty"` // the blacklisting row; nil: not measured
 }
@@ -127,7 +127,7 @@ func (r *Result) Markdown() string {
 	row := func(cells ...string) {
 		b.WriteString("| " + strings.Join(cells, " | ") + " |\n")
 	}
-	head := []string{"Table 1: seed → lab"}
+	head := []string{"Table 1: RFC 6967 → lab"}
 	sep := []string{"---"}
 	for _, m := range r.Methods {
 		col := m.Column
@@ -162,7 +162,7 @@ func (r *Result) Markdown() string {
 	row(cells...)
 	cells = []string{"OS TCP/IP Modif (how the server read it)"}
 	for _, m := range r.Methods {
-		c := claimOr(m.Seed.OSModif) + " → " + yesNo(m.KernelChange)
+		c := claimOr(m.Claim.OSModif) + " → " + yesNo(m.KernelChange)
 		if osDiffers(m) {
 			c += differs
 		}
@@ -171,7 +171,7 @@ func (r *Result) Markdown() string {
 	row(cells...)
 	cells = []string{"Deployable Today (what was configured where)"}
 	for _, m := range r.Methods {
-		c := claimOr(m.Seed.Deployable) + " → " + m.Deployable
+		c := claimOr(m.Claim.Deployable) + " → " + m.Deployable
 		if deployDiffers(m) {
 			c += differs
 		}
@@ -187,20 +187,20 @@ func (r *Result) Markdown() string {
 	}
 	cells = []string{"Notes"}
 	for _, m := range r.Methods {
-		n := m.Seed.Notes
+		n := m.Claim.Notes
 		if len(m.Notes) > 0 {
 			n = strings.TrimSpace(n + " " + strings.Join(m.Notes, "; "))
 		}
 		cells = append(cells, n)
 	}
 	row(cells...)
-	fmt.Fprintf(&b, "\nEach cell: the seed's claim → what the lab measured; %s marks a measurement that contradicts the claim. "+
+	fmt.Fprintf(&b, "\nEach cell: the analysis's claim → what the lab measured; %s marks a measurement that contradicts the claim. "+
 		"%d probes per method, path and transport (TCP connections and UDP flows, two inside hosts alternating); "+
 		"success = completed, in brackets how many of those carried the host's right HOST_ID. "+
 		"Perf: new connections/s over %.1f s against natreveal off (IPv4 %.0f/s, IPv6 %.0f/s), slowdown <5 %% No, <15 %% Low, <40 %% Med, else High. "+
 		"Linux %s, %s, %.0f s%s.\n",
 		strings.TrimSpace(differs), r.N, r.PerfSeconds, r.Baseline["ipv4"], r.Baseline["ipv6"], r.Kernel, r.Date, r.Seconds, quick(r.Quick))
-	b.WriteString("\nSeed notes: (1) requires a way to advertise that the NAT takes part (e.g. a DNS PTR record); " +
+	b.WriteString("\nTable 1's notes: (1) requires a way to advertise that the NAT takes part (e.g. a DNS PTR record); " +
 		"(4) client and server must be HIP-compliant, with HIP infrastructure; (5) a HIP host needs no host-hint from the NAT.\n")
 	if r.hasBlock() {
 		b.WriteString("\n" + blockLegend(r.N) + "\n")
@@ -234,7 +234,7 @@ func yn(c string) string {
 }
 
 func carriedCell(m MethodResult, tr Transport) string {
-	claim := m.Seed.claim(tr)
+	claim := m.Claim.claim(tr)
 	c, ok := m.Carried[tr]
 	if !ok {
 		return claimOr(claim) + " → n/a"
@@ -261,9 +261,9 @@ func carriedCell(m MethodResult, tr Transport) string {
 func successCell(m MethodResult, p lab.Path) string {
 	s := m.Success[p]
 	if s == nil {
-		return claimOr(m.Seed.Success) + " → n/a"
+		return claimOr(m.Claim.Success) + " → n/a"
 	}
-	cell := fmt.Sprintf("%s → %.0f%% (%d/%d", claimOr(m.Seed.Success), 100*s.Ratio, s.Completed, s.Attempted)
+	cell := fmt.Sprintf("%s → %.0f%% (%d/%d", claimOr(m.Claim.Success), 100*s.Ratio, s.Completed, s.Attempted)
 	if s.Revealed != s.Completed {
 		cell += fmt.Sprintf(", HOST_ID %d", s.Revealed)
 	}
@@ -278,30 +278,30 @@ func successCell(m MethodResult, p lab.Path) string {
 
 func carriedDiffers(m MethodResult, tr Transport) bool {
 	c, ok := m.Carried[tr]
-	s := yn(m.Seed.claim(tr))
+	s := yn(m.Claim.claim(tr))
 	return ok && s != "" && s != yesNo(c.OK)
 }
 
 func successDiffers(m MethodResult, s *Success) bool {
-	want, ok := claimRatio(m.Seed.Success)
+	want, ok := claimRatio(m.Claim.Success)
 	if !ok || s == nil {
 		return false
 	}
-	return (m.Seed.Success == "Low" && s.Ratio > 0.5) || (m.Seed.Success != "Low" && abs(s.Ratio-want) > 0.25)
+	return (m.Claim.Success == "Low" && s.Ratio > 0.5) || (m.Claim.Success != "Low" && abs(s.Ratio-want) > 0.25)
 }
 
 func perfDiffers(m MethodResult) bool {
-	levels := perfClaim(m.Seed.Perf)
+	levels := perfClaim(m.Claim.Perf)
 	return m.Perf != nil && levels != nil && !slices.Contains(levels, m.Perf.Level)
 }
 
 func osDiffers(m MethodResult) bool {
-	s := yn(m.Seed.OSModif)
+	s := yn(m.Claim.OSModif)
 	return s != "" && s != yesNo(m.KernelChange)
 }
 
 func deployDiffers(m MethodResult) bool {
-	s := yn(m.Seed.Deployable)
+	s := yn(m.Claim.Deployable)
 	return s != "" && s != m.Deployable
 }
 
@@ -326,9 +326,9 @@ func abs(x float64) float64 {
 
 func perfCell(m MethodResult) string {
 	if m.Perf == nil {
-		return claimOr(m.Seed.Perf) + " → n/a"
+		return claimOr(m.Claim.Perf) + " → n/a"
 	}
-	cell := fmt.Sprintf("%s → %.2f× (%s)", claimOr(m.Seed.Perf), m.Perf.Ratio, m.Perf.Level)
+	cell := fmt.Sprintf("%s → %.2f× (%s)", claimOr(m.Claim.Perf), m.Perf.Ratio, m.Perf.Level)
 	if perfDiffers(m) {
 		cell += differs
 	}

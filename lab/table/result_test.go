@@ -40,7 +40,7 @@ func TestMarkdown(t *testing.T) {
 		return s
 	}
 	r := &Result{N: 10, Paths: lab.Paths, Baseline: map[string]float64{"ipv4": 1000}, Methods: []MethodResult{
-		{Name: "ip-option", Column: "IP Option", Seed: Methods[0].Seed, ServerReads: Methods[0].ServerReads, Deployable: "partly: not on opt-drop",
+		{Name: "ip-option", Column: "IP Option", Claim: Methods[0].Claim, ServerReads: Methods[0].ServerReads, Deployable: "partly: not on opt-drop",
 			Carried: map[Transport]*Carried{UDP: ok, TCP: ok, HTTP: ok, TLS: ok},
 			Success: map[lab.Path]*Success{lab.PathClean: succ(10, 10), lab.PathOptDrop: succ(0, 0), lab.PathNAT2: succ(10, 10)},
 			Perf:    &Perf{Ratio: 0.8, Level: "Med"}},
@@ -49,7 +49,7 @@ func TestMarkdown(t *testing.T) {
 	}}
 	md := r.Markdown()
 	for _, want := range []string{
-		"| Table 1: seed → lab | IP Option `ip-option` | (not in Table 1) `ident` |",
+		"| Table 1: RFC 6967 → lab | IP Option `ip-option` | (not in Table 1) `ident` |",
 		"| UDP | Yes → yes | – → n/a |",
 		"| TCP | Yes → yes | – → no (c1 none) |",
 		"| Success Ratio, clean path | 30% → 100% (10/10) **≠** | – → 100% (10/10, HOST_ID 0) |",

@@ -243,7 +243,7 @@ func kernel() string {
 func (r *runner) method(m *Method) (*MethodResult, error) {
 	mr := &MethodResult{Name: m.Name, Column: m.Column, Family: m.Family, Carried: map[Transport]*Carried{},
 		Success: map[lab.Path]*Success{}, ServerReads: m.ServerReads, KernelChange: m.KernelChange,
-		Configured: m.Configured, Seed: m.Seed}
+		Configured: m.Configured, Claim: m.Claim}
 	if err := r.t.SetPath(lab.PathClean); err != nil {
 		return nil, err
 	}

@@ -11,7 +11,7 @@ import (
 )
 
 // IPv6 packets are built and checked with gopacket too (lab addresses in
-// 2001:db8::/32, DESIGN.md).
+// 2001:db8::/32, RFC 3849).
 
 var (
 	src6 = net.ParseIP("2001:db8::7")
