@@ -21,9 +21,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/natreveal/natreveal/packet"
 	"golang.org/x/sys/unix"
-
-	"github.com/natreveal/natreveal/encoders"
 )
 
 // Config sizes the readers and the pool.
@@ -70,7 +69,7 @@ const gsoMax = 0xffff - nlaHdrLen
 
 // bigBuf is a big job buffer: a GSO packet, and room behind it to render
 // its rewritten payload (translate.go) and grow it.
-const bigBuf = 2*(gsoMax+1) + encoders.Headroom
+const bigBuf = 2*(gsoMax+1) + packet.Headroom
 
 // bigJobs is how many big job buffers a lane has: packets that need one
 // wait for one (they are only ever held by a worker for one packet).
@@ -191,7 +190,7 @@ func serve(ctx context.Context, cfg Config, socks []socket, h PacketHandler, st 
 		l := &lane{q: q, free: make(chan *job, backlog), groups: make(chan *group, backlog+1),
 			spare: make(chan *group, backlog+1), pktMax: bufSize, busy: make([]atomic.Int64, 1+workers)}
 		for range backlog {
-			l.free <- &job{buf: make([]byte, bufSize+encoders.Headroom)}
+			l.free <- &job{buf: make([]byte, bufSize+packet.Headroom)}
 		}
 		if q.gsoOn() {
 			l.pktMax = gsoMax

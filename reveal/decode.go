@@ -4,9 +4,11 @@ import (
 	"encoding/binary"
 	"slices"
 
-	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/method/destopt"
+	"github.com/natreveal/natreveal/method/hip"
 	"github.com/natreveal/natreveal/method/ipid"
+	"github.com/natreveal/natreveal/method/ipoption"
+	"github.com/natreveal/natreveal/method/tcpoption"
 )
 
 // Found is one HOST_ID read from a packet.
@@ -68,9 +70,9 @@ func (d *Decoder) Decode(pkt []byte, out []Found) []Found {
 			var n int
 			var ok bool
 			if v4 {
-				id, n, ok = encoders.HostIDOption(pkt)
+				id, n, ok = tcpoption.HostIDOption(pkt)
 			} else {
-				id, n, ok = encoders.HostIDOption6(pkt)
+				id, n, ok = tcpoption.HostIDOption6(pkt)
 			}
 			if ok {
 				out = append(out, Found{Method: m, HostID: id, Len: n})
@@ -87,7 +89,7 @@ func (d *Decoder) Decode(pkt []byte, out []Found) []Found {
 			if !v4 {
 				continue
 			}
-			if id, n, ok := encoders.IPOptionHostID(pkt, d.ipOptionType()); ok {
+			if id, n, ok := ipoption.IPOptionHostID(pkt, d.ipOptionType()); ok {
 				out = append(out, Found{Method: m, HostID: id, Len: n})
 			}
 		case DestOpt:
@@ -101,7 +103,7 @@ func (d *Decoder) Decode(pkt []byte, out []Found) []Found {
 			if fl.Proto != ProtoHIP {
 				continue
 			}
-			if hit, ok := encoders.HIPSenderHIT(pkt); ok {
+			if hit, ok := hip.HIPSenderHIT(pkt); ok {
 				out = append(out, Found{Method: m, Len: 16, HIT: hit})
 			}
 		}

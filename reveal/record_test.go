@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/method/destopt"
+	"github.com/natreveal/natreveal/method/ipoption"
 )
 
 var when = time.Date(2026, 1, 2, 15, 4, 5, 1, time.UTC)
@@ -101,7 +101,7 @@ func TestParseOptionType(t *testing.T) {
 	// The lists are the values the encoders accept.
 	for v := range 256 {
 		in := func(l []byte) bool { return bytes.IndexByte(l, byte(v)) >= 0 }
-		if in(ExperimentalIPOptionTypes) != encoders.IPOptionTypeValid(byte(v)) || in(ExperimentalDestOptTypes) != destopt.IsDestOptType(byte(v)) {
+		if in(ExperimentalIPOptionTypes) != ipoption.IPOptionTypeValid(byte(v)) || in(ExperimentalDestOptTypes) != destopt.IsDestOptType(byte(v)) {
 			t.Errorf("type %d: lists and encoders disagree", v)
 		}
 	}

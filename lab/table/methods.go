@@ -10,10 +10,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/ident"
 	"github.com/natreveal/natreveal/lab"
 	"github.com/natreveal/natreveal/method/destopt"
+	"github.com/natreveal/natreveal/method/ipoption"
 	"github.com/natreveal/natreveal/reveal"
 )
 
@@ -114,7 +114,7 @@ var Methods = []Method{
 		Transports: []Transport{UDP, TCP, HTTP, TLS},
 		ReadConn:   savedSYN(reveal.IPOption),
 		ReadUDP: func(d *Datagram) (uint32, bool) {
-			id, _, ok := encoders.HostIDFromIPOptions(d.IPOptions, reveal.DefaultIPOptionType)
+			id, _, ok := ipoption.HostIDFromIPOptions(d.IPOptions, reveal.DefaultIPOptionType)
 			return id, ok
 		},
 		ServerReads:  "no: socket options of stock Linux, TCP_SAVED_SYN (TCP), IP_RECVOPTS (UDP)",

@@ -3,7 +3,6 @@
 package ipoption
 
 import (
-	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/method"
 )
 
@@ -22,7 +21,7 @@ var Method = method.Method{
 	Name: Name, Section: Section, Router: true, Family: method.IPv4,
 	Counters: []string{Name},
 	Decoder: method.Decoder{Packet: func(pkt []byte) (uint32, int, bool) {
-		return encoders.IPOptionHostID(pkt, DefaultType)
+		return IPOptionHostID(pkt, DefaultType)
 	}, Default: true, Reveal: true},
 	Lab: method.Lab{Column: "IP Option", Family: 4, Transports: []string{"udp", "tcp", "http", "tls"},
 		NATArgs: []string{"--methods", Name}, Reading: method.RecvOpts},

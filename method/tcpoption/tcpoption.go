@@ -4,7 +4,6 @@
 package tcpoption
 
 import (
-	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/method"
 )
 
@@ -20,9 +19,9 @@ var Method = method.Method{
 	Counters: []string{Name},
 	Decoder: method.Decoder{Packet: func(pkt []byte) (uint32, int, bool) {
 		if len(pkt) > 0 && pkt[0]>>4 == 6 {
-			return encoders.HostIDOption6(pkt)
+			return HostIDOption6(pkt)
 		}
-		return encoders.HostIDOption(pkt)
+		return HostIDOption(pkt)
 	}, Default: true, Reveal: true},
 	Lab: method.Lab{Column: "TCP Option", Family: 4, Transports: []string{"tcp", "http", "tls"},
 		NATArgs: []string{"--methods", Name}, Reading: method.SavedSYN},
