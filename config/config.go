@@ -12,6 +12,7 @@ import (
 
 	"github.com/natreveal/natreveal/method"
 	"github.com/natreveal/natreveal/method/all"
+	"github.com/natreveal/natreveal/stream"
 )
 
 // allMethods lists every method a NAT configures, in the order messages and
@@ -38,6 +39,10 @@ func (c *Config) EnabledNeeds() method.Needs { return c.Configs.Enabled(c.env())
 
 // Steps are the enabled methods' packet steps (method/all.Configs.Steps).
 func (c *Config) Steps() []method.Step { return c.Configs.Steps(c.env()) }
+
+// Stream fills the enabled payload methods' part of the selected flows'
+// settings (method/all.Configs.Stream).
+func (c *Config) Stream(sc *stream.Config) { c.Configs.Stream(c.env(), sc) }
 
 // env is what the methods' blocks are checked against.
 func (c *Config) env() method.Env {

@@ -10,6 +10,7 @@ import (
 	"github.com/natreveal/natreveal/method/ipid"
 	"github.com/natreveal/natreveal/method/ipoption"
 	"github.com/natreveal/natreveal/method/tcpoption"
+	"github.com/natreveal/natreveal/stream"
 )
 
 // testConfig is a handler configuration as the tests spell it: the
@@ -65,9 +66,12 @@ func (c testConfig) handler() HandlerConfig {
 	}
 	return HandlerConfig{
 		Inside: c.Inside, PostNAT: c.PostNAT, Steps: steps, TrackBit: c.TrackBit, DoneBit: c.DoneBit,
-		HTTPHeader: c.HTTPHeader, HTTPSel: c.HTTPSel, HTTPFields: c.HTTPFields,
-		Proxy: c.Proxy, ProxySel: c.ProxySel, ProxyCfg: c.ProxyCfg, IDBits: c.IDBits, IDAddress: c.IDAddress,
-		SelectBit: c.SelectBit, SeqAdjBit: c.SeqAdjBit, MaxSelected: c.MaxSelected, IPIDLearn: c.IPIDLearn,
+		Stream: stream.Config{
+			HTTPHeader: c.HTTPHeader, HTTPSel: c.HTTPSel, HTTPFields: c.HTTPFields,
+			Proxy: c.Proxy, ProxySel: c.ProxySel, ProxyCfg: c.ProxyCfg, IDBits: c.IDBits, IDAddress: c.IDAddress,
+			SelectBit: c.SelectBit, SeqAdjBit: c.SeqAdjBit, MaxSelected: c.MaxSelected,
+		},
+		IPIDLearn: c.IPIDLearn,
 	}
 }
 

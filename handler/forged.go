@@ -3,7 +3,7 @@ package handler
 import (
 	"encoding/binary"
 
-	"github.com/natreveal/natreveal/encoders"
+	"github.com/natreveal/natreveal/method/tcpoption"
 	"github.com/natreveal/natreveal/packet"
 )
 
@@ -23,7 +23,7 @@ func (h *Handler) unmarked(v Verdict, pv *packet.View, buf []byte) Verdict {
 		return v
 	}
 	if pv.Version == 4 {
-		if nl, r := encoders.StripHostIDOption(pv, buf); r == encoders.Written && !hostIDMayBePresent(pv, buf) {
+		if nl, r := tcpoption.StripHostIDOption(pv, buf); r == packet.Written && !hostIDMayBePresent(pv, buf) {
 			v.Len = nl
 			return v
 		}
@@ -54,8 +54,8 @@ func hostIDMayBePresent(pv *packet.View, buf []byte) bool {
 	}
 	opts := buf[off : off+n]
 	for i := 0; i+4 <= len(opts); i++ {
-		if opts[i] == encoders.HostIDKind && opts[i+1] >= 4 &&
-			binary.BigEndian.Uint16(opts[i+2:]) == encoders.HostIDExID {
+		if opts[i] == tcpoption.HostIDKind && opts[i+1] >= 4 &&
+			binary.BigEndian.Uint16(opts[i+2:]) == tcpoption.HostIDExID {
 			return true
 		}
 	}

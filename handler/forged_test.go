@@ -7,8 +7,9 @@ import (
 
 	"github.com/gopacket/gopacket/layers"
 
-	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/hostid"
+	"github.com/natreveal/natreveal/method/tcpoption"
+	"github.com/natreveal/natreveal/packet"
 )
 
 // Issue 17 item 1: an inside SYN that natreveal cannot mark never leaves
@@ -17,7 +18,7 @@ import (
 
 var (
 	optMSS    = layers.TCPOption{OptionType: layers.TCPOptionKindMSS, OptionLength: 4, OptionData: []byte{0x05, 0xa0}}
-	optForged = layers.TCPOption{OptionType: encoders.HostIDKind, OptionLength: 6, OptionData: []byte{0x03, 0x48, 0xde, 0xad}}
+	optForged = layers.TCPOption{OptionType: tcpoption.HostIDKind, OptionLength: 6, OptionData: []byte{0x03, 0x48, 0xde, 0xad}}
 	optExp30  = layers.TCPOption{OptionType: 30, OptionLength: 4, OptionData: []byte{1, 2}}
 )
 
@@ -123,13 +124,13 @@ func TestHostIDPastEOLOnFullSpaceDropped(t *testing.T) {
 		if v := h.Handle(buf, n, Meta{}); !v.Drop {
 			t.Errorf("v6 %v: verdict %+v, want drop", v6, v)
 		}
-		if st.Get(Refused) != 1 || st.Result("tcp-option", encoders.NoOptionSpace) != 1 {
+		if st.Get(Refused) != 1 || st.Result("tcp-option", packet.NoOptionSpace) != 1 {
 			t.Errorf("v6 %v: counters %v", v6, st.Snapshot())
 		}
 		// Without the hidden option the SYN passes, unmarked (counted).
 		h, st = newHandler6(testConfig{TCPOption: true, OptionLen: 4})
 		buf, n = forgedSYN(t, v6, []layers.TCPOption{exp, eol}, nil)
-		if v := h.Handle(buf, n, Meta{}); v.Drop || v.Len != 0 || st.Result("tcp-option", encoders.NoOptionSpace) != 1 {
+		if v := h.Handle(buf, n, Meta{}); v.Drop || v.Len != 0 || st.Result("tcp-option", packet.NoOptionSpace) != 1 {
 			t.Errorf("v6 %v, nothing hidden: verdict %+v, counters %v: want it passed, no-option-space", v6, v, st.Snapshot())
 		}
 	}

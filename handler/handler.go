@@ -43,21 +43,10 @@ type HandlerConfig struct {
 	TrackBit uint32
 	DoneBit  uint32
 
-	// Payload insertion for selected flows (package stream): IPv4, pre-NAT.
-	HTTPHeader bool
-	HTTPSel    []Selector // destinations whose flows get the HTTP fields
-	HTTPFields HTTPFields
-	Proxy      bool
-	ProxySel   []Selector // destinations whose flows get a PROXY header
-	ProxyCfg   ProxyConfig
-	IDBits     int    // HOST_ID width for its text form (16 or 32)
-	IDAddress  bool   // the text form is the inside address (hostid source "address")
-	SelectBit  uint32 // verdict mark the remember chain copies to the ct mark
-	// SeqAdjBit: the ct mark bit that keeps an http-header flow's server
-	// segments out of the queue (rules.Spec.SeqAdjBit, stream/kernelack.go); 0:
-	// they are always queued.
-	SeqAdjBit   uint32
-	MaxSelected int // selected flows held at once; past that new flows are not selected
+	// Stream is the selected flows' settings (package stream; IPv4,
+	// pre-NAT): the payload methods' parts, each filled from its method's
+	// configuration block (method/all.Configs.Stream), and the common ones.
+	Stream stream.Config
 
 	// IPIDLearn, when set, is the in-kernel ip-id path (ipidkernel.go): SYNs
 	// the kernel marked are left alone, hosts it did not know are learned.
@@ -100,7 +89,7 @@ func NewHandler(cfg HandlerConfig, src hostid.Source, resolve func(conntrack.Key
 		h.tcpOpt = h.tcpOpt || s.Name() == tcpoption.Name
 	}
 	h.views.New = func() any { return new(packet.View) }
-	h.sel = stream.New(cfg.streamConfig(), &stats.Counters)
+	h.sel = stream.New(cfg.Stream, &stats.Counters)
 	return h
 }
 

@@ -9,9 +9,10 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
-	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/hostid"
 	"github.com/natreveal/natreveal/method/destopt"
+	"github.com/natreveal/natreveal/method/tcpoption"
+	"github.com/natreveal/natreveal/packet"
 )
 
 var (
@@ -38,7 +39,7 @@ func serialize6(t testing.TB, ls ...gopacket.SerializableLayer) ([]byte, int) {
 	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ls...); err != nil {
 		t.Fatal(err)
 	}
-	out := make([]byte, len(buf.Bytes()), len(buf.Bytes())+encoders.Headroom)
+	out := make([]byte, len(buf.Bytes()), len(buf.Bytes())+packet.Headroom)
 	copy(out, buf.Bytes())
 	return out, len(buf.Bytes())
 }
@@ -64,7 +65,7 @@ func check6(t *testing.T, pkt []byte) gopacket.Packet {
 	if el := p.ErrorLayer(); el != nil {
 		t.Fatalf("gopacket cannot decode the output: %v", el.Error())
 	}
-	if p.Layer(layers.LayerTypeTCP) != nil && !encoders.TCPChecksumOK6(pkt) {
+	if p.Layer(layers.LayerTypeTCP) != nil && !packet.TCPChecksumOK6(pkt) {
 		t.Fatal("bad TCP checksum in output")
 	}
 	return p
@@ -106,7 +107,7 @@ func TestHandler6SYNBothMethods(t *testing.T) {
 	if p.Layer(layers.LayerTypeIPv6Destination) == nil {
 		t.Fatal("no Destination Options header")
 	}
-	if id, l, ok := encoders.HostIDOption6(buf[:v.Len]); !ok || id != 7 || l != 2 {
+	if id, l, ok := tcpoption.HostIDOption6(buf[:v.Len]); !ok || id != 7 || l != 2 {
 		t.Errorf("tcp option id %#x len %d ok %v, want 7", id, l, ok)
 	}
 	if id, l, ok := destopt.DestOptHostID(buf[:v.Len], destopt.DestOptType); !ok || id != 7 || l != 2 {
@@ -128,7 +129,7 @@ func TestHandler6SYNBothMethods(t *testing.T) {
 		if p.Layer(layers.LayerTypeIPv6Destination) != nil {
 			t.Fatalf("segment %d has a Destination Options header: the SYN only", i+1)
 		}
-		if id, _, ok := encoders.HostIDOption6(seg1[:v.Len]); !ok || id != 7 {
+		if id, _, ok := tcpoption.HostIDOption6(seg1[:v.Len]); !ok || id != 7 {
 			t.Fatalf("segment %d: HOST_ID %#x %v", i+1, id, ok)
 		}
 		if got := len(p.Layer(layers.LayerTypeTCP).(*layers.TCP).Payload); got != s.payload {
@@ -136,7 +137,7 @@ func TestHandler6SYNBothMethods(t *testing.T) {
 		}
 	}
 	passes6(t, h, seg{src: server6, dst: client6, sport: 80, dport: 40000, ack: true, seq: 5001, ackn: 201}, "server ACK of data")
-	if st.Result("dest-opt", encoders.Written) != 1 || st.Result("tcp-option", encoders.Written) != 3 || st.Get(FlowsTracked) != 1 || st.Get(Untracked) != 2 ||
+	if st.Result("dest-opt", packet.Written) != 1 || st.Result("tcp-option", packet.Written) != 3 || st.Get(FlowsTracked) != 1 || st.Get(Untracked) != 2 ||
 		st.Get(TrackDone) != 0 || st.Get(MSSLowered) != 0 || h.flows.Len() != 0 {
 		t.Errorf("counters %v, %d flows held", st.Snapshot(), h.flows.Len())
 	}
@@ -157,12 +158,12 @@ func TestHandler6Stateless(t *testing.T) {
 		t.Fatalf("segment verdict %+v (len was %d): want +8, no mark", v, n)
 	}
 	check6(t, buf[:v.Len])
-	if id, l, ok := encoders.HostIDOption6(buf[:v.Len]); !ok || id != 7 || l != 4 {
+	if id, l, ok := tcpoption.HostIDOption6(buf[:v.Len]); !ok || id != 7 || l != 4 {
 		t.Fatalf("HOST_ID %#x len %d %v, want 7 in 4 bytes", id, l, ok)
 	}
 	passes6Mark(t, h, seg{src: client6, dst: server6, sport: 41000, dport: 443, rst: true, ack: true, seq: 7518, ackn: 9001}, 0x5|trackBit, "client RST")
 	passes6(t, h, seg{src: server6, dst: client6, sport: 443, dport: 41000, ack: true, seq: 9001, ackn: 7518, payload: 40}, "server data")
-	if st.Result("tcp-option", encoders.Written) != 1 || st.Result("dest-opt", encoders.Written) != 0 || st.Get(Untracked) != 1 || st.Get(FlowsTracked) != 0 {
+	if st.Result("tcp-option", packet.Written) != 1 || st.Result("dest-opt", packet.Written) != 0 || st.Get(Untracked) != 1 || st.Get(FlowsTracked) != 0 {
 		t.Errorf("counters %v", st.Snapshot())
 	}
 
@@ -229,7 +230,7 @@ func TestHandler6UDP(t *testing.T) {
 			}
 		}
 	}
-	if st.Result("dest-opt", encoders.Written) != 2 || st.Get(FlowsTracked) != 1 || st.Get(TrackDone) != 1 {
+	if st.Result("dest-opt", packet.Written) != 2 || st.Get(FlowsTracked) != 1 || st.Get(TrackDone) != 1 {
 		t.Errorf("counters %v", st.Snapshot())
 	}
 }
@@ -241,7 +242,7 @@ func TestHandler6NoAllocs(t *testing.T) {
 		{src: client6, dst: server6, sport: 40000, dport: 80, ack: true, seq: 2, ackn: 1, payload: 100},
 	} {
 		tmpl, n := build6(t, s)
-		buf := make([]byte, n, n+encoders.Headroom)
+		buf := make([]byte, n, n+packet.Headroom)
 		m := Meta{Mark: trackBit} // the later segment: of the tracked phase
 		if s.syn {
 			m = Meta{}
@@ -258,7 +259,7 @@ func TestHandler6NoAllocs(t *testing.T) {
 func BenchmarkHandleSYN6(b *testing.B) {
 	h, _ := newHandler6(testConfig{TCPOption: true, DestOpt: true})
 	tmpl, n := build6(b, seg{src: client6, dst: server6, sport: 40000, dport: 80, syn: true, seq: 1, mss: 1440})
-	buf := make([]byte, n, n+encoders.Headroom)
+	buf := make([]byte, n, n+packet.Headroom)
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		copy(buf[:n], tmpl[:n])

@@ -11,9 +11,11 @@ import (
 	"github.com/gopacket/gopacket/layers"
 
 	"github.com/natreveal/natreveal/conntrack"
-	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/hostid"
 	"github.com/natreveal/natreveal/method/ipid"
+	"github.com/natreveal/natreveal/method/ipoption"
+	"github.com/natreveal/natreveal/method/tcpoption"
+	"github.com/natreveal/natreveal/packet"
 	"github.com/natreveal/natreveal/stream"
 )
 
@@ -57,7 +59,7 @@ func build(t testing.TB, s seg) ([]byte, int) {
 		ip, tcp, gopacket.Payload(payload)); err != nil {
 		t.Fatal(err)
 	}
-	out := make([]byte, len(buf.Bytes()), len(buf.Bytes())+encoders.Headroom)
+	out := make([]byte, len(buf.Bytes()), len(buf.Bytes())+packet.Headroom)
 	copy(out, buf.Bytes())
 	return out, len(buf.Bytes())
 }
@@ -69,7 +71,7 @@ func check(t *testing.T, pkt []byte) *layers.TCP {
 	if el := p.ErrorLayer(); el != nil {
 		t.Fatalf("gopacket cannot decode the output: %v", el.Error())
 	}
-	if !encoders.IPv4ChecksumOK(pkt) || !encoders.TCPChecksumOK(pkt) {
+	if !packet.IPv4ChecksumOK(pkt) || !packet.TCPChecksumOK(pkt) {
 		t.Fatal("bad checksum in output")
 	}
 	return p.Layer(layers.LayerTypeTCP).(*layers.TCP)
@@ -87,7 +89,7 @@ func newHandler(cfg testConfig) (*Handler, *Stats) {
 
 func hostIDOf(t *testing.T, pkt []byte) (uint32, bool) {
 	t.Helper()
-	id, _, ok := encoders.HostIDOption(pkt)
+	id, _, ok := tcpoption.HostIDOption(pkt)
 	return id, ok
 }
 
@@ -130,7 +132,7 @@ func clientSegment(t *testing.T, h *Handler, s seg, what string) *layers.TCP {
 	t.Helper()
 	buf, n := build(t, s)
 	v := h.Handle(buf, n, Meta{Mark: 0x5 | trackBit})
-	if v.Len != n+encoders.HostIDOptionSpace || v.SetMark || v.Drop {
+	if v.Len != n+tcpoption.HostIDOptionSpace || v.SetMark || v.Drop {
 		t.Fatalf("%s: verdict %+v (len was %d), want +8 bytes, no mark", what, v, n)
 	}
 	tcp := check(t, buf[:v.Len])
@@ -180,7 +182,7 @@ func TestHandlerTracksFlow(t *testing.T) {
 	}
 	passes(t, h, seg{src: server, dst: client, sport: 80, dport: 40000, ack: true, seq: sisn + 1, ackn: isn + 1401}, "server ACK of data")
 
-	if st.Get(FlowsTracked) != 1 || st.Result("tcp-option", encoders.Written) != 5 || st.Get(Modified) != 5 || st.Get(Untracked) != 2 ||
+	if st.Get(FlowsTracked) != 1 || st.Result("tcp-option", packet.Written) != 5 || st.Get(Modified) != 5 || st.Get(Untracked) != 2 ||
 		st.Get(TrackDone) != 0 || st.Get(MSSLowered) != 0 || st.Get(FlowsFull) != 0 {
 		t.Fatalf("counters %v", st.Snapshot())
 	}
@@ -231,7 +233,7 @@ func TestHandlerSegmentsWithoutSYN(t *testing.T) {
 					t.Fatalf("segment %d: HOST_ID %d %v, want option %v", i+1, id, ok, c.option)
 				}
 				if l := c.cfg.OptionLen; c.option && l != 0 {
-					if _, got, _ := encoders.HostIDOption(buf[:v.Len]); got != l {
+					if _, got, _ := tcpoption.HostIDOption(buf[:v.Len]); got != l {
 						t.Fatalf("segment %d: HOST_ID length %d, want %d", i+1, got, l)
 					}
 				}
@@ -250,7 +252,7 @@ func TestHandlerSegmentsWithoutSYN(t *testing.T) {
 			if c.ipid {
 				wantIPID = 3
 			}
-			if st.Result("tcp-option", encoders.Written) != wantOpt || st.Result("ip-id", encoders.Written) != wantIPID || st.Get(Modified) != 3 ||
+			if st.Result("tcp-option", packet.Written) != wantOpt || st.Result("ip-id", packet.Written) != wantIPID || st.Get(Modified) != 3 ||
 				st.Get(FlowsTracked) != 0 || st.Get(Untracked) != 0 || h.flows.Len() != 0 {
 				t.Fatalf("counters %v, %d flows held", st.Snapshot(), h.flows.Len())
 			}
@@ -272,7 +274,7 @@ func TestHandlerClientRSTPasses(t *testing.T) {
 	passes(t, h, seg{src: client, dst: server, sport: 40010, dport: 80, rst: true, ack: true, seq: 2, ackn: 77}, "RST-ACK")
 	// Without the SYN (stateless) the same.
 	passes(t, h, seg{src: client, dst: server, sport: 40011, dport: 80, rst: true, ack: true, seq: 2, ackn: 77}, "RST of another flow")
-	if st.Result("tcp-option", encoders.Written) != 1 || st.Result("ip-id", encoders.Written) != 1 || st.Get(Modified) != 1 || st.Get(TrackDone) != 0 {
+	if st.Result("tcp-option", packet.Written) != 1 || st.Result("ip-id", packet.Written) != 1 || st.Get(Modified) != 1 || st.Get(TrackDone) != 0 {
 		t.Fatalf("counters %v", st.Snapshot())
 	}
 }
@@ -397,7 +399,7 @@ func TestHandlerTrackedAndSelected(t *testing.T) {
 		v := h.Handle(buf, n, Meta{Mark: mark})
 		want := n + ins
 		if option {
-			want += encoders.HostIDOptionSpace
+			want += tcpoption.HostIDOptionSpace
 		}
 		if v.Len != want || v.SetMark || v.Drop {
 			t.Fatalf("%s: verdict %+v (len was %d), want length %d, no mark", what, v, n, want)
@@ -424,7 +426,7 @@ func TestHandlerTrackedAndSelected(t *testing.T) {
 	request("request after tracking", uint32(1001+req), uint32(1001+req+ins), 0x5, false)
 
 	if st.Get(SelMSS) != 1 || st.Get(MSSLowered) != 0 || st.Get(SelFlows) != 1 || st.Get(FlowsTracked) != 1 || st.Get(Untracked) != 0 ||
-		st.Result("tcp-option", encoders.Written) != 3 || st.Get(HTTPRequests) != 2 || st.Get(Oversize) != 0 {
+		st.Result("tcp-option", packet.Written) != 3 || st.Get(HTTPRequests) != 2 || st.Get(Oversize) != 0 {
 		t.Fatalf("counters %v", st.Snapshot())
 	}
 }
@@ -453,7 +455,7 @@ func TestHandlerIPIDScopes(t *testing.T) {
 		v := h.Handle(buf, n, Meta{})
 		wantLen := n
 		if c.option {
-			wantLen += encoders.HostIDOptionSpace
+			wantLen += tcpoption.HostIDOptionSpace
 		}
 		if v.Len != wantLen || v.SetMark != c.track || (c.track && v.Mark != trackBit) {
 			t.Fatalf("%s: SYN verdict %+v, want length %d, TrackBit %v", name, v, wantLen, c.track)
@@ -472,7 +474,7 @@ func TestHandlerIPIDScopes(t *testing.T) {
 			wantLen := 0
 			switch {
 			case option:
-				wantLen = n + encoders.HostIDOptionSpace
+				wantLen = n + tcpoption.HostIDOptionSpace
 			case idSet:
 				wantLen = n
 			}
@@ -505,7 +507,7 @@ func TestHandlerIPIDScopes(t *testing.T) {
 		if c.option {
 			wantOpt = 2 // the SYN and the segment with TrackBit
 		}
-		if st.Result("tcp-option", encoders.Written) != wantOpt {
+		if st.Result("tcp-option", packet.Written) != wantOpt {
 			t.Fatalf("%s: counters %v, want %d options written", name, st.Snapshot(), wantOpt)
 		}
 	}
@@ -515,7 +517,7 @@ func TestHandlerIPIDScopes(t *testing.T) {
 func TestHandlerFailsOpen(t *testing.T) {
 	h, st := newHandler(testConfig{TCPOption: true, IPID: true, IPIDScope: "syn"})
 	for _, b := range [][]byte{nil, {0x45}, make([]byte, 60)} {
-		buf := make([]byte, len(b), len(b)+encoders.Headroom)
+		buf := make([]byte, len(b), len(b)+packet.Headroom)
 		copy(buf, b)
 		if v := h.Handle(buf, len(b), Meta{}); v.Len != 0 || v.SetMark {
 			t.Fatalf("garbage %x got verdict %+v", b, v)
@@ -558,7 +560,7 @@ func TestHandlerNoAllocs(t *testing.T) {
 		{src: client, dst: server, sport: 40000, dport: 80, ack: true, seq: 2, ackn: 1, payload: 100},
 	} {
 		tmpl, n := build(t, s)
-		buf := make([]byte, n, n+encoders.Headroom)
+		buf := make([]byte, n, n+packet.Headroom)
 		m := Meta{Mark: trackBit} // the later segment: of the tracked phase
 		if s.syn {
 			m = Meta{}
@@ -575,7 +577,7 @@ func TestHandlerNoAllocs(t *testing.T) {
 func BenchmarkHandleSYN(b *testing.B) {
 	h, _ := newHandler(testConfig{TCPOption: true, IPID: true, IPIDScope: "syn"})
 	tmpl, n := build(b, seg{src: client, dst: server, sport: 40000, dport: 80, syn: true, seq: 1, mss: 1460})
-	buf := make([]byte, n, n+encoders.Headroom)
+	buf := make([]byte, n, n+packet.Headroom)
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		copy(buf[:n], tmpl[:n])
@@ -664,7 +666,7 @@ func TestHandlerPostNATConntrackSegment(t *testing.T) {
 		v := h.Handle(buf, n, Meta{Mark: 0x5})
 		want := n
 		if c.option {
-			want += encoders.HostIDOptionSpace
+			want += tcpoption.HostIDOptionSpace
 		}
 		if v.Len != want || v.SetMark {
 			t.Fatalf("%s: segment verdict %+v, want length %d, the user's mark left alone", c.name, v, want)
@@ -690,7 +692,7 @@ func BenchmarkHandleSYNPostNATTag(b *testing.B) {
 	ca := client.As4()
 	tag := binary.NativeEndian.Uint32(ca[:])
 	tmpl, n := build(b, seg{src: netip.MustParseAddr("192.0.2.1"), dst: server, sport: 40000, dport: 80, syn: true, seq: 1, mss: 1460})
-	buf := make([]byte, n, n+encoders.Headroom)
+	buf := make([]byte, n, n+packet.Headroom)
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		copy(buf[:n], tmpl[:n])
@@ -710,7 +712,7 @@ func buildUDP(t testing.TB, src, dst netip.Addr, sport, dport uint16, payload in
 		ip, udp, gopacket.Payload(make([]byte, payload))); err != nil {
 		t.Fatal(err)
 	}
-	out := make([]byte, len(buf.Bytes()), len(buf.Bytes())+encoders.Headroom)
+	out := make([]byte, len(buf.Bytes()), len(buf.Bytes())+packet.Headroom)
 	copy(out, buf.Bytes())
 	return out, len(buf.Bytes())
 }
@@ -730,10 +732,10 @@ func TestHandlerUDPFirstPackets(t *testing.T) {
 			}
 			p := gopacket.NewPacket(buf[:v.Len], layers.LayerTypeIPv4, gopacket.Default)
 			ip := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
-			if p.ErrorLayer() != nil || !encoders.IPv4ChecksumOK(buf[:v.Len]) || !encoders.UDPChecksumOK(buf[:v.Len]) {
+			if p.ErrorLayer() != nil || !packet.IPv4ChecksumOK(buf[:v.Len]) || !packet.UDPChecksumOK(buf[:v.Len]) {
 				t.Fatalf("datagram %d: output does not decode with valid checksums", i)
 			}
-			if id, _, ok := encoders.IPOptionHostID(buf[:v.Len], 30); !ok || id != 7 {
+			if id, _, ok := ipoption.IPOptionHostID(buf[:v.Len], 30); !ok || id != 7 {
 				t.Fatalf("datagram %d: option HOST_ID %d %v", i, id, ok)
 			}
 			if wantID := uint16(0x1111); i <= 2 {
@@ -764,7 +766,7 @@ func TestHandlerUDPFirstPackets(t *testing.T) {
 	if v := h.Handle(buf, n, Meta{}); v.Len != 0 || v.SetMark {
 		t.Fatalf("reply: %+v", v)
 	}
-	if st.Get(FlowsTracked) != 1 || st.Get(TrackDone) != 1 || st.Result("ip-option", encoders.Written) != 3 || st.Result("ip-id", encoders.Written) != 2 {
+	if st.Get(FlowsTracked) != 1 || st.Get(TrackDone) != 1 || st.Result("ip-option", packet.Written) != 3 || st.Result("ip-id", packet.Written) != 2 {
 		t.Fatalf("counters %v", st.Snapshot())
 	}
 }
@@ -778,14 +780,14 @@ func TestHandlerIPOptionOnSYN(t *testing.T) {
 		t.Fatalf("SYN verdict %+v: want 8 option bytes in IP and 8 in TCP", v)
 	}
 	check(t, buf[:v.Len])
-	if id, l, ok := encoders.IPOptionHostID(buf[:v.Len], 158); !ok || id != 7 || l != 4 {
+	if id, l, ok := ipoption.IPOptionHostID(buf[:v.Len], 158); !ok || id != 7 || l != 4 {
 		t.Fatalf("IP option %d/%d %v", id, l, ok)
 	}
 	if id, ok := hostIDOf(t, buf[:v.Len]); !ok || id != 7 {
 		t.Fatal("TCP option missing next to the IP option")
 	}
 	buf, n = build(t, seg{src: client, dst: server, sport: 40000, dport: 80, ack: true, seq: 2, ackn: 1})
-	if v = h.Handle(buf, n, Meta{Mark: trackBit}); v.Len != n+8 || st.Result("ip-option", encoders.Written) != 1 {
-		t.Fatalf("later segment: %+v (ip-option written %d): want the TCP option only", v, st.Result("ip-option", encoders.Written))
+	if v = h.Handle(buf, n, Meta{Mark: trackBit}); v.Len != n+8 || st.Result("ip-option", packet.Written) != 1 {
+		t.Fatalf("later segment: %+v (ip-option written %d): want the TCP option only", v, st.Result("ip-option", packet.Written))
 	}
 }

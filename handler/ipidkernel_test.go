@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/markbits"
 	"github.com/natreveal/natreveal/method/ipid"
+	"github.com/natreveal/natreveal/packet"
 )
 
 type learned struct {
@@ -43,7 +43,7 @@ func TestHandlerIPIDKernel(t *testing.T) {
 	if v := h.Handle(buf, n, Meta{}); v.Len != 0 {
 		t.Errorf("kernel-written SYN rewritten again: %+v", v)
 	}
-	if len(l.got) != 1 || st.Snapshot()["ip-id-kernel/by-kernel"] != 1 || st.Result("ip-id", encoders.Written) != 1 {
+	if len(l.got) != 1 || st.Snapshot()["ip-id-kernel/by-kernel"] != 1 || st.Result("ip-id", packet.Written) != 1 {
 		t.Errorf("learned %v, counters %v", l.got, st.Snapshot())
 	}
 }

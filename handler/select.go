@@ -15,17 +15,7 @@ type (
 
 // Selects reports whether some flows are selected for payload insertion
 // (http-header, proxy-protocol; stream.Config.Selects).
-func (c HandlerConfig) Selects() bool { return c.streamConfig().Selects() }
-
-// streamConfig is the part of c the selected flows' engine takes.
-func (c HandlerConfig) streamConfig() stream.Config {
-	return stream.Config{
-		HTTPHeader: c.HTTPHeader, HTTPSel: c.HTTPSel, HTTPFields: c.HTTPFields,
-		Proxy: c.Proxy, ProxySel: c.ProxySel, ProxyCfg: c.ProxyCfg,
-		IDBits: c.IDBits, IDAddress: c.IDAddress,
-		SelectBit: c.SelectBit, SeqAdjBit: c.SeqAdjBit, MaxSelected: c.MaxSelected,
-	}
-}
+func (c HandlerConfig) Selects() bool { return c.Stream.Selects() }
 
 // SetSeqAdj makes h hand selected flows to the kernel through a
 // (stream.Engine.SetSeqAdj); pre-NAT placement only: the flow's original

@@ -262,7 +262,7 @@ func TestTranslateProxyForged(t *testing.T) {
 
 func TestTableCap(t *testing.T) {
 	h, st := selHandler(t, false)
-	cfg := h.cfg.streamConfig()
+	cfg := h.cfg.Stream
 	cfg.MaxSelected = 1 // one per shard at most: 64
 	h.sel = stream.New(cfg, &st.Counters)
 	for i := 0; i < 200; i++ {

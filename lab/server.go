@@ -9,9 +9,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/method/destopt"
 	"github.com/natreveal/natreveal/method/ipid"
+	"github.com/natreveal/natreveal/method/tcpoption"
 	"github.com/natreveal/natreveal/reveal"
 	"github.com/natreveal/natreveal/reveal/listener"
 )
@@ -89,10 +89,10 @@ func (s *Server) accept() {
 			if syn := c.SavedSYN(); len(syn) > 0 {
 				seen.SYN = syn
 				if syn[0]>>4 == 6 {
-					seen.OptionID, seen.OptionLen, seen.HasOption = encoders.HostIDOption6(syn)
+					seen.OptionID, seen.OptionLen, seen.HasOption = tcpoption.HostIDOption6(syn)
 					seen.DstOptID, seen.DstOptLen, seen.HasDstOpt = destopt.Method.Decoder.Packet(syn)
 				} else {
-					seen.OptionID, seen.OptionLen, seen.HasOption = encoders.HostIDOption(syn)
+					seen.OptionID, seen.OptionLen, seen.HasOption = tcpoption.HostIDOption(syn)
 					seen.IPID, seen.Atomic, _ = ipid.IPID(syn)
 				}
 			}

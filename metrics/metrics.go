@@ -25,9 +25,9 @@ import (
 
 	vm "github.com/VictoriaMetrics/metrics"
 
-	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/handler"
 	"github.com/natreveal/natreveal/method/all"
+	"github.com/natreveal/natreveal/packet"
 )
 
 // QueueFile is the kernel's per-namespace list of bound NFQUEUE instances.
@@ -88,19 +88,19 @@ var methods = resultMethods()
 
 func resultMethods() []struct {
 	name string
-	get  func(*handler.Stats, encoders.Result) uint64
+	get  func(*handler.Stats, packet.Result) uint64
 } {
 	var out []struct {
 		name string
-		get  func(*handler.Stats, encoders.Result) uint64
+		get  func(*handler.Stats, packet.Result) uint64
 	}
 	for _, m := range all.List {
 		if slices.Contains(m.Counters, m.Name) {
 			name := m.Name
 			out = append(out, struct {
 				name string
-				get  func(*handler.Stats, encoders.Result) uint64
-			}{name, func(s *handler.Stats, r encoders.Result) uint64 { return s.Result(name, r) }})
+				get  func(*handler.Stats, packet.Result) uint64
+			}{name, func(s *handler.Stats, r packet.Result) uint64 { return s.Result(name, r) }})
 		}
 	}
 	return out
@@ -147,8 +147,8 @@ func (c *Collector) collect(e *exposition) error {
 	if c.src.Stats != nil {
 		if st := c.src.Stats(); st != nil {
 			for _, m := range methods {
-				for r := encoders.Result(0); r < encoders.NumResults; r++ {
-					if r == encoders.Unchanged && m.get(st, r) == 0 {
+				for r := packet.Result(0); r < packet.NumResults; r++ {
+					if r == packet.Unchanged && m.get(st, r) == 0 {
 						continue // "nothing needed changing" is rare; keep the series list short
 					}
 					counter(descPackets, m.get(st, r), m.name, r.String())

@@ -14,7 +14,7 @@ const (
 	ProtoRouting  = 43
 	ProtoFragment = 44
 	ProtoAH       = 51
-	ProtoDstOpts = 60
+	ProtoDstOpts  = 60
 )
 
 // Fixed header sizes.

@@ -3,7 +3,6 @@ package queue
 import (
 	"encoding/binary"
 
-	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/packet"
 )
 
@@ -31,11 +30,11 @@ const (
 // segments can all take the same header rewrite).
 func gsoTCP(pkt []byte) bool {
 	if len(pkt) > 0 && pkt[0]>>4 == 6 {
-		ip, r := encoders.ParseIPv6(pkt)
-		return r == encoders.Unchanged && ip.Proto == protoTCPNum && !ip.Frag
+		ip, r := packet.ParseIPv6(pkt)
+		return r == packet.Unchanged && ip.Proto == protoTCPNum && !ip.Frag
 	}
-	ip, r := encoders.ParseIPv4(pkt)
-	return r == encoders.Unchanged && ip.Proto == protoTCPNum && !ip.IsFragment()
+	ip, r := packet.ParseIPv4(pkt)
+	return r == packet.Unchanged && ip.Proto == protoTCPNum && !ip.IsFragment()
 }
 
 // finishL4Checksum completes the TCP or UDP checksum of a rewritten packet
@@ -46,15 +45,15 @@ func finishL4Checksum(pkt []byte, gso bool) {
 	var proto uint8
 	var ps uint64
 	if len(pkt) > 0 && pkt[0]>>4 == 6 {
-		ip, r := encoders.ParseIPv6(pkt)
-		if r != encoders.Unchanged || ip.Frag {
+		ip, r := packet.ParseIPv6(pkt)
+		if r != packet.Unchanged || ip.Frag {
 			return
 		}
 		l4, proto = pkt[ip.Off:ip.TotalLen], ip.Proto
 		ps = packet.Sum(pkt[8:40], 0) // RFC 8200 §8.1: source, destination, length, next header
 	} else {
-		ip, r := encoders.ParseIPv4(pkt)
-		if r != encoders.Unchanged || ip.IsFragment() {
+		ip, r := packet.ParseIPv4(pkt)
+		if r != packet.Unchanged || ip.IsFragment() {
 			return
 		}
 		l4, proto = pkt[ip.HdrLen:ip.TotalLen], ip.Proto

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"testing"
 
-	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/packet"
 )
 
@@ -20,7 +19,7 @@ func TestFinishL4Checksum(t *testing.T) {
 	tcp := pkt[20:]
 	binary.BigEndian.PutUint16(tcp[0:], 40000)
 	binary.BigEndian.PutUint16(tcp[2:], 80)
-	tcp[12], tcp[13] = 5<<4, encoders.FlagACK
+	tcp[12], tcp[13] = 5<<4, packet.FlagACK
 	for i := range tcp[20:] {
 		tcp[20+i] = byte(i * 13)
 	}
@@ -35,7 +34,7 @@ func TestFinishL4Checksum(t *testing.T) {
 		t.Errorf("GSO: checksum field %#04x, want the pseudo-header sum %#04x", got, partial)
 	}
 	finishL4Checksum(pkt, false)
-	if !encoders.TCPChecksumOK(pkt) {
+	if !packet.TCPChecksumOK(pkt) {
 		t.Errorf("checksum not complete")
 	}
 }

@@ -23,9 +23,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/natreveal/natreveal/packet"
 	"golang.org/x/sys/unix"
-
-	"github.com/natreveal/natreveal/encoders"
 )
 
 // Config sizes the readers and the pool.
@@ -72,7 +71,7 @@ const gsoMax = 0xffff - nlaHdrLen
 
 // bigBuf is a big job buffer: a GSO packet, and room behind it to render
 // its rewritten payload (translate.go) and grow it.
-const bigBuf = 2*(gsoMax+1) + encoders.Headroom
+const bigBuf = 2*(gsoMax+1) + packet.Headroom
 
 // bigJobs is how many big job buffers a lane has: packets that need one
 // wait for one (they are only ever held by a worker for one packet).
@@ -197,7 +196,7 @@ func serve(ctx context.Context, cfg Config, socks []socket, h PacketHandler, st 
 			spare: make(chan *group, backlog+1), pktMax: bufSize, busy: make([]atomic.Int64, 1+workers),
 			failClosed: !cfg.FailOpen}
 		for range backlog {
-			l.free <- &job{buf: make([]byte, bufSize+encoders.Headroom)}
+			l.free <- &job{buf: make([]byte, bufSize+packet.Headroom)}
 		}
 		if q.gsoOn() {
 			l.pktMax = gsoMax

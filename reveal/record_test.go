@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/method/destopt"
 	"github.com/natreveal/natreveal/method/ipoption"
 )
@@ -102,7 +101,7 @@ func TestParseOptionType(t *testing.T) {
 	// The lists are the values the encoders accept.
 	for v := range 256 {
 		in := func(l []byte) bool { return bytes.IndexByte(l, byte(v)) >= 0 }
-		if in(ipoption.Types) != encoders.IPOptionTypeValid(byte(v)) || in(destopt.Types) != destopt.IsDestOptType(byte(v)) {
+		if in(ipoption.Types) != ipoption.IPOptionTypeValid(byte(v)) || in(destopt.Types) != destopt.IsDestOptType(byte(v)) {
 			t.Errorf("type %d: lists and encoders disagree", v)
 		}
 	}

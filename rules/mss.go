@@ -18,11 +18,11 @@ import (
 const mssChain = "mss"
 
 // MSSDelta is what Spec.TrackMSS takes off the MSS: the header bytes the
-// HOST_ID option takes (encoders.HostIDOptionSpace).
+// HOST_ID option takes (tcpoption.HostIDOptionSpace).
 const MSSDelta = 8
 
 // Floors of the lowered MSS: RFC 9293 §3.7.1 (IPv4 default MSS) and RFC
-// 8200 §5 (IPv6 minimum link MTU 1280 minus 60), as encoders.LowerMSS.
+// 8200 §5 (IPv6 minimum link MTU 1280 minus 60), as packet.LowerMSS.
 const (
 	minMSS4 = 536
 	minMSS6 = 1220

@@ -735,7 +735,7 @@ func TestCtWorkaround(t *testing.T) {
 }
 
 // The mss chain takes MSSDelta off every MSS above the floor, as
-// encoders.LowerMSS does in user space, for every 16-bit value.
+// packet.LowerMSS does in user space, for every 16-bit value.
 func TestMSSChainSubtracts(t *testing.T) {
 	for _, min := range []uint16{minMSS4, minMSS6} {
 		for v := 0; v <= 0xffff; v++ {

@@ -4,7 +4,6 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/packet"
 	"github.com/natreveal/natreveal/queue"
 )
@@ -159,7 +158,7 @@ func (e *Engine) Original(key FlowKey, id uint32, syn bool, pv *packet.View, buf
 		if res == segDrop {
 			return false
 		}
-		done := tcp.Flags&encoders.FlagRST != 0 || s.clientAck(tcp)
+		done := tcp.Flags&packet.FlagRST != 0 || s.clientAck(tcp)
 		if done {
 			e.st.Inc(queue.SelDone)
 		}
@@ -192,17 +191,17 @@ func (e *Engine) Reply(key FlowKey, pv *packet.View, buf []byte) (queue.Verdict,
 	pkt, ip, tcp := buf[:pv.N], pv.IP4, pv.TCP
 	var v queue.Verdict // a tracked flow's SYN-ACK (tcp-option) had its MSS lowered in the kernel already
 	drop := false
-	synack := tcp.Flags&(encoders.FlagSYN|encoders.FlagACK) == encoders.FlagSYN|encoders.FlagACK
+	synack := tcp.Flags&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN|packet.FlagACK
 	known := e.streams.With(key, func(s *stream) bool {
 		if synack {
-			if r := encoders.LowerMSS(pv, pkt, uint16(s.maxIns)); r == encoders.Written {
+			if r := packet.LowerMSS(pv, pkt, uint16(s.maxIns)); r == packet.Written {
 				e.st.Inc(queue.SelMSS)
 				v.Len = len(pkt)
 			}
 			e.dropHelper(key, s)
 		}
 		v.After = e.queued(key, s)
-		if drop = !e.serverFin(key, s, tcp.Flags&encoders.FlagFIN != 0); drop {
+		if drop = !e.serverFin(key, s, tcp.Flags&packet.FlagFIN != 0); drop {
 			return false
 		}
 		if hp, ok := s.p.(*httpParser); ok && tcp.PayloadLen > 0 {

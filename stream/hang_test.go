@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/packet"
 	"github.com/natreveal/natreveal/queue"
 )
@@ -14,7 +13,7 @@ const testISN = 1000
 
 // seg builds an IPv4 TCP segment with payload pay at client offset off (or
 // a server segment acknowledging output offset ack), with room to grow.
-func seg(off int64, ack uint32, flags uint8, pay []byte) ([]byte, encoders.IPv4, encoders.TCP) {
+func seg(off int64, ack uint32, flags uint8, pay []byte) ([]byte, packet.IPv4, packet.TCP) {
 	n := 40 + len(pay)
 	b := make([]byte, n, n+4096)
 	b[0], b[8], b[9] = 0x45, 64, 6
@@ -28,7 +27,7 @@ func seg(off int64, ack uint32, flags uint8, pay []byte) ([]byte, encoders.IPv4,
 	copy(b[40:], pay)
 	packet.SetIPv4HeaderChecksum(b, 20)
 	packet.SetTCPChecksum4(b, 20)
-	ip, t, _ := encoders.ParseIPv4TCP(b)
+	ip, t, _ := packet.ParseIPv4TCP(b)
 	return b, ip, t
 }
 
@@ -36,7 +35,7 @@ func seg(off int64, ack uint32, flags uint8, pay []byte) ([]byte, encoders.IPv4,
 // leaves (nil: dropped) and its output offset.
 func clientSeg(t *testing.T, s *stream, off int64, pay []byte) ([]byte, int64) {
 	t.Helper()
-	b, ip, tc := seg(off, 1, encoders.FlagACK, pay)
+	b, ip, tc := seg(off, 1, packet.FlagACK, pay)
 	res, n := s.client(b, len(b), ip, tc, 1500, &queue.Counters{})
 	switch res {
 	case segDrop:
@@ -51,7 +50,7 @@ func clientSeg(t *testing.T, s *stream, off int64, pay []byte) ([]byte, int64) {
 // serverAck maps a server acknowledgement of output offset o back to the
 // client offset the client sees acknowledged.
 func serverAck(s *stream, o int64) int64 {
-	b, ip, tc := seg(0, uint32(testISN+1+o), encoders.FlagACK, nil)
+	b, ip, tc := seg(0, uint32(testISN+1+o), packet.FlagACK, nil)
 	s.server(b, ip, tc)
 	return int64(binary.BigEndian.Uint32(b[28:]) - (testISN + 1))
 }

@@ -43,7 +43,6 @@ import (
 	"encoding/binary"
 	"time"
 
-	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/packet"
 	"github.com/natreveal/natreveal/queue"
 )
@@ -103,9 +102,9 @@ func (e *Engine) orphan(k FlowKey, client bool, flags uint8, data bool) (what or
 			first = true
 		}
 		switch {
-		case flags&encoders.FlagRST != 0:
+		case flags&packet.FlagRST != 0:
 			what = orphanPass
-		case client && (data || flags&encoders.FlagFIN != 0):
+		case client && (data || flags&packet.FlagFIN != 0):
 			t.client, what = true, orphanProbe
 		case client:
 			t.client, what = true, orphanPass
@@ -120,9 +119,9 @@ func (e *Engine) orphan(k FlowKey, client bool, flags uint8, data bool) (what or
 		return what, first
 	}
 	switch {
-	case flags&encoders.FlagRST != 0:
+	case flags&packet.FlagRST != 0:
 		return orphanPass, false
-	case client && !data && flags&encoders.FlagFIN == 0:
+	case client && !data && flags&packet.FlagFIN == 0:
 		// A pure ACK acknowledges server bytes, whose numbering no edit
 		// touches: it passes; the server's next segment resets the flow.
 		what = orphanPass
@@ -143,14 +142,14 @@ func (e *Engine) orphan(k FlowKey, client bool, flags uint8, data bool) (what or
 // timestamp passes PAWS, RFC 7323 §5) whose sequence number is half the
 // sequence space away from its own, outside any window (RFC 9293 §3.4). It
 // returns the new length.
-func toProbe(pkt []byte, ip encoders.IPv4, t encoders.TCP) int {
+func toProbe(pkt []byte, ip packet.IPv4, t packet.TCP) int {
 	nl := t.Off + t.HdrLen
 	pkt = pkt[:nl]
 	binary.BigEndian.PutUint16(pkt[2:], uint16(nl))
 	packet.SetIPv4HeaderChecksum(pkt, ip.HdrLen)
 	seg := pkt[t.Off:]
 	binary.BigEndian.PutUint32(seg[4:], t.Seq^1<<31)
-	seg[13] = encoders.FlagACK
+	seg[13] = packet.FlagACK
 	packet.SetTCPChecksum4(pkt, t.Off)
 	return nl
 }
@@ -158,7 +157,7 @@ func toProbe(pkt []byte, ip encoders.IPv4, t encoders.TCP) int {
 // toReset rewrites the server segment in pkt into a bare RST with its own
 // sequence number (RFC 9293 §3.10.7.3: no ACK needed), options dropped. It
 // returns the new length.
-func toReset(pkt []byte, ip encoders.IPv4, t encoders.TCP) int {
+func toReset(pkt []byte, ip packet.IPv4, t packet.TCP) int {
 	nl := t.Off + 20
 	pkt = pkt[:nl]
 	binary.BigEndian.PutUint16(pkt[2:], uint16(nl))
@@ -166,7 +165,7 @@ func toReset(pkt []byte, ip encoders.IPv4, t encoders.TCP) int {
 	seg := pkt[t.Off:]
 	binary.BigEndian.PutUint32(seg[8:], 0)
 	seg[12] = 5 << 4
-	seg[13] = encoders.FlagRST
+	seg[13] = packet.FlagRST
 	binary.BigEndian.PutUint16(seg[18:], 0) // urgent pointer
 	packet.SetTCPChecksum4(pkt, t.Off)
 	return nl
@@ -174,7 +173,7 @@ func toReset(pkt []byte, ip encoders.IPv4, t encoders.TCP) int {
 
 // orphanClient handles a client segment of no held flow (Original): v is
 // the verdict so far, pkt the packet as it stands.
-func (e *Engine) orphanClient(key FlowKey, ip encoders.IPv4, tcp encoders.TCP, pkt []byte, m queue.Meta, v queue.Verdict) queue.Verdict {
+func (e *Engine) orphanClient(key FlowKey, ip packet.IPv4, tcp packet.TCP, pkt []byte, m queue.Meta, v queue.Verdict) queue.Verdict {
 	if e.cfg.SelectBit == 0 || m.Mark&e.cfg.SelectBit == 0 {
 		e.st.Inc(queue.SelUnknown) // not a selected flow: queued for another method
 		return v
@@ -195,7 +194,7 @@ func (e *Engine) orphanClient(key FlowKey, ip encoders.IPv4, tcp encoders.TCP, p
 }
 
 // orphanServer handles a server segment of no held flow (Reply).
-func (e *Engine) orphanServer(key FlowKey, ip encoders.IPv4, tcp encoders.TCP, pkt []byte) queue.Verdict {
+func (e *Engine) orphanServer(key FlowKey, ip packet.IPv4, tcp packet.TCP, pkt []byte) queue.Verdict {
 	what, first := e.orphan(key, false, tcp.Flags, tcp.PayloadLen > 0)
 	if first {
 		e.st.Inc(queue.SelReset)

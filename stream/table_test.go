@@ -4,7 +4,6 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/packet"
 	"github.com/natreveal/natreveal/queue"
 )
@@ -62,7 +61,7 @@ func TestSelectFailsClosed(t *testing.T) {
 	e := New(Config{HTTPHeader: true, HTTPSel: []Selector{{Port: 80}}, HTTPFields: HTTPFields{XFF: true},
 		IDBits: 16, SelectBit: 0x10, MaxSelected: 8, MaxSelectedPerHost: 2}, &st)
 	for port := 1; port <= 3; port++ {
-		b, _, _ := seg(-1, 0, encoders.FlagSYN, nil)
+		b, _, _ := seg(-1, 0, packet.FlagSYN, nil)
 		pv, _ := packet.Parse(b, len(b))
 		k := FlowKey{Proto: 6, Inside: selClient, InsidePort: uint16(port), Server: selServer, ServerPort: 80}
 		v := e.Original(k, 7, true, &pv, b, queue.Meta{}, 1500, queue.Verdict{})

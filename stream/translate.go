@@ -36,7 +36,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/packet"
 	"github.com/natreveal/natreveal/queue"
 )
@@ -312,13 +311,13 @@ const (
 // client translates a client->server segment in buf[:n] (an IPv4 packet,
 // parsed as ip/t), with room up to cap(buf). limit is the largest packet
 // the path takes. It returns the result and the new length.
-func (s *stream) client(buf []byte, n int, ip encoders.IPv4, t encoders.TCP, limit int, st *queue.Counters) (segResult, int) {
+func (s *stream) client(buf []byte, n int, ip packet.IPv4, t packet.TCP, limit int, st *queue.Counters) (segResult, int) {
 	pkt := buf[:n]
 	seg := pkt[t.Off:ip.TotalLen]
 	S := s.off(t.Seq, s.pos)
 	P := seg[t.HdrLen:]
 	L := int64(len(P))
-	if t.Flags&encoders.FlagRST != 0 {
+	if t.Flags&packet.FlagRST != 0 {
 		// A RST must carry a sequence number the server accepts.
 		setSeq(seg, s.outSeq(s.outStart(S)))
 		return segWritten, n
@@ -329,14 +328,14 @@ func (s *stream) client(buf []byte, n int, ip encoders.IPv4, t encoders.TCP, lim
 		// again with the retransmission).
 		return segReset, s.toRST(buf, ip, t, s.outSeq(s.outStart(min(S, s.pos))))
 	}
-	if t.Flags&encoders.FlagFIN != 0 {
+	if t.Flags&packet.FlagFIN != 0 {
 		s.finC = S + L
 	}
 	if L == 0 {
 		// A pure ACK (or FIN): it follows every byte before S.
 		o := s.outStart(S)
 		if e := s.eagerAt(S); e != nil {
-			if s.ackOut < o+int64(len(s.hdr)) && t.Flags&encoders.FlagFIN == 0 {
+			if s.ackOut < o+int64(len(s.hdr)) && t.Flags&packet.FlagFIN == 0 {
 				// Carry the eager insertion (again, until acknowledged).
 				return segWritten, s.write(buf, n, ip, t, o, s.hdr, st)
 			}
@@ -407,9 +406,9 @@ func (s *stream) client(buf []byte, n int, ip encoders.IPv4, t encoders.TCP, lim
 			return segDrop, 0
 		}
 	}
-	fin := t.Flags&encoders.FlagFIN != 0
+	fin := t.Flags&packet.FlagFIN != 0
 	if cut < E && fin {
-		seg[13] &^= encoders.FlagFIN
+		seg[13] &^= packet.FlagFIN
 		s.finC = -1
 	}
 	tail := buf[n:cap(buf)]
@@ -452,7 +451,7 @@ func (s *stream) untouched(S, E int64) bool {
 
 // renumber gives a segment the sequence number of output offset o, in
 // place (checksum adjusted); segPass when it has it already.
-func (s *stream) renumber(seg []byte, t encoders.TCP, o int64) segResult {
+func (s *stream) renumber(seg []byte, t packet.TCP, o int64) segResult {
 	q := s.outSeq(o)
 	if q == t.Seq {
 		return segPass
@@ -464,7 +463,7 @@ func (s *stream) renumber(seg []byte, t encoders.TCP, o int64) segResult {
 // write replaces the segment's payload with pay (which may live in buf past
 // n), sets its sequence number to output offset o and fixes the IPv4 total
 // length and both checksums. It returns the new length.
-func (s *stream) write(buf []byte, n int, ip encoders.IPv4, t encoders.TCP, o int64, pay []byte, st *queue.Counters) int {
+func (s *stream) write(buf []byte, n int, ip packet.IPv4, t packet.TCP, o int64, pay []byte, st *queue.Counters) int {
 	hl := t.Off + t.HdrLen
 	nl := hl + len(pay)
 	if nl > cap(buf) || nl > 0xffff {
@@ -482,14 +481,14 @@ func (s *stream) write(buf []byte, n int, ip encoders.IPv4, t encoders.TCP, o in
 }
 
 // toRST turns the segment into a bare RST+ACK at seq, no payload.
-func (s *stream) toRST(buf []byte, ip encoders.IPv4, t encoders.TCP, seq uint32) int {
+func (s *stream) toRST(buf []byte, ip packet.IPv4, t packet.TCP, seq uint32) int {
 	nl := t.Off + t.HdrLen
 	pkt := buf[:nl]
 	binary.BigEndian.PutUint16(pkt[2:], uint16(nl))
 	packet.SetIPv4HeaderChecksum(pkt, ip.HdrLen)
 	seg := pkt[t.Off:]
 	binary.BigEndian.PutUint32(seg[4:], seq)
-	seg[13] = encoders.FlagRST | encoders.FlagACK
+	seg[13] = packet.FlagRST | packet.FlagACK
 	packet.SetTCPChecksum4(pkt, t.Off)
 	return nl
 }
@@ -497,12 +496,12 @@ func (s *stream) toRST(buf []byte, ip encoders.IPv4, t encoders.TCP, seq uint32)
 // server translates a server->client segment in place: acknowledgement and
 // SACK blocks back into client numbering. done: both FINs are acknowledged
 // or a RST passed, so the state can go.
-func (s *stream) server(pkt []byte, ip encoders.IPv4, t encoders.TCP) (changed, done bool) {
+func (s *stream) server(pkt []byte, ip packet.IPv4, t packet.TCP) (changed, done bool) {
 	seg := pkt[t.Off:ip.TotalLen]
-	if t.Flags&encoders.FlagFIN != 0 {
+	if t.Flags&packet.FlagFIN != 0 {
 		s.finS, s.haveFinS = t.Seq+uint32(t.PayloadLen), true
 	}
-	if t.Flags&encoders.FlagACK != 0 {
+	if t.Flags&packet.FlagACK != 0 {
 		ref := s.outStart(s.pos)
 		ao := s.off(t.Ack, ref)
 		if ao > s.ackOut {
@@ -528,13 +527,13 @@ func (s *stream) server(pkt []byte, ip encoders.IPv4, t encoders.TCP) (changed, 
 		}
 		s.fold(ac)
 	}
-	done = t.Flags&encoders.FlagRST != 0 || (s.finCAcked && s.finSAcked)
+	done = t.Flags&packet.FlagRST != 0 || (s.finCAcked && s.finSAcked)
 	return changed, done
 }
 
 // clientAck notes the client's acknowledgement of the server's FIN.
-func (s *stream) clientAck(t encoders.TCP) bool {
-	if s.haveFinS && t.Flags&encoders.FlagACK != 0 && int32(t.Ack-(s.finS+1)) >= 0 {
+func (s *stream) clientAck(t packet.TCP) bool {
+	if s.haveFinS && t.Flags&packet.FlagACK != 0 && int32(t.Ack-(s.finS+1)) >= 0 {
 		s.finSAcked = true
 	}
 	return s.finCAcked && s.finSAcked

@@ -38,8 +38,8 @@ import (
 	proxyproto "github.com/pires/go-proxyproto"
 	"golang.org/x/sys/unix"
 
-	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/lab"
+	"github.com/natreveal/natreveal/method/ipoption"
 	"github.com/natreveal/natreveal/portset"
 )
 
@@ -756,7 +756,7 @@ func TestHAPairFailover(t *testing.T) {
 		udpEchoes.mu.Unlock()
 		right := len(firsts) == 3
 		for _, o := range firsts {
-			if id, _, ok := encoders.HostIDFromIPOptions(o, 30); !ok || id != want {
+			if id, _, ok := ipoption.HostIDFromIPOptions(o, 30); !ok || id != want {
 				right = false
 			}
 		}
@@ -833,7 +833,7 @@ func TestHAPairFailover(t *testing.T) {
 		if nc.host == lab.Client2 {
 			want = 3
 		}
-		optID, _, optOK := encoders.IPOptionHostID(x.SYN, 30)
+		optID, _, optOK := ipoption.IPOptionHostID(x.SYN, 30)
 		src := netip.MustParseAddrPort(x.Src)
 		in, psOK := pol.Lookup(src)
 		if x.HasOption && x.OptionID == want && uint32(x.IPID) == want && optOK && optID == want &&
@@ -844,7 +844,7 @@ func TestHAPairFailover(t *testing.T) {
 				nc.label, nc.host, name, x.HasOption, x.OptionID, x.IPID, optOK, optID, src, in)
 		}
 		if d, ok := udpSeen["u"+nc.label]; ok {
-			if id, _, ok := encoders.HostIDFromIPOptions(d.Options, 30); ok && id == want {
+			if id, _, ok := ipoption.HostIDFromIPOptions(d.Options, 30); ok && id == want {
 				p.udpRight++
 			}
 		}

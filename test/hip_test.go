@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/lab"
+	"github.com/natreveal/natreveal/method/hip"
 )
 
 // hipI1 is a HIP I1 packet (RFC 7401 §5.1, §5.3.1) without parameters:
@@ -55,7 +55,7 @@ func TestHIPPassesUntouched(t *testing.T) {
 		}
 		// The decoder reads the sender HIT from the packet as it arrived.
 		pkt := append([]byte{0x45, 0, 0, byte(20 + len(got)), 0, 0, 0x40, 0, 64, 139, 0, 0, 192, 0, 2, 1, 192, 0, 2, 2}, got...)
-		hit, ok := encoders.HIPSenderHIT(pkt)
+		hit, ok := hip.HIPSenderHIT(pkt)
 		if !ok || !bytes.Equal(hit[:], sent[8:24]) {
 			t.Errorf("sender HIT %x %v, want %x", hit, ok, sent[8:24])
 		}

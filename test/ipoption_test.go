@@ -9,8 +9,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/lab"
+	"github.com/natreveal/natreveal/method/ipoption"
 )
 
 const udpAddr = lab.ServerAddr + ":5353"
@@ -35,7 +35,7 @@ func TestIPOptionTCPAndUDP(t *testing.T) {
 	}{{l.C1, 0x0002}, {l.C2, 0x0003}}
 	for i, h := range hosts {
 		got := connect(t, s, h.ns, fmt.Sprintf("tcp%d", i), 0)
-		id, n, ok := encoders.IPOptionHostID(got.SYN, 30)
+		id, n, ok := ipoption.IPOptionHostID(got.SYN, 30)
 		if !ok || n != 2 || id != h.want {
 			t.Errorf("TCP from %s: ip-option %v len %d id %#x, want %#x (SYN % x)", h.ns, ok, n, id, h.want, got.SYN)
 		}
@@ -66,7 +66,7 @@ func TestIPOptionTCPAndUDP(t *testing.T) {
 		if !strings.HasPrefix(dg.Src, lab.NATPublic+":") {
 			t.Errorf("%s: source %s, want the NAT's address", dg.Head, dg.Src)
 		}
-		id, _, ok := encoders.HostIDFromIPOptions(dg.Options, 30)
+		id, _, ok := ipoption.HostIDFromIPOptions(dg.Options, 30)
 		switch {
 		case k < 3 && (!ok || id != hosts[host].want):
 			t.Errorf("%s: options % x: want HOST_ID %#x", dg.Head, dg.Options, hosts[host].want)
@@ -96,7 +96,7 @@ func TestForgedIPOptionReplaced(t *testing.T) {
 	if err := lab.ConnectWith(l.C1, srvAddr, []byte(fmt.Sprintf("%-16s", "forged-alone")), 10*time.Second, forge); err != nil {
 		t.Fatal(err)
 	}
-	if id, _, ok := encoders.IPOptionHostID(waitSeen(t, s, "forged-alone").SYN, 30); !ok || id != 0xdead {
+	if id, _, ok := ipoption.IPOptionHostID(waitSeen(t, s, "forged-alone").SYN, 30); !ok || id != 0xdead {
 		t.Fatalf("without natreveal the forged option did not arrive (%#x %v): the test cannot forge", id, ok)
 	}
 	d := startDaemon(t, l, "--inside", lab.InsidePrefix, "--methods", "ip-option")
@@ -104,7 +104,7 @@ func TestForgedIPOptionReplaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := waitSeen(t, s, "forged-nat")
-	if id, _, ok := encoders.IPOptionHostID(got.SYN, 30); !ok || id != 0x0002 {
+	if id, _, ok := ipoption.IPOptionHostID(got.SYN, 30); !ok || id != 0x0002 {
 		t.Errorf("forged ip-option: server saw %#x %v, want 0x0002", id, ok)
 	}
 	if n := bytes.Count(got.SYN[20:(got.SYN[0]&0x0f)*4], []byte{30, 4}); n != 1 {

@@ -24,8 +24,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/lab"
+	"github.com/natreveal/natreveal/method/ipoption"
 	"github.com/natreveal/natreveal/portset"
 )
 
@@ -168,7 +168,7 @@ port_set:
 			t.Errorf("%s: not seen by the server", c.label)
 			continue
 		}
-		optID, _, optOK := encoders.IPOptionHostID(x.SYN, 30)
+		optID, _, optOK := ipoption.IPOptionHostID(x.SYN, 30)
 		if x.HasOption && x.OptionID == h.id && uint32(x.IPID) == h.id && optOK && optID == h.id {
 			ty.rightID++
 		} else {

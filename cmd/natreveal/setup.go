@@ -11,8 +11,8 @@ import (
 	"github.com/natreveal/natreveal/method"
 	"github.com/natreveal/natreveal/method/all"
 	"github.com/natreveal/natreveal/method/httpheader"
-	"github.com/natreveal/natreveal/method/proxyprotocol"
 	"github.com/natreveal/natreveal/rules"
+	"github.com/natreveal/natreveal/stream"
 )
 
 // hostIDSource builds the configured HOST_ID source, reading its files.
@@ -77,39 +77,25 @@ func needsBesides(c *config.Config, name string) method.Needs {
 	return n
 }
 
-// selectors turns configured destinations (and bare ports) into stream's form.
-func selectors(ports []uint16, ds []method.Destination) []handler.Selector {
-	var out []handler.Selector
-	for _, p := range ports {
-		out = append(out, handler.Selector{Port: p})
-	}
-	for _, d := range ds {
-		out = append(out, handler.Selector{Prefix: d.Prefix, Port: d.Port, OnAck: d.OnAck})
-	}
-	return out
-}
-
-// handlerConfig is the packet path's part of the configuration.
+// handlerConfig is the packet path's part of the configuration: the
+// enabled methods' packet steps and the selected flows' settings, each
+// method's part from its configuration block.
 func handlerConfig(c *config.Config) handler.HandlerConfig {
+	sc := stream.Config{
+		IDBits:      idBits(c),
+		IDAddress:   c.HostID.Source == "address",
+		SelectBit:   c.Marks.Select,
+		SeqAdjBit:   seqAdjBit(c),
+		MaxSelected: c.Flows.Max,
+	}
+	c.Stream(&sc)
 	return handler.HandlerConfig{
 		Inside:   c.Inside,
 		PostNAT:  c.Placement == "post-nat",
 		Steps:    c.Steps(),
 		TrackBit: c.Marks.Track,
 		DoneBit:  c.Marks.Done,
-
-		HTTPHeader: c.Has(httpheader.Name),
-		HTTPSel:    selectors(c.HTTPHeader.Ports, c.HTTPHeader.Destinations),
-		HTTPFields: handler.HTTPFields{XFF: c.HTTPHeader.XFF, Forwarded: c.HTTPHeader.Forwarded},
-		Proxy:      c.Has(proxyprotocol.Name),
-		ProxySel:   selectors(nil, c.ProxyProtocol.Destinations),
-		ProxyCfg: handler.ProxyConfig{Version: c.ProxyProtocol.Version, CRC32C: c.ProxyProtocol.CRC32C,
-			OnAck: c.ProxyProtocol.OnAck, ReplaceClient: c.ProxyProtocol.ClientHeader == "replace"},
-		IDBits:      idBits(c),
-		IDAddress:   c.HostID.Source == "address",
-		SelectBit:   c.Marks.Select,
-		SeqAdjBit:   seqAdjBit(c),
-		MaxSelected: c.Flows.Max,
+		Stream:   sc,
 	}
 }
 

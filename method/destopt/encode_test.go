@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/natreveal/natreveal/internal/packettest"
+	. "github.com/natreveal/natreveal/packet"
+
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
@@ -62,22 +65,22 @@ func destOptions(tb testing.TB, h *layers.IPv6Destination) []placedOpt {
 // Next Header naming it), and in that header the same other options, in
 // order, each at the same offset modulo 8, and exactly one option of
 // optType with data want (nil: none).
-func checkDestRewritten(tb testing.TB, before, after []byte, optType byte, want []byte) decoded6 {
+func checkDestRewritten(tb testing.TB, before, after []byte, optType byte, want []byte) packettest.Decoded6 {
 	tb.Helper()
-	b, a := decode6(tb, before), decode6(tb, after)
-	ipHeadersSame(tb, b.ip, a.ip)
-	if len(b.upper) == 0 || !bytes.Equal(b.upper, a.upper) {
-		tb.Errorf("upper layer changed or missing (%d -> %d bytes)", len(b.upper), len(a.upper))
+	b, a := packettest.Decode6(tb, before), packettest.Decode6(tb, after)
+	packettest.IPHeadersSame(tb, b.IP, a.IP)
+	if len(b.Upper) == 0 || !bytes.Equal(b.Upper, a.Upper) {
+		tb.Errorf("upper layer changed or missing (%d -> %d bytes)", len(b.Upper), len(a.Upper))
 	}
 	// Headers before the final Destination Options header, with the Next
 	// Header field that names it or the upper layer masked.
-	prefix := func(pkt []byte, d decoded6) []byte {
+	prefix := func(pkt []byte, d packettest.Decoded6) []byte {
 		ip, res := ParseIPv6(pkt)
 		if res != Unchanged {
 			tb.Fatalf("ParseIPv6: %v", res)
 		}
-		end, field := len(pkt)-len(d.upper), ip.ProtoField
-		if fd := d.finalDest(); fd != nil {
+		end, field := len(pkt)-len(d.Upper), ip.ProtoField
+		if fd := d.FinalDest(); fd != nil {
 			end, field = end-fd.ActualLength, ip.DestField
 		}
 		p := bytes.Clone(pkt[:end])
@@ -89,11 +92,11 @@ func checkDestRewritten(tb testing.TB, before, after []byte, optType byte, want 
 	}
 
 	var kb, ka []placedOpt
-	if fd := b.finalDest(); fd != nil {
+	if fd := b.FinalDest(); fd != nil {
 		kb = destOptions(tb, fd)
 	}
 	var ours []placedOpt
-	if fd := a.finalDest(); fd != nil {
+	if fd := a.FinalDest(); fd != nil {
 		for _, o := range destOptions(tb, fd) {
 			if o.typ == optType {
 				ours = append(ours, o)
@@ -124,7 +127,7 @@ func checkDestRewritten(tb testing.TB, before, after []byte, optType byte, want 
 	case want != nil && (ours[0].off+2)%len(want) != 0:
 		tb.Errorf("our option data at %d, not %d-aligned", ours[0].off+2, len(want))
 	}
-	if a.tcp != nil && !TCPChecksumOK6(after) && TCPChecksumOK6(before) {
+	if a.TCP != nil && !TCPChecksumOK6(after) && TCPChecksumOK6(before) {
 		tb.Errorf("own TCP checksum verification fails where gopacket's passes")
 	}
 	return a
@@ -133,7 +136,7 @@ func checkDestRewritten(tb testing.TB, before, after []byte, optType byte, want 
 func TestAddDestOpt(t *testing.T) {
 	udp := func() *layers.UDP { return &layers.UDP{SrcPort: 5353, DstPort: 443} }
 	pay := gopacket.Payload(bytes.Repeat([]byte("QUIC"), 300))
-	syn := func() *layers.TCP { return synHdr(linuxSYN()...) }
+	syn := func() *layers.TCP { return packettest.SYNHdr(packettest.LinuxSYN()...) }
 	L := func(ls ...gopacket.SerializableLayer) []gopacket.SerializableLayer { return ls }
 	tests := []struct {
 		name     string
@@ -146,30 +149,30 @@ func TestAddDestOpt(t *testing.T) {
 		{"TCP SYN, 4-byte id", L(syn()), DestOptType, 4, 8, false},
 		{"TCP SYN, 2-byte id", L(syn()), DestOptType, 2, 8, false},
 		{"UDP", L(udp(), pay), DestOptType, 4, 8, false},
-		{"TCP data", L(dataHdr(oNOP(), oNOP(), oTS()), pay), DestOptType, 4, 8, false},
-		{"Hop-by-Hop", L(hbh6(), syn()), DestOptType, 4, 8, false},
-		{"Hop-by-Hop, UDP", L(hbh6(), udp(), pay), 0xFE, 2, 8, false},
-		{"Destination Options before a Routing header", L(dest6(dOpt(0x11, []byte{1})), routing6(2, 0, mid6), syn()), DestOptType, 4, 8, false},
-		{"Routing header with segments left", L(routing6(2, 1, mid6), syn()), DestOptType, 4, 8, false},
-		{"Routing header, UDP", L(routing6(4, 1, mid6, dst6), udp(), pay), DestOptType, 4, 8, false},
-		{"existing header, room left", L(dest6(dOpt(0x11, nil)), syn()), DestOptType, 2, 0, false},
-		{"existing header, 2-byte id, grows", L(dest6(dOpt(0x11, []byte{1, 2, 3})), syn()), DestOptType, 2, 8, false},
-		{"existing header, grows", L(dest6(dOpt(0x11, []byte{1, 2, 3})), syn()), DestOptType, 4, 8, false},
-		{"existing Home Address (8n+6)", L(hbh6(), dest6(homeAddr()), syn()), DestOptType, 4, 8, false},
-		{"other experimental type kept", L(dest6(dOpt(0x3E, []byte{1, 2, 3, 4})), udp(), pay), DestOptType, 4, 8, false},
-		{"forged 2-byte HOST_ID replaced", L(dest6(dOpt(DestOptType, []byte{0xbe, 0xef})), syn()), DestOptType, 4, 0, true},
-		{"forged, same value, other length", L(dest6(dOpt(DestOptType, []byte{0xa1, 0xb2, 0xc3, 0xd4})), syn()), DestOptType, 2, 0, true},
-		{"forged among others", L(hbh6(), dest6(homeAddr(), dOpt(DestOptType, []byte{1, 2, 3, 4}), dOpt(0x11, []byte{9})), udp(), pay), DestOptType, 4, 0, true},
-		{"two forged, odd lengths", L(dest6(dOpt(DestOptType, nil), dOpt(0x11, []byte{1}), dOpt(DestOptType, []byte{1, 2, 3, 4, 5, 6, 7})), syn()), DestOptType, 4, 0, true},
-		{"long padding between options", L(dest6(dOpt(0x11, []byte{1}), dOpt(1, make([]byte, 5)), dOpt(0x12, []byte{2, 2}), dOpt(0, nil), dOpt(0x13, nil)), syn()), 0x9E, 4, 8, false},
-		{"big forged option", L(dest6(dOpt(0x11, []byte{1}), dOpt(DestOptType, make([]byte, 200)), dOpt(0x12, []byte{2, 2})), syn()), DestOptType, 4, -192, true},
+		{"TCP data", L(packettest.DataHdr(packettest.ONOP(), packettest.ONOP(), packettest.OTS()), pay), DestOptType, 4, 8, false},
+		{"Hop-by-Hop", L(packettest.HBH6(), syn()), DestOptType, 4, 8, false},
+		{"Hop-by-Hop, UDP", L(packettest.HBH6(), udp(), pay), 0xFE, 2, 8, false},
+		{"Destination Options before a Routing header", L(packettest.Dest6(packettest.DOpt(0x11, []byte{1})), packettest.Routing6(2, 0, packettest.Mid6), syn()), DestOptType, 4, 8, false},
+		{"Routing header with segments left", L(packettest.Routing6(2, 1, packettest.Mid6), syn()), DestOptType, 4, 8, false},
+		{"Routing header, UDP", L(packettest.Routing6(4, 1, packettest.Mid6, packettest.Dst6), udp(), pay), DestOptType, 4, 8, false},
+		{"existing header, room left", L(packettest.Dest6(packettest.DOpt(0x11, nil)), syn()), DestOptType, 2, 0, false},
+		{"existing header, 2-byte id, grows", L(packettest.Dest6(packettest.DOpt(0x11, []byte{1, 2, 3})), syn()), DestOptType, 2, 8, false},
+		{"existing header, grows", L(packettest.Dest6(packettest.DOpt(0x11, []byte{1, 2, 3})), syn()), DestOptType, 4, 8, false},
+		{"existing Home Address (8n+6)", L(packettest.HBH6(), packettest.Dest6(packettest.HomeAddr()), syn()), DestOptType, 4, 8, false},
+		{"other packettest.Experimental type kept", L(packettest.Dest6(packettest.DOpt(0x3E, []byte{1, 2, 3, 4})), udp(), pay), DestOptType, 4, 8, false},
+		{"forged 2-byte HOST_ID replaced", L(packettest.Dest6(packettest.DOpt(DestOptType, []byte{0xbe, 0xef})), syn()), DestOptType, 4, 0, true},
+		{"forged, same value, other length", L(packettest.Dest6(packettest.DOpt(DestOptType, []byte{0xa1, 0xb2, 0xc3, 0xd4})), syn()), DestOptType, 2, 0, true},
+		{"forged among others", L(packettest.HBH6(), packettest.Dest6(packettest.HomeAddr(), packettest.DOpt(DestOptType, []byte{1, 2, 3, 4}), packettest.DOpt(0x11, []byte{9})), udp(), pay), DestOptType, 4, 0, true},
+		{"two forged, odd lengths", L(packettest.Dest6(packettest.DOpt(DestOptType, nil), packettest.DOpt(0x11, []byte{1}), packettest.DOpt(DestOptType, []byte{1, 2, 3, 4, 5, 6, 7})), syn()), DestOptType, 4, 0, true},
+		{"long padding between options", L(packettest.Dest6(packettest.DOpt(0x11, []byte{1}), packettest.DOpt(1, make([]byte, 5)), packettest.DOpt(0x12, []byte{2, 2}), packettest.DOpt(0, nil), packettest.DOpt(0x13, nil)), syn()), 0x9E, 4, 8, false},
+		{"big forged option", L(packettest.Dest6(packettest.DOpt(0x11, []byte{1}), packettest.DOpt(DestOptType, make([]byte, 200)), packettest.DOpt(0x12, []byte{2, 2})), syn()), DestOptType, 4, -192, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			const id = 0xa1b2c3d4
-			pkt := build6(t, ip6Hdr(), tc.ls...)
-			before := clone(pkt)
-			n, res, stripped := AddDestOpt(pv(pkt, len(pkt)), pkt, tc.optType, id, tc.idLen, 1500)
+			pkt := packettest.Build6(t, packettest.IP6Hdr(), tc.ls...)
+			before := packettest.Clone(pkt)
+			n, res, stripped := AddDestOpt(packettest.PV(pkt, len(pkt)), pkt, tc.optType, id, tc.idLen, 1500)
 			if res != Written || stripped != tc.stripped {
 				t.Fatalf("got %v stripped=%v, want written stripped=%v", res, stripped, tc.stripped)
 			}
@@ -182,18 +185,18 @@ func TestAddDestOpt(t *testing.T) {
 				t.Errorf("DestOptHostID = %#x, %d, %v", got, gotLen, ok)
 			}
 			// Idempotent.
-			again := clone(after)
-			if n2, res, _ := AddDestOpt(pv(again, len(again)), again, tc.optType, id, tc.idLen, 1500); res != Unchanged || n2 != n || !bytes.Equal(again, after) {
+			again := packettest.Clone(after)
+			if n2, res, _ := AddDestOpt(packettest.PV(again, len(again)), again, tc.optType, id, tc.idLen, 1500); res != Unchanged || n2 != n || !bytes.Equal(again, after) {
 				t.Errorf("second pass: %v", res)
 			}
 			// Stripping removes ours; a header we inserted goes entirely.
-			n3, res := StripDestOpt(pv(again, len(again)), again, tc.optType)
+			n3, res := StripDestOpt(packettest.PV(again, len(again)), again, tc.optType)
 			if res != Written {
 				t.Fatalf("strip: %v", res)
 			}
 			checkDestRewritten(t, before, again[:n3], tc.optType, nil)
 			if tc.grow == 8 && len(tc.ls) > 0 {
-				if b := decode6(t, before); b.finalDest() == nil && !bytes.Equal(again[:n3], before) {
+				if b := packettest.Decode6(t, before); b.FinalDest() == nil && !bytes.Equal(again[:n3], before) {
 					t.Errorf("strip does not give the original back:\n%x\n%x", before, again[:n3])
 				}
 			}
@@ -205,14 +208,14 @@ func TestAddDestOpt(t *testing.T) {
 }
 
 func TestAddDestOptLimits(t *testing.T) {
-	syn := build6(t, ip6Hdr(), synHdr(linuxSYN()...)) // 80 bytes
+	syn := packettest.Build6(t, packettest.IP6Hdr(), packettest.SYNHdr(packettest.LinuxSYN()...)) // 80 bytes
 	t.Run("MTU", func(t *testing.T) {
 		for _, tc := range []struct {
 			mtu  int
 			want Result
 		}{{80, OverMTU}, {87, OverMTU}, {88, Written}, {0, Written}, {-1, Written}} {
-			pkt := clone(syn)
-			n, res, stripped := AddDestOpt(pv(pkt, len(pkt)), pkt, DestOptType, 7, 4, tc.mtu)
+			pkt := packettest.Clone(syn)
+			n, res, stripped := AddDestOpt(packettest.PV(pkt, len(pkt)), pkt, DestOptType, 7, 4, tc.mtu)
 			if res != tc.want || stripped {
 				t.Errorf("mtu %d: %v stripped=%v, want %v", tc.mtu, res, stripped, tc.want)
 			}
@@ -226,9 +229,9 @@ func TestAddDestOptLimits(t *testing.T) {
 			extra int
 			want  Result
 		}{{7, OverMTU}, {8, Written}} {
-			big := build6(t, ip6Hdr(), &layers.UDP{SrcPort: 1, DstPort: 2}, gopacket.Payload(make([]byte, 0xffff-8-tc.extra)))
-			pkt := clone(big)
-			n, res, _ := AddDestOpt(pv(pkt, len(pkt)), pkt, DestOptType, 7, 4, 0)
+			big := packettest.Build6(t, packettest.IP6Hdr(), &layers.UDP{SrcPort: 1, DstPort: 2}, gopacket.Payload(make([]byte, 0xffff-8-tc.extra)))
+			pkt := packettest.Clone(big)
+			n, res, _ := AddDestOpt(packettest.PV(pkt, len(pkt)), pkt, DestOptType, 7, 4, 0)
 			if res != tc.want {
 				t.Fatalf("room %d: %v", tc.extra, res)
 			}
@@ -240,27 +243,27 @@ func TestAddDestOptLimits(t *testing.T) {
 		}
 	})
 	t.Run("buffer capacity", func(t *testing.T) {
-		pkt := clone(syn)[: len(syn) : len(syn)+7]
-		if n, res, stripped := AddDestOpt(pv(pkt, len(pkt)), pkt, DestOptType, 7, 4, 0); res != NoBufferRoom || stripped || n != len(syn) || !bytes.Equal(pkt, syn) {
+		pkt := packettest.Clone(syn)[: len(syn) : len(syn)+7]
+		if n, res, stripped := AddDestOpt(packettest.PV(pkt, len(pkt)), pkt, DestOptType, 7, 4, 0); res != NoBufferRoom || stripped || n != len(syn) || !bytes.Equal(pkt, syn) {
 			t.Errorf("cap+7: %v stripped=%v", res, stripped)
 		}
-		pkt = clone(syn)[: len(syn) : len(syn)+8]
-		if n, res, _ := AddDestOpt(pv(pkt, len(pkt)), pkt, DestOptType, 7, 4, 0); res != Written {
+		pkt = packettest.Clone(syn)[: len(syn) : len(syn)+8]
+		if n, res, _ := AddDestOpt(packettest.PV(pkt, len(pkt)), pkt, DestOptType, 7, 4, 0); res != Written {
 			t.Errorf("cap+8: %v", res)
 		} else {
 			checkDestRewritten(t, syn, pkt[:n], DestOptType, wantDestOpt(7, 4))
 		}
 		// Merging into a header that must grow.
-		grow := build6(t, ip6Hdr(), dest6(dOpt(0x11, []byte{1, 2, 3})), synHdr())
-		pkt = clone(grow)[:len(grow):len(grow)]
-		if n, res, stripped := AddDestOpt(pv(pkt, len(pkt)), pkt, DestOptType, 7, 4, 0); res != NoBufferRoom || stripped || n != len(grow) || !bytes.Equal(pkt, grow) {
+		grow := packettest.Build6(t, packettest.IP6Hdr(), packettest.Dest6(packettest.DOpt(0x11, []byte{1, 2, 3})), packettest.SYNHdr())
+		pkt = packettest.Clone(grow)[:len(grow):len(grow)]
+		if n, res, stripped := AddDestOpt(packettest.PV(pkt, len(pkt)), pkt, DestOptType, 7, 4, 0); res != NoBufferRoom || stripped || n != len(grow) || !bytes.Equal(pkt, grow) {
 			t.Errorf("merge: %v stripped=%v", res, stripped)
 		}
 	})
 	t.Run("forged option still stripped", func(t *testing.T) {
 		// 0x11 (2 bytes) at 2, the forged option (2 bytes) at 4, padding:
 		// 8 bytes. Ours at 6 (4n+2) ends at 12: the header would grow to 16.
-		orig := build6(t, ip6Hdr(), dest6(dOpt(0x11, nil), dOpt(DestOptType, nil)), synHdr())
+		orig := packettest.Build6(t, packettest.IP6Hdr(), packettest.Dest6(packettest.DOpt(0x11, nil), packettest.DOpt(DestOptType, nil)), packettest.SYNHdr())
 		if ip, _ := ParseIPv6(orig); ip.Off-ip.DestOff != 8 {
 			t.Fatalf("header %d bytes", ip.Off-ip.DestOff)
 		}
@@ -268,23 +271,23 @@ func TestAddDestOptLimits(t *testing.T) {
 			mtu, room int
 			want      Result
 		}{{len(orig) + 7, 8, OverMTU}, {0, 7, NoBufferRoom}} {
-			pkt := clone(orig)[: len(orig) : len(orig)+tc.room]
-			n, res, stripped := AddDestOpt(pv(pkt, len(pkt)), pkt, DestOptType, 7, 4, tc.mtu)
+			pkt := packettest.Clone(orig)[: len(orig) : len(orig)+tc.room]
+			n, res, stripped := AddDestOpt(packettest.PV(pkt, len(pkt)), pkt, DestOptType, 7, 4, tc.mtu)
 			if res != tc.want || !stripped || n != len(orig) {
 				t.Fatalf("%v stripped=%v n=%d, want %v", res, stripped, n, tc.want)
 			}
 			checkDestRewritten(t, orig, pkt[:n], DestOptType, nil)
 		}
 		// A 2-byte id fits in place (at 4).
-		pkt := clone(orig)[:len(orig):len(orig)]
-		if n, res, stripped := AddDestOpt(pv(pkt, len(pkt)), pkt, DestOptType, 7, 2, 0); res != Written || !stripped || n != len(orig) {
+		pkt := packettest.Clone(orig)[:len(orig):len(orig)]
+		if n, res, stripped := AddDestOpt(packettest.PV(pkt, len(pkt)), pkt, DestOptType, 7, 2, 0); res != Written || !stripped || n != len(orig) {
 			t.Fatalf("2-byte id: %v stripped=%v", res, stripped)
 		}
 		checkDestRewritten(t, orig, pkt, DestOptType, wantDestOpt(7, 2))
 		// No growth: an MTU below the packet does not matter.
-		orig = build6(t, ip6Hdr(), dest6(dOpt(0x11, make([]byte, 10)), dOpt(DestOptType, make([]byte, 6))), synHdr())
-		pkt = clone(orig)[:len(orig):len(orig)]
-		n, res, stripped := AddDestOpt(pv(pkt, len(pkt)), pkt, DestOptType, 7, 4, len(orig)-8)
+		orig = packettest.Build6(t, packettest.IP6Hdr(), packettest.Dest6(packettest.DOpt(0x11, make([]byte, 10)), packettest.DOpt(DestOptType, make([]byte, 6))), packettest.SYNHdr())
+		pkt = packettest.Clone(orig)[:len(orig):len(orig)]
+		n, res, stripped := AddDestOpt(packettest.PV(pkt, len(pkt)), pkt, DestOptType, 7, 4, len(orig)-8)
 		if res != Written || !stripped || n != len(orig) { // 2+12+8 -> 24; 2+12+6 -> 24
 			t.Fatalf("%v stripped=%v n=%d", res, stripped, n)
 		}
@@ -292,21 +295,21 @@ func TestAddDestOptLimits(t *testing.T) {
 		// Only the forged option: ours takes its place; stripping removes
 		// the header and gives the packet without it.
 		udp := func() *layers.UDP { return &layers.UDP{SrcPort: 1, DstPort: 2} }
-		orig = build6(t, ip6Hdr(), hbh6(), dest6(dOpt(DestOptType, []byte{1, 2})), udp(), gopacket.Payload("hi"))
-		want := build6(t, ip6Hdr(), hbh6(), udp(), gopacket.Payload("hi"))
-		pkt = clone(orig)[:len(orig):len(orig)]
-		if n, res, stripped = AddDestOpt(pv(pkt, len(pkt)), pkt, DestOptType, 7, 4, 0); res != Written || !stripped || n != len(orig) {
+		orig = packettest.Build6(t, packettest.IP6Hdr(), packettest.HBH6(), packettest.Dest6(packettest.DOpt(DestOptType, []byte{1, 2})), udp(), gopacket.Payload("hi"))
+		want := packettest.Build6(t, packettest.IP6Hdr(), packettest.HBH6(), udp(), gopacket.Payload("hi"))
+		pkt = packettest.Clone(orig)[:len(orig):len(orig)]
+		if n, res, stripped = AddDestOpt(packettest.PV(pkt, len(pkt)), pkt, DestOptType, 7, 4, 0); res != Written || !stripped || n != len(orig) {
 			t.Errorf("in place: %v stripped=%v n=%d", res, stripped, n)
 		}
 		checkDestRewritten(t, orig, pkt[:n], DestOptType, wantDestOpt(7, 4))
-		pkt = clone(orig)
-		if n, res = StripDestOpt(pv(pkt, len(pkt)), pkt, DestOptType); res != Written || !bytes.Equal(pkt[:n], want) {
+		pkt = packettest.Clone(orig)
+		if n, res = StripDestOpt(packettest.PV(pkt, len(pkt)), pkt, DestOptType); res != Written || !bytes.Equal(pkt[:n], want) {
 			t.Errorf("strip: %v\n%x\n%x", res, pkt[:n], want)
 		}
 		// A long forged option: the header shrinks.
-		orig = build6(t, ip6Hdr(), dest6(dOpt(DestOptType, []byte{1, 2, 3, 4, 5, 6, 7})), udp(), gopacket.Payload("hi"))
-		pkt = clone(orig)
-		n, res, stripped = AddDestOpt(pv(pkt, len(pkt)), pkt, DestOptType, 7, 2, 0)
+		orig = packettest.Build6(t, packettest.IP6Hdr(), packettest.Dest6(packettest.DOpt(DestOptType, []byte{1, 2, 3, 4, 5, 6, 7})), udp(), gopacket.Payload("hi"))
+		pkt = packettest.Clone(orig)
+		n, res, stripped = AddDestOpt(packettest.PV(pkt, len(pkt)), pkt, DestOptType, 7, 2, 0)
 		if res != Written || !stripped || n != len(orig)-8 {
 			t.Fatalf("shrinks: %v stripped=%v n=%d", res, stripped, n)
 		}
@@ -315,24 +318,24 @@ func TestAddDestOptLimits(t *testing.T) {
 	t.Run("eight options", func(t *testing.T) {
 		var opts []*layers.IPv6DestinationOption
 		for i := range 8 {
-			opts = append(opts, dOpt(0x11+byte(i), []byte{byte(i)}))
+			opts = append(opts, packettest.DOpt(0x11+byte(i), []byte{byte(i)}))
 		}
-		full := build6(t, ip6Hdr(), dest6(opts...), synHdr())
-		pkt := clone(full)
-		if n, res, stripped := AddDestOpt(pv(pkt, len(pkt)), pkt, DestOptType, 7, 4, 0); res != NoOptionSpace || stripped || n != len(full) || !bytes.Equal(pkt, full) {
+		full := packettest.Build6(t, packettest.IP6Hdr(), packettest.Dest6(opts...), packettest.SYNHdr())
+		pkt := packettest.Clone(full)
+		if n, res, stripped := AddDestOpt(packettest.PV(pkt, len(pkt)), pkt, DestOptType, 7, 4, 0); res != NoOptionSpace || stripped || n != len(full) || !bytes.Equal(pkt, full) {
 			t.Errorf("%v stripped=%v", res, stripped)
 		}
-		forged := build6(t, ip6Hdr(), dest6(append(opts, dOpt(DestOptType, []byte{1, 2}))...), synHdr())
-		pkt = clone(forged)
-		n, res, stripped := AddDestOpt(pv(pkt, len(pkt)), pkt, DestOptType, 7, 4, 0)
+		forged := packettest.Build6(t, packettest.IP6Hdr(), packettest.Dest6(append(opts, packettest.DOpt(DestOptType, []byte{1, 2}))...), packettest.SYNHdr())
+		pkt = packettest.Clone(forged)
+		n, res, stripped := AddDestOpt(packettest.PV(pkt, len(pkt)), pkt, DestOptType, 7, 4, 0)
 		if res != NoOptionSpace || !stripped {
 			t.Fatalf("forged: %v stripped=%v", res, stripped)
 		}
 		checkDestRewritten(t, forged, pkt[:n], DestOptType, nil)
 		// Seven fit.
-		seven := build6(t, ip6Hdr(), dest6(opts[:7]...), synHdr())
-		pkt = clone(seven)
-		if n, res, _ := AddDestOpt(pv(pkt, len(pkt)), pkt, DestOptType, 7, 4, 0); res != Written {
+		seven := packettest.Build6(t, packettest.IP6Hdr(), packettest.Dest6(opts[:7]...), packettest.SYNHdr())
+		pkt = packettest.Clone(seven)
+		if n, res, _ := AddDestOpt(packettest.PV(pkt, len(pkt)), pkt, DestOptType, 7, 4, 0); res != Written {
 			t.Errorf("seven: %v", res)
 		} else {
 			checkDestRewritten(t, seven, pkt[:n], DestOptType, wantDestOpt(7, 4))
@@ -341,38 +344,38 @@ func TestAddDestOptLimits(t *testing.T) {
 	t.Run("2048-byte header", func(t *testing.T) {
 		var opts []*layers.IPv6DestinationOption
 		for i := range 7 {
-			opts = append(opts, dOpt(0x11+byte(i), bytes.Repeat([]byte{byte(i)}, 255)))
+			opts = append(opts, packettest.DOpt(0x11+byte(i), bytes.Repeat([]byte{byte(i)}, 255)))
 		}
-		opts = append(opts, dOpt(0x19, make([]byte, 2046-2-7*257-2))) // header: exactly 2048 bytes
-		big := build6(t, ip6Hdr(), dest6(opts...), synHdr())
+		opts = append(opts, packettest.DOpt(0x19, make([]byte, 2046-2-7*257-2))) // header: exactly 2048 bytes
+		big := packettest.Build6(t, packettest.IP6Hdr(), packettest.Dest6(opts...), packettest.SYNHdr())
 		if ip, _ := ParseIPv6(big); ip.Off-ip.DestOff != 2048 {
 			t.Fatalf("header %d bytes", ip.Off-ip.DestOff)
 		}
-		pkt := clone(big)
-		if _, res, _ := AddDestOpt(pv(pkt, len(pkt)), pkt, DestOptType, 7, 2, 0); res != NoOptionSpace || !bytes.Equal(pkt, big) {
+		pkt := packettest.Clone(big)
+		if _, res, _ := AddDestOpt(packettest.PV(pkt, len(pkt)), pkt, DestOptType, 7, 2, 0); res != NoOptionSpace || !bytes.Equal(pkt, big) {
 			t.Errorf("%v", res)
 		}
 		// One option less: ours fits, the header still below 2048 bytes.
-		big = build6(t, ip6Hdr(), dest6(opts[:7]...), synHdr())
+		big = packettest.Build6(t, packettest.IP6Hdr(), packettest.Dest6(opts[:7]...), packettest.SYNHdr())
 		pkt = make([]byte, len(big), len(big)+100)
 		copy(pkt, big)
-		n, res, _ := AddDestOpt(pv(pkt, len(pkt)), pkt, DestOptType, 7, 2, 0)
+		n, res, _ := AddDestOpt(packettest.PV(pkt, len(pkt)), pkt, DestOptType, 7, 2, 0)
 		if res != Written {
 			t.Fatalf("%v", res)
 		}
 		checkDestRewritten(t, big, pkt[:n], DestOptType, wantDestOpt(7, 2))
 	})
 	t.Run("trailing bytes dropped", func(t *testing.T) {
-		pkt := append(clone(syn), 0xee, 0xee, 0xee)
-		n, res, _ := AddDestOpt(pv(pkt, len(pkt)), pkt, DestOptType, 7, 4, 0)
+		pkt := append(packettest.Clone(syn), 0xee, 0xee, 0xee)
+		n, res, _ := AddDestOpt(packettest.PV(pkt, len(pkt)), pkt, DestOptType, 7, 4, 0)
 		if res != Written || n != len(syn)+8 {
 			t.Fatalf("%v n=%d", res, n)
 		}
 		checkDestRewritten(t, syn, pkt[:n], DestOptType, wantDestOpt(7, 4))
 	})
 	t.Run("n within capacity but beyond len", func(t *testing.T) {
-		pkt := clone(syn)
-		n, res, _ := AddDestOpt(pv(pkt[:10], len(syn)), pkt[:10], DestOptType, 7, 4, 0)
+		pkt := packettest.Clone(syn)
+		n, res, _ := AddDestOpt(packettest.PV(pkt[:10], len(syn)), pkt[:10], DestOptType, 7, 4, 0)
 		if res != Written {
 			t.Fatalf("%v", res)
 		}
@@ -381,18 +384,18 @@ func TestAddDestOptLimits(t *testing.T) {
 }
 
 func TestAddDestOptRejects(t *testing.T) {
-	syn := build6(t, ip6Hdr(), synHdr(linuxSYN()...))
-	frag := build6(t, ip6Hdr(), &layers.IPv6Fragment{MoreFragments: true, Identification: 1}, synHdr(linuxSYN()...))
-	later := build6(t, ip6Hdr(), &layers.IPv6Fragment{FragmentOffset: 10, Identification: 1}, gopacket.Payload("rest of it"))
-	atomic := build6(t, ip6Hdr(), dest6(dOpt(0x11, nil)), &layers.IPv6Fragment{Identification: 1}, synHdr(linuxSYN()...))
-	ah := build6(t, ip6Hdr(), &ahHdr{icv: 12}, dest6(dOpt(DestOptType, []byte{1, 2})), synHdr(linuxSYN()...))
+	syn := packettest.Build6(t, packettest.IP6Hdr(), packettest.SYNHdr(packettest.LinuxSYN()...))
+	frag := packettest.Build6(t, packettest.IP6Hdr(), &layers.IPv6Fragment{MoreFragments: true, Identification: 1}, packettest.SYNHdr(packettest.LinuxSYN()...))
+	later := packettest.Build6(t, packettest.IP6Hdr(), &layers.IPv6Fragment{FragmentOffset: 10, Identification: 1}, gopacket.Payload("rest of it"))
+	atomic := packettest.Build6(t, packettest.IP6Hdr(), packettest.Dest6(packettest.DOpt(0x11, nil)), &layers.IPv6Fragment{Identification: 1}, packettest.SYNHdr(packettest.LinuxSYN()...))
+	ah := packettest.Build6(t, packettest.IP6Hdr(), &packettest.AHHdr{ICV: 12}, packettest.Dest6(packettest.DOpt(DestOptType, []byte{1, 2})), packettest.SYNHdr(packettest.LinuxSYN()...))
 	// Option length byte too big: 0x11 with 3 data bytes claims 9.
-	overrun := build6(t, ip6Hdr(), dest6(dOpt(0x11, []byte{1, 2, 3}), dOpt(DestOptType, []byte{1, 2})), synHdr())
+	overrun := packettest.Build6(t, packettest.IP6Hdr(), packettest.Dest6(packettest.DOpt(0x11, []byte{1, 2, 3}), packettest.DOpt(DestOptType, []byte{1, 2})), packettest.SYNHdr())
 	overrun[43] = 20
 	// The last byte of the header starts an option with no length byte.
-	noLen := build6(t, ip6Hdr(), dest6(dOpt(0x11, []byte{1, 2, 3})), synHdr())
+	noLen := packettest.Build6(t, packettest.IP6Hdr(), packettest.Dest6(packettest.DOpt(0x11, []byte{1, 2, 3})), packettest.SYNHdr())
 	noLen[47] = 0x11
-	v4 := build(t, ipHdr(), synHdr(linuxSYN()...), nil)
+	v4 := packettest.Build(t, packettest.IPHdr(), packettest.SYNHdr(packettest.LinuxSYN()...), nil)
 	for _, tc := range []struct {
 		name    string
 		pkt     []byte
@@ -418,44 +421,44 @@ func TestAddDestOptRejects(t *testing.T) {
 		{"n > cap", syn[:10:10], 80, DestOptType, 4, Truncated},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			before := clone(tc.pkt)
-			n, res, stripped := AddDestOpt(pv(tc.pkt, tc.n), tc.pkt, tc.optType, 1, tc.idLen, 0)
+			before := packettest.Clone(tc.pkt)
+			n, res, stripped := AddDestOpt(packettest.PV(tc.pkt, tc.n), tc.pkt, tc.optType, 1, tc.idLen, 0)
 			if res != tc.want || stripped || n != tc.n || !bytes.Equal(tc.pkt, before) {
 				t.Errorf("got %v stripped=%v n=%d, want %v, unchanged", res, stripped, n, tc.want)
 			}
 			if tc.idLen == 4 {
-				if n, res := StripDestOpt(pv(tc.pkt, tc.n), tc.pkt, tc.optType); res != tc.want || n != tc.n || !bytes.Equal(tc.pkt, before) {
+				if n, res := StripDestOpt(packettest.PV(tc.pkt, tc.n), tc.pkt, tc.optType); res != tc.want || n != tc.n || !bytes.Equal(tc.pkt, before) {
 					t.Errorf("strip: %v", res)
 				}
 			}
 		})
 	}
 	// Nothing to strip.
-	for _, p := range [][]byte{syn, build6(t, ip6Hdr(), dest6(dOpt(0x3E, []byte{1, 2})), synHdr())} {
-		pkt := clone(p)
-		if n, res := StripDestOpt(pv(pkt, len(pkt)), pkt, DestOptType); res != Unchanged || n != len(p) || !bytes.Equal(pkt, p) {
+	for _, p := range [][]byte{syn, packettest.Build6(t, packettest.IP6Hdr(), packettest.Dest6(packettest.DOpt(0x3E, []byte{1, 2})), packettest.SYNHdr())} {
+		pkt := packettest.Clone(p)
+		if n, res := StripDestOpt(packettest.PV(pkt, len(pkt)), pkt, DestOptType); res != Unchanged || n != len(p) || !bytes.Equal(pkt, p) {
 			t.Errorf("strip without option: %v", res)
 		}
 	}
 }
 
 func TestDestOptHostID(t *testing.T) {
-	tcp := synHdr()
+	tcp := packettest.SYNHdr()
 	for _, tc := range []struct {
 		name  string
 		pkt   []byte
 		id    uint32
 		idLen int
 	}{
-		{"2 bytes", build6(t, ip6Hdr(), dest6(dOpt(DestOptType, []byte{0x12, 0x34})), tcp), 0x1234, 2},
-		{"4 bytes after padding and others", build6(t, ip6Hdr(), hbh6(), dest6(dOpt(0, nil), homeAddr(), dOpt(1, []byte{0, 0}), dOpt(DestOptType, []byte{1, 2, 3, 4})), tcp), 0x01020304, 4},
-		{"first of two", build6(t, ip6Hdr(), dest6(dOpt(DestOptType, []byte{0, 1}), dOpt(DestOptType, []byte{0, 2})), tcp), 1, 2},
-		{"none", build6(t, ip6Hdr(), dest6(dOpt(0x11, []byte{0, 1})), tcp), 0, 0},
-		{"no header", build6(t, ip6Hdr(), tcp), 0, 0},
-		{"length 3", build6(t, ip6Hdr(), dest6(dOpt(DestOptType, []byte{1, 2, 3})), tcp), 0, 0},
-		{"other type", build6(t, ip6Hdr(), dest6(dOpt(0x3E, []byte{1, 2})), tcp), 0, 0},
-		{"not the final header", build6(t, ip6Hdr(), dest6(dOpt(DestOptType, []byte{1, 2})), routing6(2, 0, mid6), tcp), 0, 0},
-		{"fragment", build6(t, ip6Hdr(), &layers.IPv6Fragment{Identification: 1}, dest6(dOpt(DestOptType, []byte{1, 2})), tcp), 0, 0},
+		{"2 bytes", packettest.Build6(t, packettest.IP6Hdr(), packettest.Dest6(packettest.DOpt(DestOptType, []byte{0x12, 0x34})), tcp), 0x1234, 2},
+		{"4 bytes after padding and others", packettest.Build6(t, packettest.IP6Hdr(), packettest.HBH6(), packettest.Dest6(packettest.DOpt(0, nil), packettest.HomeAddr(), packettest.DOpt(1, []byte{0, 0}), packettest.DOpt(DestOptType, []byte{1, 2, 3, 4})), tcp), 0x01020304, 4},
+		{"first of two", packettest.Build6(t, packettest.IP6Hdr(), packettest.Dest6(packettest.DOpt(DestOptType, []byte{0, 1}), packettest.DOpt(DestOptType, []byte{0, 2})), tcp), 1, 2},
+		{"none", packettest.Build6(t, packettest.IP6Hdr(), packettest.Dest6(packettest.DOpt(0x11, []byte{0, 1})), tcp), 0, 0},
+		{"no header", packettest.Build6(t, packettest.IP6Hdr(), tcp), 0, 0},
+		{"length 3", packettest.Build6(t, packettest.IP6Hdr(), packettest.Dest6(packettest.DOpt(DestOptType, []byte{1, 2, 3})), tcp), 0, 0},
+		{"other type", packettest.Build6(t, packettest.IP6Hdr(), packettest.Dest6(packettest.DOpt(0x3E, []byte{1, 2})), tcp), 0, 0},
+		{"not the final header", packettest.Build6(t, packettest.IP6Hdr(), packettest.Dest6(packettest.DOpt(DestOptType, []byte{1, 2})), packettest.Routing6(2, 0, packettest.Mid6), tcp), 0, 0},
+		{"fragment", packettest.Build6(t, packettest.IP6Hdr(), &layers.IPv6Fragment{Identification: 1}, packettest.Dest6(packettest.DOpt(DestOptType, []byte{1, 2})), tcp), 0, 0},
 	} {
 		id, idLen, ok := DestOptHostID(tc.pkt, DestOptType)
 		if ok != (tc.idLen != 0) || id != tc.id || idLen != tc.idLen {
@@ -463,7 +466,7 @@ func TestDestOptHostID(t *testing.T) {
 		}
 	}
 	// From the header alone (IPV6_DSTOPTS ancillary data).
-	pkt := build6(t, ip6Hdr(), dest6(dOpt(0x11, []byte{9}), dOpt(0xBE, []byte{0xca, 0xfe})), tcp)
+	pkt := packettest.Build6(t, packettest.IP6Hdr(), packettest.Dest6(packettest.DOpt(0x11, []byte{9}), packettest.DOpt(0xBE, []byte{0xca, 0xfe})), tcp)
 	hdr := pkt[40:56]
 	if id, l, ok := HostIDFromDestOpts(hdr, 0xBE); !ok || l != 2 || id != 0xcafe {
 		t.Errorf("HostIDFromDestOpts: %#x %d %v", id, l, ok)
@@ -499,14 +502,14 @@ func TestLayoutDestOptsAlignment(t *testing.T) {
 					switch lead {
 					case 0:
 					case 1:
-						opts = append(opts, dOpt(0, nil))
+						opts = append(opts, packettest.DOpt(0, nil))
 					default:
-						opts = append(opts, dOpt(1, make([]byte, lead-2)))
+						opts = append(opts, packettest.DOpt(1, make([]byte, lead-2)))
 					}
-					opts = append(opts, dOpt(0x11, bytes.Repeat([]byte{0xaa}, dataLen)), dOpt(DestOptType, []byte{1, 2}), dOpt(0x12, []byte{3}))
-					orig := build6(t, ip6Hdr(), dest6(opts...), synHdr())
-					pkt := clone(orig)
-					n, res, _ := AddDestOpt(pv(pkt, len(pkt)), pkt, DestOptType, 0xfedcba98, idLen, 0)
+					opts = append(opts, packettest.DOpt(0x11, bytes.Repeat([]byte{0xaa}, dataLen)), packettest.DOpt(DestOptType, []byte{1, 2}), packettest.DOpt(0x12, []byte{3}))
+					orig := packettest.Build6(t, packettest.IP6Hdr(), packettest.Dest6(opts...), packettest.SYNHdr())
+					pkt := packettest.Clone(orig)
+					n, res, _ := AddDestOpt(packettest.PV(pkt, len(pkt)), pkt, DestOptType, 0xfedcba98, idLen, 0)
 					if res != Written {
 						t.Fatalf("%v", res)
 					}
@@ -518,23 +521,23 @@ func TestLayoutDestOptsAlignment(t *testing.T) {
 }
 
 func BenchmarkAddDestOpt(b *testing.B) {
-	orig := build6(b, ip6Hdr(), synHdr(linuxSYN()...))
+	orig := packettest.Build6(b, packettest.IP6Hdr(), packettest.SYNHdr(packettest.LinuxSYN()...))
 	benchAddDestOpt(b, orig)
 }
 
 func BenchmarkAddDestOptData(b *testing.B) {
-	orig := build6(b, ip6Hdr(), &layers.UDP{SrcPort: 5353, DstPort: 443}, gopacket.Payload(make([]byte, 1200)))
+	orig := packettest.Build6(b, packettest.IP6Hdr(), &layers.UDP{SrcPort: 5353, DstPort: 443}, gopacket.Payload(make([]byte, 1200)))
 	b.SetBytes(int64(len(orig)))
 	benchAddDestOpt(b, orig)
 }
 
 func BenchmarkAddDestOptMerge(b *testing.B) {
-	orig := build6(b, ip6Hdr(), hbh6(), dest6(homeAddr(), dOpt(DestOptType, []byte{1, 2})), synHdr(linuxSYN()...))
+	orig := packettest.Build6(b, packettest.IP6Hdr(), packettest.HBH6(), packettest.Dest6(packettest.HomeAddr(), packettest.DOpt(DestOptType, []byte{1, 2})), packettest.SYNHdr(packettest.LinuxSYN()...))
 	benchAddDestOpt(b, orig)
 }
 
 func BenchmarkDestOptHostID(b *testing.B) {
-	pkt := build6(b, ip6Hdr(), hbh6(), dest6(homeAddr(), dOpt(DestOptType, []byte{1, 2, 3, 4})), synHdr(linuxSYN()...))
+	pkt := packettest.Build6(b, packettest.IP6Hdr(), packettest.HBH6(), packettest.Dest6(packettest.HomeAddr(), packettest.DOpt(DestOptType, []byte{1, 2, 3, 4})), packettest.SYNHdr(packettest.LinuxSYN()...))
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, _, ok := DestOptHostID(pkt, DestOptType); !ok {
@@ -546,26 +549,40 @@ func BenchmarkDestOptHostID(b *testing.B) {
 // TestZeroAllocs asserts that no dest-opt hot function allocates.
 func TestZeroAllocs(t *testing.T) {
 	var view packet.View // on the stack: a caller keeps its view there
-	data := build6(t, ip6Hdr(), dataHdr(oNOP(), oNOP(), oTS()), gopacket.Payload(make([]byte, 1400)))
-	merge := build6(t, ip6Hdr(), dest6(homeAddr(), dOpt(DestOptType, []byte{1, 2})), synHdr(linuxSYN()...))
+	data := packettest.Build6(t, packettest.IP6Hdr(), packettest.DataHdr(packettest.ONOP(), packettest.ONOP(), packettest.OTS()), gopacket.Payload(make([]byte, 1400)))
+	merge := packettest.Build6(t, packettest.IP6Hdr(), packettest.Dest6(packettest.HomeAddr(), packettest.DOpt(DestOptType, []byte{1, 2})), packettest.SYNHdr(packettest.LinuxSYN()...))
 	buf := make([]byte, 0, 2000)
 	for name, f := range map[string]func(){
 		"AddDestOpt insert": func() {
 			buf = append(buf[:0], data...)
-			AddDestOpt(pvAt(&view, buf, len(buf)), buf, DestOptType, 0x01020304, 4, 0)
+			AddDestOpt(packettest.PVAt(&view, buf, len(buf)), buf, DestOptType, 0x01020304, 4, 0)
 		},
 		"AddDestOpt merge": func() {
 			buf = append(buf[:0], merge...)
-			AddDestOpt(pvAt(&view, buf, len(buf)), buf, DestOptType, 0x01020304, 4, 0)
+			AddDestOpt(packettest.PVAt(&view, buf, len(buf)), buf, DestOptType, 0x01020304, 4, 0)
 		},
 		"StripDestOpt": func() {
 			buf = append(buf[:0], merge...)
-			StripDestOpt(pvAt(&view, buf, len(buf)), buf, DestOptType)
+			StripDestOpt(packettest.PVAt(&view, buf, len(buf)), buf, DestOptType)
 		},
 		"DestOptHostID": func() { DestOptHostID(merge, DestOptType) },
 	} {
 		if a := testing.AllocsPerRun(100, f); a != 0 {
 			t.Errorf("%s: %v allocs/op", name, a)
+		}
+	}
+}
+
+// benchAddDestOpt times AddDestOpt adding a 4-byte id to a fresh copy of
+// orig at MTU 1500.
+func benchAddDestOpt(b *testing.B, orig []byte) {
+	var view packet.View // on the stack: a caller keeps its view there
+	buf := make([]byte, len(orig), len(orig)+Headroom)
+	b.ReportAllocs()
+	for b.Loop() {
+		copy(buf[:len(orig)], orig)
+		if _, res, _ := AddDestOpt(packettest.PVAt(&view, buf, len(orig)), buf, DestOptType, 0xa1b2c3d4, 4, 1500); res != Written {
+			b.Fatal(res)
 		}
 	}
 }

@@ -4,7 +4,6 @@
 package hip
 
 import (
-	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/method"
 )
 
@@ -16,6 +15,6 @@ var Method = method.Method{
 	Name: Name, Family: method.Both,
 	NoCounters: "the NAT never queues HIP packets",
 	Decoder: method.Decoder{Why: "the sender HIT of a HIP packet (RFC 7401 §5.1), 128 bits, not a HOST_ID word", Default: true, Reveal: true,
-		Proto: 139, HIT: encoders.HIPSenderHIT}, // RFC 7401 §5.1: HIP packets, IP protocol 139
+		Proto: 139, HIT: HIPSenderHIT}, // RFC 7401 §5.1: HIP packets, IP protocol 139
 	Lab: method.Lab{Column: "HIP", Family: 4, Reading: method.HIPStack},
 }

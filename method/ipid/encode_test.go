@@ -4,16 +4,19 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/natreveal/natreveal/internal/packettest"
+	. "github.com/natreveal/natreveal/packet"
+
 	"github.com/gopacket/gopacket/layers"
 
 	"github.com/natreveal/natreveal/packet"
 )
 
 func TestSetIPID(t *testing.T) {
-	atomic := build(t, ipHdr(), synHdr(linuxSYN()...), nil)
+	atomic := packettest.Build(t, packettest.IPHdr(), packettest.SYNHdr(packettest.LinuxSYN()...), nil)
 	for _, id := range []uint16{0, 1, 0x1234, 0xfffe, 0xffff, 0x8000} {
-		pkt := clone(atomic)
-		res := SetIPID(pv(pkt, len(pkt)), pkt, id)
+		pkt := packettest.Clone(atomic)
+		res := SetIPID(packettest.PV(pkt, len(pkt)), pkt, id)
 		want := Written
 		if id == 0x1234 {
 			want = Unchanged
@@ -21,9 +24,9 @@ func TestSetIPID(t *testing.T) {
 		if res != want {
 			t.Fatalf("id %#x: %v, want %v", id, res, want)
 		}
-		d := decode(t, pkt) // gopacket verifies both checksums
-		if d.ip.Id != id {
-			t.Errorf("gopacket reads id %#x, want %#x", d.ip.Id, id)
+		d := packettest.Decode(t, pkt) // gopacket verifies both checksums
+		if d.IP.Id != id {
+			t.Errorf("gopacket reads id %#x, want %#x", d.IP.Id, id)
 		}
 		if got, at, ok := IPID(pkt); got != id || !at || !ok {
 			t.Errorf("IPID = %#x %v %v", got, at, ok)
@@ -51,50 +54,50 @@ func TestSetIPID(t *testing.T) {
 		{"offset", 0, 185, Fragment},
 		{"DF and offset", layers.IPv4DontFragment, 1, Fragment},
 	} {
-		ip := ipHdr()
+		ip := packettest.IPHdr()
 		ip.Flags, ip.FragOffset = tc.flags, tc.off
-		pkt := build(t, ip, synHdr(), nil)
+		pkt := packettest.Build(t, ip, packettest.SYNHdr(), nil)
 		before := bytes.Clone(pkt)
-		if res := SetIPID(pv(pkt, len(pkt)), pkt, 7); res != tc.want || !bytes.Equal(pkt, before) {
+		if res := SetIPID(packettest.PV(pkt, len(pkt)), pkt, 7); res != tc.want || !bytes.Equal(pkt, before) {
 			t.Errorf("%s: %v, want %v, unchanged", tc.name, res, tc.want)
 		}
 		if _, at, ok := IPID(pkt); at || !ok {
 			t.Errorf("%s: IPID atomic=%v ok=%v", tc.name, at, ok)
 		}
 	}
-	if res := SetIPID(pv(atomic[:19], len(atomic[:19])), atomic[:19], 1); res != Truncated {
+	if res := SetIPID(packettest.PV(atomic[:19], len(atomic[:19])), atomic[:19], 1); res != Truncated {
 		t.Errorf("truncated: %v", res)
 	}
 	if _, _, ok := IPID(nil); ok {
 		t.Error("IPID(nil) ok")
 	}
 	// Not TCP: the ID belongs to IP; any protocol is fine.
-	udp := clone(atomic)
+	udp := packettest.Clone(atomic)
 	udp[9] = 17
-	fixChecksums(udp)
-	if res := SetIPID(pv(udp, len(udp)), udp, 99); res != Written || !IPv4ChecksumOK(udp) {
+	packettest.FixChecksums(udp)
+	if res := SetIPID(packettest.PV(udp, len(udp)), udp, 99); res != Written || !IPv4ChecksumOK(udp) {
 		t.Errorf("UDP: %v", res)
 	}
 }
 
 func BenchmarkSetIPID(b *testing.B) {
 	var view packet.View // on the stack: a caller keeps its view there
-	pkt := build(b, ipHdr(), synHdr(linuxSYN()...), nil)
+	pkt := packettest.Build(b, packettest.IPHdr(), packettest.SYNHdr(packettest.LinuxSYN()...), nil)
 	b.ReportAllocs()
 	id := uint16(0)
 	for b.Loop() {
 		id++
-		SetIPID(pvAt(&view, pkt, len(pkt)), pkt, id)
+		SetIPID(packettest.PVAt(&view, pkt, len(pkt)), pkt, id)
 	}
 }
 
 // TestZeroAllocs asserts that the ip-id encoder and reader do not allocate.
 func TestZeroAllocs(t *testing.T) {
 	var view packet.View // on the stack: a caller keeps its view there
-	syn := build(t, ipHdr(), synHdr(linuxSYN()...), nil)
+	syn := packettest.Build(t, packettest.IPHdr(), packettest.SYNHdr(packettest.LinuxSYN()...), nil)
 	id := uint16(0)
 	for name, f := range map[string]func(){
-		"SetIPID": func() { id++; SetIPID(pvAt(&view, syn, len(syn)), syn, id) },
+		"SetIPID": func() { id++; SetIPID(packettest.PVAt(&view, syn, len(syn)), syn, id) },
 		"IPID":    func() { IPID(syn) },
 	} {
 		if a := testing.AllocsPerRun(100, f); a != 0 {

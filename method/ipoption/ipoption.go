@@ -3,7 +3,6 @@
 package ipoption
 
 import (
-	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/method"
 )
 
@@ -26,9 +25,9 @@ var Method = method.Method{
 	Name: Name, Section: Section, Router: true, Family: method.IPv4,
 	Counters: []string{Name},
 	Decoder: method.Decoder{Packet: func(pkt []byte) (uint32, int, bool) {
-		return encoders.IPOptionHostID(pkt, DefaultType)
+		return IPOptionHostID(pkt, DefaultType)
 	}, Default: true, Reveal: true,
-		Typed: encoders.IPOptionHostID, Opts: encoders.HostIDFromIPOptions, Types: Types,
+		Typed: IPOptionHostID, Opts: HostIDFromIPOptions, Types: Types,
 		TypeHelp: "IPv4 option type of ip-option: 30, 94, 158 or 222 (RFC 4727)",
 		Match:    &method.Match{Carrier: method.IPv4Opt, Widths: []int{2, 4}, UDP: true, Set: "ipopt"}},
 	Lab: method.Lab{Column: "IP Option", Family: 4, Transports: []string{"udp", "tcp", "http", "tls"},

@@ -1,7 +1,6 @@
 package ipoption
 
 import (
-	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/method"
 	"github.com/natreveal/natreveal/packet"
 )
@@ -20,14 +19,14 @@ func (s Step) Needs() method.Needs {
 	return method.Needs{SYN: true, UDP: s.UDPPackets, IDBits: 8 * s.Length}
 }
 
-// Rewrite adds the option (encoders.AddIPOption); a forged one is stripped
+// Rewrite adds the option (AddIPOption); a forged one is stripped
 // even when ours does not fit.
 func (s Step) Rewrite(v *packet.View, buf []byte, p method.Packet) (packet.Result, int) {
 	if v.Version != 4 || v.Proto == packet.ProtoUDP && p.UDPSeq > s.UDPPackets ||
 		v.Proto != packet.ProtoUDP && !p.SYN {
 		return method.Skip, 0
 	}
-	nl, r, stripped := encoders.AddIPOption(v, buf, s.Type, p.ID, s.Length, p.MTU)
+	nl, r, stripped := AddIPOption(v, buf, s.Type, p.ID, s.Length, p.MTU)
 	if r == packet.Written || stripped {
 		return r, nl
 	}

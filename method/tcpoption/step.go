@@ -1,7 +1,6 @@
 package tcpoption
 
 import (
-	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/method"
 	"github.com/natreveal/natreveal/packet"
 )
@@ -28,9 +27,9 @@ func (s Step) Rewrite(v *packet.View, buf []byte, p method.Packet) (packet.Resul
 	var r packet.Result
 	var stripped bool
 	if v.Version == 6 {
-		nl, r, stripped = encoders.AddHostIDOption6(v, buf, p.ID, s.Length, p.MTU)
+		nl, r, stripped = AddHostIDOption6(v, buf, p.ID, s.Length, p.MTU)
 	} else {
-		nl, r, stripped = encoders.AddHostIDOption(v, buf, p.ID, s.Length, p.MTU)
+		nl, r, stripped = AddHostIDOption(v, buf, p.ID, s.Length, p.MTU)
 	}
 	if r == packet.Written || stripped {
 		return r, nl

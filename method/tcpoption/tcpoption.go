@@ -4,7 +4,6 @@
 package tcpoption
 
 import (
-	"github.com/natreveal/natreveal/encoders"
 	"github.com/natreveal/natreveal/method"
 )
 
@@ -20,9 +19,9 @@ var Method = method.Method{
 	Counters: []string{Name},
 	Decoder: method.Decoder{Packet: func(pkt []byte) (uint32, int, bool) {
 		if len(pkt) > 0 && pkt[0]>>4 == 6 {
-			return encoders.HostIDOption6(pkt)
+			return HostIDOption6(pkt)
 		}
-		return encoders.HostIDOption(pkt)
+		return HostIDOption(pkt)
 	}, Default: true, Reveal: true,
 		Proto: 6, // RFC 7974: a TCP option
 		Match: &method.Match{Carrier: method.TCPOptionExp, Kind: 253, ExID: 0x0348, Widths: []int{2, 4}, Set: "tcpopt"}},

@@ -1,4 +1,4 @@
-package encoders
+package tcpoption
 
 import (
 	"encoding/binary"
@@ -11,14 +11,13 @@ const (
 	HostIDExID        = 0x0348 // RFC 7974 §3, RFC 7974 §10
 	HostIDOptionSpace = 8      // header bytes our option takes: 8, or 6 plus 2 NOPs
 	MaxTCPOptions     = 40     // RFC 9293 §3.1: Data Offset <= 15 words
-	Headroom          = 40     // capacity callers reserve past the packet for insertions
 )
 
 // Option kinds, RFC 9293 §3.2.
-const (
-	optNOP = 1
-	optMSS = 2
-)
+const optNOP = 1
+
+// maxIPv6Pay is the largest Payload Length without a jumbogram (RFC 8200 §3).
+const maxIPv6Pay = 0xffff
 
 // isHostID reports whether option o is a HOST_ID option of any length:
 // kind 253 with ExID 0x0348 (RFC 7974 §3). RFC 6994 §3.1: "All ExIDs MUST
@@ -62,13 +61,13 @@ func encodeHostID(o *[HostIDOptionSpace]byte, id uint32, idLen int) int {
 //
 // Checksums are updated incrementally (RFC 1624). Whenever the packet
 // changes, v is updated to match it (packet.View.ResizeTCPHeader).
-func AddHostIDOption(v *packet.View, buf []byte, id uint32, idLen int, mtu int) (newLen int, res Result, stripped bool) {
+func AddHostIDOption(v *packet.View, buf []byte, id uint32, idLen int, mtu int) (newLen int, res packet.Result, stripped bool) {
 	return rewriteHostID(v, buf, id, idLen, mtu, addHostID)
 }
 
 // StripHostIDOption removes every HOST_ID option from buf[:v.N] (the header
 // shrinks, same rebuild as AddHostIDOption). Unchanged when there is none.
-func StripHostIDOption(v *packet.View, buf []byte) (newLen int, res Result) {
+func StripHostIDOption(v *packet.View, buf []byte) (newLen int, res packet.Result) {
 	newLen, res, _ = rewriteHostID(v, buf, 0, 0, 0, 0)
 	return newLen, res
 }
@@ -83,43 +82,23 @@ const (
 	hostIDv6                          // the packet is IPv6 (AddHostIDOption6)
 )
 
-// tcpRes is what the TCP encoders of the family (v6: IPv6) say of the
-// parsed packet before looking at the options: the IP header's result,
-// NotTCP, Fragment, the TCP header's result; for IPv6 then NotTCP when an
-// AH was walked (see AddHostIDOption6). ParseTCP's walk of the options up
-// to MSS may have found them malformed: every caller walks the whole list
-// and is BadHeader there too.
-func tcpRes(v *packet.View, v6 bool) Result {
-	res := v.Res4()
-	if v6 {
-		res = v.Res6()
-	}
-	if res == Unchanged {
-		res = v.TCPRes()
-	}
-	if res == Unchanged && v6 && v.IP6.AH {
-		return NotTCP
-	}
-	return res
-}
-
 // rewriteHostID rebuilds the option list of buf[:v.N]. Only the IP length
 // fields (writeOptions) depend on the address family.
-func rewriteHostID(v *packet.View, buf []byte, id uint32, idLen, mtu int, mode hostIDMode) (int, Result, bool) {
+func rewriteHostID(v *packet.View, buf []byte, id uint32, idLen, mtu int, mode hostIDMode) (int, packet.Result, bool) {
 	add, keep, v6 := mode&addHostID != 0, mode&keepHostID != 0, mode&hostIDv6 != 0
 	n := v.N
 	if n < 0 || n > cap(buf) {
-		return n, Truncated, false
+		return n, packet.Truncated, false
 	}
 	if add && idLen != 2 && idLen != 4 {
-		return n, BadHeader, false
+		return n, packet.BadHeader, false
 	}
-	if res := tcpRes(v, v6); res != Unchanged {
+	if res := v.SegmentRes(v6); res != packet.Unchanged {
 		return n, res, false
 	}
 	pkt := buf[:n]
 	tcpOff, total, tcpHdr := v.TCP.Off, v.Total, v.TCP.HdrLen
-	opts := pkt[tcpOff+tcpMinHdr : tcpOff+tcpHdr]
+	opts := pkt[tcpOff+packet.TCPMinHdr : tcpOff+tcpHdr]
 
 	var ours [HostIDOptionSpace]byte
 	oursLen := 0
@@ -129,32 +108,32 @@ func rewriteHostID(v *packet.View, buf []byte, id uint32, idLen, mtu int, mode h
 
 	var kept [MaxTCPOptions]byte
 	keptList, w, same, found, lastSame, res := filterHostID(opts, &kept, ours[:oursLen], keep)
-	if res != Unchanged {
+	if res != packet.Unchanged {
 		return n, res, false
 	}
 	switch {
 	case !add && found == 0,
 		add && !keep && found == 1 && lastSame,
 		add && keep && lastSame:
-		return n, Unchanged, false
+		return n, packet.Unchanged, false
 	}
 	stripped := found > 0 && !keep
 
-	res = Written
-	if add && roundUp4(w+oursLen) > MaxTCPOptions {
-		res, oursLen = NoOptionSpace, 0 // RFC 7974 §6.1: avoid adding the option
+	res = packet.Written
+	if add && packet.RoundUp4(w+oursLen) > MaxTCPOptions {
+		res, oursLen = packet.NoOptionSpace, 0 // RFC 7974 §6.1: avoid adding the option
 		if !stripped {
 			return n, res, false
 		}
 	}
 	newLen, wr := writeOptions(buf, n, tcpOff, total, tcpHdr, keptList[:w], same, ours[:oursLen], mtu, v6)
-	if wr == Written {
+	if wr == packet.Written {
 		v.ResizeTCPHeader(newLen)
 		return newLen, res, stripped
 	}
 	// OverMTU or NoBufferRoom: still remove received options (never grows).
 	if stripped {
-		if newLen, r := writeOptions(buf, n, tcpOff, total, tcpHdr, keptList[:w], same, nil, 0, v6); r == Written {
+		if newLen, r := writeOptions(buf, n, tcpOff, total, tcpHdr, keptList[:w], same, nil, 0, v6); r == packet.Written {
 			v.ResizeTCPHeader(newLen)
 			return newLen, wr, true
 		}
@@ -170,15 +149,15 @@ func rewriteHostID(v *packet.View, buf []byte, id uint32, idLen, mtu int, mode h
 // copied into kept (never more than len(opts) <= 40 bytes). list[:same]
 // equals opts[:same] (those bytes stay in place). found counts the HOST_ID
 // options; lastSame: the last one equals ours.
-func filterHostID(opts []byte, kept *[MaxTCPOptions]byte, ours []byte, keep bool) (list []byte, w, same, found int, lastSame bool, res Result) {
+func filterHostID(opts []byte, kept *[MaxTCPOptions]byte, ours []byte, keep bool) (list []byte, w, same, found int, lastSame bool, res packet.Result) {
 	last, shifted := 0, false // last: w after the last option that is not a NOP
 	for i := 0; i < len(opts); {
-		l := optLen(opts, i)
+		l := packet.OptLen(opts, i)
 		if l == 0 {
 			break
 		}
 		if l < 0 {
-			return nil, 0, 0, 0, false, BadHeader
+			return nil, 0, 0, 0, false, packet.BadHeader
 		}
 		o := opts[i : i+l]
 		i += l
@@ -203,12 +182,10 @@ func filterHostID(opts []byte, kept *[MaxTCPOptions]byte, ours []byte, keep bool
 		}
 	}
 	if !shifted {
-		return opts, last, last, found, lastSame, Unchanged
+		return opts, last, last, found, lastSame, packet.Unchanged
 	}
-	return kept[:], last, same, found, lastSame, Unchanged
+	return kept[:], last, same, found, lastSame, packet.Unchanged
 }
-
-func roundUp4(x int) int { return (x + 3) &^ 3 }
 
 // writeOptions replaces the TCP option list of the packet, whose TCP header
 // (tcpHdr bytes) is at tcpOff and whose datagram is total bytes, with kept,
@@ -216,24 +193,24 @@ func roundUp4(x int) int { return (x + 3) &^ 3 }
 // the IP length field and the checksums (RFC 1624): IPv4 Total Length and
 // header checksum or, v6, the IPv6 Payload Length (no header checksum; the
 // pseudo-header's upper-layer length changes with it, RFC 8200 §8.1).
-func writeOptions(buf []byte, n, tcpOff, total, tcpHdr int, kept []byte, same int, ours []byte, mtu int, v6 bool) (int, Result) {
+func writeOptions(buf []byte, n, tcpOff, total, tcpHdr int, kept []byte, same int, ours []byte, mtu int, v6 bool) (int, packet.Result) {
 	maxTotal := 0xffff
 	if v6 {
-		maxTotal = ipv6HdrLen + maxIPv6Pay
+		maxTotal = packet.IPv6HdrLen + maxIPv6Pay
 	}
 	newTotal, r := spliceOptions(buf, total, total-tcpOff, tcpOff, tcpHdr, kept, same, ours, maxTotal, mtu)
-	if r != Written {
+	if r != packet.Written {
 		return n, r
 	}
 	b := buf[:newTotal]
 	if v6 {
-		binary.BigEndian.PutUint16(b[4:], uint16(newTotal-ipv6HdrLen)) // RFC 8200 §3
-		return newTotal, Written
+		binary.BigEndian.PutUint16(b[4:], uint16(newTotal-packet.IPv6HdrLen)) // RFC 8200 §3
+		return newTotal, packet.Written
 	}
 	// IPv4 Total Length and header checksum (RFC 791 §3.1, RFC 1624).
 	binary.BigEndian.PutUint16(b[2:], uint16(newTotal))
 	binary.BigEndian.PutUint16(b[10:], packet.Adjust(binary.BigEndian.Uint16(b[10:12]), uint16(total), uint16(newTotal)))
-	return newTotal, Written
+	return newTotal, packet.Written
 }
 
 // spliceOptions replaces the option list of the TCP header at tcpOff (tcpHdr
@@ -246,18 +223,18 @@ func writeOptions(buf []byte, n, tcpOff, total, tcpHdr int, kept []byte, same in
 // kept[:same] must equal the first same bytes of the old option list: they
 // stay where they are, and neither their copy nor their checksum
 // contribution (unchanged: same place, same word alignment) is computed.
-func spliceOptions(buf []byte, total, l4Len, tcpOff, tcpHdr int, kept []byte, same int, ours []byte, maxTotal, mtu int) (int, Result) {
+func spliceOptions(buf []byte, total, l4Len, tcpOff, tcpHdr int, kept []byte, same int, ours []byte, maxTotal, mtu int) (int, packet.Result) {
 	body := len(kept) + len(ours)
-	pad := roundUp4(body) - body
+	pad := packet.RoundUp4(body) - body
 	newOpt := body + pad
-	delta := newOpt - (tcpHdr - tcpMinHdr) // a multiple of 4
+	delta := newOpt - (tcpHdr - packet.TCPMinHdr) // a multiple of 4
 	newTotal := total + delta
 	if delta > 0 {
 		if newTotal > maxTotal || (mtu > 0 && newTotal > mtu) {
-			return total, OverMTU
+			return total, packet.OverMTU
 		}
 		if newTotal > cap(buf) {
-			return total, NoBufferRoom
+			return total, packet.NoBufferRoom
 		}
 	}
 	b := buf[:max(total, newTotal)]
@@ -267,27 +244,27 @@ func spliceOptions(buf []byte, total, l4Len, tcpOff, tcpHdr int, kept []byte, sa
 	// word, the pseudo-header length (< 65536: one 16-bit word).
 	// Only from an even offset on: the skipped bytes keep their 16-bit words.
 	same = min(same, len(kept)) &^ 1
-	oldSum := packet.Sum(tcp[tcpMinHdr+same:tcpHdr], uint64(binary.BigEndian.Uint16(tcp[12:14]))+uint64(l4Len))
+	oldSum := packet.Sum(tcp[packet.TCPMinHdr+same:tcpHdr], uint64(binary.BigEndian.Uint16(tcp[12:14]))+uint64(l4Len))
 
 	// Move the payload (memmove). delta is a multiple of 4, so each payload
 	// byte keeps its place in its 16-bit word and its checksum contribution.
 	payStart := tcpOff + tcpHdr
 	copy(b[payStart+delta:], b[payStart:total])
 
-	o := tcp[tcpMinHdr : tcpMinHdr+newOpt]
+	o := tcp[packet.TCPMinHdr : packet.TCPMinHdr+newOpt]
 	k := len(kept)
 	copy(o[same:], kept[same:])
 	for i := k; i < k+pad; i++ {
 		o[i] = optNOP
 	}
 	copy(o[k+pad:], ours)
-	tcp[12] = byte((tcpMinHdr+newOpt)/4)<<4 | tcp[12]&0x0f
+	tcp[12] = byte((packet.TCPMinHdr+newOpt)/4)<<4 | tcp[12]&0x0f
 	newSum := packet.Sum(o[same:], uint64(binary.BigEndian.Uint16(tcp[12:14]))+uint64(l4Len+delta))
 
 	// RFC 1624 eqn 3 over several words: HC' = ~(~HC + ~m + m').
 	hc := binary.BigEndian.Uint16(tcp[16:18])
 	binary.BigEndian.PutUint16(tcp[16:], packet.AdjustSum(hc, oldSum, newSum))
-	return newTotal, Written
+	return newTotal, packet.Written
 }
 
 // HostIDOption decodes the first HOST_ID option of an IPv4/TCP packet
@@ -296,8 +273,8 @@ func spliceOptions(buf []byte, total, l4Len, tcpOff, tcpHdr int, kept []byte, sa
 // several HOST_ID options, receivers should concatenate them; this returns
 // only the first.
 func HostIDOption(pkt []byte) (id uint32, idLen int, ok bool) {
-	ip, res := ParseIPv4(pkt)
-	if res != Unchanged || ip.Proto != protoTCP || ip.IsFragment() {
+	ip, res := packet.ParseIPv4(pkt)
+	if res != packet.Unchanged || ip.Proto != packet.ProtoTCP || ip.IsFragment() {
 		return 0, 0, false
 	}
 	return HostIDFromTCPHeader(pkt[ip.HdrLen:ip.TotalLen])
@@ -307,40 +284,44 @@ func HostIDOption(pkt []byte) (id uint32, idLen int, ok bool) {
 // the TCP header (bytes past the header are ignored). For Linux
 // TCP_SAVED_SYN, which starts at the IP header, use HostIDOption.
 func HostIDFromTCPHeader(tcpHdr []byte) (id uint32, idLen int, ok bool) {
-	if len(tcpHdr) < tcpMinHdr {
+	if len(tcpHdr) < packet.TCPMinHdr {
 		return 0, 0, false
 	}
 	hl := int(tcpHdr[12]>>4) * 4
-	if hl < tcpMinHdr || hl > len(tcpHdr) {
+	if hl < packet.TCPMinHdr || hl > len(tcpHdr) {
 		return 0, 0, false
 	}
-	return optionID(tcpHdr[tcpMinHdr:hl], HostIDKind, true, 4) // kind, length, ExID
+	return packet.OptionID(tcpHdr[packet.TCPMinHdr:hl], HostIDKind, HostIDExID, 4) // kind, length, ExID
 }
 
-// optionID reads the 2- or 4-byte ID that follows hdr bytes of the first
-// option of the list opts (TCP, RFC 9293 §3.1, or IPv4, RFC 791 §3.1: the
-// same kind-length form) of kind (hostID: a HOST_ID option, its ExID
-// checked too); not ok when the list ends (EOL) or turns malformed before
-// one, or that option has another length. No function value and nothing of
-// opts returned: opts does not escape.
-func optionID(opts []byte, kind byte, hostID bool, hdr int) (id uint32, idLen int, ok bool) {
-	for i := 0; i < len(opts); {
-		l := optLen(opts, i)
-		if l <= 0 {
-			return 0, 0, false
-		}
-		o := opts[i : i+l]
-		if o[0] != kind || hostID && !isHostID(o) {
-			i += l
-			continue
-		}
-		switch l - hdr {
-		case 2:
-			return uint32(binary.BigEndian.Uint16(o[hdr:])), 2, true
-		case 4:
-			return binary.BigEndian.Uint32(o[hdr:]), 4, true
-		}
+// AddHostIDOption6 is AddHostIDOption for IPv6/TCP (RFC 7974 does not
+// depend on the address family): same option, same stripping of received
+// HOST_ID options, same results and same stripped rule. The IPv6 Payload
+// Length grows with the TCP header; the TCP checksum is updated
+// incrementally (RFC 1624) for the new options and the new upper-layer
+// length of the pseudo-header (RFC 8200 §8.1). mtu and the 65535-byte
+// Payload Length limit play the role of the IPv4 limits.
+//
+// A packet with an Authentication Header is left alone as NotTCP: its ICV
+// covers the Payload Length and the whole TCP segment (RFC 4302 §3.3.3), as
+// an IPv4 packet with AH is NotTCP to AddHostIDOption.
+func AddHostIDOption6(v *packet.View, buf []byte, id uint32, idLen int, mtu int) (newLen int, res packet.Result, stripped bool) {
+	return rewriteHostID(v, buf, id, idLen, mtu, addHostID|hostIDv6)
+}
+
+// StripHostIDOption6 removes every HOST_ID option from the IPv6/TCP packet
+// buf[:v.N], like StripHostIDOption. Unchanged when there is none.
+func StripHostIDOption6(v *packet.View, buf []byte) (newLen int, res packet.Result) {
+	newLen, res, _ = rewriteHostID(v, buf, 0, 0, 0, hostIDv6)
+	return newLen, res
+}
+
+// HostIDOption6 decodes the first HOST_ID option of an IPv6/TCP packet, like
+// HostIDOption (RFC 7974 §3, §5). ok is false for fragments.
+func HostIDOption6(pkt []byte) (id uint32, idLen int, ok bool) {
+	ip, res := packet.ParseIPv6(pkt)
+	if res != packet.Unchanged || ip.Proto != packet.ProtoTCP || ip.Frag {
 		return 0, 0, false
 	}
-	return 0, 0, false
+	return HostIDFromTCPHeader(pkt[ip.Off:ip.TotalLen])
 }

@@ -1,4 +1,4 @@
-package encoders
+package ipoption
 
 import (
 	"encoding/binary"
@@ -22,6 +22,7 @@ const (
 
 	MaxIPOptions     = 40 // RFC 791 §3.1: IHL <= 15 words, 5 of them fixed
 	ipOptionMaxSpace = 6  // our option: type, length, 4-byte HOST_ID
+	optNOP           = 1  // RFC 791 §3.1: No Operation
 )
 
 // IPOptionTypeValid reports whether t is one of the four RFC 4727 §2.1
@@ -75,7 +76,7 @@ func encodeIPOption(o *[ipOptionMaxSpace]byte, optType byte, id uint32, idLen in
 //
 // The header checksum is updated incrementally (RFC 1624). Whenever the
 // packet changes, v is updated to match it (packet.View.ResizeIPv4Header).
-func AddIPOption(v *packet.View, buf []byte, optType byte, id uint32, idLen int, mtu int) (newLen int, res Result, stripped bool) {
+func AddIPOption(v *packet.View, buf []byte, optType byte, id uint32, idLen int, mtu int) (newLen int, res packet.Result, stripped bool) {
 	return rewriteIPOption(v, buf, optType, id, idLen, mtu, true)
 }
 
@@ -83,29 +84,29 @@ func AddIPOption(v *packet.View, buf []byte, optType byte, id uint32, idLen int,
 // (optType must be one) from the IPv4 header
 // of buf[:v.N] (the header shrinks, same rebuild as AddIPOption). Unchanged
 // when there is none; results as for AddIPOption otherwise.
-func StripIPOption(v *packet.View, buf []byte, optType byte) (newLen int, res Result) {
+func StripIPOption(v *packet.View, buf []byte, optType byte) (newLen int, res packet.Result) {
 	newLen, res, _ = rewriteIPOption(v, buf, optType, 0, 0, 0, false)
 	return newLen, res
 }
 
 // rewriteIPOption rebuilds the option list of buf[:v.N]; add appends ours.
-func rewriteIPOption(v *packet.View, buf []byte, optType byte, id uint32, idLen, mtu int, add bool) (int, Result, bool) {
+func rewriteIPOption(v *packet.View, buf []byte, optType byte, id uint32, idLen, mtu int, add bool) (int, packet.Result, bool) {
 	n := v.N
 	if n < 0 || n > cap(buf) {
-		return n, Truncated, false
+		return n, packet.Truncated, false
 	}
 	if !IPOptionTypeValid(optType) || add && idLen != 2 && idLen != 4 {
-		return n, BadHeader, false
+		return n, packet.BadHeader, false
 	}
-	if res := v.Res4(); res != Unchanged {
+	if res := v.Res4(); res != packet.Unchanged {
 		return n, res, false
 	}
 	pkt := buf[:n]
 	ip := v.IP4
 	if ip.IsFragment() {
-		return n, Fragment, false
+		return n, packet.Fragment, false
 	}
-	opts := pkt[ipv4MinHdr:ip.HdrLen]
+	opts := pkt[packet.IPv4MinHdr:ip.HdrLen]
 
 	var ours [ipOptionMaxSpace]byte
 	oursLen := 0
@@ -120,12 +121,12 @@ func rewriteIPOption(v *packet.View, buf []byte, optType byte, id uint32, idLen,
 	w, last := 0, 0 // last: w after the last option that is not a NOP
 	found, lastSame := 0, false
 	for i := 0; i < len(opts); {
-		l := optLen(opts, i)
+		l := packet.OptLen(opts, i)
 		if l == 0 {
 			break
 		}
 		if l < 0 {
-			return n, BadHeader, false
+			return n, packet.BadHeader, false
 		}
 		o := opts[i : i+l]
 		i += l
@@ -141,26 +142,26 @@ func rewriteIPOption(v *packet.View, buf []byte, optType byte, id uint32, idLen,
 		}
 	}
 	if !add && found == 0 || add && found == 1 && lastSame {
-		return n, Unchanged, false
+		return n, packet.Unchanged, false
 	}
 	w = last // trailing NOPs were padding; we pad again
 	stripped := found > 0
 
-	res := Written
-	if add && roundUp4(w+oursLen) > MaxIPOptions {
-		res, oursLen = NoOptionSpace, 0
+	res := packet.Written
+	if add && packet.RoundUp4(w+oursLen) > MaxIPOptions {
+		res, oursLen = packet.NoOptionSpace, 0
 		if !stripped {
 			return n, res, false
 		}
 	}
 	newLen, wr := writeIPOptions(buf, n, ip, kept[:w], ours[:oursLen], mtu)
-	if wr == Written {
+	if wr == packet.Written {
 		v.ResizeIPv4Header(newLen)
 		return newLen, res, stripped
 	}
 	// OverMTU or NoBufferRoom: still remove received options (never grows).
 	if stripped {
-		if newLen, r := writeIPOptions(buf, n, ip, kept[:w], nil, 0); r == Written {
+		if newLen, r := writeIPOptions(buf, n, ip, kept[:w], nil, 0); r == packet.Written {
 			v.ResizeIPv4Header(newLen)
 			return newLen, wr, true
 		}
@@ -171,39 +172,39 @@ func rewriteIPOption(v *packet.View, buf []byte, optType byte, id uint32, idLen,
 // writeIPOptions replaces the option list of the parsed datagram with kept,
 // then ours, then EOL padding, moves the payload, and updates IHL, Total
 // Length and the header checksum (RFC 791 §3.1, RFC 1624).
-func writeIPOptions(buf []byte, n int, ip IPv4, kept, ours []byte, mtu int) (int, Result) {
-	newOpt := roundUp4(len(kept) + len(ours))
-	delta := newOpt - (ip.HdrLen - ipv4MinHdr) // a multiple of 4
+func writeIPOptions(buf []byte, n int, ip packet.IPv4, kept, ours []byte, mtu int) (int, packet.Result) {
+	newOpt := packet.RoundUp4(len(kept) + len(ours))
+	delta := newOpt - (ip.HdrLen - packet.IPv4MinHdr) // a multiple of 4
 	newTotal := ip.TotalLen + delta
 	if delta > 0 {
 		if newTotal > 0xffff || (mtu > 0 && newTotal > mtu) {
-			return n, OverMTU
+			return n, packet.OverMTU
 		}
 		if newTotal > cap(buf) {
-			return n, NoBufferRoom
+			return n, packet.NoBufferRoom
 		}
 	}
 	b := buf[:max(ip.TotalLen, newTotal)]
 
 	// Old contributions to the header checksum: version/IHL/TOS, Total
 	// Length, the options. Taken before the move overwrites them.
-	oldSum := packet.Sum(b[0:4], packet.Sum(b[ipv4MinHdr:ip.HdrLen], 0))
+	oldSum := packet.Sum(b[0:4], packet.Sum(b[packet.IPv4MinHdr:ip.HdrLen], 0))
 
 	// Move the payload (memmove); it keeps its bytes and its checksum.
-	copy(b[ipv4MinHdr+newOpt:], b[ip.HdrLen:ip.TotalLen])
+	copy(b[packet.IPv4MinHdr+newOpt:], b[ip.HdrLen:ip.TotalLen])
 
-	o := b[ipv4MinHdr : ipv4MinHdr+newOpt]
+	o := b[packet.IPv4MinHdr : packet.IPv4MinHdr+newOpt]
 	k := copy(o, kept)
 	k += copy(o[k:], ours)
 	clear(o[k:]) // EOL, then zero padding (RFC 791 §3.1)
-	b[0] = b[0]&0xf0 | byte((ipv4MinHdr+newOpt)/4)
+	b[0] = b[0]&0xf0 | byte((packet.IPv4MinHdr+newOpt)/4)
 	binary.BigEndian.PutUint16(b[2:], uint16(newTotal))
 	newSum := packet.Sum(b[0:4], packet.Sum(o, 0))
 
 	// RFC 1624 eqn 3 over several words: HC' = ~(~HC + ~m + m').
 	hc := binary.BigEndian.Uint16(b[10:12])
 	binary.BigEndian.PutUint16(b[10:], packet.AdjustSum(hc, oldSum, newSum))
-	return newTotal, Written
+	return newTotal, packet.Written
 }
 
 // IPOptionHostID decodes the first option of type optType in the IPv4
@@ -215,14 +216,14 @@ func writeIPOptions(buf []byte, n int, ip IPv4, kept, ours []byte, mtu int) (int
 // copied type, carries the option, which lets callers spot a forged one in
 // a fragment that AddIPOption refuses to rewrite.
 func IPOptionHostID(pkt []byte, optType byte) (id uint32, idLen int, ok bool) {
-	if len(pkt) < ipv4MinHdr || pkt[0]>>4 != 4 {
+	if len(pkt) < packet.IPv4MinHdr || pkt[0]>>4 != 4 {
 		return 0, 0, false
 	}
 	hl := int(pkt[0]&0x0f) * 4
-	if hl < ipv4MinHdr || hl > len(pkt) {
+	if hl < packet.IPv4MinHdr || hl > len(pkt) {
 		return 0, 0, false
 	}
-	return HostIDFromIPOptions(pkt[ipv4MinHdr:hl], optType)
+	return HostIDFromIPOptions(pkt[packet.IPv4MinHdr:hl], optType)
 }
 
 // HostIDFromIPOptions does the same as IPOptionHostID from the option bytes
@@ -231,5 +232,5 @@ func HostIDFromIPOptions(opts []byte, optType byte) (id uint32, idLen int, ok bo
 	if !IPOptionTypeValid(optType) {
 		return 0, 0, false
 	}
-	return optionID(opts, optType, false, 2) // type, length
+	return packet.OptionID(opts, optType, 0, 2) // type, length
 }

@@ -1,6 +1,10 @@
-package encoders
+package hip
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/natreveal/natreveal/packet"
+)
 
 const (
 	protoHIP  = 139 // RFC 7401 §5.1 (IANA protocol number for HIP)
@@ -35,28 +39,28 @@ func HIPSenderHIT(pkt []byte) (hit [16]byte, ok bool) {
 	var h []byte
 	switch {
 	case len(pkt) >= 1 && pkt[0]>>4 == 4:
-		ip, res := ParseIPv4(pkt)
-		if res != Unchanged || ip.Proto != protoHIP || ip.IsFragment() {
+		ip, res := packet.ParseIPv4(pkt)
+		if res != packet.Unchanged || ip.Proto != protoHIP || ip.IsFragment() {
 			return hit, false
 		}
 		h = pkt[ip.HdrLen:ip.TotalLen]
-	case len(pkt) >= ipv6HdrLen && pkt[0]>>4 == 6:
+	case len(pkt) >= packet.IPv6HdrLen && pkt[0]>>4 == 6:
 		if pkt[6] != protoHIP {
 			return hit, false
 		}
 		// Payload Length 0 (jumbogram, RFC 2675) leaves h empty.
 		pl := int(binary.BigEndian.Uint16(pkt[4:6]))
-		if ipv6HdrLen+pl > len(pkt) {
+		if packet.IPv6HdrLen+pl > len(pkt) {
 			return hit, false
 		}
-		h = pkt[ipv6HdrLen : ipv6HdrLen+pl]
+		h = pkt[packet.IPv6HdrLen : packet.IPv6HdrLen+pl]
 	default:
 		return hit, false
 	}
 	if len(h) < hipMinHdr {
 		return hit, false
 	}
-	if hl := extLen(h[1]); hl < hipMinHdr || hl > len(h) {
+	if hl := packet.ExtLen(h[1]); hl < hipMinHdr || hl > len(h) {
 		return hit, false
 	}
 	copy(hit[:], h[8:24])
