@@ -20,10 +20,11 @@ const (
 	dropLinks       = "interfaces"            // rx/tx drops and errors of every lab interface (ip -s link)
 	dropSoftnet     = "softnet backlog"       // /proc/net/softnet_stat dropped: netdev_max_backlog (whole machine)
 	passedBacklog   = "backlog-full (passed)" // the daemon's backlog-full: accepted unchanged, received without HOST_ID
+	dropBacklog     = "daemon backlog"        // the daemon's backlog-dropped: backlog full, queue.fail_open false
 )
 
 // dropPlaces lists the drop counters in the order the summary prints them.
-var dropPlaces = []string{dropQueueFull, dropQueueSocket, dropConntrack, dropLinks, dropSoftnet}
+var dropPlaces = []string{dropQueueFull, dropQueueSocket, dropBacklog, dropConntrack, dropLinks, dropSoftnet}
 
 // readDrops reads every drop counter of the lab (running totals).
 func readDrops(l *lab.Lab) (map[string]uint64, error) {
@@ -138,7 +139,7 @@ type synAccount struct {
 	WithHostID  uint64            `json:"with_host_id"` // of those, carrying the mode's HOST_ID (or the queue-only mark)
 	Drops       map[string]uint64 `json:"drops"`        // by place
 	Unaccounted int64             `json:"unaccounted"`  // sent - received - drops
-	BacklogFull uint64            `json:"backlog_full"` // the daemon's backlog-full over its whole life (passed unmarked)
+	BacklogFull uint64            `json:"backlog_full"` // the daemon's backlog-full over its whole life (dropped with fail_open false, else passed unmarked)
 }
 
 // balance fills Unaccounted from the others.
