@@ -290,23 +290,64 @@ func bootContainer(t *testing.T, root, conf, unit string) *container {
 		}
 		console.Close()
 	})
-	deadline := time.Now().Add(60 * time.Second)
-	for c.leader == 0 && time.Now().Before(deadline) {
-		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", cmd.Process.Pid, cmd.Process.Pid))
-		if f := strings.Fields(string(b)); len(f) > 0 {
-			c.leader, _ = strconv.Atoi(f[0])
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	deadline := time.Now().Add(90 * time.Second)
 	for time.Now().Before(deadline) {
-		if out, _ := c.run("systemctl", "is-system-running"); out == "running" || out == "degraded" {
-			return c
+		// The container's PID 1 (nspawn may first fork a helper that is
+		// not: take the descendant that is PID 1 of its own namespace).
+		if c.leader == 0 || !pidOne(c.leader) {
+			c.leader = containerInit(cmd.Process.Pid)
+		}
+		if c.leader != 0 {
+			if out, _ := c.run("systemctl", "is-system-running"); out == "running" || out == "degraded" {
+				return c
+			}
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 	b, _ := os.ReadFile(console.Name())
-	t.Fatalf("the container did not boot within 60 s:\n%s", lastLines(string(b), 30))
+	t.Fatalf("the container did not boot within 90 s:\n%s", lastLines(string(b), 30))
 	return nil
+}
+
+// pidOne reports whether host process pid is PID 1 of its PID namespace
+// (the last field of NSpid, proc(5)).
+func pidOne(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return false
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) > 2 && f[0] == "NSpid:" {
+			return f[len(f)-1] == "1"
+		}
+	}
+	return false
+}
+
+// containerInit finds, below process pid (two levels at most), the process
+// that is PID 1 of its own namespace; 0 when none is there yet.
+func containerInit(pid int) int {
+	children := func(p int) []int {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", p, p))
+		var out []int
+		for _, f := range strings.Fields(string(b)) {
+			if n, err := strconv.Atoi(f); err == nil {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	for _, c := range children(pid) {
+		if pidOne(c) {
+			return c
+		}
+		for _, g := range children(c) {
+			if pidOne(g) {
+				return g
+			}
+		}
+	}
+	return 0
 }
 
 // run runs argv in the container (every namespace of its PID 1).
