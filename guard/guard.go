@@ -298,13 +298,9 @@ type blocked struct {
 
 // readBlocked reads every block set's elements.
 func readBlocked(conn Conn, table string) ([]blocked, error) {
-	t, err := findTable(conn, table)
+	sets, err := tableSets(conn, table)
 	if err != nil {
 		return nil, err
-	}
-	sets, err := conn.GetSets(t)
-	if err != nil {
-		return nil, fmt.Errorf("guard: list sets: %w", err)
 	}
 	var out []blocked
 	for _, s := range sets {
@@ -339,13 +335,9 @@ func pairSets(conn Conn, table string, p Pair) ([]*nftables.Set, error) {
 		return nil, badInput("invalid address")
 	}
 	p.Addr = p.Addr.Unmap()
-	t, err := findTable(conn, table)
+	sets, err := tableSets(conn, table)
 	if err != nil {
 		return nil, err
-	}
-	sets, err := conn.GetSets(t)
-	if err != nil {
-		return nil, fmt.Errorf("guard: list sets: %w", err)
 	}
 	natName := natSet4
 	if p.Addr.Is6() {
@@ -405,6 +397,19 @@ func findTable(conn Conn, table string) (*nftables.Table, error) {
 		return nil, ErrNotInstalled
 	}
 	return t, nil
+}
+
+// tableSets returns the sets of guard's table, or ErrNotInstalled.
+func tableSets(conn Conn, table string) ([]*nftables.Set, error) {
+	t, err := findTable(conn, table)
+	if err != nil {
+		return nil, err
+	}
+	sets, err := conn.GetSets(t)
+	if err != nil {
+		return nil, fmt.Errorf("guard: list sets: %w", err)
+	}
+	return sets, nil
 }
 
 // inIntervals reports whether addr lies in the interval set elements els: a

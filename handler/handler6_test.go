@@ -242,17 +242,7 @@ func TestHandler6NoAllocs(t *testing.T) {
 		{src: client6, dst: server6, sport: 40000, dport: 80, ack: true, seq: 2, ackn: 1, payload: 100},
 	} {
 		tmpl, n := build6(t, s)
-		buf := make([]byte, n, n+packet.Headroom)
-		m := Meta{Mark: trackBit} // the later segment: of the tracked phase
-		if s.syn {
-			m = Meta{}
-		}
-		if a := testing.AllocsPerRun(100, func() {
-			copy(buf[:n], tmpl[:n])
-			h.Handle(buf, n, m)
-		}); a != 0 {
-			t.Errorf("%v allocations per IPv6 packet (syn %v), want 0", a, s.syn)
-		}
+		noAllocs(t, h, tmpl, n, s.syn, "IPv6 packet")
 	}
 }
 

@@ -560,17 +560,24 @@ func TestHandlerNoAllocs(t *testing.T) {
 		{src: client, dst: server, sport: 40000, dport: 80, ack: true, seq: 2, ackn: 1, payload: 100},
 	} {
 		tmpl, n := build(t, s)
-		buf := make([]byte, n, n+packet.Headroom)
-		m := Meta{Mark: trackBit} // the later segment: of the tracked phase
-		if s.syn {
-			m = Meta{}
-		}
-		if a := testing.AllocsPerRun(100, func() {
-			copy(buf[:n], tmpl[:n])
-			h.Handle(buf, n, m)
-		}); a != 0 {
-			t.Errorf("%v allocations per packet (syn %v), want 0", a, s.syn)
-		}
+		noAllocs(t, h, tmpl, n, s.syn, "packet")
+	}
+}
+
+// noAllocs checks that h handles the segment tmpl[:n] (a SYN, or a later
+// segment of the tracked phase) without allocating; what names it.
+func noAllocs(t *testing.T, h *Handler, tmpl []byte, n int, syn bool, what string) {
+	t.Helper()
+	buf := make([]byte, n, n+packet.Headroom)
+	m := Meta{Mark: trackBit} // the later segment: of the tracked phase
+	if syn {
+		m = Meta{}
+	}
+	if a := testing.AllocsPerRun(100, func() {
+		copy(buf[:n], tmpl[:n])
+		h.Handle(buf, n, m)
+	}); a != 0 {
+		t.Errorf("%v allocations per %s (syn %v), want 0", a, what, syn)
 	}
 }
 

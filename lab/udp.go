@@ -26,16 +26,29 @@ type UDPServer struct {
 
 // ListenUDP starts a UDP server on addr inside namespace ns.
 func ListenUDP(ns, addr string) (*UDPServer, error) {
-	s := &UDPServer{done: make(chan struct{})}
+	c, err := ListenUDPOptions(ns, addr)
+	if err != nil {
+		return nil, err
+	}
+	s := &UDPServer{c: c, done: make(chan struct{})}
+	go s.read()
+	return s, nil
+}
+
+// ListenUDPOptions opens a udp4 socket on addr inside namespace ns that
+// receives each datagram's IPv4 options (IP_RECVOPTS, RFC 791 section 3.1)
+// as a control message; RecvOptions reads them back.
+func ListenUDPOptions(ns, addr string) (*net.UDPConn, error) {
+	var c *net.UDPConn
 	err := Do(ns, func() error {
 		ua, err := net.ResolveUDPAddr("udp4", addr)
 		if err != nil {
 			return err
 		}
-		if s.c, err = net.ListenUDP("udp4", ua); err != nil {
+		if c, err = net.ListenUDP("udp4", ua); err != nil {
 			return err
 		}
-		rc, err := s.c.SyscallConn()
+		rc, err := c.SyscallConn()
 		if err != nil {
 			return err
 		}
@@ -48,13 +61,26 @@ func ListenUDP(ns, addr string) (*UDPServer, error) {
 		return serr
 	})
 	if err != nil {
-		if s.c != nil {
-			s.c.Close()
+		if c != nil {
+			c.Close()
 		}
 		return nil, fmt.Errorf("lab: listen udp %s in %s: %w", addr, ns, err)
 	}
-	go s.read()
-	return s, nil
+	return c, nil
+}
+
+// RecvOptions returns a copy of the IPv4 options in the control messages oob
+// of a socket from ListenUDPOptions, or nil when the datagram had none.
+func RecvOptions(oob []byte) []byte {
+	var opts []byte
+	if cms, err := unix.ParseSocketControlMessage(oob); err == nil {
+		for _, cm := range cms {
+			if cm.Header.Level == unix.IPPROTO_IP && cm.Header.Type == unix.IP_RECVOPTS {
+				opts = append([]byte(nil), cm.Data...)
+			}
+		}
+	}
+	return opts
 }
 
 func (s *UDPServer) read() {
@@ -65,14 +91,7 @@ func (s *UDPServer) read() {
 		if err != nil {
 			return
 		}
-		d := Datagram{Src: from.String(), Head: string(buf[:n])}
-		if cms, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
-			for _, cm := range cms {
-				if cm.Header.Level == unix.IPPROTO_IP && cm.Header.Type == unix.IP_RECVOPTS {
-					d.Options = append([]byte(nil), cm.Data...)
-				}
-			}
-		}
+		d := Datagram{Src: from.String(), Head: string(buf[:n]), Options: RecvOptions(oob[:oobn])}
 		s.mu.Lock()
 		s.seen = append(s.seen, d)
 		s.mu.Unlock()

@@ -227,6 +227,25 @@ func IntIn(key string, n, lo, hi int) (int, error) {
 	return n, nil
 }
 
+// OptionShape checks the keys an in-header option method shares (IPv4
+// option, IPv6 Destination Option): section.length, HOST_ID bytes, 2 or 4
+// (an RFC 4727 experimental option's data), and section.udp_packets, the
+// first datagrams of each UDP flow that carry it, 0 to 1000.
+func OptionShape(section string, length, udpPackets int) (int, int, error) {
+	l, err := IntIn(section+".length", length, 2, 4)
+	if err != nil {
+		return 0, 0, err
+	}
+	if l == 3 {
+		return 0, 0, Bad(section+".length", "must be 2 or 4, got 3")
+	}
+	u, err := IntIn(section+".udp_packets", udpPackets, 0, 1000)
+	if err != nil {
+		return 0, 0, err
+	}
+	return l, u, nil
+}
+
 // OneOf checks that s is one of allowed.
 func OneOf(key, s string, allowed ...string) (string, error) {
 	if slices.Contains(allowed, s) {

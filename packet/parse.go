@@ -117,17 +117,27 @@ type TCP struct {
 // anywhere before EOL). Unchanged means success.
 func ParseTCP(pkt []byte, ip IPv4) (TCP, Result) {
 	var t TCP
-	if ip.Proto != ProtoTCP {
-		return t, NotTCP
-	}
-	if ip.IsFragment() {
-		return t, Fragment
-	}
-	if ip.HdrLen < IPv4MinHdr || ip.TotalLen > len(pkt) || ip.HdrLen > ip.TotalLen {
-		return t, BadHeader // not from ParseIPv4
+	if res := ip.l4(pkt, ProtoTCP); res != Unchanged {
+		return t, res
 	}
 	res := t.parse(pkt, ip.HdrLen, ip.TotalLen)
 	return t, res
+}
+
+// l4 checks that ip, over pkt, carries a whole (unfragmented) datagram of
+// proto: NotTCP for another protocol (whichever proto asked), Fragment for
+// any fragment, BadHeader for lengths that did not come from ParseIPv4.
+func (ip IPv4) l4(pkt []byte, proto uint8) Result {
+	if ip.Proto != proto {
+		return NotTCP
+	}
+	if ip.IsFragment() {
+		return Fragment
+	}
+	if ip.HdrLen < IPv4MinHdr || ip.TotalLen > len(pkt) || ip.HdrLen > ip.TotalLen {
+		return BadHeader // not from ParseIPv4
+	}
+	return Unchanged
 }
 
 // parse reads the TCP header at off of the datagram pkt[:total] into t,
@@ -168,21 +178,7 @@ func (t *TCP) parse(pkt []byte, off, total int) Result {
 // option hidden behind a malformed one would otherwise reach a receiver
 // that reads the list as far as it goes.
 func walkOptions(opts []byte) (mss int, res Result) {
-	mss = -1
-	for i := 0; i < len(opts); {
-		l := OptLen(opts, i)
-		if l == 0 {
-			break
-		}
-		if l < 0 {
-			return -1, BadHeader
-		}
-		if mss < 0 && opts[i] == optMSS && l == 4 {
-			mss = i
-		}
-		i += l
-	}
-	return mss, Unchanged
+	return scanOptions(opts, optMSS, 4, true)
 }
 
 // ParseIPv4TCP parses the IPv4 and TCP headers of pkt.
@@ -220,6 +216,15 @@ func OptLen(opts []byte, i int) int {
 // length want, or -1. It stops at EOL and reports a malformed list met
 // before the option as BadHeader.
 func FindOption(opts []byte, kind byte, want int) (int, Result) {
+	return scanOptions(opts, kind, want, false)
+}
+
+// scanOptions walks opts up to EOL and returns the offset of the first
+// option of kind with length want, or -1. It stops there unless whole, in
+// which case it validates the rest of the list too; a malformed option met
+// on the way is BadHeader.
+func scanOptions(opts []byte, kind byte, want int, whole bool) (int, Result) {
+	at := -1
 	for i := 0; i < len(opts); {
 		l := OptLen(opts, i)
 		if l == 0 {
@@ -228,12 +233,15 @@ func FindOption(opts []byte, kind byte, want int) (int, Result) {
 		if l < 0 {
 			return -1, BadHeader
 		}
-		if opts[i] == kind && l == want {
-			return i, Unchanged
+		if at < 0 && opts[i] == kind && l == want {
+			at = i
+			if !whole {
+				break
+			}
 		}
 		i += l
 	}
-	return -1, Unchanged
+	return at, Unchanged
 }
 
 // UDP is a parsed view of a UDP header (RFC 768).
@@ -251,14 +259,8 @@ type UDP struct {
 // UDP data (RFC 768 defines the datagram by Length) and are ignored.
 func ParseUDP(pkt []byte, ip IPv4) (UDP, Result) {
 	var u UDP
-	if ip.Proto != ProtoUDP {
-		return u, NotTCP
-	}
-	if ip.IsFragment() {
-		return u, Fragment
-	}
-	if ip.HdrLen < IPv4MinHdr || ip.TotalLen > len(pkt) || ip.HdrLen > ip.TotalLen {
-		return u, BadHeader // not from ParseIPv4
+	if res := ip.l4(pkt, ProtoUDP); res != Unchanged {
+		return u, res
 	}
 	res := u.parse(pkt, ip.HdrLen, ip.TotalLen)
 	return u, res

@@ -118,14 +118,7 @@ func (e *Engine) clientEdits(key FlowKey, s *stream) bool {
 	if !s.kernAck || (ok && d == s.kernD) {
 		return true
 	}
-	src, dst := key.Tuple()
-	if err := e.seqadj.ClearMark(src, dst, e.cfg.SeqAdjBit); err != nil {
-		e.st.Inc(queue.SelKernelFailed)
-		return false
-	}
-	s.kernAck, s.stable = false, 0
-	e.st.Inc(queue.SelUserAcks)
-	return true
+	return e.takeAcksBack(key, s)
 }
 
 // serverFin runs on every server segment of s before its verdict: a FIN
@@ -136,6 +129,12 @@ func (e *Engine) serverFin(key FlowKey, s *stream, fin bool) bool {
 	if !fin || !s.kernAck {
 		return true
 	}
+	return e.takeAcksBack(key, s)
+}
+
+// takeAcksBack clears s's sequence-adjust bit so that its acknowledgements
+// come back to the queue. false: the bit could not be cleared.
+func (e *Engine) takeAcksBack(key FlowKey, s *stream) bool {
 	src, dst := key.Tuple()
 	if err := e.seqadj.ClearMark(src, dst, e.cfg.SeqAdjBit); err != nil {
 		e.st.Inc(queue.SelKernelFailed)

@@ -36,7 +36,6 @@ import (
 	"time"
 
 	proxyproto "github.com/pires/go-proxyproto"
-	"golang.org/x/sys/unix"
 
 	"github.com/natreveal/natreveal/lab"
 	"github.com/natreveal/natreveal/method/ipoption"
@@ -484,27 +483,8 @@ type udpEcho struct {
 func haUDPEcho(t *testing.T, ns, addr string) *udpEcho {
 	t.Helper()
 	e := &udpEcho{first: map[string][][]byte{}, srcs: map[string]map[string]bool{}}
-	err := lab.Do(ns, func() error {
-		ua, err := net.ResolveUDPAddr("udp4", addr)
-		if err != nil {
-			return err
-		}
-		if e.c, err = net.ListenUDP("udp4", ua); err != nil {
-			return err
-		}
-		rc, err := e.c.SyscallConn()
-		if err != nil {
-			return err
-		}
-		var serr error
-		if err := rc.Control(func(fd uintptr) {
-			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_RECVOPTS, 1)
-		}); err != nil {
-			return err
-		}
-		return serr
-	})
-	if err != nil {
+	var err error
+	if e.c, err = lab.ListenUDPOptions(ns, addr); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.c.Close() })
@@ -520,14 +500,7 @@ func haUDPEcho(t *testing.T, ns, addr string) *udpEcho {
 			if !ok {
 				continue
 			}
-			var opts []byte
-			if cms, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
-				for _, cm := range cms {
-					if cm.Header.Level == unix.IPPROTO_IP && cm.Header.Type == unix.IP_RECVOPTS {
-						opts = append([]byte(nil), cm.Data...)
-					}
-				}
-			}
+			opts := lab.RecvOptions(oob[:oobn])
 			e.mu.Lock()
 			if seq < 3 {
 				e.first[label] = append(e.first[label], opts)

@@ -4,16 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/netip"
 	"os"
 	"os/signal"
 	"sync/atomic"
 	"syscall"
 
 	nfqueue "github.com/florianl/go-nfqueue/v2"
-	"github.com/google/nftables"
 
-	"github.com/natreveal/natreveal/lab"
 	"github.com/natreveal/natreveal/rules"
 )
 
@@ -26,11 +23,7 @@ import (
 func goNFQueue(queues int) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	nft, err := nftables.New()
-	if err != nil {
-		return err
-	}
-	mech, err := rules.Probe(nft)
+	nft, spec, err := passRules(queues)
 	if err != nil {
 		return err
 	}
@@ -71,10 +64,6 @@ func goNFQueue(queues int) error {
 		if err != nil {
 			return fmt.Errorf("go-nfqueue: register queue %d: %w", i, err)
 		}
-	}
-	spec := rules.Spec{
-		Inside: []netip.Prefix{netip.MustParsePrefix(lab.InsidePrefix)}, QueueCount: uint16(queues),
-		Mechanism: mech, Placement: rules.PreNAT, SYN: true,
 	}
 	if err := rules.Apply(nft, spec); err != nil {
 		return err

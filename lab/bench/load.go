@@ -107,15 +107,7 @@ func connRate(ctx context.Context, clients []string, workers int, d time.Duratio
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				err := lab.Enter(ns)
-				if err == nil {
-					err = pinThread(cpu)
-				}
-				if err != nil {
-					select {
-					case errc <- err:
-					default:
-					}
+				if !enterPinned(ns, cpu, errc) {
 					return
 				}
 				for ctx.Err() == nil && time.Now().Before(deadline) {
@@ -172,15 +164,7 @@ func paced(ctx context.Context, clients []string, rate float64, d time.Duration)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				err := lab.Enter(ns)
-				if err == nil {
-					err = pinThread(cpu)
-				}
-				if err != nil {
-					select {
-					case errc <- err:
-					default:
-					}
+				if !enterPinned(ns, cpu, errc) {
 					for range starts[i] {
 					}
 					return
@@ -360,4 +344,22 @@ func setPort(p []byte, port uint16, seq uint32) {
 		sum = sum>>16 + sum&0xffff
 	}
 	binary.BigEndian.PutUint16(t[16:], ^uint16(sum))
+}
+
+// enterPinned moves the calling goroutine's thread into namespace ns and
+// pins it to CPU cpu. On failure it reports the error on errc unless one is
+// there already, and returns false.
+func enterPinned(ns string, cpu int, errc chan<- error) bool {
+	err := lab.Enter(ns)
+	if err == nil {
+		err = pinThread(cpu)
+	}
+	if err != nil {
+		select {
+		case errc <- err:
+		default:
+		}
+		return false
+	}
+	return true
 }

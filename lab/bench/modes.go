@@ -297,17 +297,9 @@ func readCounterNS(l *lab.Lab, ns, name string) (uint64, time.Time, error) {
 func passthrough(queues int, lanes bool) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	nft, err := nftables.New()
+	nft, spec, err := passRules(queues)
 	if err != nil {
 		return err
-	}
-	mech, err := rules.Probe(nft)
-	if err != nil {
-		return err
-	}
-	spec := rules.Spec{
-		Inside: []netip.Prefix{netip.MustParsePrefix(lab.InsidePrefix)}, QueueCount: uint16(queues),
-		Mechanism: mech, Placement: rules.PreNAT, SYN: true,
 	}
 	st := &queue.Counters{}
 	qc := queue.Config{Count: uint16(queues), MaxLen: 4096, Backlog: 1024, RcvBuf: 8 << 20, PerCPU: lanes && queues > 1}
@@ -330,6 +322,24 @@ func passthrough(queues int, lanes bool) error {
 	b, _ := json.Marshal(counts)
 	fmt.Fprintf(os.Stderr, "stats %s\n", b)
 	return err
+}
+
+// passRules opens nftables and returns the ruleset the passthrough and
+// go-nfqueue roles install: SYNs of the lab's inside hosts, pre-NAT, spread
+// over queues.
+func passRules(queues int) (*nftables.Conn, rules.Spec, error) {
+	nft, err := nftables.New()
+	if err != nil {
+		return nil, rules.Spec{}, err
+	}
+	mech, err := rules.Probe(nft)
+	if err != nil {
+		return nil, rules.Spec{}, err
+	}
+	return nft, rules.Spec{
+		Inside: []netip.Prefix{netip.MustParsePrefix(lab.InsidePrefix)}, QueueCount: uint16(queues),
+		Mechanism: mech, Placement: rules.PreNAT, SYN: true,
+	}, nil
 }
 
 // waitQueueEmpty waits until namespace ns's queues hold no packet (each

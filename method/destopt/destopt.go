@@ -65,13 +65,7 @@ func (k Keys) Validate(method.Env) (Config, error) {
 		return c, method.Bad(Section+".type", "%#x is not an RFC 4727 experimental IPv6 option type (low 5 bits 0x1E: 0x1E, 0x3E, ... 0xFE)", dt)
 	}
 	c.Type = byte(dt)
-	if c.Length, err = method.IntIn(Section+".length", k.Length, 2, 4); err != nil {
-		return c, err
-	}
-	if c.Length == 3 {
-		return c, method.Bad(Section+".length", "must be 2 or 4, got 3")
-	}
-	if c.UDPPackets, err = method.IntIn(Section+".udp_packets", k.UDPPackets, 0, 1000); err != nil {
+	if c.Length, c.UDPPackets, err = method.OptionShape(Section, k.Length, k.UDPPackets); err != nil {
 		return c, err
 	}
 	return c, nil

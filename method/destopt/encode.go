@@ -76,20 +76,13 @@ func layoutDestOpts(h []byte, hl int, optType byte, ours []byte, write bool) (de
 	var lay destLayout
 	w := 2 // after Next Header and Hdr Ext Len
 	for i := 2; i < hl; {
-		if h[i] == optPad1 {
-			i++
-			continue
-		}
-		if i+1 >= hl {
-			return lay, packet.BadHeader
-		}
-		o, l := i, 2+int(h[i+1])
-		if o+l > hl {
+		o, l := i, optLen(h, i, hl)
+		if l < 0 {
 			return lay, packet.BadHeader
 		}
 		i += l
 		switch h[o] {
-		case optPadN:
+		case optPad1, optPadN:
 			continue
 		case optType:
 			lay.found++
@@ -313,18 +306,11 @@ func HostIDFromDestOpts(hdr []byte, optType byte) (id uint32, idLen int, ok bool
 	}
 	first := 0 // offset of the first option of optType
 	for i := 2; i < hl; {
-		if hdr[i] == optPad1 {
-			i++
-			continue
-		}
-		if i+1 >= hl {
+		l := optLen(hdr, i, hl)
+		if l < 0 {
 			return 0, 0, false
 		}
-		l := 2 + int(hdr[i+1])
-		if i+l > hl {
-			return 0, 0, false
-		}
-		if hdr[i] == optType && optType != optPadN && first == 0 {
+		if hdr[i] == optType && optType != optPad1 && optType != optPadN && first == 0 {
 			first = i
 		}
 		i += l
@@ -337,6 +323,23 @@ func HostIDFromDestOpts(hdr []byte, optType byte) (id uint32, idLen int, ok bool
 		return binary.BigEndian.Uint32(hdr[first+2:]), 4, true
 	}
 	return 0, 0, false
+}
+
+// optLen returns the length of the option at h[i] of an options header hl
+// bytes long (RFC 8200 §4.2): 1 for Pad1, else 2 plus its Opt Data Len; -1
+// when the option runs past hl.
+func optLen(h []byte, i, hl int) int {
+	if h[i] == optPad1 {
+		return 1
+	}
+	if i+1 >= hl {
+		return -1
+	}
+	l := 2 + int(h[i+1])
+	if i+l > hl {
+		return -1
+	}
+	return l
 }
 
 // maxIPv6Pay is the largest IPv6 Payload Length (RFC 8200 §3; no

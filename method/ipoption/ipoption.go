@@ -62,13 +62,7 @@ func (k Keys) Validate(method.Env) (Config, error) {
 	default:
 		return c, method.Bad(Section+".type", "%d is not an RFC 4727 experimental option type (30, 94, 158 or 222)", t)
 	}
-	if c.Length, err = method.IntIn(Section+".length", k.Length, 2, 4); err != nil {
-		return c, err
-	}
-	if c.Length == 3 {
-		return c, method.Bad(Section+".length", "must be 2 or 4, got 3")
-	}
-	if c.UDPPackets, err = method.IntIn(Section+".udp_packets", k.UDPPackets, 0, 1000); err != nil {
+	if c.Length, c.UDPPackets, err = method.OptionShape(Section, k.Length, k.UDPPackets); err != nil {
 		return c, err
 	}
 	return c, nil
