@@ -72,23 +72,7 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.ThreadingHTTPServer((sys.argv[1], 8081), H).serve_forever()
 `)
 	startProc(t, l.Srv, "python3", py, lab.ServerAddr)
-	ngconf := filepath.Join(dir, "nginx.conf")
-	writeFile(t, ngconf, fmt.Sprintf(`daemon off;
-master_process off;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log info;
-events { worker_connections 64; }
-http {
-	access_log off;
-	client_body_temp_path %[1]s/body;
-	proxy_temp_path %[1]s/proxy;
-	fastcgi_temp_path %[1]s/fastcgi;
-	uwsgi_temp_path %[1]s/uwsgi;
-	scgi_temp_path %[1]s/scgi;
-	server { listen %[2]s:8082; location / { return 200 "xff=$http_x_forwarded_for\n"; } }
-}
-`, dir, lab.ServerAddr))
-	startProc(t, l.Srv, "nginx", "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", ngconf)
+	startNginx(t, l, dir, fmt.Sprintf(`server { listen %s:8082; location / { return 200 "xff=$http_x_forwarded_for\n"; } }`, lab.ServerAddr))
 	hpconf := filepath.Join(dir, "haproxy.cfg")
 	writeFile(t, hpconf, fmt.Sprintf(`global
 	pidfile %[1]s/haproxy.pid

@@ -290,6 +290,29 @@ bantime = 600
 	}
 }
 
+// startNginx runs nginx in the server's namespace, its files under dir,
+// serving the server blocks given.
+func startNginx(t *testing.T, l *lab.Lab, dir, servers string) *proc {
+	t.Helper()
+	conf := filepath.Join(dir, "nginx.conf")
+	writeFile(t, conf, fmt.Sprintf(`daemon off;
+master_process off;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log info;
+events { worker_connections 64; }
+http {
+	access_log off;
+	client_body_temp_path %[1]s/body;
+	proxy_temp_path %[1]s/proxy;
+	fastcgi_temp_path %[1]s/fastcgi;
+	uwsgi_temp_path %[1]s/uwsgi;
+	scgi_temp_path %[1]s/scgi;
+	%[2]s
+}
+`, dir, servers))
+	return startProc(t, l.Srv, "nginx", "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", conf)
+}
+
 func writeFile(t *testing.T, path, s string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
@@ -336,30 +359,15 @@ func TestNginxDeniesOneHost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conf := filepath.Join(dir, "nginx.conf")
-	writeFile(t, conf, fmt.Sprintf(`daemon off;
-master_process off;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log info;
-events { worker_connections 64; }
-http {
-	access_log off;
-	client_body_temp_path %[1]s/body;
-	proxy_temp_path %[1]s/proxy;
-	fastcgi_temp_path %[1]s/fastcgi;
-	uwsgi_temp_path %[1]s/uwsgi;
-	scgi_temp_path %[1]s/scgi;
-	server {
-		listen %[2]s;
-		include %[3]s;
+	server := fmt.Sprintf(`server {
+		listen %[1]s;
+		include %[2]s;
 		# return would answer before the access phase, where deny acts.
-		location / { root %[1]s/www; add_header X-Client $remote_addr; }
-	}
-}
-`, dir, httpAddr, recipe))
+		location / { root %[3]s/www; add_header X-Client $remote_addr; }
+	}`, httpAddr, recipe, dir)
 	os.MkdirAll(filepath.Join(dir, "www"), 0o755)
 	writeFile(t, filepath.Join(dir, "www/index.html"), "hello\n")
-	ng := startProc(t, l.Srv, "nginx", "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", conf)
+	ng := startNginx(t, l, dir, server)
 	if !waitFor(10*time.Second, func() bool { return dials(l.C2, httpAddr, 1) == 1 }) {
 		t.Fatalf("nginx does not answer:\n%s", ng.output())
 	}
