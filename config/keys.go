@@ -238,30 +238,3 @@ func AddFlags(fs *pflag.FlagSet) {
 		k.addFlag(fs)
 	}
 }
-
-// addSection registers the flags of the keys in the given sections that fs
-// lacks.
-func addSection(fs *pflag.FlagSet, sections ...string) {
-	for _, k := range keyList {
-		for _, s := range sections {
-			if strings.HasPrefix(k.Name, s+".") {
-				k.addFlag(fs)
-			}
-		}
-	}
-}
-
-// AddRunFlags registers the flags of the metrics and log keys.
-//
-// Deprecated: AddFlags registers every key's flag; this adds those it lacks.
-func AddRunFlags(fs *pflag.FlagSet) { addSection(fs, "metrics", "log") }
-
-// AddPortSetFlags registers the flags of the port_set keys.
-//
-// Deprecated: AddFlags registers every key's flag; this adds those it lacks.
-func AddPortSetFlags(fs *pflag.FlagSet) { addSection(fs, "port_set") }
-
-// AddMappingLogFlags registers the flags of the mapping_log keys.
-//
-// Deprecated: AddFlags registers every key's flag; this adds those it lacks.
-func AddMappingLogFlags(fs *pflag.FlagSet) { addSection(fs, "mapping_log") }

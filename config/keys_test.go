@@ -61,17 +61,6 @@ func TestFlagForEveryKey(t *testing.T) {
 			t.Errorf("flag --%s shows argument name %q", f.Name, name)
 		}
 	})
-	// The old entry points add nothing to what AddFlags registered.
-	n := 0
-	fs.VisitAll(func(*pflag.Flag) { n++ })
-	AddRunFlags(fs)
-	AddPortSetFlags(fs)
-	AddMappingLogFlags(fs)
-	m := 0
-	fs.VisitAll(func(*pflag.Flag) { m++ })
-	if n != m {
-		t.Errorf("deprecated Add*Flags registered %d more flags", m-n)
-	}
 }
 
 // --methods' help names every method, from the one list.

@@ -13,8 +13,6 @@ func loadArgs(t *testing.T, args ...string) (*Config, error) {
 	t.Helper()
 	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
 	AddFlags(fs)
-	AddPortSetFlags(fs)
-	AddMappingLogFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		t.Fatal(err)
 	}

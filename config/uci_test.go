@@ -41,7 +41,6 @@ func TestFromUCI(t *testing.T) {
 	}
 	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
 	AddFlags(fs)
-	AddRunFlags(fs)
 	fs.Set("config", file)
 	c, err := Load(fs, nil)
 	if err != nil {
