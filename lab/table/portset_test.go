@@ -16,7 +16,6 @@ import (
 func TestPortSetPolicyMatchesNAT(t *testing.T) {
 	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
 	config.AddFlags(fs)
-	config.AddPortSetFlags(fs)
 	if err := fs.Parse(append([]string{"--inside", lab.InsidePrefix}, portSetArgs...)); err != nil {
 		t.Fatal(err)
 	}
