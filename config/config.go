@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/natreveal/natreveal/method"
 	"github.com/natreveal/natreveal/method/all"
@@ -102,7 +103,9 @@ type Config struct {
 		SeqAdj uint32
 	}
 	Metrics struct {
-		Listen string // Prometheus endpoint of run; empty: none
+		Listen   string        // Prometheus endpoint of run; empty: none
+		Textfile string        // file the text format is written to; empty: none
+		Interval time.Duration // between two writes of Textfile
 	}
 	Log struct {
 		Format string // "text" or "json"

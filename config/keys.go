@@ -68,7 +68,9 @@ type Keys struct {
 	} `mapstructure:"marks"`
 
 	Metrics struct {
-		Listen string `mapstructure:"listen" default:"127.0.0.1:9850" type:"host:port" arg:"address" help:"address of the Prometheus /metrics endpoint of run (empty: none)"`
+		Listen   string `mapstructure:"listen" default:"127.0.0.1:9850" type:"host:port" arg:"address" help:"address of the Prometheus /metrics endpoint of run (empty: none; a build with the natreveal_router tag, as the OpenWrt package's, has none)"`
+		Textfile string `mapstructure:"textfile" default:"" type:"path" arg:"file" help:"file run rewrites with its metrics in the Prometheus text format (node exporter's textfile collector: /var/prometheus/natreveal.prom on OpenWrt); empty: none"`
+		Interval int    `mapstructure:"interval" default:"15" type:"seconds" arg:"seconds" help:"seconds between two writes of metrics.textfile (1-3600)"`
 	} `mapstructure:"metrics"`
 
 	Log struct {

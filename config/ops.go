@@ -3,6 +3,7 @@ package config
 import (
 	"net"
 	"path/filepath"
+	"time"
 )
 
 // DefaultMetricsListen is where `natreveal run` serves Prometheus metrics
@@ -16,11 +17,27 @@ const DefaultMetricsListen = "127.0.0.1:9850"
 func (c *Config) ops(k *Keys) error {
 	var err error
 	c.Metrics.Listen = k.Metrics.Listen
+	if !HTTPEndpoint {
+		// Built without the HTTP server (build_router.go): the default
+		// means no endpoint, any other address cannot be served.
+		if c.Metrics.Listen == DefaultMetricsListen {
+			c.Metrics.Listen = ""
+		} else if c.Metrics.Listen != "" {
+			return bad("metrics.listen", "%q: this build serves no HTTP (tag natreveal_router); set it empty and use metrics.textfile", c.Metrics.Listen)
+		}
+	}
 	if c.Metrics.Listen != "" {
 		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
 			return bad("metrics.listen", "%q is not host:port (e.g. 127.0.0.1:9850) or empty: %v", c.Metrics.Listen, err)
 		}
 	}
+	if c.Metrics.Textfile = k.Metrics.Textfile; c.Metrics.Textfile != "" && !filepath.IsAbs(c.Metrics.Textfile) {
+		return bad("metrics.textfile", "%q is not an absolute path", c.Metrics.Textfile)
+	}
+	if k.Metrics.Interval < 1 || k.Metrics.Interval > 3600 {
+		return bad("metrics.interval", "%d is not 1-3600 seconds", k.Metrics.Interval)
+	}
+	c.Metrics.Interval = time.Duration(k.Metrics.Interval) * time.Second
 	if c.Status.Socket = k.Status.Socket; c.Status.Socket != "" && !filepath.IsAbs(c.Status.Socket) {
 		return bad("status.socket", "%q is not an absolute path", c.Status.Socket)
 	}

@@ -23,8 +23,6 @@ import (
 	"strings"
 	"time"
 
-	vm "github.com/VictoriaMetrics/metrics"
-
 	"github.com/natreveal/natreveal/handler"
 	"github.com/natreveal/natreveal/method/all"
 	"github.com/natreveal/natreveal/packet"
@@ -260,8 +258,7 @@ func (r *Registry) Expose(w io.Writer) error {
 	if err := r.c.Expose(&b); err != nil {
 		return err
 	}
-	vm.WriteProcessMetrics(&b) // go_*, process_* (CPU, memory, I/O)
-	vm.WriteFDMetrics(&b)      // process_open_fds, process_max_fds
+	writeProcess(&b) // process.go
 	_, err := w.Write(b.Bytes())
 	return err
 }

@@ -24,6 +24,7 @@ func TestOpenWrtPackageLint(t *testing.T) {
 		`(?m)^PKG_NAME:=natreveal$`, `(?m)^PKG_VERSION:=\S+$`, `(?m)^PKG_RELEASE:=\d+$`,
 		`(?m)^PKG_BUILD_DEPENDS:=.*golang/host`,
 		`(?m)^GO_PKG:=github\.com/natreveal/natreveal$`,
+		`(?m)^GO_PKG_TAGS:=` + regexp.QuoteMeta(routerTags) + `$`, // what TestRouterBinarySize weighs
 		`(?m)^GO_PKG_BUILD_PKG:=github\.com/natreveal/natreveal/cmd/natreveal \\\n\tgithub\.com/natreveal/natreveal/cmd/natreveal-server$`,
 		`(?m)^include \$\(INCLUDE_DIR\)/package\.mk$`,
 		`(?m)^include \.\./\.\./lang/golang/golang-package\.mk$`,
@@ -110,12 +111,13 @@ PROG="$2"; UCI_FILE="$3"; CONF="$4"
 start_service || exit 1
 reload_service || exit 1
 `
-	out, err := l.Exec(l.NAT, "sh", "-c", script, "sh", initPath, binary, uciFile, conf)
+	bin := routerBinary(t) // the package's build
+	out, err := l.Exec(l.NAT, "sh", "-c", script, "sh", initPath, bin, uciFile, conf)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	for _, want := range []string{
-		"open main", "param command " + binary + " run --config " + conf,
+		"open main", "param command " + bin + " run --config " + conf,
 		"param respawn 3600 5 5", "close", "signal natreveal main HUP",
 	} {
 		if !strings.Contains(out, want) {

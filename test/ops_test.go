@@ -42,8 +42,15 @@ func scrape(t *testing.T, l *lab.Lab, addr string) map[string]float64 {
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("scrape: %s %v\n%s", resp.Status, err, body)
 	}
+	return samples(t, string(body))
+}
+
+// samples returns each sample line's value of a text exposition by its
+// name and labels as printed.
+func samples(t *testing.T, body string) map[string]float64 {
+	t.Helper()
 	out := map[string]float64{}
-	for _, ln := range strings.Split(string(body), "\n") {
+	for _, ln := range strings.Split(body, "\n") {
 		if ln == "" || strings.HasPrefix(ln, "#") {
 			continue
 		}

@@ -309,8 +309,10 @@ func restartOnly(old, c *config.Config) string {
 		return "ident"
 	case !c.PacketMethods():
 		return "methods"
-	case old.Metrics != c.Metrics:
+	case old.Metrics.Listen != c.Metrics.Listen:
 		return "metrics.listen"
+	case old.Metrics != c.Metrics:
+		return "metrics.textfile"
 	case old.Log != c.Log:
 		return "log.format"
 	case handlerConfig(old).WantsGSO() != handlerConfig(c).WantsGSO():

@@ -85,7 +85,7 @@ func run(c *config.Config, src hostid.Source, statsEvery time.Duration, load fun
 	defer d.close()
 	defer serveControl(c, d, slogger)()
 
-	if c.Metrics.Listen != "" {
+	if c.Metrics.Listen != "" || c.Metrics.Textfile != "" {
 		reg := metrics.NewRegistry(metrics.Source{
 			Stats: func() *handler.Stats { return st },
 			Flows: func() int {
@@ -98,12 +98,24 @@ func run(c *config.Config, src hostid.Source, statsEvery time.Duration, load fun
 			Refresh: d.RefreshRuleset,
 			Version: version,
 		})
-		ms, err := metrics.Listen(c.Metrics.Listen, reg)
-		if err != nil {
-			return err
+		if c.Metrics.Listen != "" {
+			closeEndpoint, err := serveMetrics(c.Metrics.Listen, reg, slogger)
+			if err != nil {
+				return err
+			}
+			defer closeEndpoint()
 		}
-		defer ms.Close()
-		slogger.Info("metrics: serving /metrics", "addr", ms.Addr().String())
+		if c.Metrics.Textfile != "" {
+			tctx, cancel := context.WithCancel(ctx)
+			done, err := metrics.Textfile(tctx, c.Metrics.Textfile, c.Metrics.Interval, reg,
+				func(err error) { slogger.Warn("metrics: textfile", "err", err) })
+			if err != nil {
+				cancel()
+				return err
+			}
+			defer func() { cancel(); <-done }()
+			slogger.Info("metrics: writing the text format", "file", c.Metrics.Textfile, "every", c.Metrics.Interval)
+		}
 	}
 
 	// port-set (RFC 7422 SNAT blocks) and the mapping log: no queue needed.

@@ -1,0 +1,6 @@
+//go:build natreveal_router
+
+package config
+
+// HTTPEndpoint: see build.go.
+const HTTPEndpoint = false
