@@ -173,19 +173,72 @@ const (
 	IPv6DstOpt                      // the first option of a Destination Options header (RFC 8200 §4.6)
 )
 
-// Lab is a method's column in the lab's Table 1.
+// Lab is a method's column in the lab's Table 1: how the lab configures
+// and reads the method, and the cells it shows beside the measurements.
+// The lab lists the columns in the analysis's order (Position), then the
+// methods Table 1 lacks, in registry order.
 type Lab struct {
 	// Column is the analysis's Table 1 column title; "" for methods the
 	// table does not have.
 	Column string
+	// Position is the column's place in the analysis's Table 1, from 1; 0
+	// for methods the table does not have.
+	Position int
 	// Family is the address family of the lab's clients: 4 or 6.
 	Family int
-	// Transports the method carries a HOST_ID over: "udp", "tcp", "http", "tls".
+	// Transports the method carries a HOST_ID over: "udp", "tcp", "http",
+	// "tls". The lab tests these and marks the others "n/a".
 	Transports []string
-	// NATArgs are the flags of `natreveal run` on the NAT, --inside excluded.
+	// NATArgs are the flags of `natreveal run` on the NAT, --inside
+	// excluded; the lab adds the flags its reading needs (its addresses).
 	NATArgs []string
 	// Reading is how the lab's server reads it.
 	Reading Reading
+
+	// ServerReads is the "OS TCP/IP modification" cell: how a server
+	// reads the HOST_ID, "no: ..." (stock socket options or the
+	// application) or "yes: ..." (a changed stack).
+	ServerReads string
+	// KernelChange: reading it needs a change to the server's TCP/IP
+	// stack (beyond what a stock Linux kernel offers applications).
+	KernelChange bool
+	// Configured is the "deployable today" cell: what has to be configured
+	// where. LabArgs in it stands for the NAT's flags in the lab.
+	Configured string
+	// NeedsEndHosts: deployment needs changes on the clients (hip).
+	NeedsEndHosts bool
+	// Claims is the analysis's Table 1 column; zero for methods the table
+	// does not have.
+	Claims Claims
+}
+
+// LabArgs, in Lab.Configured, stands for the flags the lab runs the NAT
+// with: Lab.NATArgs and what the lab's reading adds.
+const LabArgs = "{lab-args}"
+
+// Claims is a column of the analysis's Table 1
+// (draft-boucadair-intarea-nat-reveal-analysis), as printed there ("" for a
+// blank cell): "carried over" UDP, TCP, HTTP and encrypted traffic, then
+// success ratio, possible performance impact, OS TCP/IP modification,
+// deployable today and the table's notes.
+type Claims struct {
+	UDP, TCP, HTTP, Encrypted string
+	Success, Perf, OSModif    string
+	Deployable, Notes         string
+}
+
+// For returns the claim on a transport of Lab.Transports ("tls": the
+// analysis's "Encrypted Traffic").
+func (c Claims) For(transport string) string {
+	switch transport {
+	case "udp":
+		return c.UDP
+	case "tcp":
+		return c.TCP
+	case "http":
+		return c.HTTP
+	}
+	return c.Encrypted
 }
 
 // Method is one HOST_ID method.

@@ -101,7 +101,7 @@ func (r *Result) htmlTable() string {
 			if ok {
 				meas = yesNo(c.OK)
 			}
-			b.WriteString(cell(m.Claim.claim(tr), meas, carriedDiffers(m, tr), !ok, hostsTitle(c)))
+			b.WriteString(cell(m.Claim.For(string(tr)), meas, carriedDiffers(m, tr), !ok, hostsTitle(c)))
 		}
 		for _, p := range r.Paths {
 			s := m.Success[p]

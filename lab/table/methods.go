@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"slices"
@@ -11,19 +12,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/natreveal/natreveal/config"
 	"github.com/natreveal/natreveal/ident"
 	"github.com/natreveal/natreveal/lab"
 	"github.com/natreveal/natreveal/method"
 	"github.com/natreveal/natreveal/method/all"
-	"github.com/natreveal/natreveal/method/destopt"
-	"github.com/natreveal/natreveal/method/hip"
-	"github.com/natreveal/natreveal/method/httpheader"
-	identm "github.com/natreveal/natreveal/method/ident"
-	"github.com/natreveal/natreveal/method/ipid"
-	"github.com/natreveal/natreveal/method/ipoption"
-	"github.com/natreveal/natreveal/method/portset"
-	"github.com/natreveal/natreveal/method/proxyprotocol"
-	"github.com/natreveal/natreveal/method/tcpoption"
 	"github.com/natreveal/natreveal/reveal"
 )
 
@@ -43,8 +36,8 @@ var Transports = []Transport{UDP, TCP, HTTP, TLS}
 
 // Method describes one HOST_ID method to the lab: how to enable it on the
 // NAT, how the server reads it, which transports apply, and what the analysis
-// claims about it. Adding a method to the lab is adding one Method to
-// Methods.
+// claims about it. Each method's package declares its column (method.Lab);
+// the lab adds the readers of its reading mechanism (see fromRegistry).
 type Method struct {
 	Name   string // natreveal's name (--methods)
 	Column string // the analysis's Table 1 column; "" for methods the table does not have
@@ -92,108 +85,33 @@ type Method struct {
 }
 
 // Claims is a column of the analysis's Table 1, as printed there ("" for a
-// blank cell).
-type Claims struct {
-	UDP, TCP, HTTP, Encrypted string
-	Success, Perf, OSModif    string
-	Deployable, Notes         string
-}
+// blank cell); each method's package declares its own (method.Lab.Claims).
+type Claims = method.Claims
 
-// claim returns the analysis's cell for a transport.
-func (c Claims) claim(t Transport) string {
-	switch t {
-	case UDP:
-		return c.UDP
-	case TCP:
-		return c.TCP
-	case HTTP:
-		return c.HTTP
-	}
-	return c.Encrypted
-}
+// Methods are the methods the lab runs, in the table's column order: the
+// analysis's columns first (method.Lab.Position), then the methods Table 1
+// lacks, in registry order (method/all). Each is the method's lab column as
+// its package declares it, with the lab's readers for its reading mechanism.
+var Methods = fromRegistry(all.List)
 
-// notInTable is the claim set of methods that Table 1 does not have.
-var notInTable = Claims{}
-
-// Methods are the methods the lab runs, in the table's column order (the
-// analysis's order first): each method's lab column as its package declares
-// it (method/all), with the lab's readers for its reading mechanism (see
-// fromRegistry) and the lab's own cells given here.
-var Methods = fromRegistry([]Method{
-	{
-		Name:         ipoption.Name,
-		ServerReads:  "no: socket options of stock Linux, TCP_SAVED_SYN (TCP), IP_RECVOPTS (UDP)",
-		KernelChange: false,
-		Configured:   "NAT: natreveal run --methods ip-option; server app: TCP_SAVE_SYN / IP_RECVOPTS; every router on the path must pass IP options",
-		Claim:        Claims{UDP: "Yes", TCP: "Yes", HTTP: "Yes", Encrypted: "Yes", Success: "30%", Perf: "High", OSModif: "Yes", Deployable: "Yes"},
-	},
-	{
-		Name:        tcpoption.Name,
-		ServerReads: "no: TCP_SAVED_SYN, a socket option of stock Linux (4.2+)",
-		Configured:  "NAT: natreveal run --methods tcp-option; server app: TCP_SAVE_SYN on the listener",
-		Claim:       Claims{UDP: "No", TCP: "Yes", HTTP: "Yes", Encrypted: "Yes", Success: "99%", Perf: "Med to High", OSModif: "Yes", Deployable: "Yes"},
-	},
-	{
-		Name:        ipid.Name,
-		ServerReads: "no: TCP_SAVED_SYN (TCP); a raw IP socket, i.e. packet capture (UDP: no socket option shows the ID)",
-		Configured:  "NAT: natreveal run --methods ip-id; server app: TCP_SAVE_SYN, raw socket for UDP; the server must know the NAT writes it (Table 1 note 1)",
-		Claim:       Claims{UDP: "Yes", TCP: "Yes", HTTP: "Yes", Encrypted: "Yes", Success: "100%", Perf: "Low to Med", OSModif: "Yes", Deployable: "Yes", Notes: "(1)"},
-	},
-	{
-		Name:        httpheader.Name,
-		ServerReads: "no: the X-Forwarded-For header of each request, read by the application",
-		Configured:  "NAT: natreveal run --methods http-header --http-header-ports ...; server app: trust X-Forwarded-For from the NAT's address",
-		Claim:       Claims{UDP: "No", TCP: "No", HTTP: "Yes", Encrypted: "No", Success: "100%", Perf: "Med to High", OSModif: "No", Deployable: "Yes", Notes: "(2)"},
-	},
-	{
-		Name:        proxyprotocol.Name,
-		ServerReads: "no: a PROXY v2 header before the stream (TLV UNIQUE_ID), read by the application (go-proxyproto)",
-		Configured:  "NAT: natreveal run --methods proxy-protocol --proxy-protocol-destinations ...; server app: must expect the PROXY header on that port (fails without it)",
-		Claim:       Claims{UDP: "No", TCP: "Yes", HTTP: "Yes", Encrypted: "Yes", Success: "Low", Perf: "High", OSModif: "No", Deployable: "No"},
-	},
-	{
-		Name:        portset.Name,
-		ServerReads: "no: the source address:port the server sees, looked up in the published policy (package portset, Lookup)",
-		Configured:  "NAT: natreveal run --methods port-set --port-set-public " + lab.NATPublic + " --port-set-block-size " + strconv.Itoa(PortSetBlock) + " (kernel SNAT blocks, nothing queued); the NAT's policy published to servers (natreveal portset plan); server app: a lookup of each source address:port",
-		Claim:       Claims{UDP: "Yes", TCP: "Yes", HTTP: "Yes", Encrypted: "Yes", Success: "100%", Perf: "No", OSModif: "No", Deployable: "Yes", Notes: "(1) (3)"},
-	},
-	{
-		Name:          hip.Name,
-		ServerReads:   "yes: a HIP stack (the lab reads the sender HIT from raw HIP packets)",
-		KernelChange:  true,
-		Configured:    "NAT: nothing (natreveal never queues HIP); clients and server: a HIP stack and HIP infrastructure",
-		NeedsEndHosts: true,
-		Claim:         Claims{Success: "Low", Perf: "N/A", Deployable: "No", Notes: "(4) (5)"},
-	},
-	{
-		Name:        destopt.Name,
-		ServerReads: "no: TCP_SAVED_SYN (TCP), IPV6_RECVDSTOPTS (UDP), both stock Linux",
-		Configured:  "NAT: natreveal run --methods " + destopt.Name + " (IPv6, NAT66); server app: TCP_SAVE_SYN / IPV6_RECVDSTOPTS; routers must pass extension headers",
-		Claim:       notInTable,
-	},
-	{
-		Name:        identm.Name,
-		ServerReads: "no: an RFC 1413 query from the application to the connection's source, port 113",
-		Configured:  "NAT: natreveal run --methods ident, port 113 open to servers; server app: an ident client",
-		Claim:       notInTable,
-	},
-})
-
-// fromRegistry fills each of ms, by its name, from the method's registry
-// entry: its column, family, transports and NAT arguments, and the lab's
-// readers for the entry's reading mechanism (method.Reading): the lab
-// implements each mechanism, a method package only names one.
-func fromRegistry(ms []Method) []Method {
-	for i := range ms {
-		m, ok := all.Lookup(ms[i].Name)
-		if !ok {
-			panic("lab/table: method " + ms[i].Name + " is not registered")
-		}
+// fromRegistry builds the lab's methods from the registry's: each one's
+// column, family, transports, NAT arguments, cells and claims as its package
+// declares them, and the lab's readers for its reading mechanism
+// (method.Reading): the lab implements each mechanism, a method package only
+// names one. What a mechanism needs of the lab (its addresses, a NAT prep,
+// servers) is keyed by the mechanism, never by the method's name.
+func fromRegistry(reg []method.Method) []Method {
+	reg = slices.Clone(reg)
+	slices.SortStableFunc(reg, func(a, b method.Method) int { return position(a) - position(b) })
+	ms := make([]Method, len(reg))
+	for i, m := range reg {
 		lm := &ms[i]
-		lm.Column, lm.Family, lm.NATArgs = m.Lab.Column, m.Lab.Family, m.Lab.NATArgs
+		lm.Name, lm.Column, lm.Family, lm.NATArgs = m.Name, m.Lab.Column, m.Lab.Family, m.Lab.NATArgs
 		for _, t := range m.Lab.Transports {
 			lm.Transports = append(lm.Transports, Transport(t))
 		}
+		lm.ServerReads, lm.KernelChange, lm.NeedsEndHosts = m.Lab.ServerReads, m.Lab.KernelChange, m.Lab.NeedsEndHosts
+		lm.Claim = m.Lab.Claims
 		dec := m.Decoder
 		switch m.Lab.Reading {
 		case method.SavedSYN:
@@ -214,19 +132,41 @@ func fromRegistry(ms []Method) []Method {
 			lm.ReadConn = savedSYN(reveal.Method(m.Name))
 			lm.ReadUDP = func(d *Datagram) (uint32, bool) { return uint32(d.IPID), d.Raw && d.Atomic }
 		case method.HTTPHeader:
-			lm.NATArgs, lm.ReadConn = httpHeaderArgs, xffRead
+			lm.NATArgs, lm.ReadConn = payloadArgs(m), xffRead
 		case method.ProxyHeader:
-			lm.NATArgs, lm.Wrap, lm.ReadConn = proxyArgs, proxyWrap, proxyRead
+			lm.NATArgs, lm.Wrap, lm.ReadConn = payloadArgs(m), proxyWrap, proxyRead
 		case method.PortSetLookup:
-			lm.NATArgs, lm.NATPrep, lm.ReadConn, lm.ReadUDP = portSetArgs, portSetPrep, portSetConn, portSetUDP
+			lm.NATArgs, lm.NATPrep, lm.ReadConn, lm.ReadUDP = portSetArgs(m), portSetPrep, portSetConn, portSetUDP
 		case method.IdentQuery:
-			lm.NATArgs = append(slices.Clip(m.Lab.NATArgs), "--ident-listen", lab.NATPublic+":113")
+			lm.NATArgs = append(slices.Clip(m.Lab.NATArgs), flag(m, "listen"), lab.NATPublic+":113")
 			lm.ReadConn = identQuery
 		case method.HIPStack:
 			lm.Custom = hipProbe
 		}
+		lm.Configured = strings.ReplaceAll(m.Lab.Configured, method.LabArgs, strings.Join(lm.NATArgs, " "))
 	}
 	return ms
+}
+
+// position orders the lab's columns: Table 1's by their place there, then
+// the methods it lacks.
+func position(m method.Method) int {
+	if m.Lab.Position == 0 {
+		return math.MaxInt32
+	}
+	return m.Lab.Position
+}
+
+// flag is the `natreveal run` flag of key in m's configuration section
+// (config derives each key's flag from its name).
+func flag(m method.Method, key string) string {
+	name := m.Section + "." + key
+	for _, k := range config.KeyList() {
+		if k.Name == name {
+			return "--" + k.Flag
+		}
+	}
+	panic("lab/table: " + m.Name + " has no configuration key " + name)
 }
 
 // savedSYN reads method m from the connection's saved SYN (the listener

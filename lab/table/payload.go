@@ -5,20 +5,22 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
 	proxyproto "github.com/pires/go-proxyproto"
 
 	"github.com/natreveal/natreveal/lab"
+	"github.com/natreveal/natreveal/method"
 )
 
-// The payload methods select every flow to the server's IPv4 address (port
-// 0: any port), so the perf measurement's fresh ports are selected too.
-var (
-	httpHeaderArgs = []string{"--methods", "http-header", "--http-header-destinations", lab.ServerAddr + "/32:0"}
-	proxyArgs      = []string{"--methods", "proxy-protocol", "--proxy-protocol-destinations", lab.ServerAddr + "/32:0"}
-)
+// payloadArgs are the NAT's flags for a payload method (an HTTP or PROXY
+// header): it selects every flow to the server's IPv4 address (port 0: any
+// port), so the perf measurement's fresh ports are selected too.
+func payloadArgs(m method.Method) []string {
+	return append(slices.Clip(m.Lab.NATArgs), flag(m, "destinations"), lab.ServerAddr+"/32:0")
+}
 
 // parseID reads natreveal's textual HOST_ID: "0x0002", or RFC 7239 §6.3's
 // obfuscated form "_0x0002".

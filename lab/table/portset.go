@@ -11,10 +11,12 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 
 	"github.com/natreveal/natreveal/lab"
+	"github.com/natreveal/natreveal/method"
 	"github.com/natreveal/natreveal/portset"
 )
 
@@ -24,9 +26,11 @@ import (
 // 64512 ports / (C+D) with C = 254 hosts per outside address, D = 2).
 const PortSetBlock = 252
 
-// portSetArgs are the NAT's flags: the same parameters as labPortSetPolicy.
-var portSetArgs = []string{"--methods", "port-set",
-	"--port-set-public", lab.NATPublic, "--port-set-block-size", strconv.Itoa(PortSetBlock)}
+// portSetArgs are the NAT's flags for a method read by a port-set lookup:
+// the same parameters as LabPortSetPolicy.
+func portSetArgs(m method.Method) []string {
+	return append(slices.Clip(m.Lab.NATArgs), flag(m, "public"), lab.NATPublic, flag(m, "block_size"), strconv.Itoa(PortSetBlock))
+}
 
 // LabPortSetPolicy is the policy `natreveal run` builds from the lab's
 // flags (portSetArgs), before publication.

@@ -2,12 +2,15 @@ package table
 
 import (
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/spf13/pflag"
 
 	"github.com/natreveal/natreveal/config"
 	"github.com/natreveal/natreveal/lab"
+	"github.com/natreveal/natreveal/method"
+	"github.com/natreveal/natreveal/method/all"
 )
 
 // The policy the NAT builds from the lab's flags is the one the lab's
@@ -16,7 +19,8 @@ import (
 func TestPortSetPolicyMatchesNAT(t *testing.T) {
 	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
 	config.AddFlags(fs)
-	if err := fs.Parse(append([]string{"--inside", lab.InsidePrefix}, portSetArgs...)); err != nil {
+	i := slices.IndexFunc(all.List, func(m method.Method) bool { return m.Lab.Reading == method.PortSetLookup })
+	if err := fs.Parse(append([]string{"--inside", lab.InsidePrefix}, portSetArgs(all.List[i])...)); err != nil {
 		t.Fatal(err)
 	}
 	c, err := config.Load(fs, func(string) string { return "" })

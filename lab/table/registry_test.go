@@ -2,8 +2,10 @@ package table
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
+	"github.com/natreveal/natreveal/method"
 	"github.com/natreveal/natreveal/method/all"
 )
 
@@ -36,6 +38,71 @@ func TestRegistryColumns(t *testing.T) {
 	for _, lm := range Methods {
 		if _, ok := all.Lookup(lm.Name); !ok {
 			t.Errorf("lab method %s is not registered", lm.Name)
+		}
+	}
+}
+
+// TestClaimsCoverTransports checks each method's lab column as its package
+// declares it: its transports are the table's, the analysis's claims on
+// them agree (every transport the lab tests has the analysis's word in a
+// Table 1 column, every transport the analysis says carries the HOST_ID is
+// tested; a method Table 1 lacks claims nothing), and its cells are
+// consistent.
+func TestClaimsCoverTransports(t *testing.T) {
+	known := map[string]bool{}
+	for _, tr := range Transports {
+		known[string(tr)] = true
+	}
+	positions := map[int]string{}
+	for _, m := range all.List {
+		l := m.Lab
+		seen := map[string]bool{}
+		for _, tr := range l.Transports {
+			if !known[tr] || seen[tr] {
+				t.Errorf("%s: transport %q unknown or declared twice", m.Name, tr)
+			}
+			seen[tr] = true
+		}
+		if l.Column == "" {
+			if l.Claims != (method.Claims{}) || l.Position != 0 {
+				t.Errorf("%s: not in Table 1, yet claims %+v at position %d", m.Name, l.Claims, l.Position)
+			}
+		} else {
+			if l.Position <= 0 || positions[l.Position] != "" {
+				t.Errorf("%s: Table 1 position %d (taken by %q)", m.Name, l.Position, positions[l.Position])
+			}
+			positions[l.Position] = m.Name
+			for _, tr := range Transports {
+				c := l.Claims.For(string(tr))
+				if c != "" && c != "Yes" && c != "No" {
+					t.Errorf("%s: claim %q over %s is not Yes or No", m.Name, c, tr)
+				}
+				if seen[string(tr)] && c == "" {
+					t.Errorf("%s: tested over %s, without the analysis's claim", m.Name, tr)
+				}
+				if c == "Yes" && !seen[string(tr)] {
+					t.Errorf("%s: the analysis says it is carried over %s, which it does not declare", m.Name, tr)
+				}
+			}
+		}
+		if strings.HasPrefix(l.ServerReads, "yes: ") != l.KernelChange || !strings.HasPrefix(l.ServerReads, "yes: ") && !strings.HasPrefix(l.ServerReads, "no: ") {
+			t.Errorf("%s: server reads %q, kernel change %v", m.Name, l.ServerReads, l.KernelChange)
+		}
+	}
+	// The lab's columns: Table 1's in its order, then the others.
+	last := 0
+	for _, lm := range Methods {
+		m, _ := all.Lookup(lm.Name)
+		p := m.Lab.Position
+		if p == 0 {
+			p = len(all.List) + 1
+		}
+		if p < last {
+			t.Errorf("%s: lab column out of Table 1's order", lm.Name)
+		}
+		last = p
+		if strings.Contains(lm.Configured, method.LabArgs) {
+			t.Errorf("%s: configured cell %q", lm.Name, lm.Configured)
 		}
 	}
 }

@@ -234,7 +234,7 @@ func yn(c string) string {
 }
 
 func carriedCell(m MethodResult, tr Transport) string {
-	claim := m.Claim.claim(tr)
+	claim := m.Claim.For(string(tr))
 	c, ok := m.Carried[tr]
 	if !ok {
 		return claimOr(claim) + " → n/a"
@@ -278,7 +278,7 @@ func successCell(m MethodResult, p lab.Path) string {
 
 func carriedDiffers(m MethodResult, tr Transport) bool {
 	c, ok := m.Carried[tr]
-	s := yn(m.Claim.claim(tr))
+	s := yn(m.Claim.For(string(tr)))
 	return ok && s != "" && s != yesNo(c.OK)
 }
 

@@ -118,11 +118,11 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 		return nil, err
 	}
 	defer udp.close()
-	hip, err := startHIP(r.t.Srv, r.st)
+	hipSrv, err := startHIP(r.t.Srv, r.st)
 	if err != nil {
 		return nil, err
 	}
-	defer hip.close()
+	defer hipSrv.close()
 
 	var methods []*Method
 	for i := range Methods {

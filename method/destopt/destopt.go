@@ -34,7 +34,9 @@ var Method = method.Method{
 		Ext:      60, // RFC 8200 §4.6: Destination Options
 		Match:    &method.Match{Carrier: method.IPv6DstOpt, Widths: []int{2, 4}, UDP: true, Set: "dstopt"}},
 	Lab: method.Lab{Family: 6, Transports: []string{"udp", "tcp", "http", "tls"},
-		NATArgs: []string{"--methods", Name}, Reading: method.RecvDstOpts},
+		NATArgs: []string{"--methods", Name}, Reading: method.RecvDstOpts,
+		ServerReads: "no: TCP_SAVED_SYN (TCP), IPV6_RECVDSTOPTS (UDP), both stock Linux",
+		Configured:  "NAT: natreveal run --methods " + Name + " (IPv6, NAT66); server app: TCP_SAVE_SYN / IPV6_RECVDSTOPTS; routers must pass extension headers"},
 }
 
 // Keys is dest-opt's configuration block (section dest_opt), tagged as

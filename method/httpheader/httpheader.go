@@ -21,8 +21,11 @@ var Method = method.Method{
 	Name: Name, Section: Section, Router: true, Family: method.IPv4,
 	Counters: []string{"http-requests", "http-forged-removed", "http-non-http", "http-tls"},
 	Decoder:  method.Decoder{Why: "in the stream: the server's HTTP stack reads the X-Forwarded-For or Forwarded field (RFC 7239) of each request"},
-	Lab: method.Lab{Column: "HTTP Header (XFF)", Family: 4, Transports: []string{"http", "tls"},
-		NATArgs: []string{"--methods", Name}, Reading: method.HTTPHeader},
+	Lab: method.Lab{Column: "HTTP Header (XFF)", Position: 4, Family: 4, Transports: []string{"http", "tls"},
+		NATArgs: []string{"--methods", Name}, Reading: method.HTTPHeader,
+		ServerReads: "no: the X-Forwarded-For header of each request, read by the application",
+		Configured:  "NAT: natreveal run --methods http-header --http-header-ports ...; server app: trust X-Forwarded-For from the NAT's address",
+		Claims:      method.Claims{UDP: "No", TCP: "No", HTTP: "Yes", Encrypted: "No", Success: "100%", Perf: "Med to High", OSModif: "No", Deployable: "Yes", Notes: "(2)"}},
 }
 
 // Keys is http-header's configuration block (section http_header), tagged

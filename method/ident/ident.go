@@ -21,7 +21,9 @@ var Method = method.Method{
 	Counters: []string{"conns", "refused-busy", "queries", "answered", "no-user", "invalid", "errors", "timeouts"},
 	Decoder:  method.Decoder{Why: "an RFC 1413 query from the server to the connection's source address, port 113"},
 	Lab: method.Lab{Family: 4, Transports: []string{"tcp", "http", "tls"},
-		NATArgs: []string{"--methods", Name}, Reading: method.IdentQuery},
+		NATArgs: []string{"--methods", Name}, Reading: method.IdentQuery,
+		ServerReads: "no: an RFC 1413 query from the application to the connection's source, port 113",
+		Configured:  "NAT: natreveal run --methods ident, port 113 open to servers; server app: an ident client"},
 }
 
 // Keys is ident's configuration block (section ident), tagged as

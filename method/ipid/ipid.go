@@ -31,8 +31,11 @@ var Method = method.Method{
 		return uint32(id), 2, ok && atomic
 	}, Reveal: true,
 		Match: &method.Match{Carrier: method.IPv4ID, Widths: []int{2}, UDP: true, Set: "ipid"}},
-	Lab: method.Lab{Column: "IP-ID", Family: 4, Transports: []string{"udp", "tcp", "http", "tls"},
-		NATArgs: []string{"--methods", Name}, Reading: method.RawSocket},
+	Lab: method.Lab{Column: "IP-ID", Position: 3, Family: 4, Transports: []string{"udp", "tcp", "http", "tls"},
+		NATArgs: []string{"--methods", Name}, Reading: method.RawSocket,
+		ServerReads: "no: TCP_SAVED_SYN (TCP); a raw IP socket, i.e. packet capture (UDP: no socket option shows the ID)",
+		Configured:  "NAT: natreveal run --methods ip-id; server app: TCP_SAVE_SYN, raw socket for UDP; the server must know the NAT writes it (Table 1 note 1)",
+		Claims:      method.Claims{UDP: "Yes", TCP: "Yes", HTTP: "Yes", Encrypted: "Yes", Success: "100%", Perf: "Low to Med", OSModif: "Yes", Deployable: "Yes", Notes: "(1)"}},
 }
 
 // Keys is ip-id's configuration block (section ip_id), tagged as

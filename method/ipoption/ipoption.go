@@ -30,8 +30,11 @@ var Method = method.Method{
 		Typed: IPOptionHostID, Opts: HostIDFromIPOptions, Types: Types,
 		TypeHelp: "IPv4 option type of ip-option: 30, 94, 158 or 222 (RFC 4727)",
 		Match:    &method.Match{Carrier: method.IPv4Opt, Widths: []int{2, 4}, UDP: true, Set: "ipopt"}},
-	Lab: method.Lab{Column: "IP Option", Family: 4, Transports: []string{"udp", "tcp", "http", "tls"},
-		NATArgs: []string{"--methods", Name}, Reading: method.RecvOpts},
+	Lab: method.Lab{Column: "IP Option", Position: 1, Family: 4, Transports: []string{"udp", "tcp", "http", "tls"},
+		NATArgs: []string{"--methods", Name}, Reading: method.RecvOpts,
+		ServerReads: "no: socket options of stock Linux, TCP_SAVED_SYN (TCP), IP_RECVOPTS (UDP)",
+		Configured:  "NAT: natreveal run --methods ip-option; server app: TCP_SAVE_SYN / IP_RECVOPTS; every router on the path must pass IP options",
+		Claims:      method.Claims{UDP: "Yes", TCP: "Yes", HTTP: "Yes", Encrypted: "Yes", Success: "30%", Perf: "High", OSModif: "Yes", Deployable: "Yes"}},
 }
 
 // Keys is ip-option's configuration block (section ip_option), tagged as

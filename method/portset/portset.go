@@ -24,8 +24,11 @@ var Method = method.Method{
 	Name: Name, Section: Section, Router: true, Family: method.IPv4,
 	NoCounters: "the kernel's SNAT rules translate every packet; nothing is queued (the mapping log records each translation)",
 	Decoder:    method.Decoder{Why: "a policy lookup: the source address and port in the NAT's published port-set policy (RFC 7422 §2)"},
-	Lab: method.Lab{Column: "Port Set", Family: 4, Transports: []string{"udp", "tcp", "http", "tls"},
-		NATArgs: []string{"--methods", Name}, Reading: method.PortSetLookup},
+	Lab: method.Lab{Column: "Port Set", Position: 6, Family: 4, Transports: []string{"udp", "tcp", "http", "tls"},
+		NATArgs: []string{"--methods", Name}, Reading: method.PortSetLookup,
+		ServerReads: "no: the source address:port the server sees, looked up in the published policy (package portset, Lookup)",
+		Configured:  "NAT: natreveal run " + method.LabArgs + " (kernel SNAT blocks, nothing queued); the NAT's policy published to servers (natreveal portset plan); server app: a lookup of each source address:port",
+		Claims:      method.Claims{UDP: "Yes", TCP: "Yes", HTTP: "Yes", Encrypted: "Yes", Success: "100%", Perf: "No", OSModif: "No", Deployable: "Yes", Notes: "(1) (3)"}},
 }
 
 // Keys is port-set's configuration block (section port_set), tagged as

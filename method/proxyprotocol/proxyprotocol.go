@@ -16,8 +16,11 @@ var Method = method.Method{
 	Name: Name, Section: Section, Router: true, Family: method.IPv4,
 	Counters: []string{"proxy-written", "proxy-forged-reset", "proxy-forged-replaced"},
 	Decoder:  method.Decoder{Why: "in the stream: the server reads the PROXY header before the first byte (reveal/listener)"},
-	Lab: method.Lab{Column: "Proxy Protocol", Family: 4, Transports: []string{"tcp", "http", "tls"},
-		NATArgs: []string{"--methods", Name}, Reading: method.ProxyHeader},
+	Lab: method.Lab{Column: "Proxy Protocol", Position: 5, Family: 4, Transports: []string{"tcp", "http", "tls"},
+		NATArgs: []string{"--methods", Name}, Reading: method.ProxyHeader,
+		ServerReads: "no: a PROXY v2 header before the stream (TLV UNIQUE_ID), read by the application (go-proxyproto)",
+		Configured:  "NAT: natreveal run --methods proxy-protocol --proxy-protocol-destinations ...; server app: must expect the PROXY header on that port (fails without it)",
+		Claims:      method.Claims{UDP: "No", TCP: "Yes", HTTP: "Yes", Encrypted: "Yes", Success: "Low", Perf: "High", OSModif: "No", Deployable: "No"}},
 }
 
 // Keys is proxy-protocol's configuration block (section proxy_protocol),

@@ -25,8 +25,11 @@ var Method = method.Method{
 	}, Default: true, Reveal: true,
 		Proto: 6, // RFC 7974: a TCP option
 		Match: &method.Match{Carrier: method.TCPOptionExp, Kind: 253, ExID: 0x0348, Widths: []int{2, 4}, Set: "tcpopt"}},
-	Lab: method.Lab{Column: "TCP Option", Family: 4, Transports: []string{"tcp", "http", "tls"},
-		NATArgs: []string{"--methods", Name}, Reading: method.SavedSYN},
+	Lab: method.Lab{Column: "TCP Option", Position: 2, Family: 4, Transports: []string{"tcp", "http", "tls"},
+		NATArgs: []string{"--methods", Name}, Reading: method.SavedSYN,
+		ServerReads: "no: TCP_SAVED_SYN, a socket option of stock Linux (4.2+)",
+		Configured:  "NAT: natreveal run --methods tcp-option; server app: TCP_SAVE_SYN on the listener",
+		Claims:      method.Claims{UDP: "No", TCP: "Yes", HTTP: "Yes", Encrypted: "Yes", Success: "99%", Perf: "Med to High", OSModif: "Yes", Deployable: "Yes"}},
 }
 
 // Keys is tcp-option's configuration block (section tcp_option), tagged as
