@@ -8,7 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/natreveal/natreveal/internal/packettest"
 	"github.com/natreveal/natreveal/markbits"
+	"github.com/natreveal/natreveal/method"
+	"github.com/natreveal/natreveal/packet"
 )
 
 // The learner sends a host once per retry interval, in batches, and adds
@@ -56,5 +59,45 @@ func TestIPIDLearner(t *testing.T) {
 	}
 	if ev[Learned].Load() != 2 {
 		t.Errorf("after Reset: counters %v", counts())
+	}
+}
+
+type learnedHosts []markbits.HostIDElement
+
+func (l *learnedHosts) Learn(a netip.Addr, id uint16) {
+	*l = append(*l, markbits.HostIDElement{Inside: a, ID: id})
+}
+
+// The step with the in-kernel path: a SYN whose IP-ID the kernel wrote is
+// skipped and counted by-kernel; another is written and its host learned;
+// a fragment is neither learned nor skipped.
+func TestStepKernel(t *testing.T) {
+	var l learnedHosts
+	k := &Kernel{Learner: &l, Events: make([]atomic.Uint64, len(Method.Events.Names))}
+	s := Step{Scope: ScopeSYN, Kernel: k}
+	host := netip.MustParseAddr("100.64.0.7")
+	p := method.Packet{ID: 0x1234, Inside: host, SYN: true, Tracked: true}
+
+	pkt := packettest.Build(t, packettest.IPHdr(), packettest.SYNHdr(packettest.LinuxSYN()...), nil) // IP-ID 0x1234
+	if r, n := s.Rewrite(packettest.PV(pkt, len(pkt)), pkt, p); r != method.Skip || n != 0 {
+		t.Errorf("kernel-written SYN: %v %d, want skip", r, n)
+	}
+	if k.Events[ByKernel].Load() != 1 || len(l) != 0 {
+		t.Errorf("by-kernel %d, learned %v", k.Events[ByKernel].Load(), l)
+	}
+
+	p.ID = 0x0007
+	if r, n := s.Rewrite(packettest.PV(pkt, len(pkt)), pkt, p); r != packet.Written || n != len(pkt) {
+		t.Errorf("unknown host's SYN: %v %d, want written", r, n)
+	}
+	if len(l) != 1 || l[0] != (markbits.HostIDElement{Inside: host, ID: 7}) || k.Events[ByKernel].Load() != 1 {
+		t.Errorf("learned %v, by-kernel %d", l, k.Events[ByKernel].Load())
+	}
+
+	ip := packettest.IPHdr()
+	ip.Flags = 0 // not atomic: the kernel rule writes no such SYN
+	pkt = packettest.Build(t, ip, packettest.SYNHdr(), nil)
+	if r, _ := s.Rewrite(packettest.PV(pkt, len(pkt)), pkt, p); r == method.Skip || len(l) != 1 {
+		t.Errorf("non-atomic SYN: %v, learned %v", r, l)
 	}
 }
