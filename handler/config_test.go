@@ -46,7 +46,9 @@ type testConfig struct {
 	SelectBit   uint32
 	SeqAdjBit   uint32
 	MaxSelected int
-	IPIDLearn   HostLearner
+	IPIDLearn   ipid.HostLearner
+
+	stats *Stats // the in-kernel ip-id path counts into it (newHandler sets it)
 }
 
 // handler is c as NewHandler takes it.
@@ -56,7 +58,11 @@ func (c testConfig) handler() HandlerConfig {
 		steps = append(steps, tcpoption.Step{Length: c.OptionLen})
 	}
 	if c.IPID {
-		steps = append(steps, ipid.Step{Scope: c.IPIDScope, UDPPackets: c.IPIDUDP})
+		s := ipid.Step{Scope: c.IPIDScope, UDPPackets: c.IPIDUDP}
+		if c.IPIDLearn != nil {
+			s.Kernel = &ipid.Kernel{Learner: c.IPIDLearn, Events: c.stats.Events(ipid.Name)}
+		}
+		steps = append(steps, s)
 	}
 	if c.IPOption {
 		steps = append(steps, ipoption.Step{Type: c.IPOptType, Length: c.IPOptLen, UDPPackets: c.IPOptUDP})
@@ -71,7 +77,6 @@ func (c testConfig) handler() HandlerConfig {
 			Proxy: c.Proxy, ProxySel: c.ProxySel, ProxyCfg: c.ProxyCfg, IDBits: c.IDBits, IDAddress: c.IDAddress,
 			SelectBit: c.SelectBit, SeqAdjBit: c.SeqAdjBit, MaxSelected: c.MaxSelected,
 		},
-		IPIDLearn: c.IPIDLearn,
 	}
 }
 
@@ -83,4 +88,15 @@ func TestStatsHoldEveryMethod(t *testing.T) {
 	if len(all.List) > maxMethods {
 		t.Fatalf("%d methods registered, Stats holds %d: raise maxMethods", len(all.List), maxMethods)
 	}
+	for _, m := range all.List {
+		if len(m.Events.Names) > maxEvents {
+			t.Errorf("%s: %d events, Stats holds %d: raise maxEvents", m.Name, len(m.Events.Names), maxEvents)
+		}
+	}
+}
+
+// withStats is c with the stats the in-kernel ip-id path counts into.
+func (c testConfig) withStats(st *Stats) testConfig {
+	c.stats = st
+	return c
 }

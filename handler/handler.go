@@ -1,8 +1,7 @@
 // Package handler is the packet path of queued packets: the SYNs and UDP
 // flows of inside hosts get their HOST_ID (RFC 6967 §3) by the configured
 // methods, with the flow tables that follow flows after their first packet,
-// the counters, the MTU lookup and the in-kernel ip-id learner; selected
-// flows go to package stream (sequence translation, HTTP fields, the PROXY
+// the counters and the MTU lookup; selected flows go to package stream (sequence translation, HTTP fields, the PROXY
 // header). It is pure: the queue (package queue) reads and answers
 // the packets, and conntrack, the HOST_ID source and the MTU are injected.
 package handler
@@ -18,7 +17,6 @@ import (
 	"github.com/natreveal/natreveal/markbits"
 	"github.com/natreveal/natreveal/method"
 	"github.com/natreveal/natreveal/method/all"
-	"github.com/natreveal/natreveal/method/tcpoption"
 	"github.com/natreveal/natreveal/packet"
 	"github.com/natreveal/natreveal/queue"
 	"github.com/natreveal/natreveal/stream"
@@ -47,10 +45,6 @@ type HandlerConfig struct {
 	// pre-NAT): the payload methods' parts, each filled from its method's
 	// configuration block (method/all.Configs.Stream), and the common ones.
 	Stream stream.Config
-
-	// IPIDLearn, when set, is the in-kernel ip-id path (ipidkernel.go): SYNs
-	// the kernel marked are left alone, hosts it did not know are learned.
-	IPIDLearn HostLearner
 }
 
 // Handler rewrites queued packets; it is pure (no syscalls): the HOST_ID
@@ -67,15 +61,16 @@ type Handler struct {
 	track6  bool           // the same for IPv6 flows: tcp-option only (no IP-ID in IPv6)
 	sel     *stream.Engine // selected flows (payload insertion); nil when none are
 	steps   []step         // cfg.Steps in the order they run
-	tcpOpt  bool           // tcp-option is one of them (forged.go)
 	views   sync.Pool      // *packet.View: steps are called through an interface, so the view is not on the stack
 }
 
 // step is a method's packet step and its registry position, which indexes
-// its counters.
+// its counters; spoof is the step as a method.AntiSpoof, nil when it is
+// none (resolved once here: no interface conversion per packet).
 type step struct {
 	method.Step
-	idx int
+	idx   int
+	spoof method.AntiSpoof
 }
 
 // NewHandler builds a Handler. resolve may be nil unless cfg.PostNAT.
@@ -84,9 +79,6 @@ func NewHandler(cfg HandlerConfig, src hostid.Source, resolve func(conntrack.Key
 	h := &Handler{
 		cfg: cfg, src: src, resolve: resolve, mtu: mtu, flows: flows, stats: stats, now: time.Now,
 		track: cfg.Tracks(), track6: cfg.Tracks6(), steps: orderSteps(cfg.Steps),
-	}
-	for _, s := range h.steps {
-		h.tcpOpt = h.tcpOpt || s.Name() == tcpoption.Name
 	}
 	h.views.New = func() any { return new(packet.View) }
 	h.sel = stream.New(cfg.Stream, &stats.Counters)
@@ -105,7 +97,8 @@ func orderSteps(steps []method.Step) []step {
 					if i >= maxMethods {
 						panic("handler: more methods than maxMethods")
 					}
-					out = append(out, step{s, i})
+					a, _ := s.(method.AntiSpoof)
+					out = append(out, step{s, i, a})
 				}
 			}
 		}
@@ -282,10 +275,7 @@ func (h *Handler) original(pv *packet.View, buf []byte, m Meta, tag netip.Addr) 
 		track = h.track6
 	}
 	v, syn, mark := h.follow(pv.TCP, m, track)
-	// The in-kernel ip-id path (config: ip-id, pre-nat, scope syn) may
-	// have written the SYN's IP-ID already.
-	kern := syn && v4 && h.cfg.IPIDLearn != nil && h.kernelIPID(pv.IP4, key.Inside, uint16(id))
-	h.run(&v, pv, buf, method.Packet{ID: id, SYN: syn, Tracked: mark, KernelWrote: kern}, m)
+	h.run(&v, pv, buf, method.Packet{ID: id, Inside: key.Inside, SYN: syn, Tracked: mark}, m)
 	if h.sel != nil && v4 {
 		v = h.sel.Original(key, id, syn, pv, buf, m, h.outMTU(m), v)
 	}
@@ -308,8 +298,8 @@ func (h *Handler) run(vd *Verdict, pv *packet.View, buf []byte, p method.Packet,
 		h.stats.results[s.idx][r].Add(1)
 		if nl > 0 {
 			vd.Len = nl
-		} else if r != packet.Written && r != packet.Unchanged && s.Name() == tcpoption.Name {
-			*vd = h.unmarked(*vd, pv, buf) // forged.go: no HOST_ID leaves unwritten
+		} else if r != packet.Written && r != packet.Unchanged && s.spoof != nil {
+			*vd = h.unmarked(*vd, pv, buf, s.spoof) // forged.go: no forged HOST_ID leaves unwritten
 		}
 	}
 }
@@ -371,7 +361,7 @@ func (h *Handler) udp(pv *packet.View, buf []byte, m Meta, tag netip.Addr) Verdi
 		h.stats.inc(NoHostID)
 		return v
 	}
-	h.run(&v, pv, buf, method.Packet{ID: id, UDPSeq: seq}, m)
+	h.run(&v, pv, buf, method.Packet{ID: id, Inside: key.Inside, UDPSeq: seq}, m)
 	return h.modified(v)
 }
 

@@ -54,7 +54,7 @@ func newHandler6(cfg testConfig) (*Handler, *Stats) {
 		cfg.DestType, cfg.DestLen = destopt.DestOptType, 2
 	}
 	st := &Stats{}
-	return NewHandler(cfg.handler(), hostid.Lower16{}, nil, func(uint32) int { return 1500 }, NewFlows(16), st), st
+	return NewHandler(cfg.withStats(st).handler(), hostid.Lower16{}, nil, func(uint32) int { return 1500 }, NewFlows(16), st), st
 }
 
 // check6 decodes a rewritten IPv6 packet independently (gopacket) and

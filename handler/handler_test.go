@@ -84,7 +84,7 @@ func newHandler(cfg testConfig) (*Handler, *Stats) {
 		cfg.OptionLen = 2
 	}
 	st := &Stats{}
-	return NewHandler(cfg.handler(), hostid.Lower16{}, nil, func(uint32) int { return 1500 }, NewFlows(16), st), st
+	return NewHandler(cfg.withStats(st).handler(), hostid.Lower16{}, nil, func(uint32) int { return 1500 }, NewFlows(16), st), st
 }
 
 func hostIDOf(t *testing.T, pkt []byte) (uint32, bool) {

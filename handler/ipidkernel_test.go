@@ -1,11 +1,9 @@
 package handler
 
 import (
-	"context"
 	"net/netip"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/natreveal/natreveal/markbits"
 	"github.com/natreveal/natreveal/method/ipid"
@@ -48,45 +46,19 @@ func TestHandlerIPIDKernel(t *testing.T) {
 	}
 }
 
-// The learner sends a host once per retry interval, in batches, and adds
-// one by one when a batch fails (a full map).
-func TestIPIDLearner(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+// The in-kernel path's events are named "ip-id-kernel/<event>" in the
+// snapshot (and as metrics' event label), as before they moved to the
+// method.
+func TestIPIDKernelEventNames(t *testing.T) {
 	st := &Stats{}
-	var mu sync.Mutex
-	var calls [][]markbits.HostIDElement
-	l := NewIPIDLearner(ctx, func(els []markbits.HostIDElement) error {
-		mu.Lock()
-		defer mu.Unlock()
-		calls = append(calls, append([]markbits.HostIDElement(nil), els...))
-		if len(els) > 1 || els[0].ID == 9 {
-			return context.DeadlineExceeded // the batch fails, and host 9 alone
+	ev := st.Events(ipid.Name)
+	for i, name := range []string{"by-kernel", "learned", "learn-errors", "learn-dropped"} {
+		ev[i].Add(uint64(i + 1))
+		if got := st.Snapshot()["ip-id-kernel/"+name]; got != uint64(i+1) {
+			t.Errorf("%s: %d in %v", name, got, st.Snapshot())
 		}
-		return nil
-	}, st)
-	// A retry interval no pause of a loaded machine reaches: the duplicate
-	// below is deduplicated, and the second send of a only follows Reset.
-	l.retry = time.Hour
-	a, b := netip.MustParseAddr("100.64.0.8"), netip.MustParseAddr("100.64.0.9")
-	l.Learn(a, 8)
-	l.Learn(b, 9)
-	l.Learn(a, 8) // deduplicated
-	deadline := time.Now().Add(30 * time.Second)
-	for st.Snapshot()["ip-id-kernel/learned"]+st.Snapshot()["ip-id-kernel/learn-errors"] < 2 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	s := st.Snapshot()
-	if s["ip-id-kernel/learned"] != 1 || s["ip-id-kernel/learn-errors"] != 1 {
-		t.Errorf("counters %v, calls %v", s, calls)
-	}
-	l.Reset()
-	l.Learn(a, 8) // sent again after a reset
-	deadline = time.Now().Add(30 * time.Second)
-	for st.Snapshot()["ip-id-kernel/learned"] < 2 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	if s := st.Snapshot(); s["ip-id-kernel/learned"] != 2 {
-		t.Errorf("after Reset: counters %v", s)
+		if got := st.Event(ipid.Name, name); got != uint64(i+1) {
+			t.Errorf("Event(%s) = %d", name, got)
+		}
 	}
 }

@@ -13,6 +13,9 @@ import (
 // the step results of each method by its position there.
 const maxMethods = 16
 
+// maxEvents bounds a method's event counters (method.Events).
+const maxEvents = 8
+
 // Reason names a counter (queue.Reason).
 type Reason = queue.Reason
 
@@ -66,7 +69,9 @@ type Stats struct {
 	// results counts the methods' packet steps' results, by registry
 	// position (method/all).
 	results [maxMethods][packet.NumResults]atomic.Uint64
-	kern    kernStats // in-kernel ip-id path (ipidkernel.go)
+	// events counts the methods' events (method.Events), by registry
+	// position and the event's index in its method's names.
+	events [maxMethods][maxEvents]atomic.Uint64
 	// What the ruleset did without the daemon (rules.Counters): tracked
 	// TCP flows it ended, SYN-ACK MSS values it lowered. Totals the daemon
 	// stores (SetRuleset); Get adds them to TrackDone and MSSLowered.
@@ -109,8 +114,38 @@ func (s *Stats) Result(method string, r packet.Result) uint64 {
 	return 0
 }
 
+// Events returns the event counters of the method named method
+// (method.Events), one per name in its order, where the parts of the
+// method count them; nil for a method without events. The counters live
+// as long as s.
+func (s *Stats) Events(method string) []atomic.Uint64 {
+	for i, m := range all.List {
+		if m.Name == method && len(m.Events.Names) > 0 {
+			return s.events[i][:len(m.Events.Names)]
+		}
+	}
+	return nil
+}
+
+// Event returns the event counter name of the method named method; 0 for
+// one the method does not declare.
+func (s *Stats) Event(method, name string) uint64 {
+	for i, m := range all.List {
+		if m.Name != method {
+			continue
+		}
+		for j, n := range m.Events.Names {
+			if n == name && j < maxEvents {
+				return s.events[i][j].Load()
+			}
+		}
+	}
+	return 0
+}
+
 // Snapshot returns the non-zero counters by name; the results of a
-// method's packet step appear as "<method>/<result>" (tcp-option/written).
+// method's packet step appear as "<method>/<result>" (tcp-option/written),
+// its events as "<prefix>/<event>" (ip-id-kernel/learned).
 func (s *Stats) Snapshot() map[string]uint64 {
 	m := map[string]uint64{}
 	for i := Reason(0); i < numReasons; i++ {
@@ -128,7 +163,13 @@ func (s *Stats) Snapshot() map[string]uint64 {
 			}
 		}
 	}
-	s.kern.snapshot(m)
+	for i, mt := range all.List {
+		for j, name := range mt.Events.Names {
+			if v := s.events[i][j].Load(); v != 0 {
+				m[mt.Events.Prefix+"/"+name] = v
+			}
+		}
+	}
 	return m
 }
 

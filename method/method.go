@@ -255,8 +255,23 @@ type Method struct {
 	Counters []string
 	// NoCounters says why a method has no counters of its own.
 	NoCounters string
-	Decoder    Decoder
-	Lab        Lab
+	// Events are the method's event counters besides its step's results:
+	// what a part of it outside the packet step did (ip-id's in-kernel
+	// path); none for most.
+	Events  Events
+	Decoder Decoder
+	Lab     Lab
+}
+
+// Events are a method's event counters. The handler's stats hold one
+// counter per name, in this order, by the method's registry position, and
+// name them "<Prefix>/<name>" (ip-id-kernel/learned); metrics exposes them
+// as the counter family Metric, labelled event=<name>.
+type Events struct {
+	Prefix string
+	Names  []string
+	Metric string // natreveal_ip_id_kernel_events_total
+	Help   string // the family's help
 }
 
 // KeyError is a bad value of one of a method's configuration keys.

@@ -1,6 +1,10 @@
 package method
 
-import "github.com/natreveal/natreveal/packet"
+import (
+	"net/netip"
+
+	"github.com/natreveal/natreveal/packet"
+)
 
 // Layer is the header a packet step writes. The packet path runs the
 // enabled methods' steps from the outside in (the IP header and its
@@ -22,6 +26,8 @@ const Skip = packet.NumResults
 // bytes and view.
 type Packet struct {
 	ID uint32 // the inside host's HOST_ID (RFC 6967 §3)
+	// Inside is the inside host's address (before NAT), whose HOST_ID ID is.
+	Inside netip.Addr
 	// SYN: a TCP SYN (no ACK, RST or FIN) from an inside host.
 	SYN bool
 	// Tracked: a later client segment of a followed flow in its tracked
@@ -31,9 +37,6 @@ type Packet struct {
 	UDPSeq int
 	// MTU is the outgoing interface's MTU; 0 when unknown.
 	MTU int
-	// KernelWrote: the kernel already wrote this SYN's IP-ID (the in-kernel
-	// ip-id path, rules/ipidmap.go); the packet path learned it.
-	KernelWrote bool
 }
 
 // Step is a method's packet step: it writes the HOST_ID into one queued
@@ -61,4 +64,19 @@ type Step interface {
 // first, so the queues must not take such packets whole.
 type PerSegment interface {
 	PerSegment() bool
+}
+
+// AntiSpoof is a step whose carrier an inside host could fill itself: a
+// packet natreveal does not mark must not leave with a HOST_ID the host
+// forged (RFC 6967 §3: a server must not take a host's own claim for the
+// NAT's). The packet path resolves it once, when it is built, and calls
+// Unmarked for a packet from an inside host that the step could not mark
+// (its Rewrite returned neither Written nor Unchanged) and for a SYN no
+// step saw (no HOST_ID for the host, no conntrack answer).
+type AntiSpoof interface {
+	// Unmarked removes a HOST_ID of the method's from the packet buf[:v.N],
+	// parsed as v, and keeps v true: n > 0 is the packet's new length. drop:
+	// one may be there and cannot be removed; the packet path drops the
+	// packet and counts it refused. n 0, drop false: none is there.
+	Unmarked(v *packet.View, buf []byte) (n int, drop bool)
 }

@@ -62,8 +62,6 @@ var (
 		"Flow tracking events: tracked, done, full (table at its cap), untracked, evicted.", "event")
 	descFlows = gaugeFamily("natreveal_flows_tracked",
 		"UDP flows whose first datagrams the daemon follows right now (the ruleset follows TCP flows).")
-	descIPIDKernel = counterFamily("natreveal_ip_id_kernel_events_total",
-		"In-kernel ip-id path (ip_id.kernel): SYNs whose IP-ID the kernel had written (by-kernel), hosts learned into the map, learns that failed or were dropped.", "event")
 	descMSS = counterFamily("natreveal_mss_lowered_total",
 		"SYN-ACKs whose MSS was lowered to make room for the option (by the ruleset for tracked flows).")
 	descCtLookups = counterFamily("natreveal_conntrack_lookups_total",
@@ -99,6 +97,26 @@ func resultMethods() []struct {
 				name string
 				get  func(*handler.Stats, packet.Result) uint64
 			}{name, func(s *handler.Stats, r packet.Result) uint64 { return s.Result(name, r) }})
+		}
+	}
+	return out
+}
+
+// events are the registered methods' event counters (method.Events): a
+// counter family each, labelled by event.
+var events = eventFamilies()
+
+type methodEvents struct {
+	name  string   // the method's
+	names []string // its events
+	f     *family
+}
+
+func eventFamilies() []methodEvents {
+	var out []methodEvents
+	for _, m := range all.List {
+		if e := m.Events; len(e.Names) > 0 {
+			out = append(out, methodEvents{m.Name, e.Names, counterFamily(e.Metric, e.Help, "event")})
 		}
 	}
 	return out
@@ -164,11 +182,11 @@ func (c *Collector) collect(e *exposition) error {
 				counter(descFlowEvents, st.Get(ev.r), ev.name)
 			}
 			counter(descMSS, st.Get(handler.MSSLowered))
-			by, learned, errs, dropped := st.IPIDKernel()
-			counter(descIPIDKernel, by, "by-kernel")
-			counter(descIPIDKernel, learned, "learned")
-			counter(descIPIDKernel, errs, "learn-errors")
-			counter(descIPIDKernel, dropped, "learn-dropped")
+			for _, ev := range events {
+				for _, name := range ev.names {
+					counter(ev.f, st.Event(ev.name, name), name)
+				}
+			}
 			counter(descCtMisses, st.Get(handler.CtMiss))
 			counter(descCtErrors, st.Get(handler.CtError))
 		}

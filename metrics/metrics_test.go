@@ -201,9 +201,13 @@ x_info{v="q\"\\\n"} 1
 
 // Every family's label names are sorted, as Prometheus clients print them.
 func TestFamilyLabelsSorted(t *testing.T) {
-	for _, f := range []*family{descPackets, descQueued, descVerdicts, descModified, descUnchanged, descRefused,
-		descVerdictErrors, descFlowEvents, descFlows, descIPIDKernel, descMSS, descCtLookups, descCtMisses,
-		descCtErrors, descKernelDropped, descUserDropped, descBuild} {
+	fs := []*family{descPackets, descQueued, descVerdicts, descModified, descUnchanged, descRefused,
+		descVerdictErrors, descFlowEvents, descFlows, descMSS, descCtLookups, descCtMisses,
+		descCtErrors, descKernelDropped, descUserDropped, descBuild}
+	for _, ev := range events {
+		fs = append(fs, ev.f)
+	}
+	for _, f := range fs {
 		if !sort.StringsAreSorted(f.Labels) {
 			t.Errorf("%s: labels %v not sorted", f.Name, f.Labels)
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/natreveal/natreveal/handler"
 	"github.com/natreveal/natreveal/hostid"
 	"github.com/natreveal/natreveal/method/ident"
+	"github.com/natreveal/natreveal/method/ipid"
 	"github.com/natreveal/natreveal/queue"
 	"github.com/natreveal/natreveal/rules"
 )
@@ -49,11 +50,11 @@ type packetDaemon struct {
 	stopped   bool
 	watching  bool
 	cc        *conntrack.Conn
-	learner   *handler.IPIDLearner // in-kernel ip-id path (ipidkernel.go)
-	noHelper  bool                 // the kernel lacks the seqadj helper: no handoff
-	seqcc     *conntrack.Conn      // ctnetlink socket of the handoff
-	ruleBase  [2]uint64            // ruleset counters (done, mss) of the tables a reload replaced
-	acctOff   func()               // restores nf_conntrack_acct (countPackets), or nil
+	learner   *ipid.Learner   // in-kernel ip-id path (ipidkernel.go)
+	noHelper  bool            // the kernel lacks the seqadj helper: no handoff
+	seqcc     *conntrack.Conn // ctnetlink socket of the handoff
+	ruleBase  [2]uint64       // ruleset counters (done, mss) of the tables a reload replaced
+	acctOff   func()          // restores nf_conntrack_acct (countPackets), or nil
 }
 
 // countPackets turns conntrack's packet counters on for the tracked flows'
@@ -144,7 +145,7 @@ func (d *packetDaemon) Handle(buf []byte, n int, m queue.Meta) queue.Verdict {
 // touching the running one. d.mu is held.
 func (d *packetDaemon) prepare(c *config.Config, src hostid.Source) (*handler.Handler, *handler.Flows, error) {
 	hc := handlerConfig(c)
-	hc.IPIDLearn = d.ipidLearner(c)
+	d.ipidKernel(c, hc.Steps)
 	flows := d.flows.Load()
 	if flows == nil || d.c == nil || d.c.Flows.Max != c.Flows.Max {
 		flows = handler.NewFlows(c.Flows.Max)

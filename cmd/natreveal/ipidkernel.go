@@ -6,7 +6,7 @@ import (
 	"github.com/google/nftables"
 
 	"github.com/natreveal/natreveal/config"
-	"github.com/natreveal/natreveal/handler"
+	"github.com/natreveal/natreveal/method"
 	"github.com/natreveal/natreveal/method/ipid"
 	"github.com/natreveal/natreveal/rules"
 )
@@ -24,21 +24,34 @@ func ipidMapSpec(c *config.Config) *rules.IPIDMap {
 	}
 }
 
+// ipidKernel gives ip-id's packet step among steps, built from c, the
+// in-kernel path when c enables it: the learner that fills the map and the
+// method's event counters in d.st. d.mu is held.
+func (d *packetDaemon) ipidKernel(c *config.Config, steps []method.Step) {
+	if !c.IPIDKernel.Enabled {
+		return
+	}
+	k := &ipid.Kernel{Learner: d.ipidLearner(), Events: d.st.Events(ipid.Name)}
+	for i, s := range steps {
+		if st, ok := s.(ipid.Step); ok {
+			st.Kernel = k
+			steps[i] = st
+		}
+	}
+}
+
 // ipidLearner is the learner that fills the map, started with the first
 // configuration that enables the kernel path and kept across reloads (a
 // reload's new table starts empty; hosts are learned again from their next
-// SYNs). nil when c does not enable it. d.mu is held.
-func (d *packetDaemon) ipidLearner(c *config.Config) handler.HostLearner {
-	if !c.IPIDKernel.Enabled {
-		return nil
-	}
+// SYNs). d.mu is held.
+func (d *packetDaemon) ipidLearner() *ipid.Learner {
 	if d.learner == nil {
 		var (
 			once sync.Once
 			conn *nftables.Conn
 			err  error
 		)
-		d.learner = handler.NewIPIDLearner(d.ctx, func(els []rules.HostIDElement) error {
+		d.learner = ipid.NewLearner(d.ctx, func(els []rules.HostIDElement) error {
 			once.Do(func() { conn, err = nftables.New() })
 			if err != nil {
 				return err
@@ -47,7 +60,7 @@ func (d *packetDaemon) ipidLearner(c *config.Config) handler.HostLearner {
 			table := d.spec.Table
 			d.mu.Unlock()
 			return rules.AddHostIDs(conn, table, els)
-		}, d.st)
+		}, d.st.Events(ipid.Name))
 	}
 	return d.learner
 }

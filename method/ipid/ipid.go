@@ -26,6 +26,9 @@ const (
 var Method = method.Method{
 	Name: Name, Section: Section, Router: true, Family: method.IPv4,
 	Counters: []string{Name},
+	Events: method.Events{Prefix: "ip-id-kernel", Names: []string{"by-kernel", "learned", "learn-errors", "learn-dropped"},
+		Metric: "natreveal_ip_id_kernel_events_total",
+		Help:   "In-kernel ip-id path (ip_id.kernel): SYNs whose IP-ID the kernel had written (by-kernel), hosts learned into the map, learns that failed or were dropped."},
 	Decoder: method.Decoder{Packet: func(pkt []byte) (uint32, int, bool) {
 		id, atomic, ok := IPID(pkt)
 		return uint32(id), 2, ok && atomic

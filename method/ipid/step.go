@@ -10,6 +10,9 @@ import (
 type Step struct {
 	Scope      string // ScopeSYN, ScopeNew or ScopeAll
 	UDPPackets int    // first datagrams of each UDP flow that carry it
+	// Kernel is the in-kernel path (kernel.go), nil when it is off: the
+	// daemon sets it on the step Config.Step built.
+	Kernel *Kernel
 }
 
 func (Step) Name() string        { return Name }
@@ -19,8 +22,9 @@ func (s Step) Needs() method.Needs {
 }
 
 // Rewrite writes the IP-ID of an IPv4 SYN, of the segments the scope
-// names, and of the first UDPPackets datagrams of a UDP flow. A SYN whose
-// IP-ID the kernel wrote is left alone.
+// names, and of the first UDPPackets datagrams of a UDP flow. With the
+// in-kernel path, a SYN whose IP-ID the kernel wrote is left alone, and
+// the host of one it did not write is learned.
 func (s Step) Rewrite(v *packet.View, buf []byte, p method.Packet) (packet.Result, int) {
 	if v.Version != 4 {
 		return method.Skip, 0
@@ -29,7 +33,9 @@ func (s Step) Rewrite(v *packet.View, buf []byte, p method.Packet) (packet.Resul
 		if p.UDPSeq > s.UDPPackets {
 			return method.Skip, 0
 		}
-	} else if !(p.SYN || p.Tracked && s.Scope != ScopeSYN || s.Scope == ScopeAll) || p.SYN && p.KernelWrote {
+	} else if p.SYN && s.Kernel != nil && s.Kernel.wrote(v.IP4, p) {
+		return method.Skip, 0
+	} else if !(p.SYN || p.Tracked && s.Scope != ScopeSYN || s.Scope == ScopeAll) {
 		return method.Skip, 0
 	}
 	r := SetIPID(v, buf, uint16(p.ID))
