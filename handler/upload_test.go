@@ -140,14 +140,20 @@ func TestUploadSkipsQueue(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			r := newUploadRun(t, c.isn)
 			end, pos := r.startBody(false)
-			// Until the kernel holds the offset, the body stays queued.
-			r.serverAcks(kernelAckAfter-1, pos)
+			// Until the server has the fields, the body stays queued.
 			r.client(pos, make([]byte, 1000))
 			pos += 1000
+			r.serverAcks(1, 0)
 			if got := r.calls(); got != "" {
 				t.Fatalf("set calls before the kernel holds the offset: %s", got)
 			}
-			r.serverAcks(1, pos) // the handoff; after its verdict, the body's element
+			// Its first acknowledgement of them hands the offset to the
+			// kernel at once (a long body); after that verdict, the
+			// body's element.
+			r.serverAcks(1, pos)
+			if r.st.Get(SelKernelAcks) != 1 {
+				t.Fatalf("select-kernel-acks %d after the fields were acknowledged", r.st.Get(SelKernelAcks))
+			}
 			hi := end - 1<<16
 			if got, want := r.calls(), "add "+r.elem(pos, hi); got != want {
 				t.Fatalf("calls %s, want %s", got, want)

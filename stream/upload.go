@@ -79,6 +79,13 @@ type upload struct {
 // Config.SeqAdjBit.
 func (e *Engine) SetUploads(u UploadSet) { e.uploads = u }
 
+// longBody reports whether the parser is in a Content-Length body long
+// enough for an element: the kernel should take the offset at once.
+func (s *stream) longBody() bool {
+	p, ok := s.p.(*httpParser)
+	return ok && p.st == hsBody && p.n >= uploadMin+uploadTail
+}
+
 // uploadElems are the set elements of s's client offsets [lo, hi].
 func (s *stream) uploadElems(key FlowKey, lo, hi int64) []markbits.Upload {
 	src, dst := key.Tuple()
