@@ -11,6 +11,7 @@ type (
 	HTTPFields  = stream.HTTPFields
 	ProxyConfig = stream.ProxyConfig
 	SeqAdjuster = stream.SeqAdjuster
+	UploadSet   = stream.UploadSet
 )
 
 // Selects reports whether some flows are selected for payload insertion
@@ -23,6 +24,14 @@ func (c HandlerConfig) Selects() bool { return c.Stream.Selects() }
 func (h *Handler) SetSeqAdj(a SeqAdjuster) {
 	if !h.cfg.PostNAT && h.sel != nil {
 		h.sel.SetSeqAdj(a)
+	}
+}
+
+// SetUploads makes h let request bodies of http-header flows skip the
+// queue through u (stream.Engine.SetUploads), with SetSeqAdj; pre-NAT only.
+func (h *Handler) SetUploads(u UploadSet) {
+	if !h.cfg.PostNAT && h.sel != nil {
+		h.sel.SetUploads(u)
 	}
 }
 

@@ -60,6 +60,8 @@ const (
 	SelKernelAcks       = queue.SelKernelAcks
 	SelReset            = queue.SelReset
 	SelUserAcks         = queue.SelUserAcks
+	SelUploads          = queue.SelUploads
+	SelUploadFailed     = queue.SelUploadFailed
 	numReasons          = queue.NumReasons
 )
 

@@ -1,7 +1,8 @@
 // Package markbits is the contract between the ruleset and the packet path
 // about packet marks and ct marks: how a tag rule writes an inside address
-// into a packet mark (post-NAT placement), and what the in-kernel ip-id
-// learner hands the ruleset's map. Both sides import it, so neither needs
+// into a packet mark (post-NAT placement), what the in-kernel ip-id
+// learner hands the ruleset's map, and the request bodies the packet path
+// hands the ruleset's uploads set. Both sides import it, so neither needs
 // the other: the packet path does not import the nftables builder.
 //
 // The single-bit masks (track, done, select, seqadj) are chosen by the
@@ -41,3 +42,13 @@ type HostIDElement struct {
 // SingleBit reports whether m is a mask of exactly one bit, as every mark
 // bit of the contract must be.
 func SingleBit(m uint32) bool { return m != 0 && m&(m-1) == 0 }
+
+// Upload is one element of the ruleset's uploads set: the client segments
+// of the flow Src -> Dst (TCP, the inside host's own address and port)
+// whose sequence number lies in [First, Last] skip the queue (a request
+// body the kernel's sequence adjustment translates alone). First <= Last:
+// a range across 2^32 is two elements.
+type Upload struct {
+	Src, Dst    netip.AddrPort
+	First, Last uint32
+}

@@ -51,6 +51,8 @@ const (
 	SelHostFull                       // ... of them, the inside host at its share (flows.max/8): dropped, not passed unrewritten
 	HTTPRefused                       // HTTP/1.x requests whose framing a lenient server could read differently: reset (RFC 9112)
 	ProxyBadHeader                    // client PROXY headers too long or malformed to remove in replace mode: reset
+	SelUploads                        // request bodies whose client segments skipped the queue (the uploads set)
+	SelUploadFailed                   // uploads set elements that could not be added (the body stays queued) or removed
 	NumReasons
 )
 
@@ -64,6 +66,7 @@ var reasonNames = [NumReasons]string{
 	"gso-packets", "gso-passed", "select-kernel", "select-kernel-failed",
 	"select-kernel-acks", "select-user-acks", "select-reset",
 	"backlog-dropped", "select-host-full", "http-refused", "proxy-bad-header",
+	"select-uploads", "select-upload-failed",
 }
 
 func (r Reason) String() string { return reasonNames[r] }

@@ -48,6 +48,11 @@ func Apply(c *nftables.Conn, s Spec) error {
 				return fail(fmt.Errorf("map %s: %w", rs.Map.Name, err))
 			}
 		}
+		if rs.Uploads != nil {
+			if err := c.AddSet(rs.Uploads, nil); err != nil {
+				return fail(fmt.Errorf("set %s: %w", rs.Uploads.Name, err))
+			}
+		}
 		for _, ch := range rs.Chains {
 			c.AddChain(ch)
 		}

@@ -49,6 +49,7 @@ type Ruleset struct {
 	Elements []nftables.SetElement // elements of Set, as nft(8) would send them
 	Chains   []*nftables.Chain     // tag (post-NAT), mss (Spec.TrackMSS), pureack (Spec.SeqAdjBit), steer, then remember when flows are followed
 	Map      *nftables.Set         // the ip-id map (Spec.IPIDMap), or nil
+	Uploads  *nftables.Set         // the uploads set (Spec.UploadSize), or nil
 	Objs     []*nftables.NamedObj  // counters (Spec.Track), the ct helper object (Spec.SeqAdjHelper)
 	Rules    []*nftables.Rule      // in chain order; Rule.Chain tells which
 }
@@ -144,7 +145,12 @@ func describeTable(s Spec, f family) *tableDesc {
 	}
 
 	if f.sel && s.SeqAdjBit != 0 {
-		d.chains = append(d.chains, pureAckChainDesc())
+		pureAck := pureAckChainDesc()
+		if s.UploadSize != 0 {
+			d.uploads, d.upText = f.uploadsSet(t, s), f.uploadsText(s)
+			pureAck.add(f.uploadsMatch(), verdict(expr.VerdictAccept))
+		}
+		d.chains = append(d.chains, pureAck)
 	}
 	steer := chainDesc{name: steerChain, base: true, prio: steerPrio}
 	steer.rules = append(steer.rules, dropInvalid(f)...) // invalid.go

@@ -112,12 +112,14 @@ type tableDesc struct {
 	setText  string // the set (with its elements) as nft lists it
 	hostID   *nftables.Set
 	mapText  string // hostID as nft lists it
+	uploads  *nftables.Set
+	upText   string // uploads as Text prints it (typeof, uploads.go)
 	chains   []chainDesc
 }
 
 // ruleset renders d as google/nftables objects.
 func (d *tableDesc) ruleset() *Ruleset {
-	rs := &Ruleset{Table: d.table, Set: d.set, Elements: d.elements, Map: d.hostID}
+	rs := &Ruleset{Table: d.table, Set: d.set, Elements: d.elements, Map: d.hostID, Uploads: d.uploads}
 	for _, o := range d.objs {
 		rs.Objs = append(rs.Objs, o.obj)
 	}
@@ -145,6 +147,7 @@ func (d *tableDesc) text() string {
 	}
 	b.WriteString(d.setText)
 	b.WriteString(d.mapText)
+	b.WriteString(d.upText)
 	for i := range d.chains {
 		b.WriteString(d.chains[i].text())
 	}

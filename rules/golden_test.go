@@ -162,7 +162,7 @@ var goldenSpecs = []struct {
 	{"apply-native-prenat-q1-syn-select-seqadj", Spec{
 		Inside: prefixes("100.64.0.0/24"), QueueNum: 0, QueueCount: 1,
 		Mechanism: Native, Placement: PreNAT, SYN: true, Select: true, SelectBit: 0x00040000, SeqAdjHelper: "ftp",
-		SeqAdjBit: 0x00080000,
+		SeqAdjBit: 0x00080000, UploadSize: 8192, UploadTimeout: 10 * time.Minute,
 	}},
 	{"apply-compat-prenat-q2-syn-track-select", Spec{
 		Inside: prefixes("100.64.0.0/24"), QueueNum: 2, QueueCount: 2,
@@ -194,6 +194,9 @@ func specLine(s Spec) string {
 		}
 		if s.SeqAdjBit != 0 {
 			sel += fmt.Sprintf(" SeqAdjBit:%#08x", s.SeqAdjBit)
+		}
+		if s.UploadSize != 0 {
+			sel += fmt.Sprintf(" UploadSize:%d UploadTimeout:%v", s.UploadSize, s.UploadTimeout)
 		}
 	}
 	if s.TrackMSS || s.TrackPackets > 0 {

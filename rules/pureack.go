@@ -9,6 +9,9 @@ package rules
 // 9293 §3.1): the IPv4 Total Length is the 20-byte IPv4 header plus the
 // TCP header. A packet with IPv4 options matching one of them would have
 // less than no payload: conntrack calls it invalid, and it has no ct mark.
+//
+// With Spec.UploadSize, a last rule accepts the client segments of a
+// request body the daemon put in the uploads set (uploads.go).
 
 import (
 	"fmt"

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -105,6 +106,11 @@ func TestValidate(t *testing.T) {
 		{"seqadj bit two bits", func(s *Spec) {
 			s.Select, s.SelectBit, s.SeqAdjHelper, s.SeqAdjBit = true, 0x40000, "ftp", 0x180000
 		}, []string{"not a single bit"}},
+		{"uploads without seqadj bit", func(s *Spec) { s.UploadSize, s.UploadTimeout = 10, time.Minute },
+			[]string{"the uploads set needs the seqadj bit"}},
+		{"uploads set too big, no timeout", func(s *Spec) {
+			s.Select, s.SelectBit, s.SeqAdjHelper, s.SeqAdjBit, s.UploadSize = true, 0x40000, "ftp", 0x80000, MaxUploadsSize+1
+		}, []string{"uploads set size 16777217", "uploads set timeout 0s"}},
 		{"bad table name", func(s *Spec) { s.Table = "nat reveal" }, []string{"table name"}},
 		{"table name with quote", func(s *Spec) { s.Table = `x"y` }, []string{"table name"}},
 		{"long table name", func(s *Spec) { s.Table = strings.Repeat("t", 256) }, []string{"at most 255"}},

@@ -20,6 +20,7 @@ import (
 	"net/netip"
 	"regexp"
 	"slices"
+	"time"
 )
 
 // DefaultTable is the table name used when Spec.Table is empty.
@@ -136,6 +137,12 @@ type Spec struct {
 	// either (pureack.go). The daemon sets and clears it over
 	// ctnetlink. 0: every segment of a selected flow is queued.
 	SeqAdjBit uint32
+	// UploadSize, with SeqAdjBit, adds the uploads set (uploads.go) of at
+	// most that many elements: the pureack chain also accepts the client
+	// segments of a request body the daemon put there (stream/upload.go).
+	// Its elements time out after UploadTimeout. 0: no uploads set.
+	UploadSize    uint32
+	UploadTimeout time.Duration
 	// IPIDMap, when set, adds the in-kernel ip-id fast path to the ip table
 	// (ipidmap.go).
 	IPIDMap *IPIDMap
@@ -272,6 +279,7 @@ func (s Spec) validate() error {
 		}
 	}
 
+	errs = append(errs, s.validateUploads()...)
 	if s.IPIDMap != nil {
 		errs = append(errs, s.IPIDMap.validate(s)...)
 	}

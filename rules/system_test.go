@@ -142,6 +142,9 @@ func systemSpecs(m Mechanism) []Spec {
 		{Inside: prefixes("100.64.0.0/24"), QueueCount: 1, Placement: PreNAT, SYN: true, Select: true, SelectBit: 0x40000},
 		{Inside: prefixes("100.64.0.0/24"), QueueCount: 1, Placement: PreNAT, SYN: true, Select: true, SelectBit: 0x40000,
 			SeqAdjHelper: "ftp", SeqAdjBit: 0x80000},
+		// The uploads set (uploads.go) in the pureack chain.
+		{Inside: prefixes("100.64.0.0/24"), QueueCount: 2, Placement: PreNAT, SYN: true, Select: true, SelectBit: 0x40000,
+			SeqAdjHelper: "ftp", SeqAdjBit: 0x80000, UploadSize: 4096, UploadTimeout: 90*time.Minute + 1500*time.Millisecond},
 		{Inside: prefixes("100.64.0.0/24", "2001:db8:1::/64"), QueueCount: 2, Placement: PreNAT, SYN: true, Track: true, UDP: true,
 			Select: true, SYN6: true, TrackBit: 0x10000, DoneBit: 0x20000, SelectBit: 0x40000},
 		{Inside: prefixes("8000::/2", "ffff:ffff::/32", "2001:db8:1::/64"), QueueNum: 7, QueueCount: 3, Placement: PreNAT, SYN6: true},
@@ -287,12 +290,17 @@ func TestSystemProbe(t *testing.T) {
 // either of nft's two syntaxes.
 var queueStmtRE = regexp.MustCompile(`(?m) queue (?:num|flags) [^\n]*$`)
 
-// fromListing undoes the two places where nft lists a natreveal rule in a
+// fromListing undoes the three places where nft lists a natreveal rule in a
 // form it cannot read back: the tag rule's raw `meta mark set @nh,96,32`
-// shows as `meta mark set ip saddr` (see markFromSource), and the mss
-// chain's xor operand gets an `[invalid type]` suffix (mssChainText).
+// shows as `meta mark set ip saddr` (see markFromSource), the mss
+// chain's xor operand gets an `[invalid type]` suffix (mssChainText), and
+// the uploads set's typeof lists as a type ending in a zero-length integer
+// (uploads.go).
 func fromListing(listed string) string {
 	listed = strings.ReplaceAll(listed, " [invalid type] return\n", " return\n")
+	for _, f := range []family{{}, {v6: true}} {
+		listed = strings.ReplaceAll(listed, "\t\t"+f.uploadsListedType()+"\n", "\t\ttypeof "+f.uploadsFields()+"\n")
+	}
 	return strings.ReplaceAll(listed, "meta mark set ip saddr\n", "meta mark set @nh,96,32\n")
 }
 

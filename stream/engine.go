@@ -44,6 +44,7 @@ type Engine struct {
 	streams *Streams
 	tombs   *tombs           // flows whose state ended here (orphan.go)
 	seqadj  SeqAdjuster      // hands flows to the kernel (handoff.go); nil: never
+	uploads UploadSet        // request bodies that skip the queue (upload.go); nil: none
 	now     func() time.Time // the clock of the tombstones
 }
 
@@ -74,7 +75,10 @@ func (e *Engine) Len() int { return e.streams.Len() }
 // Forget drops a flow conntrack destroyed; false when it was not held.
 func (e *Engine) Forget(k FlowKey) bool {
 	e.tombs.Delete(k)
-	return e.streams.Delete(k)
+	return e.streams.With(k, func(s *stream) bool {
+		e.dropUpload(k, s)
+		return true
+	})
 }
 
 // selectFor returns which method a new flow to dst:port gets: 'p' PROXY,
@@ -163,6 +167,7 @@ func (e *Engine) Original(key FlowKey, id uint32, syn bool, pv *packet.View, buf
 			e.st.Inc(queue.SelDone)
 		}
 		if done {
+			e.dropUpload(key, s)
 			e.bury(key, false) // before the state goes: no packet finds neither
 		}
 		return done
@@ -216,6 +221,7 @@ func (e *Engine) Reply(key FlowKey, pv *packet.View, buf []byte) (queue.Verdict,
 			e.st.Inc(queue.SelDone)
 		}
 		if done {
+			e.dropUpload(key, s)
 			e.bury(key, false) // before the state goes: no packet finds neither
 		}
 		return done

@@ -121,6 +121,7 @@ func (e *Engine) Settled(key FlowKey) {
 		}
 		if e.kernelAcks(s) {
 			e.toKernelAcks(key, s)
+			e.syncUpload(key, s) // upload.go
 			return false
 		}
 		if !e.handsOff(s) {

@@ -23,7 +23,8 @@ import "github.com/natreveal/natreveal/queue"
 //   - the bit is set only after a verdict, with no verdict of the flow in
 //     flight, when every edit is acknowledged, after KernelAckAfter server
 //     segments in that state (short responses never pay the ctnetlink
-//     calls); kernD is moved to D first when they differ, and only then,
+//     calls), or after one when the client is in a request body long
+//     enough for the uploads set (upload.go); kernD is moved to D first when they differ, and only then,
 //     since a segment handled before the move and re-injected after it
 //     would be compensated for the wrong offset;
 //   - a client segment handled while the bit is set and D no longer equals
@@ -78,7 +79,11 @@ func (e *Engine) serverSeen(s *stream) {
 // toKernelAcks runs with no verdict of the flow in flight: it moves kernD
 // to the flow's offset and sets SeqAdjBit once the flow qualifies.
 func (e *Engine) toKernelAcks(key FlowKey, s *stream) {
-	if s.kernAck || s.haveFinS || s.stable < KernelAckAfter {
+	need := KernelAckAfter
+	if e.uploads != nil && s.longBody() {
+		need = 1 // an upload is worth the calls at once (upload.go)
+	}
+	if s.kernAck || s.haveFinS || s.stable < need {
 		return
 	}
 	d, ok := s.ackedDelta()

@@ -102,6 +102,10 @@ type stream struct {
 	kernD   int64
 	kernAck bool // the ct mark has SeqAdjBit: the server's segments are not queued
 	stable  int  // server segments handled since every edit was acknowledged
+
+	// The request body whose segments skip the queue (upload.go).
+	up       upload
+	noUpload bool // an element could not be added: bodies stay queued
 }
 
 func newStream(isn uint32, hdr []byte, p parser) *stream {

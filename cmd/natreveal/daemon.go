@@ -187,6 +187,11 @@ func (d *packetDaemon) prepare(c *config.Config, src hostid.Source) (*handler.Ha
 			d.seqcc = cc
 		}
 		h.SetSeqAdj(d.seqcc)
+		if spec := d.ruleSpec(c); spec.UploadSize != 0 {
+			// Request bodies skip the queue (stream/upload.go); nftables
+			// opens a netlink socket per batch.
+			h.SetUploads(rules.NewUploads(spec.Table, nil))
+		}
 	}
 	if old := d.h.Load(); old != nil {
 		h.KeepStreams(old) // selected flows in progress survive a reload

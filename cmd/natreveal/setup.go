@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"time"
 
 	"github.com/natreveal/natreveal/config"
 	"github.com/natreveal/natreveal/handler"
@@ -120,29 +121,45 @@ func ruleSpec(c *config.Config, mech rules.Mechanism) rules.Spec {
 		n.TrackPackets = c.TCPOption.Needs().TrackPackets
 	}
 	return rules.Spec{
-		Table:        c.Table,
-		Inside:       c.Inside,
-		QueueNum:     c.Queue.Num,
-		QueueCount:   c.Queue.Count,
-		Mechanism:    mech,
-		Placement:    pl,
-		SYN:          n.SYN,
-		Track:        n.Track,
-		TrackMSS:     n.MSS,
-		TrackPackets: n.TrackPackets, // the SYN and max_segments more
-		UDP:          n.UDP > 0,
-		SYN6:         n.SYN6,
-		Track6:       n.Track6,
-		UDP6:         n.UDP6 > 0,
-		AllTCP:       n.AllTCP,
-		TrackBit:     c.Marks.Track,
-		DoneBit:      c.Marks.Done,
-		Select:       n.Select && c.HasIPv4(),
-		SelectBit:    c.Marks.Select,
-		SeqAdjHelper: seqAdjHelper(c),
-		SeqAdjBit:    seqAdjBit(c),
-		IPIDMap:      ipidMapSpec(c),
+		Table:         c.Table,
+		Inside:        c.Inside,
+		QueueNum:      c.Queue.Num,
+		QueueCount:    c.Queue.Count,
+		Mechanism:     mech,
+		Placement:     pl,
+		SYN:           n.SYN,
+		Track:         n.Track,
+		TrackMSS:      n.MSS,
+		TrackPackets:  n.TrackPackets, // the SYN and max_segments more
+		UDP:           n.UDP > 0,
+		SYN6:          n.SYN6,
+		Track6:        n.Track6,
+		UDP6:          n.UDP6 > 0,
+		AllTCP:        n.AllTCP,
+		TrackBit:      c.Marks.Track,
+		DoneBit:       c.Marks.Done,
+		Select:        n.Select && c.HasIPv4(),
+		SelectBit:     c.Marks.Select,
+		SeqAdjHelper:  seqAdjHelper(c),
+		SeqAdjBit:     seqAdjBit(c),
+		UploadSize:    uploadSize(c),
+		UploadTimeout: uploadTimeout,
+		IPIDMap:       ipidMapSpec(c),
 	}
+}
+
+// uploadTimeout bounds how long an element of the uploads set outlives a
+// removal the daemon missed (stream/upload.go).
+const uploadTimeout = 10 * time.Minute
+
+// uploadSize is the uploads set's bound: a request body per selected flow,
+// two elements when its range crosses 2^32; 0 (no set) without the seqadj
+// bit.
+func uploadSize(c *config.Config) uint32 {
+	if seqAdjBit(c) == 0 {
+		return 0
+	}
+	return uint32(min(2*max(c.Flows.Max, 1), rules.MaxUploadsSize))
 }
 
 // seqAdjHelper is the conntrack helper whose assignment gives selected flows
