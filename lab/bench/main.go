@@ -73,7 +73,12 @@ type sample struct {
 	// The paced load: the whole machine's CPU time per new connection.
 	CPUPerConn float64 `json:"cpu_us_per_conn"`
 	PacedConns uint64  `json:"paced_conns"`
-	LatFailed  int     `json:"lat_failed"`
+	// Where it goes: the daemon's own threads' CPU time (its system time
+	// includes the rest of each queued packet's way, which runs in the
+	// verdict's send) and the machine's context switches, per connection.
+	DaemonCPUPerConn float64 `json:"daemon_cpu_us_per_conn"`
+	CtxtPerConn      float64 `json:"ctxt_per_conn"`
+	LatFailed        int     `json:"lat_failed"`
 	// The flood's balance: every SYN sent, received or dropped somewhere.
 	Account synAccount `json:"syn_account"`
 }
@@ -138,7 +143,7 @@ func Main(args []string) int {
 	queues := fs.Int("queues", 0, "NFQUEUE queues (queue.count) for the daemons; 0: one per CPU, natreveal's default")
 	rounds := fs.Int("rounds", 0, "rounds (default 3, -quick 1)")
 	bulkMiB := fs.Int("bulk-mib", 0, "MiB per bulk transfer of the selected-flow modes (default 128, -quick 32)")
-	hold := fs.Duration("hold", 0, "only run the closed loop of the first mode of -modes for this long (for profiling it), print its rate")
+	hold := fs.Duration("hold", 0, "only run the closed loop of the first mode of -modes for this long (for profiling it), print its rate; with -rate, the paced load at that rate and where its CPU goes")
 	lanes := fs.Bool("lanes", true, "queue-only mode: per-CPU pinned lanes when queues > 1 (natreveal run always uses them then)")
 	rate := fs.Float64("rate", 0, "paced load in conn/s for CPU per connection and latency (default: half the kernel-only or queue-only warm-up rate)")
 	gens := fs.Int("gens", 0, "SYN flood generators, pinned one per CPU in turn (default one per CPU)")
@@ -381,11 +386,13 @@ func runSYN(ctx context.Context, l *lab.Lab, rep *report, p params, modes []mode
 }
 
 // holdMode runs mode m's closed loop alone for p.conn: a steady load to
-// profile (perf, /proc/stat) from outside.
+// profile (perf, /proc/stat) from outside. With p.rate set it runs the
+// paced load at that rate instead and prints where its CPU time goes.
 func holdMode(ctx context.Context, l *lab.Lab, m mode, binary string, queues int, clients []string, p params) error {
+	var d *daemon
 	if m.methods != "" || m.passthrough {
-		d, err := startDaemon(l, m, binary, queues, p.lanes)
-		if err != nil {
+		var err error
+		if d, err = startDaemon(l, m, binary, queues, p.lanes); err != nil {
 			return err
 		}
 		defer d.Kill()
@@ -397,6 +404,20 @@ func holdMode(ctx context.Context, l *lab.Lab, m mode, binary string, queues int
 		defer l.Exec(l.NAT, "nft", "delete", "table", "ip", m.nftTable)
 	}
 	if err := lab.FlushConntrack(l.NAT); err != nil {
+		return err
+	}
+	if p.rate > 0 {
+		note("holding %s at %.0f conn/s for %v", m.name, p.rate, p.conn)
+		q0, _ := readQueueStats(l.NAT)
+		pr, err := paced(ctx, clients, p.rate, p.conn, d.pid())
+		q1, _ := readQueueStats(l.NAT)
+		n := len(pr.durs)
+		if n == 0 {
+			n = 1
+		}
+		note("%s: %d conns in the window, %.1f µs CPU/conn (daemon %.1f), %.2f context switches/conn, %.2f queued/conn, p50 %.0f µs, p99 %.0f µs, late %d, failed %d",
+			m.name, pr.conns, pr.cpuUsPerConn, pr.daemonUsPerConn, pr.ctxtPerConn, float64(q1.queued-q0.queued)/float64(n),
+			us(percentile(pr.durs, 0.5)), us(percentile(pr.durs, 0.99)), pr.late, pr.failed)
 		return err
 	}
 	note("holding %s for %v", m.name, p.conn)
@@ -459,10 +480,11 @@ func measure(ctx context.Context, l *lab.Lab, m mode, binary string, queues int,
 
 	// The paced load (below every mode's saturation): the whole machine's
 	// CPU per connection and connect() latency.
-	pr, err := paced(ctx, clients, latRate, p.lat)
+	pr, err := paced(ctx, clients, latRate, p.lat, d.pid())
 	if err != nil {
 		return s, err
 	}
+	s.DaemonCPUPerConn, s.CtxtPerConn = pr.daemonUsPerConn, pr.ctxtPerConn
 	s.P50, s.P99, s.LatLate, s.LatFailed = percentile(pr.durs, 0.5), percentile(pr.durs, 0.99), pr.late, pr.failed
 	s.CPUPerConn, s.PacedConns = pr.cpuUsPerConn, pr.conns
 

@@ -118,6 +118,14 @@ func startDaemonArgs(l *lab.Lab, name string, args []string) (*daemon, error) {
 	return &daemon{p}, nil
 }
 
+// pid is the daemon's process id; 0 for no daemon (nil).
+func (d *daemon) pid() int {
+	if d == nil {
+		return 0
+	}
+	return d.Pid()
+}
+
 // stop ends the daemon with SIGTERM and returns its final counters.
 func (d *daemon) stop() (map[string]uint64, error) {
 	if err := d.Stop(); err != nil {
