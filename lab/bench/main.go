@@ -78,7 +78,10 @@ type sample struct {
 	// verdict's send) and the machine's context switches, per connection.
 	DaemonCPUPerConn float64 `json:"daemon_cpu_us_per_conn"`
 	CtxtPerConn      float64 `json:"ctxt_per_conn"`
-	LatFailed        int     `json:"lat_failed"`
+	// ProcsCPUPerConn is the bench's and the daemon's threads' CPU per
+	// connection (pacedResult.procsUsPerConn): robust on a shared machine.
+	ProcsCPUPerConn float64 `json:"procs_cpu_us_per_conn"`
+	LatFailed       int     `json:"lat_failed"`
 	// The flood's balance: every SYN sent, received or dropped somewhere.
 	Account synAccount `json:"syn_account"`
 }
@@ -415,8 +418,8 @@ func holdMode(ctx context.Context, l *lab.Lab, m mode, binary string, queues int
 		if n == 0 {
 			n = 1
 		}
-		note("%s: %d conns in the window, %.1f µs CPU/conn (daemon %.1f), %.2f context switches/conn, %.2f queued/conn, p50 %.0f µs, p99 %.0f µs, late %d, failed %d",
-			m.name, pr.conns, pr.cpuUsPerConn, pr.daemonUsPerConn, pr.ctxtPerConn, float64(q1.queued-q0.queued)/float64(n),
+		note("%s: %d conns in the window, %.1f µs CPU/conn (bench and daemon %.1f, daemon %.1f), %.2f context switches/conn, %.2f queued/conn, p50 %.0f µs, p99 %.0f µs, late %d, failed %d",
+			m.name, pr.conns, pr.cpuUsPerConn, pr.procsUsPerConn, pr.daemonUsPerConn, pr.ctxtPerConn, float64(q1.queued-q0.queued)/float64(n),
 			us(percentile(pr.durs, 0.5)), us(percentile(pr.durs, 0.99)), pr.late, pr.failed)
 		return err
 	}
@@ -484,7 +487,7 @@ func measure(ctx context.Context, l *lab.Lab, m mode, binary string, queues int,
 	if err != nil {
 		return s, err
 	}
-	s.DaemonCPUPerConn, s.CtxtPerConn = pr.daemonUsPerConn, pr.ctxtPerConn
+	s.DaemonCPUPerConn, s.CtxtPerConn, s.ProcsCPUPerConn = pr.daemonUsPerConn, pr.ctxtPerConn, pr.procsUsPerConn
 	s.P50, s.P99, s.LatLate, s.LatFailed = percentile(pr.durs, 0.5), percentile(pr.durs, 0.99), pr.late, pr.failed
 	s.CPUPerConn, s.PacedConns = pr.cpuUsPerConn, pr.conns
 
