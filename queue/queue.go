@@ -185,6 +185,17 @@ func serve(ctx context.Context, cfg Config, socks []socket, h PacketHandler, st 
 		cfg.Logf = func(string, ...any) {}
 	}
 	count := max(1, len(socks))
+	if cfg.PerCPU && runtime.GOMAXPROCS(0) <= count {
+		// The pinned lanes wait in system calls, each holding its P.
+		// With no P idle, sysmon retakes a lane's P once a wait has
+		// lasted one of its ticks (20 µs at first) and, having retaken
+		// one, keeps its shortest period: thousands of wake-ups a second
+		// (docs/performance.md, "Where the per-connection cost goes").
+		// One P more than lanes stays idle, and sysmon leaves waits
+		// alone for 10 ms (see yieldEvery for what it does then).
+		runtime.GOMAXPROCS(count + 1)
+		defer runtime.SetDefaultGOMAXPROCS()
+	}
 	workers := max(1, cfg.Workers/count)
 	backlog := max(1, cfg.Backlog/count)
 
