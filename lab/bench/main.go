@@ -33,7 +33,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -42,6 +44,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/natreveal/natreveal/internal/cpuprofile"
 	"github.com/natreveal/natreveal/internal/progress"
 	"github.com/natreveal/natreveal/lab"
 )
@@ -54,6 +57,7 @@ type params struct {
 	maxFlood                    int
 	rate                        float64 // paced load; 0: half the warm-up rates
 	lanes                       bool
+	cpuProfile                  string // -hold: the daemon's Go CPU profile goes here
 }
 
 // sample is one mode's measurement in one round.
@@ -150,6 +154,7 @@ func Main(args []string) int {
 	lanes := fs.Bool("lanes", true, "queue-only mode: per-CPU pinned lanes when queues > 1 (natreveal run always uses them then)")
 	rate := fs.Float64("rate", 0, "paced load in conn/s for CPU per connection and latency (default: half the kernel-only or queue-only warm-up rate)")
 	gens := fs.Int("gens", 0, "SYN flood generators, pinned one per CPU in turn (default one per CPU)")
+	cpuProfile := fs.String("cpuprofile", "", "with -hold: write the daemon's Go CPU profile over the hold to this file (builds natreveal with -tags pprof)")
 	cpusFlag := fs.String("cpus", "", "scaling: run the bench once per CPU count of this list (e.g. 1,2,4,8,16), each under taskset on the first N CPUs")
 	queueCounts := fs.String("queue-counts", "", "scaling: queue counts per CPU count (default 1 and N); each count > 1 with lanes on and off")
 	fs.Parse(args)
@@ -179,7 +184,11 @@ func Main(args []string) int {
 		p = params{rounds: 1, conn: time.Second, lat: time.Second, flood: time.Second,
 			floodWarm: 200 * time.Millisecond, workers: 32, maxFlood: 2_000_000}
 	}
-	p.gens, p.rate, p.lanes = *gens, *rate, *lanes
+	p.gens, p.rate, p.lanes, p.cpuProfile = *gens, *rate, *lanes, *cpuProfile
+	if p.cpuProfile != "" && *hold <= 0 {
+		fmt.Fprintln(os.Stderr, "bench: -cpuprofile needs -hold")
+		return 2
+	}
 	if p.gens <= 0 {
 		p.gens = len(cpuList())
 	}
@@ -257,6 +266,9 @@ func run(ctx context.Context, p params, modes []mode, bulk []bulkMode, queues, m
 	}
 	defer os.RemoveAll(dir)
 	binary, err := lab.Natreveal(ctx, "", dir, os.Stderr)
+	if p.cpuProfile != "" {
+		binary, err = pprofBinary(ctx, dir)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -394,8 +406,16 @@ func runSYN(ctx context.Context, l *lab.Lab, rep *report, p params, modes []mode
 func holdMode(ctx context.Context, l *lab.Lab, m mode, binary string, queues int, clients []string, p params) error {
 	var d *daemon
 	if m.methods != "" || m.passthrough {
+		var env []string
+		if p.cpuProfile != "" {
+			abs, err := filepath.Abs(p.cpuProfile)
+			if err != nil {
+				return err
+			}
+			env = []string{cpuprofile.File + "=" + abs, fmt.Sprintf("%s=%d", cpuprofile.Seconds, max(1, int(p.conn.Seconds())))}
+		}
 		var err error
-		if d, err = startDaemon(l, m, binary, queues, p.lanes); err != nil {
+		if d, err = startDaemon(l, m, binary, queues, p.lanes, env...); err != nil {
 			return err
 		}
 		defer d.Kill()
@@ -427,6 +447,18 @@ func holdMode(ctx context.Context, l *lab.Lab, m mode, binary string, queues int
 	rate, fails, err := connRate(ctx, clients, p.workers, p.conn)
 	note("%s: %.0f conn/s, failures %v", m.name, rate, fails)
 	return err
+}
+
+// pprofBinary builds the router binary with -tags pprof into dir: it
+// writes a CPU profile when its environment asks (internal/cpuprofile).
+func pprofBinary(ctx context.Context, dir string) (string, error) {
+	bin := filepath.Join(dir, "natreveal-pprof")
+	note("building natreveal -tags pprof ...")
+	out, err := exec.CommandContext(ctx, "go", "build", "-tags", "pprof", "-o", bin, lab.RouterPackage).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("build natreveal -tags pprof: %v\n%s", err, out)
+	}
+	return bin, nil
 }
 
 // pairedRatio is the median over rounds of f(mode) / f(kernel only).
