@@ -150,7 +150,9 @@ type pacedResult struct {
 	// procsUsPerConn is this process's and the daemon's threads' CPU time
 	// per completed connection: the generators, the server and the daemon,
 	// with the kernel's packet work done in their system calls (softirqs
-	// run at the end of a send count to the sender's thread). Unlike
+	// run at the end of a send count to the sender's thread, unless the
+	// kernel has CONFIG_IRQ_TIME_ACCOUNTING, which the development VM's
+	// has not: there it misses them). Unlike
 	// cpuUsPerConn it leaves out other processes on a shared machine, and
 	// softirqs run from idle or ksoftirqd.
 	procsUsPerConn float64
