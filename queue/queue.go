@@ -120,6 +120,9 @@ type lane struct {
 	// failClosed: a packet the backlog cannot take is dropped, not
 	// accepted unchanged (Config.FailOpen false): no SYN leaves unmarked.
 	failClosed bool
+	// pinned: the reader is a PerCPU lane's thread, which waits in the
+	// read itself (a blocking recvmmsg) and never parks (see yieldEvery).
+	pinned bool
 
 	busy []atomic.Int64 // the reader's (0) and each worker's busy mark (liveness.go)
 }
@@ -182,6 +185,17 @@ func serve(ctx context.Context, cfg Config, socks []socket, h PacketHandler, st 
 		cfg.Logf = func(string, ...any) {}
 	}
 	count := max(1, len(socks))
+	if cfg.PerCPU && runtime.GOMAXPROCS(0) <= count {
+		// The pinned lanes wait in system calls, each holding its P.
+		// With no P idle, sysmon retakes a lane's P once a wait has
+		// lasted one of its ticks (20 µs at first) and, having retaken
+		// one, keeps its shortest period: thousands of wake-ups a second
+		// (docs/performance.md, "Where the per-connection cost goes").
+		// One P more than lanes stays idle, and sysmon leaves waits
+		// alone for 10 ms (see yieldEvery for what it does then).
+		runtime.GOMAXPROCS(count + 1)
+		defer runtime.SetDefaultGOMAXPROCS()
+	}
 	workers := max(1, cfg.Workers/count)
 	backlog := max(1, cfg.Backlog/count)
 
@@ -232,6 +246,7 @@ func serve(ctx context.Context, cfg Config, socks []socket, h PacketHandler, st 
 					cfg.Logf("queue: queue %d: %v: its thread is not pinned", l.q.number(), err)
 				}
 				vs := newVerdicts(l)
+				l.pinned = true
 				l.read(&stopping, st, cfg.Live, fatal, func(g *group) {
 					if g.n >= spillMin {
 						l.groups <- g // a backlog: the workers take it, on any CPU
@@ -315,8 +330,13 @@ func drain(st Counter, lanes []*lane) {
 // short).
 func (l *lane) read(stopping *atomic.Bool, st Counter, live *Liveness, fatal chan<- error, hand func(*group)) {
 	b := newBatch(l.pktMax)
-	var out []byte // verdicts the reader sends itself
+	var out []byte    // verdicts the reader sends itself
+	ran := time.Now() // pinned: when the scheduler last ran this goroutine
 	for {
+		if l.pinned && time.Since(ran) >= yieldEvery {
+			runtime.Gosched()
+			ran = time.Now()
+		}
 		if err := l.q.read(b); err != nil {
 			if stopping.Load() {
 				return
@@ -463,6 +483,19 @@ func (l *lane) answer(h PacketHandler, st Counter, vs *verdicts, g *group) {
 	g.n = 0
 	l.spare <- g
 }
+
+// yieldEvery: a pinned lane goes through the Go scheduler at least this
+// often. It waits for packets inside recvmmsg on its own thread and never
+// parks, so the scheduler never runs it anew; after 10 ms (the runtime's
+// forcePreemptNS) sysmon takes it for a goroutine that runs too long and
+// takes its P away in the middle of the system call. Each such retake also
+// resets sysmon to its shortest sleep (20 µs) and starts an idle M: with
+// two lanes that kept sysmon waking thousands of times a second, about
+// 50 µs of CPU per connection at 3,000 connections a second on a 2-CPU VM
+// (docs/performance.md, "Where the per-connection cost goes"). A
+// runtime.Gosched costs a locked goroutine two thread switches, 200 a
+// second per lane at this period.
+const yieldEvery = 5 * time.Millisecond
 
 // spillMin: a PerCPU lane answers a read of fewer packets itself; a read
 // this big means its CPU has a backlog, and the lane's workers take it.

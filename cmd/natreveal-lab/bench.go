@@ -10,7 +10,7 @@ import (
 
 func benchCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "bench [-quick] [-json FILE] [-modes M,...] [-rounds N] [-queues N] [-rate N] [-gens N] [-cpus N,...] [-bulk-mib N] [-hold D]",
+		Use:   "bench [-quick] [-json FILE] [-modes M,...] [-rounds N] [-queues N] [-rate N] [-gens N] [-cpus N,...] [-bulk-mib N] [-hold D [-cpuprofile FILE]]",
 		Short: "Measure natreveal's own cost against the kernel's NAT alone (root)",
 		Long: `bench builds its own network namespaces (package lab), alternates the modes
 in rounds with generators pinned on every CPU, and prints per mode the whole

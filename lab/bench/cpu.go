@@ -42,15 +42,17 @@ func pinThread(c int) error {
 // cpuTicks is the whole machine's CPU time from the first line of
 // /proc/stat (all CPUs), in USER_HZ ticks: busy (user, nice, system, irq,
 // softirq, steal) and total. Softirq counts: queued packets' kernel work
-// (NAT, the verdict's re-injection) runs there or in system time.
-type cpuTicks struct{ busy, total uint64 }
+// (NAT, the verdict's re-injection) runs there or in system time. ctxt is
+// the machine's context switches so far (the "ctxt" line): a queued packet
+// puts its sender to sleep and wakes the queue's reader.
+type cpuTicks struct{ busy, total, ctxt uint64 }
 
 func readCPUTicks() (cpuTicks, error) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
 		return cpuTicks{}, err
 	}
-	line, _, _ := strings.Cut(string(b), "\n")
+	line, rest, _ := strings.Cut(string(b), "\n")
 	f := strings.Fields(line)
 	if len(f) < 9 || f[0] != "cpu" {
 		return cpuTicks{}, fmt.Errorf("/proc/stat: unexpected first line %q", line)
@@ -65,6 +67,10 @@ func readCPUTicks() (cpuTicks, error) {
 		if i != 3 && i != 4 { // idle, iowait
 			t.busy += n
 		}
+	}
+	if _, c, ok := strings.Cut(rest, "\nctxt "); ok {
+		c, _, _ = strings.Cut(c, "\n")
+		t.ctxt, _ = strconv.ParseUint(c, 10, 64)
 	}
 	return t, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -141,6 +142,20 @@ type pacedResult struct {
 	late, failed int
 	conns        uint64  // completed in the measured window
 	cpuUsPerConn float64 // all CPUs (/proc/stat), µs per completed connection
+	ctxtPerConn  float64 // the machine's context switches per completed connection
+	// daemonUsPerConn is the daemon's threads' CPU time (user and system:
+	// the verdict's send carries the packet on through the kernel) per
+	// completed connection; 0 without a daemon.
+	daemonUsPerConn float64
+	// procsUsPerConn is this process's and the daemon's threads' CPU time
+	// per completed connection: the generators, the server and the daemon,
+	// with the kernel's packet work done in their system calls (softirqs
+	// run at the end of a send count to the sender's thread, unless the
+	// kernel has CONFIG_IRQ_TIME_ACCOUNTING, which the development VM's
+	// has not: there it misses them). Unlike
+	// cpuUsPerConn it leaves out other processes on a shared machine, and
+	// softirqs run from idle or ksoftirqd.
+	procsUsPerConn float64
 }
 
 // paced offers new connections at rate per second (open loop) for d from
@@ -148,8 +163,9 @@ type pacedResult struct {
 // client namespace (the slots alternate between the clients), the starts
 // dealt round-robin over the slots. Starts that find a slot's workers all
 // busy are counted as late, not queued. Between 20 % and 95 % of d it reads
-// /proc/stat and the completions, for the CPU time per connection.
-func paced(ctx context.Context, clients []string, rate float64, d time.Duration) (res pacedResult, err error) {
+// /proc/stat and the completions, for the CPU time per connection, and the
+// CPU time of process pid (the daemon; 0: none).
+func paced(ctx context.Context, clients []string, rate float64, d time.Duration, pid int) (res pacedResult, err error) {
 	const workersPerSlot = 8
 	cpus := cpuList()
 	var mu sync.Mutex
@@ -188,10 +204,15 @@ func paced(ctx context.Context, clients []string, rate float64, d time.Duration)
 	interval := time.Duration(float64(time.Second) / rate)
 	w0, w1 := d/5, d*19/20
 	var t0, t1 cpuTicks
-	var n0, n1 uint64
+	var n0, n1, p0, p1, s0, s1 uint64
 	var terr error
-	read := func(t *cpuTicks, n *uint64) {
+	self := os.Getpid()
+	read := func(t *cpuTicks, n, pn, sn *uint64) {
 		*n = done.Load()
+		if pid > 0 {
+			*pn = cpuNanos(pid)
+		}
+		*sn = cpuNanos(self)
 		var e error
 		if *t, e = readCPUTicks(); e != nil {
 			terr = e
@@ -209,11 +230,11 @@ func paced(ctx context.Context, clients []string, rate float64, d time.Duration)
 			time.Sleep(wait)
 		}
 		if !began && at >= w0 {
-			read(&t0, &n0)
+			read(&t0, &n0, &p0, &s0)
 			began = true
 		}
 		if !ended && at >= w1 {
-			read(&t1, &n1)
+			read(&t1, &n1, &p1, &s1)
 			ended = true
 		}
 		select {
@@ -223,7 +244,7 @@ func paced(ctx context.Context, clients []string, rate float64, d time.Duration)
 		}
 	}
 	if began && !ended {
-		read(&t1, &n1)
+		read(&t1, &n1, &p1, &s1)
 	}
 	for _, c := range starts {
 		close(c)
@@ -234,6 +255,9 @@ func paced(ctx context.Context, clients []string, rate float64, d time.Duration)
 	}
 	if res.conns = n1 - n0; res.conns > 0 {
 		res.cpuUsPerConn = float64(t1.busy-t0.busy) * (1e6 / userHZ) / float64(res.conns)
+		res.ctxtPerConn = float64(t1.ctxt-t0.ctxt) / float64(res.conns)
+		res.daemonUsPerConn = float64(p1-p0) / 1e3 / float64(res.conns)
+		res.procsUsPerConn = float64(s1-s0+p1-p0) / 1e3 / float64(res.conns)
 	}
 	select {
 	case err = <-errc:

@@ -33,7 +33,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -42,6 +44,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/natreveal/natreveal/internal/cpuprofile"
 	"github.com/natreveal/natreveal/internal/progress"
 	"github.com/natreveal/natreveal/lab"
 )
@@ -54,6 +57,7 @@ type params struct {
 	maxFlood                    int
 	rate                        float64 // paced load; 0: half the warm-up rates
 	lanes                       bool
+	cpuProfile                  string // -hold: the daemon's Go CPU profile goes here
 }
 
 // sample is one mode's measurement in one round.
@@ -73,7 +77,15 @@ type sample struct {
 	// The paced load: the whole machine's CPU time per new connection.
 	CPUPerConn float64 `json:"cpu_us_per_conn"`
 	PacedConns uint64  `json:"paced_conns"`
-	LatFailed  int     `json:"lat_failed"`
+	// Where it goes: the daemon's own threads' CPU time (its system time
+	// includes the rest of each queued packet's way, which runs in the
+	// verdict's send) and the machine's context switches, per connection.
+	DaemonCPUPerConn float64 `json:"daemon_cpu_us_per_conn"`
+	CtxtPerConn      float64 `json:"ctxt_per_conn"`
+	// ProcsCPUPerConn is the bench's and the daemon's threads' CPU per
+	// connection (pacedResult.procsUsPerConn): robust on a shared machine.
+	ProcsCPUPerConn float64 `json:"procs_cpu_us_per_conn"`
+	LatFailed       int     `json:"lat_failed"`
 	// The flood's balance: every SYN sent, received or dropped somewhere.
 	Account synAccount `json:"syn_account"`
 }
@@ -138,10 +150,11 @@ func Main(args []string) int {
 	queues := fs.Int("queues", 0, "NFQUEUE queues (queue.count) for the daemons; 0: one per CPU, natreveal's default")
 	rounds := fs.Int("rounds", 0, "rounds (default 3, -quick 1)")
 	bulkMiB := fs.Int("bulk-mib", 0, "MiB per bulk transfer of the selected-flow modes (default 128, -quick 32)")
-	hold := fs.Duration("hold", 0, "only run the closed loop of the first mode of -modes for this long (for profiling it), print its rate")
+	hold := fs.Duration("hold", 0, "only run the closed loop of the first mode of -modes for this long (for profiling it), print its rate; with -rate, the paced load at that rate and where its CPU goes")
 	lanes := fs.Bool("lanes", true, "queue-only mode: per-CPU pinned lanes when queues > 1 (natreveal run always uses them then)")
 	rate := fs.Float64("rate", 0, "paced load in conn/s for CPU per connection and latency (default: half the kernel-only or queue-only warm-up rate)")
 	gens := fs.Int("gens", 0, "SYN flood generators, pinned one per CPU in turn (default one per CPU)")
+	cpuProfile := fs.String("cpuprofile", "", "with -hold: write the daemon's Go CPU profile over the hold to this file (builds natreveal with -tags pprof)")
 	cpusFlag := fs.String("cpus", "", "scaling: run the bench once per CPU count of this list (e.g. 1,2,4,8,16), each under taskset on the first N CPUs")
 	queueCounts := fs.String("queue-counts", "", "scaling: queue counts per CPU count (default 1 and N); each count > 1 with lanes on and off")
 	fs.Parse(args)
@@ -171,7 +184,11 @@ func Main(args []string) int {
 		p = params{rounds: 1, conn: time.Second, lat: time.Second, flood: time.Second,
 			floodWarm: 200 * time.Millisecond, workers: 32, maxFlood: 2_000_000}
 	}
-	p.gens, p.rate, p.lanes = *gens, *rate, *lanes
+	p.gens, p.rate, p.lanes, p.cpuProfile = *gens, *rate, *lanes, *cpuProfile
+	if p.cpuProfile != "" && *hold <= 0 {
+		fmt.Fprintln(os.Stderr, "bench: -cpuprofile needs -hold")
+		return 2
+	}
 	if p.gens <= 0 {
 		p.gens = len(cpuList())
 	}
@@ -249,6 +266,9 @@ func run(ctx context.Context, p params, modes []mode, bulk []bulkMode, queues, m
 	}
 	defer os.RemoveAll(dir)
 	binary, err := lab.Natreveal(ctx, "", dir, os.Stderr)
+	if p.cpuProfile != "" {
+		binary, err = pprofBinary(ctx, dir)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -381,11 +401,21 @@ func runSYN(ctx context.Context, l *lab.Lab, rep *report, p params, modes []mode
 }
 
 // holdMode runs mode m's closed loop alone for p.conn: a steady load to
-// profile (perf, /proc/stat) from outside.
+// profile (perf, /proc/stat) from outside. With p.rate set it runs the
+// paced load at that rate instead and prints where its CPU time goes.
 func holdMode(ctx context.Context, l *lab.Lab, m mode, binary string, queues int, clients []string, p params) error {
+	var d *daemon
 	if m.methods != "" || m.passthrough {
-		d, err := startDaemon(l, m, binary, queues, p.lanes)
-		if err != nil {
+		var env []string
+		if p.cpuProfile != "" {
+			abs, err := filepath.Abs(p.cpuProfile)
+			if err != nil {
+				return err
+			}
+			env = []string{cpuprofile.File + "=" + abs, fmt.Sprintf("%s=%d", cpuprofile.Seconds, max(1, int(p.conn.Seconds())))}
+		}
+		var err error
+		if d, err = startDaemon(l, m, binary, queues, p.lanes, env...); err != nil {
 			return err
 		}
 		defer d.Kill()
@@ -399,10 +429,36 @@ func holdMode(ctx context.Context, l *lab.Lab, m mode, binary string, queues int
 	if err := lab.FlushConntrack(l.NAT); err != nil {
 		return err
 	}
+	if p.rate > 0 {
+		note("holding %s at %.0f conn/s for %v", m.name, p.rate, p.conn)
+		q0, _ := readQueueStats(l.NAT)
+		pr, err := paced(ctx, clients, p.rate, p.conn, d.pid())
+		q1, _ := readQueueStats(l.NAT)
+		n := len(pr.durs)
+		if n == 0 {
+			n = 1
+		}
+		note("%s: %d conns in the window, %.1f µs CPU/conn (bench and daemon %.1f, daemon %.1f), %.2f context switches/conn, %.2f queued/conn, p50 %.0f µs, p99 %.0f µs, late %d, failed %d",
+			m.name, pr.conns, pr.cpuUsPerConn, pr.procsUsPerConn, pr.daemonUsPerConn, pr.ctxtPerConn, float64(q1.queued-q0.queued)/float64(n),
+			us(percentile(pr.durs, 0.5)), us(percentile(pr.durs, 0.99)), pr.late, pr.failed)
+		return err
+	}
 	note("holding %s for %v", m.name, p.conn)
 	rate, fails, err := connRate(ctx, clients, p.workers, p.conn)
 	note("%s: %.0f conn/s, failures %v", m.name, rate, fails)
 	return err
+}
+
+// pprofBinary builds the router binary with -tags pprof into dir: it
+// writes a CPU profile when its environment asks (internal/cpuprofile).
+func pprofBinary(ctx context.Context, dir string) (string, error) {
+	bin := filepath.Join(dir, "natreveal-pprof")
+	note("building natreveal -tags pprof ...")
+	out, err := exec.CommandContext(ctx, "go", "build", "-tags", "pprof", "-o", bin, lab.RouterPackage).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("build natreveal -tags pprof: %v\n%s", err, out)
+	}
+	return bin, nil
 }
 
 // pairedRatio is the median over rounds of f(mode) / f(kernel only).
@@ -459,10 +515,11 @@ func measure(ctx context.Context, l *lab.Lab, m mode, binary string, queues int,
 
 	// The paced load (below every mode's saturation): the whole machine's
 	// CPU per connection and connect() latency.
-	pr, err := paced(ctx, clients, latRate, p.lat)
+	pr, err := paced(ctx, clients, latRate, p.lat, d.pid())
 	if err != nil {
 		return s, err
 	}
+	s.DaemonCPUPerConn, s.CtxtPerConn, s.ProcsCPUPerConn = pr.daemonUsPerConn, pr.ctxtPerConn, pr.procsUsPerConn
 	s.P50, s.P99, s.LatLate, s.LatFailed = percentile(pr.durs, 0.5), percentile(pr.durs, 0.99), pr.late, pr.failed
 	s.CPUPerConn, s.PacedConns = pr.cpuUsPerConn, pr.conns
 

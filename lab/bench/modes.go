@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/nftables"
 
+	"github.com/natreveal/natreveal/internal/cpuprofile"
 	"github.com/natreveal/natreveal/lab"
 	"github.com/natreveal/natreveal/method/all"
 	"github.com/natreveal/natreveal/method/ipid"
@@ -87,7 +88,7 @@ func methodModes() []mode {
 // binary in passthrough role.
 type daemon struct{ *lab.Process }
 
-func startDaemon(l *lab.Lab, m mode, binary string, queues int, lanes bool) (*daemon, error) {
+func startDaemon(l *lab.Lab, m mode, binary string, queues int, lanes bool, env ...string) (*daemon, error) {
 	var args []string
 	if m.passthrough {
 		self, err := os.Executable()
@@ -100,22 +101,30 @@ func startDaemon(l *lab.Lab, m mode, binary string, queues int, lanes bool) (*da
 			"--queue-count", strconv.Itoa(queues)}
 		args = append(args, m.args...)
 	}
-	return startDaemonArgs(l, m.name, args)
+	return startDaemonArgs(l, m.name, args, env...)
 }
 
 // startDaemonArgs runs args in the NAT namespace and waits for its
-// "running:" line.
-func startDaemonArgs(l *lab.Lab, name string, args []string) (*daemon, error) {
+// "running:" line; env is added to the daemon's environment.
+func startDaemonArgs(l *lab.Lab, name string, args []string, env ...string) (*daemon, error) {
 	// Kernel drops count: a full queue drops (and counts) instead of
 	// letting SYNs past unmarked, so a saturated queue shows as such.
 	// The SYN path only: no UDP flows followed (which also spares the
 	// conntrack destroy events that only tcp-option needs then).
-	p, err := lab.StartInNS(context.Background(), l.NAT, args, []string{"NATREVEAL_QUEUE_FAIL_OPEN=false",
-		"NATREVEAL_IP_ID_UDP_PACKETS=0", "NATREVEAL_IP_OPTION_UDP_PACKETS=0"}, 15*time.Second)
+	p, err := lab.StartInNS(context.Background(), l.NAT, args, append([]string{"NATREVEAL_QUEUE_FAIL_OPEN=false",
+		"NATREVEAL_IP_ID_UDP_PACKETS=0", "NATREVEAL_IP_OPTION_UDP_PACKETS=0"}, env...), 15*time.Second)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return &daemon{p}, nil
+}
+
+// pid is the daemon's process id; 0 for no daemon (nil).
+func (d *daemon) pid() int {
+	if d == nil {
+		return 0
+	}
+	return d.Pid()
 }
 
 // stop ends the daemon with SIGTERM and returns its final counters.
@@ -297,6 +306,9 @@ func readCounterNS(l *lab.Lab, ns, name string) (uint64, time.Time, error) {
 func passthrough(queues int, lanes bool) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if err := cpuprofile.FromEnv(); err != nil { // -hold -cpuprofile
+		return err
+	}
 	nft, spec, err := passRules(queues)
 	if err != nil {
 		return err
