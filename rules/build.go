@@ -20,6 +20,11 @@ const (
 	tagChain      = "tag"
 	steerChain    = "steer"
 	rememberChain = "remember"
+	// Regular chains the steer chain sends packets into.
+	fromInsideChain  = "from_inside"
+	followedChain    = "followed"
+	dropInvalidChain = "drop_invalid" // post-NAT only
+
 	// SeqAdjObject is the ct helper object that gives selected flows the
 	// seqadj extension (Spec.SeqAdjHelper).
 	SeqAdjObject = "natreveal-seqadj"
@@ -152,18 +157,31 @@ func describeTable(s Spec, f family) *tableDesc {
 		}
 		d.chains = append(d.chains, pureAck)
 	}
+	// The steer chain sends each packet into the one concern it can have:
+	// rules for packets of inside hosts (chain from_inside) or rules for
+	// flows natreveal follows through their ct mark (chain followed). A
+	// packet of neither, such as the server's half of a flow natreveal is
+	// done with, leaves after two rules; within each concern the rules keep
+	// their order, and from_inside reaches followed where the steer chain
+	// reached its rules before.
 	steer := chainDesc{name: steerChain, base: true, prio: steerPrio}
-	steer.rules = append(steer.rules, dropInvalid(f)...) // invalid.go
+	fromInside := chainDesc{name: fromInsideChain}
+	followed := chainDesc{name: followedChain}
+	if s.Placement == PreNAT {
+		fromInside.rules = append(fromInside.rules, dropInvalid()...) // invalid.go
+	}
 	var skipKnown term
 	if s.IPIDMap != nil && !f.v6 {
+		// Only hosts of the inside set are in the map: the daemon learns
+		// them from their queued SYNs.
 		d.hostID, d.mapText = hostIDMapSet(t, s.IPIDMap), ipidMapText(s.IPIDMap)
-		steer.add(ipidKernelRule()...)
+		fromInside.add(ipidKernelRule()...)
 		if s.IPIDMap.SkipKnown {
 			skipKnown = notKnown()
 		}
 	}
 	if f.syn {
-		steer.add(f.insideMatch(s.Placement), skipKnown, tcpSYN(), queue)
+		fromInside.add(skipKnown, tcpSYN(), queue)
 	}
 	if f.track {
 		// RFC 7974 §4.2 in the kernel (Spec.Track): the server's segments
@@ -172,12 +190,12 @@ func describeTable(s Spec, f family) *tableDesc {
 		done := []term{countIn(CounterTrackDone), setMark(true, ^(s.TrackBit | s.DoneBit), s.DoneBit)}
 		synAck := func(op expr.CmpOp) term { return tcpFlags(op, tcpFlagSYN|tcpFlagACK, tcpFlagSYN|tcpFlagACK) }
 		if s.TrackMSS {
-			steer.add(trackMatch, ctDirection(ctDirReply), synAck(expr.CmpOpEq), jump(mssChain))
+			followed.add(trackMatch, ctDirection(ctDirReply), synAck(expr.CmpOpEq), jump(mssChain))
 		}
-		steer.add(append([]term{trackMatch, ctDirection(ctDirReply), synAck(expr.CmpOpNeq)}, done...)...)
-		steer.add(append([]term{trackMatch, ctDirection(ctDirOriginal), tcpFlags(expr.CmpOpEq, tcpFlagRST, tcpFlagRST)}, done...)...)
+		followed.add(append([]term{trackMatch, ctDirection(ctDirReply), synAck(expr.CmpOpNeq)}, done...)...)
+		followed.add(append([]term{trackMatch, ctDirection(ctDirOriginal), tcpFlags(expr.CmpOpEq, tcpFlagRST, tcpFlagRST)}, done...)...)
 		if s.TrackPackets > 0 {
-			steer.add(append([]term{trackMatch, ctDirection(ctDirOriginal), ctPackets(expr.CmpOpGt, s.TrackPackets)}, done...)...)
+			followed.add(append([]term{trackMatch, ctDirection(ctDirOriginal), ctPackets(expr.CmpOpGt, s.TrackPackets)}, done...)...)
 		}
 		// Pre-NAT, TRACK in the packet mark tells the daemon the segment
 		// is one of the tracked phase, even when another rule (AllTCP,
@@ -186,38 +204,76 @@ func describeTable(s Spec, f family) *tableDesc {
 		if s.Placement == PreNAT {
 			phase = setMark(false, ^s.TrackBit, s.TrackBit)
 		}
-		steer.add(trackMatch, ctDirection(ctDirOriginal), f.proto(unix.IPPROTO_TCP), phase, queue)
+		followed.add(trackMatch, ctDirection(ctDirOriginal), f.proto(unix.IPPROTO_TCP), phase, queue)
 	}
 	if f.sel {
 		if s.SeqAdjBit != 0 {
 			// The kernel's sequence adjustment maps these server segments
 			// (stream/kernelack.go); FIN, SYN and RST still go to the daemon,
 			// which follows the flow's end.
-			steer.add(markBitSet(true, s.SeqAdjBit), ctDirection(ctDirReply),
+			followed.add(markBitSet(true, s.SeqAdjBit), ctDirection(ctDirReply),
 				tcpFlags(expr.CmpOpEq, tcpFlagFIN|tcpFlagSYN|tcpFlagRST, 0), verdict(expr.VerdictAccept))
 			// And the client's segments without payload (pureack.go).
-			steer.add(markBitSet(true, s.SeqAdjBit), ctDirection(ctDirOriginal),
+			followed.add(markBitSet(true, s.SeqAdjBit), ctDirection(ctDirOriginal),
 				tcpFlags(expr.CmpOpEq, tcpFlagFIN|tcpFlagSYN|tcpFlagRST, 0), jump(pureAckChain))
 		}
 		// SelectBit in the packet mark tells the daemon a client segment is
 		// a selected flow's even when it holds no state for it (a restart,
 		// an HA failover: stream/orphan.go resets such flows).
-		steer.add(markBitSet(true, s.SelectBit), ctDirection(ctDirOriginal), f.proto(unix.IPPROTO_TCP),
+		followed.add(markBitSet(true, s.SelectBit), ctDirection(ctDirOriginal), f.proto(unix.IPPROTO_TCP),
 			setMark(false, ^s.SelectBit, s.SelectBit), queue)
-		steer.add(markBitSet(true, s.SelectBit), f.proto(unix.IPPROTO_TCP), queue)
-	}
-	if f.allTCP {
-		steer.add(f.insideMatch(s.Placement), f.proto(unix.IPPROTO_TCP), queue)
+		followed.add(markBitSet(true, s.SelectBit), f.proto(unix.IPPROTO_TCP), queue)
 	}
 	if f.udp {
-		steer.add(f.insideMatch(s.Placement), f.newUDPFlow(s), queue)
-		steer.add(trackMatch, f.proto(unix.IPPROTO_UDP), queue)
+		// Before the rules of inside hosts that follow in from_inside, as it
+		// was after them in one chain: it matches UDP with TRACK in the ct
+		// mark, they TCP or UDP without.
+		followed.add(trackMatch, f.proto(unix.IPPROTO_UDP), queue)
+	}
+	// Every followed rule tests one of these bits of the ct mark first.
+	isFollowed := markAnySet(true, f.followBits(s))
+	if len(followed.rules) > 0 {
+		fromInside.add(isFollowed, jump(followedChain))
+	}
+	if f.allTCP {
+		fromInside.add(f.proto(unix.IPPROTO_TCP), queue)
+	}
+	if f.udp {
+		fromInside.add(f.newUDPFlow(s), queue)
+	}
+
+	if s.Placement == PostNAT {
+		// The source of an invalid packet was not translated (invalid.go),
+		// the one of every other packet of an inside host may have been.
+		drops := chainDesc{name: dropInvalidChain, rules: dropInvalid()}
+		d.chains = append(d.chains, drops)
+		steer.add(f.insideMatch(PreNAT), jump(dropInvalidChain))
+	}
+	if len(followed.rules) > 0 {
+		d.chains = append(d.chains, followed)
+	}
+	switch {
+	case len(followed.rules) > 0 && len(fromInside.rules) == 1:
+		// Post-NAT and tracking alone: from_inside would only lead to
+		// followed, where the next rule leads too.
+	case len(fromInside.rules) == 1:
+		// Post-NAT, one rule: in the steer chain, a jump less.
+		steer.add(append([]term{f.insideMatch(s.Placement)}, fromInside.rules[0]...)...)
+	case len(fromInside.rules) > 1:
+		d.chains = append(d.chains, fromInside)
+		steer.add(f.insideMatch(s.Placement), goTo(fromInsideChain))
+	}
+	if len(followed.rules) > 0 {
+		steer.add(isFollowed, goTo(followedChain))
 	}
 	d.chains = append(d.chains, steer)
 
 	if f.tracks() || f.sel {
 		remember := chainDesc{name: rememberChain, base: true, prio: rememberPrio}
 		both := f.bits(s)
+		// Each rule below needs one of both in the packet mark: a packet
+		// without leaves at once.
+		remember.add(markMasked(false, both, 0), verdict(expr.VerdictReturn))
 		// Post-NAT, only a verdict's mark (0 plus the bits) counts: a tag
 		// left by a queue nobody listened to (bypass) is an address.
 		var verdictOnly term
@@ -242,7 +298,7 @@ func describeTable(s Spec, f family) *tableDesc {
 		}
 		// The daemon's bits mean nothing past this table: clear them from
 		// the packet mark.
-		remember.add(markAnySet(both), setMark(false, ^both, 0))
+		remember.add(markAnySet(false, both), setMark(false, ^both, 0))
 		d.chains = append(d.chains, remember)
 	}
 	return d
@@ -294,6 +350,19 @@ func intervalElements(ps []netip.Prefix) []nftables.SetElement {
 		}
 	}
 	return els
+}
+
+// followBits are the ct mark bits of the flows the steer chain follows:
+// each rule of chain followed tests one of them.
+func (f family) followBits(s Spec) uint32 {
+	var b uint32
+	if f.tracks() {
+		b |= s.TrackBit
+	}
+	if f.sel {
+		b |= s.SelectBit | s.SeqAdjBit
+	}
+	return b
 }
 
 // family is the part of a Spec one table (ip or ip6) holds.

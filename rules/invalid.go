@@ -2,8 +2,9 @@ package rules
 
 import "github.com/google/nftables/expr"
 
-// dropInvalid is the first rules of the steer chain: packets of inside
-// hosts that must not leave the NAT.
+// dropInvalid are the rules that see every packet whose source is an inside
+// host's (pre-NAT the first of chain from_inside, post-NAT chain
+// drop_invalid): packets of inside hosts that must not leave the NAT.
 //
 // Conntrack gives no NAT to a packet it calls invalid (a TCP data offset
 // past the segment, a truncated header, a bad checksum, a UDP length below
@@ -14,11 +15,11 @@ import "github.com/google/nftables/expr"
 // strip a forged HOST_ID from it; conntrack calls it invalid too, but the
 // explicit rules do not depend on that. Neither kind was NATed, so the
 // packet's own source address names the inside host in both placements.
-func dropInvalid(f family) []rule {
-	inside, drop := f.insideMatch(PreNAT), verdict(expr.VerdictDrop)
+func dropInvalid() []rule {
+	drop := verdict(expr.VerdictDrop)
 	return []rule{
-		{inside, ctStateIsInvalid(), drop},
-		{inside, tcpFlags(expr.CmpOpEq, tcpFlagFIN|tcpFlagSYN, tcpFlagFIN|tcpFlagSYN), drop},
-		{inside, tcpFlags(expr.CmpOpEq, tcpFlagSYN|tcpFlagRST, tcpFlagSYN|tcpFlagRST), drop},
+		{ctStateIsInvalid(), drop},
+		{tcpFlags(expr.CmpOpEq, tcpFlagFIN|tcpFlagSYN, tcpFlagFIN|tcpFlagSYN), drop},
+		{tcpFlags(expr.CmpOpEq, tcpFlagSYN|tcpFlagRST, tcpFlagSYN|tcpFlagRST), drop},
 	}
 }

@@ -159,20 +159,30 @@ func TestText(t *testing.T) {
 		elements = { 100.64.0.0/24 }
 	}
 
-	chain steer {
-		type filter hook postrouting priority srcnat - 1; policy accept;
-		ip saddr @inside ct state invalid drop
-		ip saddr @inside tcp flags fin,syn / fin,syn drop
-		ip saddr @inside tcp flags syn,rst / syn,rst drop
-		ip saddr @inside tcp flags syn / fin,syn,rst,ack queue num 0-1 bypass,fanout
+	chain followed {
 		ct mark & 0x00010000 == 0x00010000 ct direction reply tcp flags != syn,ack / syn,ack counter name "track_done" ct mark set ct mark & 0xfffeffff | 0x00020000
 		ct mark & 0x00010000 == 0x00010000 ct direction original tcp flags & rst == rst counter name "track_done" ct mark set ct mark & 0xfffeffff | 0x00020000
 		ct mark & 0x00010000 == 0x00010000 ct direction original ip protocol tcp meta mark set meta mark | 0x00010000 queue num 0-1 bypass,fanout
-		ip saddr @inside ip protocol tcp queue num 0-1 bypass,fanout
+	}
+
+	chain from_inside {
+		ct state invalid drop
+		tcp flags fin,syn / fin,syn drop
+		tcp flags syn,rst / syn,rst drop
+		tcp flags syn / fin,syn,rst,ack queue num 0-1 bypass,fanout
+		ct mark & 0x00010000 != 0x00000000 jump followed
+		ip protocol tcp queue num 0-1 bypass,fanout
+	}
+
+	chain steer {
+		type filter hook postrouting priority srcnat - 1; policy accept;
+		ip saddr @inside goto from_inside
+		ct mark & 0x00010000 != 0x00000000 goto followed
 	}
 
 	chain remember {
 		type filter hook postrouting priority srcnat + 1; policy accept;
+		meta mark & 0x00030000 == 0x00000000 return
 		meta mark & 0x00010000 == 0x00010000 ct state new ct mark set ct mark | 0x00010000
 		meta mark & 0x00020000 == 0x00020000 ct mark set ct mark & 0xfffeffff | 0x00020000
 		meta mark & 0x00030000 != 0x00000000 meta mark set meta mark & 0xfffcffff
@@ -188,12 +198,16 @@ func TestText(t *testing.T) {
 		elements = { 100.64.0.0/24 }
 	}
 
+	chain from_inside {
+		ct state invalid drop
+		tcp flags fin,syn / fin,syn drop
+		tcp flags syn,rst / syn,rst drop
+		tcp flags syn / fin,syn,rst,ack queue num 3 bypass
+	}
+
 	chain steer {
 		type filter hook postrouting priority srcnat - 1; policy accept;
-		ip saddr @inside ct state invalid drop
-		ip saddr @inside tcp flags fin,syn / fin,syn drop
-		ip saddr @inside tcp flags syn,rst / syn,rst drop
-		ip saddr @inside tcp flags syn / fin,syn,rst,ack queue num 3 bypass
+		ip saddr @inside goto from_inside
 	}
 }
 `},
@@ -219,20 +233,34 @@ func TestText(t *testing.T) {
 		meta mark 0x00000000 ip saddr @inside ip protocol tcp meta mark set @nh,96,32
 	}
 
-	chain steer {
-		type filter hook postrouting priority srcnat + 1; policy accept;
-		ip saddr @inside ct state invalid drop
-		ip saddr @inside tcp flags fin,syn / fin,syn drop
-		ip saddr @inside tcp flags syn,rst / syn,rst drop
-		ct original ip saddr @inside tcp flags syn / fin,syn,rst,ack queue flags bypass,fanout to 10-13
+	chain drop_invalid {
+		ct state invalid drop
+		tcp flags fin,syn / fin,syn drop
+		tcp flags syn,rst / syn,rst drop
+	}
+
+	chain followed {
 		ct mark 0x80000000/1 ct direction reply tcp flags != syn,ack / syn,ack counter name "track_done" ct mark set ct mark & 0x7fffffff | 0x40000000
 		ct mark 0x80000000/1 ct direction original tcp flags & rst == rst counter name "track_done" ct mark set ct mark & 0x7fffffff | 0x40000000
 		ct mark 0x80000000/1 ct direction original ip protocol tcp queue flags bypass,fanout to 10-13
-		ct original ip saddr @inside ip protocol tcp queue flags bypass,fanout to 10-13
+	}
+
+	chain from_inside {
+		tcp flags syn / fin,syn,rst,ack queue flags bypass,fanout to 10-13
+		ct mark != 0x00000000/1 jump followed
+		ip protocol tcp queue flags bypass,fanout to 10-13
+	}
+
+	chain steer {
+		type filter hook postrouting priority srcnat + 1; policy accept;
+		ip saddr @inside jump drop_invalid
+		ct original ip saddr @inside goto from_inside
+		ct mark != 0x00000000/1 goto followed
 	}
 
 	chain remember {
 		type filter hook postrouting priority srcnat + 2; policy accept;
+		meta mark 0x00000000/2 return
 		meta mark & 0x3fffffff == 0x00000000 meta mark 0x80000000/1 ct state new ct mark set ct mark | 0x80000000
 		meta mark & 0x3fffffff == 0x00000000 meta mark & 0x40000000 == 0x40000000 ct mark set ct mark & 0x7fffffff | 0x40000000
 		meta mark != 0x00000000/2 meta mark set meta mark & 0x3fffffff
@@ -248,12 +276,16 @@ func TestText(t *testing.T) {
 		elements = { 100.64.0.0/24 }
 	}
 
+	chain from_inside {
+		ct state invalid drop
+		tcp flags fin,syn / fin,syn drop
+		tcp flags syn,rst / syn,rst drop
+		ip protocol tcp queue flags bypass to 0
+	}
+
 	chain steer {
 		type filter hook postrouting priority srcnat - 1; policy accept;
-		ip saddr @inside ct state invalid drop
-		ip saddr @inside tcp flags fin,syn / fin,syn drop
-		ip saddr @inside tcp flags syn,rst / syn,rst drop
-		ip saddr @inside ip protocol tcp queue flags bypass to 0
+		ip saddr @inside goto from_inside
 	}
 }
 `},
@@ -295,12 +327,7 @@ func TestText(t *testing.T) {
 		tcp option maxseg size & 65528 == 32768 counter name "mss_lowered" tcp option maxseg size set tcp option maxseg size ^ 0xfff8 return
 	}
 
-	chain steer {
-		type filter hook postrouting priority srcnat - 1; policy accept;
-		ip saddr @inside ct state invalid drop
-		ip saddr @inside tcp flags fin,syn / fin,syn drop
-		ip saddr @inside tcp flags syn,rst / syn,rst drop
-		ip saddr @inside tcp flags syn / fin,syn,rst,ack queue flags bypass to 0
+	chain followed {
 		ct mark & 0x00010000 == 0x00010000 ct direction reply tcp flags syn,ack / syn,ack jump mss
 		ct mark & 0x00010000 == 0x00010000 ct direction reply tcp flags != syn,ack / syn,ack counter name "track_done" ct mark set ct mark & 0xfffeffff | 0x00020000
 		ct mark & 0x00010000 == 0x00010000 ct direction original tcp flags & rst == rst counter name "track_done" ct mark set ct mark & 0xfffeffff | 0x00020000
@@ -308,8 +335,23 @@ func TestText(t *testing.T) {
 		ct mark & 0x00010000 == 0x00010000 ct direction original ip protocol tcp meta mark set meta mark | 0x00010000 queue flags bypass to 0
 	}
 
+	chain from_inside {
+		ct state invalid drop
+		tcp flags fin,syn / fin,syn drop
+		tcp flags syn,rst / syn,rst drop
+		tcp flags syn / fin,syn,rst,ack queue flags bypass to 0
+		ct mark & 0x00010000 != 0x00000000 jump followed
+	}
+
+	chain steer {
+		type filter hook postrouting priority srcnat - 1; policy accept;
+		ip saddr @inside goto from_inside
+		ct mark & 0x00010000 != 0x00000000 goto followed
+	}
+
 	chain remember {
 		type filter hook postrouting priority srcnat + 1; policy accept;
+		meta mark & 0x00030000 == 0x00000000 return
 		meta mark & 0x00010000 == 0x00010000 ct state new ct mark set ct mark | 0x00010000
 		meta mark & 0x00020000 == 0x00020000 ct mark set ct mark & 0xfffeffff | 0x00020000
 		meta mark & 0x00030000 != 0x00000000 meta mark set meta mark & 0xfffcffff
@@ -349,23 +391,33 @@ table ip6 natreveal {
 		tcp option maxseg size & 65528 == 32768 counter name "mss_lowered" tcp option maxseg size set tcp option maxseg size ^ 0xfff8 return
 	}
 
-	chain steer {
-		type filter hook postrouting priority srcnat - 1; policy accept;
-		ip6 saddr @inside ct state invalid drop
-		ip6 saddr @inside tcp flags fin,syn / fin,syn drop
-		ip6 saddr @inside tcp flags syn,rst / syn,rst drop
-		ip6 saddr @inside tcp flags syn / fin,syn,rst,ack queue flags bypass to 0
+	chain followed {
 		ct mark & 0x00010000 == 0x00010000 ct direction reply tcp flags syn,ack / syn,ack jump mss
 		ct mark & 0x00010000 == 0x00010000 ct direction reply tcp flags != syn,ack / syn,ack counter name "track_done" ct mark set ct mark & 0xfffeffff | 0x00020000
 		ct mark & 0x00010000 == 0x00010000 ct direction original tcp flags & rst == rst counter name "track_done" ct mark set ct mark & 0xfffeffff | 0x00020000
 		ct mark & 0x00010000 == 0x00010000 ct direction original ct original packets > 9 counter name "track_done" ct mark set ct mark & 0xfffeffff | 0x00020000
 		ct mark & 0x00010000 == 0x00010000 ct direction original meta l4proto tcp meta mark set meta mark | 0x00010000 queue flags bypass to 0
-		ip6 saddr @inside meta l4proto udp ct state new ct mark & 0x00030000 == 0x00000000 queue flags bypass to 0
 		ct mark & 0x00010000 == 0x00010000 meta l4proto udp queue flags bypass to 0
+	}
+
+	chain from_inside {
+		ct state invalid drop
+		tcp flags fin,syn / fin,syn drop
+		tcp flags syn,rst / syn,rst drop
+		tcp flags syn / fin,syn,rst,ack queue flags bypass to 0
+		ct mark & 0x00010000 != 0x00000000 jump followed
+		meta l4proto udp ct state new ct mark & 0x00030000 == 0x00000000 queue flags bypass to 0
+	}
+
+	chain steer {
+		type filter hook postrouting priority srcnat - 1; policy accept;
+		ip6 saddr @inside goto from_inside
+		ct mark & 0x00010000 != 0x00000000 goto followed
 	}
 
 	chain remember {
 		type filter hook postrouting priority srcnat + 1; policy accept;
+		meta mark & 0x00030000 == 0x00000000 return
 		meta mark & 0x00010000 == 0x00010000 ct state new ct mark set ct mark | 0x00010000
 		meta mark & 0x00020000 == 0x00020000 ct mark set ct mark & 0xfffeffff | 0x00020000
 		meta mark & 0x00030000 != 0x00000000 meta mark set meta mark & 0xfffcffff
@@ -487,32 +539,45 @@ func TestBuild(t *testing.T) {
 	if rs.Set.Name != "inside" || !rs.Set.Interval || rs.Set.KeyType.Name != "ipv4_addr" || rs.Set.Table != rs.Table {
 		t.Errorf("set %+v", rs.Set)
 	}
-	if len(rs.Chains) != 3 || rs.Chains[0].Name != "tag" || rs.Chains[1].Name != "steer" || rs.Chains[2].Name != "remember" {
+	// Base chains tag, steer and remember; the regular chains steer sends
+	// packets into, each before the first rule that jumps to it.
+	names := []string{"tag", "drop_invalid", "followed", "from_inside", "steer", "remember"}
+	if len(rs.Chains) != len(names) {
 		t.Fatalf("chains %v", rs.Chains)
 	}
-	for i, want := range []int32{99, 101, 102} {
-		if p := *rs.Chains[i].Priority; int32(p) != want {
-			t.Errorf("%s priority %d, want %d", rs.Chains[i].Name, p, want)
+	prio := map[string]int32{"tag": 99, "steer": 101, "remember": 102}
+	for i, ch := range rs.Chains {
+		if ch.Name != names[i] {
+			t.Fatalf("chain %d is %s, want %s", i, ch.Name, names[i])
 		}
-	}
-	for _, ch := range rs.Chains {
+		want, base := prio[ch.Name]
+		if !base {
+			if ch.Hooknum != nil || ch.Priority != nil || ch.Policy != nil {
+				t.Errorf("regular chain %s: %+v", ch.Name, ch)
+			}
+			continue
+		}
+		if p := *ch.Priority; int32(p) != want {
+			t.Errorf("%s priority %d, want %d", ch.Name, p, want)
+		}
 		if *ch.Hooknum != *nftables.ChainHookPostrouting || ch.Type != nftables.ChainTypeFilter || *ch.Policy != nftables.ChainPolicyAccept {
 			t.Errorf("chain %s: %+v", ch.Name, ch)
 		}
 	}
-	if len(rs.Rules) != 12 {
-		t.Fatalf("%d rules, want 12", len(rs.Rules))
+	// Rules per chain, in chain order.
+	counts := []int{1, 3, 3, 3, 3, 4}
+	var chainOf []*nftables.Chain
+	for i, n := range counts {
+		for range n {
+			chainOf = append(chainOf, rs.Chains[i])
+		}
+	}
+	if len(rs.Rules) != len(chainOf) {
+		t.Fatalf("%d rules, want %d", len(rs.Rules), len(chainOf))
 	}
 	for i, r := range rs.Rules {
-		want := rs.Chains[0]
-		switch {
-		case i >= 9:
-			want = rs.Chains[2]
-		case i >= 1:
-			want = rs.Chains[1]
-		}
-		if r.Chain != want || r.Table != rs.Table {
-			t.Errorf("rule %d in %s, want %s", i, r.Chain.Name, want.Name)
+		if r.Chain != chainOf[i] || r.Table != rs.Table {
+			t.Errorf("rule %d in %s, want %s", i, r.Chain.Name, chainOf[i].Name)
 		}
 	}
 	// The tag rule (AllTCP covers SYN and Track) ends by copying the
@@ -524,28 +589,37 @@ func TestBuild(t *testing.T) {
 	if m, ok := tag[len(tag)-1].(*expr.Meta); !ok || m.Key != expr.MetaKeyMARK || !m.SourceRegister {
 		t.Errorf("tag rule ends with %#v, want meta mark set", tag[len(tag)-1])
 	}
-	// The steer chain starts with the drops of invalid packets (not NATed:
-	// matched by their own source), then post-NAT steer rules recognise
+	// The steer chain starts with the jump to the drops of invalid packets
+	// (not NATed: matched by their own source), then post-NAT it recognises
 	// inside hosts by the original source address.
+	steer := rs.Rules[10:13]
+	e := steer[0].Exprs
+	if p, ok := e[0].(*expr.Payload); !ok || p.Offset != 12 || p.Len != 4 {
+		t.Errorf("steer rule 0 starts with %#v, want ip saddr", e[0])
+	}
+	if v, ok := e[len(e)-1].(*expr.Verdict); !ok || v.Kind != expr.VerdictJump || v.Chain != "drop_invalid" {
+		t.Errorf("steer rule 0 ends with %#v, want jump drop_invalid", e[len(e)-1])
+	}
 	for i := 1; i <= 3; i++ {
 		e := rs.Rules[i].Exprs
-		if p, ok := e[0].(*expr.Payload); !ok || p.Offset != 12 || p.Len != 4 {
-			t.Errorf("drop rule %d starts with %#v, want ip saddr", i, e[0])
-		}
 		if v, ok := e[len(e)-1].(*expr.Verdict); !ok || v.Kind != expr.VerdictDrop {
 			t.Errorf("drop rule %d ends with %#v, want drop", i, e[len(e)-1])
 		}
 	}
-	steer := rs.Rules[4].Exprs
-	ct, ok := steer[0].(*expr.Ct)
+	e = steer[1].Exprs
+	ct, ok := e[0].(*expr.Ct)
 	if !ok || ct.Key != expr.CtKey(unix.NFT_CT_SRC_IP) || ct.Direction != 0 || ct.Register != 1 {
-		t.Errorf("first expression %#v, want ct original ip saddr", steer[0])
+		t.Errorf("first expression %#v, want ct original ip saddr", e[0])
 	}
-	tg, ok := steer[len(steer)-1].(*expr.Target)
+	if v, ok := e[len(e)-1].(*expr.Verdict); !ok || v.Kind != expr.VerdictGoto || v.Chain != "from_inside" {
+		t.Errorf("steer rule 1 ends with %#v, want goto from_inside", e[len(e)-1])
+	}
+	syn := rs.Rules[7].Exprs
+	tg, ok := syn[len(syn)-1].(*expr.Target)
 	if !ok || tg.Name != "NFQUEUE" || tg.Rev != 3 {
-		t.Fatalf("last expression %#v, want NFQUEUE target", steer[len(steer)-1])
+		t.Fatalf("last expression %#v, want NFQUEUE target", syn[len(syn)-1])
 	}
-	if got := rs.String(); got != "table ip natreveal: 3 chains, 12 rules, 3 set elements" {
+	if got := rs.String(); got != "table ip natreveal: 6 chains, 17 rules, 3 set elements" {
 		t.Errorf("String() = %q", got)
 	}
 }

@@ -155,6 +155,12 @@ func jump(chain string) term {
 	return term{[]expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: chain}}, "jump " + chain}
 }
 
+// goTo continues in chain and does not come back: where chain ends, the
+// base chain's policy applies.
+func goTo(chain string) term {
+	return term{[]expr.Any{&expr.Verdict{Kind: expr.VerdictGoto, Chain: chain}}, "goto " + chain}
+}
+
 // ctStateNew is the conntrack state bit of IP_CT_NEW (NF_CT_STATE_BIT);
 // ctStateInvalid is NF_CT_STATE_INVALID_BIT.
 const (
@@ -223,13 +229,13 @@ func markIs(val uint32) term {
 	return term{[]expr.Any{loadMark(false), &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: u32(val)}}, "meta mark " + hex32(val)}
 }
 
-// markAnySet matches a packet mark with any of bits set.
-func markAnySet(bits uint32) term {
+// markAnySet matches a ct mark (ct) or packet mark with any of bits set.
+func markAnySet(ct bool, bits uint32) term {
 	return term{[]expr.Any{
-		loadMark(false),
+		loadMark(ct),
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: u32(bits), Xor: u32(0)},
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: u32(0)},
-	}, maskedMatch("meta mark", bits, 0, true)}
+	}, maskedMatch(markName(ct), bits, 0, true)}
 }
 
 // setMark sets the ct mark (ct) or the packet mark to (mark & mask) ^ xor.

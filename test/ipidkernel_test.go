@@ -25,7 +25,8 @@ func TestIPIDKernel(t *testing.T) {
 	for _, want := range []string{
 		"map hostid {\n\t\ttypeof ip saddr : ip id\n\t\tsize 65536\n\t\ttimeout 1h\n",
 		"tcp flags syn / fin,syn,rst,ack ip frag-off & 32767 == 16384 ip id set ip saddr map @hostid\n",
-		"ip saddr @inside ip saddr != @hostid tcp flags syn / fin,syn,rst,ack queue",
+		"ip saddr @inside goto from_inside\n",
+		"\t\tip saddr != @hostid tcp flags syn / fin,syn,rst,ack queue",
 	} {
 		if !strings.Contains(rs, want) {
 			t.Fatalf("ruleset lacks %q:\n%s", want, rs)
@@ -112,7 +113,7 @@ func TestIPIDKernelWithTCPOption(t *testing.T) {
 	l := newLab(t)
 	s := listen(t, l)
 	d := startDaemon(t, l, "--inside", lab.InsidePrefix, "--methods", "tcp-option,ip-id", "--ip-id-kernel")
-	if rs := ruleset(t, l); !strings.Contains(rs, "ip saddr @inside tcp flags syn / fin,syn,rst,ack queue") {
+	if rs := ruleset(t, l); !strings.Contains(rs, "\t\ttcp flags syn / fin,syn,rst,ack queue") {
 		t.Fatalf("SYN rule should queue every inside SYN:\n%s", rs)
 	}
 	for i := 0; i < 6; i++ {
