@@ -208,12 +208,14 @@ func TestHTTPHeader(t *testing.T) {
 	// segments skip the queue once the kernel holds the offset (the uploads
 	// set, stream/upload.go); what is queued is the request, the segments
 	// before the server acknowledged it and the body's last 64 KiB: 3-15
-	// packets in the lab (queueing the whole body was about 19 per MiB,
-	// 600 or more for 32 MiB).
+	// packets in the lab, 152 once on a loaded machine, where the handoff
+	// waits for the flow's verdicts in flight while the client keeps
+	// sending. Queueing the whole body was about 19 per MiB, 600 or more for
+	// 32 MiB: the bound is half of that.
 	q0 = queuedPackets(t, l)
 	upload(t, ka, url, 32<<20, "_0x0003")
-	if n := queuedPackets(t, l) - q0; n > 60 {
-		t.Errorf("a 32 MiB upload queued %d packets, want at most 60", n)
+	if n := queuedPackets(t, l) - q0; n > 300 {
+		t.Errorf("a 32 MiB upload queued %d packets, want at most 300", n)
 	} else {
 		t.Logf("a 32 MiB upload queued %d packets", n)
 	}
