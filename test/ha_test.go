@@ -108,7 +108,13 @@ func newHALab(t *testing.T) *haLab {
 		// tcp_loose 0: a mid-flow packet reaching the backup before
 		// conntrackd committed its entry is invalid (dropped below, the
 		// endpoint retransmits), not picked up as a new flow with a new
-		// NAT binding (the conntrack-tools manual's advice).
+		// NAT binding (the conntrack-tools manual's advice). Dropped in
+		// the input hook too: the server's segments of such a flow are
+		// addressed to the virtual public address, the backup's own
+		// between keepalived adding it and the notify script's commit, and
+		// its stack would answer them with a RST (RFC 9293 §3.10.7.1) that
+		// resets the server's end of a flow that was about to be taken
+		// over.
 		nsExec(t, n.ns, "sysctl", "-qw", "net.netfilter.nf_conntrack_tcp_loose=0")
 		if err := (&lab.Lab{}).Nft(n.ns, `table ip nat {
 	chain postrouting {
@@ -119,6 +125,10 @@ func newHALab(t *testing.T) *haLab {
 table inet hafilter {
 	chain forward {
 		type filter hook forward priority filter; policy accept;
+		ct state invalid drop
+	}
+	chain input {
+		type filter hook input priority filter; policy accept;
 		ct state invalid drop
 	}
 }
