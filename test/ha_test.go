@@ -632,9 +632,10 @@ func TestHAPairFailover(t *testing.T) {
 
 	h.start(t, n1, 0)
 	h.waitMaster(t, n1, 15*time.Second)
+	n2At := time.Now()
 	h.start(t, n2, 0)
 	// n2 settles as backup: its notify script ran conntrackd -t; -n.
-	h.waitNotified(t, n2, "BACKUP", 1, 30*time.Second)
+	h.waitNotified(t, n2, "BACKUP", n2At, 30*time.Second)
 
 	// Long-lived flows: per host, 3 of each kind.
 	stop := make(chan struct{})
@@ -722,9 +723,8 @@ func TestHAPairFailover(t *testing.T) {
 	time.Sleep(time.Until(failAt.Add(takeover + 5*time.Second)))
 	reviveAt := time.Now()
 	h.revive(t, n1)
-	// n1 comes back as backup (its notify script's second BACKUP) and
-	// stays so (nopreempt).
-	h.waitNotified(t, n1, "BACKUP", 2, 30*time.Second)
+	// n1 comes back as backup and stays so (nopreempt).
+	h.waitNotified(t, n1, "BACKUP", reviveAt, 30*time.Second)
 	time.Sleep(time.Until(reviveAt.Add(5 * time.Second)))
 	if h.master(n1) || !h.master(n2) {
 		t.Errorf("after n1 came back: n1 master %v, n2 master %v (nopreempt: n2 keeps it)", h.master(n1), h.master(n2))

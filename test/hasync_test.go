@@ -190,16 +190,21 @@ func waitUntil(t *testing.T, what string, within time.Duration, check func() str
 	}
 }
 
-// waitNotified waits until the notify script recorded state for node n at
-// least count times (it appends a line once its conntrackd commands ran).
-func (h *haLab) waitNotified(t *testing.T, n *haNode, state string, count int, within time.Duration) {
+// waitNotified waits until the notify script recorded state for node n
+// after since (it appends "<unix time> <state>" once its conntrackd
+// commands ran).
+func (h *haLab) waitNotified(t *testing.T, n *haNode, state string, since time.Time, within time.Duration) {
 	t.Helper()
 	waitUntil(t, fmt.Sprintf("%s notified %s", n.name, state), within, func() string {
 		b, _ := os.ReadFile(n.ctdConf + ".states")
-		if c := strings.Count(string(b), " "+state+"\n"); c < count {
-			return fmt.Sprintf("%d times, want %d: %q", c, count, b)
+		for _, ln := range strings.Split(string(b), "\n") {
+			at, st, ok := strings.Cut(ln, " ")
+			sec, err := strconv.ParseFloat(at, 64)
+			if ok && err == nil && st == state && sec >= float64(since.UnixNano())/1e9 {
+				return ""
+			}
 		}
-		return ""
+		return fmt.Sprintf("not since %s: %q", since.Format(time.RFC3339Nano), b)
 	})
 }
 
