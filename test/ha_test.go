@@ -31,6 +31,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -108,7 +109,13 @@ func newHALab(t *testing.T) *haLab {
 		// tcp_loose 0: a mid-flow packet reaching the backup before
 		// conntrackd committed its entry is invalid (dropped below, the
 		// endpoint retransmits), not picked up as a new flow with a new
-		// NAT binding (the conntrack-tools manual's advice).
+		// NAT binding (the conntrack-tools manual's advice). Dropped in
+		// the input hook too: the server's segments of such a flow are
+		// addressed to the virtual public address, the backup's own
+		// between keepalived adding it and the notify script's commit, and
+		// its stack would answer them with a RST (RFC 9293 §3.10.7.1) that
+		// resets the server's end of a flow that was about to be taken
+		// over.
 		nsExec(t, n.ns, "sysctl", "-qw", "net.netfilter.nf_conntrack_tcp_loose=0")
 		if err := (&lab.Lab{}).Nft(n.ns, `table ip nat {
 	chain postrouting {
@@ -119,6 +126,10 @@ func newHALab(t *testing.T) *haLab {
 table inet hafilter {
 	chain forward {
 		type filter hook forward priority filter; policy accept;
+		ct state invalid drop
+	}
+	chain input {
+		type filter hook input priority filter; policy accept;
 		ct state invalid drop
 	}
 }
@@ -368,6 +379,8 @@ type haFlow struct {
 	label        string
 	sent, echoed int
 	lastEcho     time.Time
+	// rounds counts the exchanges checked whole (echoes, answers).
+	rounds atomic.Int64
 }
 
 // classify turns a flow's error into an outcome.
@@ -417,6 +430,7 @@ func echoFlow(ns, addr string, num int64, stop <-chan struct{}, f *haFlow) {
 		if err != nil {
 			break
 		}
+		f.rounds.Add(1)
 	}
 	f.outcome, f.detail = classify(err), err.Error()
 	if errors.Is(err, errCorrupt) {
@@ -466,6 +480,7 @@ func httpFlow(ns, xff string, num int64, stop <-chan struct{}, f *haFlow) {
 			f.outcome, f.detail = outCorrupt, fmt.Sprintf("answer %q, want %q", b, want)
 			return
 		}
+		f.rounds.Add(1)
 	}
 	f.outcome, f.detail = classify(err), err.Error()
 }
@@ -576,6 +591,7 @@ func udpFlow(ns, addr, label string, stop <-chan struct{}, f *haFlow) {
 				return
 			}
 			f.echoed++
+			f.rounds.Add(1)
 			f.lastEcho = time.Now()
 		}
 		time.Sleep(time.Until(until))
@@ -616,8 +632,10 @@ func TestHAPairFailover(t *testing.T) {
 
 	h.start(t, n1, 0)
 	h.waitMaster(t, n1, 15*time.Second)
+	n2At := time.Now()
 	h.start(t, n2, 0)
-	time.Sleep(time.Second) // n2 settles as backup, conntrackd links up
+	// n2 settles as backup: its notify script ran conntrackd -t; -n.
+	h.waitNotified(t, n2, "BACKUP", n2At, 30*time.Second)
 
 	// Long-lived flows: per host, 3 of each kind.
 	stop := make(chan struct{})
@@ -649,6 +667,7 @@ func TestHAPairFailover(t *testing.T) {
 	// A stream of new connections and new UDP flows, alternating hosts.
 	var mu sync.Mutex
 	var conns []newConn
+	var connWG sync.WaitGroup
 	streamDone := make(chan struct{})
 	go func() {
 		defer close(streamDone)
@@ -660,7 +679,9 @@ func TestHAPairFailover(t *testing.T) {
 			}
 			hst := hosts[n%2]
 			nc := newConn{host: hst.addr, label: fmt.Sprintf("n%d", n), at: time.Now()}
+			connWG.Add(1)
 			go func() {
+				defer connWG.Done()
 				nc.err = lab.Connect(hst.ns, haSrv+":9001", []byte(fmt.Sprintf("%-16s", nc.label)), 10*time.Second)
 				if nc.err == nil {
 					lab.SendUDP(hst.ns, haSrv+":9002", []string{"u" + nc.label, "u" + nc.label + "b"}, 0)
@@ -672,29 +693,46 @@ func TestHAPairFailover(t *testing.T) {
 		}
 	}()
 
-	time.Sleep(3 * time.Second)
-	// Every flow must be up and synced before the failure.
-	for _, f := range flows {
-		if f.outcome != "" {
-			t.Fatalf("%s flow from %s ended before the failover: %s %s", f.kind, f.host, f.outcome, f.detail)
+	// Every flow must be up and synced before the failure: what the
+	// takeover needs is in n2's external cache (synced). The phase lasts
+	// at least 3 s, for the new connections' "before" row.
+	flowsAt := time.Now()
+	syncWait := waitUntil(t, "flows up and synced to n2", 60*time.Second, func() string {
+		for _, f := range flows {
+			if f.outcome != "" {
+				t.Fatalf("%s flow from %s ended before the failover: %s %s", f.kind, f.host, f.outcome, f.detail)
+			}
 		}
-	}
+		return h.synced(flows, n1, n2)
+	})
+	t.Logf("flows up and synced to n2 %v after they started", syncWait.Round(time.Millisecond))
+	time.Sleep(time.Until(flowsAt.Add(3 * time.Second)))
 	ctBefore := nsExec(t, n2.ns, h.ctdBin, "-C", n2.ctdConf, "-s", "cache")
+	n1CT, err := kernelCT(n1.ns)
+	if err != nil {
+		t.Fatal(err)
+	}
 	failAt := time.Now()
 	h.fail(t, n1)
 	takeover := h.waitMaster(t, n2, 15*time.Second)
 	t.Logf("n2 master %v after n1 failed", takeover.Round(time.Millisecond))
-	time.Sleep(5 * time.Second)
+	// The notify script commits n2's external cache: the surviving flows'
+	// entries, marks and sequence adjustments as n1 had them.
+	commit := waitUntil(t, "n2 committed the flows", 30*time.Second, func() string { return committed(flows, n2, n1CT) })
+	t.Logf("n2 committed the flows %v after it became master", commit.Round(time.Millisecond))
+	time.Sleep(time.Until(failAt.Add(takeover + 5*time.Second)))
 	reviveAt := time.Now()
 	h.revive(t, n1)
-	time.Sleep(5 * time.Second)
+	// n1 comes back as backup and stays so (nopreempt).
+	h.waitNotified(t, n1, "BACKUP", reviveAt, 30*time.Second)
+	time.Sleep(time.Until(reviveAt.Add(5 * time.Second)))
 	if h.master(n1) || !h.master(n2) {
 		t.Errorf("after n1 came back: n1 master %v, n2 master %v (nopreempt: n2 keeps it)", h.master(n1), h.master(n2))
 	}
 	close(stop)
 	wg.Wait()
 	<-streamDone
-	time.Sleep(500 * time.Millisecond)
+	connWG.Wait()
 
 	// The table: per kind, in flight, intact, reset, hung, corrupt.
 	type row struct{ inFlight, intact, reset, hung, corrupt int }
@@ -843,6 +881,15 @@ func TestHAPairFailover(t *testing.T) {
 	}
 	t.Logf("takeover %v; per-method table:%s", takeover.Round(time.Millisecond), tbl.String())
 	t.Logf("n2 conntrackd cache before the failure:\n%s", ctBefore)
+	// The backup's own stack answers no segment of a flow it took over
+	// (the input hook drops them until the commit): RSTs it sent itself.
+	if f := strings.Fields(nsExec(t, n2.ns, "nstat", "-asz", "TcpOutRsts")); len(f) >= 3 {
+		t.Logf("n2's own stack sent %s RSTs (TcpOutRsts)", f[2])
+	}
+	for _, n := range h.nodes {
+		b, _ := os.ReadFile(n.ctdConf + ".states")
+		t.Logf("%s notified (keepalived's transitions):\n%s", n.name, b)
+	}
 
 	// Assertions (issue 14): the SYN methods, port-set and kernel-handed
 	// proxy-protocol flows survive; nothing is ever corrupted; whatever does
