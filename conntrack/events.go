@@ -76,3 +76,33 @@ func listenEvents(ctx context.Context, netns, rcvbuf int, groups []netfilter.Net
 	}()
 	return nil
 }
+
+// Created describes a flow conntrack reports new: its original tuple, its
+// helper's name ("" for none) and whether it has already seen a reply (an
+// entry made over ctnetlink, such as conntrackd's commit on an HA backup,
+// not by a first packet).
+type Created struct {
+	OrigSrc, OrigDst netip.AddrPort
+	Proto            uint8
+	Helper           string
+	SeenReply        bool
+}
+
+// WatchNew calls fn for every conntrack new event of the current network
+// namespace until ctx ends, on a ctnetlink socket of its own. Events lost to
+// a full socket buffer are dropped (NoENOBUFS).
+func WatchNew(ctx context.Context, fn func(Created)) error {
+	return listenEvents(ctx, 0, 1<<20, []netfilter.NetlinkGroup{netfilter.GroupCTNew}, func(ev ct.Event) {
+		if ev.Type != ct.EventNew {
+			return
+		}
+		f, o := ev.Flow, ev.Flow.TupleOrig
+		fn(Created{
+			OrigSrc:   netip.AddrPortFrom(o.IP.SourceAddress, o.Proto.SourcePort),
+			OrigDst:   netip.AddrPortFrom(o.IP.DestinationAddress, o.Proto.DestinationPort),
+			Proto:     o.Proto.Protocol,
+			Helper:    f.Helper.Name,
+			SeenReply: f.Status.SeenReply(),
+		})
+	})
+}

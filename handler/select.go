@@ -1,6 +1,8 @@
 package handler
 
 import (
+	"net/netip"
+
 	"github.com/natreveal/natreveal/method"
 	"github.com/natreveal/natreveal/stream"
 )
@@ -55,4 +57,9 @@ func (c HandlerConfig) WantsGSO() bool {
 		}
 	}
 	return true
+}
+
+// Selects reports whether the payload methods select flows to dst.
+func (h *Handler) Selects(dst netip.AddrPort) bool {
+	return h.sel != nil && h.sel.Selected(dst.Addr().Unmap(), dst.Port())
 }

@@ -243,3 +243,9 @@ func setMark(v queue.Verdict, m queue.Meta, bit uint32) queue.Verdict {
 	v.SetMark, v.Mark = true, v.Mark|bit
 	return v
 }
+
+// Selected reports whether a new flow to dst:port would be selected.
+func (e *Engine) Selected(dst netip.Addr, port uint16) bool {
+	m, _ := e.selectFor(dst, port)
+	return m != 0
+}

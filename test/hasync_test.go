@@ -26,7 +26,8 @@ const haSelectBit = 0x40000
 // haCT is what the test reads of one TCP conntrack entry.
 type haCT struct {
 	mark   uint32
-	seqAdj bool // IPS_SEQ_ADJUST with a client-side offset: handed to the kernel
+	seqAdj bool   // IPS_SEQ_ADJUST with a client-side offset: handed to the kernel
+	helper string // the conntrack helper: none once the SYN-ACK took the seqadj carrier off
 }
 
 // haCTKey names a TCP flow by its original source and destination port.
@@ -58,6 +59,7 @@ func kernelCT(ns string) (map[string]haCT, error) {
 		m[haCTKey(netip.AddrPortFrom(o.IP.SourceAddress, o.Proto.SourcePort), o.Proto.DestinationPort)] = haCT{
 			mark:   f.Mark,
 			seqAdj: f.Status.SeqAdjust() && f.SeqAdjOrig.OffsetAfter != 0,
+			helper: f.Helper.Name,
 		}
 	}
 	return m, nil

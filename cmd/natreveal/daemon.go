@@ -53,6 +53,7 @@ type packetDaemon struct {
 	learner   *ipid.Learner   // in-kernel ip-id path (ipidkernel.go)
 	noHelper  bool            // the kernel lacks the seqadj helper: no handoff
 	seqcc     *conntrack.Conn // ctnetlink socket of the handoff
+	carrier   *carrierWatch   // clears the seqadj helper from committed flows (carrier.go)
 	ruleBase  [2]uint64       // ruleset counters (done, mss) of the tables a reload replaced
 	acctOff   func()          // restores nf_conntrack_acct (countPackets), or nil
 }
@@ -134,6 +135,10 @@ func (d *packetDaemon) close() {
 		d.seqcc.Close()
 		d.seqcc = nil
 	}
+	if d.carrier != nil {
+		d.carrier.cc.Close()
+		d.carrier = nil
+	}
 }
 
 // Handle implements queue.PacketHandler with the current handler.
@@ -187,6 +192,13 @@ func (d *packetDaemon) prepare(c *config.Config, src hostid.Source) (*handler.Ha
 			d.seqcc = cc
 		}
 		h.SetSeqAdj(d.seqcc)
+		if d.carrier == nil {
+			w, err := watchCarrier(d.ctx, d.ruleSpec(c).SeqAdjHelper, d.h.Load, d.log)
+			if err != nil {
+				return nil, nil, err
+			}
+			d.carrier = w
+		}
 		if spec := d.ruleSpec(c); spec.UploadSize != 0 {
 			// Request bodies skip the queue (stream/upload.go); nftables
 			// opens a netlink socket per batch.
