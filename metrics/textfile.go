@@ -41,13 +41,13 @@ func Textfile(ctx context.Context, path string, interval time.Duration, e Expose
 				return
 			case <-t.C:
 			}
-			err := writeTextfile(path, e, &b)
-			if msg := fmt.Sprint(err); err != nil && msg != last {
-				report(err)
-				last = msg
-			} else if err == nil {
-				last = ""
+			msg := ""
+			if err := writeTextfile(path, e, &b); err != nil {
+				if msg = err.Error(); msg != last {
+					report(err)
+				}
 			}
+			last = msg
 		}
 	}()
 	return ch, nil

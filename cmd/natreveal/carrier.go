@@ -17,20 +17,15 @@ import (
 // would have the FTP helper read its data (docs/ha.md).
 type carrierWatch struct {
 	helper  string
-	cc      *conntrack.Conn
+	cc      handler.SeqAdjuster // the handoff's ctnetlink socket
 	handler func() *handler.Handler
 	log     *slog.Logger
 }
 
 // watchCarrier starts the watch until ctx ends.
-func watchCarrier(ctx context.Context, helper string, h func() *handler.Handler, log *slog.Logger) (*carrierWatch, error) {
-	cc, err := conntrack.Dial()
-	if err != nil {
-		return nil, err
-	}
+func watchCarrier(ctx context.Context, helper string, cc handler.SeqAdjuster, h func() *handler.Handler, log *slog.Logger) (*carrierWatch, error) {
 	w := &carrierWatch{helper: helper, cc: cc, handler: h, log: log}
 	if err := conntrack.WatchNew(ctx, w.created); err != nil {
-		cc.Close()
 		return nil, err
 	}
 	return w, nil

@@ -135,10 +135,6 @@ func (d *packetDaemon) close() {
 		d.seqcc.Close()
 		d.seqcc = nil
 	}
-	if d.carrier != nil {
-		d.carrier.cc.Close()
-		d.carrier = nil
-	}
 }
 
 // Handle implements queue.PacketHandler with the current handler.
@@ -193,7 +189,7 @@ func (d *packetDaemon) prepare(c *config.Config, src hostid.Source) (*handler.Ha
 		}
 		h.SetSeqAdj(d.seqcc)
 		if d.carrier == nil {
-			w, err := watchCarrier(d.ctx, d.ruleSpec(c).SeqAdjHelper, d.h.Load, d.log)
+			w, err := watchCarrier(d.ctx, d.ruleSpec(c).SeqAdjHelper, d.seqcc, d.h.Load, d.log)
 			if err != nil {
 				return nil, nil, err
 			}
