@@ -12,8 +12,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -274,11 +272,7 @@ func transfer(ns string, proxy bool, n int64) (down, up float64, err error) {
 func measureBulk(ctx context.Context, l *lab.Lab, m bulkMode, binary, dir string, mib int) (s bulkSample, err error) {
 	var d *daemon
 	if m.config != "" {
-		cfg := filepath.Join(dir, m.name+".yaml")
-		if err := os.WriteFile(cfg, []byte(m.config), 0o644); err != nil {
-			return s, err
-		}
-		if d, err = startDaemonArgs(l, m.name, []string{binary, "run", "--status-socket=", "--config", cfg}); err != nil {
+		if d, err = startConfigDaemon(l, m, binary, dir); err != nil {
 			return s, err
 		}
 		defer func() {

@@ -17,6 +17,14 @@
 // moving -bulk-mib MiB down then up, against the same transfers with
 // natreveal off; `-modes http-header,proxy-protocol` runs only these.
 //
+// Established flows (established.go): long-lived connections from both
+// inside hosts to a port no method selects, 64-byte transactions closed
+// loop (saturation) and paced (the whole machine's CPU per transaction and
+// per packet crossing the NAT, latency, packets queued per transaction);
+// it runs with the SYN-path table for its natreveal modes and the
+// selected-flow configurations, or alone with `-modes established,...`,
+// and not with -established=false.
+//
 // Per mode and round: new connections per second (closed-loop handshakes from
 // both clients, each reset at once); connect() latency p50/p99 at half the
 // kernel-only or, when lower, the queue-only connection rate (paced, open
@@ -137,6 +145,12 @@ type report struct {
 	// Bulk is the selected-flow table: one connection's download and
 	// upload with every packet through the daemon.
 	Bulk []BulkResult `json:"selected_bulk,omitempty"`
+	// Established is the established-flows table: long-lived connections
+	// natreveal is done with, EstConns per inside client, paced at EstRate
+	// transactions per second for the CPU and latency figures.
+	Established []EstResult `json:"established,omitempty"`
+	EstConns    int         `json:"established_conns_per_client,omitempty"`
+	EstRate     float64     `json:"established_rate_per_s,omitempty"`
 }
 
 // Main runs the bench with the command-line arguments args (without the
@@ -146,7 +160,7 @@ func Main(args []string) int {
 	role := fs.String("role", "", "internal: passthrough or gonfqueue serves the queue for the queue-only modes")
 	quick := fs.Bool("quick", false, "one short round (under 60 s)")
 	jsonOut := fs.String("json", "", "also write the results to this file")
-	modesFlag := fs.String("modes", "", "comma-separated subset of modes (default all)")
+	modesFlag := fs.String("modes", "", "comma-separated subset of modes (default all); with \"established\" among them, only the established-flows table")
 	queues := fs.Int("queues", 0, "NFQUEUE queues (queue.count) for the daemons; 0: one per CPU, natreveal's default")
 	rounds := fs.Int("rounds", 0, "rounds (default 3, -quick 1)")
 	bulkMiB := fs.Int("bulk-mib", 0, "MiB per bulk transfer of the selected-flow modes (default 128, -quick 32)")
@@ -157,6 +171,10 @@ func Main(args []string) int {
 	cpuProfile := fs.String("cpuprofile", "", "with -hold: write the daemon's Go CPU profile over the hold to this file (builds natreveal with -tags pprof)")
 	cpusFlag := fs.String("cpus", "", "scaling: run the bench once per CPU count of this list (e.g. 1,2,4,8,16), each under taskset on the first N CPUs")
 	queueCounts := fs.String("queue-counts", "", "scaling: queue counts per CPU count (default 1 and N); each count > 1 with lanes on and off")
+	established := fs.Bool("established", true, "the established-flows table (with the SYN-path table, for its natreveal modes and the selected-flow configurations)")
+	estConns := fs.Int("established-conns", 64, "established flows: long-lived connections per inside client")
+	estRate := fs.Float64("established-rate", 0, "established flows: paced load in transactions/s (default: a quarter of kernel only's saturation)")
+	estTime := fs.Duration("established-time", 0, "established flows: duration of each load, saturation and paced (default 2s, -quick 800ms)")
 	fs.Parse(args)
 	if *queues <= 0 {
 		*queues = len(cpuList())
@@ -202,15 +220,26 @@ func Main(args []string) int {
 	if *bulkMiB > 0 {
 		mib = *bulkMiB
 	}
+	ep := estParams{conns: *estConns, rate: *estRate, dur: 2 * time.Second}
+	if *quick {
+		ep.dur = 800 * time.Millisecond
+	}
+	if *estTime > 0 {
+		ep.dur = *estTime
+	}
 	// SYN-path modes and selected-flow (bulk) modes; kernel only is the
-	// first of each table that has another mode.
+	// first of each table that has another mode. The established table
+	// runs with the SYN-path table, or alone when -modes names it.
 	modes, bulk := allModes, allBulkModes
+	estOnly := false
 	if *modesFlag != "" {
 		modes, bulk = nil, nil
 		for _, name := range strings.Split(*modesFlag, ",") {
 			i := slices.IndexFunc(allModes, func(m mode) bool { return m.name == name })
 			j := slices.IndexFunc(allBulkModes, func(m bulkMode) bool { return m.name == name })
 			switch {
+			case name == "established":
+				estOnly = true
 			case name == "kernel":
 			case i >= 0:
 				modes = append(modes, allModes[i])
@@ -221,6 +250,9 @@ func Main(args []string) int {
 				return 2
 			}
 		}
+		if estOnly && len(modes) == 0 && len(bulk) == 0 {
+			modes, bulk = allModes[1:], allBulkModes[1:]
+		}
 		if len(modes) > 0 || len(bulk) == 0 {
 			modes = append([]mode{allModes[0]}, modes...)
 		}
@@ -228,14 +260,25 @@ func Main(args []string) int {
 			bulk = append([]bulkMode{allBulkModes[0]}, bulk...)
 		}
 	}
+	if !*established && estOnly {
+		fmt.Fprintln(os.Stderr, "bench: -modes established with -established=false")
+		return 2
+	}
+	if *established && (estOnly || len(modes) > 0) {
+		ep.on = true
+	}
+	if ep.conns < 1 {
+		fmt.Fprintln(os.Stderr, "bench: -established-conns must be at least 1")
+		return 2
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
 	defer cancel()
 	if *hold > 0 {
 		p.conn = *hold
 	}
-	rep, err := run(ctx, p, modes, bulk, *queues, mib, *hold > 0)
+	rep, err := run(ctx, p, modes, bulk, *queues, mib, *hold > 0, estOnly, ep)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1
@@ -256,7 +299,7 @@ func Main(args []string) int {
 	return 0
 }
 
-func run(ctx context.Context, p params, modes []mode, bulk []bulkMode, queues, mib int, hold bool) (*report, error) {
+func run(ctx context.Context, p params, modes []mode, bulk []bulkMode, queues, mib int, hold, estOnly bool, ep estParams) (*report, error) {
 	if os.Geteuid() != 0 {
 		return nil, fmt.Errorf("needs root (network namespaces, nftables)")
 	}
@@ -302,13 +345,20 @@ func run(ctx context.Context, p params, modes []mode, bulk []bulkMode, queues, m
 	if hold {
 		return rep, holdMode(ctx, l, modes[len(modes)-1], binary, queues, clients, p)
 	}
-	if len(modes) > 0 {
+	if len(modes) > 0 && !estOnly {
 		if err := runSYN(ctx, l, rep, p, modes, binary, queues, clients); err != nil {
 			return nil, err
 		}
 	}
-	if len(bulk) > 0 {
+	if len(bulk) > 0 && !estOnly {
 		if rep.Bulk, err = runBulk(ctx, l, bulk, binary, dir, p.rounds, mib); err != nil {
+			return nil, err
+		}
+	}
+	if ep.on {
+		em := establishedModes(l, modes, bulk, binary, dir, queues, p.lanes)
+		rep.EstConns = ep.conns
+		if rep.Established, rep.EstRate, err = runEstablished(ctx, l, em, p.rounds, ep); err != nil {
 			return nil, err
 		}
 	}
@@ -673,6 +723,12 @@ func printTable(f *os.File, rep *report) {
 			fmt.Fprintln(f)
 		}
 		printBulk(f, rep)
+	}
+	if len(rep.Established) > 0 {
+		if len(rep.Results) > 0 || len(rep.Bulk) > 0 {
+			fmt.Fprintln(f)
+		}
+		printEstablished(f, rep)
 	}
 	printGoals(f, rep.Goals)
 }

@@ -39,11 +39,13 @@ func scaling(fs *flag.FlagSet, cpusList, queueCounts, jsonOut string) int {
 	var pass []string
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
-		case "cpus", "queue-counts", "json", "queues", "lanes":
+		case "cpus", "queue-counts", "json", "queues", "lanes", "established":
 		default:
 			pass = append(pass, "-"+f.Name+"="+f.Value.String())
 		}
 	})
+	// The scaling table is the SYN path's; established flows are not in it.
+	pass = append(pass, "-established=false")
 	self, err := os.Executable()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
