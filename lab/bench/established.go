@@ -62,10 +62,21 @@ type estSample struct {
 	// The paced load: its achieved rate, the whole machine's CPU per
 	// transaction and per packet crossing the NAT (the NAT's public link,
 	// both directions), packets per transaction.
-	PacedTxnRate float64       `json:"paced_txn_per_s"`
-	CPUPerTxn    float64       `json:"cpu_us_per_txn"`
-	CPUPerPkt    float64       `json:"cpu_ns_per_pkt"`
-	PktPerTxn    float64       `json:"pkts_per_txn"`
+	PacedTxnRate float64 `json:"paced_txn_per_s"`
+	CPUPerTxn    float64 `json:"cpu_us_per_txn"`
+	CPUPerPkt    float64 `json:"cpu_ns_per_pkt"`
+	PktPerTxn    float64 `json:"pkts_per_txn"`
+	// ProcsPerPkt is the CPU time of the bench's and the daemon's threads
+	// per packet crossing the NAT: the generators, the server and the
+	// daemon, with the kernel's packet work they run in their system
+	// calls (here nearly all of it: each send carries its packet through
+	// the veth pair, the NAT and the receiver's TCP). Unlike CPUPerPkt it
+	// leaves out other processes on a shared machine.
+	ProcsPerPkt float64 `json:"procs_cpu_ns_per_pkt"`
+	// DaemonPerPkt is the daemon's share of ProcsPerPkt: for flows it
+	// does not queue, its idle cost per second (the lanes' periodic
+	// yields, the runtime) divided by the packet rate.
+	DaemonPerPkt float64       `json:"daemon_cpu_ns_per_pkt"`
 	P50          time.Duration `json:"lat_p50_ns"`
 	P99          time.Duration `json:"lat_p99_ns"`
 	Late         int           `json:"late"` // paced starts that found every connection of their thread busy
@@ -86,6 +97,11 @@ type EstResult struct {
 	AddedCPUPkt  float64     `json:"added_cpu_ns_per_pkt"`
 	AddedPktMin  float64     `json:"added_cpu_ns_per_pkt_min"`
 	AddedPktMax  float64     `json:"added_cpu_ns_per_pkt_max"`
+	ProcsPerPkt  float64     `json:"procs_cpu_ns_per_pkt"`
+	AddedProcs   float64     `json:"added_procs_cpu_ns_per_pkt"`
+	AddedProcMin float64     `json:"added_procs_cpu_ns_per_pkt_min"`
+	AddedProcMax float64     `json:"added_procs_cpu_ns_per_pkt_max"`
+	DaemonPerPkt float64     `json:"daemon_cpu_ns_per_pkt"`
 	PktPerTxn    float64     `json:"pkts_per_txn"`
 	P50          float64     `json:"lat_p50_us"`
 	P99          float64     `json:"lat_p99_us"`
@@ -179,21 +195,28 @@ func summarizeEstablished(names []string, samples [][]estSample) []EstResult {
 		r.CPUPerTxn = median(ss, func(s estSample) float64 { return s.CPUPerTxn })
 		r.CPUPerPkt = median(ss, func(s estSample) float64 { return s.CPUPerPkt })
 		r.PktPerTxn = median(ss, func(s estSample) float64 { return s.PktPerTxn })
+		r.ProcsPerPkt = median(ss, func(s estSample) float64 { return s.ProcsPerPkt })
+		r.DaemonPerPkt = median(ss, func(s estSample) float64 { return s.DaemonPerPkt })
 		r.P50 = median(ss, func(s estSample) float64 { return us(s.P50) })
 		r.P99 = median(ss, func(s estSample) float64 { return us(s.P99) })
 		r.QueuedPerTxn = median(ss, func(s estSample) float64 { return s.QueuedPerTxn })
-		var ratio, pkt, p99 []float64
+		var ratio, pkt, procs, p99 []float64
 		for j := range min(len(ss), len(k)) {
 			if k[j].SatTxnRate > 0 {
 				ratio = append(ratio, ss[j].SatTxnRate/k[j].SatTxnRate)
 			}
 			pkt = append(pkt, ss[j].CPUPerPkt-k[j].CPUPerPkt)
+			procs = append(procs, ss[j].ProcsPerPkt-k[j].ProcsPerPkt)
 			p99 = append(p99, us(ss[j].P99)-us(k[j].P99))
 		}
 		r.SatTxnRatio = median(ratio, id)
 		r.AddedCPUPkt = median(pkt, id)
 		if len(pkt) > 0 {
 			r.AddedPktMin, r.AddedPktMax = slices.Min(pkt), slices.Max(pkt)
+		}
+		r.AddedProcs = median(procs, id)
+		if len(procs) > 0 {
+			r.AddedProcMin, r.AddedProcMax = slices.Min(procs), slices.Max(procs)
 		}
 		r.AddedP99 = median(p99, id)
 		for _, s := range ss {
@@ -208,6 +231,7 @@ func summarizeEstablished(names []string, samples [][]estSample) []EstResult {
 // connections and lets natreveal finish with them, then the saturation and
 // the paced load.
 func measureEstablished(ctx context.Context, l *lab.Lab, m estMode, ln int, ep estParams) (s estSample, err error) {
+	var pid int
 	if m.start != nil {
 		d, err := m.start()
 		if err != nil {
@@ -218,6 +242,7 @@ func measureEstablished(ctx context.Context, l *lab.Lab, m estMode, ln int, ep e
 				err = e
 			}
 		}()
+		pid = d.pid()
 	}
 	if err := lab.FlushConntrack(l.NAT); err != nil {
 		return s, err
@@ -235,7 +260,7 @@ func measureEstablished(ctx context.Context, l *lab.Lab, m estMode, ln int, ep e
 	}
 	waitQueueEmpty(l.NAT, 5*time.Second)
 
-	sat, err := f.load(ctx, l, 0, ep.dur)
+	sat, err := f.load(ctx, l, 0, ep.dur, pid)
 	if err != nil {
 		return s, err
 	}
@@ -244,7 +269,7 @@ func measureEstablished(ctx context.Context, l *lab.Lab, m estMode, ln int, ep e
 	if rate == 0 {
 		rate = sat.rate / estPacedShare // the first mode of the first round: kernel only
 	}
-	pc, err := f.load(ctx, l, rate, ep.dur)
+	pc, err := f.load(ctx, l, rate, ep.dur, pid)
 	if err != nil {
 		return s, err
 	}
@@ -256,12 +281,42 @@ func measureEstablished(ctx context.Context, l *lab.Lab, m estMode, ln int, ep e
 	}
 	if pc.pkts > 0 {
 		s.CPUPerPkt = pc.busyNs / float64(pc.pkts)
+		s.ProcsPerPkt = pc.procsNs / float64(pc.pkts)
+		s.DaemonPerPkt = pc.daemonNs / float64(pc.pkts)
 	}
 	s.Txns = sat.txns + pc.txns
 	if s.Txns > 0 {
 		s.QueuedPerTxn = float64(sat.queued+pc.queued) / float64(s.Txns)
 	}
 	return s, ctx.Err()
+}
+
+// connectRetry connects blocking socket fd to sa. A signal (Go's
+// preemption) interrupts connect() without stopping the handshake: then it
+// waits for the socket to become writable and takes its SO_ERROR.
+func connectRetry(fd int, sa unix.Sockaddr) error {
+	err := unix.Connect(fd, sa)
+	if err != unix.EINTR {
+		return err
+	}
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); {
+		n, err := unix.Poll(pfd, 100)
+		if err == unix.EINTR || (err == nil && n == 0) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if e, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR); err != nil || e != 0 {
+			if err == nil {
+				err = unix.Errno(e)
+			}
+			return err
+		}
+		return nil
+	}
+	return fmt.Errorf("connect: no handshake in 5 s")
 }
 
 // estListen opens the server's listening socket in namespace ns.
@@ -311,7 +366,7 @@ func openFlows(l *lab.Lab, ln, n int) (*flows, error) {
 				tv := unix.NsecToTimeval(int64(5 * time.Second))
 				unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv)
 				unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
-				return unix.Connect(fd, &unix.SockaddrInet4{Port: estPort, Addr: serverSA.Addr})
+				return connectRetry(fd, &unix.SockaddrInet4{Port: estPort, Addr: serverSA.Addr})
 			})
 			if err != nil {
 				if fd > 0 {
@@ -322,6 +377,9 @@ func openFlows(l *lab.Lab, ln, n int) (*flows, error) {
 			}
 			f.cli = append(f.cli, fd)
 			sfd, _, err := unix.Accept4(ln, unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK)
+			for err == unix.EINTR {
+				sfd, _, err = unix.Accept4(ln, unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK)
+			}
 			if err != nil {
 				f.close()
 				return nil, fmt.Errorf("accept: %w", err)
@@ -358,6 +416,9 @@ func (f *flows) prime() error {
 		}
 		for got := 0; got < estMsg; {
 			n, err := unix.Read(fd, buf[got:])
+			if err == unix.EINTR { // Go's preemption signal
+				continue
+			}
 			if err != nil || n == 0 {
 				return fmt.Errorf("prime: read: %d, %v", n, err)
 			}
@@ -384,13 +445,15 @@ func (f *flows) close() {
 // estLoad is one load's measurement over its window (20 % to 95 % of its
 // duration).
 type estLoad struct {
-	rate   float64 // transactions per second completed in the window
-	txns   uint64  // completed in the window
-	busyNs float64 // the whole machine's busy CPU time in the window (/proc/stat)
-	pkts   uint64  // packets through the NAT's public link, both directions, in the window
-	queued uint64  // packets queued to NFQUEUE in the NAT namespace in the window
-	durs   []time.Duration
-	late   int
+	rate     float64 // transactions per second completed in the window
+	txns     uint64  // completed in the window
+	busyNs   float64 // the whole machine's busy CPU time in the window (/proc/stat)
+	procsNs  float64 // the bench's and the daemon's threads' CPU time in the window
+	daemonNs float64 // the daemon's share of procsNs
+	pkts     uint64  // packets through the NAT's public link, both directions, in the window
+	queued   uint64  // packets queued to NFQUEUE in the NAT namespace in the window
+	durs     []time.Duration
+	late     int
 }
 
 // estSnap is the running totals a load's window is the difference of.
@@ -398,18 +461,21 @@ type estSnap struct {
 	at     time.Time
 	txns   uint64
 	ticks  cpuTicks
+	procs  uint64 // ns
+	daemon uint64 // ns
 	pkts   uint64
 	queued uint64
 }
 
 // load runs transactions on every client connection for d, from one
 // thread per CPU the bench may use, each pinned to its CPU and serving its
-// share of the connections: closed loop (rate 0: the next request as soon
+// share of the connections (pid: the daemon, 0 for none): closed loop (rate 0: the next request as soon
 // as the response is in) or paced at rate per second in all (open loop:
 // each thread's timer starts the next request on one of its idle
 // connections; a tick that finds none idle counts as late).
-func (f *flows) load(ctx context.Context, l *lab.Lab, rate float64, d time.Duration) (estLoad, error) {
+func (f *flows) load(ctx context.Context, l *lab.Lab, rate float64, d time.Duration, pid int) (estLoad, error) {
 	cpus := cpuList()
+	self := os.Getpid()
 	threads := make([]estThread, len(cpus))
 	start := time.Now()
 	end := start.Add(d)
@@ -439,6 +505,10 @@ func (f *flows) load(ctx context.Context, l *lab.Lab, rate float64, d time.Durat
 		for i := range threads {
 			s.txns += threads[i].txns.Load()
 		}
+		if pid > 0 {
+			s.daemon = cpuNanos(pid)
+		}
+		s.procs = cpuNanos(self) + s.daemon
 		var err error
 		if s.ticks, err = readCPUTicks(); err != nil {
 			return s, err
@@ -480,6 +550,8 @@ func (f *flows) load(ctx context.Context, l *lab.Lab, rate float64, d time.Durat
 	res.txns = s1.txns - s0.txns
 	res.rate = float64(res.txns) / s1.at.Sub(s0.at).Seconds()
 	res.busyNs = float64(s1.ticks.busy-s0.ticks.busy) * (1e9 / userHZ)
+	res.procsNs = float64(s1.procs - s0.procs)
+	res.daemonNs = float64(s1.daemon - s0.daemon)
 	res.pkts = s1.pkts - s0.pkts
 	res.queued = s1.queued - s0.queued
 	for i := range threads {
@@ -650,6 +722,9 @@ func (th *estThread) send(c *estConn) error {
 // writeFull writes b, which fits in an empty socket buffer many times over.
 func writeFull(fd int, b []byte) error {
 	n, err := unix.Write(fd, b)
+	for err == unix.EINTR { // Go's preemption signal, before anything was sent
+		n, err = unix.Write(fd, b)
+	}
 	if err == nil && n != len(b) {
 		err = fmt.Errorf("short write %d of %d", n, len(b))
 	}
@@ -753,14 +828,16 @@ func startConfigDaemon(l *lab.Lab, m bulkMode, binary, dir string) (*daemon, err
 // printEstablished prints the established-flows table.
 func printEstablished(f *os.File, rep *report) {
 	k := rep.Established[0]
-	fmt.Fprintf(f, "natreveal bench %s, Linux %s, CPUs %v: established flows, %d connections per client to a port no method selects, %d-byte request and response, paced load %.0f txn/s, median of %d round(s)\n\n",
+	fmt.Fprintf(f, "natreveal bench %s, Linux %s, CPUs %v: established flows, %d connections per client to a port no method selects, %d-byte request and response, paced load %.0f txn/s, median of %d round(s)\n",
 		rep.Date, rep.Kernel, rep.CPUList, rep.EstConns, estMsg, rep.EstRate, len(k.Rounds))
+	fmt.Fprintln(f, "(CPU: the whole machine's; procs: the bench's and the daemon's threads', packet work in their system calls included; daemon: its share; per packet crossing the NAT)")
+	fmt.Fprintln(f)
 	w := tabwriter.NewWriter(f, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "mode\tsat txn/s\tx kernel\tCPU µs/txn\tpkt/txn\tCPU ns/pkt\t+CPU ns/pkt\t(min..max)\tqueued/txn\tp50 µs\tp99 µs\t+p99 µs\tlate\t")
+	fmt.Fprintln(w, "mode\tsat txn/s\tx kernel\tCPU µs/txn\tpkt/txn\tCPU ns/pkt\t+CPU ns/pkt\t(min..max)\tprocs ns/pkt\t+procs ns/pkt\t(min..max)\tdaemon ns/pkt\tqueued/txn\tp50 µs\tp99 µs\t+p99 µs\tlate\t")
 	for _, r := range rep.Established {
-		fmt.Fprintf(w, "%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.0f\t%+.0f\t%.0f..%.0f\t%.3f\t%.0f\t%.0f\t%+.0f\t%d\t\n",
+		fmt.Fprintf(w, "%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.0f\t%+.0f\t%.0f..%.0f\t%.0f\t%+.0f\t%.0f..%.0f\t%.0f\t%.3f\t%.0f\t%.0f\t%+.0f\t%d\t\n",
 			r.Mode, r.TxnRate, r.SatTxnRatio, r.CPUPerTxn, r.PktPerTxn, r.CPUPerPkt, r.AddedCPUPkt, r.AddedPktMin, r.AddedPktMax,
-			r.QueuedPerTxn, r.P50, r.P99, r.AddedP99, r.Late)
+			r.ProcsPerPkt, r.AddedProcs, r.AddedProcMin, r.AddedProcMax, r.DaemonPerPkt, r.QueuedPerTxn, r.P50, r.P99, r.AddedP99, r.Late)
 	}
 	w.Flush()
 }

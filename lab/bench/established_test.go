@@ -13,7 +13,7 @@ func TestSummarizeEstablished(t *testing.T) {
 		{SatTxnRate: 100, CPUPerPkt: 1500, P99: 100 * time.Microsecond, PktPerTxn: 2, Late: 1},
 	}
 	m := []estSample{
-		{SatTxnRate: 90, CPUPerPkt: 1010, P99: 110 * time.Microsecond, QueuedPerTxn: 0.5},
+		{SatTxnRate: 90, CPUPerPkt: 1010, ProcsPerPkt: 30, P99: 110 * time.Microsecond, QueuedPerTxn: 0.5},
 		{SatTxnRate: 200, CPUPerPkt: 2050, P99: 190 * time.Microsecond},
 		{SatTxnRate: 80, CPUPerPkt: 1480, P99: 130 * time.Microsecond, Late: 2},
 	}
@@ -31,6 +31,9 @@ func TestSummarizeEstablished(t *testing.T) {
 	}
 	if r.AddedCPUPkt != 10 || r.AddedPktMin != -20 || r.AddedPktMax != 50 {
 		t.Errorf("added ns/pkt %v (%v..%v), want 10 (-20..50)", r.AddedCPUPkt, r.AddedPktMin, r.AddedPktMax)
+	}
+	if r.AddedProcs != 0 || r.AddedProcMin != 0 || r.AddedProcMax != 30 {
+		t.Errorf("added procs ns/pkt %v (%v..%v), want 0 (0..30)", r.AddedProcs, r.AddedProcMin, r.AddedProcMax)
 	}
 	if r.AddedP99 != 10 {
 		t.Errorf("added p99 %v µs, want 10", r.AddedP99)

@@ -2,8 +2,8 @@
 // against the kernel's NAT alone (issue 6), in network namespaces of its own
 // (package lab), as root:
 //
-//	go run ./cmd/natreveal-lab bench            # about 2.5 minutes
-//	go run ./cmd/natreveal-lab bench -quick     # about 30 seconds
+//	go run ./cmd/natreveal-lab bench            # about 5 minutes
+//	go run ./cmd/natreveal-lab bench -quick     # about 45 seconds
 //	go run ./cmd/natreveal-lab bench -json out.json
 //
 // Modes, alternated in rounds (each round starts at the next mode) so that
