@@ -100,8 +100,28 @@ port_set:
 		t.Fatalf("published plan: %v: %.300s", err, published)
 	}
 	publishedFile := l.write(t, "published.json", string(published))
-	if r1, r2 := plan(n1, "rfc7422"), plan(n2, "rfc7422"); !bytes.Equal(r1[bytes.IndexByte(r1, ' '):], r2[bytes.IndexByte(r2, ' '):]) {
+	// RFC 7422 §3: each record is "[timestamp]:" then the policy's fields.
+	// The fields must be the same from either box, byte for byte; the
+	// timestamp is the moment each plan command ran (two processes, two
+	// moments), whole seconds in time.ANSIC, so the two may straddle a
+	// second boundary: each must lie within the window both commands ran
+	// in, not equal the other's.
+	before := time.Now().UTC().Truncate(time.Second)
+	r1, r2 := plan(n1, "rfc7422"), plan(n2, "rfc7422")
+	after := time.Now().UTC()
+	ts1, rec1, err1 := splitRecord(r1)
+	ts2, rec2, err2 := splitRecord(r2)
+	switch {
+	case err1 != nil || err2 != nil:
+		t.Errorf("the boxes' RFC 7422 records: %v, %v:\n%s%s", err1, err2, r1, r2)
+	case !bytes.Equal(rec1, rec2):
 		t.Errorf("the boxes' RFC 7422 records differ:\n%s%s", r1, r2)
+	default:
+		for _, ts := range []time.Time{ts1, ts2} {
+			if ts.Before(before) || ts.After(after) {
+				t.Errorf("RFC 7422 record timestamp %v, want within the plan commands' window %v to %v:\n%s%s", ts, before, after, r1, r2)
+			}
+		}
 	}
 	for _, c := range []struct {
 		bx        *natBox
@@ -238,4 +258,20 @@ port_set:
 	if d := time.Since(start); d > 90*time.Second {
 		t.Errorf("the test took %v, want under 90 s", d)
 	}
+}
+
+// splitRecord splits an RFC 7422 §3 record, "[timestamp]:fields\n", into
+// its timestamp (time.ANSIC, UTC as natreveal portset plan writes it) and
+// the fields after "]:".
+func splitRecord(rec []byte) (time.Time, []byte, error) {
+	rest, bracket := bytes.CutPrefix(rec, []byte("["))
+	ts, fields, ok := bytes.Cut(rest, []byte("]:"))
+	if !bracket || !ok {
+		return time.Time{}, nil, fmt.Errorf("record %q: no \"[timestamp]:\"", rec)
+	}
+	t, err := time.Parse(time.ANSIC, string(ts))
+	if err != nil {
+		return time.Time{}, nil, fmt.Errorf("record %q: timestamp: %w", rec, err)
+	}
+	return t, fields, nil
 }
