@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -18,42 +19,47 @@ import (
 type nlQueue struct {
 	num uint16
 	fd  int
-	f   *os.File        // owns fd; registered with the Go poller (nil: blocking)
+	f   *os.File        // owns fd, registered with the Go poller (nil: hot)
 	rc  syscall.RawConn // reads wait in the poller, not in a thread
 	seq uint32
 	gso bool // NFQA_CFG_F_GSO took: GSO packets come whole, checksums may be partial
+
+	// hot: a pinned lane's socket, read by readHot; last is when its
+	// last read took packets, pfd its poll(2) argument, parked the
+	// poller's file while it parks.
+	hot    bool
+	last   time.Time
+	pfd    [1]unix.PollFd
+	stop   atomic.Bool // interrupt was called
+	parked atomic.Pointer[os.File]
 }
 
-// blockingWait bounds a blocking read (SO_RCVTIMEO), so that its thread
-// sees a stop within it.
-const blockingWait = 100 * time.Millisecond
+// hotWait bounds one poll(2) of a hot read: under the runtime's 10 ms
+// (forcePreemptNS), after which sysmon takes the P of a thread in a system
+// call and, for every such retake, wakes up to some sixty times at its
+// shortest period. parkAfter is how long a hot read keeps waiting on its
+// thread after the last packet before it parks in the Go poller.
+const (
+	hotWait   = 5 * time.Millisecond
+	parkAfter = 20 * time.Millisecond
+)
 
 // openQueue binds queue num: copy whole packets up to copyRange bytes, at
 // most maxLen queued in the kernel, fail open if asked, GSO packets whole if
 // asked (q.gso says whether the kernel agreed). The socket does not lose
 // itself to ENOBUFS (NETLINK_NO_ENOBUFS). Reads wait in the Go poller, or,
-// when blocking, in the reading thread itself (a pinned lane's: no poller
-// wake-up between the kernel and the thread), at most blockingWait each.
-func openNLQueue(num uint16, copyRange, maxLen uint32, failOpen, gso bool, rcvBuf int, blocking bool) (*nlQueue, error) {
+// when hot, for a while in the reading thread itself (readHot).
+func openNLQueue(num uint16, copyRange, maxLen uint32, failOpen, gso bool, rcvBuf int, hot bool) (*nlQueue, error) {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_NETFILTER)
 	if err != nil {
 		return nil, fmt.Errorf("netlink socket: %w", err)
 	}
-	q := &nlQueue{num: num, fd: fd}
+	q := &nlQueue{num: num, fd: fd, hot: hot, pfd: [1]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}}
 	if err := q.setup(copyRange, maxLen, failOpen, gso, rcvBuf); err != nil {
 		unix.Close(fd)
 		return nil, err
 	}
-	if blocking {
-		tv := unix.NsecToTimeval(int64(blockingWait))
-		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-			unix.Close(fd)
-			return nil, fmt.Errorf("receive timeout: %w", err)
-		}
-		if err := unix.SetNonblock(fd, false); err != nil {
-			unix.Close(fd)
-			return nil, fmt.Errorf("blocking socket: %w", err)
-		}
+	if hot {
 		return q, nil
 	}
 	q.f = os.NewFile(uintptr(fd), fmt.Sprintf("nfqueue-%d", num))
@@ -194,16 +200,24 @@ func newBatch(pktMax int) *batch {
 
 // read fills b with the datagrams waiting on q, at least one: it waits in
 // the Go poller until one comes (or the read deadline passes:
-// os.ErrDeadlineExceeded), or, on a blocking socket, in recvmmsg itself
-// (MSG_WAITFORONE: what is there once one came; without it the call would
-// wait for a whole batch), at most blockingWait (os.ErrDeadlineExceeded).
+// os.ErrDeadlineExceeded); a hot queue first waits on its own thread
+// (readHot).
 func (q *nlQueue) read(b *batch) error {
-	if q.f == nil {
-		return q.readBlocking(b)
+	if q.hot {
+		return q.readHot(b)
 	}
+	return q.readPoller(b)
+}
+
+func (q *nlQueue) readPoller(b *batch) error {
+	return pollerRead(q.rc, b)
+}
+
+// pollerRead is one read through rc that waits in the Go poller.
+func pollerRead(rc syscall.RawConn, b *batch) error {
 	var n int
 	var errno syscall.Errno
-	err := q.rc.Read(func(fd uintptr) bool {
+	err := rc.Read(func(fd uintptr) bool {
 		n, errno = b.recv(fd, unix.MSG_DONTWAIT)
 		return errno != unix.EAGAIN && errno != unix.EINTR
 	})
@@ -217,20 +231,65 @@ func (q *nlQueue) read(b *batch) error {
 	return nil
 }
 
-func (q *nlQueue) readBlocking(b *batch) error {
-	for {
-		n, e := b.recv(uintptr(q.fd), unix.MSG_WAITFORONE)
+// readHot is a pinned lane's read. While packets came within parkAfter it
+// waits in poll(2) on the lane's own thread, which the kernel wakes
+// directly (no poller in between, no hand-off to the locked thread), at
+// most hotWait per call (os.ErrDeadlineExceeded: the lane's loop comes
+// round). Past parkAfter without a packet it parks (park).
+func (q *nlQueue) readHot(b *batch) error {
+	for !q.stop.Load() {
+		n, e := b.recv(uintptr(q.fd), unix.MSG_DONTWAIT)
 		switch e {
 		case 0:
+			q.last = time.Now()
 			b.filled(n)
 			return nil
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return os.ErrDeadlineExceeded
+		case unix.EAGAIN, unix.EINTR:
+		default:
+			return e
 		}
-		return e
+		if time.Since(q.last) >= parkAfter {
+			return q.park(b)
+		}
+		ready, err := unix.Poll(q.pfd[:], int(hotWait/time.Millisecond))
+		if err != nil && err != unix.EINTR {
+			return fmt.Errorf("poll: %w", err)
+		}
+		if ready == 0 {
+			break // the lane's loop comes round (a yield, a stop)
+		}
 	}
+	return os.ErrDeadlineExceeded
+}
+
+// park waits for a packet in the Go poller: an idle queue then holds no
+// thread awake, no P and no timer, and sysmon sleeps (docs/performance.md,
+// "An idle daemon"). The socket is in the poller only while it parks,
+// through a duplicate descriptor: registered for good, every packet would
+// also wake the thread that waits in epoll for the runtime, to find no
+// goroutine waiting (about 3 more context switches per connection). The
+// first packet after a park costs one hand-off from that thread.
+func (q *nlQueue) park(b *batch) error {
+	dup, err := unix.FcntlInt(uintptr(q.fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("park: dup: %w", err)
+	}
+	f := os.NewFile(uintptr(dup), fmt.Sprintf("nfqueue-%d", q.num))
+	defer f.Close() // leaves the poller (EPOLL_CTL_DEL), then closes dup
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("park: %w", err)
+	}
+	q.parked.Store(f)
+	defer q.parked.Store(nil)
+	if q.stop.Load() {
+		return os.ErrDeadlineExceeded
+	}
+	if err := pollerRead(rc, b); err != nil {
+		return err
+	}
+	q.last = time.Now()
+	return nil
 }
 
 // recv is one recvmmsg into b's slots.
@@ -276,11 +335,16 @@ func (q *nlQueue) sendv(iov [][]byte) error {
 	}
 }
 
-// interrupt makes a waiting read return (a deadline in the past); a
-// blocking read returns within blockingWait anyway.
+// interrupt makes a waiting read return (a deadline in the past); a hot
+// read's poll(2) returns within hotWait anyway.
 func (q *nlQueue) interrupt() {
-	if q.f != nil {
-		q.f.SetReadDeadline(time.Unix(1, 0))
+	q.stop.Store(true)
+	f := q.f
+	if q.hot {
+		f = q.parked.Load()
+	}
+	if f != nil {
+		f.SetReadDeadline(time.Unix(1, 0))
 	}
 }
 

@@ -121,7 +121,8 @@ type lane struct {
 	// accepted unchanged (Config.FailOpen false): no SYN leaves unmarked.
 	failClosed bool
 	// pinned: the reader is a PerCPU lane's thread, which waits in the
-	// read itself (a blocking recvmmsg) and never parks (see yieldEvery).
+	// read itself (poll(2), nlQueue.readHot) while packets come, parking
+	// in the Go poller only when its queue is idle (see yieldEvery).
 	pinned bool
 
 	busy []atomic.Int64 // the reader's (0) and each worker's busy mark (liveness.go)
@@ -485,8 +486,8 @@ func (l *lane) answer(h PacketHandler, st Counter, vs *verdicts, g *group) {
 }
 
 // yieldEvery: a pinned lane goes through the Go scheduler at least this
-// often. It waits for packets inside recvmmsg on its own thread and never
-// parks, so the scheduler never runs it anew; after 10 ms (the runtime's
+// often. While packets come it waits for them in poll(2) on its own thread
+// and never parks, so the scheduler never runs it anew; after 10 ms (the runtime's
 // forcePreemptNS) sysmon takes it for a goroutine that runs too long and
 // takes its P away in the middle of the system call. Each such retake also
 // resets sysmon to its shortest sleep (20 µs) and starts an idle M: with
