@@ -580,15 +580,25 @@ type estThread struct {
 
 var estRequest [estMsg]byte
 
-func (th *estThread) run(cpu int) error {
-	// Locked to the end: Go discards the pinned thread when this returns.
+// pinnedEpoll locks the calling goroutine to its thread for good (Go
+// discards the pinned thread when the goroutine ends), pins it to cpu and
+// returns a new epoll instance.
+func pinnedEpoll(cpu int) (int, error) {
 	runtime.LockOSThread()
 	if err := pinThread(cpu); err != nil {
-		return err
+		return -1, err
 	}
 	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
-		return fmt.Errorf("epoll: %w", err)
+		return -1, fmt.Errorf("epoll: %w", err)
+	}
+	return ep, nil
+}
+
+func (th *estThread) run(cpu int) error {
+	ep, err := pinnedEpoll(cpu)
+	if err != nil {
+		return err
 	}
 	defer unix.Close(ep)
 	byFD := map[int32]*estConn{}
@@ -734,13 +744,9 @@ func writeFull(fd int, b []byte) error {
 // echo answers every estMsg bytes read on fds with estMsg bytes, from one
 // thread pinned to cpu, until stop (or every connection closed).
 func echo(cpu int, fds []int, stop *atomic.Bool) error {
-	runtime.LockOSThread() // to the end, as estThread.run
-	if err := pinThread(cpu); err != nil {
-		return err
-	}
-	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	ep, err := pinnedEpoll(cpu)
 	if err != nil {
-		return fmt.Errorf("epoll: %w", err)
+		return err
 	}
 	defer unix.Close(ep)
 	got := map[int32]int{}
