@@ -339,7 +339,7 @@ func (s *stream) client(buf []byte, n int, ip packet.IPv4, t packet.TCP, limit i
 		// in case the first was lost or taken as out of window (RFC 5961
 		// §3.2: a challenge ACK, no reset). A segment without ACK could
 		// draw no such answer: it goes as a RST.
-		q := s.outSeq(s.outStart(min(S, s.pos)))
+		q := s.outSeq(s.refusedAt(min(S, s.pos)))
 		if s.probed = !s.probed && t.Flags&packet.FlagACK != 0; s.probed {
 			return segProbe, s.bare(buf, ip, t, q, packet.FlagACK)
 		}
@@ -379,7 +379,7 @@ func (s *stream) client(buf []byte, n int, ip packet.IPv4, t packet.TCP, limit i
 		if reset {
 			// The parser counted why (proxy-forged-reset, http-refused).
 			s.reset = true
-			return segReset, s.bare(buf, ip, t, s.outSeq(s.outStart(S)), packet.FlagRST|packet.FlagACK)
+			return segReset, s.bare(buf, ip, t, s.outSeq(s.refusedAt(S)), packet.FlagRST|packet.FlagACK)
 		}
 		s.pos += int64(used)
 		if s.pos < E {
@@ -449,6 +449,20 @@ func (s *stream) client(buf []byte, n int, ip packet.IPv4, t packet.TCP, limit i
 		return segPass, n // nothing changes
 	}
 	return segWritten, s.write(buf, n, ip, t, o, out, st)
+}
+
+// refusedAt is the output offset a refused flow's RSTs carry for client
+// offset x: the server's RCV.NXT, the only sequence number a RST resets at
+// (RFC 5961 §3.2). An eager insertion at x (the PROXY header on the
+// handshake ACK) lies before it once the server acknowledged it; until then
+// the server may not have it, and a RST past RCV.NXT only draws a challenge
+// ACK, which brings the acknowledgement for the next one.
+func (s *stream) refusedAt(x int64) int64 {
+	o := s.outStart(x)
+	if s.eagerAt(x) != nil && s.ackOut >= o+int64(len(s.hdr)) {
+		o += int64(len(s.hdr))
+	}
+	return o
 }
 
 // untouched reports whether no edit changes client bytes [S, E): none

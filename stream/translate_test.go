@@ -176,6 +176,34 @@ func TestRefusedFlowResetsBothEnds(t *testing.T) {
 	}
 }
 
+// The PROXY header on the handshake ACK (eager): once the server
+// acknowledged it, a refused segment at offset 0 is reset past it, at the
+// server's RCV.NXT (before: at the header's start, below the server's
+// window, where the server discards a RST). Before its acknowledgement, at
+// its start.
+func TestRefusedAfterEagerHeader(t *testing.T) {
+	const hdr = "PROXY-HDR\r\n"
+	for _, acked := range []bool{true, false} {
+		s := newStream(testISN, []byte(hdr), &proxyParser{stats: &queue.Counters{}})
+		s.addInsert(0, true)
+		if res, d := refusedSeg(t, s, 0, packet.FlagACK, ""); res != segWritten || string(d.TCP.Payload) != hdr {
+			t.Fatalf("handshake ACK: %d %q", res, d.TCP.Payload)
+		}
+		want := uint32(testISN + 1)
+		if acked {
+			serverAck(s, int64(len(hdr)))
+			want += uint32(len(hdr))
+		}
+		for i, wantRes := range []segResult{segReset, segProbe, segReset} {
+			res, d := refusedSeg(t, s, 0, packet.FlagACK|packet.FlagPSH, "PROXY TCP4 6.6.6.6 198.51.100.1 1 7000\r\n")
+			if res != wantRes || d.TCP.RST != (wantRes == segReset) || len(d.TCP.Payload) != 0 || d.TCP.Seq != want {
+				t.Errorf("header acknowledged %v, segment %d: result %d, RST %v, seq %d, %d payload bytes; want result %d, seq %d",
+					acked, i, res, d.TCP.RST, d.TCP.Seq, len(d.TCP.Payload), wantRes, want)
+			}
+		}
+	}
+}
+
 // The refused flow's segments are rewritten without allocating.
 func TestRefusedFlowNoAllocs(t *testing.T) {
 	s := newStream(testISN, []byte("PROXY-HDR\r\n"), &proxyParser{stats: &queue.Counters{}})

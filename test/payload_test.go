@@ -464,9 +464,25 @@ proxy_protocol:
 		}
 		t.Logf("forged PROXY header (FIN sent %v): the client was reset after %v", closeWrite, took)
 	}
+	// The same after the banner: the header went on the handshake ACK, and
+	// the server's RCV.NXT is past it.
+	conn = ppDial(t, l.C2, bannerAdr)
+	br = bufio.NewReader(conn)
+	if line, err := br.ReadString('\n'); err != nil || !strings.HasSuffix(line, " _0x0003\r\n") {
+		t.Fatalf("banner %q, %v", line, err)
+	}
+	start := time.Now()
+	conn.Write([]byte("PROXY TCP4 6.6.6.6 198.51.100.1 1 7001\r\nQUIT\r\n"))
+	rest, err = io.ReadAll(br)
+	took := time.Since(start)
+	conn.Close()
+	if len(rest) != 0 || !errors.Is(err, syscall.ECONNRESET) || took > 5*time.Second {
+		t.Errorf("forged PROXY header after the banner: the client read %q, %v after %v, want a reset within 5s", rest, err, took)
+	}
+	t.Logf("forged PROXY header after the banner: the client was reset after %v", took)
 	st := d.stop(t)
 	t.Logf("counters: %v", st)
-	if st["proxy-written"] < 5 || st["proxy-forged-reset"] < 2 {
+	if st["proxy-written"] < 6 || st["proxy-forged-reset"] < 3 {
 		t.Errorf("counters %v", st)
 	}
 	// The two bulk flows went to the kernel's sequence adjustment once their
