@@ -87,7 +87,7 @@ type stream struct {
 	haveFinS  bool
 	finCAcked bool
 	finSAcked bool
-	reset     bool // the flow is being reset (forged PROXY header)
+	reset     bool // the flow was refused and is being reset (a forged PROXY header, an ambiguous request)
 	probed    bool // after the refusal, the last client segment left as a bare ACK (the next goes as a RST)
 	maxIns    int  // bytes of the largest insertion (MSS room)
 
@@ -454,9 +454,12 @@ func (s *stream) client(buf []byte, n int, ip packet.IPv4, t packet.TCP, limit i
 // refusedAt is the output offset a refused flow's RSTs carry for client
 // offset x: the server's RCV.NXT, the only sequence number a RST resets at
 // (RFC 5961 §3.2). An eager insertion at x (the PROXY header on the
-// handshake ACK) lies before it once the server acknowledged it; until then
-// the server may not have it, and a RST past RCV.NXT only draws a challenge
-// ACK, which brings the acknowledgement for the next one.
+// handshake ACK) lies before it once the server acknowledged it. Until
+// then the server may not have it (a RST past RCV.NXT would draw only a
+// challenge ACK), so the RST goes at its start; a server that has it
+// discards that RST as below its window, answers the bare ACK that follows
+// with its acknowledgement (RFC 9293 §3.10.7.4), and the next RST goes past
+// the header.
 func (s *stream) refusedAt(x int64) int64 {
 	o := s.outStart(x)
 	if s.eagerAt(x) != nil && s.ackOut >= o+int64(len(s.hdr)) {
