@@ -179,7 +179,7 @@ func (e *Engine) Original(key FlowKey, id uint32, syn bool, pv *packet.View, buf
 	switch res {
 	case segDrop:
 		return queue.Verdict{Drop: true, After: after}
-	case segWritten, segReset:
+	case segWritten, segReset, segProbe:
 		v.Len = nl
 	}
 	return v

@@ -87,7 +87,8 @@ type stream struct {
 	haveFinS  bool
 	finCAcked bool
 	finSAcked bool
-	reset     bool // the flow is being reset (forged PROXY header)
+	reset     bool // the flow was refused and is being reset (a forged PROXY header, an ambiguous request)
+	probed    bool // after the refusal, the last client segment left as a bare ACK (the next goes as a RST)
 	maxIns    int  // bytes of the largest insertion (MSS room)
 
 	// Handoff to conntrack's sequence adjustment (handoff.go).
@@ -310,6 +311,7 @@ const (
 	segWritten                  // rewritten in place, same or new length
 	segDrop                     // drop: out of order past the parser, or held entirely
 	segReset                    // rewritten into a RST (forged PROXY header)
+	segProbe                    // refused flow: rewritten into a bare ACK that draws the closed server's RST to the client
 )
 
 // client translates a client->server segment in buf[:n] (an IPv4 packet,
@@ -327,10 +329,21 @@ func (s *stream) client(buf []byte, n int, ip packet.IPv4, t packet.TCP, limit i
 		return segWritten, n
 	}
 	if s.reset {
-		// Refused: whatever the client sends again goes as a RST, never
-		// with its bytes (a RST the server took as out of window is sent
-		// again with the retransmission).
-		return segReset, s.toRST(buf, ip, t, s.outSeq(s.outStart(min(S, s.pos))))
+		// Refused: the server was reset, the client was not: it sends its
+		// bytes again, never to reach the server. Its segments go
+		// alternately as a bare ACK and as a RST. The server, with no
+		// connection left, answers the ACK with <SEQ=SEG.ACK><CTL=RST>
+		// (RFC 9293 §3.10.7.1); SEG.ACK is in the server's numbering,
+		// which no edit touches, so that RST is at the client's RCV.NXT
+		// and resets it (RFC 5961 §3.2). The RST sends the refusal again
+		// in case the first was lost or taken as out of window (RFC 5961
+		// §3.2: a challenge ACK, no reset). A segment without ACK could
+		// draw no such answer: it goes as a RST.
+		q := s.outSeq(s.refusedAt(min(S, s.pos)))
+		if s.probed = !s.probed && t.Flags&packet.FlagACK != 0; s.probed {
+			return segProbe, s.bare(buf, ip, t, q, packet.FlagACK)
+		}
+		return segReset, s.bare(buf, ip, t, q, packet.FlagRST|packet.FlagACK)
 	}
 	if t.Flags&packet.FlagFIN != 0 {
 		s.finC = S + L
@@ -366,7 +379,7 @@ func (s *stream) client(buf []byte, n int, ip packet.IPv4, t packet.TCP, limit i
 		if reset {
 			// The parser counted why (proxy-forged-reset, http-refused).
 			s.reset = true
-			return segReset, s.toRST(buf, ip, t, s.outSeq(s.outStart(S)))
+			return segReset, s.bare(buf, ip, t, s.outSeq(s.refusedAt(S)), packet.FlagRST|packet.FlagACK)
 		}
 		s.pos += int64(used)
 		if s.pos < E {
@@ -438,6 +451,23 @@ func (s *stream) client(buf []byte, n int, ip packet.IPv4, t packet.TCP, limit i
 	return segWritten, s.write(buf, n, ip, t, o, out, st)
 }
 
+// refusedAt is the output offset a refused flow's RSTs carry for client
+// offset x: the server's RCV.NXT, the only sequence number a RST resets at
+// (RFC 5961 §3.2). An eager insertion at x (the PROXY header on the
+// handshake ACK) lies before it once the server acknowledged it. Until
+// then the server may not have it (a RST past RCV.NXT would draw only a
+// challenge ACK), so the RST goes at its start; a server that has it
+// discards that RST as below its window, answers the bare ACK that follows
+// with its acknowledgement (RFC 9293 §3.10.7.4), and the next RST goes past
+// the header.
+func (s *stream) refusedAt(x int64) int64 {
+	o := s.outStart(x)
+	if s.eagerAt(x) != nil && s.ackOut >= o+int64(len(s.hdr)) {
+		o += int64(len(s.hdr))
+	}
+	return o
+}
+
 // untouched reports whether no edit changes client bytes [S, E): none
 // inserts at or removes from them (render would return them as they are).
 func (s *stream) untouched(S, E int64) bool {
@@ -484,15 +514,17 @@ func (s *stream) write(buf []byte, n int, ip packet.IPv4, t packet.TCP, o int64,
 	return nl
 }
 
-// toRST turns the segment into a bare RST+ACK at seq, no payload.
-func (s *stream) toRST(buf []byte, ip packet.IPv4, t packet.TCP, seq uint32) int {
+// bare turns the segment into one without payload at seq with only the
+// flags given (a RST+ACK, a bare ACK); its acknowledgement, window and
+// options stay.
+func (s *stream) bare(buf []byte, ip packet.IPv4, t packet.TCP, seq uint32, flags uint8) int {
 	nl := t.Off + t.HdrLen
 	pkt := buf[:nl]
 	binary.BigEndian.PutUint16(pkt[2:], uint16(nl))
 	packet.SetIPv4HeaderChecksum(pkt, ip.HdrLen)
 	seg := pkt[t.Off:]
 	binary.BigEndian.PutUint32(seg[4:], seq)
-	seg[13] = packet.FlagRST | packet.FlagACK
+	seg[13] = flags
 	packet.SetTCPChecksum4(pkt, t.Off)
 	return nl
 }

@@ -6,11 +6,13 @@ package test
 // header reaches a PROXY server; removed bytes never hang a connection.
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +25,15 @@ const forged = "6.6.6.6"
 // and returns what the server answered within wait (halfClose: after
 // closing its sending side).
 func rawExchange(t *testing.T, ns, addr string, b []byte, seg int, wait time.Duration, halfClose bool) string {
+	t.Helper()
+	out, _ := rawExchangeErr(t, ns, addr, b, seg, wait, halfClose)
+	return out
+}
+
+// rawExchangeErr is rawExchange that also returns how reading ended (nil:
+// the server closed; ECONNRESET: the connection was reset; a timeout: wait
+// passed).
+func rawExchangeErr(t *testing.T, ns, addr string, b []byte, seg int, wait time.Duration, halfClose bool) (string, error) {
 	t.Helper()
 	var c net.Conn
 	if err := lab.Do(ns, func() (err error) { c, err = net.DialTimeout("tcp4", addr, 5*time.Second); return }); err != nil {
@@ -47,8 +58,8 @@ func rawExchange(t *testing.T, ns, addr string, b []byte, seg int, wait time.Dur
 	if halfClose {
 		c.(*net.TCPConn).CloseWrite()
 	}
-	out, _ := io.ReadAll(c)
-	return string(out)
+	out, err := io.ReadAll(c)
+	return string(out), err
 }
 
 // The HTTP shapes of issue 17 item 4, each against Go net/http, Python
@@ -115,11 +126,18 @@ http_header:
 		"space before colon": "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For : " + forged + "\r\n\r\n",
 		"bare CR":            "GET / HTTP/1.1\r\nHost: a\rX-Forwarded-For: " + forged + "\r\n\r\n",
 	}
+	// The shapes natreveal refuses (http-refused): the client sees the
+	// reset with its first retransmission, well before its 2 s deadline.
+	refused := map[string]bool{"1.0 chunked + CL": true, "HTTP/1.2": true, "obs-folded TE": true,
+		"double space": true, "leading space": true, "invalid CL": true, "space before colon": true, "bare CR": true}
 	for server, addr := range servers {
 		for shape, req := range shapes {
-			got := rawExchange(t, l.C1, addr, []byte(req), 0, 2*time.Second, false)
+			got, err := rawExchangeErr(t, l.C1, addr, []byte(req), 0, 2*time.Second, false)
 			if strings.Contains(got, forged) {
 				t.Errorf("%s, %s: the forged field reached the server: %q", server, shape, got)
+			}
+			if refused[shape] && (got != "" || !errors.Is(err, syscall.ECONNRESET)) {
+				t.Errorf("%s, %s: refused, but the client read %q, %v; want a reset", server, shape, got, err)
 			}
 			if shape == "plain forged" && !strings.Contains(got, "_0x0002") {
 				t.Errorf("%s: natreveal's field missing: %q", server, got)
@@ -175,8 +193,12 @@ proxy_protocol:
 		t.Errorf("v1 one byte a segment: %q", got)
 	}
 	for name, b := range map[string]string{"stacked": v1 + v1 + "hello", "v2 65535": v2 + "hello"} {
-		if got := rawExchange(t, l.C1, proxyAddr, []byte(b), 0, 5*time.Second, true); strings.Contains(got, forged) || strings.Contains(got, " 5 ") {
+		got, err := rawExchangeErr(t, l.C1, proxyAddr, []byte(b), 0, 5*time.Second, true)
+		if strings.Contains(got, forged) || strings.Contains(got, " 5 ") {
 			t.Errorf("%s: %q", name, got)
+		}
+		if got != "" || !errors.Is(err, syscall.ECONNRESET) { // not the 5 s deadline
+			t.Errorf("%s: refused, but the client read %q, %v; want a reset", name, got, err)
 		}
 	}
 	st := d.stop(t)

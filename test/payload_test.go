@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand"
@@ -20,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -440,18 +442,47 @@ proxy_protocol:
 	if !strings.Contains(string(rest), " _0x0003 6 ") {
 		t.Errorf("after banner: %q", rest)
 	}
-	// A client's own PROXY header: the connection is reset.
-	conn = ppDial(t, l.C1, proxyAddr)
-	conn.Write([]byte("PROXY TCP4 6.6.6.6 198.51.100.1 1 7000\r\nhello"))
-	conn.CloseWrite()
-	b, _ := io.ReadAll(conn)
-	conn.Close()
-	if strings.Contains(string(b), "6.6.6.6") || len(b) != 0 {
-		t.Errorf("forged PROXY header passed: %q", b)
+	// A client's own PROXY header: the connection is reset, at both ends:
+	// the client sees the reset with its next segment (its FIN) or its
+	// first retransmission (the closed server's RST answers natreveal's
+	// bare ACK), not at its deadline.
+	for _, closeWrite := range []bool{true, false} {
+		conn = ppDial(t, l.C1, proxyAddr)
+		start := time.Now()
+		conn.Write([]byte("PROXY TCP4 6.6.6.6 198.51.100.1 1 7000\r\nhello"))
+		if closeWrite {
+			conn.CloseWrite()
+		}
+		b, err := io.ReadAll(conn)
+		took := time.Since(start)
+		conn.Close()
+		if strings.Contains(string(b), "6.6.6.6") || len(b) != 0 {
+			t.Errorf("forged PROXY header passed: %q", b)
+		}
+		if !errors.Is(err, syscall.ECONNRESET) || took > 5*time.Second {
+			t.Errorf("forged PROXY header (FIN sent %v): the client read %v after %v, want a reset within 5s", closeWrite, err, took)
+		}
+		t.Logf("forged PROXY header (FIN sent %v): the client was reset after %v", closeWrite, took)
 	}
+	// The same after the banner: the header went on the handshake ACK, and
+	// the server's RCV.NXT is past it.
+	conn = ppDial(t, l.C2, bannerAdr)
+	br = bufio.NewReader(conn)
+	if line, err := br.ReadString('\n'); err != nil || !strings.HasSuffix(line, " _0x0003\r\n") {
+		t.Fatalf("banner %q, %v", line, err)
+	}
+	start := time.Now()
+	conn.Write([]byte("PROXY TCP4 6.6.6.6 198.51.100.1 1 7001\r\nQUIT\r\n"))
+	rest, err = io.ReadAll(br)
+	took := time.Since(start)
+	conn.Close()
+	if len(rest) != 0 || !errors.Is(err, syscall.ECONNRESET) || took > 5*time.Second {
+		t.Errorf("forged PROXY header after the banner: the client read %q, %v after %v, want a reset within 5s", rest, err, took)
+	}
+	t.Logf("forged PROXY header after the banner: the client was reset after %v", took)
 	st := d.stop(t)
 	t.Logf("counters: %v", st)
-	if st["proxy-written"] < 4 || st["proxy-forged-reset"] < 1 {
+	if st["proxy-written"] < 6 || st["proxy-forged-reset"] < 3 {
 		t.Errorf("counters %v", st)
 	}
 	// The two bulk flows went to the kernel's sequence adjustment once their
