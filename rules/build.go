@@ -220,9 +220,19 @@ func describeTable(s Spec, f family) *tableDesc {
 		// SelectBit in the packet mark tells the daemon a client segment is
 		// a selected flow's even when it holds no state for it (a restart,
 		// an HA failover: stream/orphan.go resets such flows).
+		//
+		// Fail closed: without bypass, a selected flow's segment that finds
+		// no daemon (killed, not yet restarted; an HA node whose daemon
+		// died before its links) is dropped by the kernel, and its sender
+		// retransmits. Passed, it would reach the other end untranslated:
+		// client bytes at sequence numbers the edits moved (a corrupt
+		// stream) or without natreveal's fields, server acknowledgements of
+		// bytes the client never sent. The daemon that comes back resets
+		// the flow (stream/orphan.go).
+		selQueue := queueTermClosed(s)
 		followed.add(markBitSet(true, s.SelectBit), ctDirection(ctDirOriginal), f.proto(unix.IPPROTO_TCP),
-			setMark(false, ^s.SelectBit, s.SelectBit), queue)
-		followed.add(markBitSet(true, s.SelectBit), f.proto(unix.IPPROTO_TCP), queue)
+			setMark(false, ^s.SelectBit, s.SelectBit), selQueue)
+		followed.add(markBitSet(true, s.SelectBit), f.proto(unix.IPPROTO_TCP), selQueue)
 	}
 	if f.udp {
 		// Before the rules of inside hosts that follow in from_inside, as it
@@ -439,23 +449,27 @@ func markFromSource() term {
 // a packet mark (markbits.SourceFromMark).
 func SourceFromMark(mark uint32) netip.Addr { return markbits.SourceFromMark(mark) }
 
-// queueFlags returns the NFQUEUE flags of s: always bypass (no daemon
-// listening means packets pass untouched), fanout when there are several
-// queues. NFT_QUEUE_FLAG_* and NFQ_FLAG_* have the same values.
-func queueFlags(s Spec) uint16 {
-	f := uint16(nfqFlagBypass)
+// queueFlags returns the NFQUEUE flags of s: bypass (no daemon listening
+// means packets pass untouched) unless closed, fanout when there are
+// several queues. NFT_QUEUE_FLAG_* and NFQ_FLAG_* have the same values.
+func queueFlags(s Spec, closed bool) uint16 {
+	var f uint16
+	if !closed {
+		f = nfqFlagBypass
+	}
 	if s.QueueCount > 1 {
 		f |= nfqFlagCPUFanout
 	}
 	return f
 }
 
-// queueExprs is the queue statement of s, native or compat.
-func queueExprs(s Spec) []expr.Any {
+// queueExprs is the queue statement of s, native or compat; closed: without
+// bypass.
+func queueExprs(s Spec, closed bool) []expr.Any {
 	if s.Mechanism == Native {
-		return []expr.Any{&expr.Queue{Num: s.QueueNum, Total: s.QueueCount, Flag: expr.QueueFlag(queueFlags(s))}}
+		return []expr.Any{&expr.Queue{Num: s.QueueNum, Total: s.QueueCount, Flag: expr.QueueFlag(queueFlags(s, closed))}}
 	}
-	return []expr.Any{nfqueueTarget(s.QueueNum, s.QueueCount, queueFlags(s))}
+	return []expr.Any{nfqueueTarget(s.QueueNum, s.QueueCount, queueFlags(s, closed))}
 }
 
 // nfqueueTarget is the xtables NFQUEUE target, revision 3. Its info is

@@ -288,7 +288,7 @@ func TestSystemProbe(t *testing.T) {
 
 // queueStmtRE matches the queue statement that ends each steer rule, in
 // either of nft's two syntaxes.
-var queueStmtRE = regexp.MustCompile(`(?m) queue (?:num|flags) [^\n]*$`)
+var queueStmtRE = regexp.MustCompile(`(?m) queue (?:num|flags|to) [^\n]*$`)
 
 // fromListing undoes the three places where nft lists a natreveal rule in a
 // form it cannot read back: the tag rule's raw `meta mark set @nh,96,32`

@@ -49,21 +49,33 @@ func maskedMatch(key string, mask, val uint32, neq bool) string {
 	return fmt.Sprintf("%s & %s %s %s", key, hex32(mask), op, hex32(val))
 }
 
-// queueText renders the queue statement as nft lists it for s.Mechanism.
-func queueText(s Spec) string {
+// queueText renders the queue statement as nft lists it for s.Mechanism;
+// closed: without bypass.
+func queueText(s Spec, closed bool) string {
 	nums := fmt.Sprint(s.QueueNum)
 	if s.QueueCount > 1 {
 		nums += fmt.Sprintf("-%d", int(s.QueueNum)+int(s.QueueCount)-1)
 	}
-	flags := "bypass"
-	if queueFlags(s)&nfqFlagCPUFanout != 0 {
-		flags += ",fanout"
+	var fl []string
+	f := queueFlags(s, closed)
+	if f&nfqFlagBypass != 0 {
+		fl = append(fl, "bypass")
 	}
+	if f&nfqFlagCPUFanout != 0 {
+		fl = append(fl, "fanout")
+	}
+	flags := strings.Join(fl, ",")
 	if s.Mechanism == Native {
 		// nft src/statement.c queue_stmt_print
+		if flags == "" {
+			return "queue to " + nums
+		}
 		return "queue flags " + flags + " to " + nums
 	}
 	// iptables extensions/libxt_NFQUEUE.c NFQUEUE_xlate_v3
+	if flags == "" {
+		return "queue num " + nums
+	}
 	return "queue num " + nums + " " + flags
 }
 

@@ -9,7 +9,10 @@ package stream
 // the edits moved (a corrupt stream) or requests without natreveal's fields
 // and with the client's forged ones; passing its server segments would
 // hand the client acknowledgements of bytes it never sent (a hung flow).
-// So an orphan flow is reset and counted (select-reset):
+// So an orphan flow is reset and counted (select-reset); until a daemon
+// listens, the ruleset queues such a flow's packets without bypass, so
+// that the kernel drops them rather than passing them untranslated
+// (rules.Spec.Select):
 //
 //   - its client segments that carry data or a FIN are cut to a bare ACK
 //     whose sequence number is far outside the server's window: the server
