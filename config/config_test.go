@@ -86,6 +86,8 @@ func TestBadValues(t *testing.T) {
 		{base + "ip_id:\n  scope: most\n", nil, "ip_id.scope", "not one of"},
 		{base + "queue:\n  num: lots\n", nil, "queue.num", "want an integer"},
 		{base + "queue:\n  num: 65535\n  count: 2\n", nil, "queue.count", "past 65535"},
+		{"inside: [100.64.0.0/24]\nmethods: [tcp-option, http-header]\nqueue:\n  num: 65532\n  count: 4\n", nil, "queue.count",
+			"queues 65532..65539 run past 65535 (http-header"},
 		{base + "hostid:\n  source: hash\n", nil, "hostid.key_file", "required"},
 		{base + "hostid:\n  source: map\n", nil, "hostid.map_file", "required"},
 		{base + "hostid:\n  source: crystal\n", nil, "hostid.source", "not one of"},

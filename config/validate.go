@@ -122,6 +122,11 @@ func (c *Config) crossCheck() error {
 			}
 		}
 	}
+	if n, cnt := int(c.Queue.Num), int(c.Queue.Count); c.Selects() && c.HasIPv4() && n+2*cnt-1 > 65535 {
+		// rules.Spec.SelectQueues: selected flows take queue.count queues
+		// more, fail closed, right after the others.
+		return bad("queue.count", "queues %d..%d run past 65535 (http-header and proxy-protocol take a second range of queue.count queues after the first)", n, n+2*cnt-1)
+	}
 	if c.HasIPv6() && c.Placement == "post-nat" {
 		return bad("placement", "post-nat carries the inside source in the 32-bit packet mark, which cannot hold an IPv6 address; use pre-nat with IPv6 inside prefixes")
 	}

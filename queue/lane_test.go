@@ -273,6 +273,53 @@ func TestLaneBacklogFullFailClosed(t *testing.T) {
 	}
 }
 
+// With Closed, the queues after the first range are fail closed whatever
+// FailOpen says: past a full backlog the first range's lane accepts (a SYN
+// unmarked), the closed one drops (a selected flow's segment, retransmitted).
+func TestLaneBacklogFullMixed(t *testing.T) {
+	open, closed := newFakeSocket(), newFakeSocket()
+	release := make(chan struct{})
+	var st Counters
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, Config{Workers: 1, Backlog: 1, FailOpen: true, Closed: 1}, []socket{open, closed}, blocking{release}, &st, Hooks{})
+	}()
+	for _, sock := range []*fakeSocket{open, closed} {
+		sock.deliver(packetMsg(1, 0, 0, 0, pkt(40), false))
+	}
+	waitFor(t, "packet 1 of each read", func() bool { return st.Load(Packets) == 2 })
+	time.Sleep(10 * time.Millisecond)
+	for _, sock := range []*fakeSocket{open, closed} {
+		for id := uint32(2); id <= 5; id++ {
+			sock.deliver(packetMsg(id, 0, 0, 0, pkt(40), false))
+		}
+	}
+	waitFor(t, "4 verdicts each", func() bool { return open.count() == 4 && closed.count() == 4 })
+	for _, c := range []struct {
+		name string
+		sock *fakeSocket
+		want uint32
+	}{{"fail-open lane", open, nfAccept}, {"fail-closed lane", closed, nfDrop}} {
+		for id := uint32(2); id <= 5; id++ {
+			if v, _ := c.sock.answered(id); v.verdict != c.want || v.hasMark {
+				t.Errorf("%s: packet %d: %+v, want verdict %d", c.name, id, v, c.want)
+			}
+		}
+	}
+	if st.Load(BacklogFull) != 8 || st.Load(BacklogDropped) != 4 {
+		t.Errorf("backlog-full %d backlog-dropped %d, want 8 and 4", st.Load(BacklogFull), st.Load(BacklogDropped))
+	}
+	close(release)
+	waitFor(t, "packet 1's verdicts", func() bool {
+		_, ok1 := open.answered(1)
+		_, ok2 := closed.answered(1)
+		return ok1 && ok2
+	})
+	cancel()
+	<-done
+}
+
 type blocking struct{ release chan struct{} }
 
 func (b blocking) Handle([]byte, int, Meta) Verdict {

@@ -3,7 +3,9 @@
 // drops: on any failure the packet goes on unchanged (fail open), and the
 // ruleset's bypass flag lets traffic flow when no daemon listens. With
 // Config.FailOpen false, a packet the backlog cannot take is dropped
-// instead (backlog-dropped): fail closed means no SYN leaves unmarked.
+// instead (backlog-dropped): fail closed means no SYN leaves unmarked. The
+// Config.Closed queues after the others are fail closed whatever FailOpen
+// says: selected flows' packets, which must never pass untranslated.
 //
 // Each queue is a lane of its own: a reader takes every packet waiting on
 // the queue's netlink socket in one system call (recvmmsg, nlsock.go), copies
@@ -30,11 +32,20 @@ import (
 // Config sizes the readers and the pool.
 type Config struct {
 	Num, Count uint16
-	MaxLen     uint32 // packets the kernel holds per queue
-	FailOpen   bool   // kernel accepts instead of dropping when a queue is full; false: a full backlog drops too
-	Workers    int    // 0: one per CPU; spread over the queues, at least one each
-	Backlog    int    // packets waiting for a worker; past that, accepted unchanged
-	RcvBuf     int    // socket receive buffer bytes
+	// Closed is how many fail-closed queues follow the Count others
+	// (Num+Count..Num+Count+Closed-1; 0 or Count): bound without
+	// NFQA_CFG_F_FAIL_OPEN and with lanes that drop what their backlog
+	// cannot take, whatever FailOpen says. The ruleset sends selected
+	// flows' packets there (rules.Spec.SelectQueues): one that passed
+	// untranslated would corrupt its stream. Lane i of either range
+	// serves the same CPUs (CPU fanout sends CPU c's packets to queue
+	// c mod Count of each range).
+	Closed   uint16
+	MaxLen   uint32 // packets the kernel holds per queue
+	FailOpen bool   // kernel accepts instead of dropping when a queue is full; false: a full backlog drops too
+	Workers  int    // 0: one per CPU; spread over the Count queues, at least one each (as many again for the Closed ones)
+	Backlog  int    // packets waiting for a worker, over the Count queues (as many again for the Closed ones); past that, accepted unchanged
+	RcvBuf   int    // socket receive buffer bytes
 	// GSO asks the kernel to queue GSO (and GRO) packets whole
 	// (NFQA_CFG_F_GSO) instead of cutting each into MTU-sized segments
 	// first: a bulk transfer then costs one queue round trip per up to 64
@@ -118,7 +129,9 @@ type lane struct {
 	big    chan *job   // big job buffers not in use (GSO)
 	pktMax int         // largest packet read whole
 	// failClosed: a packet the backlog cannot take is dropped, not
-	// accepted unchanged (Config.FailOpen false): no SYN leaves unmarked.
+	// accepted unchanged (Config.FailOpen false: no SYN leaves unmarked;
+	// a Config.Closed queue: no selected flow's segment passes
+	// untranslated).
 	failClosed bool
 	// pinned: the reader is a PerCPU lane's thread, which waits in the
 	// read itself (poll(2), nlQueue.readHot) while packets come, parking
@@ -140,13 +153,18 @@ func Serve(ctx context.Context, cfg Config, h PacketHandler, st Counter, hooks H
 			s.close()
 		}
 	}
+	if last := int(cfg.Num) + int(cfg.Count) + int(cfg.Closed) - 1; last > 0xffff {
+		return fmt.Errorf("queue: queues %d..%d go beyond 65535", cfg.Num, last)
+	}
 	gso := false
-	for i := uint16(0); i < cfg.Count; i++ {
+	for i := range cfg.Count + cfg.Closed {
 		copyRange := uint32(bufSize)
 		if cfg.GSO {
 			copyRange = gsoMax
 		}
-		q, err := openNLQueue(cfg.Num+i, copyRange, cfg.MaxLen, cfg.FailOpen, cfg.GSO, cfg.RcvBuf, cfg.PerCPU)
+		// A Closed queue: the kernel drops what it cannot hold.
+		failOpen := cfg.FailOpen && i < cfg.Count
+		q, err := openNLQueue(cfg.Num+i, copyRange, cfg.MaxLen, failOpen, cfg.GSO, cfg.RcvBuf, cfg.PerCPU)
 		if err != nil {
 			closeAll()
 			return fmt.Errorf("queue: bind queue %d: %w", cfg.Num+i, err)
@@ -174,7 +192,7 @@ type socket interface {
 }
 
 // serve runs lanes on bound sockets, one per queue, until ctx ends or one
-// fails; it closes them.
+// fails; it closes them. The last cfg.Closed sockets are fail closed.
 func serve(ctx context.Context, cfg Config, socks []socket, h PacketHandler, st Counter, hooks Hooks) error {
 	if cfg.Workers <= 0 {
 		cfg.Workers = runtime.NumCPU()
@@ -185,8 +203,10 @@ func serve(ctx context.Context, cfg Config, socks []socket, h PacketHandler, st 
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
 	}
-	count := max(1, len(socks))
-	if cfg.PerCPU && runtime.GOMAXPROCS(0) <= count {
+	// open: the sockets of the first range; the Closed ones follow, each
+	// lane sized and pinned as the first range's lane of its index.
+	open := max(1, len(socks)-int(cfg.Closed))
+	if count := len(socks); cfg.PerCPU && runtime.GOMAXPROCS(0) <= count {
 		// The pinned lanes wait in system calls, each holding its P.
 		// With no P idle, sysmon retakes a lane's P once a wait has
 		// lasted one of its ticks (20 µs at first) and, having retaken
@@ -197,8 +217,8 @@ func serve(ctx context.Context, cfg Config, socks []socket, h PacketHandler, st 
 		runtime.GOMAXPROCS(count + 1)
 		defer runtime.SetDefaultGOMAXPROCS()
 	}
-	workers := max(1, cfg.Workers/count)
-	backlog := max(1, cfg.Backlog/count)
+	workers := max(1, cfg.Workers/open)
+	backlog := max(1, cfg.Backlog/open)
 
 	var lanes []*lane
 	closeAll := func() {
@@ -206,10 +226,10 @@ func serve(ctx context.Context, cfg Config, socks []socket, h PacketHandler, st 
 			l.q.close()
 		}
 	}
-	for _, q := range socks {
+	for i, q := range socks {
 		l := &lane{q: q, free: make(chan *job, backlog), groups: make(chan *group, backlog+1),
 			spare: make(chan *group, backlog+1), pktMax: bufSize, busy: make([]atomic.Int64, 1+workers),
-			failClosed: !cfg.FailOpen}
+			failClosed: !cfg.FailOpen || i >= open}
 		for range backlog {
 			l.free <- &job{buf: make([]byte, bufSize+packet.Headroom)}
 		}
@@ -243,7 +263,7 @@ func serve(ctx context.Context, cfg Config, socks []socket, h PacketHandler, st 
 				// The thread ends with the goroutine (never unlocked), and
 				// its affinity with it.
 				runtime.LockOSThread()
-				if err := pin(cpus, i, len(lanes)); err != nil {
+				if err := pin(cpus, i%open, open); err != nil {
 					cfg.Logf("queue: queue %d: %v: its thread is not pinned", l.q.number(), err)
 				}
 				vs := newVerdicts(l)

@@ -229,7 +229,12 @@ func describeTable(s Spec, f family) *tableDesc {
 		// stream) or without natreveal's fields, server acknowledgements of
 		// bytes the client never sent. The daemon that comes back resets
 		// the flow (stream/orphan.go).
-		selQueue := queueTermClosed(s)
+		//
+		// And to queues of their own (Spec.SelectQueues), which the daemon
+		// binds without NFQA_CFG_F_FAIL_OPEN and serves fail closed: a
+		// segment the kernel queue or the daemon's backlog cannot take is
+		// dropped too, whatever queue.fail_open says for the SYNs.
+		selQueue := queueTermSelect(s)
 		followed.add(markBitSet(true, s.SelectBit), ctDirection(ctDirOriginal), f.proto(unix.IPPROTO_TCP),
 			setMark(false, ^s.SelectBit, s.SelectBit), selQueue)
 		followed.add(markBitSet(true, s.SelectBit), f.proto(unix.IPPROTO_TCP), selQueue)
@@ -463,13 +468,23 @@ func queueFlags(s Spec, closed bool) uint16 {
 	return f
 }
 
-// queueExprs is the queue statement of s, native or compat; closed: without
-// bypass.
-func queueExprs(s Spec, closed bool) []expr.Any {
-	if s.Mechanism == Native {
-		return []expr.Any{&expr.Queue{Num: s.QueueNum, Total: s.QueueCount, Flag: expr.QueueFlag(queueFlags(s, closed))}}
+// queueRange is the first queue and the count of a queue statement of s:
+// QueueNum.., or with sel the selected flows' range (Spec.SelectQueues).
+func queueRange(s Spec, sel bool) (num, count uint16) {
+	if sel {
+		return s.SelectQueues()
 	}
-	return []expr.Any{nfqueueTarget(s.QueueNum, s.QueueCount, queueFlags(s, closed))}
+	return s.QueueNum, s.QueueCount
+}
+
+// queueExprs is the queue statement of s, native or compat; sel: a selected
+// flow's, to the second range and without bypass.
+func queueExprs(s Spec, sel bool) []expr.Any {
+	num, count := queueRange(s, sel)
+	if s.Mechanism == Native {
+		return []expr.Any{&expr.Queue{Num: num, Total: count, Flag: expr.QueueFlag(queueFlags(s, sel))}}
+	}
+	return []expr.Any{nfqueueTarget(num, count, queueFlags(s, sel))}
 }
 
 // nfqueueTarget is the xtables NFQUEUE target, revision 3. Its info is

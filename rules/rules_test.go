@@ -70,6 +70,9 @@ func TestValidate(t *testing.T) {
 		{"track only", func(s *Spec) { s.SYN, s.AllTCP = false, false }, nil},
 		{"bits ignored without track", func(s *Spec) { s.Track, s.TrackBit, s.DoneBit = false, 3, 3 }, nil},
 		{"last queue 65535", func(s *Spec) { s.QueueNum, s.QueueCount = 65532, 4 }, nil},
+		{"last selected flows' queue 65535", func(s *Spec) {
+			s.QueueNum, s.QueueCount, s.Select, s.SelectBit = 65528, 4, true, 0x40000
+		}, nil},
 		{"several prefixes, adjacent", func(s *Spec) {
 			s.Inside = prefixes("100.64.1.0/24", "100.64.0.0/24", "10.0.0.1/32", "0.0.0.0/8", "255.255.255.255/32")
 		}, nil},
@@ -92,6 +95,9 @@ func TestValidate(t *testing.T) {
 		{"duplicate", func(s *Spec) { s.Inside = prefixes("100.64.0.0/24", "100.64.0.0/24") }, []string{"overlap"}},
 		{"no queues", func(s *Spec) { s.QueueCount = 0 }, []string{"queue count is 0"}},
 		{"queues past 65535", func(s *Spec) { s.QueueNum, s.QueueCount = 65533, 4 }, []string{"beyond 65535"}},
+		{"selected flows' queues past 65535", func(s *Spec) {
+			s.QueueNum, s.QueueCount, s.Select, s.SelectBit = 65529, 4, true, 0x40000
+		}, []string{"queues 65529..65536 (the second range, for selected flows) go beyond 65535"}},
 		{"no mechanism", func(s *Spec) { s.Mechanism = 0 }, []string{"mechanism"}},
 		{"no placement", func(s *Spec) { s.Placement = 3 }, []string{"placement"}},
 		{"nothing queued", func(s *Spec) { s.SYN, s.Track, s.AllTCP = false, false, false }, []string{"nothing to queue"}},

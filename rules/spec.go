@@ -77,7 +77,7 @@ type Spec struct {
 	Table      string         // default "natreveal"
 	Inside     []netip.Prefix // IPv4 and IPv6 prefixes of the inside hosts (required)
 	QueueNum   uint16
-	QueueCount uint16 // >=1; fan-out over QueueNum..QueueNum+QueueCount-1
+	QueueCount uint16 // >=1; fan-out over QueueNum..QueueNum+QueueCount-1 (and SelectQueues)
 	Mechanism  Mechanism
 	Placement  Placement
 	SYN        bool // queue TCP SYNs (syn set, ack/rst/fin clear) from inside hosts
@@ -217,6 +217,8 @@ func (s Spec) validate() error {
 		add("queue count is 0, need at least 1")
 	} else if last := int(s.QueueNum) + int(s.QueueCount) - 1; last > 0xffff {
 		add("queues %d..%d go beyond 65535", s.QueueNum, last)
+	} else if last += int(s.QueueCount); s.Select && last > 0xffff {
+		add("queues %d..%d (the second range, for selected flows) go beyond 65535", s.QueueNum, last)
 	}
 
 	if s.Mechanism != Native && s.Mechanism != Compat {
@@ -285,6 +287,19 @@ func (s Spec) validate() error {
 	}
 
 	return errors.Join(errs...)
+}
+
+// SelectQueues is the range of queues for selected flows' packets, count 0
+// without Select: the QueueCount queues right after the first range, with
+// the same CPU fanout. The daemon binds them without NFQA_CFG_F_FAIL_OPEN
+// and serves them fail closed (queue.Config.Closed), since an untranslated
+// segment of a selected flow corrupts its stream; the kernel's fail-open is
+// a property of a queue, not of a rule.
+func (s Spec) SelectQueues() (num, count uint16) {
+	if !s.Select {
+		return 0, 0
+	}
+	return s.QueueNum + s.QueueCount, s.QueueCount
 }
 
 // tracks reports whether the ruleset follows flows through the ct mark

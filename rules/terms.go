@@ -270,6 +270,7 @@ func setHelper(name string) term {
 // queueTerm is the queue statement of s, native or compat.
 func queueTerm(s Spec) term { return term{queueExprs(s, false), queueText(s, false)} }
 
-// queueTermClosed is the queue statement of s without bypass: with no
+// queueTermSelect is the queue statement of a selected flow's packets: to
+// the second range of queues (Spec.SelectQueues), without bypass: with no
 // daemon listening, the kernel drops the packet.
-func queueTermClosed(s Spec) term { return term{queueExprs(s, true), queueText(s, true)} }
+func queueTermSelect(s Spec) term { return term{queueExprs(s, true), queueText(s, true)} }

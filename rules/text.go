@@ -50,14 +50,15 @@ func maskedMatch(key string, mask, val uint32, neq bool) string {
 }
 
 // queueText renders the queue statement as nft lists it for s.Mechanism;
-// closed: without bypass.
-func queueText(s Spec, closed bool) string {
-	nums := fmt.Sprint(s.QueueNum)
-	if s.QueueCount > 1 {
-		nums += fmt.Sprintf("-%d", int(s.QueueNum)+int(s.QueueCount)-1)
+// sel: a selected flow's (queueExprs).
+func queueText(s Spec, sel bool) string {
+	num, count := queueRange(s, sel)
+	nums := fmt.Sprint(num)
+	if count > 1 {
+		nums += fmt.Sprintf("-%d", int(num)+int(count)-1)
 	}
 	var fl []string
-	f := queueFlags(s, closed)
+	f := queueFlags(s, sel)
 	if f&nfqFlagBypass != 0 {
 		fl = append(fl, "bypass")
 	}

@@ -40,6 +40,8 @@ func (d *packetDaemon) snapshot(first *config.Config, started string) control.Sn
 		Methods: c.Methods, Placement: c.Placement, Table: c.Table, Installed: installed, Counters: d.st.Snapshot()}
 	if d.c != nil {
 		s.Mechanism, s.QueueNum, s.QueueCount, s.Rules = d.mech.String(), int(d.spec.QueueNum), int(d.spec.QueueCount), rules.Text(d.spec)
+		_, sel := d.spec.SelectQueues()
+		s.SelectQueues = int(sel)
 		if c.HasIPv4() {
 			s.Families = append(s.Families, "ip")
 		}

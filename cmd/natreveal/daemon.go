@@ -335,6 +335,10 @@ func restartOnly(old, c *config.Config) string {
 		return "methods"
 	case old.Selects() != c.Selects():
 		return "methods" // nf_conntrack_tcp_be_liberal is set at start
+	case selectQueues(old) != selectQueues(c):
+		// Selection is IPv4 only: the selected flows' queues, bound at
+		// start, come and go with the IPv4 inside prefixes.
+		return "inside"
 	}
 	return ""
 }

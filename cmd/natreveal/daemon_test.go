@@ -30,6 +30,14 @@ func TestRestartOnlySelection(t *testing.T) {
 	if k := restartOnly(base("http-header", "ip-id"), withNew); k != "methods" {
 		t.Errorf("ip-id scope new beside a selecting method: restartOnly = %q, want methods (GSO)", k)
 	}
+	// The selected flows' fail-closed queues are bound at start.
+	v4, v6 := base("http-header"), base("http-header")
+	v4.Inside = []netip.Prefix{netip.MustParsePrefix("100.64.0.0/24")}
+	v6.Inside = []netip.Prefix{netip.MustParsePrefix("2001:db8::/64")}
+	v4.Queue.Count, v6.Queue.Count = 2, 2
+	if k := restartOnly(v4, v6); k != "inside" {
+		t.Errorf("http-header, IPv4 inside prefixes gone: restartOnly = %q, want inside (its fail-closed queues)", k)
+	}
 }
 
 // repeat runs its function on every tick (a running port-set logs its RFC

@@ -107,6 +107,14 @@ func tracksTCP(c *config.Config) bool {
 	return n.Track || n.Track6
 }
 
+// selectQueues is how many queues, after the queue.count others, the
+// ruleset of c sends selected flows' packets to (rules.Spec.SelectQueues):
+// the daemon binds them fail closed (queue.Config.Closed).
+func selectQueues(c *config.Config) uint16 {
+	_, n := ruleSpec(c, rules.Native).SelectQueues()
+	return n
+}
+
 // ruleSpec is the ruleset the configuration needs: the OR of the enabled
 // methods' Needs (method/all) and the common keys.
 func ruleSpec(c *config.Config, mech rules.Mechanism) rules.Spec {

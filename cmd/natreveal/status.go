@@ -138,6 +138,10 @@ func printStatus(w io.Writer, rep statusReport) {
 		line("methods", "%s, placement %s", strings.Join(s.Methods, ", "), s.Placement)
 		if s.QueueCount > 0 {
 			line("queues", "%d-%d via %s", s.QueueNum, s.QueueNum+s.QueueCount-1, s.Mechanism)
+			if n := s.SelectQueues; n > 0 {
+				first := s.QueueNum + s.QueueCount
+				line("", "%d-%d fail closed: selected flows", first, first+n-1)
+			}
 		}
 	} else {
 		line("daemon", "%s", rep.Error)

@@ -21,20 +21,23 @@ const DefaultSocket = "/run/natreveal/control.sock"
 
 // Snapshot is what the daemon says about itself.
 type Snapshot struct {
-	Version    string            `json:"version"`
-	PID        int               `json:"pid"`
-	ConfigFile string            `json:"config_file,omitempty"`
-	Started    string            `json:"started"` // RFC 3339
-	Methods    []string          `json:"methods"`
-	Placement  string            `json:"placement"`
-	Mechanism  string            `json:"mechanism,omitempty"` // native or compat; "" before the queues are bound
-	Table      string            `json:"table"`
-	Families   []string          `json:"families"` // nft families of the table: ip, ip6
-	QueueNum   int               `json:"queue_num"`
-	QueueCount int               `json:"queue_count"` // 0: no queue (port-set, ident only)
-	Installed  bool              `json:"installed"`   // the daemon installed its ruleset (and has not removed it)
-	Rules      string            `json:"rules,omitempty"`
-	Counters   map[string]uint64 `json:"counters"`
+	Version    string   `json:"version"`
+	PID        int      `json:"pid"`
+	ConfigFile string   `json:"config_file,omitempty"`
+	Started    string   `json:"started"` // RFC 3339
+	Methods    []string `json:"methods"`
+	Placement  string   `json:"placement"`
+	Mechanism  string   `json:"mechanism,omitempty"` // native or compat; "" before the queues are bound
+	Table      string   `json:"table"`
+	Families   []string `json:"families"` // nft families of the table: ip, ip6
+	QueueNum   int      `json:"queue_num"`
+	QueueCount int      `json:"queue_count"` // 0: no queue (port-set, ident only)
+	// SelectQueues, fail closed, follow the QueueCount others: selected
+	// flows' packets (rules.Spec.SelectQueues). 0 without selected flows.
+	SelectQueues int               `json:"select_queues,omitempty"`
+	Installed    bool              `json:"installed"` // the daemon installed its ruleset (and has not removed it)
+	Rules        string            `json:"rules,omitempty"`
+	Counters     map[string]uint64 `json:"counters"`
 }
 
 // Server serves snapshots on a unix socket.

@@ -101,7 +101,7 @@ func Verdict(snap *Snapshot, err error, f Facts, table string, families []string
 		bound[q.Num] = q.PeerPortID != 0
 	}
 	var unbound []string
-	for n := snap.QueueNum; n < snap.QueueNum+snap.QueueCount; n++ {
+	for n := snap.QueueNum; n < snap.QueueNum+snap.QueueCount+snap.SelectQueues; n++ {
 		if !bound[n] {
 			unbound = append(unbound, strconv.Itoa(n))
 		}
