@@ -48,12 +48,12 @@ type Keys struct {
 	} `mapstructure:"mapping_log"`
 
 	Queue struct {
-		Num      int  `mapstructure:"num" default:"0" help:"first NFQUEUE number"`
-		Count    int  `mapstructure:"count" default:"0" help:"number of queues (fan-out by CPU; 0: one per CPU, each served by a thread pinned to it)"`
-		FailOpen bool `mapstructure:"fail_open" default:"true" help:"the kernel accepts packets unmarked instead of dropping them when a queue is full (NFQA_CFG_F_FAIL_OPEN)"`
+		Num      int  `mapstructure:"num" default:"0" help:"first NFQUEUE number: queues num .. num+count-1, and num+count .. num+2*count-1 for selected flows (http-header, proxy-protocol)"`
+		Count    int  `mapstructure:"count" default:"0" help:"number of queues (fan-out by CPU; 0: one per CPU, each served by a thread pinned to it); with http-header or proxy-protocol as many again follow for selected flows, always fail closed"`
+		FailOpen bool `mapstructure:"fail_open" default:"true" help:"the kernel accepts packets unmarked instead of dropping them when a queue is full (NFQA_CFG_F_FAIL_OPEN); selected flows' queues always drop"`
 		MaxLen   int  `mapstructure:"max_len" default:"4096" help:"packets the kernel holds per queue at most"`
-		Workers  int  `mapstructure:"workers" default:"0" help:"packet workers, spread over the queues, at least one each (0: one per CPU)"`
-		Backlog  int  `mapstructure:"backlog" default:"1024" help:"packets waiting for a worker at most; past that, a packet is accepted unchanged"`
+		Workers  int  `mapstructure:"workers" default:"0" help:"packet workers, spread over the queues, at least one each (0: one per CPU; as many again for selected flows' queues)"`
+		Backlog  int  `mapstructure:"backlog" default:"1024" help:"packets waiting for a worker at most (as many again for selected flows' queues); past that, a packet is accepted unchanged (dropped with fail_open false, and always for selected flows)"`
 	} `mapstructure:"queue"`
 
 	Flows struct {

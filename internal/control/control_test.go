@@ -58,6 +58,8 @@ func TestParseQueues(t *testing.T) {
 func TestVerdict(t *testing.T) {
 	snap := &Snapshot{Methods: []string{"tcp-option"}, Table: "natreveal", Families: []string{"ip"}, QueueNum: 4, QueueCount: 2, Installed: true}
 	all := Facts{Tables: map[string]bool{"ip natreveal": true}, Queues: []Queue{{Num: 4, PeerPortID: 9}, {Num: 5, PeerPortID: 9}}}
+	sel := &Snapshot{Methods: []string{"http-header"}, Table: "natreveal", Families: []string{"ip"}, QueueNum: 4, QueueCount: 2, SelectQueues: 2, Installed: true}
+	selAll := append(all.Queues, Queue{Num: 6, PeerPortID: 9}, Queue{Num: 7, PeerPortID: 9})
 	for _, c := range []struct {
 		name string
 		snap *Snapshot
@@ -72,6 +74,8 @@ func TestVerdict(t *testing.T) {
 		{"killed", nil, ErrNoDaemon, Facts{Tables: map[string]bool{"ip natreveal": true}}, false, "queue unbound"},
 		{"table gone", snap, nil, Facts{Queues: all.Queues}, false, "table missing: table ip natreveal"},
 		{"queue gone", snap, nil, Facts{Tables: all.Tables, Queues: all.Queues[:1]}, false, "queue unbound: no listener on queue 5"},
+		{"selected flows' queue gone", sel, nil, Facts{Tables: all.Tables, Queues: all.Queues[:2]}, false, "queue unbound: no listener on queue 6, 7"},
+		{"selected flows' queues bound", sel, nil, Facts{Tables: all.Tables, Queues: selAll}, true, "marking"},
 		{"port-set only", &Snapshot{Methods: []string{"port-set"}}, nil, Facts{}, true, "running: port-set"},
 	} {
 		ok, line := Verdict(c.snap, c.err, c.f, "natreveal", []string{"ip", "ip6"})
