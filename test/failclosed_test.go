@@ -1,13 +1,8 @@
 package test
 
 import (
-	"bufio"
-	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -29,41 +24,7 @@ func TestFullQueueSelectedFlowsFailClosed(t *testing.T) {
 	d := startDaemon(t, l, "--config", cfg)
 
 	const conns = 4
-	type kept struct {
-		c  net.Conn
-		br *bufio.Reader
-	}
-	const req = "GET / HTTP/1.1\r\nHost: server\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n"
-	read := func(k kept) (string, error) {
-		k.c.SetDeadline(time.Now().Add(20 * time.Second))
-		resp, err := http.ReadResponse(k.br, nil)
-		if err != nil {
-			return "", err
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		return resp.Status + " " + string(b), err
-	}
-	want := `200 OK xff=["_0x0002"]`
-	var ks []kept
-	for i := range conns {
-		var c net.Conn
-		if err := lab.Do(l.C1, func() (err error) { c, err = net.DialTimeout("tcp4", httpAddr, 5*time.Second); return }); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		k := kept{c, bufio.NewReader(c)}
-		// Two requests: the flow's offset is two insertions.
-		for range 2 {
-			if _, err := io.WriteString(c, req); err != nil {
-				t.Fatal(err)
-			}
-			if got, err := read(k); err != nil || !strings.HasPrefix(got, want) {
-				t.Fatalf("connection %d before the overload: %q %v", i, got, err)
-			}
-		}
-		ks = append(ks, k)
-	}
+	ks := dialKeptHTTP(t, l, conns, 2) // two insertions in each flow's offset
 
 	if err := d.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
@@ -80,8 +41,7 @@ func TestFullQueueSelectedFlowsFailClosed(t *testing.T) {
 	// drops the others and every retransmission while the daemon stays
 	// stopped.
 	for i, k := range ks {
-		k.c.SetDeadline(time.Now().Add(5 * time.Second))
-		if _, err := io.WriteString(k.c, req); err != nil {
+		if err := k.send(5 * time.Second); err != nil {
 			t.Fatalf("connection %d: write while stopped: %v", i, err)
 		}
 	}
@@ -101,19 +61,7 @@ func TestFullQueueSelectedFlowsFailClosed(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	cont()
 
-	resets := 0
-	for i, k := range ks {
-		got, err := read(k)
-		switch {
-		case err != nil:
-			if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
-				t.Errorf("connection %d: the request sent while stopped hung: %v", i, err)
-			}
-			resets++
-		case !strings.HasPrefix(got, want):
-			t.Errorf("connection %d: the request sent while stopped reached the server untranslated: answer %q, want %q or a reset", i, got, want)
-		}
-	}
+	resets := answeredOrReset(t, ks, 20*time.Second, "sent while stopped")
 	m := scrape(t, l, "127.0.0.1:9850")
 	st := d.stop(t)
 	dropped := func(q int) float64 { return m[fmt.Sprintf(`natreveal_kernel_queue_dropped_total{queue="%d"}`, q)] }

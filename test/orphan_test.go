@@ -25,37 +25,7 @@ func TestHTTPHeaderKillRestart(t *testing.T) {
 	d := startDaemon(t, l, "--config", cfg)
 
 	const conns = 6
-	type kept struct {
-		c  net.Conn
-		br *bufio.Reader
-	}
-	request := func(k kept) (string, error) {
-		k.c.SetDeadline(time.Now().Add(10 * time.Second))
-		if _, err := io.WriteString(k.c, "GET / HTTP/1.1\r\nHost: server\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n"); err != nil {
-			return "", err
-		}
-		resp, err := http.ReadResponse(k.br, nil)
-		if err != nil {
-			return "", err
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		return string(b), err
-	}
-	want := `xff=["_0x0002"]`
-	var ks []kept
-	for i := range conns {
-		var c net.Conn
-		if err := lab.Do(l.C1, func() (err error) { c, err = net.DialTimeout("tcp4", httpAddr, 5*time.Second); return }); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		k := kept{c, bufio.NewReader(c)}
-		if got, err := request(k); err != nil || !strings.HasPrefix(got, want) {
-			t.Fatalf("connection %d before the kill: %q %v", i, got, err)
-		}
-		ks = append(ks, k)
-	}
+	ks := dialKeptHTTP(t, l, conns, 1)
 
 	d.Kill() // SIGKILL, waited for
 	d2 := startDaemon(t, l, "--config", cfg)
@@ -63,7 +33,7 @@ func TestHTTPHeaderKillRestart(t *testing.T) {
 	resets := 0
 	for i, k := range ks {
 		for j := range 3 {
-			got, err := request(k)
+			got, err := k.request(10 * time.Second)
 			if err != nil {
 				if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
 					t.Errorf("connection %d request %d after the restart hung: %v", i, j, err)
@@ -71,8 +41,8 @@ func TestHTTPHeaderKillRestart(t *testing.T) {
 				resets++
 				break
 			}
-			if !strings.HasPrefix(got, want) {
-				t.Errorf("connection %d request %d after the restart: the server saw %s, want %s", i, j, got, want)
+			if !strings.HasPrefix(got, keptWant) {
+				t.Errorf("connection %d request %d after the restart: the server saw %s, want %s", i, j, got, keptWant)
 			}
 		}
 	}
@@ -101,69 +71,107 @@ func TestHTTPHeaderKillGap(t *testing.T) {
 	d := startDaemon(t, l, "--config", cfg)
 
 	const conns = 4
-	type kept struct {
-		c  net.Conn
-		br *bufio.Reader
-	}
-	const req = "GET / HTTP/1.1\r\nHost: server\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n"
-	read := func(k kept) (string, error) {
-		k.c.SetDeadline(time.Now().Add(15 * time.Second))
-		resp, err := http.ReadResponse(k.br, nil)
-		if err != nil {
-			return "", err
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		return resp.Status + " " + string(b), err
-	}
-	want := `200 OK xff=["_0x0002"]`
-	var ks []kept
-	for i := range conns {
-		var c net.Conn
-		if err := lab.Do(l.C1, func() (err error) { c, err = net.DialTimeout("tcp4", httpAddr, 5*time.Second); return }); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		k := kept{c, bufio.NewReader(c)}
-		// Two requests: the flow's offset is two insertions.
-		for range 2 {
-			if _, err := io.WriteString(c, req); err != nil {
-				t.Fatal(err)
-			}
-			if got, err := read(k); err != nil || !strings.HasPrefix(got, want) {
-				t.Fatalf("connection %d before the kill: %q %v", i, got, err)
-			}
-		}
-		ks = append(ks, k)
-	}
+	ks := dialKeptHTTP(t, l, conns, 2) // two insertions in each flow's offset
 
 	d.Kill() // SIGKILL, waited for
 	// In the gap: no daemon listens on the queue.
 	for i, k := range ks {
-		k.c.SetDeadline(time.Now().Add(5 * time.Second))
-		if _, err := io.WriteString(k.c, req); err != nil {
+		if err := k.send(5 * time.Second); err != nil {
 			t.Fatalf("connection %d: write in the gap: %v", i, err)
 		}
 	}
 	time.Sleep(500 * time.Millisecond)
 	d2 := startDaemon(t, l, "--config", cfg)
-
-	resets := 0
-	for i, k := range ks {
-		got, err := read(k)
-		switch {
-		case err != nil:
-			if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
-				t.Errorf("connection %d: the request sent in the gap hung: %v", i, err)
-			}
-			resets++
-		case !strings.HasPrefix(got, want):
-			t.Errorf("connection %d: the request sent in the gap reached the server untranslated: answer %q, want %q or a reset", i, got, want)
-		}
-	}
+	resets := answeredOrReset(t, ks, 15*time.Second, "sent in the gap")
 	st := d2.stop(t)
 	t.Logf("%d of %d connections reset; counters: select-reset %d select-unknown %d", resets, conns, st["select-reset"], st["select-unknown"])
 	if st["select-reset"] < uint64(resets) {
 		t.Errorf("select-reset %d, want at least the %d connections reset", st["select-reset"], resets)
 	}
+}
+
+// keptHTTP is a kept-alive HTTP/1.1 connection from inside client 1 to the
+// lab's HTTP server, through an http-header daemon.
+type keptHTTP struct {
+	c  net.Conn
+	br *bufio.Reader
+}
+
+// forgedRequest carries the client's own X-Forwarded-For, which natreveal
+// replaces with its own; keptWant starts the server's answer to it then.
+const (
+	forgedRequest = "GET / HTTP/1.1\r\nHost: server\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n"
+	keptWant      = `200 OK xff=["_0x0002"]`
+)
+
+// dialKeptHTTP opens n kept-alive connections from client 1 and makes
+// requests requests on each, every one answered right (each insertion adds
+// to the flow's offset); they close when the test ends.
+func dialKeptHTTP(t *testing.T, l *lab.Lab, n, requests int) []keptHTTP {
+	t.Helper()
+	var ks []keptHTTP
+	for i := range n {
+		var c net.Conn
+		if err := lab.Do(l.C1, func() (err error) { c, err = net.DialTimeout("tcp4", httpAddr, 5*time.Second); return }); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		k := keptHTTP{c, bufio.NewReader(c)}
+		for j := range requests {
+			if got, err := k.request(10 * time.Second); err != nil || !strings.HasPrefix(got, keptWant) {
+				t.Fatalf("connection %d, request %d before the fault: %q %v", i, j, got, err)
+			}
+		}
+		ks = append(ks, k)
+	}
+	return ks
+}
+
+// send writes forgedRequest, within d.
+func (k keptHTTP) send(d time.Duration) error {
+	k.c.SetDeadline(time.Now().Add(d))
+	_, err := io.WriteString(k.c, forgedRequest)
+	return err
+}
+
+// read reads one answer within d: its status line's status and its body.
+func (k keptHTTP) read(d time.Duration) (string, error) {
+	k.c.SetDeadline(time.Now().Add(d))
+	resp, err := http.ReadResponse(k.br, nil)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.Status + " " + string(b), err
+}
+
+// request is send then read.
+func (k keptHTTP) request(d time.Duration) (string, error) {
+	if err := k.send(d); err != nil {
+		return "", err
+	}
+	return k.read(d)
+}
+
+// answeredOrReset reads, within d, each connection's answer to the request
+// it sent during a fault (what): the right answer or a reset, never another
+// answer (the request reached the server untranslated) and never a hang.
+// It returns how many were reset.
+func answeredOrReset(t *testing.T, ks []keptHTTP, d time.Duration, what string) int {
+	t.Helper()
+	resets := 0
+	for i, k := range ks {
+		got, err := k.read(d)
+		switch {
+		case err != nil:
+			if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+				t.Errorf("connection %d: the request %s hung: %v", i, what, err)
+			}
+			resets++
+		case !strings.HasPrefix(got, keptWant):
+			t.Errorf("connection %d: the request %s reached the server untranslated: answer %q, want %q or a reset", i, what, got, keptWant)
+		}
+	}
+	return resets
 }
