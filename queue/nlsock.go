@@ -206,10 +206,6 @@ func (q *nlQueue) read(b *batch) error {
 	if q.hot {
 		return q.readHot(b)
 	}
-	return q.readPoller(b)
-}
-
-func (q *nlQueue) readPoller(b *batch) error {
 	return pollerRead(q.rc, b)
 }
 

@@ -191,8 +191,10 @@ func run(c *config.Config, src hostid.Source, statsEvery time.Duration, load fun
 		})
 	}
 
+	// The selected flows' fail-closed queues: those of the ruleset d installs.
+	_, closed := d.spec.SelectQueues()
 	qc := queue.Config{
-		Num: c.Queue.Num, Count: c.Queue.Count, Closed: selectQueues(c), MaxLen: c.Queue.MaxLen, FailOpen: c.Queue.FailOpen,
+		Num: c.Queue.Num, Count: c.Queue.Count, Closed: closed, MaxLen: c.Queue.MaxLen, FailOpen: c.Queue.FailOpen,
 		Workers: c.Queue.Workers, Backlog: c.Queue.Backlog, RcvBuf: 8 << 20, Logf: logger.Printf,
 		GSO: handlerConfig(c).WantsGSO(), PerCPU: c.Queue.Count > 1, Live: &queue.Liveness{},
 	}
