@@ -2,7 +2,9 @@ package conntrack
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"net/netip"
 	"sync"
 	"syscall"
 
@@ -89,6 +91,19 @@ func (c *Conn) Get(f ct.Flow) (ct.Flow, error) {
 		return ct.Flow{}, fmt.Errorf("conntrack: get: acknowledged without a flow")
 	}
 	return *found, nil
+}
+
+// Holds reports whether conntrack has a TCP flow whose original tuple is
+// src -> dst (IPv4).
+func (c *Conn) Holds(src, dst netip.AddrPort) (bool, error) {
+	_, err := c.Get(ct.Flow{TupleOrig: origTuple(src, dst)})
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, unix.ENOENT):
+		return false, nil
+	}
+	return false, err
 }
 
 // encodeTuple adds tuple t (IPv4) as attribute dir (CTA_TUPLE_ORIG or

@@ -433,11 +433,17 @@ func (h *Handler) setMark(v Verdict, m Meta, bit uint32) Verdict {
 }
 
 // ForgetFlow drops state for a flow conntrack destroyed. Post-NAT flows are
-// keyed by the port after NAT, so both ports are tried.
-func (h *Handler) ForgetFlow(k FlowKey, natPort uint16) {
+// keyed by the port after NAT, so both ports are tried. live and last are a
+// selected flow's (stream.Engine.Forget); again: call again later with last.
+func (h *Handler) ForgetFlow(k FlowKey, natPort uint16, live func() bool, last bool) (again bool) {
 	evicted := h.flows.Delete(k)
-	if h.sel != nil && h.sel.Forget(k) {
-		evicted = true
+	if h.sel != nil {
+		switch h.sel.Forget(k, live, last) {
+		case stream.Forgotten:
+			evicted = true
+		case stream.AskAgain:
+			again = true
+		}
 	}
 	if h.cfg.PostNAT && natPort != k.InsidePort {
 		k.InsidePort = natPort
@@ -446,4 +452,5 @@ func (h *Handler) ForgetFlow(k FlowKey, natPort uint16) {
 	if evicted {
 		h.stats.inc(FlowsEvicted)
 	}
+	return again
 }

@@ -109,7 +109,7 @@ func TestOrphanEndedFlowPasses(t *testing.T) {
 	}
 	// Conntrack destroys the flow: the tombstone goes with it, and a flow
 	// that shows up again without state is an orphan.
-	h.ForgetFlow(FlowKey{Proto: 6, Inside: selClient, InsidePort: cliPort, Server: selServer, ServerPort: 80}, cliPort)
+	h.ForgetFlow(FlowKey{Proto: 6, Inside: selClient, InsidePort: cliPort, Server: selServer, ServerPort: 80}, cliPort, nil, false)
 	if out, _ := handle(t, h, late); !decode(t, out).RST {
 		t.Error("after the destroy, a server segment without state must become a RST")
 	}
@@ -121,4 +121,61 @@ func rstPkt(t testing.TB, p pkt) ([]byte, int) {
 	buf[20+13] |= 0x04 // RST (RFC 9293 §3.1)
 	packet.SetTCPChecksum4(buf[:n], 20)
 	return buf, n
+}
+
+// A SYN that reopens a tuple in TIME_WAIT makes the kernel kill the old
+// conntrack entry; its destroy event can arrive after the new flow's SYN
+// started state here. While conntrack holds an entry of the tuple (the new
+// one) the state stays and the flow is translated, not reset; a flow whose
+// entry is gone loses it. A found-nothing during the handshake is asked
+// again (the SYN's entry is confirmed only after its verdict).
+func TestDestroyOfReopenedTuple(t *testing.T) {
+	key := FlowKey{Proto: 6, Inside: selClient, InsidePort: cliPort, Server: selServer, ServerPort: 80}
+	req := "GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+	want := "GET / HTTP/1.1\r\n" + fields + "Host: a\r\n\r\n"
+	yes, no := func() bool { return true }, func() bool { return false }
+
+	h, st := selHandler(t, false)
+	if _, v := handle(t, h, pkt{syn: true, seq: selISN, mss: 1460}); v.Mark&selBit == 0 {
+		t.Fatal("SYN not selected")
+	}
+	if h.ForgetFlow(key, cliPort, yes, false) {
+		t.Error("a live tuple must not be asked again")
+	}
+	if h.ForgetFlow(key, cliPort, no, false) != true {
+		t.Fatal("a handshake without an entry must be asked again")
+	}
+	handle(t, h, pkt{fromServer: true, syn: true, ack: true, seq: srvISN, ackn: selISN + 1, mss: 1460})
+	if h.ForgetFlow(key, cliPort, yes, false) {
+		t.Error("a live tuple must not be asked again")
+	}
+	out, _ := handleMark(t, h, pkt{ack: true, seq: selISN + 1, ackn: srvISN + 1, payload: []byte(req)}, selBit)
+	if tcp := decode(t, out); string(tcp.Payload) != want {
+		t.Fatalf("after the old entry's destroy event: %q, want %q", tcp.Payload, want)
+	}
+	if st.Get(SelReset) != 0 || st.Get(SelReopened) != 2 || st.Get(FlowsEvicted) != 0 {
+		t.Errorf("select-reset %d select-reopened %d flows-evicted %d, want 0, 2, 0",
+			st.Get(SelReset), st.Get(SelReopened), st.Get(FlowsEvicted))
+	}
+	// The flow's own entry is destroyed: past the handshake, at once.
+	if h.ForgetFlow(key, cliPort, no, false) {
+		t.Error("past the handshake, a destroy without an entry is final")
+	}
+	if st.Get(FlowsEvicted) != 1 {
+		t.Errorf("flows-evicted %d, want 1", st.Get(FlowsEvicted))
+	}
+	out, _ = handleMark(t, h, pkt{ack: true, seq: selISN + 1, ackn: srvISN + 1, payload: []byte(req)}, selBit)
+	if tcp := decode(t, out); len(tcp.Payload) != 0 || st.Get(SelReset) != 1 {
+		t.Errorf("a flow whose entry is gone must be reset: payload %q select-reset %d", tcp.Payload, st.Get(SelReset))
+	}
+
+	// In the handshake, the second ask is the last.
+	h, st = selHandler(t, false)
+	handle(t, h, pkt{syn: true, seq: selISN, mss: 1460})
+	if !h.ForgetFlow(key, cliPort, no, false) || h.ForgetFlow(key, cliPort, no, true) {
+		t.Fatal("want ask again, then final")
+	}
+	if st.Get(FlowsEvicted) != 1 {
+		t.Errorf("flows-evicted %d, want 1", st.Get(FlowsEvicted))
+	}
 }

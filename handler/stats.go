@@ -62,6 +62,7 @@ const (
 	SelUserAcks         = queue.SelUserAcks
 	SelUploads          = queue.SelUploads
 	SelUploadFailed     = queue.SelUploadFailed
+	SelReopened         = queue.SelReopened
 	numReasons          = queue.NumReasons
 )
 

@@ -215,7 +215,7 @@ func TestUploadFlowEnd(t *testing.T) {
 				b, n := rstPkt(t, pkt{fromServer: true, ack: true, seq: r.srvSeq, ackn: r.isn + 1 + uint32(pos) + uint32(len(fields))})
 				r.h.Handle(b, n, Meta{})
 			case "destroyed":
-				r.h.ForgetFlow(FlowKey{Proto: 6, Inside: selClient, InsidePort: cliPort, Server: selServer, ServerPort: 80}, 0)
+				r.h.ForgetFlow(FlowKey{Proto: 6, Inside: selClient, InsidePort: cliPort, Server: selServer, ServerPort: 80}, 0, nil, false)
 			}
 			if got, want := r.calls(), "del "+r.elem(pos, end-1<<16); got != want {
 				t.Errorf("calls %s, want %s", got, want)

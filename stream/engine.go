@@ -72,13 +72,46 @@ func (e *Engine) Streams() *Streams { return e.streams }
 // Len counts the selected flows held.
 func (e *Engine) Len() int { return e.streams.Len() }
 
-// Forget drops a flow conntrack destroyed; false when it was not held.
-func (e *Engine) Forget(k FlowKey) bool {
+// Forgetting is what Forget did with a flow's state.
+type Forgetting uint8
+
+const (
+	NotHeld   Forgetting = iota // no state for the flow
+	Forgotten                   // the state is dropped
+	Kept                        // conntrack holds an entry of the tuple: the event was an older entry's
+	AskAgain                    // the flow's SYN is unanswered and conntrack holds no entry of it yet
+)
+
+// Forget drops the state of a flow conntrack destroyed (its translation
+// state, or its tombstone). The event may be an older entry's of the same
+// tuple: a SYN reopens a tuple whose entry is in TIME_WAIT or CLOSE by
+// killing that entry (nf_conntrack_proto_tcp.c, nf_conntrack_tcp_packet),
+// and the event can reach the daemon after the new flow's SYN started its
+// state here. Dropping that state would reset the new flow. So, for a flow
+// held, live (nil: not asked) reports whether conntrack holds an entry of
+// the tuple now, which is a later flow's: the state stays. A flow whose SYN
+// is unanswered may still wait for its verdict, its entry not yet confirmed
+// and so not found: Forget says AskAgain, unless last.
+func (e *Engine) Forget(k FlowKey, live func() bool, last bool) Forgetting {
+	handshake := false
+	held := e.streams.With(k, func(s *stream) bool { handshake = s.ackOut < 0; return false })
+	if !held && !e.tombs.With(k, func(*tomb) bool { return false }) {
+		return NotHeld
+	}
+	if live != nil {
+		if live() {
+			e.st.Inc(queue.SelReopened)
+			return Kept
+		}
+		if held && handshake && !last {
+			return AskAgain
+		}
+	}
 	e.tombs.Delete(k)
-	return e.streams.With(k, func(s *stream) bool {
-		e.dropUpload(k, s)
-		return true
-	})
+	if !held || !e.streams.With(k, func(s *stream) bool { e.dropUpload(k, s); return true }) {
+		return NotHeld
+	}
+	return Forgotten
 }
 
 // selectFor returns which method a new flow to dst:port gets: 'p' PROXY,

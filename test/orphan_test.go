@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -174,4 +175,71 @@ func answeredOrReset(t *testing.T, ks []keptHTTP, d time.Duration, what string) 
 		}
 	}
 	return resets
+}
+
+// TestReusedPortSelectedFlow: a client that reuses its source port while
+// conntrack still holds the old connection's entry in TIME_WAIT makes the
+// kernel kill that entry on the new SYN; the destroy event must not free
+// the new flow's state (stream.Engine.Forget). Every request on every reuse
+// is answered with the client's HOST_ID, none reset.
+func TestReusedPortSelectedFlow(t *testing.T) {
+	l := payloadLab(t)
+	startHTTP(t, l)
+	d := startDaemon(t, l, "--config", writeConfig(t, httpConfig))
+
+	const reuses = 150
+	local := &net.TCPAddr{IP: net.ParseIP(lab.Client1), Port: 40123}
+	want := `200 OK xff=["_0x0002"]`
+	failed := 0
+	for i := range reuses {
+		var c net.Conn
+		err := lab.Do(l.C1, func() (err error) {
+			// The previous connection is in LAST_ACK until the server's
+			// ACK of our FIN: try again briefly.
+			for range 100 {
+				c, err = (&net.Dialer{LocalAddr: local, Timeout: 5 * time.Second}).Dial("tcp4", httpAddr)
+				if !errors.Is(err, syscall.EADDRINUSE) && !errors.Is(err, syscall.EADDRNOTAVAIL) {
+					return err
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatalf("reuse %d: dial from port %d: %v", i, local.Port, err)
+		}
+		k := keptHTTP{c, bufio.NewReader(c)}
+		k.c.SetDeadline(time.Now().Add(10 * time.Second))
+		_, err = io.WriteString(c, "GET / HTTP/1.1\r\nHost: server\r\nConnection: close\r\n\r\n")
+		var got string
+		if err == nil {
+			got, err = k.read(10 * time.Second)
+		}
+		if err == nil {
+			// The server closes first: its end holds TIME_WAIT, ours is
+			// free for the next dial.
+			_, err = k.br.ReadByte()
+			if err == io.EOF {
+				err = nil
+			} else if err == nil {
+				err = errors.New("bytes after the answer")
+			}
+		}
+		c.Close()
+		if err != nil || !strings.HasPrefix(got, want) {
+			failed++
+			if failed <= 3 {
+				t.Errorf("reuse %d of port %d: answer %q, %v; want %s", i, local.Port, got, err, want)
+			}
+		}
+	}
+	st := d.stop(t)
+	t.Logf("%d reuses of one source port, %d failed; counters: select-flows %d select-reopened %d select-reset %d",
+		reuses, failed, st["select-flows"], st["select-reopened"], st["select-reset"])
+	if failed > 0 || st["select-reset"] != 0 {
+		t.Errorf("%d of %d connections failed, select-reset %d; want none", failed, reuses, st["select-reset"])
+	}
+	if st["select-flows"] < reuses {
+		t.Errorf("select-flows %d, want every one of the %d connections selected", st["select-flows"], reuses)
+	}
 }

@@ -41,7 +41,8 @@ type packetDaemon struct {
 	h        atomic.Pointer[handler.Handler]
 	flows    atomic.Pointer[handler.Flows]
 	resolver atomic.Pointer[conntrack.Resolver]
-	lookups  atomic.Uint64 // conntrack lookups of the post-NAT path
+	lookups  atomic.Uint64                  // conntrack lookups of the post-NAT path
+	livecc   atomic.Pointer[conntrack.Conn] // ctnetlink socket of the destroy watcher's lookups (live)
 
 	mu        sync.Mutex // the fields below, and nft
 	c         *config.Config
@@ -135,6 +136,9 @@ func (d *packetDaemon) close() {
 		d.seqcc.Close()
 		d.seqcc = nil
 	}
+	if cc := d.livecc.Swap(nil); cc != nil {
+		cc.Close()
+	}
 }
 
 // Handle implements queue.PacketHandler with the current handler.
@@ -178,6 +182,13 @@ func (d *packetDaemon) prepare(c *config.Config, src hostid.Source) (*handler.Ha
 		d.watching = true
 		go sweep(d.ctx, d.flows.Load)
 	}
+	if hc.Selects() && d.livecc.Load() == nil {
+		cc, err := conntrack.Dial()
+		if err != nil {
+			return nil, nil, err
+		}
+		d.livecc.Store(cc)
+	}
 	h := handler.NewHandler(hc, src, resolve, d.mtu, flows, d.st)
 	if d.ruleSpec(c).SeqAdjHelper != "" {
 		if d.seqcc == nil {
@@ -215,15 +226,44 @@ func (d *packetDaemon) destroyed(e conntrack.Destroyed) {
 		return
 	}
 	// IPv4 and IPv6 flows; keys hold IPv4 as Is4, never mapped.
-	if h := d.h.Load(); h != nil {
-		h.ForgetFlow(handler.FlowKey{
-			Proto:  e.Proto,
-			Inside: e.OrigSrc.Addr().Unmap().WithZone(""), InsidePort: e.OrigSrc.Port(),
-			Server: e.OrigDst.Addr().Unmap().WithZone(""), ServerPort: e.OrigDst.Port(),
-		}, e.NATSrc.Port())
-	}
+	d.forget(handler.FlowKey{
+		Proto:  e.Proto,
+		Inside: e.OrigSrc.Addr().Unmap().WithZone(""), InsidePort: e.OrigSrc.Port(),
+		Server: e.OrigDst.Addr().Unmap().WithZone(""), ServerPort: e.OrigDst.Port(),
+	}, e.NATSrc.Port(), false)
 	if r := d.resolver.Load(); r != nil {
 		r.Forget(conntrack.Key{Proto: e.Proto, Src: e.NATSrc, Dst: e.OrigDst})
+	}
+}
+
+// forgetAgain is how long a selected flow whose SYN is unanswered waits
+// before a destroy event of its tuple is weighed again: long past its SYN's
+// verdict, which confirms its conntrack entry.
+const forgetAgain = time.Second
+
+// forget frees the handler's state of flow k (NAT source port natPort).
+// A selected flow stays while conntrack holds an entry of its tuple (the
+// event was an older entry's, stream.Engine.Forget).
+func (d *packetDaemon) forget(k handler.FlowKey, natPort uint16, last bool) {
+	h := d.h.Load()
+	if h == nil {
+		return
+	}
+	if h.ForgetFlow(k, natPort, d.live(k), last) {
+		time.AfterFunc(forgetAgain, func() { d.forget(k, natPort, true) })
+	}
+}
+
+// live asks conntrack whether it holds a TCP flow of k's original tuple
+// now; nil when it cannot be asked (IPv6, no selected flows).
+func (d *packetDaemon) live(k handler.FlowKey) func() bool {
+	cc := d.livecc.Load()
+	if cc == nil || k.Proto != 6 || !k.Inside.Is4() {
+		return nil
+	}
+	return func() bool {
+		ok, err := cc.Holds(k.Tuple())
+		return ok && err == nil // a failed lookup: the state goes, as without one
 	}
 }
 
