@@ -2,6 +2,7 @@ package handler
 
 import (
 	"net/netip"
+	"time"
 
 	"github.com/natreveal/natreveal/method"
 	"github.com/natreveal/natreveal/stream"
@@ -62,4 +63,19 @@ func (c HandlerConfig) WantsGSO() bool {
 // Selects reports whether the payload methods select flows to dst.
 func (h *Handler) Selects(dst netip.AddrPort) bool {
 	return h.sel != nil && h.sel.Selected(dst.Addr().Unmap(), dst.Port())
+}
+
+// SweepSelected frees the selected flows whose end natreveal never saw
+// (stream.Engine.Sweep): held, from dump, says whether conntrack holds a
+// flow whose ct mark has the select bit (dump fails: only expired
+// tombstones go). It returns how many it freed.
+func (h *Handler) SweepSelected(age time.Duration, dump func(selectBit uint32) (func(FlowKey) bool, error)) (int, error) {
+	if h.sel == nil {
+		return 0, nil
+	}
+	held, err := dump(h.cfg.Stream.SelectBit)
+	if err != nil {
+		held = nil
+	}
+	return h.sel.Sweep(age, held), err
 }

@@ -63,6 +63,7 @@ const (
 	SelUploads          = queue.SelUploads
 	SelUploadFailed     = queue.SelUploadFailed
 	SelReopened         = queue.SelReopened
+	SelSwept            = queue.SelSwept
 	numReasons          = queue.NumReasons
 )
 

@@ -53,6 +53,7 @@ const (
 	ProxyBadHeader                    // client PROXY headers too long or malformed to remove in replace mode: reset
 	SelUploads                        // request bodies whose client segments skipped the queue (the uploads set)
 	SelUploadFailed                   // uploads set elements that could not be added (the body stays queued) or removed
+	SelSwept                          // selected flows (and handed-off tombstones) freed by the age sweep: conntrack no longer held them, their destroy event was lost
 	SelReopened                       // destroy events of an older conntrack entry of a selected flow's tuple (a SYN reopened it): the state of the flow there now kept
 	NumReasons
 )
@@ -67,7 +68,7 @@ var reasonNames = [NumReasons]string{
 	"gso-packets", "gso-passed", "select-kernel", "select-kernel-failed",
 	"select-kernel-acks", "select-user-acks", "select-reset",
 	"backlog-dropped", "select-host-full", "http-refused", "proxy-bad-header",
-	"select-uploads", "select-upload-failed", "select-reopened",
+	"select-uploads", "select-upload-failed", "select-swept", "select-reopened",
 }
 
 func (r Reason) String() string { return reasonNames[r] }

@@ -167,7 +167,7 @@ func (e *Engine) Original(key FlowKey, id uint32, syn bool, pv *packet.View, buf
 			s = newStream(tcp.Seq, hdr, &proxyParser{stats: e.st, replace: e.cfg.ProxyCfg.ReplaceClient})
 			s.addInsert(0, onAck)
 		}
-		s.maxIns = len(s.hdr)
+		s.maxIns, s.started = len(s.hdr), e.now().Unix()
 		if r := e.streams.start(key, s); r != started {
 			// Fail closed: a flow that should be selected never passes
 			// unrewritten (the client's own fields would reach the

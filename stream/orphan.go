@@ -35,7 +35,7 @@ package stream
 // acknowledged or a RST (retransmitted FIN/ACKs until conntrack's TIME_WAIT
 // ends), and proxy-protocol flows handed to the kernel (packets queued
 // before the select bit was cleared). A conntrack destroy event removes the
-// tombstone with the flow.
+// tombstone with the flow; Sweep removes it past TombstoneTTL.
 //
 // Only client segments whose packet mark has the select bit (the steer
 // chain sets it on the original direction of selected flows,
@@ -216,4 +216,48 @@ func clearMark(v queue.Verdict, m queue.Meta, bit uint32) queue.Verdict {
 	}
 	v.SetMark, v.Mark = true, v.Mark&^bit
 	return v
+}
+
+// Sweep frees what lost destroy events would otherwise hold for good (the
+// watcher's socket drops events it cannot buffer, conntrack/destroy.go): a
+// full table turns new selected flows away. Tombstones past TombstoneTTL
+// go (orphan treats them as gone already); flows, and tombstones of flows
+// handed to the kernel, older than age go when held (a dump of conntrack's
+// selected flows; nil: not known) does not hold their tuple, counted
+// (select-swept). It returns how many it freed.
+func (e *Engine) Sweep(age time.Duration, held func(FlowKey) bool) int {
+	now := e.now()
+	n := e.tombs.DeleteIf(func(t *tomb) bool { return !t.forever && now.Sub(t.at) >= TombstoneTTL })
+	if held == nil {
+		return n
+	}
+	cut := now.Add(-age)
+	for _, k := range e.streams.Keys(func(s *stream) bool { return s.started < cut.Unix() }) {
+		if held(k) {
+			continue
+		}
+		e.streams.With(k, func(s *stream) bool {
+			if s.started >= cut.Unix() { // a new flow of the tuple since
+				return false
+			}
+			e.dropUpload(k, s)
+			e.st.Inc(queue.SelSwept)
+			n++
+			return true
+		})
+	}
+	for _, k := range e.tombs.Keys(func(t *tomb) bool { return t.forever && t.at.Before(cut) }) {
+		if held(k) {
+			continue
+		}
+		e.tombs.With(k, func(t *tomb) bool {
+			if !t.forever || !t.at.Before(cut) {
+				return false
+			}
+			e.st.Inc(queue.SelSwept)
+			n++
+			return true
+		})
+	}
+	return n
 }

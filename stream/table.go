@@ -98,6 +98,22 @@ func (t *Table[V]) Len() int {
 	return n
 }
 
+// Keys returns the flows for which pick is true.
+func (t *Table[V]) Keys(pick func(*V) bool) []FlowKey {
+	var ks []FlowKey
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		for k, e := range s.m {
+			if pick(e) {
+				ks = append(ks, k)
+			}
+		}
+		s.mu.Unlock()
+	}
+	return ks
+}
+
 // DeleteIf deletes every flow for which old is true and counts them.
 func (t *Table[V]) DeleteIf(old func(*V) bool) int {
 	n := 0

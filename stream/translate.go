@@ -87,9 +87,10 @@ type stream struct {
 	haveFinS  bool
 	finCAcked bool
 	finSAcked bool
-	reset     bool // the flow was refused and is being reset (a forged PROXY header, an ambiguous request)
-	probed    bool // after the refusal, the last client segment left as a bare ACK (the next goes as a RST)
-	maxIns    int  // bytes of the largest insertion (MSS room)
+	reset     bool  // the flow was refused and is being reset (a forged PROXY header, an ambiguous request)
+	probed    bool  // after the refusal, the last client segment left as a bare ACK (the next goes as a RST)
+	maxIns    int   // bytes of the largest insertion (MSS room)
+	started   int64 // unix seconds of its SYN (Engine.Sweep)
 
 	// Handoff to conntrack's sequence adjustment (handoff.go).
 	inflight   int  // packets handled here whose verdicts are not sent yet

@@ -180,7 +180,7 @@ func (d *packetDaemon) prepare(c *config.Config, src hostid.Source) (*handler.Ha
 			return nil, nil, err
 		}
 		d.watching = true
-		go sweep(d.ctx, d.flows.Load)
+		go d.sweep()
 	}
 	if hc.Selects() && d.livecc.Load() == nil {
 		cc, err := conntrack.Dial()
@@ -407,18 +407,50 @@ func (s *swapSource) HostID(a netip.Addr, inIf uint32) (uint32, bool) {
 }
 func (s *swapSource) Bits() int { return s.p.Load().Bits() }
 
-// sweep ages out flows whose end natreveal never saw.
-func sweep(ctx context.Context, flows func() *handler.Flows) {
+// sweep ages out state whose end natreveal never saw (lost destroy events,
+// a server that never answers): followed flows every 10 s, selected flows
+// every minute.
+func (d *packetDaemon) sweep() {
 	t := time.NewTicker(10 * time.Second)
 	defer t.Stop()
-	for {
+	for n := 1; ; n++ {
 		select {
-		case <-ctx.Done():
+		case <-d.ctx.Done():
 			return
 		case now := <-t.C:
-			if f := flows(); f != nil { // nil until start stores the first table
+			if f := d.flows.Load(); f != nil { // nil until start stores the first table
 				f.Sweep(now, 2*time.Minute)
 			}
+			if n%6 == 0 {
+				d.sweepSelected()
+			}
 		}
+	}
+}
+
+// selectedAge is how old a selected flow is before the sweep asks
+// conntrack about it: past any handshake (its entry is confirmed).
+const selectedAge = 2 * time.Minute
+
+// sweepSelected frees the selected flows conntrack no longer holds, from one
+// dump of the flows with the select bit.
+func (d *packetDaemon) sweepSelected() {
+	h := d.h.Load()
+	if h == nil {
+		return
+	}
+	_, err := h.SweepSelected(selectedAge, func(bit uint32) (func(handler.FlowKey) bool, error) {
+		set, err := conntrack.MarkedTCP(bit)
+		if err != nil {
+			return nil, err
+		}
+		return func(k handler.FlowKey) bool {
+			src, dst := k.Tuple()
+			_, ok := set[conntrack.Tuple{Src: src, Dst: dst}]
+			return ok
+		}, nil
+	})
+	if err != nil {
+		d.log.Warn("sweeping selected flows", "err", err)
 	}
 }
