@@ -66,16 +66,11 @@ func (h *Handler) Selects(dst netip.AddrPort) bool {
 }
 
 // SweepSelected frees the selected flows whose end natreveal never saw
-// (stream.Engine.Sweep): held, from dump, says whether conntrack holds a
-// flow whose ct mark has the select bit (dump fails: only expired
-// tombstones go). It returns how many it freed.
-func (h *Handler) SweepSelected(age time.Duration, dump func(selectBit uint32) (func(FlowKey) bool, error)) (int, error) {
+// (stream.Engine.Sweep); held says whether conntrack holds a flow's tuple.
+// It returns how many it freed.
+func (h *Handler) SweepSelected(age time.Duration, held func(FlowKey) bool) int {
 	if h.sel == nil {
-		return 0, nil
+		return 0
 	}
-	held, err := dump(h.cfg.Stream.SelectBit)
-	if err != nil {
-		held = nil
-	}
-	return h.sel.Sweep(age, held), err
+	return h.sel.Sweep(age, held)
 }

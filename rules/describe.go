@@ -54,6 +54,10 @@ type chainDesc struct {
 	rules []rule
 }
 
+// add appends a rule. Not inlined: describeTable calls it some thirty
+// times, and the copies made the router build outgrow 8 MiB (a cold path).
+//
+//go:noinline
 func (c *chainDesc) add(terms ...term) { c.rules = append(c.rules, rule(terms)) }
 
 func (c *chainDesc) chain(t *nftables.Table) *nftables.Chain {

@@ -54,7 +54,10 @@ func (f family) proto(p byte) term {
 	return ipProtocol(p)
 }
 
-// ipProtocol matches the IPv4 Protocol field.
+// ipProtocol matches the IPv4 Protocol field. Not inlined, like ctDirection
+// and chainDesc.add: a cold path whose copies cost the router build.
+//
+//go:noinline
 func ipProtocol(p byte) term {
 	return term{[]expr.Any{
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 9, Len: 1}, // IPv4 protocol
@@ -69,6 +72,10 @@ const (
 	ctDirReply    = 1 // IP_CT_DIR_REPLY
 )
 
+// ctDirection matches the packet's conntrack direction (not inlined: see
+// ipProtocol).
+//
+//go:noinline
 func ctDirection(dir byte) term {
 	name := "original"
 	if dir == ctDirReply {

@@ -222,9 +222,9 @@ func clearMark(v queue.Verdict, m queue.Meta, bit uint32) queue.Verdict {
 // watcher's socket drops events it cannot buffer, conntrack/destroy.go): a
 // full table turns new selected flows away. Tombstones past TombstoneTTL
 // go (orphan treats them as gone already); flows, and tombstones of flows
-// handed to the kernel, older than age go when held (a dump of conntrack's
-// selected flows; nil: not known) does not hold their tuple, counted
-// (select-swept). It returns how many it freed.
+// handed to the kernel, older than age go when held (conntrack; nil: not
+// asked) says their tuple is gone, counted (select-swept). It returns how
+// many it freed.
 func (e *Engine) Sweep(age time.Duration, held func(FlowKey) bool) int {
 	now := e.now()
 	n := e.tombs.DeleteIf(func(t *tomb) bool { return !t.forever && now.Sub(t.at) >= TombstoneTTL })

@@ -6,13 +6,11 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/netip"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/natreveal/natreveal/conntrack"
 	"github.com/natreveal/natreveal/lab"
 )
 
@@ -243,59 +241,5 @@ func TestReusedPortSelectedFlow(t *testing.T) {
 	}
 	if st["select-flows"] < reuses {
 		t.Errorf("select-flows %d, want every one of the %d connections selected", st["select-flows"], reuses)
-	}
-}
-
-// TestSelectedFlowsDump: the sweep that frees selected flows whose destroy
-// event was lost (stream.Engine.Sweep) learns which flows conntrack still
-// holds from one dump filtered by the select bit (conntrack.MarkedTCP): a
-// kept-alive http-header flow is in it, a flow natreveal did not select is
-// not.
-func TestSelectedFlowsDump(t *testing.T) {
-	l := payloadLab(t)
-	startHTTP(t, l)
-	var other net.Listener
-	if err := lab.Do(l.Srv, func() (err error) { other, err = net.Listen("tcp4", lab.ServerAddr+":81"); return }); err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	go func() {
-		for {
-			c, err := other.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
-	d := startDaemon(t, l, "--config", writeConfig(t, httpConfig))
-	defer d.stop(t)
-
-	ks := dialKeptHTTP(t, l, 1, 1)
-	var plain net.Conn
-	if err := lab.Do(l.C1, func() (err error) { plain, err = net.DialTimeout("tcp4", lab.ServerAddr+":81", 5*time.Second); return }); err != nil {
-		t.Fatal(err)
-	}
-	defer plain.Close()
-
-	var set map[conntrack.Tuple]struct{}
-	if err := lab.Do(l.NAT, func() (err error) { set, err = conntrack.MarkedTCP(0x00040000); return }); err != nil {
-		t.Fatal(err)
-	}
-	tuple := func(c net.Conn) conntrack.Tuple {
-		ap := func(a net.Addr) netip.AddrPort {
-			p := a.(*net.TCPAddr).AddrPort()
-			return netip.AddrPortFrom(p.Addr().Unmap(), p.Port())
-		}
-		return conntrack.Tuple{Src: ap(c.LocalAddr()), Dst: ap(c.RemoteAddr())}
-	}
-	if _, ok := set[tuple(ks[0].c)]; !ok {
-		t.Errorf("the selected flow %v is not in the dump %v", tuple(ks[0].c), set)
-	}
-	if _, ok := set[tuple(plain)]; ok {
-		t.Errorf("the flow to port 81, not selected, is in the dump")
-	}
-	if len(set) != 1 {
-		t.Errorf("dump %v, want the one selected flow", set)
 	}
 }

@@ -432,25 +432,14 @@ func (d *packetDaemon) sweep() {
 // conntrack about it: past any handshake (its entry is confirmed).
 const selectedAge = 2 * time.Minute
 
-// sweepSelected frees the selected flows conntrack no longer holds, from one
-// dump of the flows with the select bit.
+// sweepSelected frees the selected flows conntrack no longer holds.
 func (d *packetDaemon) sweepSelected() {
-	h := d.h.Load()
-	if h == nil {
+	h, cc := d.h.Load(), d.livecc.Load()
+	if h == nil || cc == nil {
 		return
 	}
-	_, err := h.SweepSelected(selectedAge, func(bit uint32) (func(handler.FlowKey) bool, error) {
-		set, err := conntrack.MarkedTCP(bit)
-		if err != nil {
-			return nil, err
-		}
-		return func(k handler.FlowKey) bool {
-			src, dst := k.Tuple()
-			_, ok := set[conntrack.Tuple{Src: src, Dst: dst}]
-			return ok
-		}, nil
+	h.SweepSelected(selectedAge, func(k handler.FlowKey) bool {
+		ok, err := cc.Holds(k.Tuple())
+		return ok || err != nil // a failed lookup frees nothing
 	})
-	if err != nil {
-		d.log.Warn("sweeping selected flows", "err", err)
-	}
 }
