@@ -45,13 +45,15 @@ func (r rule) text() string {
 }
 
 // chainDesc is one chain: a base chain hooked at postrouting with a
-// priority relative to srcnat, or a regular chain (jumped to) when !base.
+// priority relative to srcnat (at forward with priority filter: forward),
+// or a regular chain (jumped to) when !base.
 type chainDesc struct {
-	name  string
-	base  bool
-	nat   bool // type nat rather than filter
-	prio  int  // offset from prioSrcNAT
-	rules []rule
+	name    string
+	base    bool
+	nat     bool // type nat rather than filter
+	forward bool // hooked at forward, priority filter (the closing table)
+	prio    int  // offset from prioSrcNAT
+	rules   []rule
 }
 
 // add appends a rule. Not inlined: describeTable calls it some thirty
@@ -68,6 +70,10 @@ func (c *chainDesc) chain(t *nftables.Table) *nftables.Chain {
 	typ := nftables.ChainTypeFilter
 	if c.nat {
 		typ = nftables.ChainTypeNAT
+	}
+	if c.forward {
+		return &nftables.Chain{Name: c.name, Table: t, Type: typ, Hooknum: nftables.ChainHookForward,
+			Priority: nftables.ChainPriorityFilter, Policy: &accept}
 	}
 	return &nftables.Chain{
 		Name:     c.name,
@@ -90,7 +96,11 @@ func (c *chainDesc) text() string {
 		if off < 0 {
 			sign, off = "-", -off
 		}
-		fmt.Fprintf(&b, "\t\ttype %s hook postrouting priority srcnat %s %d; policy accept;\n", typ, sign, off)
+		if c.forward {
+			fmt.Fprintf(&b, "\t\ttype %s hook forward priority filter; policy accept;\n", typ)
+		} else {
+			fmt.Fprintf(&b, "\t\ttype %s hook postrouting priority srcnat %s %d; policy accept;\n", typ, sign, off)
+		}
 	}
 	for _, r := range c.rules {
 		fmt.Fprintf(&b, "\t\t%s\n", r.text())

@@ -265,6 +265,37 @@ func TestGoldenRemove(t *testing.T) {
 		"# Hex, nlmsg_seq and nlmsg_pid zeroed.\n", lines)
 }
 
+// Close: the closing table of a spec that selects flows; the same batch as
+// Remove for one that does not.
+func TestGoldenClose(t *testing.T) {
+	sel := Spec{Inside: prefixes("100.64.0.0/24"), QueueNum: 0, QueueCount: 1,
+		Mechanism: Native, Placement: PreNAT, SYN: true, Select: true, SelectBit: 0x00040000}
+	var lines []string
+	if err := Close(captureConn(t, &lines, nil), sel); err != nil {
+		t.Fatal(err)
+	}
+	checkGolden(t, "close-select", "# Close("+specLine(sel)+")\n"+
+		"# One batch, the same as this nft command:\n"+
+		"#   nft -f - <<'EOF'\n"+
+		"#   add table ip natreveal\n#   delete table ip natreveal\n"+
+		"#   add table ip6 natreveal\n#   delete table ip6 natreveal\n"+
+		indent(ClosingText(sel))+"#   EOF\n"+
+		"# Hex, nlmsg_seq and nlmsg_pid zeroed.\n", lines)
+
+	var closed, removed []string
+	plain := sel
+	plain.Select, plain.SelectBit = false, 0
+	if err := Close(captureConn(t, &closed, nil), plain); err != nil {
+		t.Fatal(err)
+	}
+	if err := Remove(captureConn(t, &removed, nil), ""); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(closed, "\n") != strings.Join(removed, "\n") || ClosingText(plain) != "" {
+		t.Errorf("Close of a spec that selects nothing is not Remove:\n%v\n%v", closed, removed)
+	}
+}
+
 func TestGoldenProbe(t *testing.T) {
 	if !isLittleEndian() {
 		t.Skip("golden file holds the NFQUEUE info of a little-endian host")

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/natreveal/natreveal/lab"
+	"github.com/natreveal/natreveal/rules"
 )
 
 // TestHTTPHeaderKillRestart: after SIGKILL of an http-header daemon and a
@@ -241,5 +242,80 @@ func TestReusedPortSelectedFlow(t *testing.T) {
 	}
 	if st["select-flows"] < reuses {
 		t.Errorf("select-flows %d, want every one of the %d connections selected", st["select-flows"], reuses)
+	}
+}
+
+// TestHTTPHeaderStopCloses: a stop leaves the closing table (rules.Close),
+// so the kept-alive http-header flows the daemon held never pass
+// untranslated after it: each one's next request is answered with a reset
+// at the client and nothing of it reaches the server. The next run
+// replaces the table; after a SIGKILL, `natreveal rules close` (systemd's
+// ExecStopPost) leaves the same table; `rules remove` deletes it.
+func TestHTTPHeaderStopCloses(t *testing.T) {
+	l := payloadLab(t)
+	hs := startHTTP(t, l)
+	cfg := writeConfig(t, httpConfig)
+	d := startDaemon(t, l, "--config", cfg)
+	ks := dialKeptHTTP(t, l, 4, 2) // two insertions: the offset moved
+	if log := d.stopLog(t); !strings.Contains(log, "now only resets the selected flows still open") {
+		t.Errorf("the stop does not say it left the closing table:\n%s", log)
+	}
+	const closing = "table ip natreveal {\n" +
+		"\tchain closing {\n" +
+		"\t\ttype filter hook forward priority filter; policy accept;\n" +
+		"\t\tct mark & 0x00040000 == 0x00040000 reject with tcp reset\n" +
+		"\t}\n" +
+		"}\n"
+	if want := rules.ClosingText(rules.Spec{Select: true, SelectBit: 0x00040000}); want != closing {
+		t.Errorf("rules.ClosingText:\n%s\nwant what nft lists:\n%s", want, closing)
+	}
+	table := func() string {
+		out, err := l.Exec(l.NAT, "nft", "list", "table", "ip", "natreveal")
+		if err != nil {
+			return ""
+		}
+		return out
+	}
+	if got := table(); got != closing {
+		t.Fatalf("after the stop, table ip natreveal is\n%s\nwant\n%s", got, closing)
+	}
+	served := func() int {
+		hs.mu.Lock()
+		defer hs.mu.Unlock()
+		n := 0
+		for _, c := range hs.conns {
+			n += c
+		}
+		return n
+	}
+	before := served()
+	for i, k := range ks {
+		got, err := k.request(5 * time.Second)
+		if !errors.Is(err, syscall.ECONNRESET) {
+			t.Errorf("connection %d after the stop: answer %q, error %v; want a reset", i, got, err)
+		}
+	}
+	if n := served() - before; n != 0 {
+		t.Errorf("the server answered %d requests sent after the stop, want none", n)
+	}
+
+	// The next run replaces the closing table and selects again.
+	d = startDaemon(t, l, "--config", cfg)
+	if got := table(); !strings.Contains(got, "chain steer") || strings.Contains(got, "chain closing") {
+		t.Errorf("the closing chain stayed beside the running table:\n%s", got)
+	}
+	dialKeptHTTP(t, l, 1, 1)
+	d.Kill()
+	if out, err := l.Exec(l.NAT, binary, "rules", "close", "--config", cfg); err != nil {
+		t.Fatalf("rules close: %v\n%s", err, out)
+	}
+	if got := table(); got != closing {
+		t.Errorf("after SIGKILL and rules close, table ip natreveal is\n%s\nwant\n%s", got, closing)
+	}
+	if out, err := l.Exec(l.NAT, binary, "rules", "remove", "--config", cfg); err != nil {
+		t.Fatalf("rules remove: %v\n%s", err, out)
+	}
+	if got := table(); got != "" {
+		t.Errorf("after rules remove, table ip natreveal is\n%s", got)
 	}
 }

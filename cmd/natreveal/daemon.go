@@ -293,8 +293,10 @@ func (d *packetDaemon) install() error {
 	return nil
 }
 
-// remove deletes the ruleset for good (the Unbinding hook): later reloads
-// do nothing.
+// remove takes the ruleset away for good (the Unbinding hook): the closing
+// table stays when flows are selected, which resets those still held here
+// at their next packet (rules.Close), else nothing does. Later reloads do
+// nothing.
 func (d *packetDaemon) remove() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -304,7 +306,7 @@ func (d *packetDaemon) remove() error {
 	}
 	d.refreshRuleset() // the exit statistics include them
 	d.installed = false
-	return rules.Remove(d.nft, d.spec.Table)
+	return rules.Close(d.nft, d.spec)
 }
 
 // reload swaps in configuration c with source src: the new ruleset first

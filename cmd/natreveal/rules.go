@@ -44,46 +44,56 @@ func rulesCmd() *cobra.Command {
 		fmt.Fprint(cmd.OutOrStdout(), rules.Text(ruleSpec(c, m)))
 		return nil
 	}
-	cmd.AddCommand(print, rulesRemoveCmd())
+	cmd.AddCommand(print, rulesRemoveCmd(), rulesCloseCmd())
 	return cmd
 }
 
-// rulesRemoveCmd deletes natreveal's tables, e.g. those a killed daemon
-// left behind (systemd's ExecStopPost), and restores the sysctls it left
-// set (restoreLeftSysctls). Other tables are never touched.
+// rulesRemoveCmd deletes natreveal's tables and restores the sysctls a
+// daemon that did not stop cleanly left set (restoreLeftSysctls). Other
+// tables are never touched.
 func rulesRemoveCmd() *cobra.Command {
-	rm := &cobra.Command{
-		Use:   "remove",
-		Short: "Delete natreveal's tables (ip and ip6) left by a daemon that did not stop cleanly",
-		Args:  cobra.NoArgs,
-	}
-	cfg := rm.Flags().String("config", "", "take the table name from this configuration file")
-	table := rm.Flags().String("table", rules.DefaultTable, "table name (when no --config, or when the file is unreadable)")
-	rm.RunE = func(cmd *cobra.Command, _ []string) error {
-		name := *table
+	return rulesEndCmd("remove", "Delete natreveal's tables (ip and ip6), the closing table included", false)
+}
+
+// rulesCloseCmd is what systemd's ExecStopPost and OpenWrt's stop run: the
+// end a clean stop makes (rules.Close), after any stop. With selected
+// flows the closing table stays, so that a crash does not let them pass
+// untranslated either; else the tables go.
+func rulesCloseCmd() *cobra.Command {
+	return rulesEndCmd("close", "Leave what a clean stop leaves: the closing table where flows are selected (it resets them), else no table", true)
+}
+
+func rulesEndCmd(use, short string, closing bool) *cobra.Command {
+	cmd := &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs}
+	cfg := cmd.Flags().String("config", "", "take the table name (and, for close, the methods and marks) from this configuration file")
+	table := cmd.Flags().String("table", rules.DefaultTable, "table name (when no --config, or when the file is unreadable)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		spec := rules.Spec{Table: *table}
 		if *cfg != "" {
 			fs := pflag.NewFlagSet("config", pflag.ContinueOnError)
 			config.AddFlags(fs)
 			fs.Set("config", *cfg)
 			if c, err := config.Load(fs, nil); err != nil {
 				// Cleanup must work even after a bad edit of the file.
-				fmt.Fprintf(cmd.ErrOrStderr(), "natreveal: %v; removing table %s\n", err, name)
+				fmt.Fprintf(cmd.ErrOrStderr(), "natreveal: %v; removing table %s\n", err, spec.Table)
+			} else if closing {
+				spec = ruleSpec(c, rules.Native)
 			} else {
-				name = c.Table
+				spec.Table = c.Table
 			}
 		}
 		nft, err := nftables.New()
 		if err != nil {
 			return err
 		}
-		if err := rules.Remove(nft, name); err != nil {
+		if err := rules.Close(nft, spec); err != nil {
 			return err
 		}
 		// The sysctls such a daemon set, back to what it found.
 		restoreLeftSysctls(cli.NewLogger("text", cmd.ErrOrStderr()))
 		return nil
 	}
-	return rm
+	return cmd
 }
 
 func probe() (rules.Mechanism, error) {

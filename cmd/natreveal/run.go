@@ -225,6 +225,9 @@ func run(c *config.Config, src hostid.Source, statsEvery time.Duration, load fun
 			notify.stopping()
 			if removeErr = d.remove(); removeErr != nil {
 				slogger.Error("removing the ruleset", "err", removeErr)
+			} else if d.spec.Select {
+				slogger.Info("stopped: table "+d.spec.Table+" now only resets the selected flows still open (chain "+
+					rules.ClosingChain+"; the next run replaces it, `natreveal rules remove` deletes it)", "table", d.spec.Table)
 			} else {
 				slogger.Info("stopped: table "+d.spec.Table+" removed", "table", d.spec.Table)
 			}

@@ -1,0 +1,75 @@
+package rules
+
+// What a stop leaves (Close). A selected flow held in user space (an
+// http-header flow's edits, a proxy-protocol flow before its handoff)
+// cannot go on without the daemon: passed untranslated, its client's bytes
+// would reach the server at sequence numbers the edits moved, or carry the
+// client's own forged fields. So a stop replaces the ruleset with the
+// closing table, which answers every TCP packet of a flow whose ct mark has
+// the select bit with a reset (nft reject at forward: the kernel's
+// nf_send_reset, whose sequence number is the packet's acknowledgement, so
+// its sender accepts it, RFC 9293 §3.10.7.1; the reset is NATed like its
+// flow). Each end is reset at its next packet; nothing of the flow passes.
+// Flows handed to the kernel had the bit cleared and go on. The next run
+// replaces the table (Apply); `natreveal rules remove` deletes it.
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// ClosingChain names the closing table's one chain.
+const ClosingChain = "closing"
+
+// closingTable describes the closing table of s (s.Select).
+func closingTable(s Spec) *tableDesc {
+	c := chainDesc{name: ClosingChain, base: true, forward: true}
+	tcp := ipProtocol(unix.IPPROTO_TCP)
+	tcp.text = "" // nft lists the reset's dependency with the reset
+	c.add(markBitSet(true, s.SelectBit), tcp,
+		term{[]expr.Any{&expr.Reject{Type: unix.NFT_REJECT_TCP_RST}}, "reject with tcp reset"})
+	return &tableDesc{table: &nftables.Table{Family: nftables.TableFamilyIPv4, Name: s.table()}, chains: []chainDesc{c}}
+}
+
+// Close replaces natreveal's tables (ip and ip6) of s in one batch: with the
+// closing table when s selects flows, else with nothing (Remove). Like
+// Apply, Close flushes c.
+func Close(c *nftables.Conn, s Spec) error {
+	if !s.Select {
+		return Remove(c, s.table())
+	}
+	if s.SelectBit == 0 {
+		return fmt.Errorf("rules: close table %s: no select bit", s.table())
+	}
+	for _, t := range tables(s.table()) {
+		c.AddTable(t)
+		c.DelTable(t)
+	}
+	d := closingTable(s)
+	c.AddTable(d.table)
+	for i := range d.chains {
+		ch := c.AddChain(d.chains[i].chain(d.table))
+		for _, r := range d.chains[i].rules {
+			c.AddRule(&nftables.Rule{Table: d.table, Chain: ch, Exprs: r.exprs()})
+		}
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("rules: close table %s: %w", s.table(), err)
+	}
+	return nil
+}
+
+// ClosingText is the closing table of s as nft lists it ("" when s selects
+// nothing: Close removes the tables).
+func ClosingText(s Spec) string {
+	if !s.Select {
+		return ""
+	}
+	// A chain's text starts with the empty line nft puts after a set; this
+	// table has none.
+	return strings.Replace(closingTable(s).text(), "{\n\n", "{\n", 1)
+}
