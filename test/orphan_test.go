@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -278,6 +279,10 @@ func TestHTTPHeaderStopCloses(t *testing.T) {
 	}
 	if got := table(); got != closing {
 		t.Fatalf("after the stop, table ip natreveal is\n%s\nwant\n%s", got, closing)
+	}
+	if out, err := l.Exec(l.NAT, binary, "status", "--socket", filepath.Join(t.TempDir(), "none.sock")); err == nil ||
+		!strings.Contains(out, "table ip natreveal is the closing table") {
+		t.Errorf("status after the stop (%v):\n%s", err, out)
 	}
 	served := func() int {
 		hs.mu.Lock()

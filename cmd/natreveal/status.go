@@ -117,12 +117,32 @@ func readFacts(table string, families []string) control.Facts {
 				f.Tables[fam+" "+table] = true
 			}
 		}
+		if f.Tables["ip "+table] {
+			f.Closing = closingTable(nft, table)
+		}
 	}
 	if file, err := os.Open(control.QueuesFile); err == nil {
 		f.Queues, _ = control.ParseQueues(file)
 		file.Close()
 	}
 	return f
+}
+
+// closingTable reports whether table ip name is the closing table a stop
+// leaves (rules.Close): its one chain is rules.ClosingChain.
+func closingTable(nft *nftables.Conn, name string) bool {
+	chains, err := nft.ListChainsOfTableFamily(nftables.TableFamilyIPv4)
+	if err != nil {
+		return false
+	}
+	n, closing := 0, false
+	for _, c := range chains {
+		if c.Table.Name == name {
+			n++
+			closing = closing || c.Name == rules.ClosingChain
+		}
+	}
+	return n == 1 && closing
 }
 
 // printStatus is the one screen of `natreveal status`.

@@ -72,6 +72,7 @@ func TestVerdict(t *testing.T) {
 		{"no daemon", nil, ErrNoDaemon, Facts{}, false, "no daemon"},
 		{"stopped", nil, ErrNoAnswer, Facts{}, false, "does not answer"},
 		{"killed", nil, ErrNoDaemon, Facts{Tables: map[string]bool{"ip natreveal": true}}, false, "queue unbound"},
+		{"closing", nil, ErrNoDaemon, Facts{Tables: map[string]bool{"ip natreveal": true}, Closing: true}, false, "stopped: " + ErrNoDaemon.Error() + "; table ip natreveal is the closing table"},
 		{"table gone", snap, nil, Facts{Queues: all.Queues}, false, "table missing: table ip natreveal"},
 		{"queue gone", snap, nil, Facts{Tables: all.Tables, Queues: all.Queues[:1]}, false, "queue unbound: no listener on queue 5"},
 		{"selected flows' queue gone", sel, nil, Facts{Tables: all.Tables, Queues: all.Queues[:2]}, false, "queue unbound: no listener on queue 6, 7"},

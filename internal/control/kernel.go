@@ -55,8 +55,9 @@ func ParseQueues(r io.Reader) ([]Queue, error) {
 
 // Facts are what the kernel says, read by `natreveal status` itself.
 type Facts struct {
-	Tables map[string]bool `json:"tables"` // "ip natreveal": present
-	Queues []Queue         `json:"queues"` // every bound instance of the namespace
+	Tables  map[string]bool `json:"tables"`            // "ip natreveal": present
+	Closing bool            `json:"closing,omitempty"` // the ip table is the closing table a stop leaves (rules.Close)
+	Queues  []Queue         `json:"queues"`            // every bound instance of the namespace
 }
 
 // Verdict says whether the daemon marks packets: "marking" (ok), or what
@@ -75,6 +76,9 @@ func Verdict(snap *Snapshot, err error, f Facts, table string, families []string
 	if snap == nil {
 		left := len(missing(table, families)) < len(families)
 		switch {
+		case f.Closing:
+			return false, fmt.Sprintf("stopped: %v; table ip %s is the closing table, which resets the selected flows "+
+				"of the last run at their next packet (the next run replaces it, `natreveal rules remove` deletes it)", err, table)
 		case left:
 			return false, fmt.Sprintf("queue unbound: %v, but table %s is still installed: its steer rules "+
 				"queue packets nobody reads (they pass unmarked with bypass); start natreveal, or `natreveal rules remove`", err, table)
