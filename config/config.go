@@ -148,6 +148,10 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Key + ": " + e.Msg }
 
+// bad is key's error. Not inlined: some fifty callers, and the copies
+// cost the router build (TestRouterBinarySize).
+//
+//go:noinline
 func bad(key, format string, a ...any) *Error {
 	return &Error{Key: key, Msg: fmt.Sprintf(format, a...)}
 }

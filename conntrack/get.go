@@ -106,6 +106,58 @@ func (c *Conn) Holds(src, dst netip.AddrPort) (bool, error) {
 	return false, err
 }
 
+// CountMarked counts the IPv4 flows whose ct mark has every bit of bits:
+// one dump the kernel filters (CTA_MARK and CTA_MARK_MASK, ctnetlink_start),
+// read to its NLMSG_DONE without decoding a flow.
+func (c *Conn) CountMarked(bits uint32) (int, error) {
+	ae := netlink.NewAttributeEncoder()
+	ae.Bytes(ctaMark, binary.BigEndian.AppendUint32(nil, bits))
+	ae.Bytes(ctaMarkMask, binary.BigEndian.AppendUint32(nil, bits))
+	attrs, err := ae.Encode()
+	if err != nil {
+		return 0, fmt.Errorf("conntrack: count marked: encode: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.seq++
+	msg := message(ipctnlMsgCtGet, c.seq, attrs)
+	nlenc.PutUint16(msg[6:8], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
+	if err := unix.Sendto(c.fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return 0, fmt.Errorf("conntrack: count marked: send: %w", err)
+	}
+	n := 0
+	for {
+		got, _, err := unix.Recvfrom(c.fd, c.buf, 0)
+		if err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			return 0, fmt.Errorf("conntrack: count marked: receive: %w", err)
+		}
+		msgs, err := syscall.ParseNetlinkMessage(c.buf[:got])
+		if err != nil {
+			return 0, fmt.Errorf("conntrack: count marked: parse: %w", err)
+		}
+		for _, m := range msgs {
+			switch {
+			case m.Header.Seq != c.seq:
+				continue // a late answer to an earlier, timed-out request
+			case m.Header.Type == unix.NLMSG_DONE:
+				return n, nil
+			case m.Header.Type == unix.NLMSG_ERROR:
+				if len(m.Data) >= 4 {
+					if code := int32(nlenc.Uint32(m.Data[:4])); code != 0 {
+						return 0, fmt.Errorf("conntrack: count marked: %w", unix.Errno(-code))
+					}
+				}
+				return n, nil
+			case m.Header.Type == unix.NFNL_SUBSYS_CTNETLINK<<8|ipctnlMsgCtNew:
+				n++
+			}
+		}
+	}
+}
+
 // encodeTuple adds tuple t (IPv4) as attribute dir (CTA_TUPLE_ORIG or
 // CTA_TUPLE_REPLY).
 func encodeTuple(ae *netlink.AttributeEncoder, dir uint16, t ct.Tuple) {

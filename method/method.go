@@ -282,7 +282,10 @@ type KeyError struct {
 
 func (e *KeyError) Error() string { return e.Key + ": " + e.Msg }
 
-// Bad returns a *KeyError.
+// Bad returns a *KeyError. Not inlined: the methods' checks call it often,
+// and the copies cost the router build (TestRouterBinarySize).
+//
+//go:noinline
 func Bad(key, format string, a ...any) error {
 	return &KeyError{Key: key, Msg: fmt.Sprintf(format, a...)}
 }

@@ -316,6 +316,9 @@ func describeTable(s Spec, f family) *tableDesc {
 		remember.add(markAnySet(false, both), setMark(false, ^both, 0))
 		d.chains = append(d.chains, remember)
 	}
+	if !f.v6 && s.CloseBit != 0 {
+		d.chains = append(d.chains, closingChain(s.CloseBit))
+	}
 	return d
 }
 

@@ -25,25 +25,38 @@ import (
 // ClosingChain names the closing table's one chain.
 const ClosingChain = "closing"
 
-// closingTable describes the closing table of s (s.Select).
-func closingTable(s Spec) *tableDesc {
+// closingChain resets the TCP packets of flows whose ct mark has bit.
+func closingChain(bit uint32) chainDesc {
 	c := chainDesc{name: ClosingChain, base: true, forward: true}
-	tcp := ipProtocol(unix.IPPROTO_TCP)
-	tcp.text = "" // nft lists the reset's dependency with the reset
-	c.add(markBitSet(true, s.SelectBit), tcp,
-		term{[]expr.Any{&expr.Reject{Type: unix.NFT_REJECT_TCP_RST}}, "reject with tcp reset"})
-	return &tableDesc{table: &nftables.Table{Family: nftables.TableFamilyIPv4, Name: s.table()}, chains: []chainDesc{c}}
+	// nft lists the reset with its dependency, the protocol match, as one.
+	reset := ipProtocol(unix.IPPROTO_TCP)
+	reset.exprs = append(reset.exprs, &expr.Reject{Type: unix.NFT_REJECT_TCP_RST})
+	reset.text = "reject with tcp reset"
+	c.add(markBitSet(true, bit), reset)
+	return c
+}
+
+// closeBit is the bit of the flows a stop of s leaves to the closing table:
+// those s selects, or those an earlier run selected (CloseBit); 0: none.
+func (s Spec) closeBit() uint32 {
+	if s.Select {
+		return s.SelectBit
+	}
+	return s.CloseBit
+}
+
+// closingTable describes the closing table of s (closeBit not 0).
+func closingTable(s Spec) *tableDesc {
+	return &tableDesc{table: &nftables.Table{Family: nftables.TableFamilyIPv4, Name: s.table()},
+		chains: []chainDesc{closingChain(s.closeBit())}}
 }
 
 // Close replaces natreveal's tables (ip and ip6) of s in one batch: with the
-// closing table when s selects flows, else with nothing (Remove). Like
-// Apply, Close flushes c.
+// closing table when s selects flows, or keeps resetting an earlier run's
+// (CloseBit), else with nothing (Remove). Like Apply, Close flushes c.
 func Close(c *nftables.Conn, s Spec) error {
-	if !s.Select {
+	if s.closeBit() == 0 {
 		return Remove(c, s.table())
-	}
-	if s.SelectBit == 0 {
-		return fmt.Errorf("rules: close table %s: no select bit", s.table())
 	}
 	for _, t := range tables(s.table()) {
 		c.AddTable(t)
@@ -63,10 +76,10 @@ func Close(c *nftables.Conn, s Spec) error {
 	return nil
 }
 
-// ClosingText is the closing table of s as nft lists it ("" when s selects
-// nothing: Close removes the tables).
+// ClosingText is the closing table of s as nft lists it ("" when there is
+// none: Close removes the tables).
 func ClosingText(s Spec) string {
-	if !s.Select {
+	if s.closeBit() == 0 {
 		return ""
 	}
 	// A chain's text starts with the empty line nft puts after a set; this

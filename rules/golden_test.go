@@ -174,6 +174,10 @@ var goldenSpecs = []struct {
 		Mechanism: Compat, Placement: PreNAT, SYN: true,
 		IPIDMap: &IPIDMap{Size: 65536, Timeout: time.Hour, SkipKnown: true},
 	}},
+	{"apply-native-prenat-q1-syn-closing", Spec{
+		Inside: prefixes("100.64.0.0/24"), QueueNum: 0, QueueCount: 1,
+		Mechanism: Native, Placement: PreNAT, SYN: true, CloseBit: 0x00040000,
+	}},
 	{"apply-native-prenat-q2-ipv6-only", Spec{
 		Inside:   prefixes("2001:db8:1::/64"),
 		QueueNum: 4, QueueCount: 2,
@@ -198,6 +202,9 @@ func specLine(s Spec) string {
 		if s.UploadSize != 0 {
 			sel += fmt.Sprintf(" UploadSize:%d UploadTimeout:%v", s.UploadSize, s.UploadTimeout)
 		}
+	}
+	if s.CloseBit != 0 {
+		sel += fmt.Sprintf(" CloseBit:%#08x", s.CloseBit)
 	}
 	if s.TrackMSS || s.TrackPackets > 0 {
 		sel += fmt.Sprintf(" TrackMSS:%v TrackPackets:%d", s.TrackMSS, s.TrackPackets)
@@ -281,6 +288,18 @@ func TestGoldenClose(t *testing.T) {
 		"#   add table ip6 natreveal\n#   delete table ip6 natreveal\n"+
 		indent(ClosingText(sel))+"#   EOF\n"+
 		"# Hex, nlmsg_seq and nlmsg_pid zeroed.\n", lines)
+
+	// A run that selects nothing but keeps resetting an earlier run's
+	// flows (CloseBit) leaves the same table.
+	var kept []string
+	earlier := sel
+	earlier.Select, earlier.SelectBit, earlier.CloseBit = false, 0, sel.SelectBit
+	if err := Close(captureConn(t, &kept, nil), earlier); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(kept, "\n") != strings.Join(lines, "\n") || ClosingText(earlier) != ClosingText(sel) {
+		t.Errorf("Close with CloseBit differs from Close with Select")
+	}
 
 	var closed, removed []string
 	plain := sel

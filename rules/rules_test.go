@@ -117,6 +117,13 @@ func TestValidate(t *testing.T) {
 		{"uploads set too big, no timeout", func(s *Spec) {
 			s.Select, s.SelectBit, s.SeqAdjHelper, s.SeqAdjBit, s.UploadSize = true, 0x40000, "ftp", 0x80000, MaxUploadsSize+1
 		}, []string{"uploads set size 16777217", "uploads set timeout 0s"}},
+		{"close bit with select", func(s *Spec) { s.Select, s.SelectBit, s.CloseBit = true, 0x40000, 0x40000 },
+			[]string{"close bit 0x00040000 with select"}},
+		{"close bit two bits", func(s *Spec) { s.CloseBit = 0xc0000 }, []string{"close bit 0x000c0000 is not a single bit"}},
+		{"close bit is the track bit", func(s *Spec) { s.CloseBit = s.TrackBit }, []string{"close bit 0x00010000 is also the track or done bit"}},
+		{"close bit, IPv6 only", func(s *Spec) {
+			s.Inside, s.SYN, s.Track, s.AllTCP, s.SYN6, s.CloseBit = prefixes("2001:db8::/32"), false, false, false, true, 0x40000
+		}, []string{"close bit 0x00040000 needs an IPv4 inside prefix"}},
 		{"bad table name", func(s *Spec) { s.Table = "nat reveal" }, []string{"table name"}},
 		{"table name with quote", func(s *Spec) { s.Table = `x"y` }, []string{"table name"}},
 		{"long table name", func(s *Spec) { s.Table = strings.Repeat("t", 256) }, []string{"at most 255"}},

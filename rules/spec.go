@@ -121,6 +121,10 @@ type Spec struct {
 	// copies SelectBit from a verdict's mark into the ct mark.
 	Select    bool
 	SelectBit uint32
+	// CloseBit, without Select, is the select bit of flows an earlier run
+	// selected that are still open: the closing chain resets their packets
+	// (close.go), since this ruleset follows none of them. 0: none.
+	CloseBit uint32
 	// SeqAdjHelper, with Select, is a conntrack helper type (a kernel one
 	// such as "ftp") that the remember chain assigns to selected flows
 	// through the ct helper object SeqAdjObject: only so that their
@@ -174,9 +178,18 @@ func (s Spec) Validate() error {
 	return nil
 }
 
+// problems gathers what validate finds.
+type problems []error
+
+// add appends one problem. Not inlined: validate calls it some thirty
+// times, and the copies cost the router build (TestRouterBinarySize).
+//
+//go:noinline
+func (p *problems) add(format string, a ...any) { *p = append(*p, fmt.Errorf(format, a...)) }
+
 func (s Spec) validate() error {
-	var errs []error
-	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	var errs problems
+	add := errs.add
 
 	switch name := s.table(); {
 	case len(name) > maxTableName:
@@ -250,6 +263,16 @@ func (s Spec) validate() error {
 		if s.TrackBit != 0 && s.TrackBit == s.DoneBit {
 			add("track bit and done bit are both %#08x", s.TrackBit)
 		}
+	}
+	switch {
+	case s.CloseBit != 0 && s.Select:
+		add("close bit %#08x with select: a ruleset that selects resets nothing", s.CloseBit)
+	case s.CloseBit != 0 && bits.OnesCount32(s.CloseBit) != 1:
+		add("close bit %#08x is not a single bit", s.CloseBit)
+	case s.CloseBit != 0 && s.tracks() && (s.CloseBit == s.TrackBit || s.CloseBit == s.DoneBit):
+		add("close bit %#08x is also the track or done bit", s.CloseBit)
+	case s.CloseBit != 0 && !slices.ContainsFunc(s.Inside, func(p netip.Prefix) bool { return p.Addr().Is4() }):
+		add("close bit %#08x needs an IPv4 inside prefix (the closing chain is in table ip)", s.CloseBit)
 	}
 	if s.Select {
 		switch {

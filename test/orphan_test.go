@@ -324,3 +324,55 @@ func TestHTTPHeaderStopCloses(t *testing.T) {
 		t.Errorf("after rules remove, table ip natreveal is\n%s", got)
 	}
 }
+
+// TestStartWithoutPayloadKeepsClosing: a run whose configuration has no
+// payload method, started while flows the previous run selected are still
+// open, keeps the closing chain beside its own ruleset (rules.Spec.CloseBit),
+// so those flows are reset instead of passing untranslated; new flows pass,
+// and its stop leaves the closing table again.
+func TestStartWithoutPayloadKeepsClosing(t *testing.T) {
+	l := payloadLab(t)
+	hs := startHTTP(t, l)
+	d := startDaemon(t, l, "--config", writeConfig(t, httpConfig))
+	ks := dialKeptHTTP(t, l, 2, 2)
+	d.stop(t)
+
+	d = startDaemon(t, l, "--config", writeConfig(t, "inside: [100.64.0.0/24]\nmethods: [tcp-option]\n"))
+	table := func() string {
+		out, err := l.Exec(l.NAT, "nft", "list", "table", "ip", "natreveal")
+		if err != nil {
+			return ""
+		}
+		return out
+	}
+	if got := table(); !strings.Contains(got, "chain steer") ||
+		!strings.Contains(got, "chain closing {\n\t\ttype filter hook forward priority filter; policy accept;\n\t\tct mark & 0x00040000 == 0x00040000 reject with tcp reset\n\t}") {
+		t.Errorf("a tcp-option run after an http-header one with open flows: table ip natreveal is\n%s", got)
+	}
+	hs.mu.Lock()
+	before := len(hs.conns)
+	hs.mu.Unlock()
+	for i, k := range ks {
+		if got, err := k.request(5 * time.Second); !errors.Is(err, syscall.ECONNRESET) {
+			t.Errorf("connection %d under the tcp-option run: answer %q, error %v; want a reset", i, got, err)
+		}
+	}
+	if got := get(t, client(l.C2), "http://"+httpAddr+"/", nil); got != `xff=[] fwd=[]` {
+		t.Errorf("a new connection under the tcp-option run: %q", got)
+	}
+	hs.mu.Lock()
+	after := len(hs.conns)
+	hs.mu.Unlock()
+	if after != before+1 {
+		t.Errorf("the server saw %d new connections, want the one new flow", after-before)
+	}
+	if log := d.stopLog(t); !strings.Contains(log, "flows an earlier run selected are still tracked: chain closing resets their packets") {
+		t.Errorf("the run does not say why it keeps the closing chain:\n%s", log)
+	}
+	if got, want := table(), rules.ClosingText(rules.Spec{Select: true, SelectBit: 0x00040000}); got != want {
+		t.Errorf("the tcp-option run's stop left\n%s\nwant the closing table\n%s", got, want)
+	}
+	if out, err := l.Exec(l.NAT, binary, "rules", "remove"); err != nil {
+		t.Fatalf("rules remove: %v\n%s", err, out)
+	}
+}

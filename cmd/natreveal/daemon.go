@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -279,6 +280,104 @@ func (d *packetDaemon) start(c *config.Config, src hostid.Source) error {
 	d.flows.Store(flows)
 	d.h.Store(h)
 	d.c, d.spec = c, d.ruleSpec(c)
+	if keepClosing(&d.spec, d.spec.SelectBit, d.log) {
+		go d.endClosing()
+	}
+	return nil
+}
+
+// keepClosing sets spec.CloseBit to bit when spec follows no selected flows
+// but flows an earlier run selected are still open (ct mark with bit): the
+// closing chain resets them rather than let them pass untranslated
+// (rules.Close). It reports whether it did.
+func keepClosing(spec *rules.Spec, bit uint32, log *slog.Logger) bool {
+	if spec.Select || bit == 0 || !slices.ContainsFunc(spec.Inside, func(p netip.Prefix) bool { return p.Addr().Is4() }) {
+		return false
+	}
+	n, err := countSelected(bit)
+	if err != nil {
+		log.Debug("counting the flows an earlier run selected", "err", err)
+		return false
+	}
+	if n == 0 {
+		return false
+	}
+	spec.CloseBit = bit
+	log.Info(fmt.Sprintf("%d flows an earlier run selected are still tracked: chain %s resets their packets until conntrack forgets them",
+		n, rules.ClosingChain), "flows", n)
+	return true
+}
+
+// countSelected counts the flows whose ct mark has bit.
+func countSelected(bit uint32) (int, error) {
+	cc, err := conntrack.Dial()
+	if err != nil {
+		return 0, err
+	}
+	defer cc.Close()
+	return cc.CountMarked(bit)
+}
+
+// endClosing counts, once a minute, the flows the closing chain is there
+// for, and replaces the ruleset without it once none is left.
+func (d *packetDaemon) endClosing() {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.ctx.Done():
+			return
+		case <-t.C:
+		}
+		if d.closingEnded() {
+			return
+		}
+	}
+}
+
+// closingEnded drops the closing chain when its flows have ended; true once
+// there is none (or the daemon stops).
+func (d *packetDaemon) closingEnded() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopped || d.spec.CloseBit == 0 {
+		return true
+	}
+	if n, err := countSelected(d.spec.CloseBit); err != nil || n > 0 {
+		return false
+	}
+	spec := d.spec
+	spec.CloseBit = 0
+	if err := d.replaceRuleset(spec); err != nil {
+		d.log.Warn("removing chain "+rules.ClosingChain, "err", err)
+		return false
+	}
+	d.log.Info("the flows an earlier run selected have ended: chain " + rules.ClosingChain + " removed")
+	return true
+}
+
+// replaceRuleset installs spec in place of d.spec, keeping the ruleset's
+// counters (d.mu held).
+func (d *packetDaemon) replaceRuleset(spec rules.Spec) error {
+	// The new tables' counters start at 0: keep what the old ones counted
+	// (packets counted between this read and the swap are lost).
+	d.refreshRuleset()
+	base := d.ruleBase
+	done, mss := d.st.Ruleset()
+	d.ruleBase = [2]uint64{done, mss}
+	if err := rules.Apply(d.nft, spec); err != nil {
+		d.ruleBase = base
+		return err
+	}
+	if spec.Table != d.spec.Table {
+		if err := rules.Remove(d.nft, d.spec.Table); err != nil {
+			d.log.Warn("removing the old table", "table", d.spec.Table, "err", err)
+		}
+	}
+	d.spec = spec
+	if d.learner != nil {
+		d.learner.Reset() // the new table's map starts empty
+	}
 	return nil
 }
 
@@ -329,29 +428,15 @@ func (d *packetDaemon) reload(c *config.Config, src hostid.Source) (string, erro
 		d.countPackets(false)
 	}
 	spec := d.ruleSpec(c)
-	// The new tables' counters start at 0: keep what the old ones counted
-	// (packets counted between this read and the swap are lost).
-	d.refreshRuleset()
-	base := d.ruleBase
-	done, mss := d.st.Ruleset()
-	d.ruleBase = [2]uint64{done, mss}
-	if err := rules.Apply(d.nft, spec); err != nil {
-		d.ruleBase = base
+	keepClosing(&spec, d.spec.CloseBit, d.log) // the earlier run's bit, whatever marks.select says now
+	if err := d.replaceRuleset(spec); err != nil {
 		return "", err
-	}
-	if spec.Table != d.spec.Table {
-		if err := rules.Remove(d.nft, d.spec.Table); err != nil {
-			d.log.Warn("reload: removing the old table", "table", d.spec.Table, "err", err)
-		}
 	}
 	// Each handler holds its own source; d.src is ident's.
 	d.src.Store(src)
 	d.flows.Store(flows)
 	d.h.Store(h)
-	d.c, d.spec = c, spec
-	if d.learner != nil {
-		d.learner.Reset() // the new table's map starts empty
-	}
+	d.c = c
 	return installed(c, spec, d.mech), nil
 }
 

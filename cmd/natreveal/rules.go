@@ -78,6 +78,8 @@ func rulesEndCmd(use, short string, closing bool) *cobra.Command {
 				fmt.Fprintf(cmd.ErrOrStderr(), "natreveal: %v; removing table %s\n", err, spec.Table)
 			} else if closing {
 				spec = ruleSpec(c, rules.Native)
+				// Flows an earlier run selected, still open: keep resetting them.
+				keepClosing(&spec, spec.SelectBit, cli.NewLogger("text", cmd.ErrOrStderr()))
 			} else {
 				spec.Table = c.Table
 			}
