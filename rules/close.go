@@ -11,7 +11,9 @@ package rules
 // its sender accepts it, RFC 9293 §3.10.7.1; the reset is NATed like its
 // flow). Each end is reset at its next packet; nothing of the flow passes.
 // Flows handed to the kernel had the bit cleared and go on. The next run
-// replaces the table (Apply); `natreveal rules remove` deletes it.
+// replaces the table (Apply; a run without payload methods keeps the chain
+// while such flows are tracked, Spec.CloseBit); `natreveal rules remove`
+// deletes it.
 
 import (
 	"fmt"
