@@ -110,18 +110,13 @@ func (c *Conn) Holds(src, dst netip.AddrPort) (bool, error) {
 // one dump the kernel filters (CTA_MARK and CTA_MARK_MASK, ctnetlink_start),
 // read to its NLMSG_DONE without decoding a flow.
 func (c *Conn) CountMarked(bits uint32) (int, error) {
-	ae := netlink.NewAttributeEncoder()
-	ae.Bytes(ctaMark, binary.BigEndian.AppendUint32(nil, bits))
-	ae.Bytes(ctaMarkMask, binary.BigEndian.AppendUint32(nil, bits))
-	attrs, err := ae.Encode()
-	if err != nil {
-		return 0, fmt.Errorf("conntrack: count marked: encode: %w", err)
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.seq++
-	msg := message(ipctnlMsgCtGet, c.seq, attrs)
-	nlenc.PutUint16(msg[6:8], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
+	msg, err := countRequest(c.seq, bits)
+	if err != nil {
+		return 0, fmt.Errorf("conntrack: count marked: encode: %w", err)
+	}
 	if err := unix.Sendto(c.fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return 0, fmt.Errorf("conntrack: count marked: send: %w", err)
 	}
@@ -156,6 +151,21 @@ func (c *Conn) CountMarked(bits uint32) (int, error) {
 			}
 		}
 	}
+}
+
+// countRequest is CountMarked's request: IPCTNL_MSG_CT_GET flagged
+// NLM_F_REQUEST|NLM_F_DUMP, with CTA_MARK and CTA_MARK_MASK both bits.
+func countRequest(seq, bits uint32) ([]byte, error) {
+	ae := netlink.NewAttributeEncoder()
+	ae.Bytes(ctaMark, binary.BigEndian.AppendUint32(nil, bits))
+	ae.Bytes(ctaMarkMask, binary.BigEndian.AppendUint32(nil, bits))
+	attrs, err := ae.Encode()
+	if err != nil {
+		return nil, err
+	}
+	msg := message(ipctnlMsgCtGet, seq, attrs)
+	nlenc.PutUint16(msg[6:8], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
+	return msg, nil
 }
 
 // encodeTuple adds tuple t (IPv4) as attribute dir (CTA_TUPLE_ORIG or

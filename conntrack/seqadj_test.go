@@ -56,3 +56,19 @@ func TestSeqAdjMessages(t *testing.T) {
 		}
 	}
 }
+
+// CountMarked's dump request, byte for byte: length 36, type
+// IPCTNL_MSG_CT_GET (subsys 1 << 8 | 1), flags REQUEST|DUMP (0x301), seq 7,
+// pid 0; nfgenmsg AF_INET; CTA_MARK and CTA_MARK_MASK 0x00040000, big
+// endian.
+func TestCountRequest(t *testing.T) {
+	got, err := countRequest(7, 0x00040000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := hex.DecodeString(strings.ReplaceAll("24000000 0101 0103 07000000 00000000 02000000"+
+		"0800 0800 00040000 0800 1500 00040000", " ", ""))
+	if !bytes.Equal(got, want) {
+		t.Errorf("\n got %x\nwant %x", got, want)
+	}
+}
