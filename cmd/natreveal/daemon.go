@@ -339,12 +339,19 @@ func (d *packetDaemon) endClosing() {
 // there is none (or the daemon stops).
 func (d *packetDaemon) closingEnded() bool {
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.stopped || d.spec.CloseBit == 0 {
+	bit, stopped := d.spec.CloseBit, d.stopped
+	d.mu.Unlock()
+	if stopped || bit == 0 {
 		return true
 	}
-	if n, err := countSelected(d.spec.CloseBit); err != nil || n > 0 {
+	// The dump walks conntrack's whole table: not under d.mu.
+	if n, err := countSelected(bit); err != nil || n > 0 {
 		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopped || d.spec.CloseBit != bit {
+		return d.stopped || d.spec.CloseBit == 0
 	}
 	spec := d.spec
 	spec.CloseBit = 0
