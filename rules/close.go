@@ -28,8 +28,16 @@ import (
 const ClosingChain = "closing"
 
 // closingChain resets the TCP packets of flows whose ct mark has bit.
+//
+// A SYN is not a packet of such a flow but a new connection on its tuple:
+// the resets come from the NAT, so conntrack never saw the flow end, and a
+// client that reuses its source port finds the old entry still
+// ESTABLISHED (a SYN there changes nothing, nf_conntrack_proto_tcp.c). The
+// SYN clears the bit from the entry instead, so that the new connection,
+// replies included, passes.
 func closingChain(bit uint32) chainDesc {
 	c := chainDesc{name: ClosingChain, base: true, forward: true}
+	c.add(markBitSet(true, bit), tcpSYN(), setMark(true, ^bit, 0))
 	// nft lists the reset with its dependency, the protocol match, as one.
 	reset := ipProtocol(unix.IPPROTO_TCP)
 	reset.exprs = append(reset.exprs, &expr.Reject{Type: unix.NFT_REJECT_TCP_RST})

@@ -265,6 +265,7 @@ func TestHTTPHeaderStopCloses(t *testing.T) {
 	const closing = "table ip natreveal {\n" +
 		"\tchain closing {\n" +
 		"\t\ttype filter hook forward priority filter; policy accept;\n" +
+		"\t\tct mark & 0x00040000 == 0x00040000 tcp flags syn / fin,syn,rst,ack ct mark set ct mark & 0xfffbffff\n" +
 		"\t\tct mark & 0x00040000 == 0x00040000 reject with tcp reset\n" +
 		"\t}\n" +
 		"}\n"
@@ -304,6 +305,22 @@ func TestHTTPHeaderStopCloses(t *testing.T) {
 	if n := served() - before; n != 0 {
 		t.Errorf("the server answered %d requests sent after the stop, want none", n)
 	}
+	// The resets come from the NAT: conntrack still holds the flows as
+	// established. A new connection from a reset one's source port must
+	// not be reset with them.
+	ks[0].c.Close()
+	local := ks[0].c.LocalAddr().(*net.TCPAddr)
+	var again net.Conn
+	if err := lab.Do(l.C1, func() (err error) {
+		again, err = (&net.Dialer{LocalAddr: local, Timeout: 10 * time.Second}).Dial("tcp4", httpAddr)
+		return
+	}); err != nil {
+		t.Fatalf("a new connection from port %d after the stop: %v", local.Port, err)
+	}
+	if got, err := (keptHTTP{again, bufio.NewReader(again)}).request(10 * time.Second); err != nil || !strings.HasPrefix(got, "200 OK") {
+		t.Errorf("a new connection from port %d after the stop: answer %q, %v", local.Port, got, err)
+	}
+	again.Close()
 
 	// The next run replaces the closing table and selects again.
 	d = startDaemon(t, l, "--config", cfg)
@@ -339,6 +356,8 @@ func TestStartWithoutPayloadKeepsClosing(t *testing.T) {
 	d.stop(t)
 
 	d = startDaemon(t, l, "--config", writeConfig(t, "inside: [100.64.0.0/24]\nmethods: [tcp-option]\n"))
+	closingChain := strings.TrimSuffix(strings.TrimPrefix(rules.ClosingText(rules.Spec{Select: true, SelectBit: 0x00040000}),
+		"table ip natreveal {\n"), "}\n")
 	table := func() string {
 		out, err := l.Exec(l.NAT, "nft", "list", "table", "ip", "natreveal")
 		if err != nil {
@@ -347,7 +366,7 @@ func TestStartWithoutPayloadKeepsClosing(t *testing.T) {
 		return out
 	}
 	if got := table(); !strings.Contains(got, "chain steer") ||
-		!strings.Contains(got, "chain closing {\n\t\ttype filter hook forward priority filter; policy accept;\n\t\tct mark & 0x00040000 == 0x00040000 reject with tcp reset\n\t}") {
+		!strings.Contains(got, closingChain) {
 		t.Errorf("a tcp-option run after an http-header one with open flows: table ip natreveal is\n%s", got)
 	}
 	hs.mu.Lock()
