@@ -353,3 +353,60 @@ func TestKeepStreamsOnReload(t *testing.T) {
 		t.Error("a handler that selects nothing took a stream table")
 	}
 }
+
+// A late copy of the SYN, after the flow moved on (SYNs have queues of
+// their own, so another lane may hand it over late), keeps the flow's state:
+// the next request is translated at the flow's offset. A SYN with another
+// ISN starts the tuple over.
+func TestRetransmittedSYNKeepsState(t *testing.T) {
+	h, _ := selHandler(t, false)
+	handshake(t, h)
+	req := "GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+	want := "GET / HTTP/1.1\r\n" + fields + "Host: a\r\n\r\n"
+	if out, _ := handle(t, h, pkt{ack: true, seq: selISN + 1, ackn: srvISN + 1, payload: []byte(req)}); string(decode(t, out).Payload) != want {
+		t.Fatalf("first request: %q", decode(t, out).Payload)
+	}
+	if _, v := handle(t, h, pkt{syn: true, seq: selISN, mss: 1460}); v.Drop || v.Mark&selBit == 0 {
+		t.Fatalf("a retransmitted SYN: %+v", v)
+	}
+	seq := selISN + 1 + uint32(len(req))
+	out, v := handle(t, h, pkt{ack: true, seq: seq, ackn: srvISN + 1, payload: []byte(req)})
+	if v.Drop {
+		t.Fatal("the request after a retransmitted SYN was dropped")
+	}
+	if tcp := decode(t, out); string(tcp.Payload) != want || tcp.Seq != seq+uint32(len(want)-len(req)) {
+		t.Errorf("the request after a retransmitted SYN: seq %#x %q, want %#x %q", tcp.Seq, tcp.Payload, seq+uint32(len(want)-len(req)), want)
+	}
+	// Another ISN on the tuple: a new connection, translated from its start.
+	const isn2 = 0x10000000
+	handle(t, h, pkt{syn: true, seq: isn2, mss: 1460})
+	out, _ = handle(t, h, pkt{ack: true, seq: isn2 + 1, ackn: srvISN + 1, payload: []byte(req)})
+	if tcp := decode(t, out); string(tcp.Payload) != want || tcp.Seq != isn2+1 {
+		t.Errorf("a new connection on the tuple: seq %#x %q, want %#x %q", tcp.Seq, tcp.Payload, uint32(isn2+1), want)
+	}
+}
+
+// A late copy of the SYN of a flow whose state ended here (handed to the
+// kernel, or ended) does not select the flow again: set again, the select
+// bit would bring the flow back to a translation that starts over under the
+// kernel's (a proxy-protocol transfer stalled for good under loss). A SYN
+// with another ISN is a new connection and is selected.
+func TestLateSYNAfterEnd(t *testing.T) {
+	h, st := selHandler(t, false)
+	handshake(t, h)
+	buf, n := rstPkt(t, pkt{ack: true, seq: selISN + 1, ackn: srvISN + 1})
+	h.Handle(buf, n, Meta{Mark: selBit})
+	if st.Get(SelDone) != 1 {
+		t.Fatalf("select-done %d after the client's RST", st.Get(SelDone))
+	}
+	flows := st.Get(SelFlows)
+	if _, v := handle(t, h, pkt{syn: true, seq: selISN, mss: 1460}); v.Drop || v.SetMark && v.Mark&selBit != 0 {
+		t.Errorf("a late SYN of the ended flow was selected again: %+v", v)
+	}
+	if st.Get(SelFlows) != flows {
+		t.Errorf("select-flows %d, want %d: no flow started", st.Get(SelFlows), flows)
+	}
+	if _, v := handle(t, h, pkt{syn: true, seq: 0x10000000, mss: 1460}); !v.SetMark || v.Mark&selBit == 0 {
+		t.Errorf("a new connection on the tuple was not selected: %+v", v)
+	}
+}

@@ -152,6 +152,10 @@ func (e *Engine) Original(key FlowKey, id uint32, syn bool, pv *packet.View, buf
 		if kind == 0 || tcp.PayloadLen > 0 { // TCP Fast Open data: not selected
 			return v
 		}
+		if e.lateSYN(key, tcp.Seq+1) {
+			e.st.Inc(queue.SelUnknown)
+			return v
+		}
 		text := IDText(id, e.cfg.IDBits, key.Inside, e.cfg.IDAddress)
 		var s *stream
 		switch kind {
@@ -201,7 +205,7 @@ func (e *Engine) Original(key FlowKey, id uint32, syn bool, pv *packet.View, buf
 		}
 		if done {
 			e.dropUpload(key, s)
-			e.bury(key, false) // before the state goes: no packet finds neither
+			e.bury(key, s.isn1, false) // before the state goes: no packet finds neither
 		}
 		return done
 	})
@@ -255,7 +259,7 @@ func (e *Engine) Reply(key FlowKey, pv *packet.View, buf []byte) (queue.Verdict,
 		}
 		if done {
 			e.dropUpload(key, s)
-			e.bury(key, false) // before the state goes: no packet finds neither
+			e.bury(key, s.isn1, false) // before the state goes: no packet finds neither
 		}
 		return done
 	})

@@ -140,13 +140,13 @@ func (e *Engine) Settled(key FlowKey) {
 		e.st.Inc(queue.SelKernel)
 		// Packets queued before the mark is cleared pass (a tombstone,
 		// orphan.go), buried before the state goes.
-		e.bury(key, false)
+		e.bury(key, s.isn1, false)
 		if err := e.seqadj.ClearMark(src, dst, e.cfg.SelectBit); err != nil {
 			// The kernel translates; the flow's packets keep coming here
 			// and pass unchanged: the tombstone stays until conntrack
 			// destroys the flow.
 			e.st.Inc(queue.SelKernelFailed)
-			e.bury(key, true)
+			e.bury(key, s.isn1, true)
 		}
 		return true // the kernel translates from now on: forget the flow
 	})

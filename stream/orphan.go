@@ -58,6 +58,7 @@ const TombstoneTTL = 120 * time.Second
 // tomb is what is left of a selected flow without translation state.
 type tomb struct {
 	at      time.Time // when it was buried
+	isn1    uint32    // the buried flow's client ISN + 1 (lateSYN)
 	orphan  bool      // no state was ever here (restart, failover): being reset
 	forever bool      // handed to the kernel, select bit not cleared: pass until destroyed
 	rsts    int       // server segments turned into RSTs (orphan)
@@ -76,9 +77,26 @@ func newTombs(max int) *tombs {
 // bury leaves a tombstone for a flow whose state ended here. A full shard
 // keeps none: the flow's late packets are then reset, which ends nothing
 // that had not ended.
-func (e *Engine) bury(k FlowKey, forever bool) {
-	t := tomb{at: e.now(), forever: forever}
+func (e *Engine) bury(k FlowKey, isn1 uint32, forever bool) {
+	t := tomb{at: e.now(), isn1: isn1, forever: forever}
 	e.tombs.Add(k, func() *tomb { return &t }, func(*tomb) *tomb { return &t })
+}
+
+// lateSYN reports whether a SYN with client ISN + 1 isn1 is a late copy of
+// the SYN of a flow whose state ended here (handed to the kernel, or
+// ended): SYNs have queues of their own (rules.Spec.SelectQueues), and a
+// copy the client retransmitted can come out of its lane after the flow's
+// handoff. Selecting the flow again would set the select bit the handoff
+// cleared and start a translation from the flow's first byte under the
+// kernel's: its data would be dropped for good. Such a SYN passes as it is.
+// A SYN with another ISN is a new connection on the tuple.
+func (e *Engine) lateSYN(k FlowKey, isn1 uint32) bool {
+	late := false
+	e.tombs.With(k, func(t *tomb) bool {
+		late = !t.orphan && t.isn1 == isn1
+		return false
+	})
+	return late
 }
 
 // orphanSeg is what happens to a segment of a flow without state.

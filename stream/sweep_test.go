@@ -29,9 +29,9 @@ func TestSweepFreesWhatConntrackForgot(t *testing.T) {
 	}
 	syn(1) // conntrack keeps it
 	syn(2) // its destroy event was lost
-	e.bury(key(3), false)
-	e.bury(key(4), true) // handed to the kernel, mark not cleared: conntrack keeps it
-	e.bury(key(5), true) // ... and its destroy event was lost
+	e.bury(key(3), 1, false)
+	e.bury(key(4), 1, true) // handed to the kernel, mark not cleared: conntrack keeps it
+	e.bury(key(5), 1, true) // ... and its destroy event was lost
 	held := func(k FlowKey) bool { return k.InsidePort == 1 || k.InsidePort == 4 }
 
 	now = now.Add(time.Minute)
@@ -60,7 +60,7 @@ func TestSweepFreesWhatConntrackForgot(t *testing.T) {
 		t.Errorf("%d flows held, want 2: the swept one's place given back", e.Len())
 	}
 	// Without a dump, only expired tombstones go.
-	e.bury(key(7), false)
+	e.bury(key(7), 1, false)
 	now = now.Add(TombstoneTTL)
 	if n := e.Sweep(2*time.Minute, nil); n != 1 || e.Len() != 2 {
 		t.Errorf("without a dump: swept %d (want the one expired tombstone), %d flows held", n, e.Len())

@@ -656,9 +656,19 @@ func hostShard(a netip.Addr) int {
 	return int(b[15]^b[14]^b[13]^b[11]) % Shards
 }
 
-// start adds a stream. A retransmitted SYN replaces the state.
+// start adds a stream. A retransmitted SYN (the same ISN) keeps the state
+// its first copy started: SYNs have queues of their own
+// (rules.Spec.SelectQueues), so a late copy can come after the flow moved
+// on in another lane, and starting over then mistranslated the rest of the
+// flow (a proxy-protocol transfer stalled under loss). A SYN with another
+// ISN starts the tuple over (a reused port).
 func (t *Streams) start(k FlowKey, s *stream) startResult {
-	if t.With(k, func(old *stream) bool { *old = *s; return false }) {
+	if t.With(k, func(old *stream) bool {
+		if old.isn1 != s.isn1 {
+			*old = *s
+		}
+		return false
+	}) {
 		return started
 	}
 	if t.total.Add(1) > int64(t.max) {
