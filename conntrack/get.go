@@ -110,47 +110,13 @@ func (c *Conn) Holds(src, dst netip.AddrPort) (bool, error) {
 // one dump the kernel filters (CTA_MARK and CTA_MARK_MASK, ctnetlink_start),
 // read to its NLMSG_DONE without decoding a flow.
 func (c *Conn) CountMarked(bits uint32) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.seq++
-	msg, err := countRequest(c.seq, bits)
-	if err != nil {
-		return 0, fmt.Errorf("conntrack: count marked: encode: %w", err)
-	}
-	if err := unix.Sendto(c.fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return 0, fmt.Errorf("conntrack: count marked: send: %w", err)
-	}
 	n := 0
-	for {
-		got, _, err := unix.Recvfrom(c.fd, c.buf, 0)
-		if err != nil {
-			if err == unix.EINTR {
-				continue
-			}
-			return 0, fmt.Errorf("conntrack: count marked: receive: %w", err)
-		}
-		msgs, err := syscall.ParseNetlinkMessage(c.buf[:got])
-		if err != nil {
-			return 0, fmt.Errorf("conntrack: count marked: parse: %w", err)
-		}
-		for _, m := range msgs {
-			switch {
-			case m.Header.Seq != c.seq:
-				continue // a late answer to an earlier, timed-out request
-			case m.Header.Type == unix.NLMSG_DONE:
-				return n, nil
-			case m.Header.Type == unix.NLMSG_ERROR:
-				if len(m.Data) >= 4 {
-					if code := int32(nlenc.Uint32(m.Data[:4])); code != 0 {
-						return 0, fmt.Errorf("conntrack: count marked: %w", unix.Errno(-code))
-					}
-				}
-				return n, nil
-			case m.Header.Type == unix.NFNL_SUBSYS_CTNETLINK<<8|ipctnlMsgCtNew:
-				n++
-			}
-		}
+	err := c.exchange(func(seq uint32) ([]byte, error) { return countRequest(seq, bits) },
+		func(syscall.NetlinkMessage) error { n++; return nil })
+	if err != nil {
+		return 0, fmt.Errorf("conntrack: count marked: %w", err)
 	}
+	return n, nil
 }
 
 // countRequest is CountMarked's request: IPCTNL_MSG_CT_GET flagged
@@ -205,50 +171,68 @@ func message(typ uint8, seq uint32, attrs []byte) []byte {
 // request sends one request and reads until its ACK: the flow the kernel
 // sent with it, if any, and the kernel's error.
 func (c *Conn) request(typ uint8, attrs []byte) (*ct.Flow, error) {
+	var found *ct.Flow
+	err := c.exchange(func(seq uint32) ([]byte, error) { return message(typ, seq, attrs), nil }, func(m syscall.NetlinkMessage) error {
+		var ev ct.Event
+		nm := netlink.Message{
+			Header: netlink.Header{Length: m.Header.Len, Type: netlink.HeaderType(m.Header.Type),
+				Flags: netlink.HeaderFlags(m.Header.Flags), Sequence: m.Header.Seq, PID: m.Header.Pid},
+			Data: m.Data,
+		}
+		if err := ev.Unmarshal(nm); err != nil {
+			return fmt.Errorf("decode flow: %w", err)
+		}
+		found = ev.Flow
+		return nil
+	})
+	return found, err
+}
+
+// exchange sends the request msg builds for the next sequence number and
+// reads its answer until the ACK (or a dump's NLMSG_DONE), handing each flow
+// message to flow. It returns the kernel's error.
+func (c *Conn) exchange(msg func(seq uint32) ([]byte, error), flow func(m syscall.NetlinkMessage) error) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.seq++
-	if err := unix.Sendto(c.fd, message(typ, c.seq, attrs), 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return nil, fmt.Errorf("send: %w", err)
+	b, err := msg(c.seq)
+	if err != nil {
+		return fmt.Errorf("encode: %w", err)
 	}
-
-	var found *ct.Flow
+	if err := unix.Sendto(c.fd, b, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
 	for {
 		n, _, err := unix.Recvfrom(c.fd, c.buf, 0)
 		if err != nil {
 			if err == unix.EINTR {
 				continue
 			}
-			return nil, fmt.Errorf("receive: %w", err)
+			return fmt.Errorf("receive: %w", err)
 		}
 		msgs, err := syscall.ParseNetlinkMessage(c.buf[:n])
 		if err != nil {
-			return nil, fmt.Errorf("parse: %w", err)
+			return fmt.Errorf("parse: %w", err)
 		}
 		for _, m := range msgs {
 			if m.Header.Seq != c.seq {
 				continue // a late answer to an earlier, timed-out request
 			}
 			switch {
+			case m.Header.Type == unix.NLMSG_DONE:
+				return nil
 			case m.Header.Type == unix.NLMSG_ERROR:
 				if len(m.Data) < 4 {
-					return nil, fmt.Errorf("short error message")
+					return fmt.Errorf("short error message")
 				}
 				if code := int32(nlenc.Uint32(m.Data[:4])); code != 0 {
-					return nil, unix.Errno(-code)
+					return unix.Errno(-code)
 				}
-				return found, nil
+				return nil
 			case m.Header.Type == unix.NFNL_SUBSYS_CTNETLINK<<8|ipctnlMsgCtNew:
-				var ev ct.Event
-				nm := netlink.Message{
-					Header: netlink.Header{Length: m.Header.Len, Type: netlink.HeaderType(m.Header.Type),
-						Flags: netlink.HeaderFlags(m.Header.Flags), Sequence: m.Header.Seq, PID: m.Header.Pid},
-					Data: m.Data,
+				if err := flow(m); err != nil {
+					return err
 				}
-				if err := ev.Unmarshal(nm); err != nil {
-					return nil, fmt.Errorf("decode flow: %w", err)
-				}
-				found = ev.Flow
 			}
 		}
 	}

@@ -17,7 +17,6 @@ package rules
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -92,7 +91,5 @@ func ClosingText(s Spec) string {
 	if s.closeBit() == 0 {
 		return ""
 	}
-	// A chain's text starts with the empty line nft puts after a set; this
-	// table has none.
-	return strings.Replace(closingTable(s).text(), "{\n\n", "{\n", 1)
+	return closingTable(s).text()
 }

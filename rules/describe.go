@@ -156,6 +156,7 @@ func (d *tableDesc) text() string {
 		fam = "ip6"
 	}
 	fmt.Fprintf(&b, "table %s %s {\n", fam, d.table.Name)
+	head := b.Len()
 	for _, o := range d.objs {
 		b.WriteString(o.text) // nft lists objects first, in the order they were added
 	}
@@ -163,7 +164,11 @@ func (d *tableDesc) text() string {
 	b.WriteString(d.mapText)
 	b.WriteString(d.upText)
 	for i := range d.chains {
-		b.WriteString(d.chains[i].text())
+		c := d.chains[i].text()
+		if b.Len() == head {
+			c = c[1:] // nft puts an empty line between blocks, not after the table's brace
+		}
+		b.WriteString(c)
 	}
 	b.WriteString("}\n")
 	return b.String()

@@ -271,7 +271,7 @@ func (s Spec) validate() error {
 		add("close bit %#08x is not a single bit", s.CloseBit)
 	case s.CloseBit != 0 && s.tracks() && (s.CloseBit == s.TrackBit || s.CloseBit == s.DoneBit):
 		add("close bit %#08x is also the track or done bit", s.CloseBit)
-	case s.CloseBit != 0 && !slices.ContainsFunc(s.Inside, func(p netip.Prefix) bool { return p.Addr().Is4() }):
+	case s.CloseBit != 0 && !s.HasIPv4():
 		add("close bit %#08x needs an IPv4 inside prefix (the closing chain is in table ip)", s.CloseBit)
 	}
 	if s.Select {
@@ -323,6 +323,11 @@ func (s Spec) SelectQueues() (num, count uint16) {
 		return 0, 0
 	}
 	return s.QueueNum + s.QueueCount, s.QueueCount
+}
+
+// HasIPv4 reports whether Inside holds an IPv4 prefix (table ip).
+func (s Spec) HasIPv4() bool {
+	return slices.ContainsFunc(s.Inside, func(p netip.Prefix) bool { return p.Addr().Is4() })
 }
 
 // tracks reports whether the ruleset follows flows through the ct mark

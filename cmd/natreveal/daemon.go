@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/netip"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -291,7 +290,7 @@ func (d *packetDaemon) start(c *config.Config, src hostid.Source) error {
 // closing chain resets them rather than let them pass untranslated
 // (rules.Close). It reports whether it did.
 func keepClosing(spec *rules.Spec, bit uint32, log *slog.Logger) bool {
-	if spec.Select || bit == 0 || !slices.ContainsFunc(spec.Inside, func(p netip.Prefix) bool { return p.Addr().Is4() }) {
+	if spec.Select || bit == 0 || !spec.HasIPv4() {
 		return false
 	}
 	n, err := countSelected(bit)
