@@ -127,6 +127,7 @@ type Result struct {
 type report struct {
 	Date    string   `json:"date"`
 	Kernel  string   `json:"kernel"`
+	Model   string   `json:"cpu_model"` // /proc/cpuinfo's first "model name"
 	CPUs    int      `json:"cpus"`
 	Quick   bool     `json:"quick"`
 	CPUList []int    `json:"cpu_list"` // the CPUs the bench and its daemons ran on
@@ -340,7 +341,7 @@ func run(ctx context.Context, p params, modes []mode, bulk []bulkMode, queues, m
 	}
 	defer srv.close()
 	clients := []string{l.C1, l.C2}
-	rep := &report{Date: time.Now().UTC().Format("2006-01-02"), Kernel: kernelRelease(), CPUs: runtime.NumCPU(),
+	rep := &report{Date: time.Now().UTC().Format("2006-01-02"), Kernel: kernelRelease(), Model: cpuModel(), CPUs: runtime.NumCPU(),
 		CPUList: cpuList(), Queues: queues, Lanes: p.lanes, Gens: p.gens}
 	if hold {
 		return rep, holdMode(ctx, l, modes[len(modes)-1], binary, queues, clients, p)
@@ -712,6 +713,21 @@ func kernelRelease() string {
 		b = append(b, byte(c))
 	}
 	return string(b)
+}
+
+// cpuModel is /proc/cpuinfo's first "model name" (x86; other
+// architectures name their CPUs otherwise, and get "").
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
 }
 
 func printTable(f *os.File, rep *report) {

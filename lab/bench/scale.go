@@ -113,7 +113,7 @@ func scaling(fs *flag.FlagSet, cpusList, queueCounts, jsonOut string) int {
 					fmt.Fprintln(os.Stderr, "bench: scaling result:", err)
 					return 1
 				}
-				rep.Date, rep.Kernel = child.Date, child.Kernel
+				rep.Date, rep.Kernel, rep.Model = child.Date, child.Kernel, child.Model
 				rep.Unaccounted = rep.Unaccounted || child.Unaccounted
 				for _, r := range child.Results {
 					rep.Scaling = append(rep.Scaling, scaleRow{CPUs: n, Queues: q, Lanes: lanes, Mode: r.Mode,
@@ -135,8 +135,12 @@ func scaling(fs *flag.FlagSet, cpusList, queueCounts, jsonOut string) int {
 }
 
 func printScaling(f *os.File, rep *report) {
-	fmt.Fprintf(f, "natreveal bench %s, Linux %s: scaling (lanes: the queue-only mode's pinned lanes; natreveal run pins whenever queues > 1)\n\n",
-		rep.Date, rep.Kernel)
+	model := ""
+	if rep.Model != "" {
+		model = " (" + rep.Model + ")"
+	}
+	fmt.Fprintf(f, "natreveal bench %s, Linux %s, %d CPUs%s: scaling (lanes: the queue-only mode's pinned lanes; natreveal run pins whenever queues > 1)\n\n",
+		rep.Date, rep.Kernel, rep.CPUs, model)
 	w := tabwriter.NewWriter(f, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "CPUs\tqueues\tlanes\tmode\tSYN/s\tsat SYN x\tconn/s\tsat conn x\t+CPU µs/conn\t+p99 µs\tunaccounted\t")
 	for _, r := range rep.Scaling {

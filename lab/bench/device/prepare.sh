@@ -1,18 +1,20 @@
 #!/bin/sh
 # Prepares the scaling bench for a bigger machine that has no Go, nft or
 # iproute2 of its own (docs/performance.md, "Scaling"): static natreveal
-# and natreveal-lab, and this machine's ip, nft and taskset with their
+# and natreveal-lab, and this machine's ip, nft, taskset and sysctl with their
 # shared libraries and dynamic loader, under .device/ (git-ignored) at the
-# repository root. Carry .device/ there and run lab/bench/device/run.sh.
+# repository root (or DIR). Carry .device/ there and run
+# lab/bench/device/run.sh. Usage: lab/bench/device/prepare.sh [DIR]
 set -eu
 root=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
-d="$root/.device"
+d=${1:-$root/.device}
 rm -rf "$d"
 mkdir -p "$d/bin" "$d/libexec" "$d/lib"
+d=$(cd "$d" && pwd)
 cd "$root"
 CGO_ENABLED=0 go build -trimpath -o "$d/bin/natreveal" ./cmd/natreveal
 CGO_ENABLED=0 go build -trimpath -o "$d/bin/natreveal-lab" ./cmd/natreveal-lab
-for tool in ip nft taskset; do
+for tool in ip nft taskset sysctl; do
 	p=$(command -v "$tool") || { echo "prepare: no $tool here" >&2; exit 1; }
 	cp "$p" "$d/libexec/$tool"
 	ldd "$p" | awk '$3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | while read -r lib; do
@@ -22,7 +24,7 @@ for tool in ip nft taskset; do
 	# (ip netns exec finds nft through PATH too).
 	cat >"$d/bin/$tool" <<WRAP
 #!/bin/sh
-d=\$(cd "\$(dirname "\$0")/.." && pwd)
+d=\$(cd "\${0%/*}/.." && pwd)
 exec "\$d/lib/$(basename "$(ldd "$p" | awk '$1 ~ /ld-linux/ {print $1}')")" --library-path "\$d/lib" "\$d/libexec/$tool" "\$@"
 WRAP
 	chmod +x "$d/bin/$tool"
