@@ -1,6 +1,7 @@
 // Package docs holds natreveal's documents; its tests keep them in shape:
-// README.md stays a front door, methods.md has a section per method, and no
-// text file refers to a document outside the repository.
+// README.md stays a front door, methods.md has a section per method, no
+// document reads like a work diary, and no text file refers to a document
+// outside the repository.
 package docs
 
 import (
@@ -60,6 +61,30 @@ var (
 	outside   = regexp.MustCompile(`\.\./shared|DESIGN\.md|(?i:\bseed\b)`)
 	outsideGo = regexp.MustCompile(`\.\./shared|DESIGN\.md|(?i:\bseed (§|note)|\bthe seed\b|\bseed's)`)
 )
+
+// diary matches what belongs to the project's history, not to its
+// documents: issue numbers, and where or when a change was made.
+var diary = regexp.MustCompile(`(?i)\bissues? #?\d+|(^|[\s(])#\d+\b|\bthis (session|branch)\b|\bthe branch\b|\b(on|of) main\b|\bmain before\b|\bdevelopment machine\b`)
+
+// README.md and docs/*.md are written for their readers: no issue numbers,
+// no account of the work that produced them.
+func TestNoDiary(t *testing.T) {
+	files, err := filepath.Glob("*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range append(files, "../README.md") {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, line := range strings.Split(string(b), "\n") {
+			if m := diary.FindString(line); m != "" {
+				t.Errorf("%s:%d: %q is history, not documentation (say what holds and how it was measured): %s", path, i+1, m, line)
+			}
+		}
+	}
+}
 
 // Text and Go files refer to RFCs and to RFC 6967 /
 // draft-boucadair-intarea-nat-reveal-analysis, never to documents a reader

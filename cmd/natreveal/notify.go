@@ -41,7 +41,7 @@ func (n notifier) reloading() {
 }
 
 // watchdog pings systemd at half the WatchdogSec interval while stuck
-// names nothing (nfq.Stats.Stuck: every queue loop came round within the
+// names nothing (queue.Liveness.Stuck: every queue loop came round within the
 // interval, or waits for packets), until ctx ends; nothing when the service
 // has no watchdog. The first missed ping is logged with its reason, so the
 // journal says why systemd ends the daemon (see catchAbort).

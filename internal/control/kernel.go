@@ -80,8 +80,8 @@ func Verdict(snap *Snapshot, err error, f Facts, table string, families []string
 			return false, fmt.Sprintf("stopped: %v; table ip %s is the closing table, which resets the selected flows "+
 				"of the last run at their next packet (the next run replaces it, `natreveal rules remove` deletes it)", err, table)
 		case left:
-			return false, fmt.Sprintf("queue unbound: %v, but table %s is still installed: its steer rules "+
-				"queue packets nobody reads (they pass unmarked with bypass); start natreveal, or `natreveal rules remove`", err, table)
+			return false, fmt.Sprintf("queue unbound: %v, but table %s is still installed: its queue rules have no reader, so SYNs pass "+
+				"unmarked (bypass) and selected flows' packets are dropped (no bypass); start natreveal, or `natreveal rules remove`", err, table)
 		case isNoAnswer(err):
 			return false, fmt.Sprintf("not marking: %v", err)
 		}
