@@ -38,6 +38,9 @@ func checkCmd() *cobra.Command {
 		if cmd.Flags().Changed("config") || cmd.Flags().Changed("inside") || os.Getenv("NATREVEAL_CONFIG") != "" {
 			c, err := config.Load(cmd.Flags(), os.Getenv)
 			if err == nil {
+				err = validRules(c)
+			}
+			if err == nil {
 				_, err = hostIDSource(c)
 			}
 			if err != nil {

@@ -66,6 +66,9 @@ func portsetPlanCmd() *cobra.Command {
 			_, err = fmt.Fprintln(out, rec)
 			return err
 		case "nft":
+			if err := portSetSpec(c).Validate(); err != nil {
+				return cli.UsageErr(fmt.Errorf("invalid port-set table: %s", oneLine(err)))
+			}
 			_, err := io.WriteString(out, rules.PortSetText(portSetSpec(c)))
 			return err
 		}

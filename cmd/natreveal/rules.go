@@ -1,8 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"os"
+	"strings"
 
 	"github.com/google/nftables"
 	"github.com/spf13/cobra"
@@ -10,6 +13,7 @@ import (
 
 	"github.com/natreveal/natreveal/config"
 	"github.com/natreveal/natreveal/internal/cli"
+	"github.com/natreveal/natreveal/method/portset"
 	"github.com/natreveal/natreveal/rules"
 )
 
@@ -17,7 +21,7 @@ func rulesCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "rules", Short: "Show the nftables ruleset natreveal installs"}
 	print := &cobra.Command{
 		Use:   "print",
-		Short: "Print the exact ruleset `run` would install, as nft text",
+		Short: "Print the exact ruleset `run` would install, as nft text (every table: the queue table, the port-set table); exit 2 when it cannot be installed",
 		Args:  cobra.NoArgs,
 	}
 	config.AddFlags(print.Flags())
@@ -34,15 +38,29 @@ func rulesCmd() *cobra.Command {
 		case "compat":
 			m = rules.Compat
 		case "auto":
-			if m, err = probe(); err != nil {
-				m = rules.Native
-				fmt.Fprintf(os.Stderr, "natreveal: cannot probe the kernel (%v); printing the native queue form\n", err)
-			}
 		default:
 			return cli.UsageErr(fmt.Errorf("--mechanism: %q is not one of auto, native, compat", *mech))
 		}
-		fmt.Fprint(cmd.OutOrStdout(), rules.Text(ruleSpec(c, m)))
-		return nil
+		if err := validRules(c); err != nil {
+			return cli.UsageErr(err)
+		}
+		var b strings.Builder
+		if c.PacketMethods() {
+			if *mech == "auto" {
+				if m, err = probe(); err != nil {
+					m = rules.Native
+					fmt.Fprintf(os.Stderr, "natreveal: cannot probe the kernel (%v); printing the native queue form\n", err)
+				}
+			}
+			b.WriteString(rules.Text(ruleSpec(c, m)))
+		} else {
+			fmt.Fprintf(&b, "# natreveal: no queue table: methods %v queue no packet\n", c.Methods)
+		}
+		if c.Has(portset.Name) {
+			b.WriteString(rules.PortSetText(portSetSpec(c)))
+		}
+		_, err = io.WriteString(cmd.OutOrStdout(), b.String())
+		return err
 	}
 	cmd.AddCommand(print, rulesRemoveCmd(), rulesCloseCmd())
 	return cmd
@@ -97,6 +115,27 @@ func rulesEndCmd(use, short string, closing bool) *cobra.Command {
 	}
 	return cmd
 }
+
+// validRules checks what run would install for c, the queue table (its
+// rules.Spec) and the port-set table, before anything is set up: a
+// configuration whose keys are each valid but whose ruleset is not (rules.
+// Apply would refuse it) is bad input, not a failure at run time.
+func validRules(c *config.Config) error {
+	if c.PacketMethods() {
+		if err := ruleSpec(c, rules.Native).Validate(); err != nil {
+			return errors.New(oneLine(err)) // "rules: invalid spec: ..."
+		}
+	}
+	if c.Has(portset.Name) {
+		if err := portSetSpec(c).Validate(); err != nil {
+			return fmt.Errorf("invalid port-set table: %s", oneLine(err))
+		}
+	}
+	return nil
+}
+
+// oneLine is err's message with its lines (errors.Join) joined by "; ".
+func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
 
 func probe() (rules.Mechanism, error) {
 	nft, err := nftables.New()

@@ -40,6 +40,10 @@ func runCmd() *cobra.Command {
 			if err != nil {
 				return nil, nil, err
 			}
+			// Before anything is set up: a ruleset Apply would refuse.
+			if err := validRules(c); err != nil {
+				return nil, nil, err
+			}
 			src, err := hostIDSource(c)
 			if err != nil {
 				return nil, nil, err
