@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -51,6 +52,13 @@ network namespace, as root.`,
 	asJSON := cmd.Flags().Bool("json", false, "print the report as JSON")
 	timeout := cmd.Flags().Duration("timeout", 2*time.Second, "how long to wait for the daemon's answer")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if *timeout <= 0 {
+			return cli.UsageErr(fmt.Errorf("--timeout: %v: want a positive duration", *timeout))
+		}
+		// As run takes status.socket: an absolute path (or empty, none).
+		if *socket != "" && !filepath.IsAbs(*socket) {
+			return cli.UsageErr(fmt.Errorf("--socket: %q is not an absolute path", *socket))
+		}
 		if *cfg != "" {
 			fs := pflag.NewFlagSet("config", pflag.ContinueOnError)
 			config.AddFlags(fs)
