@@ -7,8 +7,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/netip"
-	"reflect"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -118,7 +116,10 @@ func (d *packetDaemon) RefreshRuleset() {
 }
 
 // ruleSpec is the package's ruleSpec without the seqadj helper when the
-// kernel has none.
+// kernel has none. Not inlined: each copy of the Spec it returns costs the
+// router build (TestRouterBinarySize).
+//
+//go:noinline
 func (d *packetDaemon) ruleSpec(c *config.Config) rules.Spec {
 	s := ruleSpec(c, d.mech)
 	if d.noHelper {
@@ -499,15 +500,22 @@ func restartOnlyPortSet(old, c *config.Config) string {
 		return "mapping_log.file"
 	case logs && old.MappingLog != c.MappingLog:
 		return "mapping_log.destination"
-	case (ps || logs) && !slices.Equal(old.Inside, c.Inside):
+	case (ps || logs) && !same(old.Inside, c.Inside):
 		return "inside" // the mapping log's filter, the policy's inside hosts
 	case ps && old.Table != c.Table:
 		return "table" // the port-set table is <table>_portset
-	case ps && !reflect.DeepEqual(old.PortSet, c.PortSet):
+	case ps && !same(old.PortSet, c.PortSet):
 		return "port_set"
 	}
 	return ""
 }
+
+// same compares two configuration values as fmt prints them: every field,
+// addresses and prefixes canonically. reflect.DeepEqual would cost the
+// router build 8 kB, a comparison per field half of that.
+//
+//go:noinline
+func same(a, b any) bool { return fmt.Sprint(a) == fmt.Sprint(b) }
 
 // installed describes the ruleset of spec for the log.
 func installed(c *config.Config, spec rules.Spec, mech rules.Mechanism) string {

@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,7 +21,6 @@ import (
 	"github.com/natreveal/natreveal/config"
 	"github.com/natreveal/natreveal/conntrack"
 	"github.com/natreveal/natreveal/hostid"
-	"github.com/natreveal/natreveal/internal/cli"
 	methodportset "github.com/natreveal/natreveal/method/portset"
 	"github.com/natreveal/natreveal/rules"
 )
@@ -45,10 +45,10 @@ func portsetPlanCmd() *cobra.Command {
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		c, err := config.Load(cmd.Flags(), os.Getenv)
 		if err != nil {
-			return cli.UsageErr(err)
+			return usageErr(err)
 		}
 		if !c.HasPortSetPolicy() {
-			return cli.UsageErr(&config.Error{Key: "port_set.public", Msg: "no port-set policy configured (set port_set.public and port_set.block_size, or port_set.policy_file)"})
+			return usageErr(&config.Error{Key: "port_set.public", Msg: "no port-set policy configured (set port_set.public and port_set.block_size, or port_set.policy_file)"})
 		}
 		p := c.PortSet.Policy
 		out := cmd.OutOrStdout()
@@ -61,18 +61,19 @@ func portsetPlanCmd() *cobra.Command {
 			// RFC 7422 §3: the record, timestamped (UTC, the RFC's form).
 			rec, err := p.Record(time.Now().UTC())
 			if err != nil {
-				return cli.UsageErr(&config.Error{Key: "format", Msg: "rfc7422: this policy has no RFC 7422 record: " + err.Error()})
+				return usageErr(&config.Error{Key: "format", Msg: "rfc7422: this policy has no RFC 7422 record: " + err.Error()})
 			}
 			_, err = fmt.Fprintln(out, rec)
 			return err
 		case "nft":
-			if err := portSetSpec(c).Validate(); err != nil {
-				return cli.UsageErr(fmt.Errorf("invalid port-set table: %s", oneLine(err)))
+			spec := portSetSpec(c)
+			if err := spec.Validate(); err != nil {
+				return usageErr(errors.New("invalid port-set table: " + oneLine(err)))
 			}
-			_, err := io.WriteString(out, rules.PortSetText(portSetSpec(c)))
+			_, err := io.WriteString(out, rules.PortSetText(spec))
 			return err
 		}
-		return cli.UsageErr(&config.Error{Key: "format", Msg: fmt.Sprintf("%q is not json, rfc7422 or nft", *format)})
+		return usageErr(&config.Error{Key: "format", Msg: fmt.Sprintf("%q is not json, rfc7422 or nft", *format)})
 	}
 	return cmd
 }

@@ -29,7 +29,7 @@ func rulesCmd() *cobra.Command {
 	print.RunE = func(cmd *cobra.Command, _ []string) error {
 		c, err := config.Load(cmd.Flags(), os.Getenv)
 		if err != nil {
-			return cli.UsageErr(err)
+			return usageErr(err)
 		}
 		var m rules.Mechanism
 		switch *mech {
@@ -39,12 +39,12 @@ func rulesCmd() *cobra.Command {
 			m = rules.Compat
 		case "auto":
 		default:
-			return cli.UsageErr(fmt.Errorf("--mechanism: %q is not one of auto, native, compat", *mech))
+			return usageErr(fmt.Errorf("--mechanism: %q is not one of auto, native, compat", *mech))
 		}
 		if err := validRules(c); err != nil {
-			return cli.UsageErr(err)
+			return usageErr(err)
 		}
-		var b strings.Builder
+		text := fmt.Sprintf("# natreveal: no queue table: methods %v queue no packet\n", c.Methods)
 		if c.PacketMethods() {
 			if *mech == "auto" {
 				if m, err = probe(); err != nil {
@@ -52,14 +52,12 @@ func rulesCmd() *cobra.Command {
 					fmt.Fprintf(os.Stderr, "natreveal: cannot probe the kernel (%v); printing the native queue form\n", err)
 				}
 			}
-			b.WriteString(rules.Text(ruleSpec(c, m)))
-		} else {
-			fmt.Fprintf(&b, "# natreveal: no queue table: methods %v queue no packet\n", c.Methods)
+			text = rules.Text(ruleSpec(c, m))
 		}
 		if c.Has(portset.Name) {
-			b.WriteString(rules.PortSetText(portSetSpec(c)))
+			text += rules.PortSetText(portSetSpec(c))
 		}
-		_, err = io.WriteString(cmd.OutOrStdout(), b.String())
+		_, err = io.WriteString(cmd.OutOrStdout(), text)
 		return err
 	}
 	cmd.AddCommand(print, rulesRemoveCmd(), rulesCloseCmd())
@@ -128,13 +126,15 @@ func validRules(c *config.Config) error {
 	}
 	if c.Has(portset.Name) {
 		if err := portSetSpec(c).Validate(); err != nil {
-			return fmt.Errorf("invalid port-set table: %s", oneLine(err))
+			return errors.New("invalid port-set table: " + oneLine(err))
 		}
 	}
 	return nil
 }
 
 // oneLine is err's message with its lines (errors.Join) joined by "; ".
+//
+//go:noinline
 func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
 
 func probe() (rules.Mechanism, error) {

@@ -52,7 +52,7 @@ func runCmd() *cobra.Command {
 		}
 		c, src, err := load()
 		if err != nil {
-			return cli.UsageErr(err)
+			return usageErr(err)
 		}
 		return run(c, src, *statsEvery, load)
 	}

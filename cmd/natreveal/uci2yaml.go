@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/natreveal/natreveal/config"
-	"github.com/natreveal/natreveal/internal/cli"
 )
 
 // uci2yamlCmd turns OpenWrt's /etc/config/natreveal into the YAML file run
@@ -29,14 +29,14 @@ func uci2yamlCmd() *cobra.Command {
 		}
 		uci, err := os.ReadFile(in)
 		if err != nil {
-			return cli.UsageErr(err)
+			return usageErr(err)
 		}
 		if err := checkUCI(uci); err != nil {
-			return cli.UsageErr(err)
+			return usageErr(err)
 		}
 		y, err := config.FromUCI(bytes.NewReader(uci))
 		if err != nil {
-			return cli.UsageErr(err)
+			return usageErr(err)
 		}
 		if *out == "" {
 			_, err := cmd.OutOrStdout().Write(y)
@@ -66,74 +66,42 @@ func uci2yamlCmd() *cobra.Command {
 // for a single-value option, a second `config natreveal` section (its
 // options would be ignored, unknown ones too), and a section not named
 // main, whose enabled option the init script never reads (the service
-// would never start). Malformed lines are left to FromUCI.
+// would never start). Malformed lines are left to FromUCI; names are
+// plain words, quoted or not.
 func checkUCI(uci []byte) error {
-	single := map[string]bool{"enabled": true, "respawn_threshold": true, "respawn_timeout": true, "respawn_retry": true}
-	for _, k := range config.KeyList() {
-		if !strings.HasPrefix(k.Type, "list") {
-			single[strings.ReplaceAll(k.Name, ".", "_")] = true
-		}
-	}
 	sections, in := 0, false
 	for i, line := range strings.Split(string(uci), "\n") {
-		f := uciWords(line)
+		f := strings.Fields(line)
 		if len(f) < 2 {
 			continue
 		}
-		switch f[0] {
-		case "config":
-			if in = f[1] == "natreveal"; !in {
+		key, why := "uci", ""
+		switch name := strings.Trim(f[1], `'"`); {
+		case f[0] == "config":
+			if in = name == "natreveal"; !in {
 				continue
 			}
 			if sections++; sections > 1 {
-				return &config.Error{Key: "uci", Msg: fmt.Sprintf("line %d: a second `config natreveal` section; natreveal reads one, named main", i+1)}
+				why = "a second `config natreveal` section; natreveal reads one, named main"
+			} else if len(f) < 3 || strings.Trim(f[2], `'"`) != "main" {
+				why = "name the section main (config natreveal 'main'): the init script reads enabled from it"
 			}
-			if len(f) < 3 || f[2] != "main" {
-				return &config.Error{Key: "uci", Msg: fmt.Sprintf("line %d: name the section main (config natreveal 'main'): the init script reads enabled from it", i+1)}
-			}
-		case "list":
-			if in && single[f[1]] {
-				return &config.Error{Key: f[1], Msg: fmt.Sprintf("takes one value: write option %s, not list (line %d)", f[1], i+1)}
-			}
+		case f[0] == "list" && in && singleValue(name):
+			key, why = name, "takes one value: write option "+name+", not list"
+		}
+		if why != "" {
+			return &config.Error{Key: key, Msg: why + " (line " + strconv.Itoa(i+1) + ")"}
 		}
 	}
 	return nil
 }
 
-// uciWords splits a UCI line into words ('single' or "double" quoted,
-// backslash escapes, # comments) well enough for its statement and names;
-// nil on an unterminated quote (FromUCI reports it).
-func uciWords(line string) []string {
-	var out []string
-	var w strings.Builder
-	word := false
-	for i := 0; i < len(line); i++ {
-		switch c := line[i]; {
-		case c == '#' && !word:
-			return out
-		case c == ' ' || c == '\t' || c == '\r':
-			if word {
-				out, word = append(out, w.String()), false
-				w.Reset()
-			}
-		case c == '\'' || c == '"':
-			j := strings.IndexByte(line[i+1:], c)
-			if j < 0 {
-				return nil
-			}
-			w.WriteString(line[i+1 : i+1+j])
-			i, word = i+1+j, true
-		case c == '\\' && i+1 < len(line):
-			i++
-			w.WriteByte(line[i])
-			word = true
-		default:
-			w.WriteByte(c)
-			word = true
+// singleValue reports whether UCI option name is a key that is not a list.
+func singleValue(name string) bool {
+	for _, k := range config.KeyList() {
+		if strings.ReplaceAll(k.Name, ".", "_") == name {
+			return !strings.HasPrefix(k.Type, "list")
 		}
 	}
-	if word {
-		out = append(out, w.String())
-	}
-	return out
+	return false
 }

@@ -20,10 +20,10 @@ func TestUCI2YAML(t *testing.T) {
 	}{
 		{"good", good, ""},
 		{"other sections", "config other 'x'\n\tlist placement 'a'\n" + good, ""},
-		{"list for a single value", strings.Replace(good, "option placement", "list placement", 1), "natreveal: placement: takes one value"},
-		{"second section", good + "config natreveal 'second'\n\toption bogus '1'\n", "natreveal: uci: line 6: a second `config natreveal` section"},
-		{"anonymous section", strings.Replace(good, " 'main'", "", 1), "natreveal: uci: line 1: name the section main"},
-		{"other name", strings.Replace(good, "'main'", "\"router\"", 1), "natreveal: uci: line 1: name the section main"},
+		{"list for a single value", strings.Replace(good, "option placement", "list placement", 1), "natreveal: placement: takes one value: write option placement, not list (line 5)"},
+		{"second section", good + "config natreveal 'second'\n\toption bogus '1'\n", "natreveal: uci: a second `config natreveal` section; natreveal reads one, named main (line 6)"},
+		{"anonymous section", strings.Replace(good, " 'main'", "", 1), "natreveal: uci: name the section main"},
+		{"other name", strings.Replace(good, "'main'", "\"router\"", 1), "natreveal: uci: name the section main"},
 	} {
 		in := filepath.Join(t.TempDir(), "natreveal")
 		if err := os.WriteFile(in, []byte(c.uci), 0o644); err != nil {
