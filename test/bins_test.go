@@ -48,7 +48,7 @@ func TestCommandLine(t *testing.T) {
 		{binary, []string{"serve"}, 2, `natreveal: unknown command "serve" for "natreveal"`},
 		{binary, []string{"lab"}, 2, `natreveal: unknown command "lab" for "natreveal"`},
 		{binary, []string{"rules", "prnt"}, 2, `natreveal: unknown command "prnt" for "natreveal rules"; did you mean "print"?`},
-		{binary, []string{"check", "now"}, 2, `natreveal: unknown command "now" for "natreveal check"`},
+		{binary, []string{"check", "now"}, 2, `natreveal: check: takes no arguments (got "now")`},
 		{binary, []string{"run", "--queue-num", "x"}, 2, `natreveal: invalid argument "x" for "--queue-num" flag`},
 		{serverBinary(t), []string{"--version"}, 0, "natreveal-server "},
 		{serverBinary(t), []string{"serv"}, 2, `natreveal-server: unknown command "serv" for "natreveal-server"; did you mean "serve"?`},

@@ -70,3 +70,27 @@ func TestRulesPrintIsInstalledRuleset(t *testing.T) {
 	}
 	t.Logf("natreveal check:\n%s", out)
 }
+
+// A configuration whose keys pass but whose ruleset cannot be installed
+// (here overlapping inside prefixes) exits 2 with one line, from run before
+// anything is set up (no table, no metrics endpoint), from check and from
+// rules print, rather than failing at run time (exit 1, restarted forever).
+func TestInvalidRulesetIsUsage(t *testing.T) {
+	args := []string{"--inside", "100.64.0.0/24,100.64.0.0/16", "--methods", "tcp-option", "--table", "nrinvalid",
+		"--status-socket", "", "--metrics-listen", "127.0.0.1:0"}
+	for _, cmd := range [][]string{{"run"}, {"check"}, {"rules", "print", "--mechanism", "native"}} {
+		out, err := exec.Command(binary, append(cmd, args...)...).CombinedOutput()
+		ee, ok := err.(*exec.ExitError)
+		if !ok || ee.ExitCode() != 2 {
+			t.Errorf("%v: exit %v, want 2; output %q", cmd, err, out)
+			continue
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		if len(lines) != 1 || !strings.HasPrefix(lines[0], "natreveal: ") || !strings.Contains(lines[0], "overlap") {
+			t.Errorf("%v: output %q, want one line naming the overlap", cmd, out)
+		}
+	}
+	if out, err := exec.Command("nft", "list", "table", "ip", "nrinvalid").CombinedOutput(); err == nil {
+		t.Errorf("run installed a table:\n%s", out)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -226,4 +227,34 @@ func TestPortSetEveryHost(t *testing.T) {
 		t.Errorf("tables after stop:\n%s\n%s", tables, out)
 	}
 	t.Logf("%d hosts, %d deterministic, in %v", len(hosts), deterministic, time.Since(start).Round(time.Millisecond))
+}
+
+// A reload that changes port-set is refused, naming the key: run installed
+// the port-set table once, and `portset plan` would publish a policy the
+// kernel does not apply. The table stays as it was.
+func TestPortSetReloadNeedsRestart(t *testing.T) {
+	l := newLab(t)
+	file := filepath.Join(t.TempDir(), "natreveal.yaml")
+	write := func(size int) {
+		body := fmt.Sprintf("inside: [%s]\nmethods: [tcp-option, port-set]\nport_set:\n  public: [%s]\n  block_size: %d\n", lab.InsidePrefix, lab.NATPublic, size)
+		if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(256)
+	d := startDaemon(t, l, "--config", file)
+	before, err := l.Exec(l.NAT, "nft", "list", "table", "ip", "natreveal_portset")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, d.Output())
+	}
+	write(512)
+	d.Signal(syscall.SIGHUP)
+	d.waitLog(t, "reload failed, keeping the running configuration", 1)
+	if !strings.Contains(d.Output(), "port_set: changes only on a restart") {
+		t.Errorf("the refused reload does not name port_set:\n%s", d.Output())
+	}
+	if after, _ := l.Exec(l.NAT, "nft", "list", "table", "ip", "natreveal_portset"); after != before {
+		t.Errorf("the port-set table changed:\n%s\nwas:\n%s", after, before)
+	}
+	d.stop(t)
 }

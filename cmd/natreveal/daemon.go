@@ -20,6 +20,7 @@ import (
 	"github.com/natreveal/natreveal/hostid"
 	"github.com/natreveal/natreveal/method/ident"
 	"github.com/natreveal/natreveal/method/ipid"
+	"github.com/natreveal/natreveal/method/portset"
 	"github.com/natreveal/natreveal/queue"
 	"github.com/natreveal/natreveal/rules"
 )
@@ -115,7 +116,10 @@ func (d *packetDaemon) RefreshRuleset() {
 }
 
 // ruleSpec is the package's ruleSpec without the seqadj helper when the
-// kernel has none.
+// kernel has none. Not inlined: each copy of the Spec it returns costs the
+// router build (TestRouterBinarySize).
+//
+//go:noinline
 func (d *packetDaemon) ruleSpec(c *config.Config) rules.Spec {
 	s := ruleSpec(c, d.mech)
 	if d.noHelper {
@@ -447,7 +451,8 @@ func (d *packetDaemon) reload(c *config.Config, src hostid.Source) (string, erro
 }
 
 // restartOnly names a key whose change a reload cannot apply: the queues
-// are bound once, and ident, metrics and logging are set up at start.
+// are bound once, and ident, metrics, logging, the control socket, the
+// selected flows' table, port-set and the mapping log are set up at start.
 func restartOnly(old, c *config.Config) string {
 	switch {
 	case old.Queue != c.Queue:
@@ -472,9 +477,45 @@ func restartOnly(old, c *config.Config) string {
 		// Selection is IPv4 only: the selected flows' queues, bound at
 		// start, come and go with the IPv4 inside prefixes.
 		return "inside"
+	case old.Selects() && old.Flows.Max != c.Flows.Max:
+		// The selected flows in progress stay in their table (KeepStreams),
+		// sized and bounded by flows.max at start.
+		return "flows.max"
+	case old.Status != c.Status:
+		return "status.socket" // the control socket is served from start
+	}
+	return restartOnlyPortSet(old, c)
+}
+
+// restartOnlyPortSet names a key of port-set or the mapping log whose
+// change a reload cannot apply: run installs the port-set table and starts
+// the mapping log once (startPortSet), so `natreveal portset plan` would
+// publish a policy the kernel does not apply.
+func restartOnlyPortSet(old, c *config.Config) string {
+	ps, logs := old.Has(portset.Name), old.MappingLog.File != ""
+	switch {
+	case ps != c.Has(portset.Name):
+		return "methods"
+	case old.MappingLog.File != c.MappingLog.File:
+		return "mapping_log.file"
+	case logs && old.MappingLog != c.MappingLog:
+		return "mapping_log.destination"
+	case (ps || logs) && !same(old.Inside, c.Inside):
+		return "inside" // the mapping log's filter, the policy's inside hosts
+	case ps && old.Table != c.Table:
+		return "table" // the port-set table is <table>_portset
+	case ps && !same(old.PortSet, c.PortSet):
+		return "port_set"
 	}
 	return ""
 }
+
+// same compares two configuration values as fmt prints them: every field,
+// addresses and prefixes canonically. reflect.DeepEqual would cost the
+// router build 8 kB, a comparison per field half of that.
+//
+//go:noinline
+func same(a, b any) bool { return fmt.Sprint(a) == fmt.Sprint(b) }
 
 // installed describes the ruleset of spec for the log.
 func installed(c *config.Config, spec rules.Spec, mech rules.Mechanism) string {

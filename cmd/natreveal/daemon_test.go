@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/natreveal/natreveal/config"
 	"github.com/natreveal/natreveal/conntrack"
@@ -74,5 +77,54 @@ func TestDestroyedBeforeHandler(t *testing.T) {
 			OrigDst: netip.MustParseAddrPort("192.0.2.1:80"),
 			NATSrc:  netip.MustParseAddrPort("198.51.100.1:40000"),
 		})
+	}
+}
+
+// load is config.Load of flags alone.
+func load(t *testing.T, args ...string) *config.Config {
+	t.Helper()
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	config.AddFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Load(fs, func(string) string { return "" })
+	if err != nil {
+		t.Fatalf("%v: %v", args, err)
+	}
+	return c
+}
+
+// What run sets up once (the port-set table, the mapping log, the control
+// socket, the selected flows' table) a reload cannot change: it is refused
+// naming the key, rather than logged as reloaded and left as it was.
+func TestRestartOnlyStartPieces(t *testing.T) {
+	in := "--inside=100.64.0.0/24"
+	ps := []string{in, "--methods=tcp-option,port-set", "--port-set-public=192.0.2.1", "--port-set-block-size=256"}
+	for _, c := range []struct {
+		name     string
+		old, new []string
+		key      string
+	}{
+		{"port-set block size", ps, append(slices.Clone(ps[:3]), "--port-set-block-size=512"), "port_set"},
+		{"port-set public", ps, append(slices.Clone(ps[:2]), "--port-set-public=192.0.2.2", ps[3]), "port_set"},
+		{"port-set added", []string{in, "--methods=tcp-option"}, ps, "methods"},
+		{"port-set removed", ps, []string{in, "--methods=tcp-option"}, "methods"},
+		{"port-set table", ps, append(slices.Clone(ps), "--table=other"), "table"},
+		{"port-set inside", ps, append(slices.Clone(ps), "--inside=100.64.1.0/24"), "inside"},
+		{"port-set unchanged", ps, ps, ""},
+		{"mapping log on", []string{in, "--methods=tcp-option"}, []string{in, "--methods=tcp-option", "--mapping-log=-"}, "mapping_log.file"},
+		{"mapping log destination", []string{in, "--methods=tcp-option", "--mapping-log=-"},
+			[]string{in, "--methods=tcp-option", "--mapping-log=-", "--mapping-log-destination"}, "mapping_log.destination"},
+		{"mapping log inside", []string{in, "--methods=tcp-option", "--mapping-log=-"},
+			[]string{"--inside=100.64.1.0/24", "--methods=tcp-option", "--mapping-log=-"}, "inside"},
+		{"inside without mapping log", []string{in, "--methods=tcp-option"}, []string{"--inside=100.64.1.0/24", "--methods=tcp-option"}, ""},
+		{"status socket", []string{in, "--methods=tcp-option"}, []string{in, "--methods=tcp-option", "--status-socket=/run/other.sock"}, "status.socket"},
+		{"flows.max selecting", []string{in, "--methods=http-header"}, []string{in, "--methods=http-header", "--flows-max=1000"}, "flows.max"},
+		{"flows.max tracking", []string{in, "--methods=tcp-option"}, []string{in, "--methods=tcp-option", "--flows-max=1000"}, ""},
+	} {
+		if k := restartOnly(load(t, c.old...), load(t, c.new...)); k != c.key {
+			t.Errorf("%s: restartOnly = %q, want %q", c.name, k, c.key)
+		}
 	}
 }

@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,7 +21,6 @@ import (
 	"github.com/natreveal/natreveal/config"
 	"github.com/natreveal/natreveal/conntrack"
 	"github.com/natreveal/natreveal/hostid"
-	"github.com/natreveal/natreveal/internal/cli"
 	methodportset "github.com/natreveal/natreveal/method/portset"
 	"github.com/natreveal/natreveal/rules"
 )
@@ -38,17 +38,17 @@ func portsetPlanCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "plan",
 		Short: "Print the port-set mapping of the configuration as JSON (or the RFC 7422 one-line form)",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 	}
 	config.AddFlags(cmd.Flags())
 	format := cmd.Flags().String("format", "json", "json (policy, blocks, hosts that are not deterministic), rfc7422 (one line) or nft (the table run installs: with port_set.public beside port_set.policy_file, only this box's blocks)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		c, err := config.Load(cmd.Flags(), os.Getenv)
 		if err != nil {
-			return cli.UsageErr(err)
+			return usageErr(err)
 		}
 		if !c.HasPortSetPolicy() {
-			return cli.UsageErr(&config.Error{Key: "port_set.public", Msg: "no port-set policy configured (set port_set.public and port_set.block_size, or port_set.policy_file)"})
+			return usageErr(&config.Error{Key: "port_set.public", Msg: "no port-set policy configured (set port_set.public and port_set.block_size, or port_set.policy_file)"})
 		}
 		p := c.PortSet.Policy
 		out := cmd.OutOrStdout()
@@ -61,15 +61,19 @@ func portsetPlanCmd() *cobra.Command {
 			// RFC 7422 §3: the record, timestamped (UTC, the RFC's form).
 			rec, err := p.Record(time.Now().UTC())
 			if err != nil {
-				return cli.UsageErr(&config.Error{Key: "format", Msg: "rfc7422: this policy has no RFC 7422 record: " + err.Error()})
+				return usageErr(&config.Error{Key: "format", Msg: "rfc7422: this policy has no RFC 7422 record: " + err.Error()})
 			}
 			_, err = fmt.Fprintln(out, rec)
 			return err
 		case "nft":
-			_, err := io.WriteString(out, rules.PortSetText(portSetSpec(c)))
+			spec := portSetSpec(c)
+			if err := spec.Validate(); err != nil {
+				return usageErr(errors.New("invalid port-set table: " + oneLine(err)))
+			}
+			_, err := io.WriteString(out, rules.PortSetText(spec))
 			return err
 		}
-		return cli.UsageErr(&config.Error{Key: "format", Msg: fmt.Sprintf("%q is not json, rfc7422 or nft", *format)})
+		return usageErr(&config.Error{Key: "format", Msg: fmt.Sprintf("%q is not json, rfc7422 or nft", *format)})
 	}
 	return cmd
 }

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"os"
+	"strings"
 
 	"github.com/google/nftables"
 	"github.com/spf13/cobra"
@@ -10,6 +13,7 @@ import (
 
 	"github.com/natreveal/natreveal/config"
 	"github.com/natreveal/natreveal/internal/cli"
+	"github.com/natreveal/natreveal/method/portset"
 	"github.com/natreveal/natreveal/rules"
 )
 
@@ -17,15 +21,15 @@ func rulesCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "rules", Short: "Show the nftables ruleset natreveal installs"}
 	print := &cobra.Command{
 		Use:   "print",
-		Short: "Print the exact ruleset `run` would install, as nft text",
-		Args:  cobra.NoArgs,
+		Short: "Print the exact ruleset `run` would install, as nft text (every table: the queue table, the port-set table); exit 2 when it cannot be installed",
+		Args:  noArgs,
 	}
 	config.AddFlags(print.Flags())
 	mech := print.Flags().String("mechanism", "auto", "queue mechanism: auto (probe this kernel), native, compat")
 	print.RunE = func(cmd *cobra.Command, _ []string) error {
 		c, err := config.Load(cmd.Flags(), os.Getenv)
 		if err != nil {
-			return cli.UsageErr(err)
+			return usageErr(err)
 		}
 		var m rules.Mechanism
 		switch *mech {
@@ -34,15 +38,27 @@ func rulesCmd() *cobra.Command {
 		case "compat":
 			m = rules.Compat
 		case "auto":
-			if m, err = probe(); err != nil {
-				m = rules.Native
-				fmt.Fprintf(os.Stderr, "natreveal: cannot probe the kernel (%v); printing the native queue form\n", err)
-			}
 		default:
-			return cli.UsageErr(fmt.Errorf("--mechanism: %q is not one of auto, native, compat", *mech))
+			return usageErr(fmt.Errorf("--mechanism: %q is not one of auto, native, compat", *mech))
 		}
-		fmt.Fprint(cmd.OutOrStdout(), rules.Text(ruleSpec(c, m)))
-		return nil
+		if err := validRules(c); err != nil {
+			return usageErr(err)
+		}
+		text := fmt.Sprintf("# natreveal: no queue table: methods %v queue no packet\n", c.Methods)
+		if c.PacketMethods() {
+			if *mech == "auto" {
+				if m, err = probe(); err != nil {
+					m = rules.Native
+					fmt.Fprintf(os.Stderr, "natreveal: cannot probe the kernel (%v); printing the native queue form\n", err)
+				}
+			}
+			text = rules.Text(ruleSpec(c, m))
+		}
+		if c.Has(portset.Name) {
+			text += rules.PortSetText(portSetSpec(c))
+		}
+		_, err = io.WriteString(cmd.OutOrStdout(), text)
+		return err
 	}
 	cmd.AddCommand(print, rulesRemoveCmd(), rulesCloseCmd())
 	return cmd
@@ -64,7 +80,7 @@ func rulesCloseCmd() *cobra.Command {
 }
 
 func rulesEndCmd(use, short string, closing bool) *cobra.Command {
-	cmd := &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs}
+	cmd := &cobra.Command{Use: use, Short: short, Args: noArgs}
 	cfg := cmd.Flags().String("config", "", "take the table name (and, for close, the methods and marks) from this configuration file")
 	table := cmd.Flags().String("table", rules.DefaultTable, "table name (when no --config, or when the file is unreadable)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -97,6 +113,29 @@ func rulesEndCmd(use, short string, closing bool) *cobra.Command {
 	}
 	return cmd
 }
+
+// validRules checks what run would install for c, the queue table (its
+// rules.Spec) and the port-set table, before anything is set up: a
+// configuration whose keys are each valid but whose ruleset is not (rules.
+// Apply would refuse it) is bad input, not a failure at run time.
+func validRules(c *config.Config) error {
+	if c.PacketMethods() {
+		if err := ruleSpec(c, rules.Native).Validate(); err != nil {
+			return errors.New(oneLine(err)) // "rules: invalid spec: ..."
+		}
+	}
+	if c.Has(portset.Name) {
+		if err := portSetSpec(c).Validate(); err != nil {
+			return errors.New("invalid port-set table: " + oneLine(err))
+		}
+	}
+	return nil
+}
+
+// oneLine is err's message with its lines (errors.Join) joined by "; ".
+//
+//go:noinline
+func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
 
 func probe() (rules.Mechanism, error) {
 	nft, err := nftables.New()

@@ -28,7 +28,7 @@ func runCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Install the ruleset and mark packets until stopped (SIGINT/SIGTERM remove the ruleset, SIGHUP reloads)",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 	}
 	config.AddFlags(cmd.Flags()) // --config and a flag for every key
 	statsEvery := cmd.Flags().Duration("stats-interval", 0, "log counters this often (0: only at exit)")
@@ -40,6 +40,10 @@ func runCmd() *cobra.Command {
 			if err != nil {
 				return nil, nil, err
 			}
+			// Before anything is set up: a ruleset Apply would refuse.
+			if err := validRules(c); err != nil {
+				return nil, nil, err
+			}
 			src, err := hostIDSource(c)
 			if err != nil {
 				return nil, nil, err
@@ -48,7 +52,7 @@ func runCmd() *cobra.Command {
 		}
 		c, src, err := load()
 		if err != nil {
-			return cli.UsageErr(err)
+			return usageErr(err)
 		}
 		return run(c, src, *statsEvery, load)
 	}

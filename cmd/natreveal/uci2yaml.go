@@ -1,14 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/natreveal/natreveal/config"
-	"github.com/natreveal/natreveal/internal/cli"
 )
 
 // uci2yamlCmd turns OpenWrt's /etc/config/natreveal into the YAML file run
@@ -25,14 +27,16 @@ func uci2yamlCmd() *cobra.Command {
 		if len(args) == 1 {
 			in = args[0]
 		}
-		f, err := os.Open(in)
+		uci, err := os.ReadFile(in)
 		if err != nil {
-			return cli.UsageErr(err)
+			return usageErr(err)
 		}
-		defer f.Close()
-		y, err := config.FromUCI(f)
+		if err := checkUCI(uci); err != nil {
+			return usageErr(err)
+		}
+		y, err := config.FromUCI(bytes.NewReader(uci))
 		if err != nil {
-			return cli.UsageErr(err)
+			return usageErr(err)
 		}
 		if *out == "" {
 			_, err := cmd.OutOrStdout().Write(y)
@@ -56,4 +60,48 @@ func uci2yamlCmd() *cobra.Command {
 		return nil
 	}
 	return cmd
+}
+
+// checkUCI rejects what config.FromUCI would let pass unnoticed: a list
+// for a single-value option, a second `config natreveal` section (its
+// options would be ignored, unknown ones too), and a section not named
+// main, whose enabled option the init script never reads (the service
+// would never start). Malformed lines are left to FromUCI; names are
+// plain words, quoted or not.
+func checkUCI(uci []byte) error {
+	sections, in := 0, false
+	for i, line := range strings.Split(string(uci), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		key, why := "uci", ""
+		switch name := strings.Trim(f[1], `'"`); {
+		case f[0] == "config":
+			if in = name == "natreveal"; !in {
+				continue
+			}
+			if sections++; sections > 1 {
+				why = "a second `config natreveal` section; natreveal reads one, named main"
+			} else if len(f) < 3 || strings.Trim(f[2], `'"`) != "main" {
+				why = "name the section main (config natreveal 'main'): the init script reads enabled from it"
+			}
+		case f[0] == "list" && in && singleValue(name):
+			key, why = name, "takes one value: write option "+name+", not list"
+		}
+		if why != "" {
+			return &config.Error{Key: key, Msg: why + " (line " + strconv.Itoa(i+1) + ")"}
+		}
+	}
+	return nil
+}
+
+// singleValue reports whether UCI option name is a key that is not a list.
+func singleValue(name string) bool {
+	for _, k := range config.KeyList() {
+		if strings.ReplaceAll(k.Name, ".", "_") == name {
+			return !strings.HasPrefix(k.Type, "list")
+		}
+	}
+	return false
 }
