@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cast"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+	"go.yaml.in/yaml/v3"
 )
 
 // Load reads the configuration: the defaults of Keys, then the file named by
@@ -63,9 +64,18 @@ func loadKeys(fs *pflag.FlagSet, getenv func(string) string) (*Keys, error) {
 		if fi.Mode().Perm()&0o002 != 0 {
 			return nil, bad("config", "%s is writable by every user (mode %04o); remove that (chmod o-w)", file, fi.Mode().Perm())
 		}
-		v.SetConfigFile(file)
-		v.SetConfigType("yaml")
-		if err := v.ReadInConfig(); err != nil {
+		// Read here, not with viper's ReadInConfig: its codec registry
+		// would link every format viper knows (TOML, dotenv: about 100 KB
+		// of the router binary) for the one natreveal reads.
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, bad("config", "cannot read %s: %v", file, err)
+		}
+		m := map[string]any{}
+		if err := yaml.Unmarshal(b, &m); err != nil {
+			return nil, bad("config", "%s: %v", file, err)
+		}
+		if err := v.MergeConfigMap(m); err != nil {
 			return nil, bad("config", "%s: %v", file, err)
 		}
 	}

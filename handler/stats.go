@@ -64,6 +64,7 @@ const (
 	SelUploadFailed     = queue.SelUploadFailed
 	SelReopened         = queue.SelReopened
 	SelSwept            = queue.SelSwept
+	TablesRestored      = queue.TablesRestored
 	numReasons          = queue.NumReasons
 )
 
@@ -100,8 +101,15 @@ func (s *Stats) Get(r Reason) uint64 {
 // SetRuleset stores the ruleset's totals: tracked flows the steer chain
 // ended and SYN-ACKs whose MSS the mss chain lowered (rules.Spec.Track).
 func (s *Stats) SetRuleset(done, mss uint64) {
-	s.ruleDone.Store(done)
-	s.ruleMSS.Store(mss)
+	// They only grow: a table deleted under the daemon reads as 0 until
+	// it is back (cmd/natreveal keep.go), and a total must not go down.
+	storeMax(&s.ruleDone, done)
+	storeMax(&s.ruleMSS, mss)
+}
+
+func storeMax(a *atomic.Uint64, v uint64) {
+	for o := a.Load(); v > o && !a.CompareAndSwap(o, v); o = a.Load() {
+	}
 }
 
 // Ruleset returns the totals SetRuleset stored.

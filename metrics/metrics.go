@@ -62,6 +62,8 @@ var (
 		"Flow tracking events: tracked, done, full (table at its cap), untracked, evicted.", "event")
 	descFlows = gaugeFamily("natreveal_flows_tracked",
 		"UDP flows whose first datagrams the daemon follows right now (the ruleset follows TCP flows).")
+	descRestored = counterFamily("natreveal_tables_restored_total",
+		"Times natreveal put its tables back after something else deleted them (a firewall reload's flush ruleset).")
 	descMSS = counterFamily("natreveal_mss_lowered_total",
 		"SYN-ACKs whose MSS was lowered to make room for the option (by the ruleset for tracked flows).")
 	descCtLookups = counterFamily("natreveal_conntrack_lookups_total",
@@ -182,6 +184,7 @@ func (c *Collector) collect(e *exposition) error {
 				counter(descFlowEvents, st.Get(ev.r), ev.name)
 			}
 			counter(descMSS, st.Get(handler.MSSLowered))
+			counter(descRestored, st.Get(handler.TablesRestored))
 			for _, ev := range events {
 				for _, name := range ev.names {
 					counter(ev.f, st.Event(ev.name, name), name)

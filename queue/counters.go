@@ -55,6 +55,7 @@ const (
 	SelUploadFailed                   // uploads set elements that could not be added (the body stays queued) or removed
 	SelSwept                          // selected flows (and handed-off tombstones) freed by the age sweep: conntrack no longer held them, their destroy event was lost
 	SelReopened                       // destroy events of an older conntrack entry of a selected flow's tuple (a SYN reopened it): the state of the flow there now kept
+	TablesRestored                    // natreveal's tables put back after something else deleted them (a firewall reload)
 	NumReasons
 )
 
@@ -69,6 +70,7 @@ var reasonNames = [NumReasons]string{
 	"select-kernel-acks", "select-user-acks", "select-reset",
 	"backlog-dropped", "select-host-full", "http-refused", "proxy-bad-header",
 	"select-uploads", "select-upload-failed", "select-swept", "select-reopened",
+	"tables-restored",
 }
 
 func (r Reason) String() string { return reasonNames[r] }

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/google/nftables"
@@ -90,7 +91,8 @@ func portSetSpec(c *config.Config) rules.PortSetSpec {
 // startPortSet installs the port-set table (method port-set) and starts the
 // mapping log (mapping_log.file), for run. The returned function stops the
 // log and removes the table; call it once.
-func startPortSet(ctx context.Context, c *config.Config, src hostid.Source, log *slog.Logger) (func(), error) {
+func startPortSet(ctx context.Context, c *config.Config, src hostid.Source, log *slog.Logger) (undoAll func(), restore func() bool, err error) {
+	restore = func() bool { return false }
 	var undo []func()
 	done := func() {
 		for i := len(undo) - 1; i >= 0; i-- {
@@ -100,11 +102,11 @@ func startPortSet(ctx context.Context, c *config.Config, src hostid.Source, log 
 	if c.Has(methodportset.Name) {
 		nft, err := nftables.New()
 		if err != nil {
-			return nil, fmt.Errorf("nftables: %w", err)
+			return nil, nil, fmt.Errorf("nftables: %w", err)
 		}
 		spec := portSetSpec(c)
 		if err := rules.ApplyPortSet(nft, spec); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		// RFC 7422 §3: a record of the mapping parameters whenever they
 		// change, here whenever the table is installed, and once a day.
@@ -120,7 +122,35 @@ func startPortSet(ctx context.Context, c *config.Config, src hostid.Source, log 
 		dctx, stopDaily := context.WithCancel(ctx)
 		go repeat(dctx, policyLogEvery, func() { log.Info("port-set: policy", "rfc7422", record()) })
 		undo = append(undo, stopDaily)
+		var mu sync.Mutex // nft, stopped
+		stopped := false
+		// Without its table the kernel's masquerade picks the ports, and
+		// the published plan no longer names the host behind them.
+		restore = func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			if stopped {
+				return false
+			}
+			gone, err := rules.Missing(nft, []string{spec.TableName()})
+			if err != nil || len(gone) == 0 {
+				if err != nil {
+					log.Warn("port-set: checking the table", "err", err)
+				}
+				return false
+			}
+			if err := rules.ApplyPortSet(nft, spec); err != nil {
+				log.Error("port-set: table "+spec.TableName()+" was deleted while natreveal runs, and putting it back failed", "err", err)
+				return false
+			}
+			log.Warn("port-set: table "+spec.TableName()+" was deleted while natreveal runs (a firewall reload?): installed again",
+				"rfc7422", record())
+			return true
+		}
 		undo = append(undo, func() {
+			mu.Lock()
+			defer mu.Unlock()
+			stopped = true
 			if err := rules.RemovePortSet(nft, spec.Table); err != nil {
 				log.Error("port-set: removing the table", "err", err)
 			}
@@ -132,7 +162,7 @@ func startPortSet(ctx context.Context, c *config.Config, src hostid.Source, log 
 			fh, err := os.OpenFile(f, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 			if err != nil {
 				done()
-				return nil, &config.Error{Key: "mapping_log.file", Msg: err.Error()}
+				return nil, nil, &config.Error{Key: "mapping_log.file", Msg: err.Error()}
 			}
 			undo = append(undo, func() { fh.Close() })
 			w = fh
@@ -155,13 +185,13 @@ func startPortSet(ctx context.Context, c *config.Config, src hostid.Source, log 
 		if err != nil {
 			cancel()
 			done()
-			return nil, err
+			return nil, nil, err
 		}
 		// Give the event goroutine a moment to drain before the file closes.
 		undo = append(undo, func() { cancel(); time.Sleep(50 * time.Millisecond) })
 		log.Info("mapping log: writing", "file", f, "destination", c.MappingLog.Destination)
 	}
-	return done, nil
+	return done, restore, nil
 }
 
 // policyLogEvery is how often a running port-set logs its RFC 7422 record

@@ -122,16 +122,24 @@ func run(c *config.Config, src hostid.Source, statsEvery time.Duration, load fun
 		}
 	}
 
+	// What puts the tables back when something else deletes them
+	// (keep.go): the packet path's once installed, and port-set's.
+	tables := keeper{log: slogger, watch: func() (<-chan string, func(), error) { return rules.WatchDeleted(0) }, checks: []func() bool{d.restore},
+		restored: func() { st.Inc(handler.TablesRestored) }, settle: 10 * time.Millisecond, retry: 10 * time.Second}
 	// port-set (RFC 7422 SNAT blocks) and the mapping log: no queue needed.
 	if c.Has(portset.Name) || c.MappingLog.File != "" {
-		undo, err := startPortSet(ctx, c, d.src, slogger)
+		undo, restore, err := startPortSet(ctx, c, d.src, slogger)
 		if err != nil {
 			return err
 		}
 		defer undo()
-		if !c.PacketMethods() && !c.Has(ident.Name) {
-			return waitPortSetOnly(ctx, hup, slogger, notify.ready, notify.stopping)
-		}
+		tables.checks = append(tables.checks, restore)
+	}
+	if c.Has(portset.Name) || c.PacketMethods() {
+		go tables.run(ctx)
+	}
+	if (c.Has(portset.Name) || c.MappingLog.File != "") && !c.PacketMethods() && !c.Has(ident.Name) {
+		return waitPortSetOnly(ctx, hup, slogger, notify.ready, notify.stopping)
 	}
 
 	if c.Has(ident.Name) {
