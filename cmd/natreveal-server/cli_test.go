@@ -149,3 +149,11 @@ func TestPortsetLookupHelp(t *testing.T) {
 		t.Errorf("help: exit %d\n%s", code, out)
 	}
 }
+
+// guard install: --nat with host bits set and an option type of 0 are bad
+// input, refused before any netlink.
+func TestGuardInstallInput(t *testing.T) {
+	wantUsage(t, []string{"guard", "install", "--table", "natreveal_test_unused", "--nat", "100.64.0.1/10"}, "--nat: 100.64.0.1/10 has host bits set", "100.64.0.0/10")
+	wantUsage(t, []string{"guard", "install", "--table", "natreveal_test_unused", "--nat", "192.0.2.1", "--ip-option-type", "0"}, "--ip-option-type: 0 is not")
+	wantUsage(t, []string{"guard", "install", "--table", "natreveal_test_unused", "--nat", "2001:db8::1", "--dest-opt-type", "0"}, "--dest-opt-type: 0x0 is not")
+}
