@@ -64,7 +64,9 @@ func (c *Config) Validate() error {
 		if !p.IsValid() {
 			return badInput("--nat: invalid prefix")
 		}
-		c.NAT[i] = p.Masked()
+		if p != p.Masked() { // as natreveal's inside does
+			return badInput("--nat: %s has host bits set (did you mean %s?)", p, p.Masked())
+		}
 		for _, q := range c.NAT[:i] {
 			if q.Overlaps(c.NAT[i]) {
 				return badInput("--nat: %s overlaps %s", c.NAT[i], q)
@@ -87,8 +89,8 @@ func (c *Config) Validate() error {
 		if len(m.Decoder.Types) == 0 {
 			continue
 		}
-		t := c.Types[name]
-		if t == 0 {
+		t, ok := c.Types[name]
+		if !ok {
 			t = m.Decoder.Types[0]
 		}
 		if !slices.Contains(m.Decoder.Types, t) {

@@ -16,6 +16,7 @@ package mapping
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -38,29 +39,48 @@ type Record struct {
 	Node       string    `json:"-"` // the log it came from
 }
 
-// Read parses a mapping log; node names it in the bindings.
+// LineError is a line of a mapping log that is not a record: the file is
+// not a mapping log, or a damaged one.
+type LineError struct {
+	Node string // the log
+	Line int    // from 1
+	Err  error
+}
+
+func (e *LineError) Error() string {
+	return fmt.Sprintf("mapping log %s line %d: %v", e.Node, e.Line, e.Err)
+}
+
+func (e *LineError) Unwrap() error { return e.Err }
+
+// Read parses a mapping log; node names it in the bindings. A line that is
+// not a record is a *LineError; a failed read any other error.
 func Read(r io.Reader, node string) ([]Record, error) {
 	var out []Record
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for n := 1; sc.Scan(); n++ {
+	n := 1
+	for ; sc.Scan(); n++ {
 		if len(sc.Bytes()) == 0 {
 			continue
 		}
 		var rec Record
 		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
-			return nil, fmt.Errorf("mapping log %s line %d: %w", node, n, err)
+			return nil, &LineError{node, n, err}
 		}
 		if rec.Event != "new" && rec.Event != "destroy" {
-			return nil, fmt.Errorf("mapping log %s line %d: event %q is not new or destroy", node, n, rec.Event)
+			return nil, &LineError{node, n, fmt.Errorf("event %q is not new or destroy", rec.Event)}
 		}
 		if _, err := netip.ParseAddr(rec.Public); err != nil {
-			return nil, fmt.Errorf("mapping log %s line %d: public: %w", node, n, err)
+			return nil, &LineError{node, n, fmt.Errorf("public: %w", err)}
 		}
 		rec.Node = node
 		out = append(out, rec)
 	}
-	if err := sc.Err(); err != nil {
+	switch err := sc.Err(); {
+	case errors.Is(err, bufio.ErrTooLong):
+		return nil, &LineError{node, n, err}
+	case err != nil:
 		return nil, fmt.Errorf("mapping log %s: %w", node, err)
 	}
 	return out, nil

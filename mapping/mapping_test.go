@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"errors"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -117,8 +118,15 @@ func TestReadRejects(t *testing.T) {
 		`{"time":"2026-06-01T09:00:00Z","event":"update","public":"192.0.2.1"}`,
 		`{"time":"2026-06-01T09:00:00Z","event":"new","public":"nope"}`,
 	} {
-		if _, err := Read(strings.NewReader(in), "a"); err == nil {
-			t.Errorf("%s: no error", in)
+		var le *LineError
+		if _, err := Read(strings.NewReader(in), "a"); !errors.As(err, &le) || le.Line != 1 || !strings.HasPrefix(err.Error(), "mapping log a line 1: ") {
+			t.Errorf("%s: %v, want a *LineError for line 1", in, err)
 		}
+	}
+	// A line too long for the reader names its line too.
+	long := line(1, "new", "100.64.0.2", 40000, "192.0.2.1", 3000) + "\n\n" + strings.Repeat("x", 2<<20)
+	var le *LineError
+	if _, err := Read(strings.NewReader(long), "a"); !errors.As(err, &le) || le.Line != 3 {
+		t.Errorf("a long line: %v, want a *LineError for line 3", err)
 	}
 }

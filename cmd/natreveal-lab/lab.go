@@ -83,6 +83,15 @@ earlier run that was killed. Needs root, ip, nft.`,
 		default:
 			return cli.UsageErr(fmt.Errorf("--format: %q: want compact, markdown or auto", *format))
 		}
+		// The files are written after the whole run: a path that cannot
+		// take them is said now, not after the results are measured.
+		for _, out := range []struct{ flag, path string }{{"--markdown", *md}, {"--json", *js}, {"--html", *page}} {
+			if out.path != "" {
+				if err := cli.CheckOutput(out.flag, out.path); err != nil {
+					return err
+				}
+			}
+		}
 		if *verbose {
 			o.Log = cmd.ErrOrStderr()
 		} else {

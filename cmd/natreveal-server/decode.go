@@ -66,6 +66,9 @@ func decodeFile(path string, d *reveal.Decoder, all bool, format reveal.Format, 
 		return 0, cli.UsageErr(fmt.Errorf("decode: %v", err))
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.IsDir() {
+		return 0, cli.UsageErr(fmt.Errorf("decode: %s is a directory, not a capture file", path))
+	}
 	br := bufio.NewReaderSize(f, 1<<16)
 	src, linkType, err := openCapture(br)
 	if err != nil {

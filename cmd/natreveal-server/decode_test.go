@@ -300,6 +300,9 @@ func TestDecodeBadFile(t *testing.T) {
 		if !strings.Contains(err.Error(), path) {
 			t.Errorf("%s: error %q does not name the file", path, err)
 		}
+		if path == dir && !strings.Contains(err.Error(), "is a directory") {
+			t.Errorf("%s: error %q does not say it is a directory", path, err)
+		}
 		t.Logf("%v", err)
 	}
 }

@@ -89,6 +89,9 @@ func guardCmd() *cobra.Command {
 				return cli.UsageErr(fmt.Errorf("--limit: %w", err))
 			}
 		}
+		if err := c.Validate(); err != nil { // before any netlink
+			return run(err)
+		}
 		nc, err := conn()
 		if err != nil {
 			return err

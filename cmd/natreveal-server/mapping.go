@@ -6,14 +6,18 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/natreveal/natreveal/config"
+	"github.com/natreveal/natreveal/conntrack"
 	"github.com/natreveal/natreveal/internal/cli"
 	"github.com/natreveal/natreveal/mapping"
 )
@@ -30,17 +34,21 @@ func mappingCmd() *cobra.Command {
 // readLogs reads and merges the logs named by --log.
 func readLogs(files []string) ([]mapping.Binding, error) {
 	if len(files) == 0 {
-		return nil, cli.UsageErr(&config.Error{Key: "log", Msg: "required: one mapping log per node (mapping_log.file)"})
+		return nil, cli.UsageErr(&config.Error{Key: "--log", Msg: "required: one mapping log per node (mapping_log.file)"})
 	}
 	var logs [][]mapping.Record
 	for _, f := range files {
 		fh, err := os.Open(f)
 		if err != nil {
-			return nil, cli.UsageErr(&config.Error{Key: "log", Msg: err.Error()})
+			return nil, cli.UsageErr(&config.Error{Key: "--log", Msg: err.Error()})
 		}
 		recs, err := mapping.Read(fh, f)
 		fh.Close()
-		if err != nil {
+		var le *mapping.LineError
+		switch {
+		case errors.As(err, &le): // not a mapping log, or a damaged one
+			return nil, cli.UsageErr(err)
+		case err != nil:
 			return nil, cli.Failed(err)
 		}
 		logs = append(logs, recs)
@@ -87,15 +95,19 @@ func mappingLookupCmd() *cobra.Command {
 		Args:  cobra.MinimumNArgs(1),
 	}
 	logs := cmd.Flags().StringArray("log", nil, "a node's mapping log (repeat for each node)")
-	proto := cmd.Flags().String("proto", "tcp", "protocol: tcp, udp, ...")
+	protoFlag := cmd.Flags().String("proto", "tcp", "protocol as the log names it: tcp, udp, sctp, icmp, ipv6-icmp or a protocol number")
 	atFlag := cmd.Flags().String("at", "", "time of the lookup, RFC 3339 (default: now)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		t := time.Now()
 		if *atFlag != "" {
 			var err error
 			if t, err = time.Parse(time.RFC3339Nano, *atFlag); err != nil {
-				return cli.UsageErr(&config.Error{Key: "at", Msg: fmt.Sprintf("%q is not an RFC 3339 time", *atFlag)})
+				return cli.UsageErr(&config.Error{Key: "--at", Msg: fmt.Sprintf("%q is not an RFC 3339 time", *atFlag)})
 			}
+		}
+		proto, err := mappingProto(*protoFlag)
+		if err != nil {
+			return err
 		}
 		var aps []netip.AddrPort
 		for _, a := range args {
@@ -112,7 +124,7 @@ func mappingLookupCmd() *cobra.Command {
 		enc := json.NewEncoder(cmd.OutOrStdout())
 		missing := 0
 		for _, ap := range aps {
-			found := mapping.Lookup(bs, *proto, ap, t)
+			found := mapping.Lookup(bs, proto, ap, t)
 			r := mappingAnswer{Public: ap.String(), Time: t.UTC().Format(time.RFC3339Nano), Bindings: found}
 			switch hosts := mapping.Hosts(found); len(hosts) {
 			case 0:
@@ -134,4 +146,19 @@ func mappingLookupCmd() *cobra.Command {
 		return nil
 	}
 	return cmd
+}
+
+// mappingProto reads --proto as a mapping log spells protocols
+// (conntrack.ProtoName): a name in any case, or a number 0-255.
+func mappingProto(s string) (string, error) {
+	l := strings.ToLower(s)
+	if n, err := strconv.ParseUint(l, 10, 8); err == nil {
+		return conntrack.ProtoName(uint8(n)), nil
+	}
+	for p := range 256 {
+		if conntrack.ProtoName(uint8(p)) == l {
+			return l, nil
+		}
+	}
+	return "", cli.UsageErr(&config.Error{Key: "--proto", Msg: fmt.Sprintf("%q is not a protocol: tcp, udp, sctp, icmp, ipv6-icmp or a number 0-255", s)})
 }

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -15,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/natreveal/natreveal/internal/cli"
+	"github.com/natreveal/natreveal/internal/unixsock"
 	"github.com/natreveal/natreveal/observe"
 	"github.com/natreveal/natreveal/reveal"
 )
@@ -75,6 +74,11 @@ the host behind the NAT.`,
 		if *recentMax <= 0 || *recentTTL <= 0 {
 			return cli.UsageErr(fmt.Errorf("--recent-max and --recent-ttl must be positive"))
 		}
+		if *control != "" {
+			if err := unixsock.CheckPath(*control); err != nil {
+				return cli.UsageErr(fmt.Errorf("--control: %w", err))
+			}
+		}
 		ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
 		recent := observe.NewRecent(*recentMax, *recentTTL)
@@ -108,24 +112,16 @@ the host behind the NAT.`,
 }
 
 // listenControl binds the control socket at path: a socket file left by a
-// killed observe is replaced; one another observe answers on is refused.
+// killed observe is replaced; one another observe answers on, or a file
+// that is not a socket, is refused (exit 2) and left alone.
 func listenControl(path string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("--control: %w", err)
-	}
-	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-		c.Close()
+	ln, err := unixsock.Listen(path, time.Second)
+	switch {
+	case errors.Is(err, unixsock.ErrInUse):
 		return nil, cli.UsageErr(fmt.Errorf("--control: another observe answers on %s (choose another --control)", path))
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("--control: %w", err)
-	}
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("--control: %w", err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil { // who answers root only
-		ln.Close()
+	case errors.Is(err, unixsock.ErrNotSocket):
+		return nil, cli.UsageErr(fmt.Errorf("--control: %w: choose another path", err))
+	case err != nil:
 		return nil, fmt.Errorf("--control: %w", err)
 	}
 	return ln, nil

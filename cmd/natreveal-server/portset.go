@@ -34,21 +34,21 @@ func portsetLookupCmd() *cobra.Command {
 		Short: "Name the inside host (and its HOST_ID) that used a public address:port",
 		Args:  cobra.MinimumNArgs(1),
 	}
-	policy := cmd.Flags().String("policy", "", "published policy: JSON from `portset plan`, or its RFC 7422 line (required)")
+	policy := cmd.Flags().String("policy", "", "`FILE` of the published policy: the JSON natreveal portset plan prints, or its RFC 7422 line (required)")
 	source := cmd.Flags().String("hostid-source", "lower16", "HOST_ID source: lower16, address, hash, map")
 	keyFile := cmd.Flags().String("hostid-key-file", "", "key file of the hash source")
 	mapFile := cmd.Flags().String("hostid-map-file", "", "map file of the map source")
 	bits := cmd.Flags().Int("hostid-bits", 16, "HOST_ID width of the hash and map sources: 16 or 32")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if *policy == "" {
-			return cli.UsageErr(&config.Error{Key: "policy", Msg: "required: the published policy file"})
+			return cli.UsageErr(&config.Error{Key: "--policy", Msg: "required: the published policy file"})
 		}
 		p, err := readPolicy(*policy)
 		if err != nil {
-			return cli.UsageErr(&config.Error{Key: "policy", Msg: err.Error()})
+			return cli.UsageErr(&config.Error{Key: "--policy", Msg: err.Error()})
 		}
 		if *bits != 16 && *bits != 32 {
-			return cli.UsageErr(&config.Error{Key: "hostid-bits", Msg: fmt.Sprintf("%d is not 16 or 32", *bits)})
+			return cli.UsageErr(&config.Error{Key: "--hostid-bits", Msg: fmt.Sprintf("%d is not 16 or 32", *bits)})
 		}
 		src, err := lookupSource(*source, *keyFile, *mapFile, *bits)
 		if err != nil {
@@ -113,19 +113,28 @@ func readPolicy(file string) (portset.Policy, error) {
 func lookupSource(name, keyFile, mapFile string, bits int) (hostid.Source, error) {
 	var key, mf []byte
 	var err error
+	flag := "--hostid-source" // the flag an error of hostid.New is about
 	switch name {
 	case "hash":
+		flag = "--hostid-key-file"
+		if keyFile == "" {
+			return nil, &config.Error{Key: flag, Msg: "required with --hostid-source hash"}
+		}
 		if key, err = os.ReadFile(keyFile); err != nil {
-			return nil, &config.Error{Key: "hostid-key-file", Msg: err.Error()}
+			return nil, &config.Error{Key: flag, Msg: err.Error()}
 		}
 	case "map":
+		flag = "--hostid-map-file"
+		if mapFile == "" {
+			return nil, &config.Error{Key: flag, Msg: "required with --hostid-source map"}
+		}
 		if mf, err = os.ReadFile(mapFile); err != nil {
-			return nil, &config.Error{Key: "hostid-map-file", Msg: err.Error()}
+			return nil, &config.Error{Key: flag, Msg: err.Error()}
 		}
 	}
 	src, err := hostid.New(name, bits, key, mf, func(string) (uint32, error) { return 0, nil })
 	if err != nil {
-		return nil, &config.Error{Key: "hostid-source", Msg: err.Error()}
+		return nil, &config.Error{Key: flag, Msg: err.Error()}
 	}
 	return src, nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/natreveal/natreveal/internal/cli"
+	"github.com/natreveal/natreveal/internal/unixsock"
 	"github.com/natreveal/natreveal/observe"
 )
 
@@ -54,6 +55,9 @@ func whoIs(ctx context.Context, control, arg string) (observe.Seen, error) {
 	ap, err := netip.ParseAddrPort(arg)
 	if err != nil || ap.Port() == 0 {
 		return observe.Seen{}, cli.UsageErr(fmt.Errorf("%q is not ADDR:PORT (IPv6: [ADDR]:PORT)", arg))
+	}
+	if err := unixsock.CheckPath(control); err != nil {
+		return observe.Seen{}, cli.UsageErr(fmt.Errorf("--control: %w", err))
 	}
 	if ctx == nil {
 		ctx = context.Background()

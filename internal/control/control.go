@@ -9,10 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/natreveal/natreveal/internal/unixsock"
 )
 
 // DefaultSocket is where the daemon serves the socket unless status.socket
@@ -48,24 +48,14 @@ type Server struct {
 }
 
 // Listen serves snap() on the unix socket path (mode 0600, its directory
-// made 0755), replacing a socket a killed daemon left.
+// made 0755), replacing a socket a killed daemon left; any other file at
+// path stays (internal/unixsock).
 func Listen(path string, snap func() Snapshot) (*Server, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("control socket: %w", err)
+	ln, err := unixsock.Listen(path, 200*time.Millisecond)
+	if errors.Is(err, unixsock.ErrInUse) {
+		return nil, fmt.Errorf("control socket %s: another daemon answers there", path)
 	}
-	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
-		if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
-			c.Close()
-			return nil, fmt.Errorf("control socket %s: another daemon answers there", path)
-		}
-		os.Remove(path)
-	}
-	ln, err := net.Listen("unix", path)
 	if err != nil {
-		return nil, fmt.Errorf("control socket: %w", err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
 	s := &Server{ln: ln, path: path}

@@ -38,20 +38,24 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
+	"github.com/natreveal/natreveal/internal/cli"
 	"github.com/natreveal/natreveal/internal/cpuprofile"
 	"github.com/natreveal/natreveal/internal/progress"
 	"github.com/natreveal/natreveal/lab"
@@ -154,145 +158,240 @@ type report struct {
 	EstRate     float64     `json:"established_rate_per_s,omitempty"`
 }
 
-// Main runs the bench with the command-line arguments args (without the
-// program and subcommand names) and returns the exit code.
-func Main(args []string) int {
-	fs := flag.NewFlagSet("bench", flag.ExitOnError)
-	role := fs.String("role", "", "internal: passthrough or gonfqueue serves the queue for the queue-only modes")
-	quick := fs.Bool("quick", false, "one short round (under 60 s)")
-	jsonOut := fs.String("json", "", "also write the results to this file")
-	modesFlag := fs.String("modes", "", "comma-separated subset of modes (default all); with \"established\" among them, only the established-flows table")
-	queues := fs.Int("queues", 0, "NFQUEUE queues (queue.count) for the daemons; 0: one per CPU, natreveal's default")
-	rounds := fs.Int("rounds", 0, "rounds (default 3, -quick 1)")
-	bulkMiB := fs.Int("bulk-mib", 0, "MiB per bulk transfer of the selected-flow modes (default 128, -quick 32)")
-	hold := fs.Duration("hold", 0, "only run the closed loop of the first mode of -modes for this long (for profiling it), print its rate; with -rate, the paced load at that rate and where its CPU goes")
-	lanes := fs.Bool("lanes", true, "queue-only mode: per-CPU pinned lanes when queues > 1 (natreveal run always uses them then)")
-	rate := fs.Float64("rate", 0, "paced load in conn/s for CPU per connection and latency (default: half the kernel-only or queue-only warm-up rate)")
-	gens := fs.Int("gens", 0, "SYN flood generators, pinned one per CPU in turn (default one per CPU)")
-	cpuProfile := fs.String("cpuprofile", "", "with -hold: write the daemon's Go CPU profile over the hold to this file (builds natreveal with -tags pprof)")
-	cpusFlag := fs.String("cpus", "", "scaling: run the bench once per CPU count of this list (e.g. 1,2,4,8,16), each under taskset on the first N CPUs")
-	queueCounts := fs.String("queue-counts", "", "scaling: queue counts per CPU count (default 1 and N); each count > 1 with lanes on and off")
-	established := fs.Bool("established", true, "the established-flows table (with the SYN-path table, for its natreveal modes and the selected-flow configurations)")
-	estConns := fs.Int("established-conns", 64, "established flows: long-lived connections per inside client")
-	estRate := fs.Float64("established-rate", 0, "established flows: paced load in transactions/s (default: a quarter of kernel only's saturation)")
-	estTime := fs.Duration("established-time", 0, "established flows: duration of each load, saturation and paced (default 2s, -quick 800ms)")
-	fs.Parse(args)
-	if *queues <= 0 {
-		*queues = len(cpuList())
+// prog names the command in its messages.
+const prog = "natreveal-lab bench"
+
+// opts are bench's flags.
+type opts struct {
+	role, jsonOut, modes, cpuProfile, cpus, queueCounts string
+	quick, lanes, established                           bool
+	queues, rounds, bulkMiB, gens, estConns             int
+	rate, estRate                                       float64
+	hold, estTime                                       time.Duration
+}
+
+// parseFlags reads bench's command line: flag.ErrHelp for -h, else an
+// error for one line. The flags are single-dash (package flag); bench
+// takes no arguments.
+func parseFlags(args []string) (*flag.FlagSet, *opts, error) {
+	var o opts
+	fs := flag.NewFlagSet(prog, flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors are one line, said by the caller
+	fs.Usage = func() {}
+	fs.StringVar(&o.role, "role", "", "internal: passthrough or gonfqueue serves the queue for the queue-only modes")
+	fs.BoolVar(&o.quick, "quick", false, "one short round (under 60 s)")
+	fs.StringVar(&o.jsonOut, "json", "", "also write the results to this file")
+	fs.StringVar(&o.modes, "modes", "", "comma-separated subset of modes (default all); with \"established\" among them, only the established-flows table")
+	fs.IntVar(&o.queues, "queues", 0, "NFQUEUE queues (queue.count) for the daemons; 0: one per CPU, natreveal's default")
+	fs.IntVar(&o.rounds, "rounds", 0, "rounds (default 3, -quick 1)")
+	fs.IntVar(&o.bulkMiB, "bulk-mib", 0, "MiB per bulk transfer of the selected-flow modes (default 128, -quick 32)")
+	fs.DurationVar(&o.hold, "hold", 0, "only run the closed loop of the first mode of -modes for this long (for profiling it), print its rate; with -rate, the paced load at that rate and where its CPU goes")
+	fs.BoolVar(&o.lanes, "lanes", true, "queue-only mode: per-CPU pinned lanes when queues > 1 (natreveal run always uses them then)")
+	fs.Float64Var(&o.rate, "rate", 0, "paced load in conn/s for CPU per connection and latency (default: half the kernel-only or queue-only warm-up rate)")
+	fs.IntVar(&o.gens, "gens", 0, "SYN flood generators, pinned one per CPU in turn (default one per CPU)")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "with -hold: write the daemon's Go CPU profile over the hold to this file (builds natreveal with -tags pprof)")
+	fs.StringVar(&o.cpus, "cpus", "", "scaling: run the bench once per CPU count of this list (e.g. 1,2,4,8,16), each under taskset on the first N CPUs")
+	fs.StringVar(&o.queueCounts, "queue-counts", "", "scaling: queue counts per CPU count (default 1 and N); each count > 1 with lanes on and off")
+	fs.BoolVar(&o.established, "established", true, "the established-flows table (with the SYN-path table, for its natreveal modes and the selected-flow configurations)")
+	fs.IntVar(&o.estConns, "established-conns", 64, "established flows: long-lived connections per inside client")
+	fs.Float64Var(&o.estRate, "established-rate", 0, "established flows: paced load in transactions/s (default: a quarter of kernel only's saturation)")
+	fs.DurationVar(&o.estTime, "established-time", 0, "established flows: duration of each load, saturation and paced (default 2s, -quick 800ms)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return fs, nil, err
+		}
+		return fs, nil, fmt.Errorf("%w (%s -h lists the flags)", err, prog)
 	}
-	switch *role {
+	if fs.NArg() > 0 {
+		return fs, nil, fmt.Errorf("unexpected argument %q: bench takes only flags, single-dash (%s -h lists them)", fs.Arg(0), prog)
+	}
+	return fs, &o, o.check()
+}
+
+// check refuses what the flags cannot mean, before anything runs. A
+// negative count or duration is refused, not read as the default (0).
+func (o *opts) check() error {
+	for _, c := range []struct {
+		name string
+		neg  bool
+	}{
+		{"rounds", o.rounds < 0}, {"queues", o.queues < 0}, {"gens", o.gens < 0}, {"bulk-mib", o.bulkMiB < 0},
+		{"rate", o.rate < 0}, {"hold", o.hold < 0}, {"established-rate", o.estRate < 0}, {"established-time", o.estTime < 0},
+	} {
+		if c.neg {
+			return fmt.Errorf("-%s: must not be negative (0 or leaving it out: the default)", c.name)
+		}
+	}
+	switch o.role {
+	case "", "passthrough", "gonfqueue":
+	default:
+		return fmt.Errorf("-role: %q is not passthrough or gonfqueue", o.role)
+	}
+	if o.cpuProfile != "" && o.hold <= 0 {
+		return errors.New("-cpuprofile needs -hold")
+	}
+	if o.estConns < 1 {
+		return errors.New("-established-conns must be at least 1")
+	}
+	for _, l := range []struct{ name, list string }{{"cpus", o.cpus}, {"queue-counts", o.queueCounts}} {
+		if l.list == "" {
+			continue
+		}
+		for _, c := range strings.Split(l.list, ",") {
+			if n, err := strconv.Atoi(strings.TrimSpace(c)); err != nil || n < 1 {
+				return fmt.Errorf("-%s: bad count %q", l.name, c)
+			}
+		}
+	}
+	if _, _, estOnly, err := selectModes(o.modes); err != nil {
+		return err
+	} else if estOnly && !o.established {
+		return errors.New("-modes established with -established=false")
+	}
+	if o.jsonOut != "" {
+		if err := cli.CheckOutput("-json", o.jsonOut); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// selectModes reads -modes: the SYN-path modes and selected-flow (bulk)
+// modes to run, kernel only first in each table that has another mode,
+// and whether the established table runs alone ("established" named).
+func selectModes(list string) (modes []mode, bulk []bulkMode, estOnly bool, err error) {
+	if list == "" {
+		return allModes, allBulkModes, false, nil
+	}
+	for _, name := range strings.Split(list, ",") {
+		i := slices.IndexFunc(allModes, func(m mode) bool { return m.name == name })
+		j := slices.IndexFunc(allBulkModes, func(m bulkMode) bool { return m.name == name })
+		switch {
+		case name == "established":
+			estOnly = true
+		case name == "kernel":
+		case i >= 0:
+			modes = append(modes, allModes[i])
+		case j >= 0:
+			bulk = append(bulk, allBulkModes[j])
+		default:
+			return nil, nil, false, fmt.Errorf("-modes: unknown mode %q (%s)", name, strings.Join(modeNames(), ", "))
+		}
+	}
+	if estOnly && len(modes) == 0 && len(bulk) == 0 {
+		modes, bulk = allModes[1:], allBulkModes[1:]
+	}
+	if len(modes) > 0 || len(bulk) == 0 {
+		modes = append([]mode{allModes[0]}, modes...)
+	}
+	if len(bulk) > 0 {
+		bulk = append([]bulkMode{allBulkModes[0]}, bulk...)
+	}
+	return modes, bulk, estOnly, nil
+}
+
+// modeNames are the names -modes takes.
+func modeNames() []string {
+	var names []string
+	for _, m := range allModes {
+		names = append(names, m.name)
+	}
+	for _, m := range allBulkModes[1:] {
+		names = append(names, m.name)
+	}
+	return append(names, "established")
+}
+
+// Main runs the bench with the command-line arguments args (without the
+// program and subcommand names) and returns the exit code: bad input is
+// one line on stderr and exit 2, checked before anything runs.
+func Main(args []string) int {
+	fs, o, err := parseFlags(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fs.SetOutput(os.Stdout)
+		fmt.Fprintf(os.Stdout, "Usage: %s [flags]\n\nFlags (single-dash):\n", prog)
+		fs.PrintDefaults()
+		return 0
+	case err != nil:
+		fmt.Fprintf(os.Stderr, "%s: %v\n", prog, err)
+		return 2
+	}
+	queues := o.queues
+	if queues == 0 {
+		queues = len(cpuList())
+	}
+	switch o.role {
 	case "passthrough":
-		if err := passthrough(*queues, *lanes); err != nil {
+		if err := passthrough(queues, o.lanes); err != nil {
 			fmt.Fprintln(os.Stderr, "passthrough:", err)
 			return 1
 		}
 		return 0
 	case "gonfqueue":
-		if err := goNFQueue(*queues); err != nil {
+		if err := goNFQueue(queues); err != nil {
 			fmt.Fprintln(os.Stderr, "go-nfqueue:", err)
 			return 1
 		}
 		return 0
 	}
-	if *cpusFlag != "" {
-		return scaling(fs, *cpusFlag, *queueCounts, *jsonOut)
+	if o.cpus != "" {
+		return scaling(fs, o.cpus, o.queueCounts, o.jsonOut)
 	}
 	p := params{rounds: 3, conn: 4 * time.Second, lat: 1500 * time.Millisecond, flood: 1500 * time.Millisecond,
 		floodWarm: 300 * time.Millisecond, workers: 32, maxFlood: 3_000_000}
-	if *quick {
+	if o.quick {
 		p = params{rounds: 1, conn: time.Second, lat: time.Second, flood: time.Second,
 			floodWarm: 200 * time.Millisecond, workers: 32, maxFlood: 2_000_000}
 	}
-	p.gens, p.rate, p.lanes, p.cpuProfile = *gens, *rate, *lanes, *cpuProfile
-	if p.cpuProfile != "" && *hold <= 0 {
-		fmt.Fprintln(os.Stderr, "bench: -cpuprofile needs -hold")
-		return 2
-	}
-	if p.gens <= 0 {
+	p.gens, p.rate, p.lanes, p.cpuProfile = o.gens, o.rate, o.lanes, o.cpuProfile
+	if p.gens == 0 {
 		p.gens = len(cpuList())
 	}
-	if *rounds > 0 {
-		p.rounds = *rounds
+	if o.rounds > 0 {
+		p.rounds = o.rounds
 	}
 	mib := 128
-	if *quick {
+	if o.quick {
 		mib = 32
 	}
-	if *bulkMiB > 0 {
-		mib = *bulkMiB
+	if o.bulkMiB > 0 {
+		mib = o.bulkMiB
 	}
-	ep := estParams{conns: *estConns, rate: *estRate, dur: 2 * time.Second}
-	if *quick {
+	ep := estParams{conns: o.estConns, rate: o.estRate, dur: 2 * time.Second}
+	if o.quick {
 		ep.dur = 800 * time.Millisecond
 	}
-	if *estTime > 0 {
-		ep.dur = *estTime
+	if o.estTime > 0 {
+		ep.dur = o.estTime
 	}
-	// SYN-path modes and selected-flow (bulk) modes; kernel only is the
-	// first of each table that has another mode. The established table
-	// runs with the SYN-path table, or alone when -modes names it.
-	modes, bulk := allModes, allBulkModes
-	estOnly := false
-	if *modesFlag != "" {
-		modes, bulk = nil, nil
-		for _, name := range strings.Split(*modesFlag, ",") {
-			i := slices.IndexFunc(allModes, func(m mode) bool { return m.name == name })
-			j := slices.IndexFunc(allBulkModes, func(m bulkMode) bool { return m.name == name })
-			switch {
-			case name == "established":
-				estOnly = true
-			case name == "kernel":
-			case i >= 0:
-				modes = append(modes, allModes[i])
-			case j >= 0:
-				bulk = append(bulk, allBulkModes[j])
-			default:
-				fmt.Fprintf(os.Stderr, "unknown mode %q\n", name)
-				return 2
-			}
-		}
-		if estOnly && len(modes) == 0 && len(bulk) == 0 {
-			modes, bulk = allModes[1:], allBulkModes[1:]
-		}
-		if len(modes) > 0 || len(bulk) == 0 {
-			modes = append([]mode{allModes[0]}, modes...)
-		}
-		if len(bulk) > 0 {
-			bulk = append([]bulkMode{allBulkModes[0]}, bulk...)
-		}
-	}
-	if !*established && estOnly {
-		fmt.Fprintln(os.Stderr, "bench: -modes established with -established=false")
-		return 2
-	}
-	if *established && (estOnly || len(modes) > 0) {
+	// SYN-path modes and selected-flow (bulk) modes; the established
+	// table runs with the SYN-path table, or alone when -modes names it.
+	modes, bulk, estOnly, _ := selectModes(o.modes) // checked
+	if o.established && (estOnly || len(modes) > 0) {
 		ep.on = true
-	}
-	if ep.conns < 1 {
-		fmt.Fprintln(os.Stderr, "bench: -established-conns must be at least 1")
-		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
 	defer cancel()
-	if *hold > 0 {
-		p.conn = *hold
+	if o.hold > 0 {
+		p.conn = o.hold
 	}
-	rep, err := run(ctx, p, modes, bulk, *queues, mib, *hold > 0, estOnly, ep)
+	rep, err := run(ctx, p, modes, bulk, queues, mib, o.hold > 0, estOnly, ep)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1
 	}
-	if *hold > 0 {
+	if o.hold > 0 {
 		return 0
 	}
-	rep.Quick = *quick
+	rep.Quick = o.quick
 	rep.Goals = evalGoals(rep)
 	printTable(os.Stdout, rep)
-	if *jsonOut != "" {
+	if o.jsonOut != "" {
 		b, _ := json.MarshalIndent(rep, "", "  ")
-		if err := os.WriteFile(*jsonOut, append(b, '\n'), 0o644); err != nil {
+		if err := os.WriteFile(o.jsonOut, append(b, '\n'), 0o644); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			return 1
 		}
