@@ -35,7 +35,7 @@ earlier run that was killed. Needs root, ip, nft.`,
 		Args: cli.NoArgs,
 	}
 	cli.FlagErrorsAreUsage(cmd)
-	quick := cmd.Flags().Bool("quick", false, "fewer probes and shorter rate runs (about 30 s)")
+	quick := cmd.Flags().Bool("quick", false, "fewer probes and shorter rate runs (about 20-30 s)")
 	n := cmd.Flags().Int("n", 0, "probes per method, path and transport (default 50, --quick 20)")
 	perf := cmd.Flags().Duration("perf-time", 0, "length of each new-connection rate measurement (default 2s, --quick 500ms)")
 	only := cmd.Flags().StringSlice("methods", nil, "measure only these methods (default: all)")

@@ -67,7 +67,7 @@ func TestRepeat(t *testing.T) {
 
 // A conntrack destroy event can come before start stores the first handler
 // (the watcher starts in prepare): it must not dereference the missing
-// handler (issue 17 item 7: a nil pointer panic in ForgetFlow at startup).
+// handler (it was a nil pointer panic in ForgetFlow at startup).
 func TestDestroyedBeforeHandler(t *testing.T) {
 	d := &packetDaemon{}
 	for _, proto := range []uint8{6, 17} {

@@ -27,7 +27,7 @@ import (
 func runCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run",
-		Short: "Install the ruleset and mark packets until stopped (SIGINT/SIGTERM remove the ruleset, SIGHUP reloads)",
+		Short: "Install the ruleset and mark packets until stopped (SIGINT/SIGTERM remove it, leaving the closing table for selected flows; SIGHUP reloads)",
 		Args:  noArgs,
 	}
 	config.AddFlags(cmd.Flags()) // --config and a flag for every key

@@ -39,7 +39,8 @@ func statusCmd() *cobra.Command {
 its version, configuration, ruleset and counters, reads the kernel's side
 itself (natreveal's tables over netlink, the queues' listeners in
 ` + control.QueuesFile + `) and ends with a verdict: "marking", or what is
-wrong (no daemon, table missing, queue unbound). The rules are natreveal's
+wrong (no daemon, not marking, table missing, queue unbound, stopped: the
+closing table a stop leaves). The rules are natreveal's
 own rendering of the ruleset it installed: on kernels without the native
 queue expression ` + "`nft list ruleset`" + ` cuts the steer rules short
 ("XT target NFQUEUE not found"), which is harmless. Run it in the daemon's
