@@ -45,7 +45,7 @@ func guardCmd() *cobra.Command {
 	install := &cobra.Command{
 		Use:   "install",
 		Short: "Create the guard table: per method a set of blocked (address, HOST_ID) pairs and the rules that act on them",
-		Args:  cobra.NoArgs,
+		Args:  cli.NoArgs,
 	}
 	nat := install.Flags().StringSlice("nat", nil, "trusted NAT prefixes (required): HOST_IDs from other sources are ignored")
 	methods := install.Flags().StringSlice("methods", nil, "methods to act on: "+strings.Join(guard.Methods, ", ")+" (default all)")
@@ -171,7 +171,7 @@ that connection.`,
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "Print the blocked pairs as JSON: address, HOST_ID, method, expiry, packets dropped",
-		Args:  cobra.NoArgs,
+		Args:  cli.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			nc, err := conn()
 			if err != nil {
@@ -190,7 +190,7 @@ that connection.`,
 	remove := &cobra.Command{
 		Use:   "remove",
 		Short: "Delete the guard table; nothing else is touched",
-		Args:  cobra.NoArgs,
+		Args:  cli.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			nc, err := conn()
 			if err != nil {

@@ -96,7 +96,7 @@ natreveal_guard_dropped_bytes_total, per set natreveal_guard_blocked_pairs, and
 natreveal_guard_installed. Each scrape reads guard's table from the kernel (the
 counters guard list prints); nothing is kept in between, so it can start before
 guard install and outlive guard remove. Needs CAP_NET_ADMIN.`,
-		Args: cobra.NoArgs,
+		Args: cli.NoArgs,
 	}
 	listen := cmd.Flags().String("listen", DefaultGuardMetrics, "address of the /metrics endpoint (host:port)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {

@@ -60,7 +60,7 @@ func mappingMergeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "merge --log FILE [--log FILE]...",
 		Short: "Print the merged bindings, one JSON object per line, by start time",
-		Args:  cobra.NoArgs,
+		Args:  cli.NoArgs,
 	}
 	logs := cmd.Flags().StringArray("log", nil, "a node's mapping log (repeat for each node)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {

@@ -21,7 +21,7 @@ func checkCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "check",
 		Short: "Say what this kernel offers natreveal, one line each; exit 0 when `run` can work (with --config: exit 2 on a bad configuration)",
-		Args:  noArgs,
+		Args:  cli.NoArgs,
 	}
 	config.AddFlags(cmd.Flags())
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {

@@ -4,8 +4,6 @@
 package main
 
 import (
-	"fmt"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -26,17 +24,6 @@ func rootCmd() *cobra.Command {
 	}
 	root.AddCommand(runCmd(), rulesCmd(), checkCmd(), statusCmd(), portsetCmd(), uci2yamlCmd())
 	return root
-}
-
-// noArgs is the argument check of the commands that take none: cobra.NoArgs
-// calls an argument an unknown command, which a command without
-// subcommands has no use for.
-func noArgs(cmd *cobra.Command, args []string) error {
-	if len(args) == 0 {
-		return nil
-	}
-	path := strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
-	return usageErr(fmt.Errorf("%s: takes no arguments (got %q)", path, args[0]))
 }
 
 // usageErr is cli.UsageErr (exit 2), not inlined: a copy at each of its

@@ -22,6 +22,7 @@ import (
 	"github.com/natreveal/natreveal/config"
 	"github.com/natreveal/natreveal/conntrack"
 	"github.com/natreveal/natreveal/hostid"
+	"github.com/natreveal/natreveal/internal/cli"
 	methodportset "github.com/natreveal/natreveal/method/portset"
 	"github.com/natreveal/natreveal/rules"
 )
@@ -39,7 +40,7 @@ func portsetPlanCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "plan",
 		Short: "Print the port-set mapping of the configuration as JSON (or the RFC 7422 one-line form)",
-		Args:  noArgs,
+		Args:  cli.NoArgs,
 	}
 	config.AddFlags(cmd.Flags())
 	format := cmd.Flags().String("format", "json", "json (policy, blocks, hosts that are not deterministic), rfc7422 (one line) or nft (the table run installs: with port_set.public beside port_set.policy_file, only this box's blocks)")

@@ -22,7 +22,7 @@ func rulesCmd() *cobra.Command {
 	print := &cobra.Command{
 		Use:   "print",
 		Short: "Print the exact ruleset `run` would install, as nft text (every table: the queue table, the port-set table); exit 2 when it cannot be installed",
-		Args:  noArgs,
+		Args:  cli.NoArgs,
 	}
 	config.AddFlags(print.Flags())
 	mech := print.Flags().String("mechanism", "auto", "queue mechanism: auto (probe this kernel), native, compat")
@@ -80,7 +80,7 @@ func rulesCloseCmd() *cobra.Command {
 }
 
 func rulesEndCmd(use, short string, closing bool) *cobra.Command {
-	cmd := &cobra.Command{Use: use, Short: short, Args: noArgs}
+	cmd := &cobra.Command{Use: use, Short: short, Args: cli.NoArgs}
 	cfg := cmd.Flags().String("config", "", "take the table name (and, for close, the methods and marks) from this configuration file")
 	table := cmd.Flags().String("table", rules.DefaultTable, "table name (when no --config, or when the file is unreadable)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {

@@ -28,7 +28,7 @@ func runCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Install the ruleset and mark packets until stopped (SIGINT/SIGTERM remove it, leaving the closing table for selected flows; SIGHUP reloads)",
-		Args:  noArgs,
+		Args:  cli.NoArgs,
 	}
 	config.AddFlags(cmd.Flags()) // --config and a flag for every key
 	statsEvery := cmd.Flags().Duration("stats-interval", 0, "log counters this often (0: only at exit)")

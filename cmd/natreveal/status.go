@@ -45,7 +45,7 @@ own rendering of the ruleset it installed: on kernels without the native
 queue expression ` + "`nft list ruleset`" + ` cuts the steer rules short
 ("XT target NFQUEUE not found"), which is harmless. Run it in the daemon's
 network namespace, as root.`,
-		Args: noArgs,
+		Args: cli.NoArgs,
 	}
 	cfg := cmd.Flags().String("config", "", "take status.socket and table from this configuration file")
 	socket := cmd.Flags().String("socket", control.DefaultSocket, "the daemon's control socket (status.socket)")

@@ -59,12 +59,17 @@ func FlagErrorsAreUsage(cmd *cobra.Command) {
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return UsageErr(err) })
 }
 
-// NoArgs is cobra.NoArgs as a usage error.
+// NoArgs is the argument check of a command that takes none, a usage
+// error naming the command; cobra.NoArgs calls an argument an unknown
+// command, which a command without subcommands has no use for.
+//
+//go:noinline
 func NoArgs(cmd *cobra.Command, args []string) error {
-	if err := cobra.NoArgs(cmd, args); err != nil {
-		return UsageErr(err)
+	if len(args) == 0 {
+		return nil
 	}
-	return nil
+	path := strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
+	return UsageErr(fmt.Errorf("%s: takes no arguments (got %q)", path, args[0]))
 }
 
 // Prepare readies a binary's command tree: errors are returned, not
@@ -147,7 +152,7 @@ func versionCmd(name, version string) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
-		Args:  cobra.NoArgs,
+		Args:  NoArgs,
 		Run: func(cmd *cobra.Command, _ []string) {
 			fmt.Fprintln(cmd.OutOrStdout(), name, version)
 		},
