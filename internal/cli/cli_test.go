@@ -45,7 +45,7 @@ func TestRunExitCodes(t *testing.T) {
 		{[]string{"rn"}, 2, `tool: unknown command "rn" for "tool"; did you mean "run"?`},
 		{[]string{"zzz"}, 2, `tool: unknown command "zzz" for "tool"; see "tool --help"`},
 		{[]string{"rules", "prnt"}, 2, `tool: unknown command "prnt" for "tool rules"; did you mean "print"?`},
-		{[]string{"version", "x"}, 2, `tool: unknown command "x" for "tool version"`},
+		{[]string{"version", "x"}, 2, `tool: version: takes no arguments (got "x")`},
 	} {
 		root := tree()
 		var stdout, stderr bytes.Buffer
