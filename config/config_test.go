@@ -129,3 +129,38 @@ func TestIPv6Inside(t *testing.T) {
 		t.Fatalf("IPv6-only config: %+v, %v", c, err)
 	}
 }
+
+// Listen addresses are checked whole at load: a port beyond 65535 or a
+// service name would fail only when run binds.
+func TestListenAddresses(t *testing.T) {
+	ip := []string{"--inside", "100.64.0.0/24", "--methods", "ip-id"}
+	id := []string{"--inside", "100.64.0.0/24", "--methods", "ident"}
+	for _, c := range []struct {
+		args []string
+		key  string // "" for none
+	}{
+		{append(ip, "--metrics-listen", ":99999"), "metrics.listen"},
+		{append(ip, "--metrics-listen", "127.0.0.1:-1"), "metrics.listen"},
+		{append(ip, "--metrics-listen", "127.0.0.1:http"), "metrics.listen"},
+		{append(ip, "--metrics-listen", "127.0.0.1:"), "metrics.listen"},
+		{append(ip, "--metrics-listen", "127.0.0.1:09850"), "metrics.listen"},
+		{append(ip, "--metrics-listen", "a$b:9850"), "metrics.listen"},
+		{append(id, "--ident-listen", ":99999"), "ident.listen"},
+		{append(id, "--ident-listen", ":auth"), "ident.listen"},
+		{append(ip, "--metrics-listen", "[::1]:9850"), ""},
+		{append(ip, "--metrics-listen", "localhost:0"), ""},
+		{append(ip, "--metrics-listen", ":65535"), ""},
+		{append(ip, "--metrics-listen", ""), ""},
+		{append(id, "--ident-listen", "[fe80::1%eth0]:113"), ""},
+		{append(id, "--ident-listen", "192.0.2.1:113"), ""},
+	} {
+		_, err := load(t, "", nil, c.args...)
+		e, ok := err.(*Error)
+		switch {
+		case c.key == "" && err != nil:
+			t.Errorf("%v: %v", c.args, err)
+		case c.key != "" && (!ok || e.Key != c.key):
+			t.Errorf("%v: error %v, want one naming %s", c.args, err, c.key)
+		}
+	}
+}

@@ -34,11 +34,7 @@ func fromKeys(k *Keys) (*Config, error) {
 	}
 	c.HostID.KeyFile, c.HostID.MapFile = k.HostID.KeyFile, k.HostID.MapFile
 	if c.Configs, err = k.Keys.Validate(c.env()); err != nil {
-		var ke *method.KeyError
-		if errors.As(err, &ke) {
-			return nil, bad(ke.Key, "%s", ke.Msg)
-		}
-		return nil, err
+		return nil, keyError(err)
 	}
 	n, err := intIn("queue.num", k.Queue.Num, 0, 65535)
 	if err != nil {
@@ -217,6 +213,15 @@ func methods(items []string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// keyError turns a method's *method.KeyError into an *Error.
+func keyError(err error) error {
+	var ke *method.KeyError
+	if errors.As(err, &ke) {
+		return bad(ke.Key, "%s", ke.Msg)
+	}
+	return err
 }
 
 func oneOf(key, s string, allowed ...string) (string, error) {

@@ -9,6 +9,7 @@ package method
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -315,6 +316,31 @@ func OptionShape(section string, length, udpPackets int) (int, int, error) {
 		return 0, 0, err
 	}
 	return l, u, nil
+}
+
+// ListenAddr checks s, a listener's "host:port": host empty (every
+// address), an IP address (IPv6 in brackets, a zone allowed) or a host
+// name; port a decimal number 0..65535. A service name ("http") is
+// refused: it depends on the box's /etc/services, which OpenWrt lacks.
+// example is a good value for the message.
+func ListenAddr(key, s, example string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return Bad(key, "%q is not host:port (e.g. %s): %v", s, example, err)
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || port == "" || port != strconv.FormatUint(n, 10) {
+		return Bad(key, "%q: port %q is not a number 0..65535 (e.g. %s)", s, port, example)
+	}
+	if host == "" {
+		return nil
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return nil
+	}
+	if len(host) > 253 || strings.Trim(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != "" {
+		return Bad(key, "%q: %q is neither an IP address nor a host name (e.g. %s)", s, host, example)
+	}
+	return nil
 }
 
 // OneOf checks that s is one of allowed.
