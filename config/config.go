@@ -62,11 +62,25 @@ func (c *Config) carriesIn(f method.Family) bool {
 	return false
 }
 
+// enabledOnly says which enabled methods work for family f only, as a
+// sentence's subject and verb: "http-header works for IPv4 only".
+func (c *Config) enabledOnly(f method.Family) string {
+	names := all.Names(func(m method.Method) bool { return m.Router && c.Has(m.Name) && m.Family == f })
+	fam := "IPv4"
+	if f == method.IPv6 {
+		fam = "IPv6"
+	}
+	if len(names) == 1 {
+		return names[0] + " works for " + fam + " only"
+	}
+	return strings.Join(names, " and ") + " work for " + fam + " only"
+}
+
 // carriers lists the router methods whose HOST_ID rides in packets of
-// family f alone (only) or of f among others, joined with sep.
-func carriers(f method.Family, only bool, sep string) string {
+// family f, joined with sep.
+func carriers(f method.Family, sep string) string {
 	return strings.Join(all.Names(func(m method.Method) bool {
-		return m.Router && m.Decoder.Packet != nil && m.Family.Has(f) && (!only || m.Family == f)
+		return m.Router && m.Decoder.Packet != nil && m.Family.Has(f)
 	}), sep)
 }
 

@@ -137,12 +137,12 @@ func (c *Config) crossCheck() error {
 		}
 	}
 	if c.HasIPv4() && !(c.carriesIn(method.IPv4) || c.Selects()) && c.PacketMethods() {
-		return bad("methods", "inside holds IPv4 prefixes but %s marks IPv6 packets only; add an IPv4 method (%s)",
-			carriers(method.IPv6, true, " and "), carriers(method.IPv4, false, ", "))
+		return bad("methods", "inside holds IPv4 prefixes but %s; add an IPv4 method (%s)",
+			c.enabledOnly(method.IPv6), carriers(method.IPv4, ", "))
 	}
 	if c.HasIPv6() && !c.carriesIn(method.IPv6) && c.PacketMethods() {
-		return bad("methods", "inside holds IPv6 prefixes but %s mark IPv4 packets only; add %s",
-			carriers(method.IPv4, true, " and "), carriers(method.IPv6, false, " or "))
+		return bad("methods", "inside holds IPv6 prefixes but %s; add %s",
+			c.enabledOnly(method.IPv4), carriers(method.IPv6, " or "))
 	}
 	for _, m := range all.List {
 		if n, ok := c.Configs.Needs(m.Name); ok && c.Has(m.Name) && n.CGNOnly {
@@ -185,7 +185,9 @@ func prefixes(key string, items []string) ([]netip.Prefix, error) {
 			}
 			p = netip.PrefixFrom(a, a.BitLen())
 		}
-		if p.Addr().Is4In6() || p.Addr().Zone() != "" {
+		if p.Addr().Is4In6() || p.Addr().Zone() != "" || strings.Contains(s, "%") {
+			// ParseAddr reads "fe80::%eth0/64" as an address with the zone
+			// "eth0/64", and PrefixFrom drops the zone: refuse it here.
 			return nil, bad(key, "%q: write IPv4 prefixes as IPv4, IPv6 ones without a zone", s)
 		}
 		if p.Masked() != p {
