@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/spf13/pflag"
+
+	"github.com/natreveal/natreveal/rules"
 )
 
 // load runs Load with a file body (empty: no file), env vars and arguments.
@@ -100,6 +102,16 @@ func TestBadValues(t *testing.T) {
 		{base + "methdos: [ip-id]\n", nil, "methdos", "unknown key"},
 		{"inside: [192.168.1.0/24]\nmethods: [tcp-option]\n", nil, "tcp_option.cgn", "RFC 7974 §8"},
 		{base + "marks:\n  track: 3\n", nil, "marks.track", "single-bit"},
+		{"inside: [100.64.0.0/10, 100.64.1.0/24]\nmethods: [ip-id]\n", nil, "inside", "100.64.0.0/10 and 100.64.1.0/24 overlap"},
+		{"inside: [100.64.0.0/10, 2001:db8::/32, 100.64.0.0/10]\nmethods: [tcp-option]\n", nil, "inside", "100.64.0.0/10 is listed twice"},
+		{"inside: [2001:db8::/32, 2001:db8:1::/48]\nmethods: [dest-opt]\n", nil, "inside", "overlap"},
+		{base + "table: 9abc\n", nil, "table", "starting with a letter"},
+		{base + "table: a.b\n", nil, "table", "use letters, digits"},
+		{base + "table: a$b\n", nil, "table", "use letters, digits"},
+		{base + "table: ä\n", nil, "table", "use letters, digits"},
+		{base + "table: natreveal_probe\n", nil, "table", "reserved"},
+		{base + "table: \"\"\n", nil, "table", "empty"},
+		{base + "table: " + strings.Repeat("a", 248) + "\n", nil, "table", "at most 247"},
 		{base, []string{"--tcp-option-length", "5"}, "tcp_option.length", "out of range"},
 	} {
 		_, err := load(t, c.file, nil, c.args...)
@@ -166,6 +178,21 @@ func TestListenAddresses(t *testing.T) {
 			t.Errorf("%v: %v", c.args, err)
 		case c.key != "" && (!ok || e.Key != c.key):
 			t.Errorf("%v: error %v, want one naming %s", c.args, err, c.key)
+		}
+	}
+}
+
+// Table names config accepts are ones rules.Spec and port-set's table
+// ("_portset" added) accept too.
+func TestTableNames(t *testing.T) {
+	for _, name := range []string{"natreveal", "_nr-2", strings.Repeat("a", 247)} {
+		c, err := load(t, "", nil, "--inside", "100.64.0.0/24", "--methods", "ip-id", "--table", name)
+		if err != nil || c.Table != name {
+			t.Errorf("table %q: %v", name, err)
+			continue
+		}
+		if err := rules.CheckTableName(name + portSetSuffix); err != nil {
+			t.Errorf("table %q: port-set's table: %v", name, err)
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/natreveal/natreveal/method"
 	"github.com/natreveal/natreveal/method/all"
+	"github.com/natreveal/natreveal/rules"
 )
 
 // fromKeys converts and checks every key; the first bad one is returned.
@@ -25,9 +26,8 @@ func fromKeys(k *Keys) (*Config, error) {
 	if c.Placement, err = oneOf("placement", k.Placement, "pre-nat", "post-nat"); err != nil {
 		return nil, err
 	}
-	c.Table = k.Table
-	if c.Table == "" || len(c.Table) > 255 || strings.ContainsAny(c.Table, " \t\n\"';{}") {
-		return nil, bad("table", "%q is not a usable nftables table name", c.Table)
+	if c.Table, err = tableName(k.Table); err != nil {
+		return nil, err
 	}
 	if c.HostID.Source, err = oneOf("hostid.source", k.HostID.Source, "lower16", "address", "hash", "map"); err != nil {
 		return nil, err
@@ -195,7 +195,33 @@ func prefixes(key string, items []string) ([]netip.Prefix, error) {
 		}
 		out = append(out, p)
 	}
+	// rules.Spec refuses overlapping prefixes: a host must have one rule.
+	if o := rules.Overlaps(out); len(o) > 0 {
+		if o[0][0] == o[0][1] {
+			return nil, bad(key, "%s is listed twice", o[0][0])
+		}
+		return nil, bad(key, "%s and %s overlap; list each inside host once", o[0][0], o[0][1])
+	}
 	return out, nil
+}
+
+// portSetSuffix is appended to the table name for port-set's table
+// (cmd/natreveal: Table + "_portset").
+const portSetSuffix = "_portset"
+
+// tableName checks the table key by rules.Spec's rule, leaving room for
+// port-set's table name, which adds portSetSuffix.
+func tableName(name string) (string, error) {
+	if name == "" {
+		return "", bad("table", "empty; write a name such as natreveal, or remove the key for the default")
+	}
+	if max := 255 - len(portSetSuffix); len(name) > max {
+		return "", bad("table", "%d bytes long, at most %d (port-set's table adds %q, and nftables allows 255)", len(name), max, portSetSuffix)
+	}
+	if err := rules.CheckTableName(name); err != nil {
+		return "", bad("table", "%s", strings.TrimPrefix(err.Error(), "table name "))
+	}
+	return name, nil
 }
 
 func methods(items []string) ([]string, error) {
