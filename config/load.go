@@ -49,6 +49,7 @@ func loadKeys(fs *pflag.FlagSet, getenv func(string) string) (*Keys, error) {
 			}
 		}
 	}
+	var ferr error // checkFile's: reported after unknown keys
 	file, _ := fs.GetString("config")
 	if file == "" && getenv != nil {
 		file = getenv(EnvPrefix + "_CONFIG")
@@ -68,6 +69,7 @@ func loadKeys(fs *pflag.FlagSet, getenv func(string) string) (*Keys, error) {
 		if err := v.ReadInConfig(); err != nil {
 			return nil, bad("config", "%s: %v", file, err)
 		}
+		ferr = checkFile(file)
 	}
 	var k Keys
 	err := v.Unmarshal(&k, func(dc *mapstructure.DecoderConfig) {
@@ -75,7 +77,16 @@ func loadKeys(fs *pflag.FlagSet, getenv func(string) string) (*Keys, error) {
 		dc.DecodeHook = decodeHook
 	})
 	if err != nil {
-		return nil, decodeError(err, file)
+		err = decodeError(err, file)
+	}
+	if e, ok := err.(*Error); ok && strings.HasPrefix(e.Msg, "unknown key") {
+		return nil, err // a typo first, as the likelier mistake
+	}
+	if ferr != nil {
+		return nil, ferr // a null, or a number as written in the file
+	}
+	if err != nil {
+		return nil, err
 	}
 	return &k, nil
 }
@@ -83,8 +94,10 @@ func loadKeys(fs *pflag.FlagSet, getenv func(string) string) (*Keys, error) {
 var stringsType = reflect.TypeOf([]string(nil))
 
 // decodeHook converts what viper holds for a key (a YAML value, an
-// environment string, a flag's value) to its field's type, as leniently as
-// spf13/cast does, and says what it wanted when it cannot.
+// environment string, a flag's value) to its field's type, and says what it
+// wanted when it cannot. Strings and lists take any scalar; integers and
+// booleans only their own kind, or a string parseInt or parseBool reads
+// (strict.go).
 func decodeHook(from, to reflect.Type, data any) (any, error) {
 	switch {
 	case to == stringsType:
@@ -96,25 +109,45 @@ func decodeHook(from, to reflect.Type, data any) (any, error) {
 		}
 		return strings.TrimSpace(s), nil
 	case to.Kind() == reflect.Int || to.Kind() == reflect.Int64:
-		n, err := cast.ToInt64E(data)
-		if s, ok := data.(string); ok && err == nil && strings.TrimSpace(s) == "" {
-			err = errors.New("empty")
-		}
+		n, err := toInt(data)
 		if err == nil && reflect.Zero(to).OverflowInt(n) {
-			err = errors.New("overflow")
+			err = fmt.Errorf("%d is out of range", n)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("want an integer, got %q", fmt.Sprint(data))
+			return nil, err
 		}
 		return n, nil
 	case to.Kind() == reflect.Bool:
-		b, err := cast.ToBoolE(data)
-		if err != nil {
-			return nil, fmt.Errorf("want true or false, got %q", fmt.Sprint(data))
+		switch x := data.(type) {
+		case bool:
+			return x, nil
+		case string:
+			return parseBool(x)
 		}
-		return b, nil
+		return nil, fmt.Errorf("want true or false, got %v", data)
 	}
 	return data, nil
+}
+
+// toInt reads an integer key's value: an integer, or a string parseInt
+// reads; a float or a boolean is refused, not truncated or counted.
+func toInt(data any) (int64, error) {
+	switch x := data.(type) {
+	case int:
+		return int64(x), nil
+	case int64:
+		return x, nil
+	case int32:
+		return int64(x), nil
+	case uint64:
+		if x > 1<<63-1 {
+			return 0, fmt.Errorf("%d is out of range", x)
+		}
+		return int64(x), nil
+	case string:
+		return parseInt(x)
+	}
+	return 0, fmt.Errorf("want an integer, got %v", data)
 }
 
 // splitList reads a list given as a YAML sequence, a flag slice or an
