@@ -77,9 +77,9 @@ func TestBadValues(t *testing.T) {
 		{"inside: [100.64.0.0/24]\nmethods: [dest-opt]\n", nil, "methods", "no IPv6 prefix"},
 		{"inside: [100.64.0.0/24, 2001:db8:1::/64]\nmethods: [dest-opt]\n", nil, "methods", "add an IPv4 method"},
 		{"inside: [2001:db8:1::/64]\nmethods: [ip-id]\n", nil, "methods", "add tcp-option or dest-opt"},
-		{"inside: [2001:db8:1::/64]\nmethods: [http-header]\n", nil, "methods", "but http-header works for IPv4 only; add tcp-option or dest-opt"},
-		{"inside: [2001:db8:1::/64]\nmethods: [ip-id, http-header]\n", nil, "methods", "but ip-id and http-header work for IPv4 only;"},
-		{"inside: [100.64.0.0/24, 2001:db8:1::/64]\nmethods: [dest-opt]\n", nil, "methods", "but dest-opt works for IPv6 only; add an IPv4 method"},
+		{"inside: [2001:db8:1::/64]\nmethods: [http-header]\n", nil, "methods", "but no enabled method marks them (IPv4 only: http-header); add tcp-option or dest-opt"},
+		{"inside: [2001:db8:1::/64]\nmethods: [ip-id, http-header]\n", nil, "methods", "(IPv4 only: ip-id, http-header);"},
+		{"inside: [100.64.0.0/24, 2001:db8:1::/64]\nmethods: [dest-opt]\n", nil, "methods", "(IPv6 only: dest-opt); add an IPv4 method"},
 		{"inside: [\"fe80::%eth0/64\"]\nmethods: [dest-opt]\n", nil, "inside", "IPv6 ones without a zone"},
 		{"inside: [\"fe80::1%eth0\"]\nmethods: [dest-opt]\n", nil, "inside", "IPv6 ones without a zone"},
 		{"inside: [2001:db8:1::/64]\nmethods: [dest-opt]\ndest_opt:\n  type: 31\n", nil, "dest_opt.type", "not an RFC 4727"},
@@ -110,8 +110,8 @@ func TestBadValues(t *testing.T) {
 		{base + "table: a$b\n", nil, "table", "use letters, digits"},
 		{base + "table: ä\n", nil, "table", "use letters, digits"},
 		{base + "table: natreveal_probe\n", nil, "table", "reserved"},
-		{base + "table: \"\"\n", nil, "table", "empty"},
-		{base + "table: " + strings.Repeat("a", 248) + "\n", nil, "table", "at most 247"},
+		{base + "table: \"\"\n", nil, "table", `"": use letters`},
+		{base + "table: " + strings.Repeat("a", 248) + "\n", nil, "table", "longer than 247 bytes"},
 		{base, []string{"--tcp-option-length", "5"}, "tcp_option.length", "out of range"},
 	} {
 		_, err := load(t, c.file, nil, c.args...)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"reflect"
-	"sort"
 	"strings"
 
 	"github.com/go-viper/mapstructure/v2"
@@ -109,7 +108,10 @@ func decodeHook(from, to reflect.Type, data any) (any, error) {
 		}
 		return strings.TrimSpace(s), nil
 	case to.Kind() == reflect.Int || to.Kind() == reflect.Int64:
-		n, err := toInt(data)
+		// An integer, or a string parseInt reads; a float or a boolean is
+		// refused, not truncated or counted (a file's numbers are checked
+		// as written first: checkFile).
+		n, err := parseInt(fmt.Sprint(data))
 		if err == nil && reflect.Zero(to).OverflowInt(n) {
 			err = fmt.Errorf("%d is out of range", n)
 		}
@@ -118,36 +120,9 @@ func decodeHook(from, to reflect.Type, data any) (any, error) {
 		}
 		return n, nil
 	case to.Kind() == reflect.Bool:
-		switch x := data.(type) {
-		case bool:
-			return x, nil
-		case string:
-			return parseBool(x)
-		}
-		return nil, fmt.Errorf("want true or false, got %v", data)
+		return parseBool(fmt.Sprint(data))
 	}
 	return data, nil
-}
-
-// toInt reads an integer key's value: an integer, or a string parseInt
-// reads; a float or a boolean is refused, not truncated or counted.
-func toInt(data any) (int64, error) {
-	switch x := data.(type) {
-	case int:
-		return int64(x), nil
-	case int64:
-		return x, nil
-	case int32:
-		return int64(x), nil
-	case uint64:
-		if x > 1<<63-1 {
-			return 0, fmt.Errorf("%d is out of range", x)
-		}
-		return int64(x), nil
-	case string:
-		return parseInt(x)
-	}
-	return 0, fmt.Errorf("want an integer, got %v", data)
 }
 
 // splitList reads a list given as a YAML sequence, a flag slice or an
@@ -182,7 +157,7 @@ func splitList(data any) ([]string, error) {
 // unknown key first (as a typo is the likelier mistake), else the first
 // value of the wrong kind.
 func decodeError(err error, file string) error {
-	var unknown, wrong []*Error
+	var unknown, wrong *Error // the first unknown key by name; the first wrong value
 	for _, de := range decodeErrors(err) {
 		msg := de.Unwrap().Error()
 		if names, ok := strings.CutPrefix(msg, "has invalid keys: "); ok {
@@ -190,27 +165,31 @@ func decodeError(err error, file string) error {
 				if de.Name() != "" {
 					n = de.Name() + "." + n
 				}
-				m := "unknown key"
-				if file != "" {
-					m += " in " + file
+				if unknown == nil || n < unknown.Key {
+					m := "unknown key"
+					if file != "" {
+						m += " in " + file
+					}
+					unknown = bad(n, "%s", m)
 				}
-				unknown = append(unknown, bad(n, "%s", m))
 			}
 			continue
 		}
+		if wrong != nil {
+			continue
+		}
 		if isKey(de.Name()) {
-			wrong = append(wrong, bad(de.Name(), "%s", msg))
+			wrong = bad(de.Name(), "%s", msg)
 		} else {
 			// a section given as a scalar, e.g. "queue: 5"
-			wrong = append(wrong, bad(de.Name(), "want a mapping of its keys: %s", msg))
+			wrong = bad(de.Name(), "want a mapping of its keys: %s", msg)
 		}
 	}
-	sort.SliceStable(unknown, func(i, j int) bool { return unknown[i].Key < unknown[j].Key })
-	if len(unknown) > 0 {
-		return unknown[0]
+	if unknown != nil {
+		return unknown
 	}
-	if len(wrong) > 0 {
-		return wrong[0]
+	if wrong != nil {
+		return wrong
 	}
 	return bad("config", "%v", err)
 }

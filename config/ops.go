@@ -29,7 +29,7 @@ func (c *Config) ops(k *Keys) error {
 	}
 	if c.Metrics.Listen != "" {
 		if err := method.ListenAddr("metrics.listen", c.Metrics.Listen, DefaultMetricsListen+`, or "" for none`); err != nil {
-			return keyError(err)
+			return err
 		}
 	}
 	if c.Metrics.Textfile = k.Metrics.Textfile; c.Metrics.Textfile != "" && !filepath.IsAbs(c.Metrics.Textfile) {

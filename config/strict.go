@@ -19,41 +19,22 @@ import (
 // zero, or 0x and hex digits.
 func parseInt(s string) (int64, error) {
 	t := strings.TrimSpace(s)
-	digits := strings.TrimLeft(t, "+-")
-	if len(t)-len(digits) > 1 {
-		return 0, fmt.Errorf("want an integer, got %q", s)
-	}
-	base := 10
-	if h, ok := strings.CutPrefix(digits, "0x"); ok {
-		digits, base = h, 16
-	} else if h, ok := strings.CutPrefix(digits, "0X"); ok {
-		digits, base = h, 16
-	} else if len(digits) > 1 && digits[0] == '0' && strings.Trim(digits, "0123456789") == "" {
-		return 0, fmt.Errorf("%q has a leading zero, which some tools read as octal: write it without (or as 0x hex)", s)
-	}
-	if digits == "" || strings.ContainsAny(digits, "+-_") {
-		return 0, fmt.Errorf("want an integer (decimal, or hex after 0x), got %q", s)
-	}
-	u, err := strconv.ParseUint(digits, base, 64)
-	if errors.Is(err, strconv.ErrRange) || err == nil && (u > 1<<63 || u == 1<<63 && t[0] != '-') {
+	d := strings.TrimLeft(t, "+-")
+	n, err := strconv.ParseInt(t, 0, 64)
+	if errors.Is(err, strconv.ErrRange) {
 		return 0, fmt.Errorf("%s is out of range", t)
 	}
-	if err != nil {
-		return 0, fmt.Errorf("want an integer (decimal, or hex after 0x), got %q", s)
+	if err != nil || strings.IndexByte(d, '_') >= 0 || len(d) > 1 && d[0] == '0' && d[1]|0x20 != 'x' {
+		return 0, fmt.Errorf("want an integer: decimal without a leading zero (which some read as octal), or hex after 0x; got %q", s)
 	}
-	if t[0] == '-' {
-		return int64(-u), nil
-	}
-	return int64(u), nil
+	return n, nil
 }
 
 // parseBool reads true or false, in any case.
 func parseBool(s string) (bool, error) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "true":
-		return true, nil
-	case "false":
-		return false, nil
+	t := strings.TrimSpace(s)
+	if strings.EqualFold(t, "true") || strings.EqualFold(t, "false") {
+		return len(t) == 4, nil
 	}
 	return false, fmt.Errorf("want true or false, got %q", s)
 }

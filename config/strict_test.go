@@ -19,10 +19,10 @@ func TestStrictValues(t *testing.T) {
 		key  string
 		msg  string
 	}{
-		{file: base + "queue:\n  num: 7.9\n", key: "queue.num", msg: "want an integer, got 7.9"},
-		{file: base + "queue:\n  num: 7.0\n", key: "queue.num", msg: "want an integer, got 7.0"},
+		{file: base + "queue:\n  num: 7.9\n", key: "queue.num", msg: `want an integer: decimal without a leading zero (which some read as octal), or hex after 0x; got "7.9"`},
+		{file: base + "queue:\n  num: 7.0\n", key: "queue.num", msg: `got "7.0"`},
 		{file: base + "queue:\n  num: 1e3\n", key: "queue.num", msg: "want an integer"},
-		{file: base + "queue:\n  num: true\n", key: "queue.num", msg: "want an integer, got true"},
+		{file: base + "queue:\n  num: true\n", key: "queue.num", msg: `got "true"`},
 		{file: base + "queue:\n  num: 99999999999999999999999\n", key: "queue.num", msg: "99999999999999999999999 is out of range"},
 		{file: base + "queue:\n  num: 9223372036854775808\n", key: "queue.num", msg: "9223372036854775808 is out of range"},
 		{file: base + "queue:\n  num: 010\n", key: "queue.num", msg: "leading zero"},
@@ -30,7 +30,7 @@ func TestStrictValues(t *testing.T) {
 		{file: base + "queue:\n  num: 1_0\n", key: "queue.num", msg: "want an integer"},
 		{file: base + "queue:\n  num: \"010\"\n", key: "queue.num", msg: "leading zero"},
 		{file: base + "queue:\n  num: \"7.9\"\n", key: "queue.num", msg: "want an integer"},
-		{file: base + "queue:\n  fail_open: 1\n", key: "queue.fail_open", msg: "want true or false, got 1"},
+		{file: base + "queue:\n  fail_open: 1\n", key: "queue.fail_open", msg: `want true or false, got "1"`},
 		{file: base + "queue:\n  fail_open: \"t\"\n", key: "queue.fail_open", msg: "want true or false"},
 		{file: base + "queue:\n  fail_open: yes\n", key: "queue.fail_open", msg: "want true or false"},
 		{env: map[string]string{"NATREVEAL_QUEUE_NUM": "010"}, args: args, key: "queue.num", msg: "leading zero"},
@@ -96,13 +96,13 @@ func TestParseInt(t *testing.T) {
 func TestNullValues(t *testing.T) {
 	base := "inside: [100.64.0.0/24]\nmethods: [ip-id]\n"
 	for _, c := range []struct{ file, key, msg string }{
-		{base + "metrics:\n  listen:\n", "metrics.listen", `no value (YAML null); write "" for an empty value, or remove the key for the default (127.0.0.1:9850)`},
+		{base + "metrics:\n  listen:\n", "metrics.listen", `no value (YAML null); write "" for an empty value, or remove the key for its default`},
 		{base + "status:\n  socket: ~\n", "status.socket", `write ""`},
-		{base + "tcp_option:\n  length: null\n", "tcp_option.length", "write a value, or remove the key for the default (2)"},
+		{base + "tcp_option:\n  length: null\n", "tcp_option.length", "write a value, or remove the key for its default"},
 		{base + "placement:\n", "placement", "no value"},
-		{base + "queue:\n", "queue", "give its keys, or remove it"},
+		{base + "queue:\n", "queue", "write its keys, or remove it"},
 		{base + "http_header:\n  ports:\n", "http_header.ports", "write [] for an empty list"},
-		{"inside: [100.64.0.0/24, ~]\nmethods: [ip-id]\n", "inside", "item 2 has no value"},
+		{"inside: [100.64.0.0/24, ~]\nmethods: [ip-id]\n", "inside", "an item has no value"},
 		{"inside:\nmethods: [ip-id]\n", "inside", "no value"},
 		{base + "metrics: &m\n  listen:\nstatus:\n  socket: /run/x.sock\n", "metrics.listen", "no value"},
 		{base + "queue:\n  num:\n  numm: 1\n", "queue.numm", "unknown key"}, // a typo first

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"errors"
 	"math/bits"
 	"net/netip"
 	"runtime"
@@ -34,7 +33,7 @@ func fromKeys(k *Keys) (*Config, error) {
 	}
 	c.HostID.KeyFile, c.HostID.MapFile = k.HostID.KeyFile, k.HostID.MapFile
 	if c.Configs, err = k.Keys.Validate(c.env()); err != nil {
-		return nil, keyError(err)
+		return nil, err
 	}
 	n, err := intIn("queue.num", k.Queue.Num, 0, 65535)
 	if err != nil {
@@ -137,11 +136,11 @@ func (c *Config) crossCheck() error {
 		}
 	}
 	if c.HasIPv4() && !(c.carriesIn(method.IPv4) || c.Selects()) && c.PacketMethods() {
-		return bad("methods", "inside holds IPv4 prefixes but %s; add an IPv4 method (%s)",
+		return bad("methods", "inside holds IPv4 prefixes but no enabled method marks them (IPv6 only: %s); add an IPv4 method (%s)",
 			c.enabledOnly(method.IPv6), carriers(method.IPv4, ", "))
 	}
 	if c.HasIPv6() && !c.carriesIn(method.IPv6) && c.PacketMethods() {
-		return bad("methods", "inside holds IPv6 prefixes but %s; add %s",
+		return bad("methods", "inside holds IPv6 prefixes but no enabled method marks them (IPv4 only: %s); add %s",
 			c.enabledOnly(method.IPv4), carriers(method.IPv6, " or "))
 	}
 	for _, m := range all.List {
@@ -212,11 +211,8 @@ const portSetSuffix = "_portset"
 // tableName checks the table key by rules.Spec's rule, leaving room for
 // port-set's table name, which adds portSetSuffix.
 func tableName(name string) (string, error) {
-	if name == "" {
-		return "", bad("table", "empty; write a name such as natreveal, or remove the key for the default")
-	}
-	if max := 255 - len(portSetSuffix); len(name) > max {
-		return "", bad("table", "%d bytes long, at most %d (port-set's table adds %q, and nftables allows 255)", len(name), max, portSetSuffix)
+	if len(name) > 255-len(portSetSuffix) {
+		return "", bad("table", "longer than 247 bytes: port-set's table adds "+portSetSuffix+", and nftables allows 255")
 	}
 	if err := rules.CheckTableName(name); err != nil {
 		return "", bad("table", "%s", strings.TrimPrefix(err.Error(), "table name "))
@@ -241,15 +237,6 @@ func methods(items []string) ([]string, error) {
 		}
 	}
 	return out, nil
-}
-
-// keyError turns a method's *method.KeyError into an *Error.
-func keyError(err error) error {
-	var ke *method.KeyError
-	if errors.As(err, &ke) {
-		return bad(ke.Key, "%s", ke.Msg)
-	}
-	return err
 }
 
 func oneOf(key, s string, allowed ...string) (string, error) {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"os"
 	"reflect"
 	"strings"
@@ -23,114 +24,75 @@ func checkFile(file string) error {
 	if yaml.Unmarshal(data, &doc) != nil || len(doc.Content) == 0 {
 		return nil
 	}
-	return checkNode(doc.Content[0], "")
-}
-
-// checkNode checks the mapping n of the section prefix ("" at the top).
-func checkNode(n *yaml.Node, prefix string) error {
-	n = deref(n)
-	if n.Kind != yaml.MappingNode {
-		return nil // the decoder says what it wanted
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		name, v := strings.ToLower(n.Content[i].Value), deref(n.Content[i+1])
-		if name == "<<" {
-			continue // a merge key: its mapping's keys are checked where written
-		}
-		if prefix != "" {
-			name = prefix + "." + name
-		}
-		k, ok := keyNamed(name)
-		switch {
-		case ok:
-			if err := checkValue(k, v); err != nil {
-				return err
-			}
-		case isSection(name) && isNull(v):
-			return bad(name, "no value (YAML null); give its keys, or remove it")
-		case isSection(name):
-			if err := checkNode(v, name); err != nil {
-				return err
-			}
-		}
+	if root := doc.Content[0]; root.Kind == yaml.MappingNode {
+		return checkNode(root, "")
 	}
 	return nil
 }
 
-// checkValue checks the value v of key k.
-func checkValue(k Key, v *yaml.Node) error {
-	if isNull(v) {
-		how := "a value"
-		switch k.kind.Kind() {
-		case reflect.String:
-			how = `"" for an empty value`
-		case reflect.Slice:
-			how = "[] for an empty list"
+// checkNode checks the mapping n of the section prefix ("" at the top,
+// else "queue."); a key it does not know is left to the decoder.
+func checkNode(n *yaml.Node, prefix string) error {
+	for i := 1; i < len(n.Content); i += 2 {
+		name, v := prefix+strings.ToLower(n.Content[i-1].Value), n.Content[i]
+		if v.Kind == yaml.AliasNode {
+			v = v.Alias
 		}
-		def := k.Default
-		if def == "" {
-			def = "empty"
+		t := keyType(name)
+		kind := reflect.Invalid // a section, or unknown
+		if t != nil {
+			kind = t.Kind()
 		}
-		return bad(k.Name, "no value (YAML null); write %s, or remove the key for the default (%s)", how, def)
-	}
-	switch k.kind.Kind() {
-	case reflect.Slice:
-		if v.Kind == yaml.SequenceNode {
-			for j, e := range v.Content {
-				if isNull(deref(e)) {
-					return bad(k.Name, "item %d has no value (YAML null)", j+1)
+		if v.ShortTag() == "!!null" {
+			return nullError(name, kind)
+		}
+		var err error
+		switch kind {
+		case reflect.Invalid:
+			if v.Kind == yaml.MappingNode && prefix == "" {
+				if err := checkNode(v, name+"."); err != nil {
+					return err
 				}
 			}
-		}
-	case reflect.Int, reflect.Int64:
-		if v.Kind != yaml.ScalarNode {
-			return nil // the decoder says what it wanted
-		}
-		switch v.ShortTag() {
-		case "!!int":
-			if _, err := parseInt(v.Value); err != nil {
-				return bad(k.Name, "%v", err)
+		case reflect.Slice:
+			for _, e := range v.Content { // a sequence's items
+				if e.ShortTag() == "!!null" {
+					err = errors.New("an item has no value (YAML null)")
+				}
 			}
-		case "!!float":
-			if _, err := parseInt(v.Value); err != nil && strings.Contains(err.Error(), "out of range") {
-				return bad(k.Name, "%v", err) // too many digits for YAML's integers
+		default: // integers and booleans, as written: 010, 7.9, true, 1e30, 1
+			if v.Kind == yaml.ScalarNode && v.ShortTag() != "!!str" && kind != reflect.String {
+				_, err = decodeHook(nil, t, v.Value)
 			}
-			return bad(k.Name, "want an integer, got %s", v.Value)
-		case "!!bool":
-			return bad(k.Name, "want an integer, got %s", v.Value)
 		}
-	case reflect.Bool:
-		if v.Kind == yaml.ScalarNode && (v.ShortTag() == "!!int" || v.ShortTag() == "!!float") {
-			return bad(k.Name, "want true or false, got %s", v.Value)
+		if err != nil {
+			return bad(name, "%v", err)
 		}
 	}
 	return nil
 }
 
-func deref(n *yaml.Node) *yaml.Node {
-	for n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
+// nullError says what to write instead of a null for key name of kind.
+func nullError(name string, kind reflect.Kind) error {
+	how := `a value, or remove the key for its default`
+	switch kind {
+	case reflect.Invalid:
+		how = "its keys, or remove it"
+	case reflect.String:
+		how = `"" for an empty value, or remove the key for its default`
+	case reflect.Slice:
+		how = `[] for an empty list, or remove the key for its default`
 	}
-	return n
+	return bad(name, "no value (YAML null); write %s", how)
 }
 
-func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" }
-
-func keyNamed(name string) (Key, bool) {
+// keyType is the Go type of key name's field; nil for a section or an
+// unknown key.
+func keyType(name string) reflect.Type {
 	for _, k := range keyList {
 		if k.Name == name {
-			return k, true
+			return k.kind
 		}
 	}
-	return Key{}, false
-}
-
-// isSection reports whether name is a section of keys (queue, tcp_option).
-func isSection(name string) bool {
-	for _, k := range keyList {
-		if strings.HasPrefix(k.Name, name+".") {
-			return true
-		}
-	}
-	return false
+	return nil
 }
