@@ -62,12 +62,20 @@ func (c *Config) carriesIn(f method.Family) bool {
 	return false
 }
 
+// methodNames joins with sep the names of the router methods keep accepts.
+func methodNames(sep string, keep func(method.Method) bool) string {
+	return strings.Join(all.Names(func(m method.Method) bool { return m.Router && keep(m) }), sep)
+}
+
 // carriers lists the router methods whose HOST_ID rides in packets of
-// family f alone (only) or of f among others, joined with sep.
-func carriers(f method.Family, only bool, sep string) string {
-	return strings.Join(all.Names(func(m method.Method) bool {
-		return m.Router && m.Decoder.Packet != nil && m.Family.Has(f) && (!only || m.Family == f)
-	}), sep)
+// family f, joined with sep.
+func carriers(f method.Family, sep string) string {
+	return methodNames(sep, func(m method.Method) bool { return m.Decoder.Packet != nil && m.Family.Has(f) })
+}
+
+// enabledOnly lists the enabled methods that work for family f only.
+func (c *Config) enabledOnly(f method.Family) string {
+	return methodNames(", ", func(m method.Method) bool { return m.Family == f && c.Has(m.Name) })
 }
 
 // Config is the validated configuration.
@@ -141,12 +149,8 @@ func (c *Config) Has(m string) bool {
 }
 
 // Error is a bad configuration value: the key and what is wrong with it.
-type Error struct {
-	Key string
-	Msg string
-}
-
-func (e *Error) Error() string { return e.Key + ": " + e.Msg }
+// It is the methods' error too, so theirs pass through unchanged.
+type Error = method.KeyError
 
 // bad is key's error. Not inlined: some fifty callers, and the copies
 // cost the router build (TestRouterBinarySize).

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/spf13/pflag"
+
+	"github.com/natreveal/natreveal/rules"
 )
 
 // load runs Load with a file body (empty: no file), env vars and arguments.
@@ -75,6 +77,11 @@ func TestBadValues(t *testing.T) {
 		{"inside: [100.64.0.0/24]\nmethods: [dest-opt]\n", nil, "methods", "no IPv6 prefix"},
 		{"inside: [100.64.0.0/24, 2001:db8:1::/64]\nmethods: [dest-opt]\n", nil, "methods", "add an IPv4 method"},
 		{"inside: [2001:db8:1::/64]\nmethods: [ip-id]\n", nil, "methods", "add tcp-option or dest-opt"},
+		{"inside: [2001:db8:1::/64]\nmethods: [http-header]\n", nil, "methods", "but no enabled method marks them (IPv4 only: http-header); add tcp-option or dest-opt"},
+		{"inside: [2001:db8:1::/64]\nmethods: [ip-id, http-header]\n", nil, "methods", "(IPv4 only: ip-id, http-header);"},
+		{"inside: [100.64.0.0/24, 2001:db8:1::/64]\nmethods: [dest-opt]\n", nil, "methods", "(IPv6 only: dest-opt); add an IPv4 method"},
+		{"inside: [\"fe80::%eth0/64\"]\nmethods: [dest-opt]\n", nil, "inside", "IPv6 ones without a zone"},
+		{"inside: [\"fe80::1%eth0\"]\nmethods: [dest-opt]\n", nil, "inside", "IPv6 ones without a zone"},
 		{"inside: [2001:db8:1::/64]\nmethods: [dest-opt]\ndest_opt:\n  type: 31\n", nil, "dest_opt.type", "not an RFC 4727"},
 		{"inside: [2001:db8:1::/64]\nmethods: [dest-opt]\ndest_opt:\n  length: 3\n", nil, "dest_opt.length", "2 or 4"},
 		{"inside: [2001:db8:1::/64]\nmethods: [dest-opt]\nhostid:\n  source: address\n", nil, "dest_opt.length", "needs 4 bytes"},
@@ -95,6 +102,16 @@ func TestBadValues(t *testing.T) {
 		{base + "methdos: [ip-id]\n", nil, "methdos", "unknown key"},
 		{"inside: [192.168.1.0/24]\nmethods: [tcp-option]\n", nil, "tcp_option.cgn", "RFC 7974 §8"},
 		{base + "marks:\n  track: 3\n", nil, "marks.track", "single-bit"},
+		{"inside: [100.64.0.0/10, 100.64.1.0/24]\nmethods: [ip-id]\n", nil, "inside", "100.64.0.0/10 and 100.64.1.0/24 overlap"},
+		{"inside: [100.64.0.0/10, 2001:db8::/32, 100.64.0.0/10]\nmethods: [tcp-option]\n", nil, "inside", "100.64.0.0/10 is listed twice"},
+		{"inside: [2001:db8::/32, 2001:db8:1::/48]\nmethods: [dest-opt]\n", nil, "inside", "overlap"},
+		{base + "table: 9abc\n", nil, "table", "starting with a letter"},
+		{base + "table: a.b\n", nil, "table", "use letters, digits"},
+		{base + "table: a$b\n", nil, "table", "use letters, digits"},
+		{base + "table: ä\n", nil, "table", "use letters, digits"},
+		{base + "table: natreveal_probe\n", nil, "table", "reserved"},
+		{base + "table: \"\"\n", nil, "table", `"": use letters`},
+		{base + "table: " + strings.Repeat("a", 248) + "\n", nil, "table", "longer than 247 bytes"},
 		{base, []string{"--tcp-option-length", "5"}, "tcp_option.length", "out of range"},
 	} {
 		_, err := load(t, c.file, nil, c.args...)
@@ -127,5 +144,55 @@ func TestIPv6Inside(t *testing.T) {
 	c, err = load(t, "inside: [\"2001:db8:1::/64\"]\nmethods: [dest-opt]\n", nil)
 	if err != nil || c.HasIPv4() || c.DestOpt.Type != 0x1e || c.DestOpt.Length != 2 {
 		t.Fatalf("IPv6-only config: %+v, %v", c, err)
+	}
+}
+
+// Listen addresses are checked whole at load: a port beyond 65535 or a
+// service name would fail only when run binds.
+func TestListenAddresses(t *testing.T) {
+	ip := []string{"--inside", "100.64.0.0/24", "--methods", "ip-id"}
+	id := []string{"--inside", "100.64.0.0/24", "--methods", "ident"}
+	for _, c := range []struct {
+		args []string
+		key  string // "" for none
+	}{
+		{append(ip, "--metrics-listen", ":99999"), "metrics.listen"},
+		{append(ip, "--metrics-listen", "127.0.0.1:-1"), "metrics.listen"},
+		{append(ip, "--metrics-listen", "127.0.0.1:http"), "metrics.listen"},
+		{append(ip, "--metrics-listen", "127.0.0.1:"), "metrics.listen"},
+		{append(ip, "--metrics-listen", "127.0.0.1:09850"), "metrics.listen"},
+		{append(ip, "--metrics-listen", "a$b:9850"), "metrics.listen"},
+		{append(id, "--ident-listen", ":99999"), "ident.listen"},
+		{append(id, "--ident-listen", ":auth"), "ident.listen"},
+		{append(ip, "--metrics-listen", "[::1]:9850"), ""},
+		{append(ip, "--metrics-listen", "localhost:0"), ""},
+		{append(ip, "--metrics-listen", ":65535"), ""},
+		{append(ip, "--metrics-listen", ""), ""},
+		{append(id, "--ident-listen", "[fe80::1%eth0]:113"), ""},
+		{append(id, "--ident-listen", "192.0.2.1:113"), ""},
+	} {
+		_, err := load(t, "", nil, c.args...)
+		e, ok := err.(*Error)
+		switch {
+		case c.key == "" && err != nil:
+			t.Errorf("%v: %v", c.args, err)
+		case c.key != "" && (!ok || e.Key != c.key):
+			t.Errorf("%v: error %v, want one naming %s", c.args, err, c.key)
+		}
+	}
+}
+
+// Table names config accepts are ones rules.Spec and port-set's table
+// ("_portset" added) accept too.
+func TestTableNames(t *testing.T) {
+	for _, name := range []string{"natreveal", "_nr-2", strings.Repeat("a", 247)} {
+		c, err := load(t, "", nil, "--inside", "100.64.0.0/24", "--methods", "ip-id", "--table", name)
+		if err != nil || c.Table != name {
+			t.Errorf("table %q: %v", name, err)
+			continue
+		}
+		if err := rules.CheckTableName(name + portSetSuffix); err != nil {
+			t.Errorf("table %q: port-set's table: %v", name, err)
+		}
 	}
 }

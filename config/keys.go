@@ -217,11 +217,11 @@ func (k Key) addFlag(fs *pflag.FlagSet) {
 	case []string:
 		fs.StringSlice(k.Flag, d, k.usage())
 	case bool:
-		fs.Bool(k.Flag, d, k.usage())
+		fs.VarPF(&boolFlag{d}, k.Flag, "", k.usage()).NoOptDefVal = "true"
 	case int:
-		fs.Int(k.Flag, d, k.usage())
+		fs.Var(&intFlag{int64(d), "int"}, k.Flag, k.usage())
 	case int64:
-		fs.Int64(k.Flag, d, k.usage())
+		fs.Var(&intFlag{d, "int64"}, k.Flag, k.usage())
 	case string:
 		fs.String(k.Flag, d, k.usage())
 	}

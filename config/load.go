@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"reflect"
-	"sort"
 	"strings"
 
 	"github.com/go-viper/mapstructure/v2"
@@ -50,6 +49,7 @@ func loadKeys(fs *pflag.FlagSet, getenv func(string) string) (*Keys, error) {
 			}
 		}
 	}
+	var ferr error // checkFile's: reported after unknown keys
 	file, _ := fs.GetString("config")
 	if file == "" && getenv != nil {
 		file = getenv(EnvPrefix + "_CONFIG")
@@ -78,6 +78,7 @@ func loadKeys(fs *pflag.FlagSet, getenv func(string) string) (*Keys, error) {
 		if err := v.MergeConfigMap(m); err != nil {
 			return nil, bad("config", "%s: %v", file, err)
 		}
+		ferr = checkFile(file)
 	}
 	var k Keys
 	err := v.Unmarshal(&k, func(dc *mapstructure.DecoderConfig) {
@@ -85,7 +86,16 @@ func loadKeys(fs *pflag.FlagSet, getenv func(string) string) (*Keys, error) {
 		dc.DecodeHook = decodeHook
 	})
 	if err != nil {
-		return nil, decodeError(err, file)
+		err = decodeError(err, file)
+	}
+	if e, ok := err.(*Error); ok && strings.HasPrefix(e.Msg, "unknown key") {
+		return nil, err // a typo first, as the likelier mistake
+	}
+	if ferr != nil {
+		return nil, ferr // a null, or a number as written in the file
+	}
+	if err != nil {
+		return nil, err
 	}
 	return &k, nil
 }
@@ -93,8 +103,10 @@ func loadKeys(fs *pflag.FlagSet, getenv func(string) string) (*Keys, error) {
 var stringsType = reflect.TypeOf([]string(nil))
 
 // decodeHook converts what viper holds for a key (a YAML value, an
-// environment string, a flag's value) to its field's type, as leniently as
-// spf13/cast does, and says what it wanted when it cannot.
+// environment string, a flag's value) to its field's type, and says what it
+// wanted when it cannot. Strings and lists take any scalar; integers and
+// booleans only their own kind, or a string parseInt or parseBool reads
+// (strict.go).
 func decodeHook(from, to reflect.Type, data any) (any, error) {
 	switch {
 	case to == stringsType:
@@ -106,23 +118,19 @@ func decodeHook(from, to reflect.Type, data any) (any, error) {
 		}
 		return strings.TrimSpace(s), nil
 	case to.Kind() == reflect.Int || to.Kind() == reflect.Int64:
-		n, err := cast.ToInt64E(data)
-		if s, ok := data.(string); ok && err == nil && strings.TrimSpace(s) == "" {
-			err = errors.New("empty")
-		}
+		// An integer, or a string parseInt reads; a float or a boolean is
+		// refused, not truncated or counted (a file's numbers are checked
+		// as written first: checkFile).
+		n, err := parseInt(fmt.Sprint(data))
 		if err == nil && reflect.Zero(to).OverflowInt(n) {
-			err = errors.New("overflow")
+			err = fmt.Errorf("%d is out of range", n)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("want an integer, got %q", fmt.Sprint(data))
+			return nil, err
 		}
 		return n, nil
 	case to.Kind() == reflect.Bool:
-		b, err := cast.ToBoolE(data)
-		if err != nil {
-			return nil, fmt.Errorf("want true or false, got %q", fmt.Sprint(data))
-		}
-		return b, nil
+		return parseBool(fmt.Sprint(data))
 	}
 	return data, nil
 }
@@ -159,7 +167,7 @@ func splitList(data any) ([]string, error) {
 // unknown key first (as a typo is the likelier mistake), else the first
 // value of the wrong kind.
 func decodeError(err error, file string) error {
-	var unknown, wrong []*Error
+	var unknown, wrong *Error // the first unknown key by name; the first wrong value
 	for _, de := range decodeErrors(err) {
 		msg := de.Unwrap().Error()
 		if names, ok := strings.CutPrefix(msg, "has invalid keys: "); ok {
@@ -167,27 +175,31 @@ func decodeError(err error, file string) error {
 				if de.Name() != "" {
 					n = de.Name() + "." + n
 				}
-				m := "unknown key"
-				if file != "" {
-					m += " in " + file
+				if unknown == nil || n < unknown.Key {
+					m := "unknown key"
+					if file != "" {
+						m += " in " + file
+					}
+					unknown = bad(n, "%s", m)
 				}
-				unknown = append(unknown, bad(n, "%s", m))
 			}
 			continue
 		}
+		if wrong != nil {
+			continue
+		}
 		if isKey(de.Name()) {
-			wrong = append(wrong, bad(de.Name(), "%s", msg))
+			wrong = bad(de.Name(), "%s", msg)
 		} else {
 			// a section given as a scalar, e.g. "queue: 5"
-			wrong = append(wrong, bad(de.Name(), "want a mapping of its keys: %s", msg))
+			wrong = bad(de.Name(), "want a mapping of its keys: %s", msg)
 		}
 	}
-	sort.SliceStable(unknown, func(i, j int) bool { return unknown[i].Key < unknown[j].Key })
-	if len(unknown) > 0 {
-		return unknown[0]
+	if unknown != nil {
+		return unknown
 	}
-	if len(wrong) > 0 {
-		return wrong[0]
+	if wrong != nil {
+		return wrong
 	}
 	return bad("config", "%v", err)
 }

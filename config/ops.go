@@ -1,9 +1,10 @@
 package config
 
 import (
-	"net"
 	"path/filepath"
 	"time"
+
+	"github.com/natreveal/natreveal/method"
 )
 
 // DefaultMetricsListen is where `natreveal run` serves Prometheus metrics
@@ -27,8 +28,8 @@ func (c *Config) ops(k *Keys) error {
 		}
 	}
 	if c.Metrics.Listen != "" {
-		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
-			return bad("metrics.listen", "%q is not host:port (e.g. 127.0.0.1:9850) or empty: %v", c.Metrics.Listen, err)
+		if err := method.ListenAddr("metrics.listen", c.Metrics.Listen, DefaultMetricsListen+`, or "" for none`); err != nil {
+			return err
 		}
 	}
 	if c.Metrics.Textfile = k.Metrics.Textfile; c.Metrics.Textfile != "" && !filepath.IsAbs(c.Metrics.Textfile) {

@@ -42,6 +42,12 @@ func TestPortSetKeys(t *testing.T) {
 	if err != nil || len(c.PortSet.Policy.Public) != 2 || len(c.PortSet.Blocks()) != 127 || c.PortSet.Blocks()[0].Inside.String() != "100.64.0.128" {
 		t.Fatalf("policy file and own public address: %+v, %v", c.PortSet, err)
 	}
+	// port_set.ratio alone sizes the blocks: ports / ratio each.
+	c, err = loadArgs(t, "--inside", "100.64.0.0/24", "--methods", "port-set", "--port-set-public", "192.0.2.1",
+		"--port-set-ports", "1024-1100", "--port-set-ratio", "38")
+	if err != nil || c.PortSet.Policy.BlockSize != 2 || c.PortSet.Policy.Ratio != 38 {
+		t.Fatalf("ratio alone: %+v, %v", c.PortSet.Policy, err)
+	}
 	for _, bad := range []struct {
 		key  string
 		args []string
@@ -55,10 +61,13 @@ func TestPortSetKeys(t *testing.T) {
 		{"port_set.policy_file", []string{"--methods", "port-set", "--port-set-policy-file", "/nonexistent"}},
 		{"port_set.public", []string{"--methods", "port-set", "--port-set-policy-file", pf, "--port-set-public", "192.0.2.13"}},
 		{"port_set.oifname", []string{"--methods", "port-set", "--port-set-public", "192.0.2.1", "--port-set-block-size", "256", "--port-set-oifname", "a b"}},
+		{"port_set.ports", []string{"--methods", "port-set", "--port-set-public", "192.0.2.1", "--port-set-ports", "1024", "--port-set-block-size", "2"}},
+		{"port_set.ports", []string{"--methods", "port-set", "--port-set-public", "192.0.2.1", "--port-set-ports", "1024", "--port-set-ratio", "1"}},
+		{"port_set.ratio", []string{"--methods", "port-set", "--port-set-public", "192.0.2.1", "--port-set-ports", "1024-1100", "--port-set-ratio", "39"}},
 	} {
 		_, err := loadArgs(t, append([]string{"--inside", "100.64.0.0/24"}, bad.args...)...)
 		ce, ok := err.(*Error)
-		if !ok || ce.Key != bad.key || strings.Contains(ce.Error(), "\n") {
+		if !ok || ce.Key != bad.key || strings.Contains(ce.Error(), "\n") || strings.Contains(ce.Error(), "want 2 to 1 ") {
 			t.Errorf("%v: error %v, want one line naming %s", bad.args, err, bad.key)
 		}
 	}

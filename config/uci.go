@@ -87,13 +87,13 @@ func FromUCI(r io.Reader) ([]byte, error) {
 		if i := strings.IndexByte(k, '.'); i >= 0 {
 			if k[:i] != section {
 				section = k[:i]
-				fmt.Fprintf(&b, "%s:\n", section)
+				b.WriteString(section + ":\n")
 			}
 			name, indent = k[i+1:], "  "
 		} else {
 			section = ""
 		}
-		v := vals[k]
+		v, val := vals[k], ""
 		switch {
 		case lists[k] || isList(k):
 			var items []string
@@ -101,16 +101,17 @@ func FromUCI(r io.Reader) ([]byte, error) {
 				// A list option may also hold "a b" or "a,b" (UCI habit); config splits.
 				items = append(items, strconv.Quote(x))
 			}
-			fmt.Fprintf(&b, "%s%s: [%s]\n", indent, name, strings.Join(items, ", "))
+			val = "[" + strings.Join(items, ", ") + "]"
 		case isBool(k):
 			bv, err := uciBool(v[0])
 			if err != nil {
 				return nil, bad(k, "%v", err)
 			}
-			fmt.Fprintf(&b, "%s%s: %t\n", indent, name, bv)
+			val = strconv.FormatBool(bv)
 		default:
-			fmt.Fprintf(&b, "%s%s: %s\n", indent, name, strconv.Quote(v[0]))
+			val = strconv.Quote(v[0])
 		}
+		b.WriteString(indent + name + ": " + val + "\n")
 	}
 	return []byte(b.String()), nil
 }
@@ -119,10 +120,8 @@ func isList(k string) bool { return keyKind(k) == reflect.Slice }
 func isBool(k string) bool { return keyKind(k) == reflect.Bool }
 
 func keyKind(name string) reflect.Kind {
-	for _, k := range keyList {
-		if k.Name == name {
-			return k.kind.Kind()
-		}
+	if t := keyType(name); t != nil {
+		return t.Kind()
 	}
 	return reflect.Invalid
 }

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"errors"
 	"math/bits"
 	"net/netip"
 	"runtime"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/natreveal/natreveal/method"
 	"github.com/natreveal/natreveal/method/all"
+	"github.com/natreveal/natreveal/rules"
 )
 
 // fromKeys converts and checks every key; the first bad one is returned.
@@ -25,19 +25,14 @@ func fromKeys(k *Keys) (*Config, error) {
 	if c.Placement, err = oneOf("placement", k.Placement, "pre-nat", "post-nat"); err != nil {
 		return nil, err
 	}
-	c.Table = k.Table
-	if c.Table == "" || len(c.Table) > 255 || strings.ContainsAny(c.Table, " \t\n\"';{}") {
-		return nil, bad("table", "%q is not a usable nftables table name", c.Table)
+	if c.Table, err = tableName(k.Table); err != nil {
+		return nil, err
 	}
 	if c.HostID.Source, err = oneOf("hostid.source", k.HostID.Source, "lower16", "address", "hash", "map"); err != nil {
 		return nil, err
 	}
 	c.HostID.KeyFile, c.HostID.MapFile = k.HostID.KeyFile, k.HostID.MapFile
 	if c.Configs, err = k.Keys.Validate(c.env()); err != nil {
-		var ke *method.KeyError
-		if errors.As(err, &ke) {
-			return nil, bad(ke.Key, "%s", ke.Msg)
-		}
 		return nil, err
 	}
 	n, err := intIn("queue.num", k.Queue.Num, 0, 65535)
@@ -141,12 +136,12 @@ func (c *Config) crossCheck() error {
 		}
 	}
 	if c.HasIPv4() && !(c.carriesIn(method.IPv4) || c.Selects()) && c.PacketMethods() {
-		return bad("methods", "inside holds IPv4 prefixes but %s marks IPv6 packets only; add an IPv4 method (%s)",
-			carriers(method.IPv6, true, " and "), carriers(method.IPv4, false, ", "))
+		return bad("methods", "inside holds IPv4 prefixes but no enabled method marks them (IPv6 only: %s); add an IPv4 method (%s)",
+			c.enabledOnly(method.IPv6), carriers(method.IPv4, ", "))
 	}
 	if c.HasIPv6() && !c.carriesIn(method.IPv6) && c.PacketMethods() {
-		return bad("methods", "inside holds IPv6 prefixes but %s mark IPv4 packets only; add %s",
-			carriers(method.IPv4, true, " and "), carriers(method.IPv6, false, " or "))
+		return bad("methods", "inside holds IPv6 prefixes but no enabled method marks them (IPv4 only: %s); add %s",
+			c.enabledOnly(method.IPv4), carriers(method.IPv6, " or "))
 	}
 	for _, m := range all.List {
 		if n, ok := c.Configs.Needs(m.Name); ok && c.Has(m.Name) && n.CGNOnly {
@@ -189,7 +184,9 @@ func prefixes(key string, items []string) ([]netip.Prefix, error) {
 			}
 			p = netip.PrefixFrom(a, a.BitLen())
 		}
-		if p.Addr().Is4In6() || p.Addr().Zone() != "" {
+		if p.Addr().Is4In6() || p.Addr().Zone() != "" || strings.Contains(s, "%") {
+			// ParseAddr reads "fe80::%eth0/64" as an address with the zone
+			// "eth0/64", and PrefixFrom drops the zone: refuse it here.
 			return nil, bad(key, "%q: write IPv4 prefixes as IPv4, IPv6 ones without a zone", s)
 		}
 		if p.Masked() != p {
@@ -197,7 +194,30 @@ func prefixes(key string, items []string) ([]netip.Prefix, error) {
 		}
 		out = append(out, p)
 	}
+	// rules.Spec refuses overlapping prefixes: a host must have one rule.
+	if o := rules.Overlaps(out); len(o) > 0 {
+		if o[0][0] == o[0][1] {
+			return nil, bad(key, "%s is listed twice", o[0][0])
+		}
+		return nil, bad(key, "%s and %s overlap; list each inside host once", o[0][0], o[0][1])
+	}
 	return out, nil
+}
+
+// portSetSuffix is appended to the table name for port-set's table
+// (cmd/natreveal: Table + "_portset").
+const portSetSuffix = "_portset"
+
+// tableName checks the table key by rules.Spec's rule, leaving room for
+// port-set's table name, which adds portSetSuffix.
+func tableName(name string) (string, error) {
+	if len(name) > 255-len(portSetSuffix) {
+		return "", bad("table", "longer than 247 bytes: port-set's table adds "+portSetSuffix+", and nftables allows 255")
+	}
+	if err := rules.CheckTableName(name); err != nil {
+		return "", bad("table", "%s", strings.TrimPrefix(err.Error(), "table name "))
+	}
+	return name, nil
 }
 
 func methods(items []string) ([]string, error) {

@@ -9,6 +9,7 @@ package method
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -315,6 +316,21 @@ func OptionShape(section string, length, udpPackets int) (int, int, error) {
 		return 0, 0, err
 	}
 	return l, u, nil
+}
+
+// ListenAddr checks s, a listener's "host:port": host empty (every
+// address), an IP address (IPv6 in brackets, a zone allowed) or a host
+// name; port a decimal number 0..65535. A service name ("http") is
+// refused: it depends on the box's /etc/services, which OpenWrt lacks.
+// example is a good value for the message.
+func ListenAddr(key, s, example string) error {
+	host, port, err := net.SplitHostPort(s)
+	n, perr := strconv.Atoi(port)
+	if err != nil || perr != nil || n < 0 || n > 65535 || strconv.Itoa(n) != port ||
+		strings.Trim(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:%") != "" {
+		return Bad(key, "%q is not host:port, the host an address or name, the port a number 0..65535 (e.g. %s)", s, example)
+	}
+	return nil
 }
 
 // OneOf checks that s is one of allowed.

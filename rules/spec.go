@@ -187,17 +187,41 @@ type problems []error
 //go:noinline
 func (p *problems) add(format string, a ...any) { *p = append(*p, fmt.Errorf(format, a...)) }
 
+// CheckTableName reports why name cannot name natreveal's nftables
+// tables, or nil: Validate's rule, exported so that a configuration is
+// refused when it is loaded.
+func CheckTableName(name string) error {
+	switch {
+	case len(name) > maxTableName:
+		return fmt.Errorf("table name is %d bytes long, at most %d allowed", len(name), maxTableName)
+	case !tableNameRE.MatchString(name):
+		return fmt.Errorf("table name %q: use letters, digits, '_' and '-', starting with a letter or '_'", name)
+	case name == probeTable:
+		return fmt.Errorf("table name %q is reserved (natreveal's kernel probe loads it)", name)
+	}
+	return nil
+}
+
+// Overlaps returns the pairs of neighbours, in address order, among the
+// valid prefixes ps that overlap (a prefix listed twice overlaps itself):
+// Validate refuses any, and it finds one whenever two prefixes overlap.
+func Overlaps(ps []netip.Prefix) [][2]netip.Prefix {
+	var out [][2]netip.Prefix
+	sorted := sortedPrefixes(ps)
+	for i := 1; i < len(sorted); i++ {
+		if sorted[i-1].Overlaps(sorted[i]) {
+			out = append(out, [2]netip.Prefix{sorted[i-1], sorted[i]})
+		}
+	}
+	return out
+}
+
 func (s Spec) validate() error {
 	var errs problems
 	add := errs.add
 
-	switch name := s.table(); {
-	case len(name) > maxTableName:
-		add("table name is %d bytes long, at most %d allowed", len(name), maxTableName)
-	case !tableNameRE.MatchString(name):
-		add("table name %q: use letters, digits, '_' and '-', starting with a letter or '_'", name)
-	case name == probeTable:
-		add("table name %q is reserved for Probe", name)
+	if err := CheckTableName(s.table()); err != nil {
+		errs = append(errs, err)
 	}
 
 	if len(s.Inside) == 0 {
@@ -218,11 +242,8 @@ func (s Spec) validate() error {
 		valid = false
 	}
 	if valid {
-		ps := sortedPrefixes(s.Inside)
-		for i := 1; i < len(ps); i++ {
-			if ps[i-1].Overlaps(ps[i]) {
-				add("inside prefixes %v and %v overlap", ps[i-1], ps[i])
-			}
+		for _, o := range Overlaps(s.Inside) {
+			add("inside prefixes %v and %v overlap", o[0], o[1])
 		}
 	}
 

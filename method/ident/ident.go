@@ -3,8 +3,6 @@
 package ident
 
 import (
-	"net"
-
 	"github.com/natreveal/natreveal/method"
 )
 
@@ -40,10 +38,7 @@ type Config struct {
 // Validate checks k; errors are *method.KeyError naming the key.
 func (k Keys) Validate(method.Env) (Config, error) {
 	c := Config{Listen: k.Listen}
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		return c, method.Bad(Section+".listen", "%q is not host:port (e.g. :113): %v", c.Listen, err)
-	}
-	return c, nil
+	return c, method.ListenAddr(Section+".listen", c.Listen, ":113")
 }
 
 // Needs: ident answers queries on its own socket and queues nothing.

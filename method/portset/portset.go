@@ -129,6 +129,13 @@ func (k Keys) Validate(e method.Env) (Config, error) {
 	if p.Ratio, err = method.IntIn(Section+".ratio", k.Ratio, 0, 65535); err != nil {
 		return ps, err
 	}
+	// A block holds 2 ports at least (rules.PortSetSpec: nft cannot read a
+	// one-port block back), so name the key that leaves less.
+	if n := p.Ports.Len(); n < 2 {
+		return ps, method.Bad(Section+".ports", "%s is 1 port, but each host's block needs 2 at least: give a range such as 1024-65535", p.Ports)
+	} else if p.BlockSize == 0 && p.Ratio > n/2 {
+		return ps, method.Bad(Section+".ratio", "%d hosts per address leave fewer than 2 of the %d ports %s to each: want 1 to %d", p.Ratio, n, p.Ports, n/2)
+	}
 	a, err := method.OneOf(Section+".assignment", k.Assignment, string(portset.Sequential), string(portset.Staggered))
 	if err != nil {
 		return ps, err
