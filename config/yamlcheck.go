@@ -2,24 +2,19 @@ package config
 
 import (
 	"errors"
-	"os"
 	"reflect"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
 
-// checkFile reads the YAML file as written, before viper's typed values
-// hide it: a key with no value (YAML null: "listen:" or "~") is refused,
+// checkFile checks the YAML file's text as written, before viper's typed
+// values hide it: a key with no value (YAML null: "listen:" or "~") is refused,
 // as neither its default nor "" can be assumed silently, and an integer
 // key's number is checked as written (parseInt: 010, 1e3, 7.9 and numbers
 // past 64 bits are refused, not read as octal, truncated or wrapped).
-// nil when the file cannot be parsed: viper has said why.
-func checkFile(file string) error {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return nil
-	}
+// nil when the text cannot be parsed: the loader has said why.
+func checkFile(data []byte) error {
 	var doc yaml.Node
 	if yaml.Unmarshal(data, &doc) != nil || len(doc.Content) == 0 {
 		return nil
