@@ -463,8 +463,10 @@ func restartOnly(old, c *config.Config) string {
 		return "methods"
 	case old.Metrics.Listen != c.Metrics.Listen:
 		return "metrics.listen"
-	case old.Metrics != c.Metrics:
+	case old.Metrics.Textfile != c.Metrics.Textfile:
 		return "metrics.textfile"
+	case old.Metrics != c.Metrics:
+		return "metrics.interval"
 	case old.Log != c.Log:
 		return "log.format"
 	case handlerConfig(old).WantsGSO() != handlerConfig(c).WantsGSO():
