@@ -153,6 +153,28 @@ func TestEnvKinds(t *testing.T) {
 	}
 }
 
+// An environment variable set to nothing is the empty value, as "" in the
+// file is (metrics.listen: no endpoint), not the default; where the empty
+// value is not allowed, that is an error naming the key.
+func TestEmptyEnv(t *testing.T) {
+	base := map[string]string{"NATREVEAL_INSIDE": "100.64.0.0/24", "NATREVEAL_METHODS": "tcp-option"}
+	env := func(k, v string) map[string]string {
+		m := map[string]string{k: v}
+		for bk, bv := range base {
+			m[bk] = bv
+		}
+		return m
+	}
+	c, err := load(t, "", env("NATREVEAL_METRICS_LISTEN", ""))
+	if err != nil || c.Metrics.Listen != "" {
+		t.Errorf("NATREVEAL_METRICS_LISTEN=: listen %q, %v; want none", c.Metrics.Listen, err)
+	}
+	_, err = load(t, "", env("NATREVEAL_QUEUE_NUM", ""))
+	if e, ok := err.(*Error); !ok || e.Key != "queue.num" {
+		t.Errorf("NATREVEAL_QUEUE_NUM=: %v, want an error naming queue.num", err)
+	}
+}
+
 // The decoder rejects unknown keys at any depth and values of the wrong
 // kind, naming the key in one line.
 func TestDecoderErrors(t *testing.T) {

@@ -42,6 +42,7 @@ func loadKeys(fs *pflag.FlagSet, getenv func(string) string) (*Keys, error) {
 	v.SetEnvPrefix(EnvPrefix)
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	v.AutomaticEnv()
+	v.AllowEmptyEnv(true) // NATREVEAL_X= means the empty value, not the default
 	for _, k := range keyList {
 		if f := fs.Lookup(k.Flag); f != nil {
 			if err := v.BindPFlag(k.Name, f); err != nil {
