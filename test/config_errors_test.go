@@ -3,7 +3,6 @@ package test
 import (
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -11,14 +10,6 @@ import (
 // Values the configuration once let through, to fail later in run or to
 // mean something else, exit 2 with one line naming the key or flag.
 func TestConfigRejectsAtLoad(t *testing.T) {
-	dir := t.TempDir()
-	file := func(name, body string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
 	v4 := []string{"--inside", "100.64.0.0/24", "--methods", "ip-id"}
 	for _, c := range []struct {
 		args []string
@@ -35,9 +26,9 @@ func TestConfigRejectsAtLoad(t *testing.T) {
 		{append(v4, "--table", strings.Repeat("a", 250)), "table"},
 		{[]string{"--inside", "100.64.0.0/24", "--methods", "port-set", "--port-set-public", "192.0.2.1", "--port-set-ports", "1024", "--port-set-block-size", "2"}, "port_set.ports"},
 		{append(v4, "--queue-num", "010"), `invalid argument "010" for "--queue-num" flag`},
-		{append(v4, "--config", file("null.yaml", "metrics:\n  listen:\n")), "metrics.listen"},
-		{append(v4, "--config", file("float.yaml", "queue:\n  num: 7.9\n")), "queue.num"},
-		{append(v4, "--config", file("bool.yaml", "queue:\n  num: true\n")), "queue.num"},
+		{append(v4, "--config", writeConfig(t, "metrics:\n  listen:\n")), "metrics.listen"},
+		{append(v4, "--config", writeConfig(t, "queue:\n  num: 7.9\n")), "queue.num"},
+		{append(v4, "--config", writeConfig(t, "queue:\n  num: true\n")), "queue.num"},
 	} {
 		for _, sub := range []string{"run", "check"} {
 			out, err := exec.Command(binary, append([]string{sub}, c.args...)...).CombinedOutput()
