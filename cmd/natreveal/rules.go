@@ -44,7 +44,7 @@ func rulesCmd() *cobra.Command {
 		if err := validRules(c); err != nil {
 			return usageErr(err)
 		}
-		text := fmt.Sprintf("# natreveal: no queue table: methods %v queue no packet\n", c.Methods)
+		text := fmt.Sprintf("# natreveal: no queue table: no packet is queued for %s\n", strings.Join(c.Methods, ", "))
 		if c.PacketMethods() {
 			if *mech == "auto" {
 				if m, err = probe(); err != nil {

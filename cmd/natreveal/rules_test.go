@@ -53,7 +53,7 @@ func TestRulesPrintEveryTable(t *testing.T) {
 		t.Errorf("port-set only: exit %d, stderr %q, want a comment and the port-set table:\n%s", code, errOut, out)
 	}
 	code, out, errOut = natreveal(t, "rules", "print", "--methods=ident", "--inside=100.64.0.0/24", "--mechanism=native")
-	if code != 0 || out != "# natreveal: no queue table: methods [ident] queue no packet\n" {
+	if code != 0 || out != "# natreveal: no queue table: no packet is queued for ident\n" {
 		t.Errorf("ident only: exit %d, stderr %q, stdout %q, want one comment line", code, errOut, out)
 	}
 }
