@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/natreveal/natreveal/internal/unixsock"
 	"github.com/natreveal/natreveal/method"
 )
 
@@ -41,6 +42,10 @@ func (c *Config) ops(k *Keys) error {
 	c.Metrics.Interval = time.Duration(k.Metrics.Interval) * time.Second
 	if c.Status.Socket = k.Status.Socket; c.Status.Socket != "" && !filepath.IsAbs(c.Status.Socket) {
 		return bad("status.socket", "%q is not an absolute path", c.Status.Socket)
+	} else if c.Status.Socket != "" {
+		if err := unixsock.CheckPath(c.Status.Socket); err != nil {
+			return bad("status.socket", "%v", err)
+		}
 	}
 	if c.Log.Format, err = oneOf("log.format", k.Log.Format, "text", "json"); err != nil {
 		return err

@@ -16,6 +16,7 @@ func TestConfigRejectsAtLoad(t *testing.T) {
 		key  string // what the line names after "natreveal: "
 	}{
 		{append(v4, "--metrics-listen", ":99999"), "metrics.listen"},
+		{append(v4, "--status-socket", "/run/"+strings.Repeat("s", 110)), "status.socket"},
 		{[]string{"--inside", "100.64.0.0/24", "--methods", "ident", "--ident-listen", ":99999"}, "ident.listen"},
 		{[]string{"--inside", "fe80::%eth0/64", "--methods", "dest-opt"}, "inside"},
 		{[]string{"--inside", "100.64.0.0/10,100.64.1.0/24", "--methods", "ip-id"}, "inside"},
