@@ -29,7 +29,15 @@ func TestMain(m *testing.M) {
 		}
 		defer os.RemoveAll(dir)
 		binary = filepath.Join(dir, "natreveal")
-		if out, err := exec.Command("go", "build", "-o", binary, "../cmd/natreveal").CombinedOutput(); err != nil {
+		// NATREVEAL_TEST_RACE=1 builds the daemon under test with the race
+		// detector: the end-to-end tests then exercise its goroutines (queue
+		// lanes, reload, the table watcher, the sweeps) under it, and a race
+		// ends the daemon with exit status 66 and a report in its log.
+		build := []string{"build", "-o", binary}
+		if os.Getenv("NATREVEAL_TEST_RACE") == "1" {
+			build = append(build, "-race")
+		}
+		if out, err := exec.Command("go", append(build, "../cmd/natreveal")...).CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "build natreveal: %v\n%s", err, out)
 			return 1
 		}
