@@ -24,7 +24,6 @@ func FromUCI(r io.Reader) ([]byte, error) {
 	skip := map[string]bool{"enabled": true, "respawn_threshold": true, "respawn_timeout": true, "respawn_retry": true}
 
 	vals := map[string][]string{}
-	lists := map[string]bool{}
 	in, found := false, false
 	sc := bufio.NewScanner(r)
 	for n := 1; sc.Scan(); n++ {
@@ -42,8 +41,18 @@ func FromUCI(r io.Reader) ([]byte, error) {
 			if len(f) < 2 {
 				return nil, bad("uci", "line %d: config without a type", n)
 			}
-			in = f[1] == "natreveal" && !found
-			found = found || in
+			if in = f[1] == "natreveal"; !in {
+				continue // another package's section: not ours to read
+			}
+			// One section, named main: the init script reads enabled from
+			// it, so any other would convert but never start the service.
+			if found {
+				return nil, bad("uci", "a second `config natreveal` section; natreveal reads one, named main (line %d)", n)
+			}
+			if len(f) < 3 || f[2] != "main" {
+				return nil, bad("uci", "name the section main (config natreveal 'main'): the init script reads enabled from it (line %d)", n)
+			}
+			found = true
 			continue
 		case "option", "list":
 			if len(f) != 3 {
@@ -60,14 +69,16 @@ func FromUCI(r io.Reader) ([]byte, error) {
 			return nil, bad(f[1], "unknown UCI option (line %d)", n)
 		}
 		if f[0] == "list" {
-			lists[key] = true
+			if !isList(key) {
+				return nil, bad(f[1], "takes one value: write option %s, not list (line %d)", f[1], n)
+			}
 			vals[key] = append(vals[key], f[2])
 		} else {
 			vals[key] = []string{f[2]}
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return nil, err
+		return nil, bad("uci", "%v", err)
 	}
 	if !found {
 		return nil, bad("uci", "no `config natreveal` section")
@@ -95,7 +106,7 @@ func FromUCI(r io.Reader) ([]byte, error) {
 		}
 		v, val := vals[k], ""
 		switch {
-		case lists[k] || isList(k):
+		case isList(k):
 			var items []string
 			for _, x := range v {
 				// A list option may also hold "a b" or "a,b" (UCI habit); config splits.

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/spf13/pflag"
+	"go.yaml.in/yaml/v3"
 )
 
 const uciSample = `
@@ -55,10 +56,13 @@ func TestFromUCI(t *testing.T) {
 
 func TestFromUCIErrors(t *testing.T) {
 	for in, key := range map[string]string{
-		"config natreveal\n\toption carrier 'pigeon'\n":       "carrier",
-		"config natreveal\n\toption tcp_option_cgn 'maybe'\n": "tcp_option.cgn",
-		"config natreveal\n\toption inside '10.0.0.0/8\n":     "uci",
-		"config firewall\n": "uci",
+		"config natreveal 'main'\n\toption carrier 'pigeon'\n":       "carrier",
+		"config natreveal 'main'\n\toption tcp_option_cgn 'maybe'\n": "tcp_option.cgn",
+		"config natreveal 'main'\n\toption inside '10.0.0.0/8\n":     "uci",
+		"config natreveal\n":                                    "uci", // not named main
+		"config natreveal 'main'\nconfig natreveal 'x'\n":       "uci",
+		"config natreveal 'main'\n\tlist placement 'pre-nat'\n": "placement",
+		"config firewall\n":                                     "uci",
 	} {
 		_, err := FromUCI(strings.NewReader(in))
 		e, ok := err.(*Error)
@@ -66,4 +70,25 @@ func TestFromUCIErrors(t *testing.T) {
 			t.Errorf("%q: error %v, want key %s", in, err, key)
 		}
 	}
+}
+
+// FromUCI reads what an admin typed: any input is an error or YAML that
+// parses back into a mapping (quoting and escaping included).
+func FuzzFromUCI(f *testing.F) {
+	f.Add(uciSample)
+	f.Add("config natreveal 'main'\n\tlist inside \"100.64.0.0/24\"\n\toption log_format 'j\\\"son'\n")
+	f.Add("config natreveal 'main'\n\toption metrics_listen ''\n\tlist methods 'a b,c'\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		y, err := FromUCI(strings.NewReader(in))
+		if err != nil {
+			if _, ok := err.(*Error); !ok {
+				t.Fatalf("%q: error %T %v, want a *config.Error", in, err, err)
+			}
+			return
+		}
+		var m map[string]any
+		if err := yaml.Unmarshal(y, &m); err != nil {
+			t.Fatalf("%q: output does not parse: %v\n%s", in, err, y)
+		}
+	})
 }

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -29,9 +27,6 @@ func uci2yamlCmd() *cobra.Command {
 		}
 		uci, err := os.ReadFile(in)
 		if err != nil {
-			return usageErr(err)
-		}
-		if err := checkUCI(uci); err != nil {
 			return usageErr(err)
 		}
 		y, err := config.FromUCI(bytes.NewReader(uci))
@@ -62,46 +57,3 @@ func uci2yamlCmd() *cobra.Command {
 	return cmd
 }
 
-// checkUCI rejects what config.FromUCI would let pass unnoticed: a list
-// for a single-value option, a second `config natreveal` section (its
-// options would be ignored, unknown ones too), and a section not named
-// main, whose enabled option the init script never reads (the service
-// would never start). Malformed lines are left to FromUCI; names are
-// plain words, quoted or not.
-func checkUCI(uci []byte) error {
-	sections, in := 0, false
-	for i, line := range strings.Split(string(uci), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		key, why := "uci", ""
-		switch name := strings.Trim(f[1], `'"`); {
-		case f[0] == "config":
-			if in = name == "natreveal"; !in {
-				continue
-			}
-			if sections++; sections > 1 {
-				why = "a second `config natreveal` section; natreveal reads one, named main"
-			} else if len(f) < 3 || strings.Trim(f[2], `'"`) != "main" {
-				why = "name the section main (config natreveal 'main'): the init script reads enabled from it"
-			}
-		case f[0] == "list" && in && singleValue(name):
-			key, why = name, "takes one value: write option "+name+", not list"
-		}
-		if why != "" {
-			return &config.Error{Key: key, Msg: why + " (line " + strconv.Itoa(i+1) + ")"}
-		}
-	}
-	return nil
-}
-
-// singleValue reports whether UCI option name is a key that is not a list.
-func singleValue(name string) bool {
-	for _, k := range config.KeyList() {
-		if strings.ReplaceAll(k.Name, ".", "_") == name {
-			return !strings.HasPrefix(k.Type, "list")
-		}
-	}
-	return false
-}
