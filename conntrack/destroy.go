@@ -16,7 +16,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/mdlayher/netlink/nlenc"
 	"golang.org/x/sys/unix"
 )
 
@@ -97,11 +96,11 @@ func watchDestroy(ctx context.Context, fn func(Destroyed)) error {
 // messages of b.
 func parseDestroyEvents(b []byte, fn func(Destroyed)) {
 	for len(b) >= unix.NLMSG_HDRLEN {
-		l := int(nlenc.Uint32(b[0:4]))
+		l := int(binary.NativeEndian.Uint32(b[0:4]))
 		if l < unix.NLMSG_HDRLEN || l > len(b) {
 			return
 		}
-		typ := nlenc.Uint16(b[4:6])
+		typ := binary.NativeEndian.Uint16(b[4:6])
 		if typ == unix.NFNL_SUBSYS_CTNETLINK<<8|ipctnlMsgCtDelete && l >= unix.NLMSG_HDRLEN+4 {
 			if d, ok := parseDestroyed(b[unix.NLMSG_HDRLEN+4 : l]); ok {
 				fn(d)
@@ -117,11 +116,11 @@ func nlmsgAlign(l int) int { return (l + 3) &^ 3 }
 // (flags masked) and payload.
 func attrs(b []byte, fn func(typ uint16, data []byte)) {
 	for len(b) >= 4 {
-		l := int(nlenc.Uint16(b[0:2]))
+		l := int(binary.NativeEndian.Uint16(b[0:2]))
 		if l < 4 || l > len(b) {
 			return
 		}
-		fn(nlenc.Uint16(b[2:4])&nlaTypeMask, b[4:l])
+		fn(binary.NativeEndian.Uint16(b[2:4])&nlaTypeMask, b[4:l])
 		b = b[min(nlmsgAlign(l), len(b)):]
 	}
 }

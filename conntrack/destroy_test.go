@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/mdlayher/netlink"
-	"github.com/mdlayher/netlink/nlenc"
 	"golang.org/x/sys/unix"
 )
 
@@ -44,8 +43,8 @@ func destroyMsg(t *testing.T, proto uint8, o, r [2]netip.AddrPort) []byte {
 	msg := make([]byte, unix.NLMSG_HDRLEN, unix.NLMSG_HDRLEN+4+len(attrs))
 	msg = append(msg, unix.AF_INET, unix.NFNETLINK_V0, 0, 0)
 	msg = append(msg, attrs...)
-	nlenc.PutUint32(msg[0:4], uint32(len(msg)))
-	nlenc.PutUint16(msg[4:6], unix.NFNL_SUBSYS_CTNETLINK<<8|ipctnlMsgCtDelete)
+	binary.NativeEndian.PutUint32(msg[0:4], uint32(len(msg)))
+	binary.NativeEndian.PutUint16(msg[4:6], unix.NFNL_SUBSYS_CTNETLINK<<8|ipctnlMsgCtDelete)
 	return msg
 }
 
@@ -61,7 +60,7 @@ func TestParseDestroyEvents(t *testing.T) {
 	}
 	// A message of another type in between is skipped.
 	other := destroyMsg(t, 6, [2]netip.AddrPort{want[0].OrigSrc, want[0].OrigDst}, [2]netip.AddrPort{want[0].OrigDst, want[0].NATSrc})
-	nlenc.PutUint16(other[4:6], unix.NFNL_SUBSYS_CTNETLINK<<8|ipctnlMsgCtNew)
+	binary.NativeEndian.PutUint16(other[4:6], unix.NFNL_SUBSYS_CTNETLINK<<8|ipctnlMsgCtNew)
 	b = append(b[:len(b):len(b)], other...)
 	var got []Destroyed
 	parseDestroyEvents(b, func(d Destroyed) { got = append(got, d) })

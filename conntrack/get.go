@@ -9,7 +9,6 @@ import (
 	"syscall"
 
 	"github.com/mdlayher/netlink"
-	"github.com/mdlayher/netlink/nlenc"
 	ct "github.com/ti-mo/conntrack"
 	"golang.org/x/sys/unix"
 )
@@ -130,7 +129,7 @@ func countRequest(seq, bits uint32) ([]byte, error) {
 		return nil, err
 	}
 	msg := message(ipctnlMsgCtGet, seq, attrs)
-	nlenc.PutUint16(msg[6:8], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
+	binary.NativeEndian.PutUint16(msg[6:8], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
 	return msg, nil
 }
 
@@ -161,10 +160,10 @@ func message(typ uint8, seq uint32, attrs []byte) []byte {
 	msg := make([]byte, unix.NLMSG_HDRLEN, unix.NLMSG_HDRLEN+4+len(attrs))
 	msg = append(msg, unix.AF_INET, unix.NFNETLINK_V0, 0, 0)
 	msg = append(msg, attrs...)
-	nlenc.PutUint32(msg[0:4], uint32(len(msg)))
-	nlenc.PutUint16(msg[4:6], unix.NFNL_SUBSYS_CTNETLINK<<8|uint16(typ))
-	nlenc.PutUint16(msg[6:8], unix.NLM_F_REQUEST|unix.NLM_F_ACK)
-	nlenc.PutUint32(msg[8:12], seq)
+	binary.NativeEndian.PutUint32(msg[0:4], uint32(len(msg)))
+	binary.NativeEndian.PutUint16(msg[4:6], unix.NFNL_SUBSYS_CTNETLINK<<8|uint16(typ))
+	binary.NativeEndian.PutUint16(msg[6:8], unix.NLM_F_REQUEST|unix.NLM_F_ACK)
+	binary.NativeEndian.PutUint32(msg[8:12], seq)
 	return msg
 }
 
@@ -225,7 +224,7 @@ func (c *Conn) exchange(msg func(seq uint32) ([]byte, error), flow func(m syscal
 				if len(m.Data) < 4 {
 					return fmt.Errorf("short error message")
 				}
-				if code := int32(nlenc.Uint32(m.Data[:4])); code != 0 {
+				if code := int32(binary.NativeEndian.Uint32(m.Data[:4])); code != 0 {
 					return unix.Errno(-code)
 				}
 				return nil

@@ -287,9 +287,9 @@ func TestObserveSystem(t *testing.T) {
 	hit := [16]byte{0x20, 0x01, 0x00, 0x2a, 15: 0x42}
 	hipSend(t, n, hit)
 
-	got := o.waitRecords(t, 5)
+	o.waitRecords(t, 5)
 	time.Sleep(200 * time.Millisecond) // anything more would be a mistake
-	got = o.waitRecords(t, 5)
+	got := o.waitRecords(t, 5)
 	o.stop(t)
 	if o.err != nil {
 		t.Errorf("Run: %v", o.err)

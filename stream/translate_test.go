@@ -165,7 +165,7 @@ func TestRefusedFlowResetsBothEnds(t *testing.T) {
 		res, d = refusedSeg(t, s, c.at, packet.FlagACK, c.refused)
 		check("after the segment without ACK", res, segProbe, d, false)
 		// The closed server's answer to the probe: <SEQ=SEG.ACK><CTL=RST>.
-		b, ip, tc = seg(0, 0, packet.FlagRST, nil)
+		b, _, _ = seg(0, 0, packet.FlagRST, nil)
 		binary.BigEndian.PutUint32(b[24:], 5001)
 		packet.SetTCPChecksum4(b, 20)
 		ip, tc, _ = packet.ParseIPv4TCP(b)

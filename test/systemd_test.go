@@ -419,7 +419,7 @@ func TestSystemdPID1(t *testing.T) {
 	if out, err := c.sh("nft list table ip natreveal >/dev/null 2>&1 && systemctl is-active natreveal"); err != nil || out != "active" {
 		t.Fatalf("after start: table or state: %v %q", err, out)
 	}
-	if j := c.journal(); strings.Index(j, "running: ") < 0 || strings.Index(j, "running: ") > strings.LastIndex(j, "Started natreveal.service") {
+	if j := c.journal(); !strings.Contains(j, "running: ") || strings.Index(j, "running: ") > strings.LastIndex(j, "Started natreveal.service") {
 		t.Errorf("READY=1 before the table was installed:\n%s", j)
 	}
 	// The conntrack sysctl, set through the ReadWritePaths carve-out.

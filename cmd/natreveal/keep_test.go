@@ -98,7 +98,7 @@ func TestKeeperChecks(t *testing.T) {
 	close(sub)
 	wait("after the subscription failed")
 	select {
-	case sub = <-fw.subs:
+	case <-fw.subs:
 	case <-time.After(5 * time.Second):
 		t.Fatal("no new subscription")
 	}

@@ -189,13 +189,6 @@ func seqAdjBit(c *config.Config) uint32 {
 	return 0
 }
 
-func wrap(what string, err error) error {
-	if err == nil {
-		return nil
-	}
-	return fmt.Errorf("%s: %w", what, err)
-}
-
 // privateFile refuses a key file other users can read or write: the hash
 // key is the only secret between a HOST_ID and the inside address it was
 // derived from, so anyone who reads it can undo the obfuscation. A file

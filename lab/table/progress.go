@@ -80,13 +80,6 @@ func (t *tracker) end() {
 	t.mu.Unlock()
 }
 
-// say prints a line that stays (a warning).
-func (t *tracker) say(format string, args ...any) {
-	if t != nil {
-		t.line.Printf(format, args...)
-	}
-}
-
 func (t *tracker) render() string {
 	who := "natreveal off"
 	if t.method != "" {
