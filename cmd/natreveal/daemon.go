@@ -485,6 +485,11 @@ func restartOnly(old, c *config.Config) string {
 		return "flows.max"
 	case old.Status != c.Status:
 		return "status.socket" // the control socket is served from start
+	case old.Marks != c.Marks:
+		// The flows in progress carry the old bits in their ct marks: a
+		// ruleset that follows the new ones would let them pass
+		// untranslated (selected) or untracked.
+		return "marks"
 	}
 	return restartOnlyPortSet(old, c)
 }

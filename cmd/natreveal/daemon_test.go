@@ -122,6 +122,9 @@ func TestRestartOnlyStartPieces(t *testing.T) {
 		{"status socket", []string{in, "--methods=tcp-option"}, []string{in, "--methods=tcp-option", "--status-socket=/run/other.sock"}, "status.socket"},
 		{"flows.max selecting", []string{in, "--methods=http-header"}, []string{in, "--methods=http-header", "--flows-max=1000"}, "flows.max"},
 		{"flows.max tracking", []string{in, "--methods=tcp-option"}, []string{in, "--methods=tcp-option", "--flows-max=1000"}, ""},
+		// Open flows carry the old bits in their ct marks.
+		{"marks.select", []string{in, "--methods=http-header"}, []string{in, "--methods=http-header", "--marks-select=0x00400000"}, "marks"},
+		{"marks.track", []string{in, "--methods=tcp-option"}, []string{in, "--methods=tcp-option", "--marks-track=0x00400000"}, "marks"},
 	} {
 		if k := restartOnly(load(t, c.old...), load(t, c.new...)); k != c.key {
 			t.Errorf("%s: restartOnly = %q, want %q", c.name, k, c.key)
