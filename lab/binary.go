@@ -33,7 +33,11 @@ func Natreveal(ctx context.Context, path, dir string, log io.Writer) (string, er
 		if log != nil {
 			fmt.Fprintln(log, "building natreveal ...")
 		}
-		out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, RouterPackage).CombinedOutput()
+		// As `make install` and the OpenWrt package build it: a cgo binary
+		// cannot drop capabilities from its threads' bounding sets.
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, RouterPackage)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		out, err := cmd.CombinedOutput()
 		if err == nil {
 			return bin, nil
 		}

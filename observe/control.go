@@ -70,7 +70,7 @@ func Ask(ctx context.Context, path string, src netip.AddrPort) (Seen, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
-		return Seen{}, fmt.Errorf("observe control socket: %w (is natreveal observe running with --control %s?)", err, path)
+		return Seen{}, fmt.Errorf("observe control socket: %w (is natreveal-server observe running with --control %s?)", err, path)
 	}
 	defer c.Close()
 	if dl, ok := ctx.Deadline(); ok {

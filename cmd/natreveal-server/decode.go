@@ -87,7 +87,7 @@ func decodeFile(path string, d *reveal.Decoder, all bool, format reveal.Format, 
 			return n, nil
 		}
 		if errors.Is(err, io.ErrUnexpectedEOF) {
-			fmt.Fprintf(os.Stderr, "natreveal: decode: %s: packet %d is cut short (truncated capture); reported the %d packets before it\n", path, i, i-1)
+			fmt.Fprintf(os.Stderr, "natreveal-server: decode: %s: packet %d is cut short (truncated capture); reported the %d packets before it\n", path, i, i-1)
 			return n, nil
 		}
 		if err != nil {

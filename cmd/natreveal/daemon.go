@@ -292,15 +292,19 @@ func (d *packetDaemon) start(c *config.Config, src hostid.Source) error {
 // keepClosing sets spec.CloseBit to bit when spec follows no selected flows
 // but flows an earlier run selected are still open (ct mark with bit): the
 // closing chain resets them rather than let them pass untranslated
-// (rules.Close). It reports whether it did.
+// (rules.Close), and when they cannot be counted. It reports whether it
+// did.
 func keepClosing(spec *rules.Spec, bit uint32, log *slog.Logger) bool {
 	if spec.Select || bit == 0 || !spec.HasIPv4() {
 		return false
 	}
 	n, err := countSelected(bit)
 	if err != nil {
-		log.Debug("counting the flows an earlier run selected", "err", err)
-		return false
+		// Fail closed: flows that may still be open must not pass
+		// untranslated; a later count (once a minute) drops the chain.
+		spec.CloseBit = bit
+		log.Warn("cannot count the flows an earlier run selected: chain "+rules.ClosingChain+" stays until a count says none is left", "err", err)
+		return true
 	}
 	if n == 0 {
 		return false

@@ -119,7 +119,7 @@ func startPortSet(ctx context.Context, c *config.Config, src hostid.Source, log 
 			return rec
 		}
 		log.Info("port-set: table installed", "table", "ip "+spec.Table, "rfc7422", record(),
-			"deterministic", c.PortSet.Policy.Deterministic(), "hosts", c.PortSet.Policy.Hosts(), "blocks here", len(spec.Blocks))
+			"deterministic", c.PortSet.Policy.Deterministic(), "hosts", c.PortSet.Policy.Hosts(), "blocks_here", len(spec.Blocks))
 		dctx, stopDaily := context.WithCancel(ctx)
 		go repeat(dctx, policyLogEvery, func() { log.Info("port-set: policy", "rfc7422", record()) })
 		undo = append(undo, stopDaily)

@@ -4,6 +4,8 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"os"
+	"path/filepath"
 )
 
 // NewLogger is a daemon's structured logger: slog text (key=value) or, for
@@ -15,7 +17,8 @@ func NewLogger(format string, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, nil))
 }
 
-// Logger is a tool's plain logger: a timestamp, "natreveal: ", the message.
+// Logger is a tool's plain logger: a timestamp, the binary's name
+// ("natreveal-server: "), the message.
 func Logger(w io.Writer) *log.Logger {
-	return log.New(w, "natreveal: ", log.LstdFlags|log.Lmsgprefix)
+	return log.New(w, filepath.Base(os.Args[0])+": ", log.LstdFlags|log.Lmsgprefix)
 }

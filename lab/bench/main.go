@@ -604,7 +604,9 @@ func holdMode(ctx context.Context, l *lab.Lab, m mode, binary string, queues int
 func pprofBinary(ctx context.Context, dir string) (string, error) {
 	bin := filepath.Join(dir, "natreveal-pprof")
 	note("building natreveal -tags pprof ...")
-	out, err := exec.CommandContext(ctx, "go", "build", "-tags", "pprof", "-o", bin, lab.RouterPackage).CombinedOutput()
+	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "pprof", "-o", bin, lab.RouterPackage)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // as lab.Binary builds it
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("build natreveal -tags pprof: %v\n%s", err, out)
 	}
