@@ -17,6 +17,7 @@ package rules
 
 import (
 	"fmt"
+	"sort"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -25,6 +26,28 @@ import (
 
 // ClosingChain names the closing table's one chain.
 const ClosingChain = "closing"
+
+// ClosingTables names the IPv4 tables that hold nothing but the closing
+// chain: what a stop left (Close), whatever table name it ran with.
+func ClosingTables(c *nftables.Conn) ([]string, error) {
+	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyIPv4)
+	if err != nil {
+		return nil, fmt.Errorf("rules: listing chains: %w", err)
+	}
+	n, closing := map[string]int{}, map[string]bool{}
+	for _, ch := range chains {
+		n[ch.Table.Name]++
+		closing[ch.Table.Name] = closing[ch.Table.Name] || ch.Name == ClosingChain
+	}
+	var out []string
+	for name, k := range n {
+		if k == 1 && closing[name] {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
 
 // closingChain resets the TCP packets of flows whose ct mark has bit.
 //

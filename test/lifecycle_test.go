@@ -6,6 +6,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/natreveal/natreveal/lab"
 )
 
 const keptYAML = "inside: [100.64.0.0/24]\nmethods: [tcp-option, http-header]\nhttp_header:\n  ports: [80]\n  fields: [x-forwarded-for, forwarded]\n"
@@ -34,4 +36,37 @@ func TestReloadRefusesMarks(t *testing.T) {
 		}
 	}
 	d.stopLog(t)
+}
+
+// A stop with selected flows open leaves the closing table; a next run with
+// another `table` removes it once its own table is in, so that its chain
+// does not clear the new run's select bit and the new run's flows carry
+// their HOST_ID. (Left there, a new connection's request reached the server
+// with the client's own X-Forwarded-For.)
+func TestRunRemovesClosingTableOfOtherName(t *testing.T) {
+	l := payloadLab(t)
+	startHTTP(t, l)
+	cfg := writeConfig(t, keptYAML)
+	d := startDaemon(t, l, "--config", cfg)
+	dialKeptHTTP(t, l, 1, 2) // open at the stop: the closing table stays
+	d.stopLog(t)
+	if !strings.Contains(listTables(t, l), "table ip natreveal\n") {
+		t.Fatalf("no closing table after the stop:\n%s", listTables(t, l))
+	}
+	d = startDaemon(t, l, "--config", cfg, "--table", "other")
+	d.waitLog(t, "removed table ip natreveal: the closing table an earlier run left", 1)
+	if got := listTables(t, l); strings.Contains(got, "table ip natreveal\n") || !strings.Contains(got, "table ip other\n") {
+		t.Errorf("tables after the second start:\n%s", got)
+	}
+	dialKeptHTTP(t, l, 1, 2) // each request answered with the HOST_ID
+	d.stopLog(t)
+}
+
+func listTables(t *testing.T, l *lab.Lab) string {
+	t.Helper()
+	out, err := l.Exec(l.NAT, "nft", "list", "tables")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

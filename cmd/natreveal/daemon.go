@@ -395,6 +395,30 @@ func (d *packetDaemon) replaceRuleset(spec rules.Spec) error {
 	return nil
 }
 
+// removeLeftClosing deletes the closing tables an earlier run left under
+// another table name (`table` changed across a restart). Left there, their
+// chain would clear this run's select bit from every SYN and reset the
+// flows it selects; the flows they were there for are this run's to end:
+// reset for want of state when it selects with the same bit, or by its own
+// closing chain (keepClosing) when it does not. d.mu is held.
+func (d *packetDaemon) removeLeftClosing() {
+	left, err := rules.ClosingTables(d.nft)
+	if err != nil {
+		d.log.Warn("looking for closing tables an earlier run left", "err", err)
+		return
+	}
+	for _, name := range left {
+		if name == d.spec.Table {
+			continue
+		}
+		if err := rules.Remove(d.nft, name); err != nil {
+			d.log.Warn("removing the closing table an earlier run left", "table", "ip "+name, "err", err)
+			continue
+		}
+		d.log.Info("removed table ip "+name+": the closing table an earlier run left under that name", "table", "ip "+name)
+	}
+}
+
 // install applies the ruleset once the queues are bound.
 func (d *packetDaemon) install() error {
 	d.mu.Lock()
@@ -403,6 +427,7 @@ func (d *packetDaemon) install() error {
 		return err
 	}
 	d.installed = true
+	d.removeLeftClosing()
 	return nil
 }
 

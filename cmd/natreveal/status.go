@@ -143,18 +143,8 @@ func readFacts(table string, families []string) control.Facts {
 // closingTable reports whether table ip name is the closing table a stop
 // leaves (rules.Close): its one chain is rules.ClosingChain.
 func closingTable(nft *nftables.Conn, name string) bool {
-	chains, err := nft.ListChainsOfTableFamily(nftables.TableFamilyIPv4)
-	if err != nil {
-		return false
-	}
-	n, closing := 0, false
-	for _, c := range chains {
-		if c.Table.Name == name {
-			n++
-			closing = closing || c.Name == rules.ClosingChain
-		}
-	}
-	return n == 1 && closing
+	tables, err := rules.ClosingTables(nft)
+	return err == nil && slices.Contains(tables, name)
 }
 
 // printStatus is the one screen of `natreveal status`.
