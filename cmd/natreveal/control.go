@@ -7,6 +7,7 @@ import (
 
 	"github.com/natreveal/natreveal/config"
 	"github.com/natreveal/natreveal/internal/control"
+	"github.com/natreveal/natreveal/method/portset"
 	"github.com/natreveal/natreveal/rules"
 )
 
@@ -27,7 +28,8 @@ func serveControl(c *config.Config, d *packetDaemon, log *slog.Logger) func() {
 
 // snapshot describes the running daemon; first is the configuration it
 // started with (d.c is nil until the packet path starts, port-set and
-// ident-only daemons never start it).
+// ident-only daemons never start it). The port-set table is named
+// whenever port-set is on, installed or not (d.portSet).
 func (d *packetDaemon) snapshot(first *config.Config, started string) control.Snapshot {
 	d.RefreshRuleset()
 	d.mu.Lock()
@@ -37,7 +39,8 @@ func (d *packetDaemon) snapshot(first *config.Config, started string) control.Sn
 		c = first
 	}
 	s := control.Snapshot{Version: version, PID: os.Getpid(), ConfigFile: c.File, Started: started,
-		Methods: c.Methods, Placement: c.Placement, Table: c.Table, Installed: installed, Counters: d.st.Snapshot()}
+		Methods: c.Methods, Placement: c.Placement, Table: c.Table, Installed: installed, Counters: d.st.Snapshot(),
+		PacketMethods: c.PacketMethods()}
 	if d.c != nil {
 		s.Mechanism, s.QueueNum, s.QueueCount, s.Rules = d.mech.String(), int(d.spec.QueueNum), int(d.spec.QueueCount), rules.Text(d.spec)
 		_, sel := d.spec.SelectQueues()
@@ -48,6 +51,11 @@ func (d *packetDaemon) snapshot(first *config.Config, started string) control.Sn
 		if c.HasIPv6() {
 			s.Families = append(s.Families, "ip6")
 		}
+	}
+	if c.Has(portset.Name) {
+		ps := portSetSpec(c)
+		s.PortSetTable, s.PortSetInstalled = "ip "+ps.Table, d.portSet.Load()
+		s.Rules += rules.PortSetText(ps)
 	}
 	return s
 }

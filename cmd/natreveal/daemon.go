@@ -44,6 +44,7 @@ type packetDaemon struct {
 	resolver atomic.Pointer[conntrack.Resolver]
 	lookups  atomic.Uint64                  // conntrack lookups of the post-NAT path
 	livecc   atomic.Pointer[conntrack.Conn] // ctnetlink socket of the destroy watcher's lookups (live)
+	portSet  atomic.Bool                    // the port-set table is installed (run: startPortSet until its undo)
 
 	mu        sync.Mutex // the fields below, and nft
 	c         *config.Config

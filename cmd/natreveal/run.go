@@ -132,7 +132,8 @@ func run(c *config.Config, src hostid.Source, statsEvery time.Duration, load fun
 		if err != nil {
 			return err
 		}
-		defer undo()
+		d.portSet.Store(c.Has(portset.Name))
+		defer func() { d.portSet.Store(false); undo() }()
 		tables.checks = append(tables.checks, restore)
 	}
 	if c.Has(portset.Name) || c.PacketMethods() {

@@ -94,8 +94,9 @@ network namespace, as root.`,
 }
 
 // status gathers the report: the daemon's snapshot, then the kernel's
-// facts about the tables it names (or table, when none answers).
-func status(socket, table string, timeout time.Duration, facts func(table string, families []string) control.Facts) statusReport {
+// facts about the tables it names (or table and its port-set table, when
+// none answers).
+func status(socket, table string, timeout time.Duration, facts func(table string, families, others []string) control.Facts) statusReport {
 	rep := statusReport{Socket: socket}
 	var snap *control.Snapshot
 	var err error
@@ -104,29 +105,38 @@ func status(socket, table string, timeout time.Duration, facts func(table string
 	} else {
 		snap, err = control.Query(socket, timeout)
 	}
-	fams := []string{"ip", "ip6"}
+	fams, others := []string{"ip", "ip6"}, []string{"ip " + table + "_portset"}
 	if snap != nil {
-		table, fams = snap.Table, snap.Families
+		table, fams, others = snap.Table, snap.Families, nil
+		if snap.PortSetTable != "" {
+			others = []string{snap.PortSetTable}
+		}
 		rep.Daemon = snap
 	} else {
 		rep.Error = err.Error()
 	}
-	rep.Kernel = facts(table, fams)
+	rep.Kernel = facts(table, fams, others)
 	rep.Marking, rep.Verdict = control.Verdict(snap, err, rep.Kernel, table, fams)
 	return rep
 }
 
-// readFacts asks the kernel: the tables over netlink, the queues in /proc.
-func readFacts(table string, families []string) control.Facts {
+// readFacts asks the kernel: the tables over netlink (table in each of
+// families, and others, each "FAMILY NAME"), the queues in /proc.
+func readFacts(table string, families, others []string) control.Facts {
 	f := control.Facts{Tables: map[string]bool{}}
 	if nft, err := nftables.New(); err == nil {
+		keys := others
 		for _, fam := range families {
+			keys = append(keys, fam+" "+table)
+		}
+		for _, k := range keys {
+			fam, name, _ := strings.Cut(k, " ")
 			nf := nftables.TableFamilyIPv4
 			if fam == "ip6" {
 				nf = nftables.TableFamilyIPv6
 			}
-			if _, err := nft.ListTableOfFamily(table, nf); err == nil {
-				f.Tables[fam+" "+table] = true
+			if _, err := nft.ListTableOfFamily(name, nf); err == nil {
+				f.Tables[k] = true
 			}
 		}
 		if f.Tables["ip "+table] {
@@ -169,7 +179,9 @@ func printStatus(w io.Writer, rep statusReport) {
 		line("daemon", "%s", rep.Error)
 	}
 	if len(rep.Kernel.Queues) > 0 {
-		line("kernel", "%-5s %-10s %7s %8s %12s %10s", "queue", "listener", "queued", "dropped", "user-dropped", "packet id")
+		// portid: the listener's netlink port id; waiting: packets
+		// queued now, waiting for a verdict.
+		line("kernel", "%-5s %-10s %7s %8s %12s %10s", "queue", "portid", "waiting", "dropped", "user-dropped", "packet id")
 		for _, q := range rep.Kernel.Queues {
 			listener := fmt.Sprint(q.PeerPortID)
 			if q.PeerPortID == 0 {
@@ -190,7 +202,14 @@ func printStatus(w io.Writer, rep statusReport) {
 	if len(tables) == 0 {
 		tables = []string{"none of natreveal's"}
 	}
-	line("tables", "%s", strings.Join(tables, ", "))
+	restored := ""
+	if s := rep.Daemon; s != nil && s.Counters["tables-restored"] > 0 {
+		restored = fmt.Sprintf(" (put back %d times after a deletion)", s.Counters["tables-restored"])
+		if s.Counters["tables-restored"] == 1 {
+			restored = " (put back once after a deletion)"
+		}
+	}
+	line("tables", "%s%s", strings.Join(tables, ", "), restored)
 	if s := rep.Daemon; s != nil {
 		marked, unchanged, other := splitCounters(s.Counters)
 		line("packets", "%d queued, %d modified, %d accepted", s.Counters["packets"], s.Counters["modified"], s.Counters["accepted"])
@@ -200,7 +219,8 @@ func printStatus(w io.Writer, rep statusReport) {
 			line("flows", "%s", strings.Join(other, ", "))
 		}
 		if s.Rules != "" {
-			fmt.Fprintf(w, "\nrules (natreveal's rendering of what it installed; nft 1.0 lists the compat queue as \"XT target NFQUEUE not found\"):\n")
+			fmt.Fprintf(w, "\nrules (as installed, in natreveal's rendering: their counters are in the lines above; "+
+				"nft 1.0 lists the compat queue as \"XT target NFQUEUE not found\"):\n")
 			for _, l := range strings.SplitAfter(strings.TrimRight(s.Rules, "\n"), "\n") {
 				fmt.Fprint(w, "  "+l)
 			}
@@ -242,7 +262,7 @@ func splitCounters(c map[string]uint64) (marked, unchanged, other []string) {
 			marked = append(marked, fmt.Sprintf("proxy-protocol %d", c[k]))
 		case k == "http-requests":
 			marked = append(marked, fmt.Sprintf("http-header %d requests", c[k]))
-		case k == "packets", k == "modified", k == "accepted":
+		case k == "packets", k == "modified", k == "accepted", k == "tables-restored": // the packets and tables lines
 		case ok, unchangedWhy[k]:
 			unchanged = append(unchanged, fmt.Sprintf("%s %d", k, c[k]))
 		default:

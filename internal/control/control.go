@@ -34,10 +34,18 @@ type Snapshot struct {
 	QueueCount int      `json:"queue_count"` // 0: no queue (port-set, ident only)
 	// SelectQueues, fail closed, follow the QueueCount others: selected
 	// flows' packets (rules.Spec.SelectQueues). 0 without selected flows.
-	SelectQueues int               `json:"select_queues,omitempty"`
-	Installed    bool              `json:"installed"` // the daemon installed its ruleset (and has not removed it)
-	Rules        string            `json:"rules,omitempty"`
-	Counters     map[string]uint64 `json:"counters"`
+	SelectQueues int  `json:"select_queues,omitempty"`
+	Installed    bool `json:"installed"` // the daemon installed its ruleset (and has not removed it)
+	// PacketMethods: the configuration has methods that queue packets, so
+	// the daemon installs Table's ruleset (Installed says once it has).
+	PacketMethods bool `json:"packet_methods"`
+	// PortSetTable is port-set's table, "FAMILY NAME" as Facts.Tables keys
+	// it ("ip natreveal_portset"); "" without port-set. PortSetInstalled:
+	// the daemon installed it (and has not removed it).
+	PortSetTable     string            `json:"port_set_table,omitempty"`
+	PortSetInstalled bool              `json:"port_set_installed,omitempty"`
+	Rules            string            `json:"rules,omitempty"`
+	Counters         map[string]uint64 `json:"counters"`
 }
 
 // Server serves snapshots on a unix socket.

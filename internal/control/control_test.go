@@ -56,9 +56,15 @@ func TestParseQueues(t *testing.T) {
 }
 
 func TestVerdict(t *testing.T) {
-	snap := &Snapshot{Methods: []string{"tcp-option"}, Table: "natreveal", Families: []string{"ip"}, QueueNum: 4, QueueCount: 2, Installed: true}
+	snap := &Snapshot{Methods: []string{"tcp-option"}, Table: "natreveal", Families: []string{"ip"}, QueueNum: 4, QueueCount: 2, Installed: true, PacketMethods: true}
 	all := Facts{Tables: map[string]bool{"ip natreveal": true}, Queues: []Queue{{Num: 4, PeerPortID: 9}, {Num: 5, PeerPortID: 9}}}
-	sel := &Snapshot{Methods: []string{"http-header"}, Table: "natreveal", Families: []string{"ip"}, QueueNum: 4, QueueCount: 2, SelectQueues: 2, Installed: true}
+	sel := &Snapshot{Methods: []string{"http-header"}, Table: "natreveal", Families: []string{"ip"}, QueueNum: 4, QueueCount: 2, SelectQueues: 2, Installed: true, PacketMethods: true}
+	// Started, the packet path not yet: QueueCount and Families are 0.
+	starting := &Snapshot{Methods: []string{"tcp-option"}, Table: "natreveal", PacketMethods: true}
+	portSet := &Snapshot{Methods: []string{"port-set"}, Table: "natreveal", PortSetTable: "ip natreveal_portset", PortSetInstalled: true}
+	portSetUp := Facts{Tables: map[string]bool{"ip natreveal_portset": true}}
+	both := &Snapshot{Methods: []string{"tcp-option", "port-set"}, Table: "natreveal", Families: []string{"ip"}, QueueNum: 4, QueueCount: 2,
+		Installed: true, PacketMethods: true, PortSetTable: "ip natreveal_portset", PortSetInstalled: true}
 	selAll := append(all.Queues, Queue{Num: 6, PeerPortID: 9}, Queue{Num: 7, PeerPortID: 9})
 	for _, c := range []struct {
 		name string
@@ -77,7 +83,16 @@ func TestVerdict(t *testing.T) {
 		{"queue gone", snap, nil, Facts{Tables: all.Tables, Queues: all.Queues[:1]}, false, "queue unbound: no listener on queue 5"},
 		{"selected flows' queue gone", sel, nil, Facts{Tables: all.Tables, Queues: all.Queues[:2]}, false, "queue unbound: no listener on queue 6, 7"},
 		{"selected flows' queues bound", sel, nil, Facts{Tables: all.Tables, Queues: selAll}, true, "marking"},
-		{"port-set only", &Snapshot{Methods: []string{"port-set"}}, nil, Facts{}, true, "running: port-set"},
+		{"port-set only", portSet, nil, portSetUp, true, "running: port-set (no queue; table ip natreveal_portset installed)"},
+		{"ident only", &Snapshot{Methods: []string{"ident"}}, nil, Facts{}, true, "running: ident (no queue, no ruleset)"},
+		{"starting", starting, nil, Facts{}, false, "not marking: the daemon has not installed its ruleset (starting or stopping)"},
+		{"starting, queues known", &Snapshot{Methods: []string{"tcp-option"}, Table: "natreveal", Families: []string{"ip"}, QueueNum: 4, QueueCount: 2, PacketMethods: true},
+			nil, all, false, "not marking: the daemon has not installed its ruleset"},
+		{"port-set starting", &Snapshot{Methods: []string{"port-set"}, Table: "natreveal", PortSetTable: "ip natreveal_portset"}, nil, Facts{}, false,
+			"not marking: the daemon has not installed its ruleset"},
+		{"port-set table gone", portSet, nil, Facts{}, false, "table missing: table ip natreveal_portset"},
+		{"both, port-set table gone", both, nil, all, false, "table missing: table ip natreveal_portset gone"},
+		{"both", both, nil, Facts{Tables: map[string]bool{"ip natreveal": true, "ip natreveal_portset": true}, Queues: all.Queues}, true, "marking"},
 	} {
 		ok, line := Verdict(c.snap, c.err, c.f, "natreveal", []string{"ip", "ip6"})
 		if ok != c.ok || !strings.Contains(line, c.want) {

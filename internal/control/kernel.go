@@ -90,15 +90,27 @@ func Verdict(snap *Snapshot, err error, f Facts, table string, families []string
 		}
 		return false, fmt.Sprintf("no daemon: %v", err)
 	}
-	if snap.QueueCount == 0 {
-		return true, "running: " + strings.Join(snap.Methods, ",") + " (no queue, no ruleset)"
-	}
-	if !snap.Installed {
+	// Before the ruleset is in, or after it is out, whatever QueueCount
+	// says (it stays 0 until the packet path starts).
+	if snap.PacketMethods && !snap.Installed || snap.PortSetTable != "" && !snap.PortSetInstalled {
 		return false, "not marking: the daemon has not installed its ruleset (starting or stopping)"
 	}
-	if m := missing(snap.Table, snap.Families); len(m) > 0 {
+	var m []string
+	if snap.PacketMethods {
+		m = missing(snap.Table, snap.Families)
+	}
+	if snap.PortSetTable != "" && !f.Tables[snap.PortSetTable] {
+		m = append(m, "table "+snap.PortSetTable)
+	}
+	if len(m) > 0 {
 		return false, fmt.Sprintf("table missing: %s gone while the daemon runs (a firewall reload or `nft flush ruleset` "+
 			"removed it?); reload the daemon (SIGHUP, systemctl reload natreveal) to install it again", strings.Join(m, ", "))
+	}
+	if !snap.PacketMethods {
+		if snap.PortSetTable != "" {
+			return true, "running: " + strings.Join(snap.Methods, ",") + " (no queue; table " + snap.PortSetTable + " installed)"
+		}
+		return true, "running: " + strings.Join(snap.Methods, ",") + " (no queue, no ruleset)"
 	}
 	bound := map[int]bool{}
 	for _, q := range f.Queues {
