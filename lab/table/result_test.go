@@ -52,8 +52,8 @@ func TestMarkdown(t *testing.T) {
 		"| Table 1: RFC 6967 → lab | IP Option `ip-option` | (not in Table 1) `ident` |",
 		"| UDP | Yes → yes | – → n/a |",
 		"| TCP | Yes → yes | – → no (c1 none) |",
-		"| Success Ratio, clean path | 30% → 100% (10/10) **≠** | – → 100% (10/10, HOST_ID 0) |",
-		"| Success Ratio, router drops IP options | 30% → 0% (0/10) **≠** | – → n/a |",
+		"| Success Ratio, clean path | 30% → 100% **≠** (completed 10/10, right HOST_ID 10/10) | – → 0% (completed 10/10, right HOST_ID 0/10) |",
+		"| Success Ratio, router drops IP options | 30% → 0% **≠** (completed 0/10, right HOST_ID 0/10) | – → n/a |",
 		"High → 0.80× (Med) **≠**",
 		"Yes → no **≠**: socket options",
 		"Yes → partly: not on opt-drop **≠**",
@@ -69,6 +69,29 @@ func TestMarkdown(t *testing.T) {
 	var back Result
 	if err := json.Unmarshal(b, &back); err != nil || back.Methods[0].Success[lab.PathOptDrop].Ratio != 0 || !back.Methods[0].Carried[UDP].OK {
 		t.Errorf("JSON round trip: %v %+v", err, back)
+	}
+}
+
+// RFC 6967's success ratio is the HOST_ID reaching the server: connections
+// that complete without it contradict a 100 % claim, in every rendering.
+func TestSuccessJudgedOnHostID(t *testing.T) {
+	s := &Success{Count: Count{Attempted: 40, Completed: 40, Revealed: 0}}
+	s.finish()
+	m := MethodResult{Name: "port-set", Claim: Claims{Success: "100%"}, Success: map[lab.Path]*Success{lab.PathNAT2: s}}
+	if want, got := "100% → 0% **≠** (completed 40/40, right HOST_ID 0/40)", successCell(m, lab.PathNAT2); got != want {
+		t.Errorf("cell %q, want %q", got, want)
+	}
+	if want, got := "0%≠ done 100%", compactSuccess(m, lab.PathNAT2); got != want {
+		t.Errorf("compact cell %q, want %q", got, want)
+	}
+	s = &Success{Count: Count{Attempted: 40, Completed: 40, Revealed: 40}}
+	s.finish()
+	m.Success[lab.PathNAT2] = s
+	if want, got := "100% → 100% (completed 40/40, right HOST_ID 40/40)", successCell(m, lab.PathNAT2); got != want {
+		t.Errorf("cell %q, want %q", got, want)
+	}
+	if want, got := "100%", compactSuccess(m, lab.PathNAT2); got != want {
+		t.Errorf("compact cell %q, want %q", got, want)
 	}
 }
 
