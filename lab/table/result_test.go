@@ -119,3 +119,36 @@ func TestMethodsTable(t *testing.T) {
 		}
 	}
 }
+
+// A transport the claim marks as not supported does not count against
+// deployability; one that fails where the claim says yes is named.
+func TestDeployable(t *testing.T) {
+	full := func() map[lab.Path]*Success {
+		m := map[lab.Path]*Success{}
+		for _, p := range lab.Paths {
+			s := &Success{Count: Count{Attempted: 10, Completed: 10, Revealed: 10}}
+			s.finish()
+			m[p] = s
+		}
+		return m
+	}
+	ok, bad := &Carried{OK: true}, &Carried{OK: false}
+	http := &Method{Name: "http-header", Claim: Claims{UDP: "No", TCP: "No", HTTP: "Yes", Encrypted: "No"}}
+	mr := &MethodResult{Carried: map[Transport]*Carried{HTTP: ok, TLS: bad}, Success: full()}
+	if got := deployable(http, mr); got != "yes" {
+		t.Errorf("http-header, TLS claimed No and not carried: %q, want yes", got)
+	}
+	tcpopt := &Method{Name: "tcp-option", Claim: Claims{UDP: "No", TCP: "Yes", HTTP: "Yes", Encrypted: "Yes"}}
+	mr = &MethodResult{Carried: map[Transport]*Carried{TCP: ok, HTTP: ok, TLS: bad}, Success: full()}
+	if got := deployable(tcpopt, mr); got != "partly: not over TLS" {
+		t.Errorf("tcp-option not over TLS: %q, want partly: not over TLS", got)
+	}
+	mr.Success[lab.PathNAT2].Revealed = 0
+	if got := deployable(tcpopt, mr); got != "partly: not on "+string(lab.PathNAT2)+", not over TLS" {
+		t.Errorf("tcp-option, second NAT and TLS: %q", got)
+	}
+	mr = &MethodResult{Carried: map[Transport]*Carried{TCP: bad, HTTP: bad, TLS: bad}, Success: full()}
+	if got := deployable(tcpopt, mr); got != "no" {
+		t.Errorf("tcp-option carried nowhere: %q, want no", got)
+	}
+}
