@@ -312,6 +312,29 @@ func deployDiffers(m MethodResult) bool {
 	return s != "" && s != m.Deployable
 }
 
+// Contradictions counts the cells whose measurement contradicts the
+// analysis's claim: the ≠ marks of the table.
+func (r *Result) Contradictions() int {
+	n := 0
+	count := func(d bool) {
+		if d {
+			n++
+		}
+	}
+	for _, m := range r.Methods {
+		for _, tr := range Transports {
+			count(carriedDiffers(m, tr))
+		}
+		for _, p := range r.Paths {
+			count(successDiffers(m, m.Success[p]))
+		}
+		count(perfDiffers(m))
+		count(osDiffers(m))
+		count(deployDiffers(m))
+	}
+	return n
+}
+
 // claimRatio reads "30%" or "Low" (taken as below one half).
 func claimRatio(c string) (float64, bool) {
 	if c == "Low" {

@@ -62,6 +62,10 @@ func TestMarkdown(t *testing.T) {
 			t.Errorf("table lacks %q:\n%s", want, md)
 		}
 	}
+	// The legend's own ≠ is no contradiction.
+	if got, want := r.Contradictions(), strings.Count(md, "**≠**")-1; got != want {
+		t.Errorf("Contradictions() = %d, the table marks %d", got, want)
+	}
 	b, err := r.JSON()
 	if err != nil {
 		t.Fatal(err)
