@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -124,15 +125,18 @@ earlier run that was killed. Needs root, ip, nft.`,
 		} else {
 			fmt.Fprint(cmd.OutOrStdout(), table)
 		}
+		var wrote []string
 		if *page != "" {
 			if err := os.WriteFile(*page, []byte(res.HTML()), 0o644); err != nil {
 				return err
 			}
+			wrote = append(wrote, *page)
 		}
 		if *md != "" {
 			if err := os.WriteFile(*md, []byte(table), 0o644); err != nil {
 				return err
 			}
+			wrote = append(wrote, *md)
 		}
 		if *js != "" {
 			b, err := res.JSON()
@@ -142,7 +146,15 @@ earlier run that was killed. Needs root, ip, nft.`,
 			if err := os.WriteFile(*js, b, 0o644); err != nil {
 				return err
 			}
+			wrote = append(wrote, *js)
 		}
+		// The run's closing line: piped progress otherwise ends mid-step.
+		end := fmt.Sprintf("lab: done in %s: %d cells contradict the analysis (≠)",
+			time.Duration(res.Seconds*float64(time.Second)).Round(time.Second), res.Contradictions())
+		if len(wrote) > 0 {
+			end += "; wrote " + strings.Join(wrote, ", ")
+		}
+		fmt.Fprintln(cmd.ErrOrStderr(), end)
 		return nil
 	}
 	return cmd

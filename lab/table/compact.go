@@ -63,7 +63,7 @@ func (r *Result) Compact() string {
 		b.WriteString("\n" + aligned(brows))
 	}
 	legend := fmt.Sprintf("%s carried the right HOST_ID of every host, %s did not, %s does not apply; paths: "+
-		"success ratio of %d probes (id: share with the right HOST_ID where less); conn/s: new connections/s "+
+		"share of %d probes whose right HOST_ID reached the server (done: share completed, where different); conn/s: new connections/s "+
 		"against natreveal off; OS: the server needs a TCP/IP stack change; %s: the measurement contradicts the "+
 		"claim of RFC 6967's analysis (draft-boucadair-intarea-nat-reveal-analysis, Table 1). Linux %s, %.0f s%s. "+
 		"--markdown, --html: claim beside measurement.",
@@ -128,11 +128,11 @@ func compactSuccess(m MethodResult, p lab.Path) string {
 	if s == nil || s.Attempted == 0 {
 		return markNA
 	}
-	c := fmt.Sprintf("%.0f%%", 100*s.Ratio)
-	if s.Revealed != s.Completed {
-		c += fmt.Sprintf(" id %.0f%%", 100*s.RevealedRatio)
+	c := fmt.Sprintf("%.0f%%", 100*s.RevealedRatio) + mark(successDiffers(m, s))
+	if s.Completed != s.Revealed {
+		c += fmt.Sprintf(" done %.0f%%", 100*s.Ratio)
 	}
-	return c + mark(successDiffers(m, s))
+	return c
 }
 
 // wrap breaks text into lines of at most width runes at spaces.

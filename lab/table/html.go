@@ -33,10 +33,11 @@ func (r *Result) HTML() string {
 `, r.rateChart(), r.successChart())
 	w(`<p class="legend">Each cell: <span class="claim">the analysis's claim</span> <span class="meas">the lab's measurement</span>; ` +
 		`a <span class="differs-key">highlighted</span> cell contradicts the claim (≠). The claims are Table 1 of ` +
-		`draft-boucadair-intarea-nat-reveal-analysis (RFC 6967). Success: completed probes, in brackets those with the ` +
-		`host's right HOST_ID where fewer. Perf: new connections/s with the method on against natreveal off; slowdown ` +
+		`draft-boucadair-intarea-nat-reveal-analysis (RFC 6967). Success Ratio: the share of probes whose host's ` +
+		`right HOST_ID reached the server, which the claim is judged on; in brackets how many probes completed and how ` +
+		`many carried the right HOST_ID, each out of all probes. Perf: new connections/s with the method on against natreveal off; slowdown ` +
 		`&lt;5 %% No, &lt;15 %% Low, &lt;40 %% Med, else High. Notes of the analysis: (1) requires a way to advertise that ` +
-		`the NAT takes part (e.g. a DNS PTR record); (4) client and server must be HIP-compliant, with HIP infrastructure; ` +
+		`the NAT takes part (e.g. a DNS PTR record); (2) and (3) are not reproduced here, see RFC 6967's Table 1; (4) client and server must be HIP-compliant, with HIP infrastructure; ` +
 		`(5) a HIP host needs no host-hint from the NAT.</p>
 `)
 	if r.hasBlock() {
@@ -107,11 +108,7 @@ func (r *Result) htmlTable() string {
 			s := m.Success[p]
 			meas := "n/a"
 			if s != nil {
-				meas = fmt.Sprintf("%.0f%% (%d/%d", 100*s.Ratio, s.Completed, s.Attempted)
-				if s.Revealed != s.Completed {
-					meas += fmt.Sprintf(", HOST_ID %d", s.Revealed)
-				}
-				meas += ")"
+				meas = fmt.Sprintf("%.0f%% (%s)", 100*s.RevealedRatio, successCounts(s))
 			}
 			b.WriteString(cell(m.Claim.Success, meas, successDiffers(m, s), s == nil, ""))
 		}

@@ -196,11 +196,13 @@ func (r *Result) Markdown() string {
 	row(cells...)
 	fmt.Fprintf(&b, "\nEach cell: the analysis's claim → what the lab measured; %s marks a measurement that contradicts the claim. "+
 		"%d probes per method, path and transport (TCP connections and UDP flows, two inside hosts alternating); "+
-		"success = completed, in brackets how many of those carried the host's right HOST_ID. "+
+		"Success Ratio: the share of probes whose host's right HOST_ID reached the server, which the claim is judged on; "+
+		"in brackets how many probes completed and how many carried the right HOST_ID, each out of all probes. "+
 		"Perf: new connections/s over %.1f s against natreveal off (IPv4 %.0f/s, IPv6 %.0f/s), slowdown <5 %% No, <15 %% Low, <40 %% Med, else High. "+
 		"Linux %s, %s, %.0f s%s.\n",
 		strings.TrimSpace(differs), r.N, r.PerfSeconds, r.Baseline["ipv4"], r.Baseline["ipv6"], r.Kernel, r.Date, r.Seconds, quick(r.Quick))
 	b.WriteString("\nTable 1's notes: (1) requires a way to advertise that the NAT takes part (e.g. a DNS PTR record); " +
+		"(2) and (3) are not reproduced here, see RFC 6967's Table 1; " +
 		"(4) client and server must be HIP-compliant, with HIP infrastructure; (5) a HIP host needs no host-hint from the NAT.\n")
 	if r.hasBlock() {
 		b.WriteString("\n" + blockLegend(r.N) + "\n")
@@ -263,15 +265,17 @@ func successCell(m MethodResult, p lab.Path) string {
 	if s == nil {
 		return claimOr(m.Claim.Success) + " → n/a"
 	}
-	cell := fmt.Sprintf("%s → %.0f%% (%d/%d", claimOr(m.Claim.Success), 100*s.Ratio, s.Completed, s.Attempted)
-	if s.Revealed != s.Completed {
-		cell += fmt.Sprintf(", HOST_ID %d", s.Revealed)
-	}
-	cell += ")"
+	cell := fmt.Sprintf("%s → %.0f%%", claimOr(m.Claim.Success), 100*s.RevealedRatio)
 	if successDiffers(m, s) {
 		cell += differs
 	}
-	return cell
+	return cell + " (" + successCounts(s) + ")"
+}
+
+// successCounts is the bracket of a success cell: "completed 40/40, right
+// HOST_ID 0/40".
+func successCounts(s *Success) string {
+	return fmt.Sprintf("completed %d/%d, right HOST_ID %d/%d", s.Completed, s.Attempted, s.Revealed, s.Attempted)
 }
 
 // The measurements that contradict the analysis's claim, cell by cell.
@@ -287,7 +291,10 @@ func successDiffers(m MethodResult, s *Success) bool {
 	if !ok || s == nil {
 		return false
 	}
-	return (m.Claim.Success == "Low" && s.Ratio > 0.5) || (m.Claim.Success != "Low" && abs(s.Ratio-want) > 0.25)
+	// RFC 6967's success ratio is the HOST_ID reaching the server, not the
+	// connection completing.
+	r := s.RevealedRatio
+	return (m.Claim.Success == "Low" && r > 0.5) || (m.Claim.Success != "Low" && abs(r-want) > 0.25)
 }
 
 func perfDiffers(m MethodResult) bool {
@@ -303,6 +310,29 @@ func osDiffers(m MethodResult) bool {
 func deployDiffers(m MethodResult) bool {
 	s := yn(m.Claim.Deployable)
 	return s != "" && s != m.Deployable
+}
+
+// Contradictions counts the cells whose measurement contradicts the
+// analysis's claim: the ≠ marks of the table.
+func (r *Result) Contradictions() int {
+	n := 0
+	count := func(d bool) {
+		if d {
+			n++
+		}
+	}
+	for _, m := range r.Methods {
+		for _, tr := range Transports {
+			count(carriedDiffers(m, tr))
+		}
+		for _, p := range r.Paths {
+			count(successDiffers(m, m.Success[p]))
+		}
+		count(perfDiffers(m))
+		count(osDiffers(m))
+		count(deployDiffers(m))
+	}
+	return n
 }
 
 // claimRatio reads "30%" or "Low" (taken as below one half).

@@ -52,8 +52,8 @@ func TestMarkdown(t *testing.T) {
 		"| Table 1: RFC 6967 → lab | IP Option `ip-option` | (not in Table 1) `ident` |",
 		"| UDP | Yes → yes | – → n/a |",
 		"| TCP | Yes → yes | – → no (c1 none) |",
-		"| Success Ratio, clean path | 30% → 100% (10/10) **≠** | – → 100% (10/10, HOST_ID 0) |",
-		"| Success Ratio, router drops IP options | 30% → 0% (0/10) **≠** | – → n/a |",
+		"| Success Ratio, clean path | 30% → 100% **≠** (completed 10/10, right HOST_ID 10/10) | – → 0% (completed 10/10, right HOST_ID 0/10) |",
+		"| Success Ratio, router drops IP options | 30% → 0% **≠** (completed 0/10, right HOST_ID 0/10) | – → n/a |",
 		"High → 0.80× (Med) **≠**",
 		"Yes → no **≠**: socket options",
 		"Yes → partly: not on opt-drop **≠**",
@@ -62,6 +62,10 @@ func TestMarkdown(t *testing.T) {
 			t.Errorf("table lacks %q:\n%s", want, md)
 		}
 	}
+	// The legend's own ≠ is no contradiction.
+	if got, want := r.Contradictions(), strings.Count(md, "**≠**")-1; got != want {
+		t.Errorf("Contradictions() = %d, the table marks %d", got, want)
+	}
 	b, err := r.JSON()
 	if err != nil {
 		t.Fatal(err)
@@ -69,6 +73,29 @@ func TestMarkdown(t *testing.T) {
 	var back Result
 	if err := json.Unmarshal(b, &back); err != nil || back.Methods[0].Success[lab.PathOptDrop].Ratio != 0 || !back.Methods[0].Carried[UDP].OK {
 		t.Errorf("JSON round trip: %v %+v", err, back)
+	}
+}
+
+// RFC 6967's success ratio is the HOST_ID reaching the server: connections
+// that complete without it contradict a 100 % claim, in every rendering.
+func TestSuccessJudgedOnHostID(t *testing.T) {
+	s := &Success{Count: Count{Attempted: 40, Completed: 40, Revealed: 0}}
+	s.finish()
+	m := MethodResult{Name: "port-set", Claim: Claims{Success: "100%"}, Success: map[lab.Path]*Success{lab.PathNAT2: s}}
+	if want, got := "100% → 0% **≠** (completed 40/40, right HOST_ID 0/40)", successCell(m, lab.PathNAT2); got != want {
+		t.Errorf("cell %q, want %q", got, want)
+	}
+	if want, got := "0%≠ done 100%", compactSuccess(m, lab.PathNAT2); got != want {
+		t.Errorf("compact cell %q, want %q", got, want)
+	}
+	s = &Success{Count: Count{Attempted: 40, Completed: 40, Revealed: 40}}
+	s.finish()
+	m.Success[lab.PathNAT2] = s
+	if want, got := "100% → 100% (completed 40/40, right HOST_ID 40/40)", successCell(m, lab.PathNAT2); got != want {
+		t.Errorf("cell %q, want %q", got, want)
+	}
+	if want, got := "100%", compactSuccess(m, lab.PathNAT2); got != want {
+		t.Errorf("compact cell %q, want %q", got, want)
 	}
 }
 
@@ -94,5 +121,38 @@ func TestMethodsTable(t *testing.T) {
 		if m.ServerReads == "" || m.Configured == "" {
 			t.Errorf("%s: the table's text cells are empty", m.Name)
 		}
+	}
+}
+
+// A transport the claim marks as not supported does not count against
+// deployability; one that fails where the claim says yes is named.
+func TestDeployable(t *testing.T) {
+	full := func() map[lab.Path]*Success {
+		m := map[lab.Path]*Success{}
+		for _, p := range lab.Paths {
+			s := &Success{Count: Count{Attempted: 10, Completed: 10, Revealed: 10}}
+			s.finish()
+			m[p] = s
+		}
+		return m
+	}
+	ok, bad := &Carried{OK: true}, &Carried{OK: false}
+	http := &Method{Name: "http-header", Claim: Claims{UDP: "No", TCP: "No", HTTP: "Yes", Encrypted: "No"}}
+	mr := &MethodResult{Carried: map[Transport]*Carried{HTTP: ok, TLS: bad}, Success: full()}
+	if got := deployable(http, mr); got != "yes" {
+		t.Errorf("http-header, TLS claimed No and not carried: %q, want yes", got)
+	}
+	tcpopt := &Method{Name: "tcp-option", Claim: Claims{UDP: "No", TCP: "Yes", HTTP: "Yes", Encrypted: "Yes"}}
+	mr = &MethodResult{Carried: map[Transport]*Carried{TCP: ok, HTTP: ok, TLS: bad}, Success: full()}
+	if got := deployable(tcpopt, mr); got != "partly: not over TLS" {
+		t.Errorf("tcp-option not over TLS: %q, want partly: not over TLS", got)
+	}
+	mr.Success[lab.PathNAT2].Revealed = 0
+	if got := deployable(tcpopt, mr); got != "partly: not on "+string(lab.PathNAT2)+", not over TLS" {
+		t.Errorf("tcp-option, second NAT and TLS: %q", got)
+	}
+	mr = &MethodResult{Carried: map[Transport]*Carried{TCP: bad, HTTP: bad, TLS: bad}, Success: full()}
+	if got := deployable(tcpopt, mr); got != "no" {
+		t.Errorf("tcp-option carried nowhere: %q, want no", got)
 	}
 }

@@ -499,6 +499,9 @@ func (r *runner) perf(m *Method, family int) (int64, float64, error) {
 	return n, rt, nil
 }
 
+// deployable says whether the method held on every path and over every
+// transport it claims; a transport the analysis's claim marks as not
+// supported (http-header over TLS: "No") does not count against it.
 func deployable(m *Method, mr *MethodResult) string {
 	if m.NeedsEndHosts {
 		return "no"
@@ -510,18 +513,32 @@ func deployable(m *Method, mr *MethodResult) string {
 			failed = append(failed, string(p))
 		}
 	}
-	for _, c := range mr.Carried {
+	var over []string
+	counted := 0
+	for _, tr := range Transports {
+		c, ok := mr.Carried[tr]
+		if !ok || yn(m.Claim.For(string(tr))) == "no" {
+			continue
+		}
+		counted++
 		if !c.OK {
-			return "no"
+			over = append(over, strings.ToUpper(string(tr)))
 		}
 	}
-	switch {
-	case len(failed) == 0:
+	if len(failed) == 0 && len(over) == 0 {
 		return "yes"
-	case slices.Contains(failed, string(lab.PathClean)):
+	}
+	if slices.Contains(failed, string(lab.PathClean)) || (counted > 0 && len(over) == counted) {
 		return "no"
 	}
-	return "partly: not on " + strings.Join(failed, ", ")
+	var not []string
+	if len(failed) > 0 {
+		not = append(not, "not on "+strings.Join(failed, ", "))
+	}
+	if len(over) > 0 {
+		not = append(not, "not over "+strings.Join(over, ", "))
+	}
+	return "partly: " + strings.Join(not, ", ")
 }
 
 func hexID(id uint32) string { return fmt.Sprintf("0x%04x", id) }
