@@ -56,4 +56,3 @@ func uci2yamlCmd() *cobra.Command {
 	}
 	return cmd
 }
-

@@ -37,7 +37,7 @@ func (r *Result) HTML() string {
 		`right HOST_ID reached the server, which the claim is judged on; in brackets how many probes completed and how ` +
 		`many carried the right HOST_ID, each out of all probes. Perf: new connections/s with the method on against natreveal off; slowdown ` +
 		`&lt;5 %% No, &lt;15 %% Low, &lt;40 %% Med, else High. Notes of the analysis: (1) requires a way to advertise that ` +
-		`the NAT takes part (e.g. a DNS PTR record); (2) and (3) are not reproduced here, see RFC 6967's Table 1; (4) client and server must be HIP-compliant, with HIP infrastructure; ` +
+		`the NAT takes part (e.g. a DNS PTR record); (2) the solution is widely deployed; (3) without the port set advertised, less efficient for third-party services; (4) client and server must be HIP-compliant, with HIP infrastructure; ` +
 		`(5) a HIP host needs no host-hint from the NAT.</p>
 `)
 	if r.hasBlock() {

@@ -202,7 +202,7 @@ func (r *Result) Markdown() string {
 		"Linux %s, %s, %.0f s%s.\n",
 		strings.TrimSpace(differs), r.N, r.PerfSeconds, r.Baseline["ipv4"], r.Baseline["ipv6"], r.Kernel, r.Date, r.Seconds, quick(r.Quick))
 	b.WriteString("\nTable 1's notes: (1) requires a way to advertise that the NAT takes part (e.g. a DNS PTR record); " +
-		"(2) and (3) are not reproduced here, see RFC 6967's Table 1; " +
+		"(2) the solution is widely deployed; (3) without the port set advertised, less efficient for third-party services; " +
 		"(4) client and server must be HIP-compliant, with HIP infrastructure; (5) a HIP host needs no host-hint from the NAT.\n")
 	if r.hasBlock() {
 		b.WriteString("\n" + blockLegend(r.N) + "\n")
