@@ -465,6 +465,15 @@ func TestSystemdPID1(t *testing.T) {
 	if _, err := c.sh("nft list table ip natreveal"); err != nil {
 		t.Errorf("no table after the watchdog restart")
 	}
+	// The lock of one daemon per network namespace, in RuntimeDirectory
+	// (writable under ProtectSystem=strict): it names the running daemon,
+	// and ExecStopPost's `rules close` ran after the killed one let it go.
+	if got, now := c.must("cat /run/natreveal/run.lock*"), c.must("systemctl show -P MainPID natreveal"); got != now {
+		t.Errorf("the lock file holds %q, want the MainPID %s", got, now)
+	}
+	if j := c.journal(); strings.Contains(j, "holds this network namespace") || strings.Contains(j, "will not be refused") {
+		t.Errorf("the lock refused or could not be taken:\n%s", lastLines(j, 20))
+	}
 
 	// stop removes the table and restores the sysctl.
 	c.must("systemctl stop natreveal")

@@ -84,6 +84,13 @@ func rulesEndCmd(use, short string, closing bool) *cobra.Command {
 	cfg := cmd.Flags().String("config", "", "take the table name (and, for close, the methods and marks) from this configuration file")
 	table := cmd.Flags().String("table", rules.DefaultTable, "table name (when no --config, or when the file is unreadable)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		// For after a crash or a stop: a running daemon would put its
+		// table back, and keeps its sysctls' records.
+		unlock, err := lockNetns(cli.NewLogger("text", cmd.ErrOrStderr()))
+		if err != nil {
+			return fmt.Errorf("%w; stop it first (systemctl stop natreveal, or SIGTERM): it removes its tables and restores its sysctls itself", err)
+		}
+		defer unlock()
 		spec := rules.Spec{Table: *table}
 		if *cfg != "" {
 			fs := pflag.NewFlagSet("config", pflag.ContinueOnError)

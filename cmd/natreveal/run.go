@@ -63,6 +63,14 @@ func run(c *config.Config, src hostid.Source, statsEvery time.Duration, load fun
 	slogger := cli.NewLogger(c.Log.Format, os.Stderr)
 	logger := slog.NewLogLogger(slogger.Handler(), slog.LevelInfo) // Printf-style parts: ident, handler
 	notify := notifier{log: slogger}
+	// One daemon per network namespace, before anything is touched: a
+	// second would take the first's sysctl records for a killed
+	// predecessor's and restore them under it.
+	unlock, err := lockNetns(slogger)
+	if err != nil {
+		return fmt.Errorf("%w; stop it first", err)
+	}
+	defer unlock()
 	// Sysctls a killed predecessor left set: back to what it found, except
 	// those this run sets again (sysctlOn restores their record at exit).
 	var keep []string

@@ -39,14 +39,20 @@ func stateDir() string {
 // namespace's inode, so that daemons in other namespaces (labs, containers
 // sharing /run) keep their own records.
 func sysctlStateFile(name string) string {
-	f := "sysctl." + name
+	return filepath.Join(stateDir(), "sysctl."+name+netnsSuffix())
+}
+
+// netnsSuffix is "" in the initial network namespace (PID 1's), else
+// ".netns" and the namespace's inode: what names a state file per network
+// namespace.
+func netnsSuffix() string {
 	var self, init unix.Stat_t
 	if unix.Stat("/proc/self/ns/net", &self) == nil {
 		if unix.Stat("/proc/1/ns/net", &init) != nil || init.Ino != self.Ino || init.Dev != self.Dev {
-			f += fmt.Sprintf(".netns%d", self.Ino)
+			return fmt.Sprintf(".netns%d", self.Ino)
 		}
 	}
-	return filepath.Join(stateDir(), f)
+	return ""
 }
 
 // writeState records b at path durably enough for a SIGKILL or a crash:
