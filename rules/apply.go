@@ -17,7 +17,20 @@ import (
 //
 // Apply flushes c: commands that were already buffered on c go into the same
 // batch. c must not be used by another goroutine meanwhile.
-func Apply(c *nftables.Conn, s Spec) error {
+func Apply(c *nftables.Conn, s Spec) error { return apply(c, s, nil) }
+
+// Replace is Apply that also deletes the tables named old (ip and ip6; ""
+// is DefaultTable) in the same batch, when they are not s's: a reload that
+// renames the table leaves neither both tables nor none, whatever fails.
+func Replace(c *nftables.Conn, s Spec, old string) error {
+	o := Spec{Table: old}.table()
+	if o == s.table() {
+		return apply(c, s, nil)
+	}
+	return apply(c, s, tables(o))
+}
+
+func apply(c *nftables.Conn, s Spec, alsoGone []*nftables.Table) error {
 	fail := func(err error) error { return fmt.Errorf("rules: apply table %s: %w", s.table(), err) }
 	if err := s.validate(); err != nil {
 		return fail(fmt.Errorf("invalid spec: %w", err))
@@ -31,7 +44,7 @@ func Apply(c *nftables.Conn, s Spec) error {
 		}
 	}
 
-	for _, t := range tables(s.table()) {
+	for _, t := range append(tables(s.table()), alsoGone...) {
 		c.AddTable(t)
 		c.DelTable(t)
 	}

@@ -358,3 +358,33 @@ func TestSystemTextLoads(t *testing.T) {
 		}
 	}
 }
+
+// Replace renames the table in one batch: the old name's tables go with
+// the new one's arrival, and a refused batch leaves the old ones.
+func TestSystemReplaceRenames(t *testing.T) {
+	m := probe(t)
+	n := newNetNS(t)
+	c := n.conn(t)
+	s := exampleSpec()
+	s.Mechanism = m
+	if err := Apply(c, s); err != nil {
+		t.Fatal(err)
+	}
+	bad := s
+	bad.Table = "nr_other"
+	bad.QueueCount = 0 // invalid: refused before anything is sent
+	if err := Replace(c, bad, s.Table); err == nil {
+		t.Fatal("Replace with an invalid spec succeeded")
+	}
+	if got := n.mustNft(t, "", "list", "tables"); got != "table ip natreveal\n" {
+		t.Errorf("after a refused Replace:\n%s", got)
+	}
+	renamed := s
+	renamed.Table = "nr_other"
+	if err := Replace(c, renamed, s.Table); err != nil {
+		t.Fatal(err)
+	}
+	if got := n.mustNft(t, "", "list", "tables"); got != "table ip nr_other\n" {
+		t.Errorf("after Replace:\n%s", got)
+	}
+}

@@ -380,14 +380,9 @@ func (d *packetDaemon) replaceRuleset(spec rules.Spec) error {
 	base := d.ruleBase
 	done, mss := d.st.Ruleset()
 	d.ruleBase = [2]uint64{done, mss}
-	if err := rules.Apply(d.nft, spec); err != nil {
+	if err := rules.Replace(d.nft, spec, d.spec.Table); err != nil {
 		d.ruleBase = base
 		return err
-	}
-	if spec.Table != d.spec.Table {
-		if err := rules.Remove(d.nft, d.spec.Table); err != nil {
-			d.log.Warn("removing the old table", "table", d.spec.Table, "err", err)
-		}
 	}
 	d.spec = spec
 	if d.learner != nil {
