@@ -26,6 +26,7 @@ import (
 
 	"github.com/google/nftables"
 
+	"github.com/natreveal/natreveal/hostid"
 	"github.com/natreveal/natreveal/method/all"
 )
 
@@ -207,7 +208,7 @@ func BlockNote(conn Conn, table string, p Pair, d time.Duration, note string) er
 		}
 	}
 	if err := conn.Flush(); err != nil {
-		return fmt.Errorf("guard: block %s %#x: %w", p.Addr, p.HostID, err)
+		return fmt.Errorf("guard: block %s %s: %w", p.Addr, idText(p.HostID), err)
 	}
 	return nil
 }
@@ -236,12 +237,21 @@ func Unblock(conn Conn, table string, p Pair) error {
 		n++
 	}
 	if n == 0 {
-		return badInput("%s %#x is not blocked", p.Addr, p.HostID)
+		return badInput("%s %s is not blocked", p.Addr, idText(p.HostID))
 	}
 	if err := conn.Flush(); err != nil {
-		return fmt.Errorf("guard: unblock %s %#x: %w", p.Addr, p.HostID, err)
+		return fmt.Errorf("guard: unblock %s %s: %w", p.Addr, idText(p.HostID), err)
 	}
 	return nil
+}
+
+// idText writes a HOST_ID for messages as the rest of natreveal does
+// (hostid.Format): 0x0002, or 8 digits where it needs more than 16 bits.
+func idText(id uint32) string {
+	if id > 0xffff {
+		return hostid.Format(id, 32)
+	}
+	return hostid.Format(id, 16)
 }
 
 // Entry is one blocked pair in one method's set, as `guard list` prints it.
@@ -374,7 +384,7 @@ func pairSets(conn Conn, table string, p Pair) ([]*nftables.Set, error) {
 	case sameFamily == 0:
 		return nil, badInput("no installed method carries a HOST_ID over IPv%d", map[bool]int{false: 4, true: 6}[p.Addr.Is6()])
 	case fits == 0:
-		return nil, badInput("HOST_ID %#x is too wide for the installed methods (16 bits)", p.HostID)
+		return nil, badInput("HOST_ID %s is too wide for the installed methods (16 bits)", idText(p.HostID))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil

@@ -125,3 +125,13 @@ func FuzzParseKey(f *testing.F) {
 		}
 	})
 }
+
+// HOST_IDs in messages: as hostid.Format writes them, 4 hex digits up to 16
+// bits, else 8.
+func TestIDText(t *testing.T) {
+	for id, want := range map[uint32]string{2: "0x0002", 0xffff: "0xffff", 0x10002: "0x00010002"} {
+		if got := idText(id); got != want {
+			t.Errorf("idText(%#x) = %q, want %q", id, got, want)
+		}
+	}
+}

@@ -122,6 +122,8 @@ func TestSystemInstallBlockListRemove(t *testing.T) {
 	}
 	if err := Unblock(c, "", Pair{a, 2}); err == nil || !asInput(err, &ie) {
 		t.Errorf("second unblock: %v, want an input error", err)
+	} else if want := "192.0.2.1 0x0002 is not blocked"; err.Error() != want {
+		t.Errorf("second unblock: %q, want %q", err, want)
 	}
 	time.Sleep(2500 * time.Millisecond)
 	l, err = List(c, "", time.Now())

@@ -216,6 +216,9 @@ func TestGuardLimitExpiryTrust(t *testing.T) {
 		t.Errorf("c1's pair from an untrusted source: %d of 3 completed, want 3 (not acted on)", got)
 	}
 	mustGuard(t, l, "remove")
+	if out, err := guardRun(t, l, "remove"); exitCode(err) != 2 || !strings.Contains(out, "nothing to remove: guard is not installed") {
+		t.Errorf("second guard remove: exit %d, output %q; want exit 2, nothing to remove", exitCode(err), out)
+	}
 }
 
 // exitCode is a command's exit status (0 without error, -1 when it did not

@@ -196,7 +196,14 @@ that connection.`,
 			if err != nil {
 				return err
 			}
-			return run(guard.Remove(nc, *table))
+			if err := guard.Remove(nc, *table); errors.Is(err, guard.ErrNotInstalled) {
+				// Still exit 2 (docs/server.md: no table installed), but
+				// not "run guard install first".
+				return cli.UsageErr(errors.New("nothing to remove: guard is not installed"))
+			} else if err != nil {
+				return run(err)
+			}
+			return nil
 		},
 	}
 	cmd.AddCommand(install, block, unblock, list, remove, guardMetricsCmd(table))

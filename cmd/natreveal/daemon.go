@@ -453,7 +453,7 @@ func (d *packetDaemon) reload(c *config.Config, src hostid.Source) (string, erro
 		return "", fmt.Errorf("stopping")
 	}
 	if key := restartOnly(d.c, c); key != "" {
-		return "", &config.Error{Key: key, Msg: "changes only on a restart; the running configuration stays"}
+		return "", &config.Error{Key: key, Msg: "changes only on a restart"}
 	}
 	h, flows, err := d.prepare(c, src)
 	if err != nil {

@@ -1,20 +1,26 @@
 package main
 
 import (
-	"encoding/json"
 	"log/slog"
+	"sort"
 
 	"github.com/natreveal/natreveal/handler"
 )
 
-// counters renders Stats as a JSON object: nested in JSON logs, a quoted
-// JSON string in text logs.
-type counters struct{ st *handler.Stats }
-
-func (c counters) MarshalJSON() ([]byte, error) { return json.Marshal(c.st) }
-func (c counters) MarshalText() ([]byte, error) { return json.Marshal(c.st) }
-
-// logStats logs the counters: msg "stats", attribute "counters".
+// logStats logs the non-zero counters: msg "stats", group "counters" with
+// one attribute per counter, by name (text: counters.accepted=41; JSON: a
+// nested object). Nothing counted leaves the group, and so the attribute,
+// out.
 func logStats(l *slog.Logger, st *handler.Stats) {
-	l.Info("stats", "counters", counters{st})
+	snap := st.Snapshot()
+	names := make([]string, 0, len(snap))
+	for name := range snap {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	attrs := make([]any, 0, len(names))
+	for _, name := range names {
+		attrs = append(attrs, slog.Uint64(name, snap[name]))
+	}
+	l.Info("stats", slog.Group("counters", attrs...))
 }
