@@ -157,3 +157,22 @@ func TestGuardInstallInput(t *testing.T) {
 	wantUsage(t, []string{"guard", "install", "--table", "natreveal_test_unused", "--nat", "192.0.2.1", "--ip-option-type", "0"}, "--ip-option-type: 0 is not")
 	wantUsage(t, []string{"guard", "install", "--table", "natreveal_test_unused", "--nat", "2001:db8::1", "--dest-opt-type", "0"}, "--dest-opt-type: 0x0 is not")
 }
+
+// A miss says why: a reserved port, another address, or a port past the
+// last block; a hit names the HOST_ID source it used.
+func TestPortsetLookupMissReason(t *testing.T) {
+	policy := filepath.Join(t.TempDir(), "policy.json")
+	if err := os.WriteFile(policy, []byte(`{"inside":["100.64.0.0/24"],"public":["192.0.2.1"],"block_size":252}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := runCLI(t, "portset", "lookup", "--policy", policy, "192.0.2.1:1300", "192.0.2.1:80", "192.0.2.2:1300", "192.0.2.1:65535")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 1 || len(lines) != 4 {
+		t.Fatalf("exit %d, want 1:\n%s", code, out)
+	}
+	for i, want := range []string{`"hostid_source":"lower16"`, "below the policy's first port 1024", "192.0.2.2 is not one of the policy's 1 public addresses", "past the last block"} {
+		if !strings.Contains(lines[i], want) {
+			t.Errorf("answer %d: %s, want %q", i, lines[i], want)
+		}
+	}
+}
