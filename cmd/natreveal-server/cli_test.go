@@ -176,3 +176,32 @@ func TestPortsetLookupMissReason(t *testing.T) {
 		}
 	}
 }
+
+// mapping lookup marks an answer from a binding without an end in the log
+// ("open") and a time after the log's last record ("after_log_end"), and
+// keeps exit 0: the host is still the log's answer.
+func TestMappingLookupOpenAfterLogEnd(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "a.jsonl")
+	recs := `{"time":"2026-06-01T09:00:00Z","event":"new","proto":"tcp","inside":"100.64.0.2","inside_port":40000,"public":"192.0.2.1","public_port":3000}
+{"time":"2026-06-01T09:00:00Z","event":"new","proto":"tcp","inside":"100.64.0.3","inside_port":40000,"public":"192.0.2.1","public_port":3001}
+{"time":"2026-06-01T09:00:05Z","event":"destroy","proto":"tcp","inside":"100.64.0.3","inside_port":40000,"public":"192.0.2.1","public_port":3001}
+`
+	if err := os.WriteFile(log, []byte(recs), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	look := func(at, ap string) (int, string) {
+		code, out, stderr := runCLI(t, "mapping", "lookup", "--log", log, "--at", at, ap)
+		return code, out + stderr
+	}
+	if code, out := look("2026-06-01T09:00:01Z", "192.0.2.1:3000"); code != 0 || !strings.Contains(out, `"open":true`) || strings.Contains(out, "after_log_end") {
+		t.Errorf("open binding within the log: exit %d, %s", code, out)
+	}
+	if code, out := look("2026-06-01T09:00:01Z", "192.0.2.1:3001"); code != 0 || strings.Contains(out, `"open"`) {
+		t.Errorf("ended binding: exit %d, %s", code, out)
+	}
+	code, out := look("2026-12-01T09:00:00Z", "192.0.2.1:3000")
+	if code != 0 || !strings.Contains(out, `"open":true`) || !strings.Contains(out, `"after_log_end":true`) || !strings.Contains(out, `"log_end":"2026-06-01T09:00:05Z"`) {
+		t.Errorf("six months after the log: exit %d, %s", code, out)
+	}
+}
