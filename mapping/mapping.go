@@ -170,6 +170,25 @@ func (b Binding) Covers(t time.Time) bool {
 	return !t.Before(b.Start) && (b.End.IsZero() || !t.After(b.End))
 }
 
+// Open reports whether b has no end in the logs (no "destroy" record from
+// its owner): Covers then holds for any time after Start, though the host
+// may have released the port when the log stopped.
+func (b Binding) Open() bool { return b.End.IsZero() }
+
+// Last is the time of the latest record of logs (zero when there is none):
+// a lookup after it answers from bindings the logs saw still open.
+func Last(logs ...[]Record) time.Time {
+	var t time.Time
+	for _, l := range logs {
+		for _, r := range l {
+			if r.Time.After(t) {
+				t = r.Time
+			}
+		}
+	}
+	return t
+}
+
 // Lookup returns the bindings of proto on public at time t. Without the
 // destination in the logs (RFC 6888 §4 advises leaving it out) the kernel
 // may give one public port to flows of several inside hosts towards

@@ -130,3 +130,21 @@ func TestReadRejects(t *testing.T) {
 		t.Errorf("a long line: %v, want a *LineError for line 3", err)
 	}
 }
+
+// Open and Last: a binding without a destroy record is open; Last is the
+// latest record of all logs.
+func TestOpenLast(t *testing.T) {
+	a := logOf(t, "a", line(0, "new", "100.64.0.2", 40000, "192.0.2.1", 3000), line(1, "new", "100.64.0.3", 40000, "192.0.2.1", 3001),
+		line(2, "destroy", "100.64.0.3", 40000, "192.0.2.1", 3001))
+	b := logOf(t, "b", line(3, "new", "100.64.0.4", 40000, "192.0.2.1", 3002))
+	bs := Merge(a, b)
+	if len(bs) != 3 || !bs[0].Open() || bs[1].Open() || !bs[2].Open() {
+		t.Fatalf("bindings %+v", bs)
+	}
+	if got := Last(a, b); !got.Equal(at(t0 + "3Z")) {
+		t.Errorf("Last = %v", got)
+	}
+	if !Last().IsZero() {
+		t.Error("Last of no logs is not zero")
+	}
+}

@@ -157,3 +157,51 @@ func TestGuardInstallInput(t *testing.T) {
 	wantUsage(t, []string{"guard", "install", "--table", "natreveal_test_unused", "--nat", "192.0.2.1", "--ip-option-type", "0"}, "--ip-option-type: 0 is not")
 	wantUsage(t, []string{"guard", "install", "--table", "natreveal_test_unused", "--nat", "2001:db8::1", "--dest-opt-type", "0"}, "--dest-opt-type: 0x0 is not")
 }
+
+// A miss says why: a reserved port, another address, or a port past the
+// last block; a hit names the HOST_ID source it used.
+func TestPortsetLookupMissReason(t *testing.T) {
+	policy := filepath.Join(t.TempDir(), "policy.json")
+	if err := os.WriteFile(policy, []byte(`{"inside":["100.64.0.0/24"],"public":["192.0.2.1"],"block_size":252}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := runCLI(t, "portset", "lookup", "--policy", policy, "192.0.2.1:1300", "192.0.2.1:80", "192.0.2.2:1300", "192.0.2.1:65535")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 1 || len(lines) != 4 {
+		t.Fatalf("exit %d, want 1:\n%s", code, out)
+	}
+	for i, want := range []string{`"hostid_source":"lower16"`, "below the policy's first port 1024", "192.0.2.2 is not one of the policy's 1 public addresses", "past the last block"} {
+		if !strings.Contains(lines[i], want) {
+			t.Errorf("answer %d: %s, want %q", i, lines[i], want)
+		}
+	}
+}
+
+// mapping lookup marks an answer from a binding without an end in the log
+// ("open") and a time after the log's last record ("after_log_end"), and
+// keeps exit 0: the host is still the log's answer.
+func TestMappingLookupOpenAfterLogEnd(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "a.jsonl")
+	recs := `{"time":"2026-06-01T09:00:00Z","event":"new","proto":"tcp","inside":"100.64.0.2","inside_port":40000,"public":"192.0.2.1","public_port":3000}
+{"time":"2026-06-01T09:00:00Z","event":"new","proto":"tcp","inside":"100.64.0.3","inside_port":40000,"public":"192.0.2.1","public_port":3001}
+{"time":"2026-06-01T09:00:05Z","event":"destroy","proto":"tcp","inside":"100.64.0.3","inside_port":40000,"public":"192.0.2.1","public_port":3001}
+`
+	if err := os.WriteFile(log, []byte(recs), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	look := func(at, ap string) (int, string) {
+		code, out, stderr := runCLI(t, "mapping", "lookup", "--log", log, "--at", at, ap)
+		return code, out + stderr
+	}
+	if code, out := look("2026-06-01T09:00:01Z", "192.0.2.1:3000"); code != 0 || !strings.Contains(out, `"open":true`) || strings.Contains(out, "after_log_end") {
+		t.Errorf("open binding within the log: exit %d, %s", code, out)
+	}
+	if code, out := look("2026-06-01T09:00:01Z", "192.0.2.1:3001"); code != 0 || strings.Contains(out, `"open"`) {
+		t.Errorf("ended binding: exit %d, %s", code, out)
+	}
+	code, out := look("2026-12-01T09:00:00Z", "192.0.2.1:3000")
+	if code != 0 || !strings.Contains(out, `"open":true`) || !strings.Contains(out, `"after_log_end":true`) || !strings.Contains(out, `"log_end":"2026-06-01T09:00:05Z"`) {
+		t.Errorf("six months after the log: exit %d, %s", code, out)
+	}
+}

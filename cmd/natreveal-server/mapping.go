@@ -32,28 +32,29 @@ func mappingCmd() *cobra.Command {
 }
 
 // readLogs reads and merges the logs named by --log.
-func readLogs(files []string) ([]mapping.Binding, error) {
+// readLogs merges the logs of files; last is the time of their latest record.
+func readLogs(files []string) (bs []mapping.Binding, last time.Time, err error) {
 	if len(files) == 0 {
-		return nil, cli.UsageErr(&config.Error{Key: "--log", Msg: "required: one mapping log per node (mapping_log.file)"})
+		return nil, last, cli.UsageErr(&config.Error{Key: "--log", Msg: "required: one mapping log per node (mapping_log.file)"})
 	}
 	var logs [][]mapping.Record
 	for _, f := range files {
 		fh, err := os.Open(f)
 		if err != nil {
-			return nil, cli.UsageErr(&config.Error{Key: "--log", Msg: err.Error()})
+			return nil, last, cli.UsageErr(&config.Error{Key: "--log", Msg: err.Error()})
 		}
 		recs, err := mapping.Read(fh, f)
 		fh.Close()
 		var le *mapping.LineError
 		switch {
 		case errors.As(err, &le): // not a mapping log, or a damaged one
-			return nil, cli.UsageErr(err)
+			return nil, last, cli.UsageErr(err)
 		case err != nil:
-			return nil, cli.Failed(err)
+			return nil, last, cli.Failed(err)
 		}
 		logs = append(logs, recs)
 	}
-	return mapping.Merge(logs...), nil
+	return mapping.Merge(logs...), mapping.Last(logs...), nil
 }
 
 func mappingMergeCmd() *cobra.Command {
@@ -64,7 +65,7 @@ func mappingMergeCmd() *cobra.Command {
 	}
 	logs := cmd.Flags().StringArray("log", nil, "a node's mapping log (repeat for each node)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		bs, err := readLogs(*logs)
+		bs, _, err := readLogs(*logs)
 		if err != nil {
 			return err
 		}
@@ -85,7 +86,15 @@ type mappingAnswer struct {
 	Inside   string            `json:"inside,omitempty"`
 	HostID   string            `json:"host_id,omitempty"`
 	Bindings []mapping.Binding `json:"bindings,omitempty"`
-	Error    string            `json:"error,omitempty"`
+	// Open: a binding of the answer has no end in the logs (no destroy
+	// record), so it is taken as held at any later time; the host may have
+	// released the port after the log stopped.
+	Open bool `json:"open,omitempty"`
+	// AfterLogEnd: the lookup's time is after the logs' latest record
+	// (LogEnd); the logs say nothing of that time.
+	AfterLogEnd bool   `json:"after_log_end,omitempty"`
+	LogEnd      string `json:"log_end,omitempty"`
+	Error       string `json:"error,omitempty"`
 }
 
 func mappingLookupCmd() *cobra.Command {
@@ -117,7 +126,7 @@ func mappingLookupCmd() *cobra.Command {
 			}
 			aps = append(aps, ap)
 		}
-		bs, err := readLogs(*logs)
+		bs, last, err := readLogs(*logs)
 		if err != nil {
 			return err
 		}
@@ -126,6 +135,12 @@ func mappingLookupCmd() *cobra.Command {
 		for _, ap := range aps {
 			found := mapping.Lookup(bs, proto, ap, t)
 			r := mappingAnswer{Public: ap.String(), Time: t.UTC().Format(time.RFC3339Nano), Bindings: found}
+			for _, b := range found {
+				r.Open = r.Open || b.Open()
+			}
+			if t.After(last) {
+				r.AfterLogEnd, r.LogEnd = true, last.UTC().Format(time.RFC3339Nano)
+			}
 			switch hosts := mapping.Hosts(found); len(hosts) {
 			case 0:
 				missing++

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -72,10 +73,11 @@ func portsetLookupCmd() *cobra.Command {
 				r.Block = b.Ports.String()
 				if id, ok := src.HostID(in, 0); ok {
 					r.HostID = hostid.Format(id, src.Bits())
+					r.Source = *source
 				}
 			} else {
 				missing++
-				r.Error = "not in a deterministic block: reserved port, another address, or a host of the masquerade"
+				r.Error = "not in a deterministic block: " + missReason(p, ap)
 			}
 			if err := enc.Encode(r); err != nil {
 				return err
@@ -94,7 +96,34 @@ type lookupRecord struct {
 	Inside string `json:"inside,omitempty"`
 	HostID string `json:"host_id,omitempty"`
 	Block  string `json:"block,omitempty"`
+	// Source is the --hostid-source host_id was computed with.
+	Source string `json:"hostid_source,omitempty"`
 	Error  string `json:"error,omitempty"`
+}
+
+// missReason says why p.Lookup finds no host for ap: the port is reserved,
+// the address is not the policy's, or the block is past the last one or
+// held by no inside host.
+func missReason(p portset.Policy, ap netip.AddrPort) string {
+	n, err := p.Normalize()
+	if err != nil {
+		return err.Error()
+	}
+	addr, port := ap.Addr().Unmap(), ap.Port()
+	if !slices.Contains(n.Public, addr) {
+		return fmt.Sprintf("%s is not one of the policy's %d public addresses", addr, len(n.Public))
+	}
+	if port < n.Ports.First {
+		return fmt.Sprintf("reserved port: below the policy's first port %d", n.Ports.First)
+	}
+	if port > n.Ports.Last {
+		return fmt.Sprintf("reserved port: past the policy's last port %d", n.Ports.Last)
+	}
+	end := int(n.Ports.First) + n.Ratio*n.BlockSize - 1
+	if int(port) > end {
+		return fmt.Sprintf("port past the last block (the %d blocks of %d ports end at %d)", n.Ratio, n.BlockSize, end)
+	}
+	return fmt.Sprintf("a block no inside host holds (the policy gives blocks to %d of its %d hosts)", p.Deterministic(), p.Hosts())
 }
 
 // readPolicy reads a policy file: JSON (a policy or a whole plan) or the

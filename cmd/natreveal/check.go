@@ -15,6 +15,7 @@ import (
 	"github.com/natreveal/natreveal/config"
 	"github.com/natreveal/natreveal/conntrack"
 	"github.com/natreveal/natreveal/internal/cli"
+	methodportset "github.com/natreveal/natreveal/method/portset"
 )
 
 func checkCmd() *cobra.Command {
@@ -42,6 +43,9 @@ func checkCmd() *cobra.Command {
 				return usageErr(err)
 			}
 			line("config", true, fmt.Sprintf("inside %v, methods %v, %s, table %s", c.Inside, c.Methods, c.Placement, c.Table))
+			if w := portSetWarning(c); w != "" {
+				checkMark(out, "warn", "port-set", w)
+			}
 		}
 
 		if m, err := probe(); err != nil {
@@ -82,7 +86,36 @@ func checkLine(w io.Writer, name string, good bool, detail string) {
 	if !good {
 		mark = "FAIL"
 	}
+	checkMark(w, mark, name, detail)
+}
+
+// checkMark prints one line of check with its mark: "ok  ", "FAIL", or
+// "warn" (run works, but not as the configuration may intend; the exit
+// code stays that of the other lines).
+//
+//go:noinline
+func checkMark(w io.Writer, mark, name, detail string) {
 	fmt.Fprintf(w, "%s %-10s %s\n", mark, name, detail)
+}
+
+// portSetWarning is what check warns of in a port-set policy run accepts:
+// blocks for fewer hosts than the inside prefixes hold (RFC 7422 §2 gives
+// every inside address a block; the others take the masquerade's ports,
+// which no lookup in the published plan names).
+func portSetWarning(c *config.Config) string {
+	if !c.Has(methodportset.Name) || !c.HasPortSetPolicy() {
+		return ""
+	}
+	p, err := c.PortSet.Policy.Normalize()
+	if err != nil {
+		return "" // config.Load reported it
+	}
+	det, hosts := p.Deterministic(), p.Hosts()
+	if det >= hosts {
+		return ""
+	}
+	return fmt.Sprintf("block_size: %d ports give blocks to %d of %d inside hosts; the other %d take the masquerade's ports (not deterministic)",
+		p.BlockSize, det, hosts, hosts-det)
 }
 
 // checkConntrack asks ctnetlink for a flow that cannot exist: "no such

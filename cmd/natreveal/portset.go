@@ -52,6 +52,11 @@ func portsetPlanCmd() *cobra.Command {
 		if !c.HasPortSetPolicy() {
 			return usageErr(&config.Error{Key: "port_set.public", Msg: "no port-set policy configured (set port_set.public and port_set.block_size, or port_set.policy_file)"})
 		}
+		// Without the method, run installs no table: a published plan would
+		// name hosts behind ports the kernel's masquerade picks.
+		if !c.Has(methodportset.Name) {
+			return usageErr(&config.Error{Key: "methods", Msg: "port-set is not enabled, so run installs no port-set table: add port-set"})
+		}
 		p := c.PortSet.Policy
 		out := cmd.OutOrStdout()
 		switch *format {
