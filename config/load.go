@@ -72,14 +72,20 @@ func loadKeys(fs *pflag.FlagSet, getenv func(string) string) (*Keys, error) {
 		if err != nil {
 			return nil, bad("config", "cannot read %s: %v", file, err)
 		}
+		// Parsed once: the map for viper, the nodes for checkFile.
+		var doc yaml.Node
 		m := map[string]any{}
-		if err := yaml.Unmarshal(b, &m); err != nil {
+		err = yaml.Unmarshal(b, &doc)
+		if err == nil && len(doc.Content) > 0 {
+			err = doc.Decode(&m)
+		}
+		if err != nil {
 			return nil, bad("config", "%s: %v", file, err)
 		}
 		if err := v.MergeConfigMap(m); err != nil {
 			return nil, bad("config", "%s: %v", file, err)
 		}
-		ferr = checkFile(b)
+		ferr = checkFile(&doc)
 	}
 	var k Keys
 	err := v.Unmarshal(&k, func(dc *mapstructure.DecoderConfig) {

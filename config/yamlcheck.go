@@ -13,10 +13,8 @@ import (
 // as neither its default nor "" can be assumed silently, and an integer
 // key's number is checked as written (parseInt: 010, 1e3, 7.9 and numbers
 // past 64 bits are refused, not read as octal, truncated or wrapped).
-// nil when the text cannot be parsed: the loader has said why.
-func checkFile(data []byte) error {
-	var doc yaml.Node
-	if yaml.Unmarshal(data, &doc) != nil || len(doc.Content) == 0 {
+func checkFile(doc *yaml.Node) error {
+	if len(doc.Content) == 0 {
 		return nil
 	}
 	if root := doc.Content[0]; root.Kind == yaml.MappingNode {

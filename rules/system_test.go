@@ -236,15 +236,27 @@ func TestSystemApplyReplaceRemove(t *testing.T) {
 	}
 }
 
-func TestSystemApplyFailureKeepsOldTable(t *testing.T) {
+// appliedExample applies exampleSpec, changed by edit, in a namespace of
+// its own, with the mechanism this kernel has.
+func appliedExample(t *testing.T, edit func(*Spec)) (*netns, *nftables.Conn, Spec) {
+	t.Helper()
 	m := probe(t)
 	n := newNetNS(t)
 	c := n.conn(t)
 	s := exampleSpec()
 	s.Mechanism = m
+	if edit != nil {
+		edit(&s)
+	}
 	if err := Apply(c, s); err != nil {
 		t.Fatal(err)
 	}
+	return n, c, s
+}
+
+func TestSystemApplyFailureKeepsOldTable(t *testing.T) {
+	n, c, s := appliedExample(t, nil)
+	m := s.Mechanism
 	before := n.mustNft(t, "", "list", "ruleset")
 	// The other mechanism fails on a kernel that has only one of them; the
 	// whole batch is refused and the old table stays as it was.
@@ -362,14 +374,7 @@ func TestSystemTextLoads(t *testing.T) {
 // Replace renames the table in one batch: the old name's tables go with
 // the new one's arrival, and a refused batch leaves the old ones.
 func TestSystemReplaceRenames(t *testing.T) {
-	m := probe(t)
-	n := newNetNS(t)
-	c := n.conn(t)
-	s := exampleSpec()
-	s.Mechanism = m
-	if err := Apply(c, s); err != nil {
-		t.Fatal(err)
-	}
+	n, c, s := appliedExample(t, nil)
 	bad := s
 	bad.Table = "nr_other"
 	bad.QueueCount = 0 // invalid: refused before anything is sent

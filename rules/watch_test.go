@@ -70,17 +70,11 @@ func FuzzDeletedTable(f *testing.F) {
 // natreveal's; Apply's own replacement (delete and add in one batch) leaves
 // nothing missing; stop ends the subscription.
 func TestSystemWatchDeleted(t *testing.T) {
-	m := probe(t)
-	n := newNetNS(t)
-	c := n.conn(t)
+	n, c, s := appliedExample(t, func(s *Spec) {
+		s.Inside = prefixes("100.64.0.0/24", "2001:db8:1::/64")
+		s.SYN6 = true
+	})
 	n.mustNft(t, userTable, "-f", "-")
-	s := exampleSpec()
-	s.Mechanism = m
-	s.Inside = prefixes("100.64.0.0/24", "2001:db8:1::/64")
-	s.SYN6 = true
-	if err := Apply(c, s); err != nil {
-		t.Fatal(err)
-	}
 	if got, want := s.Tables(), []string{"ip natreveal", "ip6 natreveal"}; !slices.Equal(got, want) {
 		t.Fatalf("Tables = %q, want %q", got, want)
 	}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/nftables"
+
 	"github.com/natreveal/natreveal/rules"
 )
 
@@ -122,18 +124,26 @@ func (d *packetDaemon) restore() bool {
 	if d.stopped || !d.installed {
 		return false
 	}
-	gone, err := rules.Missing(d.nft, d.spec.Tables())
+	return putBack(d.nft, d.spec.Tables(), func() error { return d.replaceRuleset(d.spec) }, d.log, "", ": no packet is marked")
+}
+
+// putBack applies again when a table of tables is missing, and reports
+// whether it did; prefix names the owner in the log ("port-set: "), failed
+// says what a failure leaves, attrs go with the success line.
+func putBack(nft *nftables.Conn, tables []string, apply func() error, log *slog.Logger, prefix, failed string, attrs ...any) bool {
+	gone, err := rules.Missing(nft, tables)
 	if err != nil {
-		d.log.Warn("checking natreveal's tables", "err", err)
+		log.Warn(prefix+"checking natreveal's tables", "err", err)
 		return false
 	}
 	if len(gone) == 0 {
 		return false
 	}
-	if err := d.replaceRuleset(d.spec); err != nil {
-		d.log.Error("table "+strings.Join(gone, ", ")+" was deleted while natreveal runs, and putting it back failed: no packet is marked", "err", err)
+	what := prefix + "table " + strings.Join(gone, ", ") + " was deleted while natreveal runs"
+	if err := apply(); err != nil {
+		log.Error(what+", and putting it back failed"+failed, "err", err)
 		return false
 	}
-	d.log.Warn("table "+strings.Join(gone, ", ")+" was deleted while natreveal runs (a firewall reload?): installed again", "tables", gone)
+	log.Warn(what+" (a firewall reload?): installed again", append([]any{"tables", gone}, attrs...)...)
 	return true
 }

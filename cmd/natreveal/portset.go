@@ -138,20 +138,8 @@ func startPortSet(ctx context.Context, c *config.Config, src hostid.Source, log 
 			if stopped {
 				return false
 			}
-			gone, err := rules.Missing(nft, []string{spec.TableName()})
-			if err != nil || len(gone) == 0 {
-				if err != nil {
-					log.Warn("port-set: checking the table", "err", err)
-				}
-				return false
-			}
-			if err := rules.ApplyPortSet(nft, spec); err != nil {
-				log.Error("port-set: table "+spec.TableName()+" was deleted while natreveal runs, and putting it back failed", "err", err)
-				return false
-			}
-			log.Warn("port-set: table "+spec.TableName()+" was deleted while natreveal runs (a firewall reload?): installed again",
-				"rfc7422", record())
-			return true
+			return putBack(nft, []string{spec.TableName()}, func() error { return rules.ApplyPortSet(nft, spec) },
+				log, "port-set: ", "", "rfc7422", record())
 		}
 		undo = append(undo, func() {
 			mu.Lock()

@@ -129,14 +129,11 @@ func readFacts(table string, families, others []string) control.Facts {
 		for _, fam := range families {
 			keys = append(keys, fam+" "+table)
 		}
-		for _, k := range keys {
-			fam, name, _ := strings.Cut(k, " ")
-			nf := nftables.TableFamilyIPv4
-			if fam == "ip6" {
-				nf = nftables.TableFamilyIPv6
-			}
-			if _, err := nft.ListTableOfFamily(name, nf); err == nil {
-				f.Tables[k] = true
+		if gone, err := rules.Missing(nft, keys); err == nil {
+			for _, k := range keys {
+				if !slices.Contains(gone, k) {
+					f.Tables[k] = true
+				}
 			}
 		}
 		if f.Tables["ip "+table] {

@@ -234,13 +234,8 @@ func (o *opts) check() error {
 		return errors.New("-established-conns must be at least 1")
 	}
 	for _, l := range []struct{ name, list string }{{"cpus", o.cpus}, {"queue-counts", o.queueCounts}} {
-		if l.list == "" {
-			continue
-		}
-		for _, c := range strings.Split(l.list, ",") {
-			if n, err := strconv.Atoi(strings.TrimSpace(c)); err != nil || n < 1 {
-				return fmt.Errorf("-%s: bad count %q", l.name, c)
-			}
+		if _, err := counts(l.name, l.list); err != nil {
+			return err
 		}
 	}
 	if _, _, estOnly, err := selectModes(o.modes); err != nil {
@@ -336,7 +331,9 @@ func Main(args []string) int {
 		return 0
 	}
 	if o.cpus != "" {
-		return scaling(fs, o.cpus, o.queueCounts, o.jsonOut)
+		cpus, _ := counts("cpus", o.cpus) // checked with the other flags
+		qs, _ := counts("queue-counts", o.queueCounts)
+		return scaling(fs, cpus, qs, o.jsonOut)
 	}
 	p := params{rounds: 3, conn: 4 * time.Second, lat: 1500 * time.Millisecond, flood: 1500 * time.Millisecond,
 		floodWarm: 300 * time.Millisecond, workers: 32, maxFlood: 3_000_000}
@@ -921,4 +918,21 @@ func stepProgress(pl *progress.Line, round, rounds, k, modes int, name string) {
 		left = ", " + left
 	}
 	pl.Update("bench: round %d/%d, %s (%d/%d)%s", round+1, rounds, name, k+1, modes, left)
+}
+
+// counts reads a -cpus or -queue-counts list: counts of at least 1,
+// separated by commas; nil for "".
+func counts(name, list string) ([]int, error) {
+	if list == "" {
+		return nil, nil
+	}
+	var out []int
+	for _, c := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(c))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("-%s: bad count %q", name, c)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }

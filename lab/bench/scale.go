@@ -34,7 +34,7 @@ type scaleRow struct {
 // binary under `taskset -c` on the first N CPUs of this process's
 // affinity: generators, daemons and the softirq work they cause all stay
 // there. The children get every other flag of fs as given.
-func scaling(fs *flag.FlagSet, cpusList, queueCounts, jsonOut string) int {
+func scaling(fs *flag.FlagSet, cpus, queueCounts []int, jsonOut string) int {
 	avail := cpuList()
 	var pass []string
 	fs.Visit(func(f *flag.Flag) {
@@ -58,12 +58,7 @@ func scaling(fs *flag.FlagSet, cpusList, queueCounts, jsonOut string) int {
 	}
 	defer os.RemoveAll(dir)
 	rep := &report{CPUs: len(avail), CPUList: avail}
-	for _, cs := range strings.Split(cpusList, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(cs))
-		if err != nil || n < 1 {
-			fmt.Fprintf(os.Stderr, "bench: -cpus: bad count %q\n", cs)
-			return 2
-		}
+	for _, n := range cpus {
 		if n > len(avail) {
 			note("scaling: %d CPUs asked, this machine lets the bench use %d: skipped", n, len(avail))
 			continue
@@ -73,16 +68,8 @@ func scaling(fs *flag.FlagSet, cpusList, queueCounts, jsonOut string) int {
 			set[i] = strconv.Itoa(avail[i])
 		}
 		qs := []int{1, n}
-		if queueCounts != "" {
-			qs = nil
-			for _, q := range strings.Split(queueCounts, ",") {
-				k, err := strconv.Atoi(strings.TrimSpace(q))
-				if err != nil || k < 1 {
-					fmt.Fprintf(os.Stderr, "bench: -queue-counts: bad count %q\n", q)
-					return 2
-				}
-				qs = append(qs, k)
-			}
+		if queueCounts != nil {
+			qs = queueCounts
 		}
 		seen := map[int]bool{}
 		for _, q := range qs {
